@@ -1,0 +1,5 @@
+"""Commands of the `sim` group; registered on the shared app by import."""
+
+from __future__ import annotations
+
+from twitchgraph.cli._app import app  # noqa: F401
