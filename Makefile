@@ -23,7 +23,7 @@ system-deps:
 	  else echo "warning: chromium missing and not root; browser tests will be skipped"; fi; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest
