@@ -1,0 +1,636 @@
+"""From stored snapshots to a streamer graph: filters, bot removal, weighted edges.
+
+All the work is DuckDB SQL over the store; Python only strings the steps together and
+keeps the counts. The result is four tables (streamers, edges, played, games) and the
+statistics that ``build.json`` records, so that any graph can be traced back to how it
+was made.
+
+Definitions (the original Italian-Twitch study's, parameterised):
+
+* the window is the complete snapshots with ``since <= started_at < until``; every
+  ``every_nth`` of them (in time order, starting with the first) is used;
+* a snapshot stands for ``snapshot_minutes`` minutes: the median spacing of the used
+  snapshots (or ``interval_s * every_nth`` when only one is used);
+* ``minutes_live`` = snapshots live x snapshot_minutes; ``viewer_mean`` and ``chatter_mean``
+  are means over the snapshots the streamer was live in (a live snapshot without chatters
+  counts as 0 chatters); ``chatters_total`` = |S|, the distinct non-bot chatters of the
+  streamer over the window (the streamer in their own chat is not counted);
+* shared = |Sa n Sb|; overlap = 100 shared / min(|Sa|, |Sb|); jaccard = 100 shared / |Sa u Sb|;
+  an edge is kept when the chosen weight reaches ``min_weight`` and points from the streamer
+  with the higher viewer mean (ties: alphabetical login order);
+* thresholds keep values that reach them (``>=``), applied in order: minutes live,
+  viewer mean, chatter mean.
+
+Examples
+--------
+>>> from twitchgraph.build import build_graph, write_graph_dir   # doctest: +SKIP
+>>> result = build_graph(con, every_nth=3, min_weight=10)         # doctest: +SKIP
+>>> write_graph_dir(result, "graph/")                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from twitchgraph import __version__
+from twitchgraph.bots import known_bots, suspected_bots_sql
+from twitchgraph.enrich.schema import ensure_enrich_tables
+
+__all__ = [
+    "BuildError",
+    "BuildParams",
+    "BuildResult",
+    "GAMES_COLUMNS",
+    "STREAMERS_COLUMNS",
+    "build_graph",
+    "write_graph_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS = ("overlap", "jaccard", "shared")
+STREAMERS_COLUMNS = [
+    "Id", "Label", "login", "language", "minutes_live", "viewer_mean", "viewer_peak",
+    "chatter_mean", "chatters_total", "main_game", "broadcaster_type", "social_links",
+]  # fmt: skip
+EDGES_COLUMNS = ["Source", "Target", "Weight", "shared", "overlap", "jaccard", "Type"]
+PLAYED_COLUMNS = ["Source", "Target", "minutes_played"]
+GAMES_COLUMNS = [
+    "Id", "Label", "game_id", "igdb_id", "genres", "themes", "release_date", "developers",
+    "publishers", "steam_appid", "steam_match", "steam_match_score", "categories", "tags",
+]  # fmt: skip
+
+
+class BuildError(ValueError):
+    """The build cannot produce a graph; the message names the step and the counts."""
+
+
+@dataclass(frozen=True)
+class BuildParams:
+    """Parameters of one build; the defaults are the original study's.
+
+    Args:
+        since: first instant of the window (inclusive), ``None`` = from the first snapshot.
+        until: end of the window (exclusive), ``None`` = through the last snapshot.
+        every_nth: use every k-th complete snapshot of the window (3 = 15 min at 5-min cron).
+        language: keep only streams in this language (ISO 639-1, e.g. ``"it"``).
+        min_live_minutes: keep streamers live at least this many minutes.
+        min_viewer_mean: keep streamers with at least this mean viewer count.
+        min_chatter_mean: keep streamers with at least this mean number of chatters.
+        min_weight: keep edges whose weight reaches this value.
+        weight: the edge weight: ``overlap`` (percent of the smaller audience), ``jaccard``
+            (percent of the union) or ``shared`` (count of shared chatters).
+        min_game_minutes: keep streamer-game edges with at least this many minutes played.
+        drop_suspected: also remove accounts the presence heuristic flags.
+        bot_channel_share: an account present in more than this share of a snapshot's live
+            channels is a suspected bot.
+        bot_min_channels: ... and in at least this many channels (tiny snapshots).
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    every_nth: int = 3
+    language: str | None = None
+    min_live_minutes: float = 60.0
+    min_viewer_mean: float = 10.0
+    min_chatter_mean: float = 10.0
+    min_weight: float = 10.0
+    weight: str = "overlap"
+    min_game_minutes: float = 30.0
+    drop_suspected: bool = False
+    bot_channel_share: float = 0.10
+    bot_min_channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.every_nth < 1:
+            raise ValueError(f"every_nth must be 1 or more, got {self.every_nth}")
+        if self.weight not in WEIGHTS:
+            raise ValueError(f"weight must be one of {', '.join(WEIGHTS)}, got {self.weight!r}")
+        if not 0 < self.bot_channel_share <= 1:
+            raise ValueError(
+                f"bot_channel_share must be in (0, 1], got {self.bot_channel_share}"
+            )
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _as_utc(value))
+        if self.since and self.until and self.since >= self.until:
+            raise ValueError(f"since ({self.since}) must be before until ({self.until})")
+
+
+@dataclass
+class BuildResult:
+    """The graph tables and the statistics recorded in ``build.json``."""
+
+    streamers: pd.DataFrame
+    edges: pd.DataFrame
+    played: pd.DataFrame
+    games: pd.DataFrame
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> Any:
+    return con.execute(sql, params or []).fetchone()[0]
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(_scalar(con, f"SELECT count(*) FROM {table}"))
+
+
+def _select_snapshots(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> float:
+    """Create ``_tg_sel`` (snapshot_id, started_at) and return the minutes one stands for."""
+    total = _count(con, "snapshots")
+    if total == 0:
+        raise BuildError("the store has no snapshots: run `twitchgraph collect` first")
+    complete = _count(con, "snapshots WHERE status = 'complete'")
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_window AS
+        SELECT snapshot_id, started_at, interval_s,
+               row_number() OVER (ORDER BY started_at, snapshot_id) - 1 AS rn
+        FROM snapshots
+        WHERE status = 'complete'
+          AND (CAST(? AS TIMESTAMPTZ) IS NULL OR started_at >= CAST(? AS TIMESTAMPTZ))
+          AND (CAST(? AS TIMESTAMPTZ) IS NULL OR started_at < CAST(? AS TIMESTAMPTZ))
+        """,
+        [p.since, p.since, p.until, p.until],
+    )
+    in_window = _count(con, "_tg_window")
+    if in_window == 0:
+        first, last = con.execute(
+            "SELECT min(started_at), max(started_at) FROM snapshots WHERE status = 'complete'"
+        ).fetchone()
+        raise BuildError(
+            f"window filter (since={p.since}, until={p.until}) left no complete snapshot "
+            f"({complete} complete of {total} before, 0 after; store spans {first} .. {last})"
+        )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _tg_sel AS
+        SELECT snapshot_id, started_at, interval_s FROM _tg_window
+        WHERE rn % {int(p.every_nth)} = 0
+        """
+    )
+    used = _count(con, "_tg_sel")
+    step = _scalar(
+        con,
+        """
+        SELECT median(epoch(started_at) - epoch(prev)) / 60.0 FROM (
+            SELECT started_at, lag(started_at) OVER (ORDER BY started_at) AS prev FROM _tg_sel
+        ) WHERE prev IS NOT NULL
+        """,
+    )
+    if step is None:
+        interval = _scalar(con, "SELECT max(interval_s) FROM _tg_sel")
+        if interval is None:
+            raise BuildError(
+                "only one snapshot in the window and no schedule interval: minutes live "
+                "cannot be derived; widen --since/--until or lower --every-nth"
+            )
+        step = interval * p.every_nth / 60.0
+    stats["snapshots"] = {
+        "in_store": total,
+        "complete": complete,
+        "in_window": in_window,
+        "used": used,
+        "first_used": str(_scalar(con, "SELECT min(started_at) FROM _tg_sel")),
+        "last_used": str(_scalar(con, "SELECT max(started_at) FROM _tg_sel")),
+    }
+    stats["snapshot_minutes"] = float(step)
+    return float(step)
+
+
+def _live_streams(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> None:
+    """Create ``_tg_live``: one row per (snapshot, live channel) of the used snapshots."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_rows AS
+        SELECT st.snapshot_id, lower(st.user_login) AS login, st.user_name, st.game_id,
+               st.game_name, coalesce(st.viewer_count, 0) AS viewer_count, st.language,
+               sel.started_at AS snapshot_at
+        FROM streams st JOIN _tg_sel sel USING (snapshot_id)
+        """
+    )
+    rows = _count(con, "_tg_rows")
+    if rows == 0:
+        raise BuildError(
+            f"the {stats['snapshots']['used']} snapshots used hold no live stream: "
+            "check the collector's streams table"
+        )
+    # Helix paging may return a stream twice in one snapshot; keep the row with most viewers.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_dedup AS
+        SELECT * FROM _tg_rows
+        QUALIFY row_number() OVER (
+            PARTITION BY snapshot_id, login ORDER BY viewer_count DESC, game_name) = 1
+        """
+    )
+    dedup = _count(con, "_tg_dedup")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _tg_live AS SELECT * FROM _tg_dedup "
+        "WHERE CAST(? AS VARCHAR) IS NULL OR lower(language) = lower(CAST(? AS VARCHAR))",
+        [p.language, p.language],
+    )
+    live = _count(con, "_tg_live")
+    stats["stream_rows"] = {"in_window": rows, "after_dedup": dedup, "after_language": live}
+    if live == 0:
+        raise BuildError(
+            f"language filter (language={p.language!r}) left no live stream "
+            f"({dedup} stream rows before, 0 after)"
+        )
+
+
+def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> None:
+    """Create ``_tg_chat`` (snapshot_id, login, viewer): non-bot chatters of live channels."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_chat_raw AS
+        SELECT DISTINCT c.snapshot_id, l.login, lower(c.user_login) AS viewer
+        FROM chatters c
+        JOIN _tg_live l ON l.snapshot_id = c.snapshot_id AND l.login = lower(c.channel_login)
+        WHERE lower(c.user_login) <> l.login
+        """
+    )
+    raw = _count(con, "_tg_chat_raw")
+    con.register("_tg_known_bots", known_bots(con))
+    # Only accounts no list names yet can be "suspected".
+    presence = """(SELECT snapshot_id, login AS channel, viewer AS login FROM _tg_chat_raw
+                   WHERE viewer NOT IN (SELECT login FROM _tg_known_bots))"""
+    live = "(SELECT snapshot_id, login AS channel FROM _tg_live)"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _tg_suspected AS "
+        + suspected_bots_sql(
+            presence, live, share=p.bot_channel_share, min_channels=p.bot_min_channels
+        )
+    )
+    rules = "SELECT login, rule, 1 AS prio FROM _tg_known_bots"
+    if p.drop_suspected:
+        rules += " UNION ALL SELECT login, 'suspected', 2 FROM _tg_suspected"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _tg_bots AS
+        SELECT login, arg_min(rule, prio) AS rule FROM ({rules}) GROUP BY login
+        """
+    )
+    removed = con.execute(
+        """
+        SELECT b.rule, count(DISTINCT r.viewer) AS users, count(*) AS chatter_rows
+        FROM _tg_chat_raw r JOIN _tg_bots b ON b.login = r.viewer
+        GROUP BY b.rule
+        """
+    ).fetchall()
+    con.unregister("_tg_known_bots")
+    by_rule = {rule: {"users": 0, "chatter_rows": 0} for rule in ("builtin", "list", "suspected")}
+    for rule, users, rows in removed:
+        by_rule[rule] = {"users": int(users), "chatter_rows": int(rows)}
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_chat AS
+        SELECT * FROM _tg_chat_raw WHERE viewer NOT IN (SELECT login FROM _tg_bots)
+        """
+    )
+    kept = _count(con, "_tg_chat")
+    stats["chatter_rows"] = {"in_live_channels": raw, "after_bots": kept}
+    stats["removed_bots"] = by_rule
+    stats["suspected_bots"] = {
+        "flagged": _count(con, "_tg_suspected"),
+        "dropped": p.drop_suspected,
+        "top": [
+            {"login": login, "snapshots_flagged": int(n), "max_share": round(float(s), 4)}
+            for login, n, s in con.execute(
+                "SELECT login, snapshots_flagged, max_share FROM _tg_suspected "
+                "ORDER BY snapshots_flagged DESC, max_share DESC, login LIMIT 20"
+            ).fetchall()
+        ],
+    }
+
+
+def _streamer_stats(con: duckdb.DuckDBPyConnection, step: float) -> None:
+    """Create ``_tg_streamers``: one row per streamer seen live in the window."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _tg_streamers AS
+        WITH per_snap AS (
+            SELECT snapshot_id, login, count(*) AS n FROM _tg_chat GROUP BY 1, 2
+        ),
+        totals AS (
+            SELECT login, count(DISTINCT viewer) AS chatters_total FROM _tg_chat GROUP BY 1
+        ),
+        games AS (
+            SELECT login, game_name, count(*) AS n, max(snapshot_at) AS last_at
+            FROM _tg_live WHERE coalesce(game_name, '') <> '' GROUP BY 1, 2
+        ),
+        main_game AS (
+            SELECT login, arg_max(game_name, (n, last_at)) AS main_game FROM games GROUP BY 1
+        )
+        SELECT l.login,
+               arg_max(l.user_name, l.snapshot_at) AS label,
+               mode(l.language) AS language,
+               count(*) * {step} AS minutes_live,
+               avg(l.viewer_count) AS viewer_mean,
+               max(l.viewer_count) AS viewer_peak,
+               avg(coalesce(ps.n, 0)) AS chatter_mean,
+               any_value(coalesce(t.chatters_total, 0)) AS chatters_total,
+               any_value(mg.main_game) AS main_game
+        FROM _tg_live l
+        LEFT JOIN per_snap ps USING (snapshot_id, login)
+        LEFT JOIN totals t USING (login)
+        LEFT JOIN main_game mg USING (login)
+        GROUP BY l.login
+        """
+    )
+
+
+def _apply_thresholds(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> None:
+    """Filter ``_tg_streamers`` into ``_tg_kept``, counting before and after each filter."""
+    filters = stats["filters"] = []
+    con.execute("CREATE OR REPLACE TEMP TABLE _tg_kept AS SELECT * FROM _tg_streamers")
+    for name, column, value in (
+        ("min_live_minutes", "minutes_live", p.min_live_minutes),
+        ("min_viewer_mean", "viewer_mean", p.min_viewer_mean),
+        ("min_chatter_mean", "chatter_mean", p.min_chatter_mean),
+    ):
+        before = _count(con, "_tg_kept")
+        # A tiny tolerance so a mean of exactly the threshold is not lost to float rounding.
+        con.execute(f"DELETE FROM _tg_kept WHERE {column} < ? - 1e-9", [float(value)])
+        after = _count(con, "_tg_kept")
+        filters.append({"filter": name, "value": value, "before": before, "after": after})
+        if after == 0:
+            raise BuildError(
+                f"filter {name}={value} left no streamer ({before} before, 0 after); "
+                f"lower --{name.replace('_', '-')}"
+            )
+
+
+def _edges(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> pd.DataFrame:
+    """Weighted, directed streamer-streamer edges by a self-join on chatters per user."""
+    # Integer ids make the self-join and its hash tables several times smaller.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_sid AS
+        SELECT login, CAST(row_number() OVER (ORDER BY login) AS INTEGER) AS sid,
+               viewer_mean FROM _tg_kept
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_s AS
+        SELECT DISTINCT s.sid, c.viewer FROM _tg_chat c JOIN _tg_sid s USING (login)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_uid AS
+        SELECT viewer, CAST(row_number() OVER () AS INTEGER) AS uid
+        FROM (SELECT DISTINCT viewer FROM _tg_s)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_su AS
+        SELECT s.sid, u.uid FROM _tg_s s JOIN _tg_uid u USING (viewer)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_pairs AS
+        SELECT a.sid AS a, b.sid AS b, count(*) AS shared
+        FROM _tg_su a JOIN _tg_su b ON a.uid = b.uid AND a.sid < b.sid
+        GROUP BY 1, 2
+        """
+    )
+    candidates = _count(con, "_tg_pairs")
+    edges = con.execute(
+        f"""
+        WITH sizes AS (SELECT sid, count(*) AS n FROM _tg_su GROUP BY 1),
+        w AS (
+            SELECT pr.a, pr.b, pr.shared,
+                   100.0 * pr.shared / least(sa.n, sb.n) AS overlap,
+                   100.0 * pr.shared / (sa.n + sb.n - pr.shared) AS jaccard
+            FROM _tg_pairs pr
+            JOIN sizes sa ON sa.sid = pr.a
+            JOIN sizes sb ON sb.sid = pr.b
+        )
+        SELECT CASE WHEN ia.viewer_mean >= ib.viewer_mean THEN ia.login ELSE ib.login END
+                   AS "Source",
+               CASE WHEN ia.viewer_mean >= ib.viewer_mean THEN ib.login ELSE ia.login END
+                   AS "Target",
+               CAST(w.{p.weight} AS DOUBLE) AS "Weight",
+               w.shared, w.overlap, w.jaccard, 'Directed' AS "Type"
+        FROM w
+        JOIN _tg_sid ia ON ia.sid = w.a
+        JOIN _tg_sid ib ON ib.sid = w.b
+        WHERE w.{p.weight} >= ? - 1e-9
+        ORDER BY "Weight" DESC, "Source", "Target"
+        """,
+        [float(p.min_weight)],
+    ).df()
+    stats["edges"] = {
+        "candidate_pairs": candidates,
+        "filter": "min_weight",
+        "weight": p.weight,
+        "value": p.min_weight,
+        "before": candidates,
+        "after": len(edges),
+    }
+    if edges.empty:
+        logger.warning("min_weight=%s left no edge of %d candidate pairs", p.min_weight, candidates)
+    edges["shared"] = edges["shared"].astype("int64")
+    return edges
+
+
+def _played(
+    con: duckdb.DuckDBPyConnection, p: BuildParams, step: float, stats: dict
+) -> pd.DataFrame:
+    played = con.execute(
+        f"""
+        SELECT l.login AS "Source", l.game_name AS "Target",
+               count(*) * {step} AS minutes_played
+        FROM _tg_live l JOIN _tg_kept k USING (login)
+        WHERE coalesce(l.game_name, '') <> ''
+        GROUP BY 1, 2
+        ORDER BY minutes_played DESC, "Source", "Target"
+        """
+    ).df()
+    before = len(played)
+    played = played[played["minutes_played"] >= p.min_game_minutes - 1e-9].reset_index(drop=True)
+    stats["played"] = {
+        "filter": "min_game_minutes",
+        "value": p.min_game_minutes,
+        "before": before,
+        "after": len(played),
+    }
+    return played
+
+
+def _games(con: duckdb.DuckDBPyConnection, played: pd.DataFrame) -> pd.DataFrame:
+    names = pd.DataFrame({"name": sorted(played["Target"].unique())})
+    con.register("_tg_game_names", names)
+    try:
+        games = con.execute(
+            """
+            WITH ids AS (
+                SELECT game_name, arg_max(game_id, n) AS game_id FROM (
+                    SELECT game_name, game_id, count(*) AS n FROM _tg_live
+                    WHERE coalesce(game_id, '') <> '' GROUP BY 1, 2
+                ) GROUP BY 1
+            )
+            SELECT n.name AS "Id", n.name AS "Label", ids.game_id,
+                   g.igdb_id,
+                   array_to_string(ig.genres, ';') AS genres,
+                   array_to_string(ig.themes, ';') AS themes,
+                   coalesce(CAST(ig.release_date AS VARCHAR), sd.release_date) AS release_date,
+                   array_to_string(coalesce(ig.developers, sd.developers), ';') AS developers,
+                   array_to_string(coalesce(ig.publishers, sd.publishers), ';') AS publishers,
+                   m.steam_appid,
+                   m.method AS steam_match,
+                   m.score AS steam_match_score,
+                   array_to_string(sd.categories, ';') AS categories,
+                   array_to_string(sd.genres, ';') AS tags
+            FROM _tg_game_names n
+            LEFT JOIN ids ON ids.game_name = n.name
+            LEFT JOIN games g ON g.game_id = ids.game_id AND g.found
+            LEFT JOIN igdb_games ig ON ig.igdb_id = g.igdb_id AND ig.found
+            LEFT JOIN game_matches m ON m.game_name = n.name AND m.steam_appid IS NOT NULL
+            LEFT JOIN steam_details sd ON sd.appid = m.steam_appid AND sd.found
+            ORDER BY n.name
+            """
+        ).df()
+    finally:
+        con.unregister("_tg_game_names")
+    games["steam_appid"] = games["steam_appid"].astype("Int64")
+    return games[GAMES_COLUMNS]
+
+
+def _streamers_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(
+        """
+        WITH u AS (
+            SELECT lower(login) AS login, arg_max(broadcaster_type, fetched_at) AS bt,
+                   arg_max(display_name, fetched_at) AS display_name
+            FROM users GROUP BY 1
+        ),
+        links AS (
+            SELECT login, string_agg(url, ';' ORDER BY platform, url) AS social_links
+            FROM (SELECT DISTINCT lower(login) AS login, platform, url FROM social_links)
+            GROUP BY 1
+        )
+        SELECT k.login AS "Id",
+               coalesce(k.label, u.display_name, k.login) AS "Label",
+               k.login, k.language,
+               k.minutes_live, round(k.viewer_mean, 4) AS viewer_mean,
+               k.viewer_peak, round(k.chatter_mean, 4) AS chatter_mean,
+               k.chatters_total, k.main_game,
+               u.bt AS broadcaster_type,
+               coalesce(links.social_links, '') AS social_links
+        FROM _tg_kept k
+        LEFT JOIN u USING (login)
+        LEFT JOIN links USING (login)
+        ORDER BY k.viewer_mean DESC, k.login
+        """
+    ).df()
+
+
+def _cleanup(con: duckdb.DuckDBPyConnection) -> None:
+    for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE '_tg_%'"
+    ).fetchall():
+        con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+
+
+def build_graph(con: duckdb.DuckDBPyConnection, **params: Any) -> BuildResult:
+    """Build the streamer graph from the snapshots in an open store.
+
+    Parameters
+    ----------
+    con : an open store (``twitchgraph.store.open_store``).
+    **params : the fields of :class:`BuildParams` (since, until, every_nth, language,
+        min_live_minutes, min_viewer_mean, min_chatter_mean, min_weight, weight,
+        min_game_minutes, drop_suspected, bot_channel_share, bot_min_channels).
+
+    Returns
+    -------
+    BuildResult with the streamers, edges, played and games tables and the build statistics.
+
+    Raises
+    ------
+    BuildError when a step leaves nothing (empty store, empty window, a threshold that keeps
+    no streamer); the message names the step and the counts before and after.
+    ValueError for a parameter outside its allowed values.
+    """
+    p = BuildParams(**params)
+    ensure_enrich_tables(con)
+    stats: dict[str, Any] = {
+        "version": __version__,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "parameters": {
+            k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(p).items()
+        },
+    }
+    try:
+        step = _select_snapshots(con, p, stats)
+        _live_streams(con, p, stats)
+        _chatters(con, p, stats)
+        _streamer_stats(con, step)
+        stats["streamers"] = {"seen": _count(con, "_tg_streamers")}
+        _apply_thresholds(con, p, stats)
+        stats["streamers"]["kept"] = _count(con, "_tg_kept")
+        edges = _edges(con, p, stats)
+        played = _played(con, p, step, stats)
+        games = _games(con, played)
+        streamers = _streamers_frame(con)
+    finally:
+        _cleanup(con)
+    stats["games"] = {"count": len(games)}
+    logger.info(
+        "built graph: %d streamers, %d edges, %d played edges, %d games",
+        len(streamers), len(edges), len(played), len(games),
+    )  # fmt: skip
+    return BuildResult(
+        streamers=streamers[STREAMERS_COLUMNS],
+        edges=edges[EDGES_COLUMNS],
+        played=played[PLAYED_COLUMNS],
+        games=games,
+        stats=stats,
+    )
+
+
+def write_graph_dir(result: BuildResult, out_dir: str | Path) -> Path:
+    """Write ``streamers.csv``, ``edges.csv``, ``played.csv``, ``games.csv`` and ``build.json``.
+
+    The CSVs are written first and ``build.json`` last, so a directory with a ``build.json``
+    holds a finished graph.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "build.json").unlink(missing_ok=True)
+    result.streamers.to_csv(out / "streamers.csv", index=False)
+    result.edges.to_csv(out / "edges.csv", index=False)
+    result.played.to_csv(out / "played.csv", index=False)
+    result.games.to_csv(out / "games.csv", index=False)
+    counts = {
+        "streamers": len(result.streamers),
+        "edges": len(result.edges),
+        "played": len(result.played),
+        "games": len(result.games),
+    }
+    payload = {**result.stats, "outputs": counts}
+    (out / "build.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return out
