@@ -1,0 +1,78 @@
+"""Base URLs of every Twitch (and game-metadata) service, overridable from the environment.
+
+Tests and the demo point the same client code at the simulator by setting these variables:
+
+=================  ==================  ================================
+field              env var             default
+=================  ==================  ================================
+api_url            TWITCH_API_URL      https://api.twitch.tv/helix
+auth_url           TWITCH_AUTH_URL     https://id.twitch.tv/oauth2
+chat_host          TWITCH_CHAT_HOST    irc.chat.twitch.tv:6697
+chat_tls           TWITCH_CHAT_TLS     1 (0 for plain TCP)
+igdb_url           IGDB_API_URL        https://api.igdb.com/v4
+steam_store_url    STEAM_STORE_URL     https://store.steampowered.com
+steam_api_url      STEAM_API_URL       https://api.steampowered.com
+gql_url            TWITCH_GQL_URL      https://gql.twitch.tv/gql
+=================  ==================  ================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Endpoints"]
+
+_URL_VARS = {
+    "api_url": "TWITCH_API_URL",
+    "auth_url": "TWITCH_AUTH_URL",
+    "igdb_url": "IGDB_API_URL",
+    "steam_store_url": "STEAM_STORE_URL",
+    "steam_api_url": "STEAM_API_URL",
+    "gql_url": "TWITCH_GQL_URL",
+}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where each service lives. Build one with `Endpoints.from_env()`."""
+
+    api_url: str = "https://api.twitch.tv/helix"
+    auth_url: str = "https://id.twitch.tv/oauth2"
+    chat_host: str = "irc.chat.twitch.tv:6697"
+    chat_tls: bool = True
+    igdb_url: str = "https://api.igdb.com/v4"
+    steam_store_url: str = "https://store.steampowered.com"
+    steam_api_url: str = "https://api.steampowered.com"
+    gql_url: str = "https://gql.twitch.tv/gql"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Endpoints:
+        """Read overrides from `env` (default `os.environ`); unset or empty keeps the default.
+
+        Raises `ValueError` when TWITCH_CHAT_HOST is not `host:port`.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for field_name, var in _URL_VARS.items():
+            if env.get(var, "").strip():
+                values[field_name] = env[var].strip().rstrip("/")
+        if env.get("TWITCH_CHAT_HOST", "").strip():
+            values["chat_host"] = env["TWITCH_CHAT_HOST"].strip()
+        if "TWITCH_CHAT_TLS" in env:
+            values["chat_tls"] = env["TWITCH_CHAT_TLS"].strip().lower() not in _FALSE
+        endpoints = cls(**values)  # type: ignore[arg-type]
+        endpoints.chat_address()  # validate early
+        return endpoints
+
+    def chat_address(self) -> tuple[str, int]:
+        """`chat_host` split into (host, port)."""
+        host, sep, port = self.chat_host.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(
+                f"TWITCH_CHAT_HOST must be host:port (e.g. irc.chat.twitch.tv:6697), "
+                f"got {self.chat_host!r}"
+            )
+        return host, int(port)

@@ -1,0 +1,456 @@
+"""A paced, retrying client for the Helix endpoints twitchgraph needs.
+
+- `streams()` pages `GET /streams` (`first=100` + `after` cursor). The list is sorted by viewers
+  and shifts while we page, so streams repeat (deduped by stream id) and the cursor has been
+  seen to loop back to page 1: pagination stops on a cursor seen before, on a page whose top
+  viewer count jumps back up well above the previous page's lowest, or on a page that is
+  mostly repeats.
+- Every reply's `Ratelimit-Limit/Remaining/Reset` headers are read. When the bucket runs low,
+  requests are spaced by the time one point takes to refill, so a 429 is rare; a 429 waits
+  until `Ratelimit-Reset` and retries the same request. 5xx replies and timeouts are retried
+  with bounded exponential backoff. A retry repeats the same page, so none is lost.
+- A reply that is not the documented JSON (bad JSON, no `data` list) is logged, counted in
+  `stats.malformed` and skipped; an item missing a required field is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from twitchgraph.clock import Clock, SystemClock
+from twitchgraph.twitch.auth import AppTokenAuth
+from twitchgraph.twitch.errors import (
+    MalformedResponse,
+    RateLimited,
+    ServerError,
+    TwitchAPIError,
+    Unauthorized,
+)
+
+__all__ = ["HelixClient", "HelixStats", "PAGE_SIZE"]
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100  # Helix maximum for `first` and for id/login lists
+# A page's top may exceed the previous page's bottom by this much (viewers come and go while
+# we page); more than that means the list restarted from the top.
+_JUMP_FACTOR = 1.5
+_JUMP_SLACK = 5
+
+
+@dataclass
+class HelixStats:
+    """What a client did, for progress displays, summaries and benchmarks."""
+
+    requests: int = 0
+    pages: int = 0
+    retries: int = 0
+    rate_limited: int = 0  # HTTP 429 replies received
+    server_errors: int = 0  # 5xx replies
+    timeouts: int = 0  # timeouts and connection errors
+    malformed: int = 0  # replies and items skipped as malformed
+    duplicates: int = 0  # streams seen again while paging
+    paced_s: float = 0.0  # time spent waiting for the rate limit (pacing and 429s)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class HelixClient:
+    """Helix (`/streams`, `/users`, `/games`) over an injected `httpx.Client`.
+
+    Args:
+        http: the HTTP client (tests pass one with `httpx.MockTransport`).
+        auth: app-token auth added to every request.
+        api_url: the Helix base URL (`Endpoints.api_url`).
+        clock: tells time and waits; it must run on the same time as the server's
+            `Ratelimit-Reset` (real time for Twitch and for the simulator). Default `SystemClock()`.
+        max_retries: retries of one request after 5xx/timeouts/malformed replies.
+        max_rate_limited: 429 replies tolerated for one request before giving up.
+        backoff_s: first backoff delay; doubles per retry up to `max_backoff_s`.
+        reserve: points left in the bucket below which requests are paced.
+    """
+
+    def __init__(
+        self,
+        *,
+        http: httpx.Client,
+        auth: AppTokenAuth,
+        api_url: str,
+        clock: Clock | None = None,
+        max_retries: int = 5,
+        max_rate_limited: int = 10,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        reserve: int = 2,
+    ) -> None:
+        self._http = http
+        self._auth = auth
+        self._api_url = api_url.rstrip("/")
+        self._clock = clock or SystemClock()
+        self.max_retries = max_retries
+        self.max_rate_limited = max_rate_limited
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.reserve = reserve
+        self.stats = HelixStats()
+        self._limit: int | None = None
+        self._remaining: int | None = None
+        self._reset_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"HelixClient(api_url={self._api_url!r})"
+
+    def close(self) -> None:
+        """Close the underlying HTTP client."""
+        self._http.close()
+
+    def __enter__(self) -> HelixClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def streams(
+        self,
+        *,
+        language: str | None = None,
+        game_ids: Sequence[str] = (),
+        min_viewers: int = 0,
+        limit: int | None = None,
+        max_pages: int | None = None,
+        on_page: Callable[[int, int], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Live streams, most viewed first, deduplicated by stream id.
+
+        Args:
+            language: only streams in this language (e.g. "it").
+            game_ids: only streams of these game/category ids (at most 100).
+            min_viewers: drop streams below this; paging stops once a page ends below it.
+            limit: keep only the `limit` most viewed streams (stops paging once reached).
+            max_pages: stop after this many pages.
+            on_page: called as `on_page(pages_fetched, streams_kept)` after each page.
+
+        Returns:
+            Normalised stream dicts (Helix fields; `user_login` lower case, `tags` a list).
+        """
+        if len(game_ids) > PAGE_SIZE:
+            raise ValueError(f"at most {PAGE_SIZE} game_ids per request, got {len(game_ids)}")
+        kept: list[dict[str, Any]] = []
+        seen_ids: set[str] = set()
+        seen_cursors: set[str] = set()
+        cursor: str | None = None
+        prev_bottom: int | None = None
+        page = 0
+        while True:
+            params: list[tuple[str, str]] = [("first", str(PAGE_SIZE))]
+            if language:
+                params.append(("language", language))
+            params += [("game_id", g) for g in game_ids]
+            if cursor:
+                params.append(("after", cursor))
+            try:
+                body = self._get_json("/streams", params)
+                items = self._data_list(body, "/streams")
+            except MalformedResponse as exc:
+                log.warning("skipping the rest of the stream list after page %d: %s", page, exc)
+                break
+            page += 1
+            self.stats.pages += 1
+            valid = [s for s in map(self._stream, items) if s is not None]
+            fresh = [s for s in valid if s["id"] not in seen_ids]
+            repeats = len(valid) - len(fresh)
+            top = max((s["viewer_count"] for s in valid), default=None)
+            if page > 1 and valid:
+                if 2 * repeats > len(valid):
+                    log.info("page %d is mostly repeats: the cursor looped; stopping", page)
+                    self.stats.duplicates += repeats
+                    break
+                if prev_bottom is not None and top is not None and (
+                    top > prev_bottom * _JUMP_FACTOR + _JUMP_SLACK
+                ):
+                    log.info("viewer counts jumped back up on page %d (%d after %d): the "
+                             "cursor looped; stopping", page, top, prev_bottom)
+                    break
+            self.stats.duplicates += repeats
+            for s in fresh:
+                seen_ids.add(s["id"])
+                if s["viewer_count"] >= min_viewers:
+                    kept.append(s)
+            if on_page is not None:
+                on_page(page, len(kept))
+            if valid and min(s["viewer_count"] for s in valid) < min_viewers:
+                break
+            if limit is not None and len(kept) >= limit:
+                break
+            if max_pages is not None and page >= max_pages:
+                break
+            cursor = _cursor(body)
+            if not items or not cursor:
+                break
+            if cursor in seen_cursors:
+                log.info("cursor repeated after page %d; stopping", page)
+                break
+            seen_cursors.add(cursor)
+            if valid:
+                prev_bottom = min(s["viewer_count"] for s in valid)
+        kept.sort(key=lambda s: s["viewer_count"], reverse=True)
+        return kept if limit is None else kept[:limit]
+
+    def users(
+        self, *, ids: Iterable[str] = (), logins: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """User profiles by id and/or login, in batches of 100; unknown users are absent."""
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for key, values in (("id", _unique(ids)), ("login", _unique(x.lower() for x in logins))):
+            for batch in _chunks(values, PAGE_SIZE):
+                for raw in self._batch("/users", key, batch):
+                    user = self._user(raw)
+                    if user is not None and user["id"] not in seen:
+                        seen.add(user["id"])
+                        out.append(user)
+        return out
+
+    def games(
+        self, *, ids: Iterable[str] = (), names: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Games (categories) by id and/or exact name, in batches of 100."""
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for key, values in (("id", _unique(ids)), ("name", _unique(names))):
+            for batch in _chunks(values, PAGE_SIZE):
+                for raw in self._batch("/games", key, batch):
+                    game = self._game(raw)
+                    if game is not None and game["id"] not in seen:
+                        seen.add(game["id"])
+                        out.append(game)
+        return out
+
+    def get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+        """One paced, retried GET of `path` under the Helix base; the decoded JSON object."""
+        return self._get_json(path, list(params))
+
+    # -- one request, paced and retried ----------------------------------------------------
+
+    def _get_json(self, path: str, params: list[tuple[str, str]]) -> dict[str, Any]:
+        url = self._api_url + path
+        failures = 0
+        limited = 0
+        while True:
+            self._pace()
+            self.stats.requests += 1
+            try:
+                response = self._http.get(url, params=params, auth=self._auth)
+            except httpx.TransportError as exc:  # timeouts and connection errors
+                self.stats.timeouts += 1
+                failures += 1
+                if failures > self.max_retries:
+                    raise ServerError(f"no reply after {failures} attempts "
+                                      f"({type(exc).__name__})", url=url) from None
+                self._backoff(failures, f"{type(exc).__name__} from {url}")
+                continue
+            self._note_limits(response)
+            status = response.status_code
+            if status == 429:
+                self.stats.rate_limited += 1
+                limited += 1
+                if limited > self.max_rate_limited:
+                    raise RateLimited("still rate limited after waiting", url=response.url,
+                                      reset_at=self._reset_at)
+                self._wait_for_reset(limited)
+                continue
+            if status >= 500:
+                self.stats.server_errors += 1
+                failures += 1
+                if failures > self.max_retries:
+                    raise ServerError(f"server error after {failures} attempts",
+                                      status=status, url=response.url)
+                self._backoff(failures, f"HTTP {status} from {response.url}")
+                continue
+            if status == 401:
+                raise Unauthorized("Twitch rejected a fresh app token", status=status,
+                                   url=response.url)
+            if status >= 400:
+                raise TwitchAPIError(f"request refused: {_error_message(response)}",
+                                     status=status, url=response.url)
+            try:
+                body = response.json()
+                if not isinstance(body, dict):
+                    raise ValueError("not a JSON object")
+                return body
+            except ValueError:
+                self.stats.malformed += 1
+                failures += 1
+                log.warning("malformed reply (not a JSON object) from %s", response.url)
+                if failures > 1:
+                    raise MalformedResponse("reply is not a JSON object", status=status,
+                                            url=response.url) from None
+                continue
+
+    def _batch(self, path: str, key: str, values: list[str]) -> list[Any]:
+        try:
+            body = self._get_json(path, [(key, v) for v in values])
+            return self._data_list(body, path)
+        except MalformedResponse as exc:
+            log.warning("skipping a batch of %d %s: %s", len(values), path.strip("/"), exc)
+            return []
+
+    def _data_list(self, body: dict[str, Any], path: str) -> list[Any]:
+        data = body.get("data")
+        if not isinstance(data, list):
+            self.stats.malformed += 1
+            raise MalformedResponse("reply has no 'data' list", status=200,
+                                    url=self._api_url + path)
+        return data
+
+    def _note_limits(self, response: httpx.Response) -> None:
+        headers = response.headers
+        try:
+            if "ratelimit-limit" in headers:
+                self._limit = int(headers["ratelimit-limit"])
+            if "ratelimit-remaining" in headers:
+                self._remaining = int(headers["ratelimit-remaining"])
+            if "ratelimit-reset" in headers:
+                self._reset_at = float(headers["ratelimit-reset"])
+        except ValueError:
+            log.debug("unparsable Ratelimit headers from %s", response.url)
+
+    def _pace(self) -> None:
+        """Wait when the bucket is nearly empty: by one point's refill time per missing point.
+
+        Twitch's bucket refills continuously and `Ratelimit-Reset` is when it is full again,
+        so (reset - now) / (limit - remaining) is the refill time of one point. An empty
+        bucket waits for the reset itself (also right for a fixed-window limiter).
+        """
+        if self._remaining is None or self._reset_at is None or self._remaining > self.reserve:
+            return
+        until_reset = self._reset_at - self._clock.now().timestamp()
+        if until_reset <= 0:
+            return
+        if self._remaining <= 0:
+            wait = until_reset
+        else:
+            missing = max(1, (self._limit or self._remaining + 1) - self._remaining)
+            wait = min(until_reset, until_reset / missing * (self.reserve - self._remaining + 1))
+        self.stats.paced_s += wait
+        self._clock.sleep(wait)
+        self._remaining = None  # unknown until the next reply
+
+    def _wait_for_reset(self, attempt: int) -> None:
+        now = self._clock.now().timestamp()
+        if self._reset_at is not None and self._reset_at > now:
+            wait = self._reset_at - now + 0.05
+        else:
+            wait = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        log.info("rate limited (429); waiting %.1f s for the bucket to reset", wait)
+        self.stats.paced_s += wait
+        self.stats.retries += 1
+        self._remaining = None
+        self._clock.sleep(wait)
+
+    def _backoff(self, attempt: int, why: str) -> None:
+        wait = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        log.warning("%s; retry %d/%d in %.1f s", why, attempt, self.max_retries, wait)
+        self.stats.retries += 1
+        self._clock.sleep(wait)
+
+    # -- normalising items -----------------------------------------------------------------
+
+    def _stream(self, raw: Any) -> dict[str, Any] | None:
+        try:
+            viewers = raw["viewer_count"]
+            if isinstance(viewers, bool) or not isinstance(viewers, int | float):
+                raise TypeError("viewer_count is not a number")
+            stream = {
+                "id": _text(raw["id"]),
+                "user_id": _text(raw["user_id"]),
+                "user_login": _text(raw["user_login"]).lower(),
+                "user_name": str(raw.get("user_name") or raw["user_login"]),
+                "game_id": str(raw.get("game_id") or ""),
+                "game_name": str(raw.get("game_name") or ""),
+                "type": str(raw.get("type") or "live"),
+                "title": str(raw.get("title") or ""),
+                "viewer_count": int(viewers),
+                "started_at": raw.get("started_at") or None,
+                "language": str(raw.get("language") or ""),
+                "tags": [str(t) for t in (raw.get("tags") or []) if t is not None],
+                "is_mature": bool(raw["is_mature"]) if raw.get("is_mature") is not None
+                else None,
+            }
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._skip_item("stream", raw, exc)
+            return None
+        return stream
+
+    def _user(self, raw: Any) -> dict[str, Any] | None:
+        try:
+            return {
+                "id": _text(raw["id"]),
+                "login": _text(raw["login"]).lower(),
+                "display_name": str(raw.get("display_name") or raw["login"]),
+                "broadcaster_type": str(raw.get("broadcaster_type") or ""),
+                "description": str(raw.get("description") or ""),
+                "created_at": raw.get("created_at") or None,
+                "profile_image_url": str(raw.get("profile_image_url") or ""),
+                "type": str(raw.get("type") or ""),
+            }
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._skip_item("user", raw, exc)
+            return None
+
+    def _game(self, raw: Any) -> dict[str, Any] | None:
+        try:
+            return {
+                "id": _text(raw["id"]),
+                "name": _text(raw["name"]),
+                "box_art_url": str(raw.get("box_art_url") or ""),
+                "igdb_id": str(raw.get("igdb_id") or ""),
+            }
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._skip_item("game", raw, exc)
+            return None
+
+    def _skip_item(self, kind: str, raw: Any, exc: Exception) -> None:
+        self.stats.malformed += 1
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        log.warning("skipping a malformed %s (%s): %.200r", kind, what, raw)
+
+
+def _text(value: Any) -> str:
+    if value is None or isinstance(value, dict | list):
+        raise ValueError(f"expected text, got {value!r}")
+    text = str(value)
+    if not text:
+        raise ValueError("empty value")
+    return text
+
+
+def _cursor(body: dict[str, Any]) -> str | None:
+    pagination = body.get("pagination")
+    if isinstance(pagination, dict) and isinstance(pagination.get("cursor"), str):
+        return pagination["cursor"] or None
+    return None
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        message = response.json().get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message)[:200] if message else response.reason_phrase
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(v for v in values if v))
+
+
+def _chunks(values: list[str], size: int) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]

@@ -1,0 +1,223 @@
+"""Shared test peers for helper C's tests: a fake clock and a small fake Twitch for MockTransport.
+
+The fake Twitch answers the token, streams, users and games endpoints from in-memory lists;
+tests change its behaviour through plain attributes (a queue of scripted replies, a token
+that has gone stale, a rate-limit bucket). It is a test peer: no product code imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+
+from twitchgraph.twitch.auth import AppTokenAuth
+from twitchgraph.twitch.credentials import Credentials
+from twitchgraph.twitch.helix import HelixClient
+
+API = "https://api.test/helix"
+AUTH = "https://id.test/oauth2"
+CLIENT_ID = "cid-test-123"
+SECRET = "s3cr3t-DO-NOT-LEAK-9f8e7d"
+
+
+class FakeClock:
+    """A clock whose time moves only when someone sleeps on it."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.t = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self.sleeps: list[float] = []
+
+    def now(self) -> datetime:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if seconds > 0:
+            self.t += timedelta(seconds=seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+        await asyncio.sleep(0)
+
+    def advance(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+def make_stream(i: int, viewers: int, *, language: str = "en", game: str = "g1") -> dict:
+    login = f"Chan{i:05d}"
+    return {
+        "id": f"s{i}",
+        "user_id": f"u{i}",
+        "user_login": login.lower(),
+        "user_name": login,
+        "game_id": game,
+        "game_name": f"Game {game}",
+        "type": "live",
+        "title": f"stream {i}",
+        "viewer_count": viewers,
+        "started_at": "2026-01-01T00:00:00Z",
+        "language": language,
+        "thumbnail_url": "",
+        "tags": ["English"],
+        "is_mature": False,
+    }
+
+
+class FakeTwitch:
+    """An in-memory Helix + id service for `httpx.MockTransport`.
+
+    Pages of `/streams` are served from `self.streams` (kept sorted by viewers); the cursor
+    encodes the offset. `script` is a list of callables consulted first: each takes the
+    request and returns a response or None (not handled); a handled entry is consumed.
+    """
+
+    def __init__(self, streams: list[dict], clock: FakeClock | None = None) -> None:
+        self.streams = sorted(streams, key=lambda s: -s["viewer_count"])
+        self.clock = clock or FakeClock()
+        self.requests: list[httpx.Request] = []
+        self.token_requests: list[httpx.Request] = []
+        self.sent_auth: list[str | None] = []
+        self.valid_tokens: set[str] = set()
+        self.tokens_issued = 0
+        self.expires_in = 3600
+        # (predicate, reply or exception): answers the first matching request, once.
+        self.script: list[tuple[Callable[[httpx.Request], bool], Any]] = []
+        self.loop_cursor_after: int | None = None  # offset whose cursor points back to 0
+        self.bucket: tuple[float, float] | None = None  # (capacity, points per second)
+        self._level = 0.0
+        self._level_at = 0.0
+        self.hook: Callable[[httpx.Request], None] | None = None  # runs before each API call
+        self.users: dict[str, dict] = {}
+        self.games: dict[str, dict] = {}
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=self.transport())
+
+    def helix(self, **kwargs: Any) -> HelixClient:
+        http = self.client()
+        auth = AppTokenAuth(Credentials(CLIENT_ID, SECRET), auth_url=AUTH, http=http,
+                            clock=self.clock)
+        kwargs.setdefault("clock", self.clock)
+        return HelixClient(http=http, auth=auth, api_url=API, **kwargs)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth2/token"):
+            return self._token(request)
+        self.requests.append(request)
+        # Auth re-signs the same Request object on a retry: keep the header as it was sent.
+        self.sent_auth.append(request.headers.get("authorization"))
+        if self.hook is not None:
+            self.hook(request)
+        for entry in list(self.script):
+            predicate, reply = entry
+            if predicate(request):
+                self.script.remove(entry)
+                if isinstance(reply, Exception):
+                    raise reply
+                return reply
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if request.headers.get("client-id") != CLIENT_ID or token not in self.valid_tokens:
+            return httpx.Response(401, json={"status": 401, "message": "Invalid OAuth token"})
+        headers = self._take_point()
+        if headers is None:
+            return httpx.Response(429, headers=self._limit_headers(),
+                                  json={"status": 429, "message": "Too Many Requests"})
+        path = request.url.path.removeprefix("/helix")
+        if path == "/streams":
+            body = self._streams_page(request)
+        elif path == "/users":
+            body = self._lookup(request, self.users, {"id": "id", "login": "login"})
+        elif path == "/games":
+            body = self._lookup(request, self.games, {"id": "id", "name": "name"})
+        else:
+            return httpx.Response(404, json={"message": "not found"})
+        return httpx.Response(200, json=body, headers=headers)
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        self.token_requests.append(request)
+        form = parse_qs(request.content.decode())
+        if form.get("client_id") != [CLIENT_ID] or form.get("client_secret") != [SECRET]:
+            return httpx.Response(403, json={"status": 403, "message": "invalid client secret"})
+        self.tokens_issued += 1
+        token = f"tok{self.tokens_issued}"
+        self.valid_tokens.add(token)
+        return httpx.Response(200, json={"access_token": token, "expires_in": self.expires_in,
+                                         "token_type": "bearer"})
+
+    def _streams_page(self, request: httpx.Request) -> dict:
+        params = request.url.params
+        first = int(params.get("first", "20"))
+        offset = int(params["after"].removeprefix("c")) if "after" in params else 0
+        rows = self.streams
+        if "language" in params:
+            rows = [s for s in rows if s["language"] == params["language"]]
+        games = params.get_list("game_id")
+        if games:
+            rows = [s for s in rows if s["game_id"] in games]
+        page = rows[offset : offset + first]
+        nxt = offset + first
+        cursor = f"c{nxt}" if nxt < len(rows) else None
+        if self.loop_cursor_after is not None and offset >= self.loop_cursor_after:
+            cursor = "c0"  # the looping last cursor seen on Twitch
+        return {"data": page, "pagination": {"cursor": cursor} if cursor else {}}
+
+    def _lookup(self, request: httpx.Request, table: dict, keys: dict[str, str]) -> dict:
+        found = []
+        for param, field in keys.items():
+            for value in request.url.params.get_list(param):
+                found += [r for r in table.values() if str(r[field]).lower() == value.lower()]
+        return {"data": found}
+
+    # -- rate limit ----------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def _refill(self) -> None:
+        capacity, rate = self.bucket  # type: ignore[misc]
+        now = self._now()
+        self._level = min(capacity, self._level + (now - self._level_at) * rate)
+        self._level_at = now
+
+    def start_bucket(self, capacity: float, per_minute: float, level: float | None = None) -> None:
+        self.bucket = (capacity, per_minute / 60.0)
+        self._level = capacity if level is None else level
+        self._level_at = self._now()
+
+    def _limit_headers(self) -> dict[str, str]:
+        capacity, rate = self.bucket  # type: ignore[misc]
+        reset = self._now() + (capacity - self._level) / rate
+        return {"Ratelimit-Limit": str(int(capacity)), "Ratelimit-Remaining":
+                str(int(self._level)), "Ratelimit-Reset": str(int(reset + 0.999))}
+
+    def _take_point(self) -> dict[str, str] | None:
+        if self.bucket is None:
+            return {}
+        self._refill()
+        if self._level < 1:
+            return None
+        self._level -= 1
+        return self._limit_headers()
+
+
+def is_streams(after: str | None = None) -> Callable[[httpx.Request], bool]:
+    """Matches a /streams request (with this `after` cursor, when given)."""
+
+    def predicate(request: httpx.Request) -> bool:
+        if not request.url.path.endswith("/streams"):
+            return False
+        return after is None or request.url.params.get("after") == after
+
+    return predicate
