@@ -1,0 +1,253 @@
+"""Read and write a GRAPH_DIR (the tables `twitchgraph build` writes) and convert it to graphs.
+
+A GRAPH_DIR holds `streamers.csv` (one row per streamer, Gephi's `Id, Label` first),
+`edges.csv` (streamer -> streamer, shared-viewer overlap), `played.csv` (streamer -> game,
+minutes played), `games.csv` (game metadata) and `build.json` (build parameters). Communities
+and the layout add `community`, `x`, `y` and `size` columns to `streamers.csv`.
+
+Logins are read as strings on purpose: a login such as ``"1234"`` must never become a number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import igraph as ig
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "EDGE_COLUMNS",
+    "GAME_COLUMNS",
+    "PLAYED_COLUMNS",
+    "STREAMER_COLUMNS",
+    "GraphData",
+    "GraphDirError",
+    "read_graph_dir",
+    "to_igraph",
+    "to_networkx",
+    "undirected_edges",
+    "write_graph_tables",
+    "write_streamers",
+]
+
+logger = logging.getLogger(__name__)
+
+STREAMER_COLUMNS = [
+    "Id", "Label", "login", "language", "minutes_live", "viewer_mean", "viewer_peak",
+    "chatter_mean", "chatters_total", "main_game", "broadcaster_type", "social_links",
+]
+ADDED_STREAMER_COLUMNS = ["community", "x", "y", "size"]
+EDGE_COLUMNS = ["Source", "Target", "Weight", "shared", "overlap", "jaccard", "Type"]
+PLAYED_COLUMNS = ["Source", "Target", "minutes_played"]
+GAME_COLUMNS = [
+    "Id", "Label", "game_id", "igdb_id", "genres", "themes", "release_date", "developers",
+    "publishers", "steam_appid", "steam_match", "steam_match_score", "categories", "tags",
+]
+
+_STRING_COLUMNS = {
+    "streamers.csv": ["Id", "Label", "login", "language", "main_game", "broadcaster_type",
+                      "social_links"],
+    "edges.csv": ["Source", "Target", "Type"],
+    "played.csv": ["Source", "Target"],
+    "games.csv": ["Id", "Label", "game_id", "igdb_id", "genres", "themes", "release_date",
+                  "developers", "publishers", "steam_appid", "steam_match", "categories", "tags"],
+}
+_REQUIRED = {
+    "streamers.csv": STREAMER_COLUMNS,
+    "edges.csv": ["Source", "Target", "Weight"],
+    "played.csv": PLAYED_COLUMNS,
+    "games.csv": ["Id", "Label"],
+}
+
+
+class GraphDirError(ValueError):
+    """A GRAPH_DIR is missing, incomplete or malformed; the message says what to do."""
+
+
+@dataclass
+class GraphData:
+    """The tables of one GRAPH_DIR.
+
+    `streamers` is indexed by nothing in particular; `streamers["Id"]` holds the login.
+    Optional tables (`played`, `games`) are empty frames with the expected columns when the
+    file is absent.
+    """
+
+    streamers: pd.DataFrame
+    edges: pd.DataFrame
+    played: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PLAYED_COLUMNS))
+    games: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=GAME_COLUMNS))
+    build: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def logins(self) -> list[str]:
+        return self.streamers["Id"].tolist()
+
+
+def _read_csv(path: Path, name: str, *, required: bool) -> pd.DataFrame | None:
+    file = path / name
+    if not file.exists():
+        if required:
+            raise GraphDirError(
+                f"{file} not found: point at a directory written by `twitchgraph build`."
+            )
+        return None
+    strings = {c: "string" for c in _STRING_COLUMNS.get(name, [])}
+    try:
+        # keep_default_na=False: a streamer called "nan" or "null" stays a string.
+        frame = pd.read_csv(file, dtype=strings, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise GraphDirError(f"{file} is not a readable CSV ({exc}); rebuild it.") from exc
+    missing = [c for c in _REQUIRED.get(name, []) if c not in frame.columns]
+    if missing:
+        raise GraphDirError(f"{file} lacks columns {', '.join(missing)}; rebuild it.")
+    for column in strings:
+        if column in frame.columns:
+            frame[column] = frame[column].fillna("").astype(object)
+    return frame
+
+
+def read_graph_dir(path: str | os.PathLike) -> GraphData:
+    """Read the tables of a GRAPH_DIR.
+
+    Parameters
+    ----------
+    path : directory written by `twitchgraph build` (or by `write_graph_tables`).
+
+    Returns
+    -------
+    GraphData with string logins; edges whose endpoints are not streamers are dropped
+    with a warning (they cannot be drawn or queried).
+
+    Raises
+    ------
+    GraphDirError if the directory or a required table is missing or malformed.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise GraphDirError(f"{root} is not a directory: run `twitchgraph build --out {root}`.")
+    streamers = _read_csv(root, "streamers.csv", required=True)
+    edges = _read_csv(root, "edges.csv", required=True)
+    played = _read_csv(root, "played.csv", required=False)
+    games = _read_csv(root, "games.csv", required=False)
+    if streamers["Id"].duplicated().any():
+        dupes = streamers.loc[streamers["Id"].duplicated(), "Id"].head(3).tolist()
+        raise GraphDirError(f"{root / 'streamers.csv'} repeats Id {dupes}; rebuild it.")
+    known = set(streamers["Id"])
+    dangling = ~(edges["Source"].isin(known) & edges["Target"].isin(known))
+    if dangling.any():
+        logger.warning("dropping %d edges whose endpoints are not in streamers.csv",
+                       int(dangling.sum()))
+        edges = edges.loc[~dangling].reset_index(drop=True)
+    build: dict = {}
+    if (root / "build.json").exists():
+        try:
+            build = json.loads((root / "build.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            logger.warning("ignoring unreadable %s: %s", root / "build.json", exc)
+    return GraphData(
+        streamers=streamers,
+        edges=edges,
+        played=played if played is not None else pd.DataFrame(columns=PLAYED_COLUMNS),
+        games=games if games is not None else pd.DataFrame(columns=GAME_COLUMNS),
+        build=build,
+        path=root,
+    )
+
+
+def _atomic_write_csv(frame: pd.DataFrame, target: Path) -> None:
+    # Write beside the target and rename, so an interrupted run never leaves half a table.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_streamers(path: str | os.PathLike, streamers: pd.DataFrame) -> Path:
+    """Write `streamers.csv` back, keeping the build's columns first and F's added ones after."""
+    root = Path(path)
+    columns = [c for c in STREAMER_COLUMNS if c in streamers.columns]
+    columns += [c for c in ADDED_STREAMER_COLUMNS if c in streamers.columns]
+    columns += [c for c in streamers.columns if c not in columns]
+    target = root / "streamers.csv"
+    _atomic_write_csv(streamers[columns], target)
+    return target
+
+
+def write_graph_tables(data: GraphData, path: str | os.PathLike) -> Path:
+    """Write every table of `data` into `path` (created if needed); returns the directory."""
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    write_streamers(root, data.streamers)
+    _atomic_write_csv(data.edges, root / "edges.csv")
+    _atomic_write_csv(data.played, root / "played.csv")
+    _atomic_write_csv(data.games, root / "games.csv")
+    (root / "build.json").write_text(json.dumps(data.build, indent=2, default=str),
+                                     encoding="utf-8")
+    return root
+
+
+def undirected_edges(edges: pd.DataFrame, *, weight: str = "Weight") -> pd.DataFrame:
+    """Collapse directed edges to one row per unordered pair: columns u, v, weight.
+
+    The overlap is symmetric by construction (shared chatters over the smaller audience); the
+    direction only records which side has more viewers. If both directions appear, the larger
+    weight is kept. Self-loops are dropped.
+    """
+    if edges.empty:
+        return pd.DataFrame({"u": pd.Series(dtype=object), "v": pd.Series(dtype=object),
+                             "weight": pd.Series(dtype=float)})
+    src = edges["Source"].to_numpy(dtype=object)
+    dst = edges["Target"].to_numpy(dtype=object)
+    swap = src > dst
+    frame = pd.DataFrame({
+        "u": np.where(swap, dst, src),
+        "v": np.where(swap, src, dst),
+        "weight": pd.to_numeric(edges[weight], errors="coerce").fillna(0.0).to_numpy(float),
+    })
+    frame = frame[frame["u"] != frame["v"]]
+    return frame.groupby(["u", "v"], as_index=False, sort=True)["weight"].max()
+
+
+def to_networkx(data: GraphData, *, directed: bool = False) -> nx.Graph:
+    """A networkx graph of streamers (nodes keyed by login, all streamer columns as attributes).
+
+    Undirected by default (see `undirected_edges`); with ``directed=True`` the edges keep
+    their direction and all their columns.
+    """
+    graph: nx.Graph = nx.DiGraph() if directed else nx.Graph()
+    records = data.streamers.to_dict(orient="records")
+    graph.add_nodes_from((row["Id"], row) for row in records)
+    if directed:
+        for row in data.edges.to_dict(orient="records"):
+            graph.add_edge(row["Source"], row["Target"], **row)
+    else:
+        und = undirected_edges(data.edges)
+        graph.add_weighted_edges_from(und.itertuples(index=False, name=None))
+    return graph
+
+
+def to_igraph(data: GraphData) -> ig.Graph:
+    """An undirected weighted igraph graph; vertex i is `data.streamers["Id"][i]` (attr "name")."""
+    logins = data.logins
+    index = {login: i for i, login in enumerate(logins)}
+    und = undirected_edges(data.edges)
+    graph = ig.Graph(n=len(logins), directed=False)
+    graph.vs["name"] = logins
+    if len(und):
+        pairs = list(zip(und["u"].map(index), und["v"].map(index), strict=True))
+        graph.add_edges(pairs)
+        graph.es["weight"] = und["weight"].tolist()
+    return graph

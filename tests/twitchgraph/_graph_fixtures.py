@@ -1,0 +1,117 @@
+"""A hand-made GRAPH_DIR: a planted-partition streamer graph with the build's exact columns.
+
+Used by helper F's tests so they never wait for `twitchgraph build`. Each planted community has
+its own language and its own games, so "dominant language" and "main game" have true answers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LANGUAGES = ["it", "en", "es", "de", "fr", "pt", "ja", "ko"]
+GENRES = ["Shooter", "Role-playing (RPG)", "Strategy", "Sport", "Adventure", "Racing",
+          "Simulator", "Puzzle"]
+
+
+def planted_graph(
+    *,
+    communities: int = 4,
+    size: int = 30,
+    p_in: float = 0.35,
+    p_out: float = 0.01,
+    seed: int = 0,
+    evil_names: bool = False,
+) -> dict[str, pd.DataFrame | dict]:
+    """Tables of a GRAPH_DIR with `communities` planted groups of `size` streamers each.
+
+    Returns a dict with streamers, edges, played, games (DataFrames), build (dict) and
+    truth (login -> planted community).
+    """
+    rng = np.random.default_rng(seed)
+    n = communities * size
+    logins = [f"streamer_{c}_{i:03d}" for c in range(communities) for i in range(size)]
+    truth = {login: i // size for i, login in enumerate(logins)}
+    viewer_mean = np.round(rng.lognormal(4.0, 1.0, n) + 10, 2)
+    games_per_comm = [[f"Game {c}-{g}" for g in range(3)] for c in range(communities)]
+    labels = [login.replace("_", " ").title() for login in logins]
+    if evil_names:
+        labels[0] = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+        labels[1] = 'Quote " & </script> amp'
+    streamers = pd.DataFrame({
+        "Id": logins,
+        "Label": labels,
+        "login": logins,
+        "language": [LANGUAGES[truth[x] % len(LANGUAGES)] for x in logins],
+        "minutes_live": rng.integers(60, 5000, n),
+        "viewer_mean": viewer_mean,
+        "viewer_peak": np.round(viewer_mean * rng.uniform(1.2, 3.0, n)).astype(int),
+        "chatter_mean": np.round(viewer_mean * rng.uniform(0.2, 0.6, n), 2),
+        "chatters_total": rng.integers(50, 20000, n),
+        "main_game": [games_per_comm[truth[x]][0] for x in logins],
+        "broadcaster_type": rng.choice(["partner", "affiliate", ""], n),
+        "social_links": [
+            f"https://twitter.com/{x};https://instagram.com/{x}" if i % 3 else ""
+            for i, x in enumerate(logins)
+        ],
+    })
+    if evil_names:
+        streamers.loc[0, "social_links"] = 'javascript:alert(1);https://ok.example/"><b>x</b>'
+    rows = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            p = p_in if truth[logins[i]] == truth[logins[j]] else p_out
+            if rng.random() < p:
+                overlap = float(np.round(rng.uniform(10, 100), 2))
+                shared = int(rng.integers(5, 500))
+                # Direction as the build: from the streamer with the higher mean viewers.
+                a, b = (i, j) if viewer_mean[i] >= viewer_mean[j] else (j, i)
+                rows.append((logins[a], logins[b], overlap, shared, overlap,
+                             round(overlap / 250.0, 4), "Directed"))
+    edges = pd.DataFrame(rows, columns=["Source", "Target", "Weight", "shared", "overlap",
+                                        "jaccard", "Type"])
+    played_rows = []
+    for login in logins:
+        own = games_per_comm[truth[login]]
+        played_rows.append((login, own[0], int(rng.integers(300, 3000))))
+        if rng.random() < 0.6:
+            played_rows.append((login, own[1 + int(rng.integers(0, 2))],
+                                int(rng.integers(30, 300))))
+    played = pd.DataFrame(played_rows, columns=["Source", "Target", "minutes_played"])
+    played = played.groupby(["Source", "Target"], as_index=False)["minutes_played"].sum()
+    game_names = [g for gs in games_per_comm for g in gs]
+    games = pd.DataFrame({
+        "Id": game_names,
+        "Label": game_names,
+        "game_id": [str(1000 + i) for i in range(len(game_names))],
+        "igdb_id": [str(5000 + i) for i in range(len(game_names))],
+        "genres": [f"{GENRES[i % len(GENRES)]};Adventure" if i % 2 else GENRES[i % len(GENRES)]
+                   for i in range(len(game_names))],
+        "themes": ["Action;Open World" if i % 3 == 0 else "Fantasy"
+                   for i in range(len(game_names))],
+        "release_date": [f"20{10 + i % 14:02d}-0{1 + i % 9}-15" for i in range(len(game_names))],
+        "developers": [f"Studio {i % 5}" for i in range(len(game_names))],
+        "publishers": [f"Publisher {i % 4}" for i in range(len(game_names))],
+        "steam_appid": [str(200000 + i) if i % 2 == 0 else "" for i in range(len(game_names))],
+        "steam_match": ["exact" if i % 2 == 0 else "" for i in range(len(game_names))],
+        "steam_match_score": [100.0 if i % 2 == 0 else None for i in range(len(game_names))],
+        "categories": ["Single-player;Multi-player"] * len(game_names),
+        "tags": ["Open World;Action" if i % 3 == 0 else "Indie" for i in range(len(game_names))],
+    })
+    build = {"params": {"min_overlap": 10.0, "fixture": True, "seed": seed},
+             "counts": {"streamers": n, "edges": len(edges)}}
+    return {"streamers": streamers, "edges": edges, "played": played, "games": games,
+            "build": build, "truth": truth}
+
+
+def write_planted_graph_dir(path: Path, **kwargs) -> dict[str, str | int]:
+    """Write a planted GRAPH_DIR at `path`; returns the planted truth (login -> community)."""
+    tables = planted_graph(**kwargs)
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("streamers", "edges", "played", "games"):
+        tables[name].to_csv(path / f"{name}.csv", index=False)
+    (path / "build.json").write_text(json.dumps(tables["build"]), encoding="utf-8")
+    return tables["truth"]

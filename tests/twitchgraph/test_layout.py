@@ -1,0 +1,102 @@
+"""ForceAtlas2 layout of a planted-partition GRAPH_DIR."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _graph_fixtures import write_planted_graph_dir  # noqa: E402
+
+from twitchgraph.graphio import read_graph_dir  # noqa: E402
+from twitchgraph.layout import (  # noqa: E402
+    ForceAtlas2Settings,
+    forceatlas2_layout,
+    layout_for_dir,
+    node_sizes,
+)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    path = tmp_path_factory.mktemp("g")
+    truth = write_planted_graph_dir(path, communities=4, size=30, seed=5)
+    return read_graph_dir(path), truth
+
+
+def _separation(positions: pd.DataFrame, truth: dict[str, int]) -> float:
+    """Mean distance between nodes of different communities over that within communities."""
+    xy = positions[["x", "y"]].to_numpy()
+    labels = np.array([truth[x] for x in positions["Id"]])
+    dist = np.linalg.norm(xy[:, None, :] - xy[None, :, :], axis=-1)
+    same = labels[:, None] == labels[None, :]
+    off = ~np.eye(len(labels), dtype=bool)
+    return dist[~same].mean() / dist[same & off].mean()
+
+
+@pytest.mark.parametrize("engine", ["fa2", "networkx"])
+def test_communities_are_drawn_apart(planted, engine):
+    data, truth = planted
+    positions = forceatlas2_layout(data, iterations=200, seed=0, engine=engine)
+    assert positions["Id"].tolist() == data.logins
+    assert np.isfinite(positions[["x", "y"]].to_numpy()).all()
+    assert _separation(positions, truth) > 1.5  # a random layout gives ~1.0
+
+
+def test_same_seed_same_layout_other_seed_differs(planted):
+    data, _ = planted
+    a = forceatlas2_layout(data, iterations=50, seed=11)
+    b = forceatlas2_layout(data, iterations=50, seed=11)
+    c = forceatlas2_layout(data, iterations=50, seed=12)
+    np.testing.assert_array_equal(a[["x", "y"]].to_numpy(), b[["x", "y"]].to_numpy())
+    assert not np.allclose(a[["x", "y"]].to_numpy(), c[["x", "y"]].to_numpy())
+
+
+def test_scaling_spreads_the_map(planted):
+    data, _ = planted
+    settings = dict(prevent_overlap=False)
+    tight = forceatlas2_layout(data, iterations=150, seed=0,
+                               settings=ForceAtlas2Settings(scaling=1.0, **settings))
+    wide = forceatlas2_layout(data, iterations=150, seed=0,
+                              settings=ForceAtlas2Settings(scaling=20.0, **settings))
+    assert wide[["x", "y"]].std().mean() > 2 * tight[["x", "y"]].std().mean()
+
+
+def test_prevent_overlap_separates_big_nodes(planted):
+    data, _ = planted
+    on = forceatlas2_layout(data, iterations=100, seed=0,
+                            settings=ForceAtlas2Settings(prevent_overlap=True,
+                                                         overlap_iterations=200))
+    xy = on[["x", "y"]].to_numpy()
+    radius = on["size"].to_numpy()
+    dist = np.linalg.norm(xy[:, None] - xy[None, :], axis=-1)
+    touching = dist < (radius[:, None] + radius[None, :])
+    np.fill_diagonal(touching, False)
+    # Anti-collision leaves (almost) no pair of discs overlapping.
+    assert touching.sum() / 2 <= 0.01 * len(xy) * (len(xy) - 1) / 2
+
+
+def test_node_size_grows_with_viewers():
+    sizes = node_sizes(pd.Series([1.0, 100.0, 10000.0]), min_size=1, max_size=11)
+    assert sizes[0] == 1 and sizes[2] == 11 and 1 < sizes[1] < 11
+    # Area (size²) proportional to viewers: sqrt scaling.
+    assert sizes[1] == pytest.approx(1 + 10 * (10 - 1) / (100 - 1))
+
+
+def test_bad_settings_are_refused(planted):
+    with pytest.raises(ValueError, match="scaling"):
+        ForceAtlas2Settings(scaling=0)
+    with pytest.raises(ValueError, match="engine"):
+        forceatlas2_layout(planted[0], engine="gephi")
+
+
+def test_layout_for_dir_writes_positions(tmp_path):
+    write_planted_graph_dir(tmp_path, communities=2, size=10)
+    positions, target = layout_for_dir(tmp_path, iterations=30, seed=2)
+    streamers = pd.read_csv(target)
+    assert {"x", "y", "size"} <= set(streamers.columns)
+    assert np.allclose(streamers["x"], positions["x"])
