@@ -167,7 +167,7 @@ def import_bot_csv(
     logins = _read_bot_csv(path)
     ensure_bot_table(con)
     frame = pd.DataFrame({"login": sorted(set(logins))})
-    before = con.execute("SELECT count(*) FROM bots").fetchone()[0]
+    before = con.execute("SELECT count(*) FROM bots").fetchall()[0][0]
     con.register("_tg_bot_import", frame)
     try:
         con.execute(
@@ -176,7 +176,7 @@ def import_bot_csv(
         )
     finally:
         con.unregister("_tg_bot_import")
-    added = con.execute("SELECT count(*) FROM bots").fetchone()[0] - before
+    added = con.execute("SELECT count(*) FROM bots").fetchall()[0][0] - before
     logger.info("imported %d bot logins from %s (%d new)", len(frame), path, added)
     return int(added)
 

@@ -146,7 +146,7 @@ def _as_utc(value: datetime | str) -> datetime:
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> Any:
-    return con.execute(sql, params or []).fetchone()[0]
+    return con.execute(sql, params or []).fetchall()[0][0]
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -175,7 +175,7 @@ def _select_snapshots(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dic
     if in_window == 0:
         first, last = con.execute(
             "SELECT min(started_at), max(started_at) FROM snapshots WHERE status = 'complete'"
-        ).fetchone()
+        ).fetchall()[0]
         raise BuildError(
             f"window filter (since={p.since}, until={p.until}) left no complete snapshot "
             f"({complete} complete of {total} before, 0 after; store spans {first} .. {last})"

@@ -1,5 +1,182 @@
-"""Commands of the `build` group; registered on the shared app by import."""
+"""Commands of the `build` group: `bots import`, `enrich`, `build`, `report`.
+
+Registered on the shared app by import. Each command parses its options, calls one library
+function and turns domain errors into one red line on stderr with exit code 1.
+"""
 
 from __future__ import annotations
 
-from twitchgraph.cli._app import app  # noqa: F401
+import logging
+from contextlib import contextmanager
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from twitchgraph.cli._app import app
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import duckdb
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DB = Path("twitchgraph.duckdb")
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_out = Console(highlight=False, soft_wrap=True)
+
+bots_app = typer.Typer(help="Bot lists applied when building the graph.", no_args_is_help=True)
+app.add_typer(bots_app, name="bots")
+
+DbOption = typer.Option(DEFAULT_DB, "--db", help="The store (DuckDB file).")
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {message}", markup=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def _store(db: Path, *, must_exist: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    from twitchgraph.store import open_store
+
+    if must_exist and not db.exists():
+        raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
+    con = open_store(db)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@bots_app.command("import")
+def bots_import(
+    csv_path: Path = typer.Argument(..., help="CSV with a login, name or username column."),
+    db: Path = DbOption,
+) -> None:
+    """Load a published bot list (any CSV with a login/name/username column) into the store.
+
+    Example: twitchgraph bots import twitchinsights_bots.csv --db twitchgraph.duckdb
+    """
+    from twitchgraph.bots import BotListError, import_bot_csv
+
+    with _store(db, must_exist=False) as con:
+        try:
+            added = import_bot_csv(con, csv_path)
+        except BotListError as exc:
+            raise _fail(str(exc)) from None
+        total = con.execute("SELECT count(*) FROM bots").fetchall()[0][0]
+    _out.print(f"{added} new bot logins from {csv_path} ({total} in the list)")
+
+
+class Weight(StrEnum):
+    overlap = "overlap"
+    jaccard = "jaccard"
+    shared = "shared"
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    from twitchgraph.build import _as_utc
+
+    try:
+        return _as_utc(value)
+    except ValueError:
+        raise _fail(f"{option} {value!r} is not an ISO time (e.g. 2022-05-02T10:00Z)") from None
+
+
+@app.command("build")
+def build(
+    out: Path = typer.Option(..., "--out", help="GRAPH_DIR to write the CSVs and build.json to."),
+    db: Path = DbOption,
+    since: str | None = typer.Option(None, help="Window start (ISO time, inclusive)."),
+    until: str | None = typer.Option(None, help="Window end (ISO time, exclusive)."),
+    every_nth: int = typer.Option(3, "--every-nth", help="Use every k-th snapshot."),
+    language: str | None = typer.Option(None, help="Only streams in this language (e.g. it)."),
+    min_live_minutes: float = typer.Option(60, help="Keep streamers live this many minutes."),
+    min_viewer_mean: float = typer.Option(10, help="Keep streamers with this mean viewers."),
+    min_chatter_mean: float = typer.Option(10, help="Keep streamers with this mean chatters."),
+    min_weight: float = typer.Option(10, help="Keep edges whose weight reaches this."),
+    weight: Weight = typer.Option(Weight.overlap, help="Edge weight."),
+    min_game_minutes: float = typer.Option(30, help="Keep streamer-game edges of this length."),
+    drop_suspected: bool = typer.Option(False, help="Also drop heuristically suspected bots."),
+    bot_channel_share: float = typer.Option(
+        0.1, help="Suspect accounts in more than this share of a snapshot's live channels."
+    ),
+) -> None:
+    """Build the streamer graph (streamers, edges, played, games CSVs + build.json).
+
+    Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
+    """
+    from twitchgraph.build import BuildError, build_graph, write_graph_dir
+
+    with _store(db) as con:
+        try:
+            result = build_graph(
+                con,
+                since=_when(since, "--since"),
+                until=_when(until, "--until"),
+                every_nth=every_nth,
+                language=language,
+                min_live_minutes=min_live_minutes,
+                min_viewer_mean=min_viewer_mean,
+                min_chatter_mean=min_chatter_mean,
+                min_weight=min_weight,
+                weight=weight.value,
+                min_game_minutes=min_game_minutes,
+                drop_suspected=drop_suspected,
+                bot_channel_share=bot_channel_share,
+            )
+        except (BuildError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+    write_graph_dir(result, out)
+    removed = result.stats["removed_bots"]
+    _out.print(
+        f"{len(result.streamers)} streamers, {len(result.edges)} edges, "
+        f"{len(result.played)} played edges, {len(result.games)} games -> {out} "
+        f"(bots removed: " + ", ".join(f"{k} {v['users']}" for k, v in removed.items()) + ")"
+    )
+
+
+class ReportKind(StrEnum):
+    quality = "quality"
+    explore = "explore"
+
+
+@app.command("report")
+def report(
+    kind: ReportKind = typer.Argument(..., help="quality (the store) or explore (store + graph)."),
+    out: Path = typer.Option(..., "--out", help="Directory for the HTML page and figures."),
+    db: Path | None = typer.Option(
+        None, "--db", help=f"The store (default {DEFAULT_DB} when it exists)."
+    ),
+    graph: Path | None = typer.Option(None, "--graph", help="A GRAPH_DIR from `build`."),
+    bot_channel_share: float = typer.Option(0.1, help="Share for the suspected-bot table."),
+) -> None:
+    """Write an HTML report (figures embedded, opens offline) and its figures as PNG files.
+
+    Example: twitchgraph report quality --db twitchgraph.duckdb --out reports/
+             twitchgraph report explore --db twitchgraph.duckdb --graph graph/ --out reports/
+    """
+    from twitchgraph.reports import write_explore_report, write_quality_report
+
+    if db is None and (kind is ReportKind.quality or graph is None or DEFAULT_DB.exists()):
+        db = DEFAULT_DB
+    if kind is ReportKind.quality:
+        with _store(db) as con:
+            page = write_quality_report(con, out, bot_channel_share=bot_channel_share)
+    else:
+        try:
+            if db is None:
+                page = write_explore_report(None, graph, out)
+            else:
+                with _store(db) as con:
+                    page = write_explore_report(con, graph, out)
+        except (FileNotFoundError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+    _out.print(f"wrote {page}")

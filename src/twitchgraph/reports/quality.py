@@ -1,0 +1,239 @@
+"""Data-quality report on a store: is the collection complete enough to trust the graph?
+
+Sections: snapshots over time against the schedule (gaps, late and failed snapshots),
+duplicated streams within a snapshot, completeness per column and per enrichment source,
+chatters per snapshot, suspected bots, and rooms where only message senders could be seen
+(no NAMES/JOIN membership: rooms of 1,000+ users, or a lost membership capability).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from twitchgraph.bots import suspected_bots
+from twitchgraph.enrich.schema import ensure_enrich_tables
+from twitchgraph.reports.html import HtmlReport, new_figure
+
+__all__ = ["quality_tables", "write_quality_report"]
+
+logger = logging.getLogger(__name__)
+
+# A spacing above LATE x interval is a late snapshot; above GAP x interval a missed slot.
+LATE = 1.1
+GAP = 1.5
+
+
+def _df(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    return con.execute(sql).df()
+
+
+def schedule_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every snapshot with its spacing to the previous one and a verdict against the schedule.
+
+    verdict: ``failed``/``running`` from the status, else ``gap`` when the spacing exceeds
+    1.5 x the schedule interval (a slot was missed), ``late`` above 1.1 x, else ``ok``.
+    """
+    return _df(
+        con,
+        f"""
+        SELECT snapshot_id, started_at, finished_at, status, interval_s,
+               epoch(finished_at) - epoch(started_at) AS duration_s,
+               spacing_s,
+               CASE WHEN status <> 'complete' THEN status
+                    WHEN interval_s IS NULL OR spacing_s IS NULL THEN 'ok'
+                    WHEN spacing_s > {GAP} * interval_s THEN 'gap'
+                    WHEN spacing_s > {LATE} * interval_s THEN 'late'
+                    ELSE 'ok' END AS verdict
+        FROM (
+            SELECT *, epoch(started_at) - epoch(lag(started_at) OVER (ORDER BY started_at))
+                      AS spacing_s
+            FROM snapshots
+        )
+        ORDER BY started_at
+        """,
+    )
+
+
+def quality_tables(
+    con: duckdb.DuckDBPyConnection, *, bot_channel_share: float = 0.10
+) -> dict[str, pd.DataFrame]:
+    """The report's tables, as DataFrames (the HTML page is made from these)."""
+    ensure_enrich_tables(con)
+    tables: dict[str, pd.DataFrame] = {}
+    tables["schedule"] = schedule_table(con)
+    tables["duplicates"] = _df(
+        con,
+        """
+        SELECT snapshot_id, lower(user_login) AS login, count(*) AS rows
+        FROM streams GROUP BY 1, 2 HAVING count(*) > 1
+        ORDER BY rows DESC, snapshot_id, login
+        """,
+    )
+    parts = []
+    for table, columns in (
+        ("streams", ["user_id", "user_login", "user_name", "game_id", "game_name", "title",
+                     "viewer_count", "started_at", "language", "tags", "is_mature"]),
+        ("users", ["user_id", "login", "display_name", "broadcaster_type", "description",
+                   "created_at", "profile_image_url", "type"]),
+    ):  # fmt: skip
+        filled = ", ".join(
+            f"avg(CASE WHEN {c} IS NULL OR CAST({c} AS VARCHAR) IN ('', '[]') "
+            f"THEN 0 ELSE 1 END) AS {c}"
+            for c in columns
+        )
+        row = _df(con, f"SELECT count(*) AS n, {filled} FROM {table}")
+        n = int(row["n"].iloc[0])
+        for c in columns:
+            value = row[c].iloc[0]
+            pct = None if n == 0 else round(100 * float(value), 1)
+            parts.append({"table": table, "column": c, "rows": n, "filled_pct": pct})
+    tables["completeness"] = pd.DataFrame(parts)
+    tables["enrichment"] = _df(
+        con,
+        """
+        WITH g AS (SELECT DISTINCT game_id, game_name FROM streams
+                   WHERE coalesce(game_id, '') <> ''),
+             live AS (SELECT DISTINCT lower(user_login) AS login FROM streams)
+        SELECT 'helix games' AS source, count(*) AS items,
+               count(gm.game_id) AS asked, count(*) FILTER (WHERE gm.found) AS found
+        FROM g LEFT JOIN games gm USING (game_id)
+        UNION ALL
+        SELECT 'igdb', count(*) FILTER (WHERE coalesce(gm.igdb_id, '') <> ''),
+               count(ig.igdb_id), count(*) FILTER (WHERE ig.found)
+        FROM games gm LEFT JOIN igdb_games ig USING (igdb_id) WHERE gm.found
+        UNION ALL
+        SELECT 'steam match', count(DISTINCT g.game_name), count(DISTINCT m.game_name),
+               count(DISTINCT m.game_name) FILTER (WHERE m.steam_appid IS NOT NULL)
+        FROM g LEFT JOIN game_matches m ON m.game_name = g.game_name
+        UNION ALL
+        SELECT 'steam details', count(*) FILTER (WHERE steam_appid IS NOT NULL),
+               count(sd.appid), count(*) FILTER (WHERE sd.found)
+        FROM game_matches m LEFT JOIN steam_details sd ON sd.appid = m.steam_appid
+        UNION ALL
+        SELECT 'social links (any source)', count(*),
+               count(*) FILTER (WHERE login IN (SELECT login FROM social_fetches)),
+               count(*) FILTER (WHERE login IN (SELECT lower(login) FROM social_links))
+        FROM live
+        UNION ALL
+        SELECT 'users profile', count(*),
+               count(*) FILTER (WHERE login IN (SELECT lower(login) FROM users)),
+               count(*) FILTER (WHERE login IN (SELECT lower(login) FROM users))
+        FROM live
+        """,
+    )
+    enrich = tables["enrichment"]
+    enrich["found_pct"] = (100 * enrich["found"] / enrich["items"].where(enrich["items"] > 0))
+    tables["chatters"] = _df(
+        con,
+        """
+        SELECT s.snapshot_id, s.started_at,
+               (SELECT count(*) FROM streams st WHERE st.snapshot_id = s.snapshot_id) AS streams,
+               count(c.user_login) AS chatter_rows,
+               count(DISTINCT lower(c.user_login)) AS distinct_chatters,
+               count(c.user_login) FILTER (WHERE c.source = 'names') AS names,
+               count(c.user_login) FILTER (WHERE c.source = 'join') AS joins,
+               count(c.user_login) FILTER (WHERE c.source = 'message') AS messages
+        FROM snapshots s LEFT JOIN chatters c USING (snapshot_id)
+        WHERE s.status = 'complete'
+        GROUP BY 1, 2 ORDER BY s.started_at
+        """,
+    )
+    tables["suspected_bots"] = suspected_bots(con, share=bot_channel_share)
+    tables["message_only_rooms"] = _df(
+        con,
+        """
+        WITH by_room AS (
+            SELECT snapshot_id, lower(channel_login) AS channel,
+                   bool_and(source = 'message') AS only_messages, count(*) AS chatters
+            FROM chatters GROUP BY 1, 2
+        ),
+        rooms AS (
+            SELECT coalesce(l.snapshot_id, r.snapshot_id) AS snapshot_id,
+                   coalesce(lower(l.channel_login), r.channel) AS channel,
+                   l.membership, r.only_messages, coalesce(r.chatters, 0) AS chatters
+            FROM listens l
+            FULL JOIN by_room r
+              ON r.snapshot_id = l.snapshot_id AND r.channel = lower(l.channel_login)
+        )
+        SELECT channel, count(*) AS snapshots, round(avg(chatters), 1) AS mean_chatters_seen,
+               count(*) FILTER (WHERE membership = false) AS no_membership,
+               count(*) FILTER (WHERE only_messages) AS only_message_senders
+        FROM rooms
+        WHERE membership = false OR only_messages
+        GROUP BY channel ORDER BY snapshots DESC, channel
+        """,
+    )
+    return tables
+
+
+def write_quality_report(
+    con: duckdb.DuckDBPyConnection, out_dir: str | Path, *, bot_channel_share: float = 0.10
+) -> Path:
+    """Write ``quality.html`` and its figures to ``out_dir``; return the page's path."""
+    t = quality_tables(con, bot_channel_share=bot_channel_share)
+    report = HtmlReport("twitchgraph - data quality", Path(out_dir))
+
+    sched = t["schedule"]
+    report.heading("Snapshots against the schedule")
+    if sched.empty:
+        report.text("The store has no snapshots: run `twitchgraph collect` first.", note=True)
+    else:
+        verdicts = sched["verdict"].value_counts().rename_axis("verdict").reset_index()
+        report.table(verdicts, caption="Snapshots by verdict")
+        report.text(
+            f"'gap': spacing above {GAP} x the schedule interval (a slot was missed); "
+            f"'late': above {LATE} x.",
+            note=True,
+        )
+        fig, ax = new_figure()
+        colours = {"ok": "#6441a5", "late": "#e69f00", "gap": "#d55e00", "failed": "#000000",
+                   "running": "#999999"}  # fmt: skip
+        spacing_min = sched["spacing_s"] / 60
+        for verdict, rows in sched.groupby("verdict"):
+            ax.scatter(rows["started_at"], spacing_min[rows.index], s=10,
+                       color=colours.get(str(verdict), "grey"), label=str(verdict))  # fmt: skip
+        interval = sched["interval_s"].dropna()
+        if not interval.empty:
+            ax.axhline(interval.median() / 60, color="grey", linestyle="--", label="schedule")
+        ax.set_ylabel("minutes since previous snapshot")
+        ax.legend(fontsize="small")
+        report.figure("snapshot_spacing", fig)
+        problems = sched[sched["verdict"] != "ok"]
+        report.table(problems, caption="Snapshots off schedule")
+
+    report.heading("Duplicated streams within a snapshot")
+    dup = t["duplicates"]
+    report.text(f"{len(dup)} (snapshot, channel) pairs appear more than once "
+                "(Helix pages shift while they are read; the build keeps one row).")  # fmt: skip
+    report.table(dup, caption="Duplicates")
+
+    report.heading("Completeness")
+    report.table(t["completeness"], max_rows=100, caption="Filled values per column")
+    report.table(t["enrichment"], caption="Enrichment sources (items, asked, found)")
+
+    report.heading("Chatters per snapshot")
+    chat = t["chatters"]
+    if not chat.empty:
+        fig, ax = new_figure()
+        ax.plot(chat["started_at"], chat["chatter_rows"], label="chatter rows")
+        ax.plot(chat["started_at"], chat["distinct_chatters"], label="distinct chatters")
+        ax.plot(chat["started_at"], chat["messages"], label="seen by message only")
+        ax.set_ylabel("per snapshot")
+        ax.legend(fontsize="small")
+        report.figure("chatters_per_snapshot", fig)
+    report.table(chat.describe().reset_index() if not chat.empty else chat, caption="Summary")
+
+    report.heading("Suspected bots")
+    report.text(f"Accounts present in more than {bot_channel_share:.0%} of a snapshot's live "
+                "channels (and at least 3 channels).")  # fmt: skip
+    report.table(t["suspected_bots"], caption="Suspected bots")
+
+    report.heading("Rooms where only message senders could be seen")
+    report.text("Without membership (NAMES/JOIN), silent viewers are invisible: these rooms' "
+                "audiences are undercounted.")  # fmt: skip
+    report.table(t["message_only_rooms"], caption="Rooms")
+    return report.write("quality")

@@ -1,0 +1,92 @@
+"""`twitchgraph bots import | build | report` through the CLI runner: exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from twitchgraph.cli import app
+
+from ._build_fixtures import add_live, add_snapshots, new_store, users_named
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "store.duckdb"
+    con = new_store(str(path))
+    sids = add_snapshots(con, 4)
+    add_live(con, sids, "alpha", viewers=300, chatters=users_named("u", 20) + ["nightbot"])
+    add_live(con, sids, "beta", viewers=200, chatters=users_named("u", 20, start=10))
+    add_live(con, sids, "gamma", viewers=5, chatters=users_named("u", 20))
+    con.close()
+    return path
+
+
+def _run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_build_writes_graph_dir(db, tmp_path):
+    out = tmp_path / "graph"
+    r = _run("build", "--db", str(db), "--out", str(out), "--every-nth", "1",
+             "--min-live-minutes", "15", "--weight", "jaccard")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "2 streamers, 1 edges" in r.output
+    edges = pd.read_csv(out / "edges.csv")
+    assert edges[["Source", "Target"]].values.tolist() == [["alpha", "beta"]]
+    assert edges.Weight.iloc[0] == pytest.approx(100 * 10 / 30)
+    meta = json.loads((out / "build.json").read_text())
+    assert meta["parameters"]["weight"] == "jaccard"
+    assert meta["removed_bots"]["builtin"]["users"] == 1
+    assert meta["filters"][1] == {"filter": "min_viewer_mean", "value": 10.0, "before": 3,
+                                  "after": 2}  # fmt: skip
+
+
+def test_build_errors_are_one_line(db, tmp_path):
+    r = _run("build", "--db", str(db), "--out", str(tmp_path / "g"), "--every-nth", "1",
+             "--min-live-minutes", "0", "--min-viewer-mean", "1000")  # fmt: skip
+    assert r.exit_code == 1
+    assert "min_viewer_mean=1000.0 left no streamer (3 before, 0 after)" in r.output
+    assert "Traceback" not in r.output
+    r = _run("build", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "g"))
+    assert r.exit_code == 1 and "no store at" in r.output
+    r = _run("build", "--db", str(db), "--out", str(tmp_path / "g"), "--since", "yesterday")
+    assert r.exit_code == 1 and "--since 'yesterday' is not an ISO time" in r.output
+    assert not (tmp_path / "g").exists()
+
+
+def test_bots_import(db, tmp_path):
+    csv = tmp_path / "bots.csv"
+    csv.write_text("Username,channels\nu0,900\nU1,800\n")
+    r = _run("bots", "import", str(csv), "--db", str(db))
+    assert r.exit_code == 0, r.output
+    assert "2 new bot logins" in r.output
+    out = tmp_path / "graph"
+    r = _run("build", "--db", str(db), "--out", str(out), "--every-nth", "1",
+             "--min-live-minutes", "0", "--min-viewer-mean", "0")  # fmt: skip
+    meta = json.loads((out / "build.json").read_text())
+    assert meta["removed_bots"]["list"] == {"users": 2, "chatter_rows": 2 * 2 * 4}  # alpha, gamma
+    csv.write_text("Username,channels\nok,1\nbad name,2\n")
+    r = _run("bots", "import", str(csv), "--db", str(db))
+    assert r.exit_code == 1
+    assert "line 3" in r.output
+
+
+def test_reports(db, tmp_path):
+    r = _run("report", "quality", "--db", str(db), "--out", str(tmp_path / "rep"))
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "rep" / "quality.html").is_file()
+    graph = tmp_path / "graph"
+    r = _run("build", "--db", str(db), "--out", str(graph), "--every-nth", "1",
+             "--min-live-minutes", "15")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = _run("report", "explore", "--graph", str(graph), "--out", str(tmp_path / "rep"))
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "rep" / "figures" / "degree.png").is_file()
+    r = _run("report", "explore", "--graph", str(tmp_path), "--out", str(tmp_path / "rep"))
+    assert r.exit_code == 1 and "not a GRAPH_DIR" in r.output

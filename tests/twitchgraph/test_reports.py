@@ -1,0 +1,89 @@
+"""Quality and exploration reports on a tiny store: tables say what was put in, pages embed."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import timedelta
+
+import pytest
+
+from twitchgraph.build import build_graph, write_graph_dir
+from twitchgraph.reports.explore import explore_tables, write_explore_report
+from twitchgraph.reports.quality import quality_tables, write_quality_report
+
+from ._build_fixtures import T0, add_live, add_snapshots, new_store, users_named
+
+
+@pytest.fixture
+def store():
+    con = new_store()
+    add_snapshots(con, 3)  # 10:00, 10:05, 10:10
+    add_snapshots(con, 1, start=T0 + timedelta(minutes=25), first_id=4)  # 15 min: gap
+    add_snapshots(con, 1, start=T0 + timedelta(minutes=31), first_id=5)  # 6 min: late
+    add_snapshots(con, 1, start=T0 + timedelta(minutes=35), first_id=6, status="failed")
+    sids = [1, 2, 3, 4, 5]
+    for i in range(12):
+        chat = users_named(f"f{i}_", 12) + ["omni"] + (["shared"] if i < 2 else [])
+        add_live(con, sids, f"ch{i}", viewers=50 + i, chatters=chat,
+                 game="Chess" if i % 2 else "Tetris", language="it" if i < 10 else "en")
+    add_live(con, [2], "ch0", viewers=40)  # a paging repeat in snapshot 2
+    add_live(con, [1], "big", viewers=5000, chatters=["talker"], source="message")
+    con.execute("INSERT INTO listens VALUES (1, 'big', 60, false), (1, 'ch1', 60, true)")
+    return con
+
+
+def test_quality_tables_find_what_was_put_in(store):
+    t = quality_tables(store)
+    verdicts = dict(zip(t["schedule"].snapshot_id, t["schedule"].verdict, strict=True))
+    assert verdicts == {1: "ok", 2: "ok", 3: "ok", 4: "gap", 5: "late", 6: "failed"}
+    assert t["duplicates"][["snapshot_id", "login", "rows"]].values.tolist() == [[2, "ch0", 2]]
+    assert list(t["suspected_bots"].login) == ["omni"]  # in 12 of 12 channels
+    rooms = t["message_only_rooms"]
+    assert list(rooms.channel) == ["big"]
+    assert rooms.no_membership.iloc[0] == 1 and rooms.only_message_senders.iloc[0] == 1
+    chat = t["chatters"].set_index("snapshot_id")
+    assert chat.loc[1, "chatter_rows"] == 2 * 14 + 10 * 13 + 1  # 12 fans + omni (+ shared)
+    assert chat.loc[1, "messages"] == 1
+    comp = t["completeness"].set_index(["table", "column"])
+    assert comp.loc[("streams", "game_name"), "filled_pct"] == 100.0
+    enrich = t["enrichment"].set_index("source")
+    assert enrich.loc["helix games", "items"] == 2 and enrich.loc["helix games", "asked"] == 0
+
+
+def _embedded_pngs(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+
+
+def test_quality_page_is_self_contained(store, tmp_path):
+    page = write_quality_report(store, tmp_path / "q")
+    html = page.read_text()
+    pngs = _embedded_pngs(html)
+    assert len(pngs) == 2 and all(p.startswith(b"\x89PNG") for p in pngs)
+    assert sorted(p.name for p in (tmp_path / "q" / "figures").iterdir()) == [
+        "chatters_per_snapshot.png", "snapshot_spacing.png"]  # fmt: skip
+    assert "http://" not in html and "https://" not in html  # opens offline
+    assert "omni" in html and "Rooms where only message senders" in html
+
+
+def test_explore_with_store_and_graph(store, tmp_path):
+    result = build_graph(store, every_nth=1, min_live_minutes=0, min_viewer_mean=0,
+                         min_chatter_mean=0, min_weight=0, min_game_minutes=0,
+                         drop_suspected=True)  # fmt: skip
+    graph = write_graph_dir(result, tmp_path / "g")
+    t = explore_tables(store, graph)
+    degree = t["degree"].set_index("Id")["degree"]
+    assert degree["ch0"] == 1 and degree["ch1"] == 1 and degree["ch5"] == 0  # via "shared"
+    assert t["languages"].set_index("language").loc["it", "streamers"] == 11  # ch0..ch9 + big
+    assert set(t["hourly"].hour_utc) == {10}
+    page = write_explore_report(store, graph, tmp_path / "x")
+    html = page.read_text()
+    assert len(_embedded_pngs(html)) == 7
+    assert "min_weight=0" in html
+
+
+def test_explore_needs_an_input(tmp_path):
+    with pytest.raises(ValueError, match="--db"):
+        explore_tables(None, None)
+    with pytest.raises(FileNotFoundError, match="not a GRAPH_DIR"):
+        explore_tables(None, tmp_path)
