@@ -221,3 +221,97 @@ def is_streams(after: str | None = None) -> Callable[[httpx.Request], bool]:
         return after is None or request.url.params.get("after") == after
 
     return predicate
+
+
+class FakeChatServer:
+    """A tiny IRC server on loopback that speaks just enough Twitch chat for the tests.
+
+    `rooms` maps channel -> users sent as NAMES on join; channels in `big_rooms` send no
+    membership (like Twitch rooms over 1,000 users). The test pushes lines with `send` and
+    drops connections with `drop`. Every line received is logged in `received` as
+    (monotonic time, connection index, line).
+    """
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, list[str]] = {}
+        self.big_rooms: set[str] = set()
+        self.received: list[tuple[float, int, str]] = []
+        self.writers: list[asyncio.StreamWriter] = []
+        self.nicks: dict[int, str] = {}
+        self.joined: dict[int, set[str]] = {}
+        self.connections = 0
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+        self.joined_event = asyncio.Event()
+
+    async def start(self) -> FakeChatServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        for w in self.writers:
+            w.close()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    def lines(self, prefix: str) -> list[str]:
+        return [line for _, _, line in self.received if line.startswith(prefix)]
+
+    def joins(self) -> list[tuple[float, int, str]]:
+        return [(t, c, line[6:]) for t, c, line in self.received if line.startswith("JOIN #")]
+
+    async def send(self, line: str, channel: str | None = None) -> None:
+        """Send `line` to every connection (that joined `channel`, when given)."""
+        for index, writer in enumerate(self.writers):
+            if writer.is_closing() or (channel and channel not in self.joined.get(index, ())):
+                continue
+            writer.write((line + "\r\n").encode())
+            await writer.drain()
+
+    async def drop(self) -> None:
+        """Close every connection abruptly (as a network drop would)."""
+        for writer in self.writers:
+            writer.close()
+
+    async def wait_joined(self, channel: str, count: int = 1, timeout: float = 5.0) -> None:
+        async def _wait() -> None:
+            while sum(1 for _, _, ch in self.joins() if ch == channel) < count:
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        index = len(self.writers)
+        self.writers.append(writer)
+        self.connections += 1
+        self.joined[index] = set()
+        try:
+            while raw := await reader.readline():
+                line = raw.decode().rstrip("\r\n")
+                self.received.append((loop.time(), index, line))
+                if line.startswith("NICK "):
+                    self.nicks[index] = line[5:]
+                    writer.write(f":tmi.twitch.tv 001 {line[5:]} :Welcome, GLHF!\r\n".encode())
+                elif line.startswith("JOIN #"):
+                    channel = line[6:]
+                    nick = self.nicks.get(index, "justinfan1")
+                    self.joined[index].add(channel)
+                    out = [f":{nick}!{nick}@{nick}.tmi.twitch.tv JOIN #{channel}"]
+                    if channel not in self.big_rooms:
+                        users = self.rooms.get(channel, [])
+                        for i in range(0, max(1, len(users)), 3):  # several 353 lines
+                            out.append(f":{nick}.tmi.twitch.tv 353 {nick} = #{channel} :"
+                                       + " ".join(users[i : i + 3]))
+                        out.append(f":{nick}.tmi.twitch.tv 366 {nick} #{channel} "
+                                   ":End of /NAMES list")
+                    writer.write("".join(x + "\r\n" for x in out).encode())
+                elif line.startswith("PART #"):
+                    self.joined[index].discard(line[6:])
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()

@@ -1,0 +1,530 @@
+"""Anonymous Twitch chat (IRC) for seeing who is in which channel.
+
+The client logs in as ``justinfan<digits>`` (read-only, no account needed), asks for the
+``twitch.tv/membership twitch.tv/tags twitch.tv/commands`` capabilities and joins channels.
+Per channel it keeps:
+
+- presence: users from NAMES (353/366, sent on join) and JOIN, minus PART. Twitch sends
+  membership only for rooms under 1,000 users, batched every 30-60 s;
+- when each user was last seen and how: ``names``, ``join`` or ``message`` (PRIVMSG and
+  USERNOTICE senders, the only users visible in big rooms).
+
+`ChatClient.observe()` returns, per channel, the present users plus everyone seen within a
+window, how long the channel was listened to, and whether the room sent membership at all.
+
+Rules followed: at most `joins_per_window` JOINs per `join_window_s` (Twitch: 20 per 10 s,
+counted on real time), at most `channels_per_connection` channels per connection (several
+connections when needed, up to `max_connections`), PING answered with PONG, RECONNECT and
+dropped connections re-established with backoff and every channel rejoined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from twitchgraph.clock import Clock, SystemClock
+from twitchgraph.twitch.endpoints import Endpoints
+
+__all__ = ["ChannelView", "ChatClient", "ChatStats", "IrcMessage", "parse_line"]
+
+log = logging.getLogger(__name__)
+
+CAPABILITIES = "twitch.tv/membership twitch.tv/tags twitch.tv/commands"
+_RANK = {"names": 0, "join": 1, "message": 2}
+
+Opener = Callable[[str, int, bool], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IrcMessage:
+    """One IRC line: IRCv3 tags, prefix, command and parameters (trailing included)."""
+
+    command: str
+    params: tuple[str, ...] = ()
+    prefix: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def nick(self) -> str:
+        """The sender's nick from the prefix (``nick!user@host``), lower case."""
+        return self.prefix.split("!", 1)[0].lower() if "!" in self.prefix else ""
+
+
+_TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+
+
+def _unescape(value: str) -> str:
+    if "\\" not in value:
+        return value
+    out, chars = [], iter(value)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "")
+            out.append(_TAG_ESCAPES.get(nxt, nxt))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def parse_line(line: str) -> IrcMessage | None:
+    """Parse one IRC line; None for an empty or unparsable line."""
+    line = line.rstrip("\r\n")
+    tags: dict[str, str] = {}
+    prefix = ""
+    if line.startswith("@"):
+        raw, _, line = line.partition(" ")
+        for item in raw[1:].split(";"):
+            key, _, value = item.partition("=")
+            if key:
+                tags[key] = _unescape(value)
+    line = line.lstrip(" ")
+    if line.startswith(":"):
+        prefix, _, line = line[1:].partition(" ")
+    line = line.lstrip(" ")
+    if not line:
+        return None
+    head, sep, trailing = line.partition(" :")
+    parts = head.split()
+    if not parts:
+        return None
+    params = parts[1:] + ([trailing] if sep else [])
+    return IrcMessage(command=parts[0].upper(), params=tuple(params), prefix=prefix, tags=tags)
+
+
+# -- state -----------------------------------------------------------------------------------
+
+@dataclass
+class ChannelView:
+    """What one channel yielded: users (login -> source), seconds listened, membership seen."""
+
+    users: dict[str, str]
+    listened_s: float
+    membership: bool
+
+
+@dataclass
+class ChatStats:
+    connections: int = 0  # connections established (including reconnects)
+    reconnects: int = 0
+    joins_sent: int = 0
+    parts_sent: int = 0
+    lines: int = 0
+    messages: int = 0  # PRIVMSG / USERNOTICE seen
+
+
+@dataclass
+class _Channel:
+    name: str
+    joined_at: datetime | None = None  # our own JOIN echoed (or sent)
+    observed_at: datetime | None = None  # last `observe()`
+    present: dict[str, str] = field(default_factory=dict)  # login -> names|join
+    seen: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # login -> (t, source)
+    membership: bool = False
+    names_reset: bool = True  # the next NAMES list replaces presence (after a (re)join)
+
+
+@dataclass
+class _Connection:
+    index: int
+    channels: set[str] = field(default_factory=set)  # wanted on this connection
+    sent: set[str] = field(default_factory=set)  # JOIN sent on the current socket
+    writer: asyncio.StreamWriter | None = None
+    task: asyncio.Task[None] | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class _JoinLimiter:
+    """At most `n` JOINs in any `window_s` seconds of real (monotonic) time."""
+
+    def __init__(self, n: int, window_s: float) -> None:
+        if n < 1 or window_s <= 0:
+            raise ValueError("join limit needs n >= 1 and window_s > 0")
+        self.n, self.window_s = n, window_s
+        self._times: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            while True:
+                now = loop.time()
+                while self._times and now - self._times[0] >= self.window_s:
+                    self._times.popleft()
+                if len(self._times) < self.n:
+                    self._times.append(now)
+                    return
+                await asyncio.sleep(self.window_s - (now - self._times[0]) + 1e-3)
+
+
+async def _open_tcp(host: str, port: int, tls: bool
+                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    context = ssl.create_default_context() if tls else None
+    return await asyncio.open_connection(host, port, ssl=context,
+                                         server_hostname=host if tls else None,
+                                         limit=1 << 20)
+
+
+# -- the client ------------------------------------------------------------------------------
+
+class ChatClient:
+    """Anonymous read-only Twitch chat over one or more IRC connections.
+
+    Args:
+        host, port, tls: the chat server (`Endpoints.chat_address()`, `Endpoints.chat_tls`).
+        clock: stamps when users were seen and drives `observe` windows.
+        channels_per_connection: channels one connection may hold (Twitch: 100).
+        max_connections: connections to open at most; `capacity` is their product.
+        joins_per_window, join_window_s: JOIN rate limit shared by all connections.
+        nick: login to use; default ``justinfan`` + random digits (from `seed`).
+        open_connection: coroutine `(host, port, tls) -> (reader, writer)`; tests inject one.
+        reconnect_backoff_s, max_backoff_s: first and largest wait before reconnecting.
+        idle_timeout_s: reconnect when the server sends nothing for this long.
+        connect_timeout_s: how long `join` waits for a connection before leaving the JOIN to
+            the connection's own (re)join loop.
+
+    Use as ``async with ChatClient(...) as chat:``; `join`, `part`, `observe`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        tls: bool = True,
+        clock: Clock | None = None,
+        channels_per_connection: int = 100,
+        max_connections: int = 10,
+        joins_per_window: int = 20,
+        join_window_s: float = 10.0,
+        nick: str | None = None,
+        seed: int | None = None,
+        open_connection: Opener | None = None,
+        reconnect_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        idle_timeout_s: float = 360.0,
+        connect_timeout_s: float = 30.0,
+    ) -> None:
+        if channels_per_connection < 1 or max_connections < 1:
+            raise ValueError("channels_per_connection and max_connections must be >= 1")
+        self.host, self.port, self.tls = host, port, tls
+        self._clock = clock or SystemClock()
+        self.channels_per_connection = channels_per_connection
+        self.max_connections = max_connections
+        self._limiter = _JoinLimiter(joins_per_window, join_window_s)
+        self.nick = (nick or f"justinfan{random.Random(seed).randint(10_000, 99_999_999)}"
+                     ).lower()
+        self._open = open_connection or _open_tcp
+        self.reconnect_backoff_s = reconnect_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.idle_timeout_s = idle_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.stats = ChatStats()
+        self._connections: list[_Connection] = []
+        self._channels: dict[str, _Channel] = {}
+        self._where: dict[str, _Connection] = {}
+        self._closing = False
+
+    @classmethod
+    def from_endpoints(cls, endpoints: Endpoints, **kwargs: object) -> ChatClient:
+        host, port = endpoints.chat_address()
+        return cls(host=host, port=port, tls=endpoints.chat_tls, **kwargs)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return (f"ChatClient(host={self.host!r}, port={self.port}, tls={self.tls}, "
+                f"nick={self.nick!r}, channels={len(self._where)})")
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        """How many channels the client may hold at once."""
+        return self.channels_per_connection * self.max_connections
+
+    @property
+    def channels(self) -> set[str]:
+        """Channels held (JOIN requested and not parted)."""
+        return set(self._where)
+
+    @property
+    def joined(self) -> int:
+        """Channels whose JOIN the server confirmed."""
+        return sum(1 for c in self._channels.values() if c.joined_at is not None)
+
+    @property
+    def users_seen(self) -> int:
+        """Distinct (channel, user) pairs currently known."""
+        return sum(len(c.present.keys() | c.seen.keys()) for c in self._channels.values())
+
+    async def join(self, channels: Iterable[str]) -> list[str]:
+        """Join `channels` (logins); returns those taken, in order, up to `capacity`.
+
+        Waits until their JOINs were sent (paced by the join rate limit).
+        """
+        taken: list[str] = []
+        for name in channels:
+            name = name.lower().lstrip("#")
+            if not name or name in self._where:
+                continue
+            conn = self._connection_with_room()
+            if conn is None:
+                break
+            conn.channels.add(name)
+            self._where[name] = conn
+            self._channels[name] = _Channel(name)
+            taken.append(name)
+        for name in taken:
+            conn = self._where.get(name)
+            if conn is None or self._closing:
+                continue
+            if conn.writer is None:
+                # Not connected (yet): the connection joins its channels once it is up.
+                try:
+                    await asyncio.wait_for(conn.ready.wait(), timeout=self.connect_timeout_s)
+                except TimeoutError:
+                    continue
+            await self._send_join(conn, name)
+        return taken
+
+    async def part(self, channels: Iterable[str]) -> None:
+        """Leave `channels` and forget what was seen in them."""
+        for name in channels:
+            name = name.lower().lstrip("#")
+            conn = self._where.pop(name, None)
+            self._channels.pop(name, None)
+            if conn is None:
+                continue
+            conn.channels.discard(name)
+            if name in conn.sent:
+                conn.sent.discard(name)
+                await self._write(conn, f"PART #{name}")
+                self.stats.parts_sent += 1
+
+    def observe(
+        self, channels: Iterable[str] | None = None, *, window_s: float
+    ) -> dict[str, ChannelView]:
+        """Per channel: present users plus users seen in the last `window_s` seconds.
+
+        Also returns how long each channel was listened to since it was joined or last
+        observed, whichever is later; and restarts that count.
+        """
+        now = self._clock.now()
+        since = now - timedelta(seconds=window_s)
+        names = self._where.keys() if channels is None else [c.lower() for c in channels]
+        views: dict[str, ChannelView] = {}
+        for name in names:
+            state = self._channels.get(name)
+            if state is None:
+                continue
+            users = dict(state.present)
+            for login, (t, source) in list(state.seen.items()):
+                if t < since:
+                    if login not in state.present:
+                        del state.seen[login]  # bounded memory over long runs
+                    continue
+                if login not in users or _RANK[source] < _RANK[users[login]]:
+                    users[login] = source
+            start = max((t for t in (state.joined_at, state.observed_at) if t), default=None)
+            listened = (now - start).total_seconds() if start else 0.0
+            state.observed_at = now
+            views[name] = ChannelView(users, max(0.0, listened), state.membership)
+        return views
+
+    async def close(self) -> None:
+        """Close every connection."""
+        self._closing = True
+        for conn in self._connections:
+            conn.ready.set()
+            if conn.task is not None:
+                conn.task.cancel()
+        for conn in self._connections:
+            if conn.task is not None:
+                try:
+                    await conn.task
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing anyway
+                    pass
+            await self._drop_writer(conn)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connection_with_room(self) -> _Connection | None:
+        for conn in self._connections:
+            if len(conn.channels) < self.channels_per_connection:
+                return conn
+        if len(self._connections) >= self.max_connections:
+            return None
+        conn = _Connection(index=len(self._connections))
+        self._connections.append(conn)
+        conn.task = asyncio.create_task(self._run(conn), name=f"twitch-chat-{conn.index}")
+        return conn
+
+    async def _run(self, conn: _Connection) -> None:
+        failures = 0
+        while not self._closing:
+            try:
+                reader, writer = await self._open(self.host, self.port, self.tls)
+            except (TimeoutError, OSError) as exc:
+                failures += 1
+                await self._pause(conn, failures, f"cannot connect to chat: {exc}")
+                continue
+            conn.writer, conn.sent = writer, set()
+            self.stats.connections += 1
+            try:
+                await self._write(conn, f"CAP REQ :{CAPABILITIES}")
+                await self._write(conn, "PASS SCHMOOPIIE")  # any password works anonymously
+                await self._write(conn, f"NICK {self.nick}")
+                conn.ready.set()
+                rejoin = asyncio.create_task(self._rejoin(conn))
+                try:
+                    reason = await self._read(conn, reader)
+                finally:
+                    rejoin.cancel()
+                failures = 0 if reason == "reconnect" else failures + 1
+            except (OSError, ConnectionError) as exc:
+                failures += 1
+                reason = f"connection error: {exc}"
+            conn.ready.clear()
+            await self._drop_writer(conn)
+            if self._closing:
+                break
+            self.stats.reconnects += 1
+            if reason == "reconnect":
+                log.info("chat connection %d: server asked to reconnect", conn.index)
+            else:
+                await self._pause(conn, failures, f"chat connection {conn.index} lost ({reason})")
+
+    async def _pause(self, conn: _Connection, failures: int, why: str) -> None:
+        wait = min(self.max_backoff_s, self.reconnect_backoff_s * 2 ** max(0, failures - 1))
+        log.warning("%s; reconnecting in %.1f s", why, wait)
+        await asyncio.sleep(wait)
+
+    async def _rejoin(self, conn: _Connection) -> None:
+        for name in sorted(conn.channels):
+            await self._send_join(conn, name)
+
+    async def _send_join(self, conn: _Connection, name: str) -> None:
+        if name in conn.sent or name not in conn.channels or conn.writer is None:
+            return
+        await self._limiter.acquire()
+        if name in conn.sent or name not in conn.channels or conn.writer is None:
+            return
+        conn.sent.add(name)
+        state = self._channels.get(name)
+        if state is not None:
+            state.names_reset = True
+        await self._write(conn, f"JOIN #{name}")
+        self.stats.joins_sent += 1
+
+    async def _write(self, conn: _Connection, line: str) -> None:
+        writer = conn.writer
+        if writer is None:
+            return
+        async with conn.write_lock:
+            try:
+                writer.write((line + "\r\n").encode())
+                await writer.drain()
+            except (OSError, ConnectionError) as exc:
+                log.debug("chat write failed on connection %d: %s", conn.index, exc)
+
+    async def _drop_writer(self, conn: _Connection) -> None:
+        writer, conn.writer = conn.writer, None
+        if writer is None:
+            return
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
+        except (TimeoutError, OSError, ConnectionError, asyncio.CancelledError):
+            pass
+
+    async def _read(self, conn: _Connection, reader: asyncio.StreamReader) -> str:
+        """Handle lines until the connection ends; returns why it ended."""
+        while True:
+            try:
+                raw = await asyncio.wait_for(reader.readline(), timeout=self.idle_timeout_s)
+            except TimeoutError:
+                return "idle timeout"
+            except (ValueError, asyncio.LimitOverrunError):
+                continue  # a line over the limit: skip it
+            if not raw:
+                return "closed by server"
+            self.stats.lines += 1
+            message = parse_line(raw.decode("utf-8", errors="replace"))
+            if message is None:
+                continue
+            if message.command == "PING":
+                await self._write(conn, "PONG :" + (message.params[-1] if message.params
+                                                    else "tmi.twitch.tv"))
+            elif message.command == "RECONNECT":
+                return "reconnect"
+            else:
+                self._handle(message)
+
+    # -- membership bookkeeping --------------------------------------------------------------
+
+    def _handle(self, message: IrcMessage) -> None:
+        command = message.command
+        if command in ("PRIVMSG", "USERNOTICE"):
+            channel = self._channel(message.params[0] if message.params else "")
+            login = (message.tags.get("login") or message.nick).lower()
+            if channel is not None and login:
+                self.stats.messages += 1
+                self._see(channel, login, "message")
+        elif command == "JOIN":
+            channel = self._channel(message.params[0] if message.params else "")
+            login = message.nick
+            if channel is None or not login:
+                return
+            if login == self.nick:
+                channel.joined_at = channel.joined_at or self._clock.now()
+                return
+            channel.membership = True
+            channel.present.setdefault(login, "join")
+            self._see(channel, login, "join")
+        elif command == "PART":
+            channel = self._channel(message.params[0] if message.params else "")
+            if channel is not None and message.nick and message.nick != self.nick:
+                channel.membership = True
+                channel.present.pop(message.nick, None)
+        elif command == "353" and len(message.params) >= 4:
+            channel = self._channel(message.params[2])
+            if channel is None:
+                return
+            if channel.names_reset:
+                channel.present.clear()
+                channel.names_reset = False
+            for login in message.params[3].split():
+                login = login.lstrip("@+").lower()
+                if login and login != self.nick:
+                    channel.membership = True
+                    channel.present[login] = "names"
+                    self._see(channel, login, "names")
+        elif command == "NOTICE" and message.tags.get("msg-id") in (
+            "msg_channel_suspended", "msg_channel_blocked", "tos_ban"
+        ):
+            target = message.params[0] if message.params else ""
+            log.info("cannot join %s: %s", target, message.params[-1] if message.params else "")
+
+    def _channel(self, param: str) -> _Channel | None:
+        return self._channels.get(param.lstrip("#").lower())
+
+    def _see(self, channel: _Channel, login: str, source: str) -> None:
+        # Last seen now; the source kept is the best one this user came by.
+        previous = channel.seen.get(login)
+        if previous is not None and _RANK[previous[1]] < _RANK[source]:
+            source = previous[1]
+        channel.seen[login] = (self._clock.now(), source)

@@ -1,0 +1,183 @@
+"""Anonymous chat client against a tiny loopback IRC server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from twitchgraph.twitch.chat import ChatClient, parse_line
+
+from ._collect_fixtures import FakeChatServer, FakeClock
+
+
+def run(test: Callable[[FakeChatServer], Awaitable[None]]) -> None:
+    async def main() -> None:
+        server = await FakeChatServer().start()
+        try:
+            await asyncio.wait_for(test(server), timeout=15)
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+
+
+def client(server: FakeChatServer, **kwargs) -> ChatClient:
+    kwargs.setdefault("joins_per_window", 1000)
+    kwargs.setdefault("join_window_s", 1.0)
+    kwargs.setdefault("reconnect_backoff_s", 0.01)
+    return ChatClient(host="127.0.0.1", port=server.port, tls=False, seed=1, **kwargs)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def _wait() -> None:
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(_wait(), timeout)
+
+
+def test_parse_line_tags_prefix_and_trailing() -> None:
+    msg = parse_line("@badge-info=;display-name=Foo\\sBar;login=foo;user-id=42 "
+                     ":foo!foo@foo.tmi.twitch.tv PRIVMSG #chan :hello there : world\r\n")
+    assert msg is not None
+    assert msg.command == "PRIVMSG" and msg.params == ("#chan", "hello there : world")
+    assert msg.tags["display-name"] == "Foo Bar" and msg.tags["badge-info"] == ""
+    assert msg.nick == "foo"
+    names = parse_line(":me.tmi.twitch.tv 353 me = #chan :a b c")
+    assert names is not None and names.command == "353"
+    assert names.params == ("me", "=", "#chan", "a b c")
+    assert parse_line("PING :tmi.twitch.tv").params == ("tmi.twitch.tv",)
+    assert parse_line("") is None
+
+
+def test_anonymous_login_capabilities_and_ping() -> None:
+    async def scenario(server: FakeChatServer) -> None:
+        async with client(server) as chat:
+            await chat.join(["Chan1"])
+            await server.wait_joined("chan1")
+            await server.send("PING :tmi.twitch.tv")
+            await until(lambda: bool(server.lines("PONG")))
+        assert server.lines("CAP REQ") == [
+            "CAP REQ :twitch.tv/membership twitch.tv/tags twitch.tv/commands"]
+        (nick,) = server.lines("NICK ")
+        assert nick.startswith("NICK justinfan") and nick[len("NICK justinfan"):].isdigit()
+        assert server.lines("PONG") == ["PONG :tmi.twitch.tv"]
+
+    run(scenario)
+
+
+def test_names_join_part_and_message_sources() -> None:
+    async def scenario(server: FakeChatServer) -> None:
+        server.rooms["small"] = ["alice", "bob", "carol", "dave"]
+        server.big_rooms.add("huge")
+        async with client(server) as chat:
+            assert await chat.join(["small", "huge"]) == ["small", "huge"]
+            await until(lambda: chat.joined == 2 and chat.users_seen >= 4)
+            await server.send(":erin!erin@erin.tmi.twitch.tv JOIN #small")
+            await server.send(":bob!bob@bob.tmi.twitch.tv PART #small")
+            await server.send("@display-name=Alice;user-id=1 :alice!alice@alice.tmi.twitch.tv "
+                              "PRIVMSG #small :hi")
+            await server.send("@login=fan1;display-name=FAN1 :tmi.twitch.tv USERNOTICE #huge "
+                              ":subscribed")
+            await server.send("@user-id=9 :Fan2!fan2@fan2.tmi.twitch.tv PRIVMSG #huge :pog")
+            await until(lambda: chat.stats.messages == 3)
+            views = chat.observe(window_s=60)
+        small, huge = views["small"], views["huge"]
+        # bob left but was seen within the window, so he still counts
+        assert small.users == {"alice": "names", "bob": "names", "carol": "names",
+                               "dave": "names", "erin": "join"}
+        assert small.membership
+        assert huge.users == {"fan1": "message", "fan2": "message"}
+        assert not huge.membership
+
+    run(scenario)
+
+
+def test_disconnect_mid_window_reconnects_rejoins_and_keeps_users() -> None:
+    async def scenario(server: FakeChatServer) -> None:
+        server.rooms["room"] = ["u1", "u2"]
+        server.big_rooms.add("big")
+        async with client(server) as chat:
+            await chat.join(["room", "big"])
+            await until(lambda: chat.users_seen == 2)
+            await server.send(":x!x@x.tmi.twitch.tv PRIVMSG #big :before the drop")
+            await until(lambda: chat.stats.messages == 1)
+            await server.drop()
+            await server.wait_joined("room", count=2)  # rejoined on a new connection
+            await server.wait_joined("big", count=2)
+            await server.send(":u3!u3@u3.tmi.twitch.tv JOIN #room")
+            await server.send(":y!y@y.tmi.twitch.tv PRIVMSG #big :after the drop")
+            await until(lambda: chat.stats.messages == 2 and chat.users_seen == 5)
+            views = chat.observe(window_s=60)
+            assert chat.stats.reconnects == 1
+        assert set(views["room"].users) == {"u1", "u2", "u3"}
+        assert views["big"].users == {"x": "message", "y": "message"}
+        assert server.connections == 2
+
+    run(scenario)
+
+
+def test_reconnect_command_reconnects_at_once() -> None:
+    async def scenario(server: FakeChatServer) -> None:
+        async with client(server, reconnect_backoff_s=5.0) as chat:  # no backoff on RECONNECT
+            await chat.join(["a"])
+            await server.wait_joined("a")
+            await server.send(":tmi.twitch.tv RECONNECT")
+            await server.wait_joined("a", count=2, timeout=2.0)
+            assert chat.stats.reconnects == 1
+
+    run(scenario)
+
+
+def test_join_rate_limit_is_respected() -> None:
+    async def scenario(server: FakeChatServer) -> None:
+        async with client(server, joins_per_window=3, join_window_s=0.25) as chat:
+            await chat.join([f"c{i}" for i in range(8)])
+            await until(lambda: len(server.joins()) == 8)
+        times = [t for t, _, _ in server.joins()]
+        for i, t in enumerate(times):
+            in_window = [u for u in times[i:] if u - t < 0.25 - 0.01]
+            assert len(in_window) <= 3
+        assert times[-1] - times[0] >= 0.45  # 8 joins at 3 per 0.25 s need two full waits
+
+    run(scenario)
+
+
+def test_channels_per_connection_and_capacity() -> None:
+    async def scenario(server: FakeChatServer) -> None:
+        async with client(server, channels_per_connection=2, max_connections=2) as chat:
+            taken = await chat.join([f"c{i}" for i in range(5)])
+            assert taken == ["c0", "c1", "c2", "c3"] and chat.capacity == 4
+            await until(lambda: len(server.joins()) == 4)
+            by_conn: dict[int, list[str]] = {}
+            for _, conn, channel in server.joins():
+                by_conn.setdefault(conn, []).append(channel)
+            assert sorted(map(sorted, by_conn.values())) == [["c0", "c1"], ["c2", "c3"]]
+            await chat.part(["c1"])
+            assert await chat.join(["c4"]) == ["c4"]  # the freed slot is reused
+            await until(lambda: bool(server.lines("PART #c1")))
+
+    run(scenario)
+
+
+def test_observe_window_and_listened_seconds() -> None:
+    async def scenario(server: FakeChatServer) -> None:
+        clock = FakeClock()
+        server.big_rooms.add("big")
+        async with client(server, clock=clock) as chat:
+            await chat.join(["big"])
+            await until(lambda: chat.joined == 1)
+            await server.send(":old!old@old.tmi.twitch.tv PRIVMSG #big :early")
+            await until(lambda: chat.stats.messages == 1)
+            clock.advance(100)
+            await server.send(":new!new@new.tmi.twitch.tv PRIVMSG #big :late")
+            await until(lambda: chat.stats.messages == 2)
+            clock.advance(20)
+            first = chat.observe(window_s=60)["big"]
+            clock.advance(30)
+            second = chat.observe(window_s=60)["big"]
+        assert first.users == {"new": "message"}
+        assert first.listened_s == 120
+        assert second.listened_s == 30  # counted since the previous observe
+
+    run(scenario)
