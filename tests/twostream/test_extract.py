@@ -1,0 +1,231 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from twostream.decode import decode_video
+from twostream.extract import extract_clip, extract_dataset
+from twostream.flow import TVL1_PRESETS
+from twostream.splits import DatasetError
+from twostream.synth import make_synthetic_dataset, render_motion_clip, write_avi
+
+FAST = dict(flow="tvl1", tvl1=TVL1_PRESETS["fast"], short_side=None, progress=False)
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under ``root`` except the run report."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "extract_report.json"
+    }
+
+
+def _annotations(out: Path, name: str, k: int) -> list[list[str]]:
+    return [line.split(" ") for line in
+            (out / f"hmdb51_{name}_split_{k}_rawframes.txt").read_text().splitlines()]
+
+
+def test_layout_counts_and_annotation_lists_follow_mmaction2(synth_dataset, extracted_dataset):
+    info, summary = synth_dataset, extracted_dataset
+    out = summary.out_dir
+    assert summary.complete == summary.clips_in_splits == 20 and summary.failed == []
+    assert (out / "classes.txt").read_text().splitlines() == info.classes
+    for k in (1, 2, 3):
+        train, val = _annotations(out, "train", k), _annotations(out, "val", k)
+        assert len(train) == 16 and len(val) == 4  # 4 + 1 of 5 clips per class
+        assert not {x[0] for x in train} & {x[0] for x in val}
+        for frame_dir, _total, label in train + val:
+            cls, stem = frame_dir.split("/")
+            assert info.classes[int(label)] == cls
+            assert f"{stem}.avi" in info.clips[cls]
+    for cls in info.classes:
+        for clip in info.clips[cls]:
+            clip_dir = out / "rawframes" / cls / Path(clip).stem
+            frames = decode_video(info.videos_dir / cls / clip, short_side=None)
+            imgs = sorted(clip_dir.glob("img_*.jpg"))
+            assert [p.name for p in imgs] == [f"img_{i:05d}.jpg" for i in range(1, len(frames) + 1)]
+            for axis in "xy":
+                flows = sorted(clip_dir.glob(f"flow_{axis}_*.jpg"))
+                assert [p.name for p in flows] == [
+                    f"flow_{axis}_{i:05d}.jpg" for i in range(1, len(frames))
+                ]
+            first = cv2.imread(str(imgs[0]))[..., ::-1]
+            assert first.shape == frames[0].shape
+            # The same frame through JPEG (chroma subsampling blurs the tiny textures a bit).
+            assert np.abs(first.astype(int) - frames[0]).mean() < 10
+    totals = {row[0]: int(row[1]) for row in _annotations(out, "train", 1)}
+    assert set(totals.values()) == {8}
+
+
+def test_extracted_flow_of_motion_classes_points_their_way(synth_dataset, extracted_dataset):
+    rawframes = extracted_dataset.out_dir / "rawframes"
+    for cls, sign in (("motion_right", 1), ("motion_left", -1)):
+        for clip in synth_dataset.clips[cls]:
+            clip_dir = rawframes / cls / Path(clip).stem
+            fx = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(int) - 128
+                           for p in sorted(clip_dir.glob("flow_x_*.jpg"))])
+            fy = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(int) - 128
+                           for p in sorted(clip_dir.glob("flow_y_*.jpg"))])
+            moving = np.abs(fx) >= 4  # >= ~0.6 px
+            assert moving.mean() > 0.03
+            assert np.sign(fx[moving].mean()) == sign
+            assert abs(fy[moving].mean()) < abs(fx[moving].mean()) / 3
+
+
+def test_extract_clip_resizes_short_side(tmp_path, synth_dataset):
+    clip = synth_dataset.clips["motion_right"][0]
+    n = extract_clip(synth_dataset.videos_dir / "motion_right" / clip, tmp_path / "c",
+                     flow="dis", short_side=96)
+    assert n == 8
+    assert cv2.imread(str(tmp_path / "c" / "img_00001.jpg")).shape == (96, 128, 3)
+    assert cv2.imread(str(tmp_path / "c" / "flow_x_00007.jpg"), cv2.IMREAD_GRAYSCALE).shape == (
+        96, 128)
+    assert not (tmp_path / "c" / "flow_x_00008.jpg").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]  # no temporary folder left
+
+
+def _copy_dataset(info, dst: Path, classes: list[str]) -> tuple[Path, Path]:
+    videos, splits = dst / "videos", dst / "splits"
+    for cls in classes:
+        shutil.copytree(info.videos_dir / cls, videos / cls)
+        for k in (1, 2, 3):
+            name = f"{cls}_test_split{k}.txt"
+            splits.mkdir(parents=True, exist_ok=True)
+            shutil.copy(info.splits_dir / name, splits / name)
+    return videos, splits
+
+
+def test_bad_clips_are_reported_and_the_rest_extracted(tmp_path, synth_dataset):
+    videos, splits = _copy_dataset(synth_dataset, tmp_path, ["motion_left", "motion_right"])
+    cls = videos / "motion_left"
+    good = (cls / synth_dataset.clips["motion_left"][0]).read_bytes()
+    long = tmp_path / "long.avi"
+    write_avi(long, render_motion_clip("left", np.random.default_rng(0), width=64, height=48,
+                                       frames=30))
+    bad = {
+        "Garbage_(bytes)_0.avi": bytes(range(256)) * 40,
+        "Empty_file_1.avi": b"",
+        "Cut_off!_2.avi": long.read_bytes()[: long.stat().st_size * 7 // 10],
+    }
+    for name, data in bad.items():
+        (cls / name).write_bytes(data)
+    write_avi(cls / "One_frame_3.avi", np.full((1, 48, 64, 3), 100, np.uint8))
+    assert good  # the original clips stay intact
+    with open(splits / "motion_left_test_split1.txt", "a", newline="") as f:
+        f.writelines(f"{n} 1 \n" for n in [*bad, "One_frame_3.avi", "Not_there_4.avi"])
+    out = tmp_path / "out"
+    summary = extract_dataset(videos, splits, out, flow="dis", short_side=None, workers=2,
+                              progress=False)
+    report = json.loads((out / "extract_report.json").read_text())
+    reasons = {f["clip"].split("/", 1)[1]: f["reason"] for f in report["failed"]}
+    assert set(reasons) == {*bad, "One_frame_3.avi"}
+    assert reasons["Garbage_(bytes)_0.avi"].startswith("corrupt")
+    assert reasons["Empty_file_1.avi"].startswith("empty")
+    assert reasons["Cut_off!_2.avi"].startswith("truncated")
+    assert reasons["One_frame_3.avi"].startswith("too short")
+    assert all(f["path"].startswith(str(videos)) for f in report["failed"])
+    assert report["missing"] == ["motion_left/Not_there_4.avi"]
+    assert summary.complete == report["complete"] == 10
+    listed = [row[0] for row in _annotations(out, "train", 1) + _annotations(out, "val", 1)]
+    assert len(listed) == 10 and not any("Garbage" in x or "One_frame" in x for x in listed)
+    # Nothing half-written is left for the bad clips.
+    assert sorted(p.name for p in (out / "rawframes" / "motion_left").iterdir()) == sorted(
+        Path(c).stem for c in synth_dataset.clips["motion_left"])
+
+
+def test_rerun_skips_complete_clips_and_redoes_half_written_ones(tmp_path, synth_dataset,
+                                                                 extracted_dataset):
+    out = tmp_path / "out"
+    shutil.copytree(extracted_dataset.out_dir, out)
+    rawframes = out / "rawframes" / "motion_right"
+    victim = rawframes / Path(synth_dataset.clips["motion_right"][0]).stem
+    # A clip whose marker is gone (never completed) and a leftover temporary folder.
+    (victim / ".complete.json").unlink()
+    (victim / "flow_x_00007.jpg").unlink()
+    leftover = rawframes / f".{victim.name}.partial-12345"
+    leftover.mkdir()
+    (leftover / "img_00001.jpg").write_bytes(b"half")
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **FAST,
+                              workers=1)
+    assert (summary.extracted_now, summary.already_done) == (1, 19)
+    assert not leftover.exists()
+    assert _tree(out) == _tree(extracted_dataset.out_dir)
+
+
+def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracted_dataset):
+    out = tmp_path / "out"
+    code = (
+        "import sys; from twostream.extract import extract_dataset;"
+        "from twostream.flow import TVL1_PRESETS;"
+        "extract_dataset(sys.argv[1], sys.argv[2], sys.argv[3], flow='tvl1',"
+        " tvl1=TVL1_PRESETS['fast'], short_side=None, workers=1, progress=False)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(synth_dataset.videos_dir),
+         str(synth_dataset.splits_dir), str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("rawframes/*/*/.complete.json"))) < 3:
+            assert proc.poll() is None, "extraction ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done_before = len(list(out.glob("rawframes/*/*/.complete.json")))
+    assert 3 <= done_before < 20
+    assert not (out / "hmdb51_train_split_1_rawframes.txt").exists()
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **FAST,
+                              workers=1)
+    assert summary.already_done == done_before
+    assert summary.extracted_now == 20 - done_before
+    assert not list(out.glob("rawframes/*/.*partial*"))
+    # Same files, same bytes, same annotation lists as the uninterrupted run.
+    assert _tree(out) == _tree(extracted_dataset.out_dir)
+
+
+def test_changed_settings_redo_clips(tmp_path, synth_dataset):
+    videos, splits = _copy_dataset(synth_dataset, tmp_path, ["motion_right"])
+    out = tmp_path / "out"
+    first = extract_dataset(videos, splits, out, flow="dis", short_side=None, workers=1,
+                            progress=False)
+    again = extract_dataset(videos, splits, out, flow="dis", short_side=None, workers=1,
+                            progress=False)
+    other = extract_dataset(videos, splits, out, flow="farneback", short_side=None, workers=1,
+                            progress=False)
+    assert (first.extracted_now, again.extracted_now, again.already_done) == (5, 0, 5)
+    assert other.extracted_now == 5
+    report = json.loads((out / "extract_report.json").read_text())
+    assert report["settings"]["flow"] == "farneback"
+
+
+def test_unusable_inputs_raise_naming_the_folder(tmp_path):
+    info = make_synthetic_dataset(tmp_path / "d", classes=2, clips_per_class=2, width=32,
+                                  height=32, frames=2)
+    with pytest.raises(DatasetError, match="videos folder not found: .*nope"):
+        extract_dataset(tmp_path / "nope", info.splits_dir, tmp_path / "o", progress=False)
+    with pytest.raises(DatasetError, match="splits folder not found: .*nope"):
+        extract_dataset(info.videos_dir, tmp_path / "nope", tmp_path / "o", progress=False)
+    other = tmp_path / "other_splits"
+    other.mkdir()
+    (other / "unknown_test_split1.txt").write_text("ghost.avi 1 \n")
+    with pytest.raises(DatasetError, match="no train/test clip named in"):
+        extract_dataset(info.videos_dir, other, tmp_path / "o", progress=False)
+    with pytest.raises(ValueError, match="allowed: tvl1, dis, farneback"):
+        extract_dataset(info.videos_dir, info.splits_dir, tmp_path / "o", flow="x")
