@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+from typer.testing import CliRunner
+
+from twostream.cli import app
+
+runner = CliRunner()
+
+
+def _copy(info, dst, classes):
+    for cls in classes:
+        shutil.copytree(info.videos_dir / cls, dst / "videos" / cls)
+        for k in (1, 2, 3):
+            (dst / "splits").mkdir(parents=True, exist_ok=True)
+            name = f"{cls}_test_split{k}.txt"
+            shutil.copy(info.splits_dir / name, dst / "splits" / name)
+    return dst / "videos", dst / "splits"
+
+
+def test_synth_writes_a_dataset(tmp_path):
+    result = runner.invoke(app, ["synth", str(tmp_path / "d"), "--classes", "2",
+                                 "--clips-per-class", "3", "--width", "32", "--height", "32",
+                                 "--frames", "3", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 classes x 3 clips" in result.stdout
+    assert len(list((tmp_path / "d" / "videos").rglob("*.avi"))) == 6
+    assert len(list((tmp_path / "d" / "splits").glob("*_test_split*.txt"))) == 6
+
+
+def test_synth_bad_option_is_one_red_line(tmp_path):
+    result = runner.invoke(app, ["synth", str(tmp_path / "d"), "--classes", "1"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: need at least 2 classes, got 1"
+    assert "Traceback" not in result.output
+
+
+def test_extract_runs_and_reruns(tmp_path, synth_dataset):
+    videos, splits = _copy(synth_dataset, tmp_path, ["motion_left"])
+    args = ["extract", str(videos), str(splits), str(tmp_path / "out"), "--flow", "dis",
+            "--short-side", "0", "--workers", "1", "--no-progress"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "5/5 clips extracted (5 now, 0 already done), 0 failed" in first.stdout
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0
+    assert "5/5 clips extracted (0 now, 5 already done)" in again.stdout
+    report = json.loads((tmp_path / "out" / "extract_report.json").read_text())
+    assert report["settings"]["flow"] == "dis" and report["settings"]["short_side"] is None
+
+
+def test_extract_passes_tvl1_options(tmp_path, synth_dataset):
+    videos, splits = _copy(synth_dataset, tmp_path, ["motion_right"])
+    result = runner.invoke(app, ["extract", str(videos), str(splits), str(tmp_path / "out"),
+                                 "--short-side", "0", "--workers", "1", "--no-progress",
+                                 "--tvl1-preset", "fast", "--tvl1-warps", "1",
+                                 "--tvl1-tau", "0.2"])
+    assert result.exit_code == 0, result.output
+    tvl1 = json.loads((tmp_path / "out" / "extract_report.json").read_text())["settings"]["tvl1"]
+    assert (tvl1["warps"], tvl1["tau"], tvl1["nscales"]) == (1, 0.2, 4)
+
+
+def test_extract_missing_or_empty_folders_exit_1_naming_the_path(tmp_path, synth_dataset):
+    out = str(tmp_path / "out")
+    missing = tmp_path / "no_such_videos"
+    result = runner.invoke(app, ["extract", str(missing), str(synth_dataset.splits_dir), out])
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith(f"Error: videos folder not found: {missing}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = runner.invoke(app, ["extract", str(synth_dataset.videos_dir),
+                                 str(tmp_path / "no_splits"), out])
+    assert result.exit_code == 1
+    assert "splits folder not found" in result.stderr and "no_splits" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["extract", str(synth_dataset.videos_dir),
+                                 str(tmp_path / "empty"), out])
+    assert result.exit_code == 1
+    assert f"no split files in {tmp_path / 'empty'}" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_extract_exits_1_when_every_clip_is_bad(tmp_path):
+    (tmp_path / "videos" / "wave").mkdir(parents=True)
+    (tmp_path / "videos" / "wave" / "bad_(1).avi").write_bytes(b"not a video")
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "wave_test_split1.txt").write_text("bad_(1).avi 1 \n")
+    result = runner.invoke(app, ["extract", str(tmp_path / "videos"), str(tmp_path / "splits"),
+                                 str(tmp_path / "out"), "--workers", "1", "--no-progress"])
+    assert result.exit_code == 1
+    assert "skipped wave/bad_(1).avi: corrupt" in result.stderr
+    assert "no clip could be extracted" in result.stderr
+
+
+def test_extract_help_says_how_to_measure_flow_accuracy():
+    result = runner.invoke(app, ["extract", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    for phrase in ("dis", "farneback", "endpoint error", "moving pixels", "--tvl1-preset",
+                   "--tvl1-nscales"):
+        assert phrase in text.lower() or phrase in text
