@@ -1,0 +1,644 @@
+"""A synthetic, seeded Twitch world: channels, viewers, bots, games and how they change over time.
+
+Shape (all drawn from one ``seed``):
+
+- ``communities`` hidden communities; each has a main language and a handful of games. Channels
+  and viewers belong to one community each.
+- Channel sizes follow a Zipf law over a random ranking (about 6,000 viewers for the top
+  channel, a handful above 1,000, most below 20), with log-normal noise.
+- Each channel has an audience pool drawn mostly (``home_share``) from its community's viewers;
+  who of the pool is in chat at a given moment comes from loyalty plus churn that changes every
+  ``churn_s`` simulated seconds, so co-viewing reveals the communities.
+- A handful of bots sit in very many channels (service bots that also chat, silent viewer bots);
+  two of them are missing from the published bot list so heuristics have something to find.
+- Streams start and end on per-channel schedules (sessions of 2-8 h, ``live_fraction`` of the
+  time on average); viewer counts ramp up after a start, follow a daily wave and drift each minute.
+
+Times are simulated seconds since ``start`` (see `AcceleratedClock.elapsed`). Accounts share one
+index space: channels ``[0, C)``, viewers ``[C, C + U)``, bots after them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from twitchgraph.sim.catalog import GAMES, IGDB_GENRES, IGDB_THEMES, Game
+
+__all__ = ["Population", "igdb_record", "make_population", "to_rfc3339"]
+
+logger = logging.getLogger(__name__)
+
+_LANGS = ("en", "es", "de", "fr", "pt", "it", "ja", "ko", "ru", "pl")
+_LANG_TAG = {
+    "en": "English", "es": "Español", "de": "Deutsch", "fr": "Français", "pt": "Português",
+    "it": "Italiano", "ja": "日本語", "ko": "한국어", "ru": "Русский", "pl": "Polski",
+}
+_EXTRA_TAGS = ("Chill", "Competitive", "Funny", "NoBackseating", "DropsEnabled", "Speedrun",
+               "Cozy", "Interactive", "VTuber", "Educational")
+_SYLLABLES = ("ka", "zu", "mi", "ro", "ta", "ne", "lo", "vi", "sa", "po", "da", "ri", "mo", "xe",
+              "qu", "an", "el", "or", "ix", "yu", "be", "fa", "go", "hi", "ju", "ky", "le", "nu",
+              "pe", "so", "tu", "va", "we", "zo", "ch", "sh", "th", "br", "dr", "gr", "st", "tr")
+_WORDS = ("pixel", "shadow", "wolf", "frost", "ember", "ninja", "lucky", "tiny", "mega", "night",
+          "storm", "cozy", "salty", "happy", "lazy", "crispy", "noodle", "panda", "raven", "fox",
+          "gamer", "plays", "tv", "live", "bear", "cat", "duck", "king", "queen", "ghost")
+_TITLES = ("{game} with chat!", "day {n} of {game}", "chill {game} stream", "{game} ranked grind",
+           "first time playing {game}", "{game} !drops !discord", "late night {game}",
+           "{game} until I win", "road to top 500 — {game}", "cozy vibes | {game}")
+_PLATFORMS = (("twitter", "Twitter", "https://twitter.com/{login}"),
+              ("instagram", "Instagram", "https://www.instagram.com/{login}"),
+              ("youtube", "YouTube", "https://www.youtube.com/@{login}"),
+              ("tiktok", "TikTok", "https://www.tiktok.com/@{login}"),
+              ("discord", "Discord", "https://discord.gg/{code}"))
+_SERVICE_BOTS = ("nightbot", "streamelements", "moobot", "fossabot")
+_VIEWER_BOTS = ("commanderroot", "anotherttvviewer", "lurxx", "0ax2", "aliceydra", "drapsnatt")
+_UNLISTED_BOTS = ("statswatcher_v2", "lurkradar")  # present but not in the published list
+
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def to_rfc3339(when: datetime) -> str:
+    """Format like Helix: ``2026-11-25T17:20:50Z``."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    # splitmix64 finaliser: a fast, well-spread hash so presence and noise are pure functions
+    # of (seed, keys) and need no stored state.
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK
+        return x ^ (x >> np.uint64(31))
+
+
+def _uniform(seed: int, *keys: np.ndarray | int) -> np.ndarray:
+    """Deterministic uniforms in [0, 1) from ``seed`` and integer keys (broadcast)."""
+    h = _mix(np.asarray([seed], dtype=np.uint64))
+    for key in keys:
+        k = np.asarray(key).astype(np.int64).astype(np.uint64)
+        h = _mix(h ^ k)
+    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+@dataclass
+class Population:
+    """The simulated world. Build it with `make_population`; all methods are read-only."""
+
+    seed: int
+    start: datetime
+    n_channels: int
+    n_viewers: int
+    communities: int
+    community_language: list[str]
+    community_games: list[list[int]]
+    # accounts (channels, then viewers, then bots)
+    acc_id: np.ndarray
+    acc_login: list[str]
+    acc_display: list[str]
+    acc_created: np.ndarray  # epoch seconds
+    acc_btype: list[str]
+    acc_community: np.ndarray  # -1 for bots
+    acc_talk: np.ndarray  # messages weight; 0 = lurker
+    bot_logins: list[str]
+    bot_published: list[str]
+    bot_share: np.ndarray  # probability a bot sits in a given live channel
+    bot_talks: np.ndarray  # bool, service bots post messages
+    # channels
+    ch_language: list[str]
+    ch_base: np.ndarray
+    ch_chat_ratio: np.ndarray
+    ch_period: np.ndarray
+    ch_duty: np.ndarray
+    ch_phase: np.ndarray
+    ch_daily_phase: np.ndarray
+    ch_games: list[tuple[int, ...]]
+    ch_mature: np.ndarray
+    ch_tags: list[list[str]]
+    ch_description: list[str]
+    ch_socials: list[list[dict[str, str]]]
+    # audience pools (CSR over channels)
+    pool_ptr: np.ndarray
+    pool_acc: np.ndarray
+    pool_loyalty: np.ndarray
+    churn_s: float = 900.0
+    game_ids: list[str] = field(default_factory=list)
+    igdb_ids: list[int | None] = field(default_factory=list)
+    steam_appids: list[int | None] = field(default_factory=list)
+    _login_index: dict[str, int] = field(default_factory=dict, repr=False)
+    _id_index: dict[str, int] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # ----- lookups -------------------------------------------------------------------------
+    @property
+    def n_accounts(self) -> int:
+        return len(self.acc_login)
+
+    @property
+    def channel_logins(self) -> list[str]:
+        return self.acc_login[: self.n_channels]
+
+    def index_of_login(self, login: str) -> int | None:
+        """Account index for a login (case-insensitive), or None."""
+        return self._login_index.get(login.lower())
+
+    def index_of_id(self, user_id: str) -> int | None:
+        return self._id_index.get(str(user_id))
+
+    def is_bot(self, acc: int) -> bool:
+        return acc >= self.n_channels + self.n_viewers
+
+    # ----- schedule and viewers ------------------------------------------------------------
+    def _session(self, ch: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(live mask, session index, session start in sim seconds) for channels at time t."""
+        period = self.ch_period[ch]
+        pos = t + self.ch_phase[ch]
+        idx = np.floor(pos / period)
+        into = pos - idx * period
+        live = into < self.ch_duty[ch] * period
+        return live, idx.astype(np.int64), t - into
+
+    def live_channels(self, t: float) -> np.ndarray:
+        """Indices of the channels live at sim time ``t``."""
+        ch = np.arange(self.n_channels)
+        live, _, _ = self._session(ch, t)
+        return ch[live]
+
+    def viewer_counts(self, ch: np.ndarray, t: float) -> np.ndarray:
+        """Viewer counts of channels at sim time t (0 where offline)."""
+        ch = np.asarray(ch, dtype=np.int64)
+        live, _, started = self._session(ch, t)
+        age = t - started
+        ramp = np.clip(0.35 + 0.65 * age / 1800.0, 0.35, 1.0)
+        daily = 1.0 + 0.2 * np.sin(2 * np.pi * t / 86400.0 + self.ch_daily_phase[ch])
+        noise = 1.0 + 0.2 * (_uniform(self.seed, 11, ch, int(t // 60)) - 0.5)
+        v = np.floor(self.ch_base[ch] * ramp * daily * noise).astype(np.int64)
+        return np.where(live, v, 0)
+
+    def session_game(self, c: int, session: int) -> int:
+        games = self.ch_games[c]
+        u = float(_uniform(self.seed, 12, c, session)[0])
+        # The first game is the channel's main one; others come up now and then.
+        return games[0] if u < 0.6 or len(games) == 1 else games[1 + int(u * 97) % (len(games) - 1)]
+
+    def stream(self, c: int, t: float, viewers: int | None = None) -> dict | None:
+        """The Helix stream object of channel ``c`` at sim time t, or None when offline."""
+        live, idx, started = self._session(np.asarray([c]), t)
+        if not live[0]:
+            return None
+        session = int(idx[0])
+        g = self.session_game(c, session)
+        game = GAMES[g]
+        sid = 40_000_000_000 + int(_mix(np.asarray([self.seed * 1_000_003 + c * 7919 + session],
+                                                    dtype=np.uint64))[0] % 9_000_000_000)
+        n_title = int(_uniform(self.seed, 13, c, session)[0] * len(_TITLES))
+        title = _TITLES[n_title].format(game=game.name, n=session % 400 + 1)
+        if viewers is None:
+            viewers = int(self.viewer_counts(np.asarray([c]), t)[0])
+        login = self.acc_login[c]
+        return {
+            "id": str(sid),
+            "user_id": str(self.acc_id[c]),
+            "user_login": login,
+            "user_name": self.acc_display[c],
+            "game_id": self.game_ids[g],
+            "game_name": game.name,
+            "type": "live",
+            "title": title,
+            "viewer_count": int(viewers),
+            "started_at": to_rfc3339(self.start + timedelta(seconds=float(started[0]))),
+            "language": self.ch_language[c],
+            "thumbnail_url": "https://static-cdn.jtvnw.net/previews-ttv/live_user_"
+            f"{login}-{{width}}x{{height}}.jpg",
+            "tag_ids": [],
+            "tags": list(self.ch_tags[c]),
+            "is_mature": bool(self.ch_mature[c]),
+        }
+
+    def ranked_live(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(channel indices, viewer counts) of live channels, most viewers first."""
+        ch = self.live_channels(t)
+        v = self.viewer_counts(ch, t)
+        order = np.lexsort((ch, -v))
+        return ch[order], v[order]
+
+    # ----- chat ----------------------------------------------------------------------------
+    def chatters(self, c: int, t: float) -> np.ndarray:
+        """Account indices in channel c's chat at sim time t (viewers and bots; sorted).
+
+        Presence changes at most once a simulated minute, so results are cached per minute.
+        """
+        key = (c, int(t // 60))
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        tm = key[1] * 60.0
+        live, _, _ = self._session(np.asarray([c]), tm)
+        if not live[0]:
+            out = np.empty(0, dtype=np.int64)
+        else:
+            lo, hi = self.pool_ptr[c], self.pool_ptr[c + 1]
+            members = self.pool_acc[lo:hi]
+            v = int(self.viewer_counts(np.asarray([c]), tm)[0])
+            k = min(len(members), int(round(v * self.ch_chat_ratio[c])))
+            if k > 0:
+                offset = _uniform(self.seed, 21, members) * self.churn_s
+                epoch = np.floor((tm + offset) / self.churn_s).astype(np.int64)
+                score = self.pool_loyalty[lo:hi] + 0.6 * _uniform(self.seed, 22, c, members, epoch)
+                top = np.argpartition(-score, k - 1)[:k] if k < len(members) else slice(None)
+                present = members[top]
+            else:
+                present = np.empty(0, dtype=np.int64)
+            bots = np.arange(len(self.bot_logins))
+            in_room = _uniform(self.seed, 23, bots, c) < self.bot_share
+            bot_acc = self.n_channels + self.n_viewers + bots[in_room]
+            out = np.sort(np.concatenate([present.astype(np.int64), bot_acc]))
+        with self._cache_lock:
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache[key] = out
+        return out
+
+    def room_size(self, c: int, t: float) -> int:
+        """Users in the room as Twitch counts them for the membership cap: the viewer count."""
+        return int(self.viewer_counts(np.asarray([c]), t)[0])
+
+    def message_senders(self, c: int, t: float, n: int, salt: int) -> list[int]:
+        """Pick ``n`` message senders among the chatters, weighted by talkativeness."""
+        present = self.chatters(c, t)
+        if n <= 0 or len(present) == 0:
+            return []
+        w = self.acc_talk[present]
+        total = float(w.sum())
+        if total <= 0:
+            return []
+        r = _uniform(self.seed, 31, c, salt, np.arange(n)) * total
+        return [int(a) for a in present[np.searchsorted(np.cumsum(w), r, side="right")
+                                        .clip(0, len(present) - 1)]]
+
+    # ----- profiles ------------------------------------------------------------------------
+    def user(self, acc: int) -> dict:
+        """The Helix user object of an account."""
+        login = self.acc_login[acc]
+        is_channel = acc < self.n_channels
+        pic = f"{int(_mix(np.asarray([acc + 1], dtype=np.uint64))[0]):016x}"
+        return {
+            "id": str(self.acc_id[acc]),
+            "login": login,
+            "display_name": self.acc_display[acc],
+            "type": "",
+            "broadcaster_type": self.acc_btype[acc],
+            "description": self.ch_description[acc] if is_channel else "",
+            "profile_image_url": f"https://static-cdn.jtvnw.net/jtv_user_pictures/{pic}"
+            "-profile_image-300x300.png",
+            "offline_image_url": "",
+            "view_count": 0,
+            "created_at": to_rfc3339(datetime.fromtimestamp(int(self.acc_created[acc]), UTC)),
+        }
+
+    def game(self, g: int) -> dict:
+        """The Helix game object of catalogue entry g."""
+        igdb = self.igdb_ids[g]
+        return {
+            "id": self.game_ids[g],
+            "name": GAMES[g].name,
+            "box_art_url": "https://static-cdn.jtvnw.net/ttv-boxart/"
+            f"{self.game_ids[g]}-{{width}}x{{height}}.jpg",
+            "igdb_id": "" if igdb is None else str(igdb),
+        }
+
+    # ----- ground truth --------------------------------------------------------------------
+    def ground_truth(self) -> dict:
+        """The hidden truth: communities of channels and viewers, bots, channels, games."""
+        c = self.n_channels
+        viewers = range(c, c + self.n_viewers)
+        return {
+            "seed": self.seed,
+            "start": to_rfc3339(self.start),
+            "communities": {self.acc_login[i]: int(self.acc_community[i]) for i in range(c)},
+            "user_communities": {self.acc_login[i]: int(self.acc_community[i]) for i in viewers},
+            "community_languages": list(self.community_language),
+            "bots": list(self.bot_logins),
+            "published_bots": list(self.bot_published),
+            "channels": {
+                self.acc_login[i]: {
+                    "id": str(self.acc_id[i]),
+                    "display_name": self.acc_display[i],
+                    "community": int(self.acc_community[i]),
+                    "language": self.ch_language[i],
+                    "base_viewers": float(self.ch_base[i]),
+                    "games": [GAMES[g].name for g in self.ch_games[i]],
+                    "broadcaster_type": self.acc_btype[i],
+                    "social_links": [s["url"] for s in self.ch_socials[i]],
+                }
+                for i in range(c)
+            },
+            "games": {
+                g.name: {
+                    "twitch_id": self.game_ids[i],
+                    "igdb_id": self.igdb_ids[i],
+                    "steam_appid": self.steam_appids[i],
+                    "steam_name": g.steam_name,
+                    "match": g.match,
+                }
+                for i, g in enumerate(GAMES)
+            },
+        }
+
+
+def _make_logins(rng: np.random.Generator, n: int) -> list[str]:
+    syl = np.asarray(_SYLLABLES)
+    words = np.asarray(_WORDS)
+    kind = rng.random(n)
+    n_syl = rng.integers(2, 5, size=n)
+    parts = syl[rng.integers(0, len(syl), size=(n, 4))]
+    w = words[rng.integers(0, len(words), size=(n, 2))]
+    digits = rng.integers(0, 10_000, size=n)
+    out: list[str] = []
+    seen: set[str] = set()
+    for i in range(n):
+        stem = "".join(parts[i, : n_syl[i]])
+        if kind[i] < 0.35:
+            name = f"{stem}{digits[i] % 100}"
+        elif kind[i] < 0.6:
+            name = f"{w[i, 0]}{stem}"
+        elif kind[i] < 0.75:
+            name = f"{stem}_{w[i, 1]}"
+        elif kind[i] < 0.9:
+            name = f"{w[i, 0]}_{w[i, 1]}{digits[i]}"
+        else:
+            name = stem
+        name = name[:25]
+        while name in seen or len(name) < 4:
+            name = f"{name}{digits[i] % 10}"[:25] if len(name) < 24 else f"{stem[:18]}{len(seen)}"
+            digits[i] = digits[i] // 10 + 7
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+def _display(rng: np.random.Generator, logins: list[str], langs: list[str]) -> list[str]:
+    style = rng.random(len(logins))
+    out = []
+    for login, s, lang in zip(logins, style, langs, strict=True):
+        if lang in ("ja", "ko") and s < 0.15:
+            # Localised display names exist on Twitch; the login stays ASCII.
+            out.append(("ゆき" if lang == "ja" else "하늘") + login[:3])
+        elif s < 0.45:
+            out.append(login)
+        elif s < 0.8:
+            out.append(login[:1].upper() + login[1:])
+        else:
+            out.append("".join(ch.upper() if i % 3 == 0 else ch for i, ch in enumerate(login)))
+    return out
+
+
+def make_population(
+    *,
+    channels: int = 200,
+    users: int = 5000,
+    seed: int = 0,
+    communities: int | None = None,
+    live_fraction: float = 0.85,
+    home_share: float = 0.85,
+    top_viewers: float = 6000.0,
+    start: datetime | None = None,
+) -> Population:
+    """Generate a seeded world.
+
+    Parameters
+    ----------
+    channels, users:
+        Channels (broadcasters) and viewer accounts; bots come on top.
+    seed:
+        Everything random derives from it; the same arguments give the same world.
+    communities:
+        Hidden communities; default ``clip(channels // 40, 4, 8)``.
+    live_fraction:
+        Mean share of time a channel is live (1.0 = every channel always live).
+    home_share:
+        Share of a channel's audience drawn from its own community.
+    top_viewers:
+        Scale of the Zipf law of channel sizes (the top channel's typical viewers).
+    start:
+        Simulated time 0 (UTC); defaults to the real time.
+
+    Examples
+    --------
+    >>> pop = make_population(channels=50, users=500, seed=1)
+    >>> len(pop.channel_logins), pop.communities
+    (50, 4)
+    """
+    if channels < 1 or users < 1:
+        raise ValueError(f"channels and users must be >= 1, got {channels} and {users}")
+    if not 0 < live_fraction <= 1:
+        raise ValueError(f"live_fraction must be in (0, 1], got {live_fraction}")
+    if not 0 <= home_share <= 1:
+        raise ValueError(f"home_share must be in [0, 1], got {home_share}")
+    rng = np.random.default_rng(seed)
+    k_comm = communities if communities is not None else int(np.clip(channels // 40, 4, 8))
+    if k_comm < 1:
+        raise ValueError(f"communities must be >= 1, got {k_comm}")
+    start = (start or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC)
+
+    # Communities: a main language each (English twice as likely) and a few games each.
+    lang_pool = ["en", "en", *_LANGS[1:]]
+    comm_lang = [lang_pool[i] for i in rng.permutation(len(lang_pool))[:k_comm]]
+    game_idx = [i for i, g in enumerate(GAMES) if g.is_game]
+    comm_games = [list(rng.choice(game_idx, size=5, replace=False)) for _ in range(k_comm)]
+    comm_weight = rng.dirichlet(np.full(k_comm, 4.0))
+
+    # Accounts: channels, viewers, bots.
+    bots_published = list(_SERVICE_BOTS + _VIEWER_BOTS)
+    bot_logins = bots_published + list(_UNLISTED_BOTS)
+    n_bots = len(bot_logins)
+    n_acc = channels + users + n_bots
+    logins = _make_logins(rng, channels + users)
+    taken = set(logins)
+    logins += [b if b not in taken else f"{b}_x" for b in bot_logins]
+    comm = np.concatenate([
+        rng.choice(k_comm, size=channels, p=comm_weight),
+        rng.choice(k_comm, size=users, p=comm_weight),
+        np.full(n_bots, -1),
+    ]).astype(np.int64)
+    langs = [comm_lang[k] if k >= 0 else "en" for k in comm]
+    display = _display(rng, logins, langs)
+    ids = 20_000_000 + np.cumsum(rng.integers(1, 40_000, size=n_acc))
+    ids = ids[rng.permutation(n_acc)]
+    created = rng.integers(1_300_000_000, 1_730_000_000, size=n_acc)
+    talk = rng.lognormal(0.0, 1.0, size=n_acc) * (rng.random(n_acc) > 0.3)
+    talk[: channels] = 0.0  # broadcasters are not modelled as viewers elsewhere
+    bot_talks = np.array([b in _SERVICE_BOTS for b in bot_logins])
+    talk[channels + users:] = np.where(bot_talks, 0.5, 0.0)
+
+    # Channels: language (mostly the community's), Zipf sizes, schedule, games.
+    ch_lang = [
+        comm_lang[comm[c]] if rng.random() < 0.9 else str(rng.choice(_LANGS))
+        for c in range(channels)
+    ]
+    ranks = rng.permutation(channels) + 1
+    base = top_viewers * ranks ** -1.1 * rng.lognormal(0.0, 0.25, size=channels) + rng.random(
+        channels) * 2
+    chat_ratio = rng.uniform(0.45, 0.9, size=channels)
+    session_len = rng.uniform(2 * 3600, 8 * 3600, size=channels)
+    duty = np.clip(live_fraction + rng.normal(0, 0.08, size=channels), 0.05, 1.0)
+    if live_fraction >= 1.0:
+        duty[:] = 1.0
+    period = session_len / duty
+    # Start most channels mid-session so the world is busy at time 0.
+    phase = rng.uniform(0.0, 1.0, size=channels) * period
+    daily_phase = rng.uniform(0, 2 * np.pi, size=channels)
+    chat_games = []
+    just_chatting = 0
+    for c in range(channels):
+        pool = comm_games[comm[c]]
+        main = [just_chatting] if rng.random() < 0.25 else []
+        n_g = int(rng.integers(1, 4))
+        chat_games.append(tuple(main + [int(g) for g in rng.choice(pool, size=n_g, replace=False)]))
+    btype = ["partner" if r < 50 else "affiliate" if r < channels * 0.6 else "" for r in ranks]
+    btype += ["affiliate" if r < 0.05 else "" for r in rng.random(users)] + [""] * n_bots
+    mature = rng.random(channels) < 0.2
+    tags = []
+    descriptions = []
+    socials: list[list[dict[str, str]]] = []
+    for c in range(channels):
+        extra = [str(t) for t in rng.choice(_EXTRA_TAGS, size=int(rng.integers(0, 3)),
+                                               replace=False)]
+        tags.append([_LANG_TAG[ch_lang[c]], *extra])
+        login = logins[c]
+        n_links = 0 if rng.random() < 0.12 else int(rng.integers(1, 5))
+        chosen = sorted(rng.choice(len(_PLATFORMS), size=n_links, replace=False).tolist())
+        links = []
+        for p in chosen:
+            name, title, url = _PLATFORMS[p]
+            code = "".join(rng.choice(list("abcdefghjkmnpqrstuvwxyz23456789"), size=7))
+            links.append({"id": f"{ids[c]:x}-{name}", "name": name, "title": title,
+                          "url": url.format(login=login, code=code)})
+        socials.append(links)
+        mention = ""
+        if links and rng.random() < 0.35:
+            mention = f" Follow me: {links[0]['url']}"
+        descriptions.append(f"{GAMES[chat_games[c][0]].name} streams, good vibes.{mention}")
+
+    # Audience pools, drawn in one vectorised pass: each sample is home or roaming, then a
+    # viewer picked by activity weight within the community (or the whole site).
+    viewer_comm = comm[channels: channels + users]
+    order = np.argsort(viewer_comm, kind="stable")
+    weight = rng.lognormal(0.0, 0.8, size=users)[order]
+    cum = np.cumsum(weight)
+    bounds = np.searchsorted(viewer_comm[order], np.arange(k_comm + 1))
+    lo_w = np.concatenate([[0.0], cum])[bounds[:-1]]
+    hi_w = np.concatenate([[0.0], cum])[bounds[1:]]
+    peak_chat = base * 1.25 * chat_ratio
+    comm_size = np.bincount(viewer_comm, minlength=k_comm)
+    cap = np.maximum(1, (0.6 * comm_size[comm[:channels]]).astype(np.int64))
+    pool_n = np.minimum(np.ceil(peak_chat * 1.5).astype(np.int64) + 2, cap)
+    n_draw = np.ceil(pool_n * 1.3).astype(np.int64) + 1
+    owner = np.repeat(np.arange(channels), n_draw)
+    home = rng.random(len(owner)) < home_share
+    k_of = comm[owner]
+    r = rng.random(len(owner))
+    target = np.where(home, lo_w[k_of] + r * (hi_w[k_of] - lo_w[k_of]), r * cum[-1])
+    picked = order[np.searchsorted(cum, target, side="right").clip(0, users - 1)] + channels
+    key = np.unique(owner.astype(np.int64) * n_acc + picked)
+    p_owner, p_acc = key // n_acc, key % n_acc
+    # Trim each pool to its size, keeping a random subset.
+    rank_in = np.empty(len(key), dtype=np.int64)
+    starts = np.searchsorted(p_owner, np.arange(channels))
+    shuffle = rng.random(len(key))
+    o2 = np.lexsort((shuffle, p_owner))
+    rank_in[o2] = np.arange(len(key)) - starts[p_owner[o2]]
+    keep = rank_in < pool_n[p_owner]
+    p_owner, p_acc = p_owner[keep], p_acc[keep]
+    pool_ptr = np.concatenate([[0], np.cumsum(np.bincount(p_owner, minlength=channels))])
+    loyalty = rng.random(len(p_acc)).astype(np.float64)
+
+    # Bots: service bots in a fair share of channels, viewer bots in most.
+    bot_share = np.array([
+        rng.uniform(0.2, 0.45) if b in _SERVICE_BOTS else rng.uniform(0.55, 0.95)
+        for b in bot_logins
+    ])
+    extra_published = [f"{w}{s}bot{i}" for i, (w, s) in enumerate(zip(
+        rng.choice(_WORDS, size=150), rng.choice(_SYLLABLES, size=150), strict=True))]
+
+    pop = Population(
+        seed=seed,
+        start=start,
+        n_channels=channels,
+        n_viewers=users,
+        communities=k_comm,
+        community_language=comm_lang,
+        community_games=[[int(g) for g in gs] for gs in comm_games],
+        acc_id=ids,
+        acc_login=logins,
+        acc_display=display,
+        acc_created=created,
+        acc_btype=btype,
+        acc_community=comm,
+        acc_talk=talk,
+        bot_logins=[logins[channels + users + i] for i in range(n_bots)],
+        bot_published=[logins[channels + users + i] for i in range(len(bots_published))]
+        + extra_published,
+        bot_share=bot_share,
+        bot_talks=bot_talks,
+        ch_language=ch_lang,
+        ch_base=base,
+        ch_chat_ratio=chat_ratio,
+        ch_period=period,
+        ch_duty=duty,
+        ch_phase=phase,
+        ch_daily_phase=daily_phase,
+        ch_games=chat_games,
+        ch_mature=mature,
+        ch_tags=tags,
+        ch_description=descriptions + [""] * (n_acc - channels),
+        ch_socials=socials,
+        pool_ptr=pool_ptr,
+        pool_acc=p_acc,
+        pool_loyalty=loyalty,
+    )
+    pop.game_ids = [g.twitch_id or str(10_000 + i * 48_611) for i, g in enumerate(GAMES)]
+    pop.igdb_ids = [1_000 + i * 37 if g.is_game else None for i, g in enumerate(GAMES)]
+    pop.steam_appids = [200_000 + i * 10_470 if g.steam_name else None
+                        for i, g in enumerate(GAMES)]
+    pop._login_index = {login.lower(): i for i, login in enumerate(logins)}
+    pop._id_index = {str(x): i for i, x in enumerate(ids)}
+    logger.debug("population: %d channels, %d viewers, %d pool entries", channels, users,
+                 len(p_acc))
+    return pop
+
+
+def igdb_record(pop: Population, g: int) -> dict:
+    """The IGDB game of catalogue entry g with every reference expanded."""
+    game: Game = GAMES[g]
+    igdb = pop.igdb_ids[g]
+    assert igdb is not None
+    release = (int(datetime.fromisoformat(game.release).replace(tzinfo=UTC).timestamp())
+               if game.release else None)
+    companies = []
+    names = list(dict.fromkeys(game.developers + game.publishers))
+    for j, name in enumerate(names):
+        cid = 500 + sum(map(ord, name)) % 9000
+        companies.append({
+            "id": igdb * 10 + j,
+            "company": {"id": cid, "name": name},
+            "developer": name in game.developers,
+            "publisher": name in game.publishers,
+        })
+    rec: dict = {
+        "id": igdb,
+        "name": game.name,
+        "slug": game.name.lower().replace(" ", "-").replace(":", "").replace("'", ""),
+        "genres": [{"id": IGDB_GENRES[x], "name": x} for x in game.genres],
+        "themes": [{"id": IGDB_THEMES[x], "name": x} for x in game.themes],
+        "involved_companies": companies,
+    }
+    if release is not None:
+        rec["first_release_date"] = release
+    return rec
