@@ -223,6 +223,29 @@ def is_streams(after: str | None = None) -> Callable[[httpx.Request], bool]:
     return predicate
 
 
+class FastClock:
+    """Real time run `scale` times faster: lets a 60 s window pass in 60/scale s of real time."""
+
+    def __init__(self, scale: float = 100.0, start: datetime | None = None) -> None:
+        import time
+
+        self._monotonic = time.monotonic
+        self.scale = scale
+        self.start = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._t0 = self._monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(self._monotonic() - self._t0) * self.scale)
+
+    def sleep(self, seconds: float) -> None:
+        import time
+
+        time.sleep(max(0.0, seconds) / self.scale)
+
+    async def asleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.scale)
+
+
 class FakeChatServer:
     """A tiny IRC server on loopback that speaks just enough Twitch chat for the tests.
 
@@ -235,6 +258,7 @@ class FakeChatServer:
     def __init__(self) -> None:
         self.rooms: dict[str, list[str]] = {}
         self.big_rooms: set[str] = set()
+        self.on_join_lines: dict[str, list[str]] = {}  # sent right after a JOIN's NAMES
         self.received: list[tuple[float, int, str]] = []
         self.writers: list[asyncio.StreamWriter] = []
         self.nicks: dict[int, str] = {}
@@ -307,6 +331,7 @@ class FakeChatServer:
                                        + " ".join(users[i : i + 3]))
                         out.append(f":{nick}.tmi.twitch.tv 366 {nick} #{channel} "
                                    ":End of /NAMES list")
+                    out += self.on_join_lines.get(channel, [])
                     writer.write("".join(x + "\r\n" for x in out).encode())
                 elif line.startswith("PART #"):
                     self.joined[index].discard(line[6:])

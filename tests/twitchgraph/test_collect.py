@@ -1,0 +1,322 @@
+"""The collector against in-memory Helix (MockTransport) and a loopback chat server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from twitchgraph.collect import CollectOptions, Collector, parse_duration
+from twitchgraph.store import open_store
+from twitchgraph.twitch.chat import ChatClient
+
+from ._collect_fixtures import FakeChatServer, FakeTwitch, FastClock, is_streams, make_stream
+
+HERE = Path(__file__).resolve().parent
+
+
+def _twitch(n: int) -> FakeTwitch:
+    fake = FakeTwitch([make_stream(i, 10_000 // (i + 1)) for i in range(n)])
+    for s in fake.streams:
+        fake.users[s["user_id"]] = {"id": s["user_id"], "login": s["user_login"],
+                                    "display_name": s["user_name"], "broadcaster_type": ""}
+    return fake
+
+
+def _chat_server(server: FakeChatServer, fake: FakeTwitch, big: int = 1) -> None:
+    """Rooms: the `big` most viewed send no membership, only messages; the rest send NAMES."""
+    for rank, s in enumerate(fake.streams):
+        login = s["user_login"]
+        if rank < big:
+            server.big_rooms.add(login)
+            server.on_join_lines[login] = [
+                f"@login=talker{rank}{j} :talker{rank}{j}!t@t.tmi.twitch.tv PRIVMSG #{login} :hi"
+                for j in range(3)]
+        else:
+            server.rooms[login] = [f"viewer{rank}{j}" for j in range(4)] + ["shared"]
+
+
+def _collector(con, fake, server, options, clock, **chat_kwargs) -> Collector:
+    chat_kwargs.setdefault("joins_per_window", 1000)
+    chat_kwargs.setdefault("join_window_s", 1.0)
+    chat = ChatClient(host="127.0.0.1", port=server.port, tls=False, clock=clock,
+                      reconnect_backoff_s=0.01, **chat_kwargs)
+    return Collector(con, helix=fake.helix(), chat=chat, options=options, clock=clock)
+
+
+def run(coro_fn):
+    async def main():
+        server = await FakeChatServer().start()
+        try:
+            return await asyncio.wait_for(coro_fn(server), timeout=20)
+        finally:
+            await server.stop()
+
+    return asyncio.run(main())
+
+
+def test_once_stores_streams_chatters_sources_listens_and_profiles() -> None:
+    con = open_store(":memory:")
+    fake = _twitch(5)
+
+    async def scenario(server: FakeChatServer):
+        _chat_server(server, fake, big=2)
+        collector = _collector(con, fake, server, CollectOptions(window_s=20), FastClock(100))
+        async with collector.chat:
+            summaries = await collector.run()
+        assert sorted(server.lines("PART #")) == sorted(f"PART #{s['user_login']}"
+                                                        for s in fake.streams)
+        return summaries
+
+    (summary,) = run(scenario)
+    assert summary.status == "complete" and summary.streams == 5
+    assert summary.channels_listened == 5 and summary.chatters == 2 * 3 + 3 * 5
+    assert summary.users == 6 + 3 * 4 + 1  # "shared" counted once
+    assert con.execute("SELECT status, interval_s FROM snapshots").fetchall() == [
+        ("complete", None)]
+    by_source = dict(con.execute("SELECT source, count(*) FROM chatters GROUP BY 1").fetchall())
+    assert by_source == {"message": 6, "names": 15}
+    membership = dict(con.execute("SELECT channel_login, membership FROM listens").fetchall())
+    assert membership == {"chan00000": False, "chan00001": False, "chan00002": True,
+                          "chan00003": True, "chan00004": True}
+    listened = [r[0] for r in con.execute("SELECT listened_s FROM listens").fetchall()]
+    assert all(15 <= s <= 200 for s in listened)  # about the 20 s window (of clock time)
+    assert con.execute("SELECT count(*) FROM users").fetchone() == (5,)
+    assert "pages" in summary.line() and "5 streams" in summary.line()
+
+
+def test_top_and_min_viewers_limit_the_channels_joined() -> None:
+    con = open_store(":memory:")
+    fake = _twitch(40)
+
+    async def scenario(server: FakeChatServer):
+        _chat_server(server, fake, big=0)
+        options = CollectOptions(window_s=1, top=5, min_viewers=2000)
+        collector = _collector(con, fake, server, options, FastClock(100))
+        async with collector.chat:
+            await collector.run()
+        return sorted(ch for _, _, ch in server.joins())
+
+    joined = run(scenario)
+    # viewers 10000, 5000, 3333, 2500, 2000 are >= 2000; top 5 keeps all five
+    assert joined == [f"chan0000{i}" for i in range(5)]
+    assert con.execute("SELECT count(*), min(viewer_count) FROM streams").fetchone() == (5, 2000)
+
+
+def test_every_stays_joined_follows_live_changes_and_does_not_drift() -> None:
+    con = open_store(":memory:")
+    fake = _twitch(4)
+    newcomer = make_stream(99, 50_000)
+    fake.users["u99"] = {"id": "u99", "login": "chan00099"}
+
+    async def scenario(server: FakeChatServer):
+        _chat_server(server, fake, big=0)
+        server.rooms["chan00099"] = ["late"]
+        collector = _collector(con, fake, server, CollectOptions(
+            window_s=10, every_s=40, for_s=115), FastClock(200))
+        stream_requests = 0
+
+        def churn(request: httpx.Request) -> None:
+            nonlocal stream_requests
+            if request.url.path.endswith("/streams"):
+                stream_requests += 1
+                if stream_requests == 2:  # before snapshot 2: one ends, one goes live
+                    fake.streams = [newcomer] + fake.streams[:3]
+
+        fake.hook = churn
+        async with collector.chat:
+            summaries = await collector.run()
+        return summaries, [ch for _, _, ch in server.joins()], server.lines("PART #")
+
+    summaries, joins, parts = run(scenario)
+    assert [s.status for s in summaries] == ["complete"] * 3
+    assert len(joins) == len(set(joins)) == 5  # no channel joined twice
+    assert set(joins) == {"chan00000", "chan00001", "chan00002", "chan00003", "chan00099"}
+    assert parts == ["PART #chan00003"]
+    starts = [s.started_at for s in summaries]
+    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(abs(g - 40) < 8 for g in gaps), gaps  # on the 40 s grid, not 40 s + work
+    rows = con.execute("SELECT snapshot_id, count(*) FROM chatters GROUP BY 1 ORDER BY 1"
+                       ).fetchall()
+    assert [n for _, n in rows] == [4 * 5, 3 * 5 + 1, 3 * 5 + 1]
+    assert con.execute("SELECT DISTINCT interval_s FROM snapshots").fetchall() == [(40.0,)]
+    # presence persists: a held channel's NAMES users are still there two snapshots later
+    assert con.execute("SELECT count(*) FROM chatters WHERE channel_login = 'chan00000'"
+                       ).fetchone() == (15,)
+
+
+def test_rotates_when_more_channels_are_live_than_chat_may_hold() -> None:
+    con = open_store(":memory:")
+    fake = _twitch(4)
+
+    async def scenario(server: FakeChatServer):
+        _chat_server(server, fake, big=0)
+        collector = _collector(con, fake, server, CollectOptions(
+            window_s=5, every_s=30, for_s=100), FastClock(200),
+            channels_per_connection=1, max_connections=2)
+        async with collector.chat:
+            return await collector.run()
+
+    summaries = run(scenario)
+    assert [s.channels_listened for s in summaries] == [2, 2, 2, 2]
+    listened = con.execute(
+        "SELECT channel_login, count(*) FILTER (WHERE listened_s > 0), count(*) FROM listens "
+        "GROUP BY 1 ORDER BY 1").fetchall()
+    # every live channel gets a listens row per snapshot; each was listened to at some point
+    assert [(c, total) for c, _, total in listened] == [(f"chan0000{i}", 4) for i in range(4)]
+    assert all(n >= 1 for _, n, _ in listened)
+    assert con.execute("SELECT count(DISTINCT channel_login) FROM chatters").fetchone() == (4,)
+
+
+def test_api_failure_marks_the_snapshot_failed_and_reports_it() -> None:
+    con = open_store(":memory:")
+    fake = _twitch(3)
+    fake.script += [(is_streams(), httpx.Response(503)) for _ in range(10)]
+
+    async def scenario(server: FakeChatServer):
+        collector = _collector(con, fake, server, CollectOptions(window_s=1), FastClock(100))
+        collector.helix.max_retries = 2
+        collector.helix.backoff_s = 0.001
+        async with collector.chat:
+            return await collector.run()
+
+    (summary,) = run(scenario)
+    assert summary.status == "failed" and "HTTP 503" in summary.error
+    assert "failed" in summary.line()
+    assert con.execute("SELECT status FROM snapshots").fetchall() == [("failed",)]
+    assert con.execute("SELECT count(*) FROM streams").fetchone() == (0,)
+
+
+def test_cancel_mid_snapshot_discards_it_whole() -> None:
+    con = open_store(":memory:")
+    fake = _twitch(3)
+
+    async def scenario(server: FakeChatServer):
+        _chat_server(server, fake, big=0)
+        collector = _collector(con, fake, server, CollectOptions(window_s=1000), FastClock(10))
+        async with collector.chat:
+            task = asyncio.create_task(collector.run())
+            await asyncio.sleep(0.3)  # inside the listening window
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    run(scenario)
+    assert con.execute("SELECT status FROM snapshots").fetchall() == [("failed",)]
+    assert con.execute("SELECT count(*) FROM streams").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM chatters").fetchone() == (0,)
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("90") == 90 and parse_duration("10m") == 600
+    assert parse_duration("1.5h") == 5400 and parse_duration("2d") == 172800
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration("soon")
+    with pytest.raises(ValueError, match="window"):
+        CollectOptions(window_s=60, every_s=30)
+
+
+_CHILD = textwrap.dedent("""
+    import asyncio, sys
+    sys.path.insert(0, sys.argv[2])
+    from _collect_fixtures import FakeChatServer, FakeTwitch, FastClock, make_stream
+    from twitchgraph.collect import CollectOptions, Collector
+    from twitchgraph.store import open_store, recover_stale
+    from twitchgraph.twitch.chat import ChatClient
+
+    async def main():
+        server = await FakeChatServer().start()
+        fake = FakeTwitch([make_stream(i, 100_000 - i) for i in range(300)])
+        for s in fake.streams:
+            server.rooms[s["user_login"]] = [f"v{s['id']}-{j}" for j in range(30)]
+        con = open_store(sys.argv[1])
+        recover_stale(con)
+        clock = FastClock(20)
+        chat = ChatClient(host="127.0.0.1", port=server.port, tls=False, clock=clock,
+                          joins_per_window=10_000, join_window_s=1.0)
+        options = CollectOptions(window_s=5, every_s=10, fetch_users=False)
+        async with chat:
+            collector = Collector(con, helix=fake.helix(), chat=chat, options=options,
+                                  clock=clock)
+            print("ready", flush=True)
+            await collector.run()
+
+    asyncio.run(main())
+""")
+
+
+@pytest.mark.slow
+def test_collector_killed_mid_snapshot_leaves_whole_snapshots_and_next_run_goes_on(
+    tmp_path,
+) -> None:
+    db = tmp_path / "kill.duckdb"
+    for delay in (1.0, 1.7):
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(db), str(HERE)],
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    con = open_store(db)
+    statuses = dict(con.execute("SELECT status, count(*) FROM snapshots GROUP BY 1").fetchall())
+    assert statuses.get("complete", 0) >= 1
+    complete = "SELECT snapshot_id FROM snapshots WHERE status = 'complete'"
+    per_snapshot = con.execute(
+        f"SELECT snapshot_id, count(*) FROM streams WHERE snapshot_id IN ({complete}) "
+        "GROUP BY 1").fetchall()
+    assert per_snapshot and all(n == 300 for _, n in per_snapshot)
+    chatters = con.execute(
+        f"SELECT snapshot_id, count(*) FROM chatters WHERE snapshot_id IN ({complete}) "
+        "GROUP BY 1").fetchall()
+    assert all(n == 300 * 30 for _, n in chatters)
+    for table in ("streams", "chatters", "listens"):
+        orphans = con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_id NOT IN "
+                              f"({complete})").fetchone()[0]
+        assert orphans == 0, table
+    before = statuses.get("complete", 0)
+    last = con.execute("SELECT max(snapshot_id) FROM snapshots").fetchone()[0]
+    con.close()
+
+    # the next run marks the interrupted snapshot failed and carries on
+    fake = FakeTwitch([make_stream(i, 100 - i) for i in range(3)])
+
+    async def scenario(server: FakeChatServer):
+        from twitchgraph.store import recover_stale
+
+        con = open_store(db)
+        recover_stale(con)
+        collector = _collector(con, fake, server, CollectOptions(window_s=1, fetch_users=False),
+                               FastClock(100))
+        async with collector.chat:
+            (summary,) = await collector.run()
+        assert summary.status == "complete" and summary.snapshot_id == last + 1
+        rows = con.execute("SELECT status, count(*) FROM snapshots GROUP BY 1").fetchall()
+        con.close()
+        return dict(rows)
+
+    after = run(scenario)
+    assert after["complete"] == before + 1 and "running" not in after
+
+
+def test_snapshot_started_at_uses_the_clock() -> None:
+    con = open_store(":memory:")
+    fake = _twitch(1)
+    clock = FastClock(100)
+
+    async def scenario(server: FakeChatServer):
+        collector = _collector(con, fake, server, CollectOptions(window_s=1), clock)
+        async with collector.chat:
+            return await collector.run()
+
+    (summary,) = run(scenario)
+    assert abs(summary.started_at - clock.start) < timedelta(minutes=5)
