@@ -90,3 +90,24 @@ def test_reports(db, tmp_path):
     assert (tmp_path / "rep" / "figures" / "degree.png").is_file()
     r = _run("report", "explore", "--graph", str(tmp_path), "--out", str(tmp_path / "rep"))
     assert r.exit_code == 1 and "not a GRAPH_DIR" in r.output
+
+
+def test_enrich_without_credentials_runs_the_offline_sources(db, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for var in ("TWITCH_CLIENT_ID", "TWITCH_CLIENT_SECRET", "TWITCH_GQL_CLIENT_ID"):
+        monkeypatch.delenv(var, raising=False)
+    con = new_store(str(db))
+    con.execute("INSERT INTO users VALUES ('1', 'alpha', 'Alpha', '', "
+                "'https://kick.com/alpha', NULL, '', '', now())")  # fmt: skip
+    con.close()
+    r = _run("enrich", "--db", str(db), "--no-steam", "--no-igdb")
+    assert r.exit_code == 0, r.output
+    assert "helix games: asked 0, found 0 - FAILED: no Twitch credentials" in r.output
+    assert "social (description): asked 1, found 1, matched 1" in r.output
+    out = tmp_path / "graph"
+    r = _run("build", "--db", str(db), "--out", str(out), "--every-nth", "1",
+             "--min-live-minutes", "0")  # fmt: skip
+    streamers = pd.read_csv(out / "streamers.csv").set_index("Id")
+    assert streamers.loc["alpha", "social_links"] == "https://kick.com/alpha"
+    r = _run("enrich", "--db", str(db), "--match-threshold", "120")
+    assert r.exit_code == 1 and "between 0 and 100" in r.output

@@ -180,3 +180,71 @@ def report(
         except (FileNotFoundError, ValueError) as exc:
             raise _fail(str(exc)) from None
     _out.print(f"wrote {page}")
+
+
+class SocialSource(StrEnum):
+    gql = "gql"
+
+
+@app.command("enrich")
+def enrich(
+    db: Path = DbOption,
+    social_source: SocialSource | None = typer.Option(
+        None, "--social-source",
+        help="Also read each channel's About panel via Twitch's web GQL (undocumented).",
+    ),  # fmt: skip
+    steam: bool = typer.Option(True, "--steam/--no-steam", help="Match games to Steam."),
+    igdb: bool = typer.Option(True, "--igdb/--no-igdb", help="Fetch IGDB game metadata."),
+    match_threshold: float = typer.Option(
+        85.0, "--match-threshold", help="Lowest fuzzy score (0-100) accepted for Steam titles."
+    ),
+    strict: bool = typer.Option(False, help="Exit 1 when any source failed."),
+) -> None:
+    """Enrich the store: Helix profiles and games, IGDB, Steam, social links (cached).
+
+    A rerun asks only for what is missing; a failing source is reported and the others go on.
+    Credentials come from TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET (environment or .env);
+    service URLs from the TWITCH_*_URL / IGDB_API_URL / STEAM_*_URL variables.
+
+    Example: twitchgraph enrich --db twitchgraph.duckdb --social-source gql
+    """
+    import httpx
+
+    from twitchgraph.enrich import run_enrichment
+    from twitchgraph.twitch.credentials import load_credentials, read_env
+    from twitchgraph.twitch.endpoints import Endpoints
+    from twitchgraph.twitch.errors import MissingCredentials
+
+    if not 0 <= match_threshold <= 100:
+        raise _fail(f"--match-threshold must be between 0 and 100, got {match_threshold}")
+    env = read_env()
+    try:
+        endpoints = Endpoints.from_env(env)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        credentials = load_credentials(env)
+    except MissingCredentials as exc:
+        _err.print(f"[yellow]warning:[/yellow] {exc}; Helix and IGDB are skipped", markup=True)
+        credentials = None
+
+    def show(report) -> None:
+        colour = "red" if report.error else "green"
+        _out.print(f"[{colour}]{report.summary()}[/{colour}]", markup=True)
+
+    with _store(db) as con, httpx.Client(timeout=30.0) as http:
+        reports = run_enrichment(
+            con,
+            endpoints=endpoints,
+            credentials=credentials,
+            http=http,
+            steam=steam,
+            igdb=igdb,
+            social_source=social_source.value if social_source else None,
+            match_threshold=match_threshold,
+            gql_client_id=env.get("TWITCH_GQL_CLIENT_ID"),
+            on_report=show,
+        )
+    failed = [r for r in reports if r.error]
+    if failed and (strict or len(failed) == len(reports)):
+        raise _fail(f"{len(failed)} of {len(reports)} enrichment sources failed")

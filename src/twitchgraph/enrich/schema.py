@@ -65,6 +65,13 @@ _DDL = (
     )
     """,
     """
+    CREATE TABLE IF NOT EXISTS user_fetches (
+        login VARCHAR PRIMARY KEY,  -- profiles asked of Helix by enrichment
+        found BOOLEAN,
+        fetched_at TIMESTAMPTZ DEFAULT now()
+    )
+    """,
+    """
     CREATE TABLE IF NOT EXISTS social_links (
         login VARCHAR,
         platform VARCHAR,
