@@ -503,7 +503,7 @@ async def _collect(con: duckdb.DuckDBPyConnection, helix: HelixClient, endpoints
         log.info("%s", summary.line())
         if console is not None:
             style = "green" if summary.status == "complete" else "red"
-            console.print(summary.line(), style=style, highlight=False)
+            console.print(summary.line(), style=style, highlight=False, soft_wrap=True)
 
     async with ChatClient.from_endpoints(
         endpoints, clock=clock, channels_per_connection=limits.channels_per_connection,

@@ -215,8 +215,8 @@ def _insert_streams(con: duckdb.DuckDBPyConnection, snapshot_id: int,
     if not streams:
         return
     frame = pd.DataFrame({
-        "stream_id": [str(s["id"]) for s in streams],
-        "user_id": [str(s.get("user_id") or "") for s in streams],
+        "stream_id": [_opt(s.get("id")) for s in streams],
+        "user_id": [_opt(s.get("user_id")) for s in streams],
         "user_login": [str(s["user_login"]).lower() for s in streams],
         "user_name": [str(s.get("user_name") or s["user_login"]) for s in streams],
         "game_id": [str(s.get("game_id") or "") for s in streams],
@@ -241,6 +241,10 @@ def _insert_streams(con: duckdb.DuckDBPyConnection, snapshot_id: int,
         )
     finally:
         con.unregister("_tg_streams_in")
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
 def _insert_chatters(con: duckdb.DuckDBPyConnection, snapshot_id: int,

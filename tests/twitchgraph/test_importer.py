@@ -1,0 +1,104 @@
+"""Importing JSON snapshot dumps: both shapes, idempotence, bad files skipped and reported."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from twitchgraph.importer import import_json_dir, parse_snapshot_file
+from twitchgraph.store import open_store
+
+from ._collect_fixtures import make_stream
+
+
+def _helix_file(path, minute: int, n: int = 3) -> None:
+    streams = [make_stream(i, 100 - i) for i in range(n)]
+    doc = {"date_time": f"2022-05-02T10:{minute:02d}:00Z", "streams": streams,
+           "chatters": {s["user_login"]: ["Alice", "bob", f"only{i}"]
+                        for i, s in enumerate(streams)},
+           "users": [{"id": "u0", "login": "chan00000", "display_name": "Chan00000"}]}
+    path.write_text(json.dumps(doc))
+
+
+def _original_file(path, minute: int) -> None:
+    at = f"2022-05-02 10:{minute:02d}:00"
+    doc = {
+        "Pippo": {"chatters": ["Alice", "carl"], "game_name": "Chess", "viewer_count": 50,
+                  "date_time": at},
+        "pluto": {"chatters": {"chatter_count": 3, "chatters": {
+            "broadcaster": ["pluto"], "moderators": ["mod1"], "viewers": ["alice"]}},
+            "game_name": "Just Chatting", "viewer_count": 7, "date_time": at},
+    }
+    path.write_text(json.dumps(doc))
+
+
+def test_both_shapes_are_imported(tmp_path) -> None:
+    _helix_file(tmp_path / "a.json", 0)
+    _original_file(tmp_path / "b.json", 5)
+    con = open_store(":memory:")
+    report = import_json_dir(con, tmp_path)
+    assert report.imported == ["a.json", "b.json"] and not report.bad
+    snaps = con.execute("SELECT snapshot_id, started_at, status, interval_s FROM snapshots "
+                        "ORDER BY 1").fetchall()
+    assert [s[1] for s in snaps] == [datetime(2022, 5, 2, 10, 0, tzinfo=UTC),
+                                     datetime(2022, 5, 2, 10, 5, tzinfo=UTC)]
+    assert {s[2] for s in snaps} == {"complete"} and {s[3] for s in snaps} == {300.0}
+    second = snaps[1][0]
+    assert con.execute(f"SELECT user_login, game_name, viewer_count FROM streams WHERE "
+                       f"snapshot_id = {second} ORDER BY 1").fetchall() == [
+        ("pippo", "Chess", 50), ("pluto", "Just Chatting", 7)]
+    assert con.execute(f"SELECT channel_login, user_login, source FROM chatters WHERE "
+                       f"snapshot_id = {second} ORDER BY 1, 2").fetchall() == [
+        ("pippo", "alice", "names"), ("pippo", "carl", "names"),
+        ("pluto", "alice", "names"), ("pluto", "mod1", "names"), ("pluto", "pluto", "names")]
+    assert con.execute("SELECT count(*) FROM chatters WHERE snapshot_id = 1").fetchone() == (9,)
+    assert con.execute("SELECT login FROM users").fetchall() == [("chan00000",)]
+    assert con.execute("SELECT count(*) FROM listens").fetchone() == (0,)
+
+
+def test_reimport_is_idempotent_even_under_another_name(tmp_path) -> None:
+    _helix_file(tmp_path / "a.json", 0)
+    _helix_file(tmp_path / "b.json", 10)
+    con = open_store(":memory:")
+    assert len(import_json_dir(con, tmp_path).imported) == 2
+    (tmp_path / "copy.json").write_bytes((tmp_path / "a.json").read_bytes())
+    _helix_file(tmp_path / "c.json", 20)
+    again = import_json_dir(con, tmp_path)
+    assert again.imported == ["c.json"]
+    assert sorted(again.duplicates) == ["a.json", "b.json", "copy.json"]
+    assert con.execute("SELECT count(*) FROM snapshots").fetchone() == (3,)
+    assert con.execute("SELECT count(*) FROM streams").fetchone() == (9,)
+
+
+def test_bad_files_are_reported_and_skipped(tmp_path) -> None:
+    _helix_file(tmp_path / "good.json", 0)
+    (tmp_path / "broken.json").write_text('{"date_time": "2022-05-02T10:00:00Z", "streams": [')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "nodate.json").write_text(json.dumps({"x": {"chatters": [], "viewer_count": 1}}))
+    (tmp_path / "badchat.json").write_text(json.dumps(
+        {"date_time": "2022-05-02T10:00:00Z", "streams": [], "chatters": {"a": "bob"}}))
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00garbage")
+    con = open_store(":memory:")
+    report = import_json_dir(con, tmp_path)
+    assert report.imported == ["good.json"]
+    reasons = dict(report.bad)
+    assert set(reasons) == {"broken.json", "list.json", "nodate.json", "badchat.json",
+                            "bin.json"}
+    assert "not valid JSON" in reasons["broken.json"]
+    assert "date_time" in reasons["nodate.json"]
+    assert "list of logins" in reasons["badchat.json"]
+    assert con.execute("SELECT count(*) FROM snapshots").fetchone() == (1,)
+    assert "1 snapshot file(s)" in report.line() and "5 bad" in report.line()
+
+
+def test_epoch_and_naive_times(tmp_path) -> None:
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps({"date_time": 1651485600, "streams": [], "chatters": {}}))
+    assert parse_snapshot_file(path).started_at == datetime(2022, 5, 2, 10, 0, tzinfo=UTC)
+
+
+def test_missing_directory_is_an_error(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        import_json_dir(open_store(":memory:"), tmp_path / "nope")
