@@ -1,5 +1,189 @@
-"""Commands of the `collect` group; registered on the shared app by import."""
+"""Commands of the `collect` group: `collect`, `import`, `export-parquet`.
+
+Registered on the shared app by import. Each command parses its options, calls one library
+function and turns domain errors into one red line on stderr with exit code 1. Secrets are
+never printed: credentials are only ever passed to the token request.
+"""
 
 from __future__ import annotations
 
-from twitchgraph.cli._app import app  # noqa: F401
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from twitchgraph.cli._app import app
+
+DEFAULT_DB = Path("twitchgraph.duckdb")
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_out = Console(highlight=False, soft_wrap=True)
+
+DbOption = typer.Option(DEFAULT_DB, "--db", help="The store (DuckDB file).")
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {message}", markup=True)
+    return typer.Exit(1)
+
+
+def _logging(verbose: bool) -> None:
+    root = logging.getLogger("twitchgraph")
+    if not any(isinstance(h, RichHandler) for h in root.handlers):
+        root.addHandler(RichHandler(console=_err, show_path=False, markup=False))
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.propagate = False
+
+
+def _duration(text: str | None, option: str) -> float | None:
+    from twitchgraph.collect import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise _fail(f"{option}: {exc}") from None
+
+
+@app.command("collect")
+def collect(
+    once: bool = typer.Option(False, "--once", help="Take one snapshot and exit (for cron)."),
+    every: str | None = typer.Option(None, "--every", help="Take a snapshot every DURATION "
+                                     "(e.g. 10m) and stay joined to chat in between."),
+    for_: str | None = typer.Option(None, "--for", help="With --every: stop after DURATION "
+                                    "(e.g. 24h). Default: until Ctrl-C / SIGTERM."),
+    db: Path = DbOption,
+    min_viewers: int = typer.Option(0, "--min-viewers", min=0,
+                                    help="Ignore streams with fewer viewers."),
+    top: int | None = typer.Option(None, "--top", min=1,
+                                   help="Only the N most viewed live channels."),
+    language: str | None = typer.Option(None, "--language", help="Stream language, e.g. it."),
+    game_id: list[str] = typer.Option([], "--game-id", help="Only this game/category id "
+                                      "(repeatable)."),
+    window: str = typer.Option("60s", "--window", help="How long to listen to chat per "
+                               "snapshot."),
+    users: bool = typer.Option(True, "--users/--no-users", help="Fetch broadcaster profiles."),
+    channels_per_connection: int = typer.Option(100, "--channels-per-connection", min=1,
+                                                help="Chat channels one connection may hold."),
+    max_connections: int = typer.Option(10, "--max-connections", min=1,
+                                        help="Chat connections to open at most; more live "
+                                        "channels than this allows are rotated through."),
+    joins_per_10s: int = typer.Option(20, "--joins-per-10s", min=1,
+                                      help="Chat JOIN rate limit."),
+    env_file: Path = typer.Option(Path(".env"), "--env-file",
+                                  help="Where TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET may be."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
+    """Snapshot live streams (Helix) and who is in their chat (anonymous IRC) into the store.
+
+    Needs TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET in the environment or in .env.
+    Prints one summary line per snapshot. Ctrl-C / SIGTERM stop cleanly: the snapshot under
+    way is discarded whole.
+
+    Example: twitchgraph collect --every 10m --for 24h --language it --window 60s
+    """
+    from twitchgraph.collect import ChatLimits, CollectError, CollectOptions, run_collector
+    from twitchgraph.twitch.errors import MissingCredentials, TwitchError
+
+    _logging(verbose)
+    if once and every:
+        raise _fail("use either --once or --every, not both")
+    if for_ and not every:
+        raise _fail("--for needs --every (e.g. --every 10m --for 24h)")
+    try:
+        options = CollectOptions(
+            top=top, min_viewers=min_viewers, language=language, game_ids=tuple(game_id),
+            window_s=_duration(window, "--window") or 0.0, every_s=_duration(every, "--every"),
+            for_s=_duration(for_, "--for"), fetch_users=users,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    limits = ChatLimits(channels_per_connection=channels_per_connection,
+                        max_connections=max_connections, joins_per_window=joins_per_10s,
+                        join_window_s=10.0)
+    import duckdb
+
+    try:
+        summaries = run_collector(db, options, dotenv_path=env_file, chat_limits=limits,
+                                  console=_err)
+    except MissingCredentials as exc:
+        raise _fail(str(exc)) from None
+    except (CollectError, TwitchError) as exc:
+        raise _fail(str(exc)) from None
+    except duckdb.IOException as exc:
+        raise _fail(f"cannot open the store {db}: {str(exc).splitlines()[0]} (is another "
+                    "collector using it?)") from None
+    except ValueError as exc:  # e.g. a malformed TWITCH_CHAT_HOST
+        raise _fail(str(exc)) from None
+    complete = sum(s.status == "complete" for s in summaries)
+    _out.print(f"{complete} of {len(summaries)} snapshot(s) complete in {db}")
+
+
+@app.command("import")
+def import_json(
+    json_dir: Path = typer.Argument(..., help="Directory of JSON snapshot files."),
+    db: Path = DbOption,
+    interval: str | None = typer.Option(None, "--interval", help="Collection interval of the "
+                                        "dump (e.g. 5m); default the median gap."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 if any file was bad."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log each bad file."),
+) -> None:
+    """Import JSON snapshot dumps (one file per snapshot) into the store; re-runs are no-ops.
+
+    Accepted shapes (see twitchgraph.importer): the Helix shape
+    {"date_time": "2022-05-02T10:00:00Z", "streams": [Helix stream objects],
+    "chatters": {"channel_login": ["user_login", ...]}} and the original tool's per-stream
+    shape {"channel_login": {"chatters": [...], "game_name": ..., "viewer_count": ...,
+    "date_time": ...}}. Bad files are reported and skipped.
+
+    Example: twitchgraph import dumps/ --db twitchgraph.duckdb
+    """
+    from tqdm import tqdm
+
+    from twitchgraph.importer import import_json_dir
+    from twitchgraph.store import open_store
+
+    _logging(verbose)
+    interval_s = _duration(interval, "--interval")
+    if not json_dir.is_dir():
+        raise _fail(f"{json_dir} is not a directory of JSON snapshot files")
+    files = sum(1 for _ in json_dir.rglob("*.json"))
+    if files == 0:
+        raise _fail(f"no *.json files in {json_dir}")
+    con = open_store(db)
+    try:
+        with tqdm(total=files, unit="file", desc="import", disable=None) as bar:
+            report = import_json_dir(con, json_dir, interval_s=interval_s,
+                                     on_file=lambda _name, _outcome: bar.update(1))
+    finally:
+        con.close()
+    for name, reason in report.bad:
+        _err.print(f"[yellow]skipped[/yellow] {name}: {reason}", markup=True)
+    _out.print(report.line())
+    if report.bad and (strict or not (report.imported or report.duplicates)):
+        raise typer.Exit(1)
+
+
+@app.command("export-parquet")
+def export_parquet(
+    out_dir: Path = typer.Argument(..., help="Directory to write <table>.parquet files to."),
+    db: Path = DbOption,
+) -> None:
+    """Write every table of the store as Parquet (complete snapshots only) for other tools.
+
+    Example: twitchgraph export-parquet parquet/ --db twitchgraph.duckdb
+    """
+    from twitchgraph.store import export_parquet as export
+    from twitchgraph.store import open_store
+
+    if not db.exists():
+        raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
+    con = open_store(db)
+    try:
+        counts = export(con, out_dir)
+    finally:
+        con.close()
+    for table, rows in counts.items():
+        _out.print(f"{out_dir / (table + '.parquet')}: {rows:,} rows")

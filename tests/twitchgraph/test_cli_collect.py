@@ -1,0 +1,114 @@
+"""`twitchgraph collect`, `import` and `export-parquet` through the CLI runner."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from twitchgraph.cli import app
+from twitchgraph.sim import run_simulator
+
+from ._collect_fixtures import make_stream
+
+runner = CliRunner()
+NO_CREDS = {"TWITCH_CLIENT_ID": "", "TWITCH_CLIENT_SECRET": ""}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with run_simulator(channels=40, users=800, seed=3, time_scale=1.0,
+                       chat_joins_per_10s=1000) as sim:
+        yield sim
+
+
+@pytest.mark.slow
+def test_collect_once_against_the_simulator(sim, tmp_path) -> None:
+    db = tmp_path / "tg.duckdb"
+    result = runner.invoke(app, ["collect", "--once", "--db", str(db), "--top", "12",
+                                 "--window", "1.5s", "--joins-per-10s", "1000",
+                                 "--env-file", str(tmp_path / "none.env")], env=sim.env())
+    assert result.exit_code == 0, result.output
+    assert "snapshot 1 complete" in result.output and "12 streams" in result.output
+    assert "1 of 1 snapshot(s) complete" in result.output
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT status FROM snapshots").fetchall() == [("complete",)]
+    assert con.execute("SELECT count(*) FROM streams").fetchone() == (12,)
+    truth = {s["user_login"] for s in sim.live_streams()[:12]}
+    got = {r[0] for r in con.execute("SELECT user_login FROM streams").fetchall()}
+    assert len(got & truth) >= 10  # viewer counts drift between the two looks
+    n_chatters, n_channels = con.execute(
+        "SELECT count(*), count(DISTINCT channel_login) FROM chatters").fetchone()
+    assert n_chatters > 50 and n_channels >= 10
+    assert con.execute("SELECT count(*) FROM users").fetchone()[0] == 12
+    assert sim.credentials.client_secret not in result.output
+
+
+def test_missing_credentials_is_one_clear_line(tmp_path) -> None:
+    result = runner.invoke(app, ["collect", "--once", "--db", str(tmp_path / "x.duckdb"),
+                                 "--env-file", str(tmp_path / "none.env")], env=NO_CREDS)
+    assert result.exit_code == 1
+    assert "TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET" in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_refused_credentials_fail_without_printing_the_secret(sim, tmp_path) -> None:
+    env = dict(sim.env(), TWITCH_CLIENT_SECRET="wrong-secret-value-xyz")
+    result = runner.invoke(app, ["collect", "--once", "--db", str(tmp_path / "x.duckdb"),
+                                 "--window", "0s", "--env-file", str(tmp_path / "n.env")],
+                           env=env)
+    assert result.exit_code == 1
+    assert "snapshot 1 failed" in result.output and "TWITCH_CLIENT_SECRET" in result.output
+    assert "wrong-secret-value-xyz" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--window", "soon"], "--window: not a duration"),
+    (["--once", "--every", "10m"], "either --once or --every"),
+    (["--for", "1h"], "--for needs --every"),
+    (["--every", "30s", "--window", "60s"], "must not be shorter than the listening window"),
+])
+def test_bad_options_are_one_line(tmp_path, args, message) -> None:
+    result = runner.invoke(app, ["collect", "--db", str(tmp_path / "x.duckdb"), *args],
+                           env=NO_CREDS)
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_import_then_export_parquet(tmp_path) -> None:
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    for minute in (0, 5):
+        doc = {"date_time": f"2022-05-02T10:0{minute}:00Z",
+               "streams": [make_stream(i, 10 - i) for i in range(2)],
+               "chatters": {"chan00000": ["a", "b"], "chan00001": ["b"]}}
+        (dumps / f"{minute}.json").write_text(json.dumps(doc))
+    (dumps / "bad.json").write_text("{")
+    db = tmp_path / "tg.duckdb"
+    result = runner.invoke(app, ["import", str(dumps), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "imported 2 snapshot file(s)" in result.output and "bad.json" in result.output
+    again = runner.invoke(app, ["import", str(dumps), "--db", str(db), "--strict"])
+    assert again.exit_code == 1  # --strict: the bad file fails the run
+    assert "skipped 2 already imported" in again.output
+
+    out = tmp_path / "parquet"
+    result = runner.invoke(app, ["export-parquet", str(out), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "chatters.parquet: 6 rows" in result.output
+    rows = duckdb.connect().execute(f"SELECT count(*) FROM '{out / 'streams.parquet'}'")
+    assert rows.fetchone() == (4,)
+
+
+def test_import_and_export_errors(tmp_path) -> None:
+    result = runner.invoke(app, ["import", str(tmp_path / "missing")])
+    assert result.exit_code == 1 and "is not a directory" in result.output
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["import", str(tmp_path / "empty")])
+    assert result.exit_code == 1 and "no *.json files" in result.output
+    result = runner.invoke(app, ["export-parquet", str(tmp_path / "o"), "--db",
+                                 str(tmp_path / "nope.duckdb")])
+    assert result.exit_code == 1 and "no store at" in result.output
