@@ -169,6 +169,7 @@ def _atomic_write_csv(frame: pd.DataFrame, target: Path) -> None:
     os.close(fd)
     try:
         frame.to_csv(tmp, index=False)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the table is as public as its directory
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

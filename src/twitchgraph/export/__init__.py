@@ -1,0 +1,135 @@
+"""Exports of a GRAPH_DIR: Kùzu database, Neo4j import files, GEXF, PNG, offline HTML map.
+
+Each exporter takes the GRAPH_DIR tables (`twitchgraph.graphio.GraphData`) and an output
+directory and returns an `Exported` record (what it wrote, in one line); `export_graph` runs
+the ones asked for. Colours by community are shared by GEXF, PNG and the web map, so the same
+community has the same colour everywhere.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from twitchgraph.graphio import GraphData, read_graph_dir
+
+__all__ = ["TARGETS", "Exported", "community_colors", "export_graph", "require_columns"]
+
+logger = logging.getLogger(__name__)
+
+TARGETS = ("db", "neo4j", "gexf", "png", "html")
+
+# Tableau 20 (matplotlib's tab20), reordered so the first ten are the saturated ones.
+_BASE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+]
+
+
+@dataclass(frozen=True)
+class Exported:
+    """One export: its target name, the main path written and a one-line description."""
+
+    target: str
+    path: Path
+    message: str
+
+
+def community_colors(n: int) -> list[str]:
+    """`n` distinct hex colours, one per community id (0 = largest community).
+
+    The first 20 come from Tableau 20; beyond that hues follow the golden ratio so adjacent
+    ids stay apart.
+    """
+    colors = list(_BASE[:n])
+    for i in range(len(colors), n):
+        hue = (i * 0.618033988749895) % 1.0
+        r, g, b = colorsys.hls_to_rgb(hue, 0.5 + 0.15 * ((i // 20) % 2), 0.65)
+        colors.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
+    return colors
+
+
+def require_columns(data: GraphData, columns: list[str], *, target: str) -> None:
+    """Refuse to export `target` when `streamers.csv` lacks columns the export needs."""
+    missing = [c for c in columns if c not in data.streamers.columns
+               or data.streamers[c].isna().all()]
+    if missing:
+        steps = []
+        if "community" in missing:
+            steps.append("`twitchgraph communities GRAPH_DIR`")
+        if {"x", "y", "size"} & set(missing):
+            steps.append("`twitchgraph layout GRAPH_DIR`")
+        raise ValueError(
+            f"--to {target} needs {', '.join(missing)} in streamers.csv: run "
+            f"{' and '.join(steps) or 'the build again'} first."
+        )
+
+
+def export_graph(
+    graph_dir: str | os.PathLike,
+    targets: list[str] | tuple[str, ...],
+    *,
+    out_dir: str | os.PathLike | None = None,
+) -> list[Exported]:
+    """Run the exports named in `targets` ("all" means every one) for a GRAPH_DIR.
+
+    Files go to `out_dir` (default: the GRAPH_DIR itself). Raises ValueError for an unknown
+    target or a GRAPH_DIR missing communities/layout that an export needs.
+    """
+    wanted = list(TARGETS) if "all" in targets else list(dict.fromkeys(targets))
+    unknown = [t for t in wanted if t not in TARGETS]
+    if unknown:
+        raise ValueError(f"unknown export {unknown[0]!r}: choose from {', '.join(TARGETS)}, all")
+    data = read_graph_dir(graph_dir)
+    out = Path(out_dir) if out_dir is not None else Path(graph_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    done: list[Exported] = []
+    for target in wanted:
+        done.append(_EXPORTERS[target](data, out))
+        logger.info(done[-1].message)
+    return done
+
+
+def _db(data: GraphData, out: Path) -> Exported:
+    from twitchgraph.export.kuzu_db import export_kuzu
+
+    r = export_kuzu(data, out)
+    return Exported("db", r.path, f"db: wrote Kùzu database {r.path} ({r.streamers} streamers, "
+                    f"{r.games} games, {r.overlaps} overlaps, {r.played} played)")
+
+
+def _neo4j(data: GraphData, out: Path) -> Exported:
+    from twitchgraph.export.neo4j import export_neo4j
+
+    r = export_neo4j(data, out / "neo4j")
+    return Exported("neo4j", r, f"neo4j: wrote neo4j-admin import files, load.cypher and "
+                    f"queries.cypher to {r}/")
+
+
+def _gexf(data: GraphData, out: Path) -> Exported:
+    from twitchgraph.export.gexf import export_gexf
+
+    r = export_gexf(data, out / "graph.gexf")
+    return Exported("gexf", r, f"gexf: wrote GEXF 1.3 with positions, sizes and community "
+                    f"colours to {r}")
+
+
+def _png(data: GraphData, out: Path) -> Exported:
+    from twitchgraph.export.png import export_png
+
+    r = export_png(data, out / "graph.png")
+    return Exported("png", r, f"png: wrote the map picture to {r}")
+
+
+def _html(data: GraphData, out: Path) -> Exported:
+    from twitchgraph.export.html import export_html
+
+    r = export_html(data, out / "map.html")
+    return Exported("html", r, f"html: wrote the offline web map to {r} (open it in a browser)")
+
+
+_EXPORTERS = {"db": _db, "neo4j": _neo4j, "gexf": _gexf, "png": _png, "html": _html}

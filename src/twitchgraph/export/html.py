@@ -1,0 +1,163 @@
+"""`--to html`: one self-contained HTML file with the interactive map, working offline.
+
+The file inlines the vendored sigma.js + graphology bundle (`twitchgraph/web/vendor/`, rebuilt
+by `web/build-bundle.sh`), the map's script and style, and the graph as JSON. Safety:
+
+- the JSON sits in a ``<script type="application/json">`` block with ``<``, ``>``, ``&`` and
+  the JavaScript line separators escaped as ``\\uXXXX``, so no display name can close the block;
+- the page's script puts every string from the data into the page as text (``textContent``,
+  property values), never as HTML; social links become links only for http(s) URLs;
+- a Content-Security-Policy forbids loading anything from anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from twitchgraph.export import community_colors, require_columns
+from twitchgraph.graphio import GraphData
+
+__all__ = ["bundle_versions", "export_html", "map_payload", "safe_json"]
+
+logger = logging.getLogger(__name__)
+
+_MARKERS = re.compile(r"/\*__(CSS|DATA|BUNDLE|APP)__\*/")
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                 "\u2029": "\\u2029"}
+
+
+def _asset(*parts: str) -> str:
+    return resources.files("twitchgraph.web").joinpath(*parts).read_text(encoding="utf-8")
+
+
+def bundle_versions() -> dict[str, str]:
+    """Versions of the vendored JavaScript packages (from vendor/VERSIONS.txt)."""
+    versions = {}
+    for line in _asset("vendor", "VERSIONS.txt").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition(" ")
+            versions[name] = version.strip()
+    return versions
+
+
+def safe_json(value: Any) -> str:
+    """JSON that can sit inside a ``<script>`` block: no ``</script>``, ``<!--`` or U+2028."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return re.sub("[<>&\u2028\u2029]", lambda m: _JSON_ESCAPES[m.group(0)], text)
+
+
+def _num(value: Any) -> float | int | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(number) or math.isinf(number):
+        return None
+    return int(number) if number.is_integer() else round(number, 3)
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def map_payload(data: GraphData, *, top_games: int = 5, title: str = "") -> dict[str, Any]:
+    """The JSON the page reads: nodes, edges (as index pairs), communities, metadata."""
+    require_columns(data, ["community", "x", "y", "size"], target="html")
+    streamers = data.streamers.reset_index(drop=True)
+    communities = streamers["community"].astype(int)
+    colors = community_colors(int(communities.max()) + 1)
+    index = {login: i for i, login in enumerate(streamers["Id"])}
+    games: dict[str, list[list[Any]]] = {}
+    if len(data.played):
+        played = data.played.sort_values(["Source", "minutes_played"], ascending=[True, False])
+        for login, group in played.groupby("Source", sort=False):
+            games[login] = [[_text(g), _num(m)] for g, m in
+                            zip(group["Target"].head(top_games),
+                                group["minutes_played"].head(top_games), strict=True)]
+    nodes = []
+    for row in streamers.to_dict(orient="records"):
+        login = row["Id"]
+        nodes.append({
+            "key": login,
+            "label": _text(row.get("Label")),
+            "x": _num(row["x"]) or 0.0,
+            "y": _num(row["y"]) or 0.0,
+            "size": _num(row["size"]) or 1.0,
+            "community": int(row["community"]),
+            "color": colors[int(row["community"])],
+            "viewer_mean": _num(row.get("viewer_mean")),
+            "viewer_peak": _num(row.get("viewer_peak")),
+            "chatter_mean": _num(row.get("chatter_mean")),
+            "chatters_total": _num(row.get("chatters_total")),
+            "minutes_live": _num(row.get("minutes_live")),
+            "language": _text(row.get("language")),
+            "main_game": _text(row.get("main_game")),
+            "broadcaster_type": _text(row.get("broadcaster_type")),
+            "social": [u for u in _text(row.get("social_links")).split(";") if u],
+            "games": games.get(login, []),
+        })
+    edges = [[index[s], index[t], _num(w)] for s, t, w in
+             zip(data.edges["Source"], data.edges["Target"], data.edges["Weight"], strict=True)]
+    table = _community_names(streamers)
+    community_rows = [{"id": int(c), "color": colors[int(c)], "size": int(size),
+                       "name": table.get(int(c), "")}
+                      for c, size in communities.value_counts().sort_index().items()]
+    return {
+        "nodes": nodes,
+        "edges": edges,
+        "communities": community_rows,
+        "meta": {"title": title or "twitchgraph map", "bundle": bundle_versions()},
+    }
+
+
+def _community_names(streamers: pd.DataFrame) -> dict[int, str]:
+    """A short name per community: its three biggest streamers and its most common game."""
+    names = {}
+    viewers = pd.to_numeric(streamers.get("viewer_mean"), errors="coerce").fillna(0.0)
+    frame = streamers.assign(_v=viewers)
+    for c, group in frame.groupby("community"):
+        top = group.sort_values("_v", ascending=False)
+        labels = [(_text(lb) or login) for lb, login in zip(top["Label"].head(3), top["Id"],
+                                                            strict=False)]
+        games = group.get("main_game", pd.Series([], dtype=object))
+        games = games[games.astype(str) != ""]
+        game = str(games.mode().iloc[0]) if len(games) else ""
+        names[int(c)] = ", ".join(labels) + (f" ({game})" if game else "")
+    return names
+
+
+def render_html(payload: dict[str, Any]) -> str:
+    """Fill the page template with the bundle, the app, the style and the data."""
+    parts = {
+        "CSS": _asset("map.css"),
+        "DATA": safe_json(payload),
+        "BUNDLE": _asset("vendor", "sigma-graphology.min.js"),
+        "APP": _asset("map.js"),
+    }
+    for name in ("BUNDLE", "APP", "CSS"):
+        if re.search(r"</(script|style)", parts[name], re.IGNORECASE):
+            raise ValueError(f"the {name.lower()} asset contains a closing tag; rebuild it")
+    # One pass: text inserted for one marker is never scanned for another.
+    return _MARKERS.sub(lambda m: parts[m.group(1)], _asset("map.html"))
+
+
+def export_html(data: GraphData, path: str | os.PathLike, *, title: str = "") -> Path:
+    """Write the offline map to `path`; returns the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_html(map_payload(data, title=title)), encoding="utf-8")
+    logger.info("wrote %s (%d bytes)", target, target.stat().st_size)
+    return target

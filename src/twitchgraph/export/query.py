@@ -1,0 +1,145 @@
+"""`twitchgraph query GRAPH_DIR "CYPHER"`: run Cypher on the embedded database of a GRAPH_DIR.
+
+Values reach the query only as Cypher parameters (``$name``), never pasted into its text, so
+a login such as ``x' OR 1=1`` is just a string to compare with.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from twitchgraph.export.kuzu_db import connect
+
+__all__ = ["QueryResult", "README_QUERIES", "parse_params", "run_query"]
+
+
+# The README's example queries, shared by the README, queries.cypher (Neo4j) and the tests.
+# Kùzu 0.11.3 returns NULL for an aggregate that follows a DISTINCT aggregate in the same
+# RETURN (e.g. `count(DISTINCT s), sum(x)`), so DISTINCT aggregates come last.
+README_QUERIES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "neighbours": (
+        "A streamer's neighbours with overlap > 50, strongest first",
+        "MATCH (s:Streamer {login: $login})-[r:HAS_VIEWERSHIP_OVERLAPPED_WITH]-(n:Streamer)\n"
+        "WHERE r.overlap > $min_overlap\n"
+        "RETURN n.login AS login, n.name AS name, r.overlap AS overlap\n"
+        "ORDER BY overlap DESC, login",
+        {"login": "", "min_overlap": 50},
+    ),
+    "genre_minutes": (
+        "Minutes played on games of a genre, per game",
+        "MATCH (s:Streamer)-[p:PLAYED]->(g:Game)\n"
+        "WHERE $genre IN g.genres\n"
+        "RETURN g.name AS game, sum(p.minutes_played) AS minutes, count(DISTINCT s) AS streamers\n"
+        "ORDER BY minutes DESC, game",
+        {"genre": "Shooter"},
+    ),
+    "game_communities": (
+        "The communities a game's players fall in",
+        "MATCH (s:Streamer)-[p:PLAYED]->(g:Game {name: $game})\n"
+        "RETURN s.community AS community, sum(p.minutes_played) AS minutes, count(s) AS streamers\n"
+        "ORDER BY minutes DESC, community",
+        {"game": ""},
+    ),
+    "recommendations": (
+        "Two-hop recommendations: streamers your viewers also watch, that you share no edge with",
+        "MATCH (me:Streamer {login: $login})-[r1:HAS_VIEWERSHIP_OVERLAPPED_WITH]-(mid:Streamer)"
+        "-[r2:HAS_VIEWERSHIP_OVERLAPPED_WITH]-(rec:Streamer)\n"
+        "WHERE rec.login <> me.login\n"
+        "  AND r1.overlap >= $min_overlap AND r2.overlap >= $min_overlap\n"
+        "  AND NOT EXISTS { MATCH (me)-[:HAS_VIEWERSHIP_OVERLAPPED_WITH]-(rec) }\n"
+        "RETURN rec.login AS login, sum(r1.overlap * r2.overlap) / 100.0 AS score, "
+        "count(DISTINCT mid) AS via\n"
+        "ORDER BY score DESC, login\n"
+        "LIMIT $limit",
+        {"login": "", "min_overlap": 20, "limit": 10},
+    ),
+}
+
+
+@dataclass
+class QueryResult:
+    """Column names and rows (lists of plain Python values) of one query."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def _coerce(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "null":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    if value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            pass
+    return value
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, Any]:
+    """Parse ``name=value`` pairs into query parameters.
+
+    Values become int, float, bool, null or JSON lists/objects when they read as such, and
+    strings otherwise; ``name:str=value`` keeps the value a string (for a login like "1234").
+
+    >>> parse_params(["login=zeta", "min_overlap=50", "id:str=007", "genres=[\\"RPG\\"]"])
+    {'login': 'zeta', 'min_overlap': 50, 'id': '007', 'genres': ['RPG']}
+    """
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"parameter {pair!r} is not name=value (e.g. --param login=zeta)")
+        name, _, kind = name.partition(":")
+        if not name.isidentifier():
+            raise ValueError(f"parameter name {name!r} is not an identifier")
+        if kind not in ("", "str"):
+            raise ValueError(f"parameter {pair!r}: the only type suffix is ':str'")
+        params[name] = value if kind == "str" else _coerce(value)
+    return params
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def run_query(
+    graph: str | os.PathLike,
+    cypher: str,
+    params: dict[str, Any] | None = None,
+) -> QueryResult:
+    """Run one Cypher query, read-only, on `graph` (a GRAPH_DIR or a graph.kuzu file).
+
+    Raises FileNotFoundError when the database is missing and RuntimeError (Kùzu's) when the
+    query does not parse or bind.
+    """
+    with connect(graph, read_only=True) as con:
+        result = con.execute(cypher, params or {})
+        if isinstance(result, list):  # several statements: keep the last one's answer
+            result = result[-1]
+        columns = list(result.get_column_names())
+        rows = []
+        while result.has_next():
+            rows.append([_plain(v) for v in result.get_next()])
+        result.close()
+    return QueryResult(columns=columns, rows=rows)

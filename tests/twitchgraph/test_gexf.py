@@ -1,0 +1,76 @@
+"""GEXF 1.3 export: read back with networkx and checked as XML."""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _graph_fixtures import write_planted_graph_dir  # noqa: E402
+
+from twitchgraph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.export import community_colors  # noqa: E402
+from twitchgraph.export.gexf import export_gexf  # noqa: E402
+from twitchgraph.graphio import read_graph_dir  # noqa: E402
+from twitchgraph.layout import layout_for_dir  # noqa: E402
+
+NS = {"g": "http://gexf.net/1.3", "viz": "http://gexf.net/1.3/viz"}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gexf")
+    write_planted_graph_dir(path, communities=3, size=12, seed=1, evil_names=True)
+    communities_for_dir(path, seed=0)
+    layout_for_dir(path, iterations=50, seed=0)
+    data = read_graph_dir(path)
+    return data, export_gexf(data, path / "graph.gexf")
+
+
+def test_networkx_reads_nodes_edges_and_attributes(exported):
+    data, path = exported
+    graph = nx.read_gexf(path)
+    assert graph.is_directed()
+    assert graph.number_of_nodes() == len(data.streamers)
+    assert graph.number_of_edges() == len(data.edges)
+    row = data.streamers.iloc[0]
+    node = graph.nodes[row["Id"]]
+    assert node["label"] == row["Label"]  # hostile label survives as text
+    assert node["viewer_mean"] == pytest.approx(row["viewer_mean"])
+    assert node["social_links"] == row["social_links"]
+    assert node["main_game"] == row["main_game"] and node["community"] == row["community"]
+    assert node["viz"]["position"]["x"] == pytest.approx(row["x"])
+    assert node["viz"]["size"] == pytest.approx(row["size"])
+    edge = data.edges.iloc[0]
+    attrs = graph.edges[edge["Source"], edge["Target"]]
+    assert attrs["weight"] == pytest.approx(edge["Weight"])
+    assert attrs["shared"] == edge["shared"] and attrs["jaccard"] == pytest.approx(edge["jaccard"])
+
+
+def test_xml_is_gexf_1_3_with_viz_colour_by_community(exported):
+    data, path = exported
+    root = ET.parse(path).getroot()
+    assert root.tag == "{http://gexf.net/1.3}gexf" and root.get("version") == "1.3"
+    assert "http://www.w3.org/2001/XMLSchema-instance" in path.read_text()
+    colors = community_colors(int(data.streamers["community"].max()) + 1)
+    community = data.streamers.set_index("Id")["community"]
+    nodes = root.findall("g:graph/g:nodes/g:node", NS)
+    assert len(nodes) == len(data.streamers)
+    for node in nodes:
+        color = node.find("viz:color", NS)
+        rgb = "#{:02x}{:02x}{:02x}".format(*(int(color.get(c)) for c in "rgb"))
+        assert rgb == colors[community[node.get("id")]]
+        assert node.find("viz:position", NS) is not None and node.find("viz:size", NS) is not None
+    titles = {a.get("title") for a in root.findall("g:graph/g:attributes/g:attribute", NS)}
+    assert {"viewer_mean", "chatters_total", "social_links", "community", "overlap"} <= titles
+
+
+def test_refuses_a_graph_without_layout(tmp_path):
+    write_planted_graph_dir(tmp_path, communities=2, size=5)
+    communities_for_dir(tmp_path)
+    with pytest.raises(ValueError, match="twitchgraph layout"):
+        export_gexf(read_graph_dir(tmp_path), tmp_path / "g.gexf")

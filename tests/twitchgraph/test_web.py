@@ -1,0 +1,149 @@
+"""The offline web map in headless Chromium: it draws, searches, and shows hostile text as text."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _graph_fixtures import write_planted_graph_dir  # noqa: E402
+
+from twitchgraph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.export import community_colors  # noqa: E402
+from twitchgraph.export.html import export_html, map_payload, safe_json  # noqa: E402
+from twitchgraph.graphio import read_graph_dir  # noqa: E402
+from twitchgraph.layout import layout_for_dir  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run"]
+COMMUNITIES = 8
+EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+
+
+@pytest.fixture(scope="module")
+def map_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("web")
+    write_planted_graph_dir(path, communities=COMMUNITIES, size=20, seed=4, evil_names=True)
+    communities_for_dir(path, seed=0)
+    layout_for_dir(path, iterations=200, seed=0)
+    return export_html(read_graph_dir(path), path / "map.html")
+
+
+def test_file_is_self_contained_and_data_cannot_break_out(map_file):
+    html = map_file.read_text(encoding="utf-8")
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", html, re.IGNORECASE)
+    assert "http://" not in html.split('<script type="application/json"')[0]
+    blocks = re.findall(r'<script type="application/json" id="graph-data">(.*?)</script>', html,
+                        re.DOTALL)
+    assert len(blocks) == 1
+    data = json.loads(blocks[0])
+    assert data["nodes"][0]["label"] == EVIL  # escaped in the file, intact once parsed
+    assert "<script>window.__pwned" not in blocks[0]
+    assert html.count("</script>") == 3  # data, bundle, app: nothing from the data closes one
+
+
+def test_safe_json_escapes_script_breakers():
+    text = safe_json({"a": "</script><!-- \u2028 & >"})
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == {"a": "</script><!-- \u2028 & >"}
+
+
+def test_payload_has_communities_colours_and_games(map_file):
+    data = read_graph_dir(map_file.parent)
+    payload = map_payload(data)
+    assert len(payload["nodes"]) == len(data.streamers)
+    assert len(payload["edges"]) == len(data.edges)
+    colors = community_colors(len(payload["communities"]))
+    assert all(n["color"] == colors[n["community"]] for n in payload["nodes"])
+    assert any(n["games"] for n in payload["nodes"])
+
+
+@pytest.fixture(scope="module")
+def page(map_file):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; `make system-deps`)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(map_file.as_uri())
+        page.wait_for_function("window.__map && window.__map.ready", timeout=15000)
+        page.wait_for_timeout(300)  # first frame
+        page.errors = errors
+        yield page
+        browser.close()
+
+
+@pytest.mark.slow
+def test_canvas_draws_the_communities_in_distinct_colours(page):
+    from PIL import Image
+
+    shot = Image.open(io.BytesIO(page.locator("#sigma").screenshot())).convert("RGB")
+    pixels = {rgb for _, rgb in shot.getcolors(maxcolors=1 << 24)}
+    found = 0
+    for hex_color in community_colors(COMMUNITIES):
+        rgb = tuple(int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+        if any(sum(abs(a - b) for a, b in zip(rgb, px, strict=True)) < 12 for px in pixels):
+            found += 1
+    assert found >= COMMUNITIES - 1
+    assert page.errors == []
+
+
+@pytest.mark.slow
+def test_search_focuses_the_streamer(page):
+    login = "streamer_5_007"
+    before = page.evaluate("JSON.stringify(window.__map.renderer.getCamera().getState())")
+    page.fill("#search", login)
+    page.press("#search", "Enter")
+    page.wait_for_timeout(600)
+    assert page.evaluate("window.__map.focused") == login
+    assert page.evaluate("window.__map.selected") == login
+    camera = json.loads(page.evaluate("JSON.stringify(window.__map.renderer.getCamera()"
+                                      ".getState())"))
+    node = page.evaluate(f"(() => {{ const d = window.__map.renderer.getNodeDisplayData("
+                         f"{json.dumps(login)}); return [d.x, d.y]; }})()")
+    assert json.loads(before) != camera
+    assert camera["ratio"] < 0.5
+    assert camera["x"] == pytest.approx(node[0], abs=1e-3)
+    assert camera["y"] == pytest.approx(node[1], abs=1e-3)
+    assert page.is_visible("#panel")
+    assert page.text_content("#panel-login").startswith(f"login: {login}")
+
+
+@pytest.mark.slow
+def test_hostile_names_and_links_are_shown_as_text(page):
+    page.fill("#search", "streamer_0_000")
+    page.press("#search", "Enter")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert page.text_content("#panel-name") == EVIL
+    assert page.evaluate("document.querySelectorAll('#panel img, #panel script').length") == 0
+    links = page.evaluate("Array.from(document.querySelectorAll('#panel-social a'))"
+                          ".map(a => a.getAttribute('href'))")
+    assert links and all(h.startswith("https://") for h in links)  # javascript: is not a link
+    assert "javascript:alert(1)" in page.text_content("#panel-social")
+    # The neighbour list shows the other hostile label as text too.
+    assert page.evaluate("document.querySelectorAll('#panel-neighbours b').length") == 0
+    assert page.errors == []
+
+
+@pytest.mark.slow
+def test_legend_hides_and_zooms_to_a_community(page):
+    page.click("#legend li:nth-child(3) input[type=checkbox]")
+    hidden = page.evaluate("(() => { const m = window.__map; const n = m.graph.filterNodes("
+                           "(k, a) => a.community === 2)[0]; "
+                           "return m.renderer.getNodeDisplayData(n).hidden; })()")
+    assert hidden is True
+    page.click("#legend li:nth-child(4) button")
+    page.wait_for_timeout(700)
+    assert page.evaluate("window.__map.zoomedCommunity") == 3
+    assert page.evaluate("window.__map.renderer.getCamera().getState().ratio") < 1.0
