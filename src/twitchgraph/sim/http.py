@@ -475,6 +475,9 @@ class _Handler(BaseHTTPRequestHandler):
     sim: SimHTTP  # set on the subclass made per server
     protocol_version = "HTTP/1.1"
     server_version = "twitchsim/1.0"
+    # Headers and body go out in two writes; with Nagle on, keep-alive clients wait ~40 ms for
+    # the delayed ACK on every reply.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
         logger.debug("http %s", format % args)
@@ -616,8 +619,8 @@ class _Handler(BaseHTTPRequestHandler):
         game_by_ch = None
         if query.get("game_id"):
             _, idx, _ = pop._session(ch, t)
-            game_by_ch = np.asarray([pop.game_ids[pop.session_game(int(c), int(s))]
-                                     for c, s in zip(ch, idx, strict=True)], dtype=object)
+            game_by_ch = np.asarray([pop.game_ids[g] for g in pop.session_games(ch, idx)],
+                                    dtype=object)
             mask &= np.isin(game_by_ch, query["game_id"])
         ch, viewers = ch[mask], viewers[mask]
         offset = 0
@@ -625,7 +628,7 @@ class _Handler(BaseHTTPRequestHandler):
         if after:
             offset = _decode_cursor(after)
         page_ch, page_v = ch[offset: offset + first], viewers[offset: offset + first]
-        data = [pop.stream(int(c), t, int(v)) for c, v in zip(page_ch, page_v, strict=True)]
+        data = pop.streams(page_ch, t, page_v)
         if sim.config.has("missing_fields"):
             for item in data:
                 h = int(item["id"]) % 9

@@ -180,45 +180,63 @@ class Population:
         v = np.floor(self.ch_base[ch] * ramp * daily * noise).astype(np.int64)
         return np.where(live, v, 0)
 
+    def session_games(self, ch: np.ndarray, sessions: np.ndarray) -> list[int]:
+        """Catalogue index of the game each (channel, session) is played."""
+        u = _uniform(self.seed, 12, ch, sessions)
+        out = []
+        for c, x in zip(ch.tolist(), u.tolist(), strict=True):
+            games = self.ch_games[c]
+            # The first game is the channel's main one; others come up now and then.
+            out.append(games[0] if x < 0.6 or len(games) == 1
+                       else games[1 + int(x * 97) % (len(games) - 1)])
+        return out
+
     def session_game(self, c: int, session: int) -> int:
-        games = self.ch_games[c]
-        u = float(_uniform(self.seed, 12, c, session)[0])
-        # The first game is the channel's main one; others come up now and then.
-        return games[0] if u < 0.6 or len(games) == 1 else games[1 + int(u * 97) % (len(games) - 1)]
+        return self.session_games(np.asarray([c]), np.asarray([session]))[0]
+
+    def streams(self, ch: np.ndarray, t: float,
+                viewers: np.ndarray | None = None) -> list[dict | None]:
+        """Helix stream objects of channels at sim time t (None where offline), in one pass."""
+        ch = np.asarray(ch, dtype=np.int64)
+        live, idx, started = self._session(ch, t)
+        if viewers is None:
+            viewers = self.viewer_counts(ch, t)
+        games = self.session_games(ch, idx)
+        key = (np.uint64(self.seed) * np.uint64(1_000_003) + ch.astype(np.uint64)
+               * np.uint64(7919) + idx.astype(np.uint64))
+        sids = (_mix(key) % np.uint64(9_000_000_000)).astype(np.int64) + 40_000_000_000
+        n_title = (_uniform(self.seed, 13, ch, idx) * len(_TITLES)).astype(np.int64)
+        out: list[dict | None] = []
+        for i, c in enumerate(ch.tolist()):
+            if not live[i]:
+                out.append(None)
+                continue
+            game = GAMES[games[i]]
+            login = self.acc_login[c]
+            out.append({
+                "id": str(sids[i]),
+                "user_id": str(self.acc_id[c]),
+                "user_login": login,
+                "user_name": self.acc_display[c],
+                "game_id": self.game_ids[games[i]],
+                "game_name": game.name,
+                "type": "live",
+                "title": _TITLES[n_title[i]].format(game=game.name, n=int(idx[i]) % 400 + 1),
+                "viewer_count": int(viewers[i]),
+                "started_at": to_rfc3339(self.start + timedelta(seconds=float(started[i]))),
+                "language": self.ch_language[c],
+                "thumbnail_url": "https://static-cdn.jtvnw.net/previews-ttv/live_user_"
+                f"{login}-{{width}}x{{height}}.jpg",
+                "tag_ids": [],
+                "tags": list(self.ch_tags[c]),
+                "is_mature": bool(self.ch_mature[c]),
+            })
+        return out
 
     def stream(self, c: int, t: float, viewers: int | None = None) -> dict | None:
         """The Helix stream object of channel ``c`` at sim time t, or None when offline."""
-        live, idx, started = self._session(np.asarray([c]), t)
-        if not live[0]:
-            return None
-        session = int(idx[0])
-        g = self.session_game(c, session)
-        game = GAMES[g]
-        sid = 40_000_000_000 + int(_mix(np.asarray([self.seed * 1_000_003 + c * 7919 + session],
-                                                    dtype=np.uint64))[0] % 9_000_000_000)
-        n_title = int(_uniform(self.seed, 13, c, session)[0] * len(_TITLES))
-        title = _TITLES[n_title].format(game=game.name, n=session % 400 + 1)
-        if viewers is None:
-            viewers = int(self.viewer_counts(np.asarray([c]), t)[0])
-        login = self.acc_login[c]
-        return {
-            "id": str(sid),
-            "user_id": str(self.acc_id[c]),
-            "user_login": login,
-            "user_name": self.acc_display[c],
-            "game_id": self.game_ids[g],
-            "game_name": game.name,
-            "type": "live",
-            "title": title,
-            "viewer_count": int(viewers),
-            "started_at": to_rfc3339(self.start + timedelta(seconds=float(started[0]))),
-            "language": self.ch_language[c],
-            "thumbnail_url": "https://static-cdn.jtvnw.net/previews-ttv/live_user_"
-            f"{login}-{{width}}x{{height}}.jpg",
-            "tag_ids": [],
-            "tags": list(self.ch_tags[c]),
-            "is_mature": bool(self.ch_mature[c]),
-        }
+        v = None if viewers is None else np.asarray([viewers])
+        return self.streams(np.asarray([c]), t, v)[0]
 
     def ranked_live(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """(channel indices, viewer counts) of live channels, most viewers first."""
@@ -478,10 +496,12 @@ def make_population(
     talk[channels + users:] = np.where(bot_talks, 0.5, 0.0)
 
     # Channels: language (mostly the community's), Zipf sizes, schedule, games.
-    ch_lang = [
-        comm_lang[comm[c]] if rng.random() < 0.9 else str(rng.choice(_LANGS))
-        for c in range(channels)
-    ]
+    # Per-channel draws are made as whole arrays: a Python loop of small rng calls would cost
+    # seconds at 10,000 channels.
+    own_lang = rng.random(channels) < 0.9
+    any_lang = rng.integers(0, len(_LANGS), size=channels)
+    ch_lang = [comm_lang[comm[c]] if own_lang[c] else _LANGS[any_lang[c]]
+               for c in range(channels)]
     ranks = rng.permutation(channels) + 1
     base = top_viewers * ranks ** -1.1 * rng.lognormal(0.0, 0.25, size=channels) + rng.random(
         channels) * 2
@@ -494,37 +514,39 @@ def make_population(
     # Start most channels mid-session so the world is busy at time 0.
     phase = rng.uniform(0.0, 1.0, size=channels) * period
     daily_phase = rng.uniform(0, 2 * np.pi, size=channels)
-    chat_games = []
     just_chatting = 0
-    for c in range(channels):
-        pool = comm_games[comm[c]]
-        main = [just_chatting] if rng.random() < 0.25 else []
-        n_g = int(rng.integers(1, 4))
-        chat_games.append(tuple(main + [int(g) for g in rng.choice(pool, size=n_g, replace=False)]))
+    plays_chatting = rng.random(channels) < 0.25
+    n_games = rng.integers(1, 4, size=channels)
+    game_pick = np.argsort(rng.random((channels, 5)), axis=1)
+    comm_games_arr = np.asarray(comm_games)
+    chat_games = [
+        tuple(([just_chatting] if plays_chatting[c] else [])
+              + comm_games_arr[comm[c], game_pick[c, : n_games[c]]].tolist())
+        for c in range(channels)
+    ]
     btype = ["partner" if r < 50 else "affiliate" if r < channels * 0.6 else "" for r in ranks]
     btype += ["affiliate" if r < 0.05 else "" for r in rng.random(users)] + [""] * n_bots
     mature = rng.random(channels) < 0.2
+    n_tags = rng.integers(0, 3, size=channels)
+    tag_pick = np.argsort(rng.random((channels, len(_EXTRA_TAGS))), axis=1)
+    n_links = np.where(rng.random(channels) < 0.12, 0, rng.integers(1, 5, size=channels))
+    link_pick = np.argsort(rng.random((channels, len(_PLATFORMS))), axis=1)
+    alphabet = np.asarray(list("abcdefghjkmnpqrstuvwxyz23456789"))
+    codes = ["".join(row) for row in alphabet[rng.integers(0, len(alphabet), (channels, 7))]]
+    mention = rng.random(channels) < 0.35
     tags = []
     descriptions = []
     socials: list[list[dict[str, str]]] = []
     for c in range(channels):
-        extra = [str(t) for t in rng.choice(_EXTRA_TAGS, size=int(rng.integers(0, 3)),
-                                               replace=False)]
-        tags.append([_LANG_TAG[ch_lang[c]], *extra])
-        login = logins[c]
-        n_links = 0 if rng.random() < 0.12 else int(rng.integers(1, 5))
-        chosen = sorted(rng.choice(len(_PLATFORMS), size=n_links, replace=False).tolist())
+        tags.append([_LANG_TAG[ch_lang[c]], *(_EXTRA_TAGS[i] for i in tag_pick[c, : n_tags[c]])])
         links = []
-        for p in chosen:
+        for p in sorted(link_pick[c, : n_links[c]].tolist()):
             name, title, url = _PLATFORMS[p]
-            code = "".join(rng.choice(list("abcdefghjkmnpqrstuvwxyz23456789"), size=7))
             links.append({"id": f"{ids[c]:x}-{name}", "name": name, "title": title,
-                          "url": url.format(login=login, code=code)})
+                          "url": url.format(login=logins[c], code=codes[c])})
         socials.append(links)
-        mention = ""
-        if links and rng.random() < 0.35:
-            mention = f" Follow me: {links[0]['url']}"
-        descriptions.append(f"{GAMES[chat_games[c][0]].name} streams, good vibes.{mention}")
+        text = f" Follow me: {links[0]['url']}" if links and mention[c] else ""
+        descriptions.append(f"{GAMES[chat_games[c][0]].name} streams, good vibes.{text}")
 
     # Audience pools, drawn in one vectorised pass: each sample is home or roaming, then a
     # viewer picked by activity weight within the community (or the whole site).

@@ -114,7 +114,7 @@ class Simulator:
         """The Helix stream objects live right now, most viewers first (truth, no paging)."""
         pop, t = self.population, self.clock.elapsed()
         ch, v = pop.ranked_live(t)
-        return [pop.stream(int(c), t, int(n)) for c, n in zip(ch, v, strict=True)]
+        return pop.streams(ch, t, v)
 
     def chatters(self, login: str) -> set[str]:
         """Logins in a channel's chat right now (truth, including bots)."""
