@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
+from typer.testing import CliRunner
 
+from twitchgraph.cli import app
+from twitchgraph.sim import run_simulator
 from twitchgraph.twitch.credentials import load_credentials
 from twitchgraph.twitch.endpoints import Endpoints
 from twitchgraph.twitch.errors import MissingCredentials, TwitchAPIError
 
 from ._collect_fixtures import SECRET
+
+runner = CliRunner()
 
 
 def test_credentials_from_dotenv_without_touching_os_environ(tmp_path, monkeypatch) -> None:
@@ -61,3 +67,60 @@ def test_error_urls_redact_secret_parameters() -> None:
     )
     assert SECRET not in str(error) and "client_secret=***" in str(error)
     assert "client_id=abc" in str(error) and "HTTP 400" in str(error)
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.mark.slow
+def test_no_secret_or_token_in_output_logs_or_database(tmp_path) -> None:
+    """A faulty run (expired tokens, 5xx, bad JSON) logs at DEBUG; grep everything it left."""
+    with run_simulator(channels=150, users=1500, seed=5, chat_joins_per_10s=1000,
+                       faults="expire_tokens,server_error,malformed_json,missing_fields",
+                       expire_tokens_after=3) as sim:
+        issued: list[str] = []
+        issue = sim._http.issue_token  # record every token the simulator hands out
+
+        def recording(client_id: str) -> dict:
+            reply = issue(client_id)
+            issued.append(reply["access_token"])
+            return reply
+
+        sim._http.issue_token = recording
+        capture = _Capture()
+        loggers = [logging.getLogger(n) for n in ("", "twitchgraph", "httpx", "httpcore")]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.addHandler(capture)
+            lg.setLevel(logging.DEBUG)
+        db = tmp_path / "tg.duckdb"
+        try:
+            result = CliRunner().invoke(app, [
+                "collect", "--every", "2s", "--for", "3s", "--window", "1s", "--db", str(db),
+                "--joins-per-10s", "1000", "-v", "--env-file", str(tmp_path / "n.env")],
+                env=sim.env())
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.removeHandler(capture)
+                lg.setLevel(level)
+        secret = sim.credentials.client_secret
+    assert result.exit_code == 0, (result.output[-2000:], repr(result.exception))
+    assert "snapshot 2 complete" in result.output
+    assert len(issued) >= 2  # tokens expired and were replaced
+    export = runner.invoke(app, ["export-parquet", str(tmp_path / "pq"), "--db", str(db)])
+    assert export.exit_code == 0
+    haystacks = {"output": result.output + export.output, "logs": "\n".join(capture.lines)}
+    for path in [db, *tmp_path.glob("tg.duckdb*"), *(tmp_path / "pq").iterdir()]:
+        haystacks[str(path)] = path.read_bytes().decode("latin-1")
+    assert any("malformed" in line for line in capture.lines)  # the faults did happen
+    assert any("401" in line or "new app token" in line for line in capture.lines)
+    for where, text in haystacks.items():
+        assert secret not in text, f"client secret found in {where}"
+        for token in issued:
+            assert token not in text, f"an access token found in {where}"

@@ -85,7 +85,7 @@ class AppTokenAuth(httpx.Auth):
         self._sign(request, token)
         response = yield request
         if response.status_code == 401:
-            response.close()
+            # (httpx reads and closes this response itself before sending the retry)
             log.info("got 401 from %s; getting a new app token and retrying once", request.url)
             self._sign(request, self.renew(stale=token))
             yield request
