@@ -269,3 +269,22 @@ def test_chat_disconnect_fault_drops_connections():
             return await irc.closed(timeout=4)
 
         assert asyncio.run(run())
+
+
+def test_usernotice_carries_the_sender_in_the_login_tag():
+    with run_simulator(channels=40, users=600, seed=12, usernotice_share=0.5) as small:
+        channel = small.live_streams()[0]["user_login"]
+
+        async def run():
+            irc = await Irc.connect(small)
+            await irc.until(r" 001 ")
+            irc.send(f"JOIN #{channel}")
+            line = await irc.until(rf" USERNOTICE #{channel} :", timeout=8)
+            irc.close()
+            return line
+
+        line = asyncio.run(run())
+        tags = dict(kv.split("=", 1) for kv in line[1:].split(" ", 1)[0].split(";"))
+        assert line.split(" ")[1] == ":tmi.twitch.tv"  # no user in the prefix
+        assert tags["msg-id"] == "resub" and "\\s" in tags["system-msg"]
+        assert tags["login"] in small.chatters(channel)

@@ -22,7 +22,9 @@ What a client sees (lines end with CRLF):
 - ``PRIVMSG`` from chatters at ``messages_per_chatter_per_min`` (capped per room), with tags when
   ``twitch.tv/tags`` was requested (``display-name``, ``user-id``, ``room-id``, ``id``,
   ``tmi-sent-ts`` in simulated milliseconds, ...) and the login in the prefix, so big rooms still
-  show their message senders.
+  show their message senders. To clients with tags and commands, a share
+  (``usernotice_share``) comes as ``USERNOTICE`` (resubscriptions) whose sender is in the
+  ``login`` tag, with the escaped ``system-msg`` Twitch sends.
 - ``PING :tmi.twitch.tv`` every ``ping_interval_s``; no PONG within ``pong_timeout_s`` closes the
   connection. A client ``PING :x`` gets ``PONG :x``. A client that stops reading (over 4 MB
   queued) is dropped, as Twitch drops slow readers.
@@ -293,9 +295,22 @@ class _Conn:
         tags = "twitch.tv/tags" in self.caps
         sent_ms = int(server.clock.now().timestamp() * 1000)
         room_id = pop.acc_id[room.channel]
+        notices = tags and "twitch.tv/commands" in self.caps
         for a in senders:
             u = pop.acc_login[a]
             text = _PHRASES[int(self.rng.integers(len(_PHRASES)))]
+            if notices and self.rng.random() < cfg.usernotice_share:
+                months = int(self.rng.integers(1, 40))
+                self.send(f"@badge-info=subscriber/{months};badges=subscriber/0;color=;"
+                          f"display-name={pop.acc_display[a]};emotes=;flags=;"
+                          f"id={uuid.UUID(bytes=self.rng.bytes(16), version=4)};login={u};mod=0;"
+                          f"msg-id=resub;msg-param-cumulative-months={months};"
+                          "msg-param-sub-plan=1000;room-id="
+                          f"{room_id};subscriber=1;system-msg={pop.acc_display[a]}\\ssubscribed"
+                          f"\\sat\\sTier\\s1.;tmi-sent-ts={sent_ms};user-id={pop.acc_id[a]};"
+                          f"user-type= :{_HOST} USERNOTICE #{room.login} :{text}")
+                server.stats["usernotices"] += 1
+                continue
             prefix = ""
             if tags:
                 prefix = (f"@badge-info=;badges=;color={_COLORS[a % len(_COLORS)]};"
@@ -321,7 +336,7 @@ class ChatServer:
         self.budget = _JoinBudget(config.chat_joins_per_10s)
         self.conns: set[_Conn] = set()
         self.stats = {"connections": 0, "joins": 0, "joins_dropped": 0,
-                      "joins_over_channel_limit": 0, "messages": 0}
+                      "joins_over_channel_limit": 0, "messages": 0, "usernotices": 0}
         self._server: asyncio.base_events.Server | None = None
         self._ticker: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()

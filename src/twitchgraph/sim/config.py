@@ -53,6 +53,8 @@ class SimConfig:
         membership_limit: rooms with this many users or more get no membership lines.
         messages_per_chatter_per_min: PRIVMSGs per chatter-minute (real minutes), before cap.
         max_messages_per_room_per_s: cap on PRIVMSGs per room per real second.
+        usernotice_share: share of messages sent as USERNOTICE (subscriptions; the sender is
+            in the ``login`` tag, not the prefix) to clients with tags and commands.
         ping_interval_s, pong_timeout_s: server PING period and how long it waits for PONG.
         chat_disconnect_s: (min, max) connection life with the ``chat_disconnect`` fault.
     """
@@ -71,6 +73,7 @@ class SimConfig:
     membership_limit: int = 1000
     messages_per_chatter_per_min: float = 2.0
     max_messages_per_room_per_s: float = 20.0
+    usernotice_share: float = 0.03
     ping_interval_s: float = 60.0
     pong_timeout_s: float = 10.0
     chat_disconnect_s: tuple[float, float] = (4.0, 10.0)

@@ -19,7 +19,10 @@ services' documented behaviour:
 - IGDB ``POST /v4/games`` takes an Apicalypse body: ``fields`` (dotted paths expand references,
   ``*`` for all), ``exclude``, ``where`` (``=``, ``!=``, ``~`` with ``*`` wildcards, ``>``/``<``,
   ``(a,b)`` lists, ``&``/``|``), ``search``, ``sort``, ``limit`` (default 10, max 500),
-  ``offset``. Same app token; more than ``igdb_requests_per_s`` per second gives 429.
+  ``offset``. Same app token; more than ``igdb_requests_per_s`` per second gives 429. Records
+  hold ``name``, ``slug``, ``genres``, ``themes``, ``first_release_date``,
+  ``involved_companies`` (``company``, ``developer``, ``publisher``) and, for games on Steam,
+  ``external_games`` (``category`` 1 = Steam, ``uid`` = app id).
 - Steam ``GET /ISteamApps/GetAppList/v2/`` (``{"applist": {"apps": [{appid, name}]}}``) and
   ``GET /api/appdetails?appids=N`` (``{"N": {"success": true, "data": {...}}}``; one app id per
   call, several give 400 ``null`` as the store does without ``filters``); no auth.

@@ -278,7 +278,7 @@ class Population:
             bot_acc = self.n_channels + self.n_viewers + bots[in_room]
             out = np.sort(np.concatenate([present.astype(np.int64), bot_acc]))
         with self._cache_lock:
-            if len(self._cache) > 200_000:
+            if len(self._cache) > 20_000:  # bounded memory when time runs fast
                 self._cache.clear()
             self._cache[key] = out
         return out
@@ -663,4 +663,9 @@ def igdb_record(pop: Population, g: int) -> dict:
     }
     if release is not None:
         rec["first_release_date"] = release
+    appid = pop.steam_appids[g]
+    if appid is not None:
+        # IGDB links stores through external_games; category 1 is Steam.
+        rec["external_games"] = [{"id": igdb * 10 + 7, "category": 1, "uid": str(appid),
+                                  "name": game.steam_name}]
     return rec
