@@ -320,3 +320,77 @@ def test_snapshot_started_at_uses_the_clock() -> None:
 
     (summary,) = run(scenario)
     assert abs(summary.started_at - clock.start) < timedelta(minutes=5)
+
+
+# -- end to end against the simulated Twitch (twitchgraph.sim) --------------------------------
+
+def _sim_clients(sim, **helix_kwargs):
+    from twitchgraph.twitch.auth import AppTokenAuth
+    from twitchgraph.twitch.credentials import load_credentials
+    from twitchgraph.twitch.endpoints import Endpoints
+    from twitchgraph.twitch.helix import HelixClient
+
+    env = sim.env()
+    endpoints = Endpoints.from_env(env)
+    http = httpx.Client(timeout=10)
+    auth = AppTokenAuth(load_credentials(env, dotenv_path=None), auth_url=endpoints.auth_url,
+                        http=http)
+    return endpoints, HelixClient(http=http, auth=auth, api_url=endpoints.api_url,
+                                  **helix_kwargs)
+
+
+@pytest.mark.slow
+def test_helix_against_the_simulator_with_paging_faults() -> None:
+    from twitchgraph.sim import run_simulator
+
+    with run_simulator(channels=500, users=3000, seed=11, time_scale=0,
+                       faults="duplicate_pages,loop_cursor,missing_fields,server_error") as sim:
+        truth = {s["user_login"] for s in sim.live_streams()}
+        sim.arm_fault("server_error", times=2, path_prefix="/helix/streams")
+        sim.arm_fault("malformed_json", times=1, path_prefix="/helix/streams")
+        _, helix = _sim_clients(sim, backoff_s=0.01)
+        with helix:
+            got = helix.streams()
+    logins = [s["user_login"] for s in got]
+    assert len(logins) == len(set(logins)) == len({s["id"] for s in got})
+    assert set(logins) <= truth
+    assert len(got) >= 0.8 * len(truth)  # all but the items the simulator broke
+    assert helix.stats.duplicates > 0 and helix.stats.server_errors > 0
+    assert helix.stats.malformed > 0
+    viewers = [s["viewer_count"] for s in got]
+    assert viewers == sorted(viewers, reverse=True)
+
+
+@pytest.mark.slow
+def test_collector_against_the_simulator_survives_a_chat_drop_mid_window() -> None:
+    from twitchgraph.sim import run_simulator
+
+    con = open_store(":memory:")
+    with run_simulator(channels=25, users=600, seed=12, time_scale=0,
+                       chat_joins_per_10s=1000, membership_interval_s=0.3) as sim:
+        endpoints, helix = _sim_clients(sim)
+
+        async def scenario():
+            chat = ChatClient.from_endpoints(endpoints, joins_per_window=1000,
+                                             reconnect_backoff_s=0.05)
+            collector = Collector(con, helix=helix, chat=chat,
+                                  options=CollectOptions(window_s=3.0))
+            async with chat:
+                task = asyncio.create_task(collector.run())
+                await asyncio.sleep(1.2)
+                dropped = await asyncio.to_thread(sim.disconnect_all_chat)
+                (summary,) = await task
+            return summary, dropped, chat.stats.reconnects
+
+        summary, dropped, reconnects = asyncio.run(scenario())
+        truth = {s["user_login"]: sim.chatters(s["user_login"]) for s in sim.live_streams()}
+    assert dropped >= 1 and reconnects >= 1
+    assert summary.status == "complete" and summary.channels_listened == len(truth)
+    membership = dict(con.execute("SELECT channel_login, membership FROM listens").fetchall())
+    assert sum(membership.values()) >= 5  # rooms under 1,000 viewers send NAMES/JOIN
+    for channel, expected in truth.items():
+        got = {r[0] for r in con.execute("SELECT user_login FROM chatters WHERE channel_login "
+                                         "= ?", [channel]).fetchall()}
+        assert got <= expected | {channel}
+        if membership[channel]:  # big rooms show only who spoke in those 3 s
+            assert len(got & expected) >= 0.9 * len(expected), channel

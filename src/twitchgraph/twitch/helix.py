@@ -102,6 +102,7 @@ class HelixClient:
         self._limit: int | None = None
         self._remaining: int | None = None
         self._reset_at: float | None = None
+        self._skipped: list[str] = []
 
     def __repr__(self) -> str:
         return f"HelixClient(api_url={self._api_url!r})"
@@ -165,6 +166,7 @@ class HelixClient:
             page += 1
             self.stats.pages += 1
             valid = [s for s in map(self._stream, items) if s is not None]
+            self._report_skipped(f"streams page {page}")
             fresh = [s for s in valid if s["id"] not in seen_ids]
             repeats = len(valid) - len(fresh)
             top = max((s["viewer_count"] for s in valid), default=None)
@@ -217,6 +219,7 @@ class HelixClient:
                     if user is not None and user["id"] not in seen:
                         seen.add(user["id"])
                         out.append(user)
+                self._report_skipped("a users batch")
         return out
 
     def games(
@@ -232,6 +235,7 @@ class HelixClient:
                     if game is not None and game["id"] not in seen:
                         seen.add(game["id"])
                         out.append(game)
+                self._report_skipped("a games batch")
         return out
 
     def get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
@@ -242,8 +246,9 @@ class HelixClient:
 
     def _get_json(self, path: str, params: list[tuple[str, str]]) -> dict[str, Any]:
         url = self._api_url + path
-        failures = 0
-        limited = 0
+        failures = 0  # 5xx and no reply
+        limited = 0  # 429
+        garbled = 0  # replies that are not JSON
         while True:
             self._pace()
             self.stats.requests += 1
@@ -288,9 +293,9 @@ class HelixClient:
                 return body
             except ValueError:
                 self.stats.malformed += 1
-                failures += 1
+                garbled += 1
                 log.warning("malformed reply (not a JSON object) from %s", response.url)
-                if failures > 1:
+                if garbled > 1:  # once may be a truncated transfer; twice is the server
                     raise MalformedResponse("reply is not a JSON object", status=status,
                                             url=response.url) from None
                 continue
@@ -421,7 +426,15 @@ class HelixClient:
     def _skip_item(self, kind: str, raw: Any, exc: Exception) -> None:
         self.stats.malformed += 1
         what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-        log.warning("skipping a malformed %s (%s): %.200r", kind, what, raw)
+        self._skipped.append(f"{kind} ({what})")
+        log.debug("skipping a malformed %s (%s): %.200r", kind, what, raw)
+
+    def _report_skipped(self, where: str) -> None:
+        # One warning per page or batch, however many of its items were bad.
+        if self._skipped:
+            log.warning("skipped %d malformed item(s) in %s, e.g. a %s", len(self._skipped),
+                        where, self._skipped[0])
+            self._skipped = []
 
 
 def _text(value: Any) -> str:
