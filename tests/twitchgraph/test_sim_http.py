@@ -271,3 +271,30 @@ def test_armed_and_static_faults(http):
             faulty.arm_fault("no_such_fault")
     with pytest.raises(ValueError, match="unknown fault"):
         run_simulator(faults=("bogus",)).__enter__()
+
+
+def test_streams_follow_the_simulated_clock(http):
+    with run_simulator(channels=80, users=500, seed=13, time_scale=0) as frozen:
+        env = frozen.env()
+        headers = _headers(http, env)
+        url = env["TWITCH_API_URL"] + "/streams"
+        before = http.get(url, params={"first": 100}, headers=headers).json()["data"]
+        again = http.get(url, params={"first": 100}, headers=headers).json()["data"]
+        assert before == again  # a frozen clock freezes the world
+        frozen.advance(8 * 60)
+        after = http.get(url, params={"first": 100}, headers=headers).json()["data"]
+        ids_before, ids_after = {s["id"] for s in before}, {s["id"] for s in after}
+        assert ids_before != ids_after
+        start = frozen.clock.start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert any(s["started_at"] > start for s in after if s["id"] not in ids_before)
+
+
+def test_steam_store_rate_limit_and_slow_fault(http):
+    with run_simulator(channels=20, users=200, seed=14, faults="slow",
+                       steam_requests_per_5min=2) as limited:
+        env = limited.env()
+        url = env["STEAM_STORE_URL"] + "/api/appdetails"
+        began = time.monotonic()
+        statuses = [http.get(url, params={"appids": "10"}).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert time.monotonic() - began >= 3 * 0.05  # every reply waited
