@@ -1,5 +1,239 @@
-"""Commands of the `graph` group; registered on the shared app by import."""
+"""Commands of the `graph` group: communities, layout, export, query, evolve, demo.
+
+Registered on the shared app by import. Each command parses its options, calls one library
+function and turns domain errors into one red line on stderr with exit code 1.
+"""
 
 from __future__ import annotations
 
-from twitchgraph.cli._app import app  # noqa: F401
+import json
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from twitchgraph.cli._app import app
+
+logger = logging.getLogger(__name__)
+
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_out = Console(highlight=False, soft_wrap=True)
+
+GraphDirArg = typer.Argument(..., help="A GRAPH_DIR written by `twitchgraph build`.")
+
+
+def _fail(message: str) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {message}", markup=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def communities(
+    graph_dir: Path = GraphDirArg,
+    resolution: float = typer.Option(1.0, help="Modularity resolution (original map: 0.7)."),
+    seed: int = typer.Option(0, help="Seed of Leiden's random choices."),
+) -> None:
+    """Find communities (Leiden, weighted modularity) and write them into GRAPH_DIR.
+
+    Adds a `community` column to streamers.csv and writes communities.csv.
+
+    Example: twitchgraph communities graph/ --resolution 0.7 --seed 1
+    """
+    from twitchgraph.communities import communities_for_dir
+    from twitchgraph.graphio import GraphDirError
+
+    try:
+        result, written = communities_for_dir(graph_dir, resolution=resolution, seed=seed)
+    except (GraphDirError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    table = Table("community", "size", "Q part", "language", "main game", "top streamers")
+    for row in result.table.head(15).itertuples():
+        table.add_row(str(row.community), str(row.size), f"{row.modularity_contribution:.3f}",
+                      row.dominant_language, row.main_game, row.top_streamers.replace(";", ", "))
+    _out.print(table)
+    _out.print(f"Q = {result.modularity:.4f} ({len(result.table)} communities, resolution "
+               f"{resolution}); wrote {', '.join(str(p) for p in written)}")
+
+
+@app.command()
+def layout(
+    graph_dir: Path = GraphDirArg,
+    iterations: int = typer.Option(1000, min=1, help="ForceAtlas2 iterations."),
+    seed: int = typer.Option(0, help="Seed of the initial positions."),
+    scaling: float = typer.Option(2.0, help="Repulsion (Gephi's Scaling)."),
+    gravity: float = typer.Option(1.0, help="Pull towards the centre."),
+    strong_gravity: bool = typer.Option(False, help="Distance-independent gravity."),
+    linlog: bool = typer.Option(False, help="LinLog mode: tighter communities."),
+    edge_weight_influence: float = typer.Option(1.0, help="Weights enter as w**influence."),
+    dissuade_hubs: bool = typer.Option(False, help="Gephi's Dissuade Hubs."),
+    prevent_overlap: bool = typer.Option(True, help="No overlapping discs at the end."),
+    jitter_tolerance: float = typer.Option(1.0, help="Tolerated swinging."),
+    barnes_hut_theta: float = typer.Option(1.2, help="Barnes-Hut accuracy (lower: exact)."),
+    engine: str = typer.Option("fa2", help="fa2 (Barnes-Hut) or networkx (O(n²) reference)."),
+) -> None:
+    """Lay GRAPH_DIR out with ForceAtlas2 and write x, y, size into streamers.csv.
+
+    Example: twitchgraph layout graph/ --iterations 2000 --linlog --seed 1
+    """
+    from rich.progress import Progress
+
+    from twitchgraph.graphio import GraphDirError
+    from twitchgraph.layout import ForceAtlas2Settings, layout_for_dir
+
+    try:
+        settings = ForceAtlas2Settings(
+            scaling=scaling, gravity=gravity, strong_gravity=strong_gravity, linlog=linlog,
+            edge_weight_influence=edge_weight_influence, dissuade_hubs=dissuade_hubs,
+            prevent_overlap=prevent_overlap, jitter_tolerance=jitter_tolerance,
+            barnes_hut_theta=barnes_hut_theta,
+        )
+        with Progress(console=_err, transient=True) as progress:
+            task = progress.add_task("ForceAtlas2", total=iterations)
+            positions, target = layout_for_dir(
+                graph_dir, iterations=iterations, seed=seed, settings=settings, engine=engine,
+                progress=lambda done: progress.update(task, completed=done),
+            )
+    except (GraphDirError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    _out.print(f"laid out {len(positions)} streamers ({iterations} iterations, {engine}); "
+               f"wrote x, y, size to {target}")
+
+
+@app.command()
+def export(
+    graph_dir: Path = GraphDirArg,
+    to: list[str] = typer.Option(..., "--to", help="db, neo4j, gexf, png, html or all; "
+                                 "repeat for several."),
+    out: Path | None = typer.Option(None, help="Output directory (default: GRAPH_DIR)."),
+) -> None:
+    """Export GRAPH_DIR: Kùzu database (db), Neo4j files, GEXF, PNG, offline HTML map (all).
+
+    Example: twitchgraph export graph/ --to all
+    """
+    from twitchgraph.export import TARGETS, export_graph
+    from twitchgraph.graphio import GraphDirError
+
+    targets = [t.strip() for item in to for t in item.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in (*TARGETS, "all")]
+    if unknown:
+        raise _fail(f"unknown export {unknown[0]!r}: choose from {', '.join(TARGETS)} or all")
+    try:
+        for done in export_graph(graph_dir, targets, out_dir=out):
+            _out.print(done.message)
+    except (GraphDirError, ValueError, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def query(
+    graph_dir: Path = GraphDirArg,
+    cypher: str = typer.Argument(..., help="A Cypher query; use $name for parameters."),
+    param: list[str] = typer.Option([], "--param", "-p", help="name=value (name:str=value "
+                                    "keeps a string); repeat for several."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
+) -> None:
+    """Run Cypher on GRAPH_DIR's embedded database (made by `export --to db`).
+
+    Example: twitchgraph query graph/ "MATCH (s:Streamer {login: $login})-[r]-(n:Streamer)
+    RETURN n.login, r.overlap ORDER BY r.overlap DESC" --param login=zeta
+    """
+    from twitchgraph.export.query import parse_params, run_query
+
+    try:
+        params = parse_params(param)
+        result = run_query(graph_dir, cypher, params)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    except RuntimeError as exc:  # Kùzu's parser/binder errors
+        raise _fail(f"query failed: {str(exc).splitlines()[0]}") from None
+    if as_json:
+        typer.echo(json.dumps(result.records(), ensure_ascii=False, default=str, indent=2))
+        return
+    table = Table(*result.columns)
+    for row in result.rows:
+        table.add_row(*(_cell(v) for v in row))
+    _out.print(table)
+    _out.print(f"{len(result.rows)} rows")
+
+
+def _cell(value: object) -> str:
+    from rich.markup import escape
+
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
+    if isinstance(value, list | dict):
+        return escape(json.dumps(value, ensure_ascii=False, default=str))
+    return escape(str(value))
+
+
+@app.command()
+def evolve(
+    db: Path = typer.Option(Path("twitchgraph.duckdb"), "--db", help="The store (DuckDB file)."),
+    window: str = typer.Option("1d", help="Window length: 30m, 6h, 1d, 1w."),
+    out: Path = typer.Option(Path("evolve"), help="Where the table and the plot go."),
+    resolution: float = typer.Option(1.0, help="Modularity resolution per window."),
+    seed: int = typer.Option(0, help="Seed of Leiden per window."),
+    min_jaccard: float = typer.Option(0.3, help="Members' Jaccard for two communities to match."),
+    min_weight: float = typer.Option(10.0, help="Build threshold: minimum edge weight."),
+    min_viewer_mean: float = typer.Option(10.0, help="Build threshold: minimum mean viewers."),
+    min_chatter_mean: float = typer.Option(10.0, help="Build threshold: minimum mean chatters."),
+    min_live_minutes: float = typer.Option(60.0, help="Build threshold: minimum minutes live."),
+    every_nth: int = typer.Option(1, help="Use every n-th snapshot in each window."),
+) -> None:
+    """Communities over time: one graph per window, matched between consecutive windows.
+
+    Reports births, deaths, splits, merges and the streamers that moved, as a table
+    (evolve/events.csv, evolve/moves.csv) and a plot (evolve/evolve.png).
+
+    Example: twitchgraph evolve --db twitchgraph.duckdb --window 1d
+    """
+    from twitchgraph.evolve import EvolveError, evolve_store, parse_window, write_evolution
+
+    if not db.exists():
+        raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
+    try:
+        length = parse_window(window)
+        result = evolve_store(
+            db, window=length, resolution=resolution, seed=seed, min_jaccard=min_jaccard,
+            build_params=dict(min_weight=min_weight, min_viewer_mean=min_viewer_mean,
+                              min_chatter_mean=min_chatter_mean,
+                              min_live_minutes=min_live_minutes, every_nth=every_nth),
+        )
+        written = write_evolution(result, out)
+    except (EvolveError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    from rich import box
+    from rich.table import Column
+
+    table = Table(Column("window", no_wrap=True), "streamers", "communities", "births",
+                  "deaths", "splits", "merges", "moved", box=box.SIMPLE)
+    for row in result.summary.itertuples():
+        table.add_row(row.window, str(row.streamers), str(row.communities), str(row.births),
+                      str(row.deaths), str(row.splits), str(row.merges), str(row.moved))
+    _out.print(table)
+    _out.print(f"wrote {', '.join(str(p) for p in written)}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-output/twitchgraph"), help="Where everything goes."),
+    seed: int = typer.Option(0, help="Seed of the simulated Twitch."),
+) -> None:
+    """Run the whole pipeline on a simulated Twitch on loopback and write every export.
+
+    Starts the simulator, collects a few snapshots in accelerated time, imports its bot list,
+    enriches, builds, finds communities, lays out, exports, and prints where the map is.
+
+    Example: twitchgraph demo --out demo-output/twitchgraph
+    """
+    from twitchgraph.demo import DemoError, run_demo
+
+    try:
+        result = run_demo(out, seed=seed, echo=_out.print)
+    except DemoError as exc:
+        raise _fail(str(exc)) from None
+    _out.print(f"[bold]open the map:[/bold] {result.html}", markup=True)

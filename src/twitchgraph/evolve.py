@@ -1,0 +1,353 @@
+"""Communities over time: one graph per time window, communities matched window to window.
+
+For consecutive windows t and t+1, every community of t is compared with every community of
+t+1 by the Jaccard index of their members; pairs at or above `min_jaccard` are matches
+(Greene, Doyle & Cunningham 2010, "Tracking the evolution of communities in dynamic social
+networks"). From the matches:
+
+- birth: a community of t+1 with no match in t; death: a community of t with none in t+1;
+- split: a community of t matched by two or more of t+1; merge: one of t+1 matching two or
+  more of t; otherwise it continues;
+- each community carries a lineage id: it inherits its best match's lineage when it is also
+  that predecessor's best successor, and gets a new one otherwise;
+- a streamer present in both windows whose lineage changed has moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from twitchgraph.communities import find_communities
+from twitchgraph.graphio import GraphData
+
+__all__ = [
+    "Evolution",
+    "EvolveError",
+    "Transition",
+    "evolve_store",
+    "match_communities",
+    "parse_window",
+    "track_communities",
+    "write_evolution",
+]
+
+logger = logging.getLogger(__name__)
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class EvolveError(ValueError):
+    """The store cannot be split into windows with graphs; the message says why."""
+
+
+def parse_window(text: str) -> timedelta:
+    """Parse a window length such as ``30m``, ``6h``, ``1d`` or ``2w``.
+
+    >>> parse_window("1d")
+    datetime.timedelta(days=1)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", text or "")
+    if not match or float(match[1]) <= 0:
+        raise ValueError(f"window {text!r} is not a length like 30m, 6h, 1d or 1w")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+def match_communities(
+    previous: dict[str, int],
+    current: dict[str, int],
+    *,
+    min_jaccard: float = 0.3,
+) -> list[tuple[int, int, float]]:
+    """Pairs (previous community, current community, Jaccard of members) with J >= min_jaccard.
+
+    Parameters
+    ----------
+    previous, current : login -> community id in two windows.
+
+    Examples
+    --------
+    >>> match_communities({"a": 0, "b": 0, "c": 1}, {"a": 5, "b": 5, "d": 5, "c": 6})
+    [(0, 5, 0.6666666666666666), (1, 6, 1.0)]
+    """
+    if not 0 < min_jaccard <= 1:
+        raise ValueError(f"min_jaccard must be in (0, 1], got {min_jaccard}")
+    prev_sets = _groups(previous)
+    curr_sets = _groups(current)
+    pairs: dict[tuple[int, int], int] = {}
+    for login, a in previous.items():
+        b = current.get(login)
+        if b is not None:
+            pairs[(a, b)] = pairs.get((a, b), 0) + 1
+    out = []
+    for (a, b), inter in sorted(pairs.items()):
+        jaccard = inter / (len(prev_sets[a]) + len(curr_sets[b]) - inter)
+        if jaccard >= min_jaccard:
+            out.append((a, b, jaccard))
+    return out
+
+
+def _groups(membership: dict[str, int]) -> dict[int, set[str]]:
+    groups: dict[int, set[str]] = {}
+    for login, c in membership.items():
+        groups.setdefault(c, set()).add(login)
+    return groups
+
+
+@dataclass
+class Transition:
+    """What happened between two consecutive windows."""
+
+    window: str
+    matches: list[tuple[int, int, float]]
+    births: list[int]
+    deaths: list[int]
+    splits: dict[int, list[int]]
+    merges: dict[int, list[int]]
+    moved: list[tuple[str, int, int]]  # login, lineage before, lineage after
+
+
+@dataclass
+class Evolution:
+    """Per-window communities with lineage ids, transitions, and summary tables."""
+
+    windows: list[str]
+    memberships: list[dict[str, int]]
+    lineages: list[dict[int, int]]  # per window: community id -> lineage id
+    transitions: list[Transition]
+    sizes: list[dict[int, int]] = field(default_factory=list)
+    modularity: list[float] = field(default_factory=list)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        rows = []
+        for i, window in enumerate(self.windows):
+            t = self.transitions[i - 1] if i > 0 else None
+            rows.append({
+                "window": window,
+                "streamers": len(self.memberships[i]),
+                "communities": len(self.sizes[i]),
+                "modularity": round(self.modularity[i], 4) if self.modularity else None,
+                "births": len(t.births) if t else len(self.sizes[i]),
+                "deaths": len(t.deaths) if t else 0,
+                "splits": len(t.splits) if t else 0,
+                "merges": len(t.merges) if t else 0,
+                "moved": len(t.moved) if t else 0,
+            })
+        return pd.DataFrame(rows)
+
+    @property
+    def events(self) -> pd.DataFrame:
+        rows: list[dict[str, Any]] = []
+        for i, t in enumerate(self.transitions):
+            before, after = self.lineages[i], self.lineages[i + 1]
+            size_b, size_a = self.sizes[i], self.sizes[i + 1]
+            for c in t.births:
+                rows.append({"window": t.window, "event": "birth", "from": "",
+                             "to": f"L{after[c]}", "size": size_a[c]})
+            for c in t.deaths:
+                rows.append({"window": t.window, "event": "death", "from": f"L{before[c]}",
+                             "to": "", "size": size_b[c]})
+            for c, into in t.splits.items():
+                rows.append({"window": t.window, "event": "split", "from": f"L{before[c]}",
+                             "to": ";".join(f"L{after[x]}" for x in into), "size": size_b[c]})
+            for c, parts in t.merges.items():
+                rows.append({"window": t.window, "event": "merge",
+                             "from": ";".join(f"L{before[x]}" for x in parts),
+                             "to": f"L{after[c]}", "size": size_a[c]})
+        return pd.DataFrame(rows, columns=["window", "event", "from", "to", "size"])
+
+    @property
+    def moves(self) -> pd.DataFrame:
+        rows = [{"window": t.window, "login": login, "from": f"L{a}", "to": f"L{b}"}
+                for t in self.transitions for login, a, b in t.moved]
+        return pd.DataFrame(rows, columns=["window", "login", "from", "to"])
+
+
+def track_communities(
+    windows: list[str],
+    memberships: list[dict[str, int]],
+    *,
+    min_jaccard: float = 0.3,
+    modularity: list[float] | None = None,
+) -> Evolution:
+    """Match communities between consecutive windows and give them lineage ids.
+
+    Parameters
+    ----------
+    windows : window labels, in time order.
+    memberships : per window, login -> community id (an empty dict for an empty window).
+    min_jaccard : the Jaccard of members two communities need to match.
+
+    Returns
+    -------
+    Evolution with transitions (births, deaths, splits, merges, moved streamers).
+    """
+    if len(windows) != len(memberships):
+        raise ValueError("need one membership per window")
+    next_lineage = 0
+    lineages: list[dict[int, int]] = []
+    sizes = [{c: len(m) for c, m in _groups(members).items()} for members in memberships]
+    transitions: list[Transition] = []
+    for i, members in enumerate(memberships):
+        if i == 0:
+            lineage = {}
+            for c in sorted(sizes[0]):
+                lineage[c] = next_lineage
+                next_lineage += 1
+            lineages.append(lineage)
+            continue
+        previous = memberships[i - 1]
+        matches = match_communities(previous, members, min_jaccard=min_jaccard)
+        succ: dict[int, list[tuple[int, float]]] = {}
+        pred: dict[int, list[tuple[int, float]]] = {}
+        for a, b, j in matches:
+            succ.setdefault(a, []).append((b, j))
+            pred.setdefault(b, []).append((a, j))
+        best_succ = {a: max(v, key=lambda x: (x[1], -x[0]))[0] for a, v in succ.items()}
+        lineage = {}
+        for c in sorted(sizes[i]):
+            if c in pred:
+                a = max(pred[c], key=lambda x: (x[1], -x[0]))[0]
+                if best_succ[a] == c:
+                    lineage[c] = lineages[i - 1][a]
+                    continue
+            lineage[c] = next_lineage
+            next_lineage += 1
+        lineages.append(lineage)
+        before = lineages[i - 1]
+        moved = sorted(
+            (login, before[previous[login]], lineage[members[login]])
+            for login in previous.keys() & members.keys()
+            if before[previous[login]] != lineage[members[login]]
+        )
+        transitions.append(Transition(
+            window=windows[i],
+            matches=matches,
+            births=sorted(c for c in sizes[i] if c not in pred),
+            deaths=sorted(a for a in sizes[i - 1] if a not in succ),
+            splits={a: sorted(b for b, _ in v) for a, v in sorted(succ.items()) if len(v) > 1},
+            merges={b: sorted(a for a, _ in v) for b, v in sorted(pred.items()) if len(v) > 1},
+            moved=moved,
+        ))
+    return Evolution(windows=windows, memberships=memberships, lineages=lineages,
+                     transitions=transitions, sizes=sizes, modularity=modularity or [])
+
+
+def _window_bounds(con, window: timedelta) -> list[tuple[datetime, datetime]]:
+    row = con.execute("SELECT min(started_at), max(started_at) FROM snapshots "
+                      "WHERE status = 'complete'").fetchone()
+    if row is None or row[0] is None:
+        raise EvolveError("the store has no complete snapshot: collect some first")
+    first, last = (t.astimezone(UTC) for t in row)
+    # Align windows to multiples of their length since the epoch: 1d windows start at 00:00 UTC.
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    start = epoch + window * ((first - epoch) // window)
+    bounds = []
+    while start <= last:
+        bounds.append((start, start + window))
+        start += window
+    return bounds
+
+
+def _label(start: datetime, window: timedelta) -> str:
+    if window % timedelta(days=1) == timedelta(0):
+        return start.strftime("%Y-%m-%d")
+    return start.strftime("%Y-%m-%dT%H:%M")
+
+
+def evolve_store(
+    db: str | os.PathLike,
+    *,
+    window: timedelta,
+    resolution: float = 1.0,
+    seed: int = 0,
+    min_jaccard: float = 0.3,
+    build_params: dict[str, Any] | None = None,
+) -> Evolution:
+    """Build one graph per window from the store at `db`, find communities, track them.
+
+    Windows where the build keeps no streamer count as empty (every community dies).
+    """
+    from twitchgraph.build import BuildError, build_graph
+    from twitchgraph.store import open_store
+
+    con = open_store(db)
+    try:
+        bounds = _window_bounds(con, window)
+        if len(bounds) > 1000:
+            raise EvolveError(f"{len(bounds)} windows of {window}: choose a longer --window")
+        labels, memberships, modularity = [], [], []
+        for since, until in bounds:
+            labels.append(_label(since, window))
+            try:
+                result = build_graph(con, since=since, until=until, **(build_params or {}))
+            except BuildError as exc:
+                logger.info("window %s: no graph (%s)", labels[-1], exc)
+                memberships.append({})
+                modularity.append(0.0)
+                continue
+            data = GraphData(streamers=result.streamers, edges=result.edges,
+                             played=result.played, games=result.games, build=result.stats)
+            found = find_communities(data, resolution=resolution, seed=seed)
+            memberships.append(found.membership)
+            modularity.append(found.modularity)
+            logger.info("window %s: %d streamers, %d communities", labels[-1],
+                        len(found.membership), len(found.table))
+    finally:
+        con.close()
+    if sum(bool(m) for m in memberships) == 0:
+        raise EvolveError("no window has a graph: lower the build thresholds or collect more")
+    return track_communities(labels, memberships, min_jaccard=min_jaccard,
+                             modularity=modularity)
+
+
+def write_evolution(evolution: Evolution, out_dir: str | os.PathLike) -> list[Path]:
+    """Write summary.csv, events.csv, moves.csv and evolve.png into `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in (("summary", evolution.summary), ("events", evolution.events),
+                        ("moves", evolution.moves)):
+        frame.to_csv(out / f"{name}.csv", index=False)
+        written.append(out / f"{name}.csv")
+    written.append(plot_evolution(evolution, out / "evolve.png"))
+    return written
+
+
+def plot_evolution(evolution: Evolution, path: str | os.PathLike) -> Path:
+    """Communities as discs (x: window, y: lineage, area: size), matches as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(evolution.windows)), 5), dpi=120)
+    for i, t in enumerate(evolution.transitions):
+        before, after = evolution.lineages[i], evolution.lineages[i + 1]
+        for a, b, j in t.matches:
+            ax.plot([i, i + 1], [before[a], after[b]], color="0.5", alpha=0.3 + 0.7 * j,
+                    linewidth=1 + 3 * j, zorder=1)
+    for i, sizes in enumerate(evolution.sizes):
+        for c, size in sizes.items():
+            ax.scatter(i, evolution.lineages[i][c], s=20 + 8 * size, zorder=2,
+                       color=f"C{evolution.lineages[i][c] % 10}")
+    for i, t in enumerate(evolution.transitions, start=1):
+        ax.annotate(f"born {len(t.births)}, died {len(t.deaths)}\nsplit {len(t.splits)}, "
+                    f"merged {len(t.merges)}",
+                    (i, -0.8), ha="center", fontsize=8)
+    ax.set_xticks(range(len(evolution.windows)), evolution.windows, rotation=30, ha="right")
+    ax.set_ylabel("community lineage")
+    ax.set_title("Communities over time (disc area: members; lines: Jaccard matches)")
+    fig.tight_layout()
+    target = Path(path)
+    fig.savefig(target)
+    plt.close(fig)
+    return target

@@ -1,0 +1,135 @@
+"""Communities over time: matching, lineages, and a small store built day by day."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from twitchgraph.cli import app
+from twitchgraph.evolve import (
+    evolve_store,
+    match_communities,
+    parse_window,
+    track_communities,
+    write_evolution,
+)
+from twitchgraph.store import open_store
+
+DAY0 = datetime(2022, 5, 2, tzinfo=UTC)
+
+
+def test_parse_window():
+    assert parse_window("1d") == timedelta(days=1)
+    assert parse_window("30m") == timedelta(minutes=30)
+    assert parse_window("2w") == timedelta(weeks=2)
+    with pytest.raises(ValueError, match="30m"):
+        parse_window("tomorrow")
+
+
+def test_match_by_jaccard_threshold():
+    prev = {"a": 0, "b": 0, "c": 0, "d": 1}
+    curr = {"a": 7, "b": 7, "x": 7, "c": 8, "d": 8}
+    assert match_communities(prev, curr, min_jaccard=0.3) == [(0, 7, 0.5), (1, 8, 0.5)]
+    assert match_communities(prev, curr, min_jaccard=0.6) == []
+
+
+def test_births_deaths_splits_merges_and_moves():
+    a = [f"a{i}" for i in range(6)]
+    b = [f"b{i}" for i in range(6)]
+    c = [f"c{i}" for i in range(6)]
+    d = [f"d{i}" for i in range(6)]
+    w0 = {**{x: 0 for x in a}, **{x: 1 for x in b}, **{x: 2 for x in c}}
+    # b splits in two, c dies, d is born and a5 moves to it.
+    w1 = {**{x: 0 for x in a[:5]}, **{x: 1 for x in b[:3]}, **{x: 2 for x in b[3:]},
+          **{x: 3 for x in d + ["a5"]}}
+    # The two halves of b merge again.
+    w2 = {**{x: 0 for x in a[:5]}, **{x: 1 for x in b}, **{x: 3 for x in d + ["a5"]}}
+    evo = track_communities(["d0", "d1", "d2"], [w0, w1, w2])
+    t1, t2 = evo.transitions
+    assert t1.splits == {1: [1, 2]} and t1.merges == {}
+    assert t1.deaths == [2] and t1.births == [3]
+    assert evo.lineages[1][0] == evo.lineages[0][0]  # a continues
+    assert evo.lineages[1][3] not in evo.lineages[0].values()  # d is new
+    moved = {login for login, _, _ in t1.moved}
+    assert "a5" in moved and set(b[3:]) <= moved and not set(b[:3]) & moved
+    assert t2.merges == {1: [1, 2]} and t2.splits == {} and t2.births == [] == t2.deaths
+    events = evo.events
+    assert sorted(events["event"]) == ["birth", "death", "merge", "split"]
+    assert evo.summary["communities"].tolist() == [3, 4, 3]
+
+
+def _store_with_days(path, days: list[dict[str, list[str]]], *, per_day: int = 4):
+    """A store where, each day, every community's streamers share one pool of chatters."""
+    con = open_store(path)
+    sid = 0
+    streams, chatters = [], []
+    for day, groups in enumerate(days):
+        for k in range(per_day):
+            sid += 1
+            at = DAY0 + timedelta(days=day, hours=8 + k)
+            con.execute("INSERT INTO snapshots VALUES (?, ?, ?, 'complete', 3600)",
+                        [sid, at, at + timedelta(minutes=1)])
+            for name, logins in groups.items():
+                pool = [f"viewer_{name}_{day}_{i}" for i in range(40)]
+                for j, login in enumerate(logins):
+                    streams.append((sid, f"s-{login}", f"u-{login}", login, login.title(),
+                                    "g1", "Chess", "title", 50 + j, at, "it", False))
+                    for user in pool[j % 5: j % 5 + 30]:
+                        chatters.append((sid, login, user, "names"))
+    frame = pd.DataFrame(streams, columns=["snapshot_id", "stream_id", "user_id", "user_login",
+                                           "user_name", "game_id", "game_name", "title",
+                                           "viewer_count", "started_at", "language",
+                                           "is_mature"])
+    con.register("streams_df", frame)
+    con.execute("INSERT INTO streams SELECT snapshot_id, stream_id, user_id, user_login, "
+                "user_name, game_id, game_name, title, viewer_count, started_at, language, "
+                "[]::VARCHAR[], is_mature FROM streams_df")
+    con.register("chatters_df", pd.DataFrame(chatters, columns=["snapshot_id", "channel_login",
+                                                               "user_login", "source"]))
+    con.execute("INSERT INTO chatters SELECT * FROM chatters_df")
+    con.close()
+
+
+@pytest.fixture()
+def store(tmp_path):
+    a = [f"a{i}" for i in range(6)]
+    b = [f"b{i}" for i in range(6)]
+    c = [f"c{i}" for i in range(6)]
+    d = [f"d{i}" for i in range(6)]
+    days = [
+        {"A": a, "B": b, "C": c},
+        {"A": a[:5], "B1": b[:3], "B2": b[3:], "D": d + ["a5"]},
+    ]
+    path = tmp_path / "store.duckdb"
+    _store_with_days(path, days)
+    return path
+
+
+LOW = dict(min_live_minutes=0, min_viewer_mean=1, min_chatter_mean=1, min_weight=10)
+
+
+def test_evolve_store_finds_the_planted_events(store, tmp_path):
+    evo = evolve_store(store, window=timedelta(days=1), build_params=LOW)
+    assert evo.windows == ["2022-05-02", "2022-05-03"]
+    (t,) = evo.transitions
+    assert len(t.splits) == 1 and len(next(iter(t.splits.values()))) == 2
+    assert len(t.deaths) == 1 and len(t.births) == 1
+    assert "a5" in {login for login, _, _ in t.moved}
+    written = write_evolution(evo, tmp_path / "out")
+    assert {p.name for p in written} == {"summary.csv", "events.csv", "moves.csv", "evolve.png"}
+    assert (tmp_path / "out" / "evolve.png").stat().st_size > 5000
+
+
+def test_cli_evolve(store, tmp_path):
+    result = CliRunner().invoke(app, [
+        "evolve", "--db", str(store), "--window", "1d", "--out", str(tmp_path / "ev"),
+        "--min-live-minutes", "0", "--min-viewer-mean", "1", "--min-chatter-mean", "1"])
+    assert result.exit_code == 0, result.output
+    assert "2022-05-03" in result.output and "events.csv" in result.output
+    bad = CliRunner().invoke(app, ["evolve", "--db", str(store), "--window", "soon"])
+    assert bad.exit_code == 1 and "30m" in bad.output
+    missing = CliRunner().invoke(app, ["evolve", "--db", str(tmp_path / "nope.duckdb")])
+    assert missing.exit_code == 1 and "twitchgraph collect" in missing.output
