@@ -203,7 +203,8 @@ def suspected_bots_sql(presence: str, live: str, *, share: float, min_channels: 
     """SQL flagging accounts seen in more than ``share`` of a snapshot's live channels.
 
     ``presence`` names a relation with columns (snapshot_id, channel, login): one row per
-    chatter seen in a live channel; ``live`` one with (snapshot_id, channel) per live channel.
+    chatter seen in a live channel (unique rows: they are counted, not de-duplicated);
+    ``live`` one with (snapshot_id, channel) per live channel.
     ``min_channels`` keeps tiny snapshots from flagging everyone (1 of 3 channels is 33 %).
     The result has login, snapshots_flagged, max_channels, max_share.
     """
@@ -214,7 +215,7 @@ def suspected_bots_sql(presence: str, live: str, *, share: float, min_channels: 
             SELECT snapshot_id, count(DISTINCT channel) AS n_live FROM {live} GROUP BY 1
         ),
         seen AS (
-            SELECT snapshot_id, login, count(DISTINCT channel) AS n_channels
+            SELECT snapshot_id, login, count(*) AS n_channels
             FROM {presence} GROUP BY 1, 2
         )
         SELECT login,
