@@ -288,3 +288,21 @@ def test_usernotice_carries_the_sender_in_the_login_tag():
         assert line.split(" ")[1] == ":tmi.twitch.tv"  # no user in the prefix
         assert tags["msg-id"] == "resub" and "\\s" in tags["system-msg"]
         assert tags["login"] in small.chatters(channel)
+
+
+def test_without_membership_names_lists_only_yourself_and_no_joins_follow(sim):
+    channel = _small_room(sim, 1)
+
+    async def run():
+        irc = await Irc.connect(sim, caps="twitch.tv/tags twitch.tv/commands")
+        await irc.until(r" 001 ")
+        irc.send(f"JOIN #{channel}")
+        await irc.until(rf" 366 \S+ #{channel} ")
+        sim.advance(45)
+        later = await irc.collect(0.8)
+        irc.close()
+        return irc.lines, later
+
+    lines, later = asyncio.run(run())
+    assert _names(lines, channel) == {"justinfan4711"}
+    assert not [x for x in later if re.search(rf" (JOIN|PART) #{channel}$", x)]

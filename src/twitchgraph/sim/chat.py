@@ -13,7 +13,8 @@ What a client sees (lines end with CRLF):
   A connection holding ``max_channels_per_connection`` channels gets
   ``@msg-id=msg_channel_limit NOTICE #chan`` (simulator's own id) and the JOIN is dropped.
   An unknown channel gets ``@msg-id=msg_channel_suspended NOTICE``. Otherwise: the JOIN echo,
-  ``ROOMSTATE`` (with tags) and, with membership, ``353`` lines then ``366``.
+  ``ROOMSTATE`` (with tags), ``353`` lines then ``366`` (listing only yourself without
+  membership).
 - Membership (with ``twitch.tv/membership``): NAMES list the room's users (and yourself) only
   when the room has fewer than ``membership_limit`` users - the room size being the stream's
   viewer count - otherwise just yourself. After that, JOIN/PART lines for users arriving or
@@ -223,14 +224,15 @@ class _Conn:
                 self.send(f"@emote-only=0;followers-only=-1;r9k=0;room-id="
                           f"{server.pop.acc_id[acc]};slow=0;subs-only=0 :{_HOST} ROOMSTATE "
                           f"#{login}")
+            present = None
             if "twitch.tv/membership" in self.caps:
                 present = server.membership(acc)
                 room.known = present
-                names = [nick] + [server.pop.acc_login[a] for a in sorted(present or ())]
-                for i in range(0, len(names), 40):
-                    self.send(f":{nick}.{_HOST} 353 {nick} = #{login} :"
-                              + " ".join(names[i: i + 40]))
-                self.send(f":{nick}.{_HOST} 366 {nick} #{login} :End of /NAMES list")
+            # Without membership (or in a big room) NAMES still comes, listing only yourself.
+            names = [nick] + [server.pop.acc_login[a] for a in sorted(present or ())]
+            for i in range(0, len(names), 40):
+                self.send(f":{nick}.{_HOST} 353 {nick} = #{login} :" + " ".join(names[i: i + 40]))
+            self.send(f":{nick}.{_HOST} 366 {nick} #{login} :End of /NAMES list")
 
     # ----- periodic output ---------------------------------------------------------------
     def tick(self, dt: float) -> None:
