@@ -1,0 +1,91 @@
+"""`twitchgraph query`: parameters, results, and the README's queries run as written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _graph_fixtures import write_planted_graph_dir  # noqa: E402
+
+from twitchgraph.cli import app  # noqa: E402
+from twitchgraph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.export.kuzu_db import export_kuzu  # noqa: E402
+from twitchgraph.export.query import README_QUERIES, parse_params, run_query  # noqa: E402
+from twitchgraph.graphio import read_graph_dir  # noqa: E402
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def graph_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("q")
+    write_planted_graph_dir(path, communities=3, size=15, seed=8)
+    communities_for_dir(path, seed=0)
+    export_kuzu(read_graph_dir(path), path)
+    return path
+
+
+def test_parse_params_types():
+    params = parse_params(["a=5", "b=2.5", "c=true", "d=zeta", "e:str=007", "f=[1, 2]",
+                           "g=null", "h=x=y"])
+    assert params == {"a": 5, "b": 2.5, "c": True, "d": "zeta", "e": "007", "f": [1, 2],
+                      "g": None, "h": "x=y"}
+    for bad in ("novalue", "=5", "1a=3", "a:int=3"):
+        with pytest.raises(ValueError):
+            parse_params([bad])
+
+
+def test_run_query_returns_columns_rows_and_lists(graph_dir):
+    result = run_query(graph_dir, "MATCH (g:Game) WHERE $genre IN g.genres "
+                       "RETURN g.name AS name, g.genres AS genres ORDER BY name",
+                       {"genre": "Shooter"})
+    assert result.columns == ["name", "genres"]
+    assert result.rows and all("Shooter" in genres for _, genres in result.rows)
+    assert result.records()[0]["name"] == result.rows[0][0]
+
+
+def test_number_like_login_stays_a_string(tmp_path):
+    write_planted_graph_dir(tmp_path, communities=2, size=4)
+    data = read_graph_dir(tmp_path)
+    data.streamers.loc[0, ["Id", "login"]] = "007"
+    data.edges.loc[data.edges["Source"] == "streamer_0_000", "Source"] = "007"
+    data.edges.loc[data.edges["Target"] == "streamer_0_000", "Target"] = "007"
+    export_kuzu(data, tmp_path)
+    rows = run_query(tmp_path, "MATCH (s:Streamer {login: $l}) RETURN s.login",
+                     parse_params(["l:str=007"])).rows
+    assert rows == [["007"]]
+
+
+def _readme_commands() -> list[list[str]]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Querying the graph", 1)[1]
+    blocks = re.findall(r"```\n(twitchgraph query .*?)\n```", section, re.DOTALL)
+    # bash turns \$ into $ inside double quotes; shlex leaves it, so do it here.
+    return [[arg.replace("\\$", "$") for arg in shlex.split(block)] for block in blocks]
+
+
+def test_readme_shows_the_four_queries():
+    commands = _readme_commands()
+    assert len(commands) == 4
+    assert [c[3] for c in commands] == [q for _, q, _ in README_QUERIES.values()]
+
+
+def test_readme_queries_run_and_answer(graph_dir):
+    data = read_graph_dir(graph_dir)
+    edges = data.edges
+    busy = edges[edges["overlap"] > 50]["Source"].value_counts().index[0]
+    substitutions = {"login=some_login": f"login={busy}",
+                     "game=Just Chatting": "game=Game 1-0"}
+    for command in _readme_commands():
+        args = [substitutions.get(a, a) for a in command[1:]]
+        args[1] = str(graph_dir)
+        result = CliRunner().invoke(app, [*args, "--json"])
+        assert result.exit_code == 0, (args, result.output)
+        assert json.loads(result.output), args
