@@ -47,7 +47,7 @@ from twitchgraph.twitch.auth import AppTokenAuth
 from twitchgraph.twitch.chat import ChannelView, ChatClient
 from twitchgraph.twitch.credentials import load_credentials, read_env
 from twitchgraph.twitch.endpoints import Endpoints
-from twitchgraph.twitch.errors import TwitchError
+from twitchgraph.twitch.errors import AuthError, MissingCredentials, TwitchError
 from twitchgraph.twitch.helix import HelixClient
 
 __all__ = [
@@ -123,6 +123,7 @@ class SnapshotSummary:
     joins: int = 0
     reconnects: int = 0
     error: str = ""
+    fatal: bool = False  # retrying cannot help (credentials refused): stop the schedule
 
     def line(self) -> str:
         """One human line for the log / console."""
@@ -212,7 +213,7 @@ class Collector:
             summaries.append(summary)
             if on_snapshot is not None:
                 on_snapshot(summary)
-            if every is None:
+            if every is None or summary.fatal:
                 break
             elapsed = (self.clock.now() - start).total_seconds()
             next_k = max(k + 1, math.ceil(elapsed / every))
@@ -285,7 +286,8 @@ class Collector:
             fail_snapshot(self.con, snapshot_id)
             log.error("snapshot %d failed: %s", snapshot_id, exc)
             return SnapshotSummary(snapshot_id, started, "failed", error=str(exc),
-                                   seconds=(self.clock.now() - started).total_seconds())
+                                   seconds=(self.clock.now() - started).total_seconds(),
+                                   fatal=isinstance(exc, AuthError | MissingCredentials))
         return SnapshotSummary(
             snapshot_id=snapshot_id,
             started_at=started,
@@ -540,6 +542,8 @@ async def _collect(con: duckdb.DuckDBPyConnection, helix: HelixClient, endpoints
                 progress.stop()
     if stop.is_set() and console is not None:
         console.print("stopped: the snapshot under way (if any) was discarded", style="yellow")
-    if options.every_s is None and summaries and summaries[-1].status != "complete":
+    if summaries and summaries[-1].status != "complete" and (
+        options.every_s is None or summaries[-1].fatal
+    ):
         raise CollectError(summaries[-1].line())
     return summaries

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import duckdb
 import pytest
@@ -112,3 +117,36 @@ def test_import_and_export_errors(tmp_path) -> None:
     result = runner.invoke(app, ["export-parquet", str(tmp_path / "o"), "--db",
                                  str(tmp_path / "nope.duckdb")])
     assert result.exit_code == 1 and "no store at" in result.output
+
+
+@pytest.mark.slow
+def test_sigterm_ends_every_cleanly_and_leaves_only_whole_snapshots(sim, tmp_path) -> None:
+    db = tmp_path / "tg.duckdb"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from twitchgraph.cli import main; main()", "collect",
+         "--every", "3s", "--window", "2s", "--top", "10", "--joins-per-10s", "1000",
+         "--db", str(db), "--env-file", str(tmp_path / "none.env")],
+        env={**os.environ, **sim.env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    seen = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen.append(line)
+        if "snapshot 1 complete" in line or not line:
+            break
+    assert "snapshot 1 complete" in "".join(seen), "".join(seen)
+    time.sleep(1.5)  # into the next snapshot (it starts 3 s after the first)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    err = "".join(seen) + err
+    assert proc.returncode == 0, err
+    assert "stopped" in err and "Traceback" not in err
+    con = duckdb.connect(str(db), read_only=True)
+    statuses = con.execute("SELECT status FROM snapshots ORDER BY snapshot_id").fetchall()
+    assert statuses[0] == ("complete",)
+    assert all(s in (("complete",), ("failed",)) for s in statuses)
+    assert err.count("complete in") == statuses.count(("complete",))
+    failed = "SELECT snapshot_id FROM snapshots WHERE status <> 'complete'"
+    assert con.execute(f"SELECT count(*) FROM chatters WHERE snapshot_id IN ({failed})"
+                       ).fetchone() == (0,)

@@ -1,0 +1,109 @@
+"""Benchmark the Helix side of `twitchgraph collect` against the simulator's real rate limit.
+
+Twitch gives an app 800 points per minute in a token bucket (capacity 800, refilled
+continuously at 800/60 = 13.3 points/s); `/helix/streams` costs one point per page of 100.
+A snapshot of 10,000 live channels is therefore 100 requests (200 with the broadcasters'
+profiles from `/helix/users`, 100 ids per request). The floor the rate limit allows for R
+requests on a bucket that starts with B points is max(0, R - B) / (800/60) seconds; anything
+above it is request latency and the client's own waiting.
+
+Scenarios, each on a fresh simulator (10,000+ live channels, population frozen):
+
+1. one snapshot of the streams (cold, full bucket): the floor is 0 s - latency only;
+2. `--snapshots` snapshots back to back (sustained): the bucket empties after 800 requests and
+   every further request must wait for a refill; the floor is (R - 800) / 13.3 s;
+3. the same sustained run with pacing turned off (the client only reacts to 429 by waiting for
+   the reset), to show what reading Ratelimit-Remaining/Reset saves.
+
+Printed: requests, wall time, the floor, time over the floor, and 429s received.
+Run: .venv/bin/python benchmarks/collect.py [--channels 11800] [--snapshots 12] [--no-naive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import httpx
+
+from twitchgraph.sim import run_simulator
+from twitchgraph.twitch.auth import AppTokenAuth
+from twitchgraph.twitch.credentials import load_credentials
+from twitchgraph.twitch.endpoints import Endpoints
+from twitchgraph.twitch.helix import HelixClient
+
+POINTS_PER_MINUTE = 800
+RATE = POINTS_PER_MINUTE / 60.0
+
+
+def _client(sim, **kwargs) -> HelixClient:
+    env = sim.env()
+    endpoints = Endpoints.from_env(env)
+    http = httpx.Client(timeout=30)
+    auth = AppTokenAuth(load_credentials(env, dotenv_path=None), auth_url=endpoints.auth_url,
+                        http=http)
+    return HelixClient(http=http, auth=auth, api_url=endpoints.api_url, **kwargs)
+
+
+def floor_s(requests: int, bucket: int = POINTS_PER_MINUTE) -> float:
+    """Least time `requests` can take on a full bucket of `bucket` points at 800/min."""
+    return max(0, requests - bucket) / RATE
+
+
+def run(channels: int, snapshots: int, *, pace: bool, users: bool) -> dict:
+    with run_simulator(channels=channels, users=30_000, seed=0, time_scale=0,
+                       helix_points_per_minute=POINTS_PER_MINUTE) as sim:
+        live = len(sim.live_streams())
+        # reserve=-1: never pace on Ratelimit-Remaining; only a 429 makes the client wait
+        helix = _client(sim, **({} if pace else {"reserve": -1}))
+        sizes = []
+        start = time.perf_counter()
+        with helix:
+            for _ in range(snapshots):
+                streams = helix.streams()
+                sizes.append(len(streams))
+                if users:
+                    helix.users(ids=[s["user_id"] for s in streams])
+        wall = time.perf_counter() - start
+        server_429 = sim.stats()["http_429"]
+    return {"live": live, "streams": sizes[-1], "requests": helix.stats.requests, "wall": wall,
+            "floor": floor_s(helix.stats.requests), "429": helix.stats.rate_limited,
+            "server_429": server_429, "paced": helix.stats.paced_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--channels", type=int, default=11_800,
+                        help="simulated channels (about 85%% are live)")
+    parser.add_argument("--snapshots", type=int, default=12,
+                        help="back-to-back snapshots in the sustained scenarios")
+    parser.add_argument("--no-naive", action="store_true", help="skip the unpaced scenario")
+    parser.add_argument("--users", action="store_true",
+                        help="also fetch the broadcasters' profiles (2x the requests)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+
+    rows = [("1 snapshot, cold bucket", run(args.channels, 1, pace=True, users=args.users)),
+            (f"{args.snapshots} snapshots, paced",
+             run(args.channels, args.snapshots, pace=True, users=args.users))]
+    if not args.no_naive:
+        rows.append((f"{args.snapshots} snapshots, no pacing (429 -> wait)",
+                     run(args.channels, args.snapshots, pace=False, users=args.users)))
+
+    live = rows[0][1]["live"]
+    print(f"\nHelix /streams against the simulator: {live:,} live channels, "
+          f"{POINTS_PER_MINUTE} points/min token bucket (refill {RATE:.2f}/s)")
+    print(f"{'scenario':42} {'requests':>8} {'wall s':>8} {'floor s':>8} {'over s':>8} "
+          f"{'429s':>5} {'req/s':>7}")
+    for name, r in rows:
+        print(f"{name:42} {r['requests']:8d} {r['wall']:8.1f} {r['floor']:8.1f} "
+              f"{r['wall'] - r['floor']:8.1f} {r['429']:5d} {r['requests'] / r['wall']:7.1f}")
+    one = rows[0][1]
+    print(f"\nstreams per snapshot: {one['streams']:,} of {live:,} live; one snapshot = "
+          f"{one['requests']} requests; sustained ceiling {RATE * 100 * 60:,.0f} streams/min "
+          f"= {RATE * 60 / max(1, one['requests']):.1f} snapshots/min of this size")
+
+
+if __name__ == "__main__":
+    main()
