@@ -74,3 +74,16 @@ def test_refuses_a_graph_without_layout(tmp_path):
     communities_for_dir(tmp_path)
     with pytest.raises(ValueError, match="twitchgraph layout"):
         export_gexf(read_graph_dir(tmp_path), tmp_path / "g.gexf")
+
+
+def test_control_characters_and_missing_values_keep_the_xml_valid(exported, tmp_path):
+    data, _ = exported
+    data = type(data)(streamers=data.streamers.copy(), edges=data.edges.copy())
+    data.streamers.loc[3, "Label"] = "bell\x07 & <tag> \"quoted\""
+    data.streamers["viewer_peak"] = data.streamers["viewer_peak"].astype(float)
+    data.streamers.loc[4, "viewer_peak"] = float("nan")
+    path = export_gexf(data, tmp_path / "g.gexf")
+    ET.parse(path)  # well-formed
+    graph = nx.read_gexf(path)
+    assert graph.nodes[data.streamers.loc[3, "Id"]]["label"] == 'bell & <tag> "quoted"'
+    assert "viewer_peak" not in graph.nodes[data.streamers.loc[4, "Id"]]

@@ -3,79 +3,146 @@
 Gephi opens the file as the finished map: `viz:position` from the ForceAtlas2 layout,
 `viz:size` from mean viewers, `viz:color` by community, every streamers.csv column as a node
 attribute and every edges.csv column as an edge attribute (edges keep their direction,
-weighted by `Weight`). Written with networkx's GEXF writer.
+weighted by `Weight`).
+
+The file is streamed row by row. networkx's writer (which reads these files back in the
+tests) first builds the whole XML tree: on a 30,000-streamer, 480,000-edge graph that took
+34 s and 1.6 GB, against a few seconds and little memory here.
 """
 
 from __future__ import annotations
 
-import io
+import datetime as dt
 import logging
 import math
 import os
+import re
 from pathlib import Path
+from xml.sax.saxutils import quoteattr
 
-import networkx as nx
+import pandas as pd
 
+from twitchgraph import __version__
 from twitchgraph.export import community_colors, require_columns
 from twitchgraph.graphio import GraphData
 
-__all__ = ["export_gexf", "to_gexf_graph"]
+__all__ = ["export_gexf"]
 
 logger = logging.getLogger(__name__)
 
-# networkx 3.6 writes the XML Schema instance namespace without "www."; fix it so validators
-# resolve xsi:schemaLocation.
-_BAD_XSI = b'xmlns:xsi="http://w3.org/2001/XMLSchema-instance"'
-_GOOD_XSI = b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+GEXF_NS = "http://gexf.net/1.3"
+VIZ_NS = "http://gexf.net/1.3/viz"
+# Characters XML 1.0 cannot carry at all, even escaped.
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NODE_SKIP = {"Id", "Label", "x", "y", "size"}
+_EDGE_SKIP = {"Source", "Target", "Weight", "Type"}
 
 
-def _rgb(hex_color: str) -> dict[str, int | float]:
-    value = hex_color.lstrip("#")
-    return {"r": int(value[0:2], 16), "g": int(value[2:4], 16), "b": int(value[4:6], 16),
-            "a": 1.0}
+def _attr(value: object) -> str:
+    return quoteattr(_INVALID_XML.sub("", str(value)))
 
 
-def _clean(value: object) -> object | None:
+def _gexf_type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "long"
+    if pd.api.types.is_float_dtype(series):
+        # Whole numbers stored as float because of a missing value stay numbers.
+        return "double"
+    return "string"
+
+
+def _text(value: object, kind: str) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if hasattr(value, "item"):  # numpy scalar -> Python scalar, so GEXF types are right
-        return value.item()
-    return value
+    if kind == "boolean":
+        return "true" if value else "false"
+    if kind == "long":
+        return str(int(value))
+    if kind == "double":
+        return repr(float(value))
+    return str(value)
 
 
-def to_gexf_graph(data: GraphData) -> nx.DiGraph:
-    """The directed streamer graph with GEXF `viz` data and all attributes on nodes and edges."""
-    require_columns(data, ["community", "x", "y", "size"], target="gexf")
-    streamers = data.streamers
-    communities = streamers["community"].astype(int)
-    colors = community_colors(int(communities.max()) + 1)
-    graph = nx.DiGraph(name="twitchgraph")
-    for row in streamers.to_dict(orient="records"):
-        attrs = {k: _clean(v) for k, v in row.items() if k not in ("Id", "Label", "x", "y",
-                                                                   "size")}
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-        attrs["community"] = int(row["community"])
-        attrs["label"] = str(row["Label"]) or row["Id"]
-        attrs["viz"] = {
-            "position": {"x": float(row["x"]), "y": float(row["y"]), "z": 0.0},
-            "size": float(row["size"]),
-            "color": _rgb(colors[int(row["community"])]),
-        }
-        graph.add_node(row["Id"], **attrs)
-    for row in data.edges.to_dict(orient="records"):
-        attrs = {k: _clean(v) for k, v in row.items() if k not in ("Source", "Target", "Type")}
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-        attrs["weight"] = float(attrs.pop("Weight"))
-        graph.add_edge(row["Source"], row["Target"], **attrs)
-    return graph
+def _declare(columns: list[str], frame: pd.DataFrame, cls: str, first_id: int):
+    types = {c: _gexf_type(frame[c]) for c in columns}
+    ids = {c: str(first_id + i) for i, c in enumerate(columns)}
+    lines = [f'    <attributes class="{cls}" mode="static">\n']
+    lines += [f'      <attribute id="{ids[c]}" title={_attr(c)} type="{types[c]}"/>\n'
+              for c in columns]
+    lines.append("    </attributes>\n")
+    return types, ids, "".join(lines)
+
+
+def _attvalues(row: tuple, columns: list[str], types: dict, ids: dict, indent: str) -> str:
+    parts = []
+    for column, value in zip(columns, row, strict=True):
+        text = _text(value, types[column])
+        if text is not None:
+            parts.append(f'{indent}  <attvalue for="{ids[column]}" value={_attr(text)}/>\n')
+    if not parts:
+        return ""
+    return f"{indent}<attvalues>\n{''.join(parts)}{indent}</attvalues>\n"
 
 
 def export_gexf(data: GraphData, path: str | os.PathLike) -> Path:
-    """Write the map as GEXF 1.3 to `path`; returns the path."""
+    """Write the map as GEXF 1.3 to `path`; returns the path.
+
+    Raises ValueError when streamers.csv has no communities or layout yet.
+    """
+    require_columns(data, ["community", "x", "y", "size"], target="gexf")
+    streamers = data.streamers.reset_index(drop=True)
+    edges = data.edges.reset_index(drop=True)
+    communities = streamers["community"].astype(int)
+    colors = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))
+              for c in community_colors(int(communities.max()) + 1)]
+    node_cols = [c for c in streamers.columns if c not in _NODE_SKIP]
+    edge_cols = [c for c in edges.columns if c not in _EDGE_SKIP]
+    node_types, node_ids, node_decl = _declare(node_cols, streamers, "node", 0)
+    edge_types, edge_ids, edge_decl = _declare(edge_cols, edges, "edge", len(node_cols))
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    nx.write_gexf(to_gexf_graph(data), buffer, version="1.3")
-    target.write_bytes(buffer.getvalue().replace(_BAD_XSI, _GOOD_XSI))
+    tmp = target.with_name(f".{target.name}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+        fh.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+        fh.write(f'<gexf xmlns="{GEXF_NS}" xmlns:viz="{VIZ_NS}" '
+                 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                 f'xsi:schemaLocation="{GEXF_NS} {GEXF_NS}/gexf.xsd" version="1.3">\n')
+        fh.write(f'  <meta lastmodifieddate="{dt.date.today().isoformat()}">\n'
+                 f"    <creator>twitchgraph {__version__}</creator>\n"
+                 "    <description>Twitch streamers linked by shared chatters; size: mean "
+                 "viewers; colour: community</description>\n  </meta>\n")
+        fh.write('  <graph defaultedgetype="directed" mode="static">\n')
+        fh.write(node_decl)
+        fh.write(edge_decl)
+        fh.write("    <nodes>\n")
+        values = streamers[node_cols].itertuples(index=False, name=None)
+        for (login, label, x, y, size, community), row in zip(
+            streamers[["Id", "Label", "x", "y", "size", "community"]].itertuples(
+                index=False, name=None),
+            values,
+            strict=True,
+        ):
+            r, g, b = colors[int(community)]
+            name = label if isinstance(label, str) and label else login
+            fh.write(f"      <node id={_attr(login)} label={_attr(name)}>\n")
+            fh.write(_attvalues(row, node_cols, node_types, node_ids, "        "))
+            fh.write(f'        <viz:color r="{r}" g="{g}" b="{b}" a="1.0"/>\n'
+                     f'        <viz:position x="{float(x)!r}" y="{float(y)!r}" z="0.0"/>\n'
+                     f'        <viz:size value="{float(size)!r}"/>\n      </node>\n')
+        fh.write("    </nodes>\n    <edges>\n")
+        values = edges[edge_cols].itertuples(index=False, name=None)
+        for i, ((source, target_login, weight), row) in enumerate(zip(
+            edges[["Source", "Target", "Weight"]].itertuples(index=False, name=None), values,
+            strict=True,
+        )):
+            body = _attvalues(row, edge_cols, edge_types, edge_ids, "        ")
+            head = (f'      <edge id="{i}" source={_attr(source)} target={_attr(target_login)}'
+                    f' weight="{float(weight)!r}"')
+            fh.write(f"{head}>\n{body}      </edge>\n" if body else f"{head}/>\n")
+        fh.write("    </edges>\n  </graph>\n</gexf>\n")
+    os.replace(tmp, target)
     logger.info("wrote %s", target)
     return target

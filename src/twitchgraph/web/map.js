@@ -27,6 +27,8 @@
   var renderer = new Sigma(graph, document.getElementById("sigma"), {
     labelColor: { color: "#e6e6e6" },
     labelRenderedSizeThreshold: 8,
+    // Big maps stay fluid while panning: edges come back when the camera stops.
+    hideEdgesOnMove: DATA.edges.length > 50000,
     defaultEdgeColor: "#3a3f4b",
     zIndex: true,
     // Hover label on a dark box (sigma's default box is white, unreadable with light labels).
@@ -241,6 +243,6 @@
 
   // Handle for tests and the console.
   window.__map = { renderer: renderer, graph: graph, search: search, select: select,
-    zoomToCommunity: zoomToCommunity, hidden: state.hidden, selected: null, focused: null,
+    zoomToCommunity: zoomToCommunity, selected: null, focused: null,
     hovered: null, ready: true };
 })();
