@@ -10,7 +10,8 @@ Definitions (the original Italian-Twitch study's, parameterised):
 * the window is the complete snapshots with ``since <= started_at < until``; every
   ``every_nth`` of them (in time order, starting with the first) is used;
 * a snapshot stands for ``snapshot_minutes`` minutes: the median spacing of the used
-  snapshots (or ``interval_s * every_nth`` when only one is used);
+  snapshots, or the schedule (``interval_s * every_nth``) when that spacing is within 10 %
+  of it or only one snapshot is used;
 * ``minutes_live`` = snapshots live x snapshot_minutes; ``viewer_mean`` and ``chatter_mean``
   are means over the snapshots the streamer was live in (a live snapshot without chatters
   counts as 0 chatters); ``chatters_total`` = |S|, the distinct non-bot chatters of the
@@ -196,14 +197,19 @@ def _select_snapshots(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dic
         ) WHERE prev IS NOT NULL
         """,
     )
+    interval = _scalar(con, "SELECT median(interval_s) FROM _tg_sel")
+    scheduled = None if interval is None else interval * p.every_nth / 60.0
+    measured = step
     if step is None:
-        interval = _scalar(con, "SELECT max(interval_s) FROM _tg_sel")
-        if interval is None:
+        if scheduled is None:
             raise BuildError(
                 "only one snapshot in the window and no schedule interval: minutes live "
                 "cannot be derived; widen --since/--until or lower --every-nth"
             )
-        step = interval * p.every_nth / 60.0
+        step = scheduled
+    elif scheduled is not None and abs(step - scheduled) <= 0.1 * scheduled:
+        # Snapshots start a few seconds late or early; the schedule is the honest unit.
+        step = scheduled
     stats["snapshots"] = {
         "in_store": total,
         "complete": complete,
@@ -213,6 +219,7 @@ def _select_snapshots(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dic
         "last_used": str(_scalar(con, "SELECT max(started_at) FROM _tg_sel")),
     }
     stats["snapshot_minutes"] = float(step)
+    stats["snapshot_minutes_measured"] = None if measured is None else float(measured)
     return float(step)
 
 

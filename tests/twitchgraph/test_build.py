@@ -275,3 +275,20 @@ def test_write_graph_dir(tmp_path, triangle):
     }  # fmt: skip
     assert meta["outputs"] == {"streamers": 2, "edges": 1, "played": 2, "games": 1}
     assert "removed_bots" in meta
+
+
+def test_minutes_follow_the_schedule_when_snapshots_run_a_little_late():
+    con = new_store()
+    add_snapshots(con, 1)
+    add_snapshots(con, 1, start=T0 + timedelta(minutes=5, seconds=9), first_id=2)  # late
+    add_snapshots(con, 1, start=T0 + timedelta(minutes=10), first_id=3)
+    add_snapshots(con, 1, start=T0 + timedelta(minutes=30), first_id=4, interval_s=None)
+    add_live(con, [1, 2, 3], "a", chatters=["u1"])
+    r = build_graph(con, **_params(until=T0 + timedelta(minutes=11)))
+    assert r.stats["snapshot_minutes"] == 5.0
+    assert r.stats["snapshot_minutes_measured"] == pytest.approx(5.0)  # median of 5.15, 4.85
+    assert r.streamers.minutes_live.iloc[0] == 15.0
+    r = build_graph(con, **_params())  # spacing 5.15, 4.85, 20 -> median 5.15 (within 10 %)
+    assert r.stats["snapshot_minutes"] == 5.0
+    with pytest.raises(BuildError, match="only one snapshot .* no schedule interval"):
+        build_graph(con, **_params(since=T0 + timedelta(minutes=29)))

@@ -119,3 +119,11 @@ def test_gql_schema_change_fails_soft_and_gives_up():
     assert "PersistedQueryNotFound" in report.error
     with pytest.raises(SourceError, match="schema may have changed"):
         client.social_medias(["alpha"])
+
+
+def test_enrichment_of_a_store_without_streamers_is_a_no_op():
+    con = new_store()
+    assert enrich_social_descriptions(con).asked == 0
+    http = httpx.Client(transport=httpx.MockTransport(_gql_handler([])))
+    client = GqlClient(http=http, gql_url="https://gql.test/gql", client_id="web-id")
+    assert enrich_social_gql(con, client).asked == 0

@@ -94,21 +94,27 @@ def _replace_links(
     con: duckdb.DuckDBPyConnection, source: str, logins: Sequence[str], rows: list[tuple]
 ) -> None:
     """Replace the ``source`` links of ``logins`` by ``rows`` (login, platform, url)."""
+    if not logins:
+        return  # an empty frame has no column types DuckDB could compare with
     con.register("_tg_logins", pd.DataFrame({"login": list(logins)}))
-    con.register("_tg_links", pd.DataFrame(rows, columns=["login", "platform", "url"]))
     try:
         con.execute(
             "DELETE FROM social_links WHERE source = ? "
             "AND login IN (SELECT login FROM _tg_logins)",
             [source],
         )
+    finally:
+        con.unregister("_tg_logins")
+    if not rows:
+        return
+    con.register("_tg_links", pd.DataFrame(rows, columns=["login", "platform", "url"]))
+    try:
         con.execute(
             "INSERT OR IGNORE INTO social_links SELECT DISTINCT login, platform, url, ? "
             "FROM _tg_links",
             [source],
         )
     finally:
-        con.unregister("_tg_logins")
         con.unregister("_tg_links")
 
 

@@ -153,7 +153,9 @@ def write_explore_report(
     if "hourly" in t and not t["hourly"].empty:
         h = t["hourly"]
         fig, ax = new_figure(8, 3)
-        ax.bar(h["hour_utc"], h["viewers_per_snapshot"], color="#6441a5")
+        ax.bar(h["hour_utc"], h["viewers_per_snapshot"], width=0.8, color="#6441a5")
+        ax.set_xlim(-0.6, 23.6)
+        ax.set_xticks(range(0, 24, 2))
         ax.set_xlabel("hour of day (UTC)")
         ax.set_ylabel("viewers per snapshot")
         ax2 = ax.twinx()
