@@ -147,3 +147,26 @@ def test_legend_hides_and_zooms_to_a_community(page):
     page.wait_for_timeout(700)
     assert page.evaluate("window.__map.zoomedCommunity") == 3
     assert page.evaluate("window.__map.renderer.getCamera().getState().ratio") < 1.0
+
+
+@pytest.mark.slow
+def test_hover_greys_out_everything_but_the_neighbours(page):
+    page.click("#panel-close")
+    page.click("#show-all")
+    page.evaluate("window.__map.renderer.getCamera().setState({x: 0.5, y: 0.5, ratio: 1})")
+    page.wait_for_timeout(200)
+    login = "streamer_6_004"
+    box = page.locator("#sigma").bounding_box()
+    point = page.evaluate(
+        f"(() => {{ const r = window.__map.renderer; const d = r.getNodeDisplayData("
+        f"{json.dumps(login)}); const p = r.framedGraphToViewport(d); return [p.x, p.y]; }})()")
+    page.mouse.move(box["x"] + point[0], box["y"] + point[1])
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__map.hovered") == login
+    colours = page.evaluate(
+        f"(() => {{ const m = window.__map, key = {json.dumps(login)}; const out = {{}}; "
+        "m.graph.forEachNode(n => { out[n] = [m.graph.areNeighbors(n, key) || n === key, "
+        "m.renderer.getNodeDisplayData(n).color]; }); return out; })()")
+    grey = {c for near, c in colours.values() if not near}
+    kept = {c for near, c in colours.values() if near}
+    assert grey == {"#2b2f38"} and "#2b2f38" not in kept
