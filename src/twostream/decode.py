@@ -109,13 +109,16 @@ def iter_frames(
         stream = container.streams.video[0]
         declared = int(stream.frames or 0)
         size = None
-        n = 0
+        n = packets = 0
         try:
-            for frame in container.decode(stream):
-                if size is None:
-                    size = resized_size(frame.width, frame.height, short_side)
-                yield _to_rgb(frame, size)
-                n += 1
+            for packet in container.demux(stream):
+                if packet.size:
+                    packets += 1
+                for frame in packet.decode():
+                    if size is None:
+                        size = resized_size(frame.width, frame.height, short_side)
+                    yield _to_rgb(frame, size)
+                    n += 1
         except av.FFmpegError as exc:
             reason = f"corrupt: decoding failed after {n} frames ({exc})"
             raise VideoDecodeError(path, reason) from exc
@@ -124,9 +127,14 @@ def iter_frames(
                 path, "no frames: the video stream decodes to zero frames (empty or corrupt)"
             )
         if declared and n < declared:
-            raise VideoDecodeError(
-                path, f"truncated: decoded {n} frames but the container declares {declared}"
-            )
+            if packets < declared:  # the data of the missing frames is not in the file
+                raise VideoDecodeError(
+                    path, f"truncated: decoded {n} frames but the container declares {declared}"
+                )
+            # Every packet is there but some decode to no picture: Xvid/DivX AVIs store
+            # "not coded" placeholder frames this way. The clip is whole.
+            logger.info("%s: %d of %d declared frames are placeholders (not coded)",
+                        path, declared - n, declared)
         if n < min_frames:
             raise VideoDecodeError(
                 path, f"too short: {n} frame(s), need at least {min_frames} (flow needs 2)"
@@ -158,7 +166,8 @@ def decode_video(
     VideoDecodeError
         Missing or unreadable path, empty file, corrupt container or stream, zero frames,
         fewer than ``min_frames`` frames, or truncated (fewer decoded frames than the container
-        declares). The message names the path and the reason.
+        declares because packets are missing; "not coded" placeholder packets, which decode
+        to no picture, do not count as missing). The message names the path and the reason.
     """
     frames = list(iter_frames(path, short_side=short_side, min_frames=min_frames))
     return np.stack(frames)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -96,3 +97,30 @@ def test_one_frame_video_is_too_short(tmp_path):
     with pytest.raises(VideoDecodeError, match="too short: 1 frame"):
         decode_video(path)
     assert decode_video(path, short_side=None, min_frames=1).shape == (1, 48, 64, 3)
+
+
+def test_not_coded_placeholder_frames_are_not_truncation(tmp_path):
+    # Xvid/DivX AVIs (HMDB51's) may hold "not coded" VOPs: packets that decode to no picture.
+    # The container counts them, so decoded < declared although no data is missing.
+    enc = av.CodecContext.create("mpeg4", "w")
+    enc.width, enc.height, enc.pix_fmt = 64, 48, "yuv420p"
+    enc.time_base, enc.framerate = Fraction(1, 25), 25
+    frames = render_motion_clip("up", np.random.default_rng(0), width=64, height=48, frames=5)
+    payloads = []
+    for i, f in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+        vf.pts = i
+        payloads += [bytes(p) for p in enc.encode(vf)]
+    payloads += [bytes(p) for p in enc.encode(None)]
+    # A P-VOP header with vop_coded = 0 (5-bit time increment for a 1/25 time base).
+    payloads.insert(3, b"\x00\x00\x01\xb6\x50\x4f")
+    path = tmp_path / "xvid_style.avi"
+    with av.open(str(path), "w", format="avi") as c:
+        s = c.add_stream("mpeg4", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i, data in enumerate(payloads):
+            p = av.Packet(data)
+            p.stream, p.pts, p.dts, p.time_base = s, i, i, Fraction(1, 25)
+            c.mux(p)
+    assert declared_frame_count(path) == 6
+    assert decode_video(path, short_side=None).shape == (5, 48, 64, 3)
