@@ -339,13 +339,20 @@ def plot_evolution(evolution: Evolution, path: str | os.PathLike) -> Path:
         for c, size in sizes.items():
             ax.scatter(i, evolution.lineages[i][c], s=20 + 8 * size, zorder=2,
                        color=f"C{evolution.lineages[i][c] % 10}")
-    for i, t in enumerate(evolution.transitions, start=1):
-        ax.annotate(f"born {len(t.births)}, died {len(t.deaths)}\nsplit {len(t.splits)}, "
-                    f"merged {len(t.merges)}",
-                    (i, -0.8), ha="center", fontsize=8)
-    ax.set_xticks(range(len(evolution.windows)), evolution.windows, rotation=30, ha="right")
+    ticks = []
+    for i, window in enumerate(evolution.windows):
+        if i == 0:
+            ticks.append(window)
+            continue
+        t = evolution.transitions[i - 1]
+        ticks.append(f"{window}\n+{len(t.births)} born, {len(t.deaths)} died\n"
+                     f"{len(t.splits)} split, {len(t.merges)} merged\n{len(t.moved)} moved")
+    ax.set_xticks(range(len(evolution.windows)), ticks, fontsize=8)
+    lineages = sorted({lin for per in evolution.lineages for lin in per.values()})
+    ax.set_yticks(lineages, [f"L{lin}" for lin in lineages])
+    ax.set_xlim(-0.5, len(evolution.windows) - 0.5)
     ax.set_ylabel("community lineage")
-    ax.set_title("Communities over time (disc area: members; lines: Jaccard matches)")
+    ax.set_title("Communities over time (area: members, lines: Jaccard matches)", fontsize=10)
     fig.tight_layout()
     target = Path(path)
     fig.savefig(target)
