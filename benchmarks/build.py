@@ -51,13 +51,14 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def generate(db: Path, scale: float, threads: int) -> dict:
+def generate(db: Path, scale: float, threads: int, memory_limit: str) -> dict:
     """Write a synthetic store to ``db``; return its size figures."""
     from twitchgraph.store import open_store
 
     db.unlink(missing_ok=True)
     con = open_store(db)
     con.execute(f"SET threads = {threads}")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
     n_snap = max(2, round(SNAPSHOTS_FULL * scale))
     t0 = time.perf_counter()
     con.execute(
@@ -266,7 +267,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.1,
                         help="fraction of the original's 3,823 snapshots (1 = two weeks)")
     parser.add_argument("--pandas-scale", type=float, default=None,
-                        help="scale of the DuckDB-vs-pandas pair (default: --scale)")
+                        help="scale of the DuckDB-vs-pandas pair (default: --scale; 0: skip)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--memory-limit", default="4GB")
@@ -276,7 +277,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.phase == "generate":
-        print(json.dumps(generate(args.db, args.scale, args.threads)))
+        print(json.dumps(generate(args.db, args.scale, args.threads, args.memory_limit)))
         return
     if args.phase == "duckdb":
         print(json.dumps(run_duckdb(args.db, args.out, args.threads, args.memory_limit)))
@@ -291,12 +292,13 @@ def main() -> None:
           f"workdir={workdir}")  # fmt: skip
     scales = [args.scale]
     pandas_scale = args.pandas_scale if args.pandas_scale is not None else args.scale
-    if pandas_scale != args.scale:
+    if pandas_scale > 0 and pandas_scale != args.scale:
         scales.append(pandas_scale)
     rows = {}
     for scale in scales:
         db = workdir / f"store-{scale:g}.duckdb"
-        gen = _child("generate", db=str(db), scale=str(scale), threads=str(args.threads))
+        gen = _child("generate", db=str(db), scale=str(scale), threads=str(args.threads),
+                     memory_limit=args.memory_limit)  # fmt: skip
         print(f"\nscale {scale:g}: store {json.dumps(gen)}")
         if "failed" in gen:
             continue

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -566,12 +567,18 @@ def _cleanup(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
 
 
-def build_graph(con: duckdb.DuckDBPyConnection, **params: Any) -> BuildResult:
+def build_graph(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    progress: Callable[[str], None] | None = None,
+    **params: Any,
+) -> BuildResult:
     """Build the streamer graph from the snapshots in an open store.
 
     Parameters
     ----------
     con : an open store (``twitchgraph.store.open_store``).
+    progress : called with the name of each step as it starts (for a status line).
     **params : the fields of :class:`BuildParams` (since, until, every_nth, language,
         min_live_minutes, min_viewer_mean, min_chatter_mean, min_weight, weight,
         min_game_minutes, drop_suspected, bot_channel_share, bot_min_channels).
@@ -595,15 +602,26 @@ def build_graph(con: duckdb.DuckDBPyConnection, **params: Any) -> BuildResult:
             k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(p).items()
         },
     }
+    def report(step: str) -> None:
+        logger.debug("build: %s", step)
+        if progress is not None:
+            progress(step)
+
     try:
+        report("selecting snapshots")
         step = _select_snapshots(con, p, stats)
+        report("reading live streams")
         _live_streams(con, p, stats)
+        report("removing bots from chatters")
         _chatters(con, p, stats)
+        report("streamer statistics")
         _streamer_stats(con, step)
         stats["streamers"] = {"seen": _count(con, "_tg_streamers")}
         _apply_thresholds(con, p, stats)
         stats["streamers"]["kept"] = _count(con, "_tg_kept")
+        report("pairs of streamers sharing chatters")
         edges = _edges(con, p, stats)
+        report("games")
         played = _played(con, p, step, stats)
         games = _games(con, played)
         streamers = _streamers_frame(con)

@@ -137,9 +137,10 @@ def _run(con, services, clock, **kw):
 
 
 def test_all_sources_fill_the_cache_and_the_graph(store):
-    services, clock = FakeServices(), FakeClock()
-    reports = _run(store, services, clock)
+    services, clock, seen = FakeServices(), FakeClock(), []
+    reports = _run(store, services, clock, progress=lambda *step: seen.append(step))
     assert all(r.error is None for r in reports.values()), reports
+    assert seen == [("steam", 1, 2), ("steam", 2, 2)]  # appdetails of 440 and 730
     assert (reports["helix games"].asked, reports["helix games"].found) == (3, 2)
     assert (reports["igdb"].asked, reports["igdb"].found) == (2, 1)
     assert "fields name,genres.name" in services.igdb_bodies[0]

@@ -115,10 +115,11 @@ def build(
     """
     from twitchgraph.build import BuildError, build_graph, write_graph_dir
 
-    with _store(db) as con:
+    with _store(db) as con, _err.status("building") as status:
         try:
             result = build_graph(
                 con,
+                progress=lambda step: status.update(f"building: {step}"),
                 since=_when(since, "--since"),
                 until=_when(until, "--until"),
                 every_nth=every_nth,
@@ -232,7 +233,20 @@ def enrich(
         colour = "red" if report.error else "green"
         _out.print(f"[{colour}]{report.summary()}[/{colour}]", markup=True)
 
-    with _store(db) as con, httpx.Client(timeout=30.0) as http:
+    from rich.progress import Progress
+
+    tasks: dict[str, int] = {}
+
+    def advance(source: str, done: int, total: int) -> None:
+        if source not in tasks:
+            tasks[source] = bar.add_task(source, total=total)
+        bar.update(tasks[source], completed=done, total=total)
+
+    with (
+        _store(db) as con,
+        httpx.Client(timeout=30.0) as http,
+        Progress(console=_err, transient=True) as bar,
+    ):
         reports = run_enrichment(
             con,
             endpoints=endpoints,
@@ -244,6 +258,7 @@ def enrich(
             match_threshold=match_threshold,
             gql_client_id=env.get("TWITCH_GQL_CLIENT_ID"),
             on_report=show,
+            progress=advance,
         )
     failed = [r for r in reports if r.error]
     if failed and (strict or len(failed) == len(reports)):

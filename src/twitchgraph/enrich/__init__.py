@@ -101,6 +101,7 @@ def run_enrichment(
     gql_client_id: str | None = None,
     gql_limit: int | None = None,
     on_report: Callable[[SourceReport], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[SourceReport]:
     """Run every enabled source against the store; one report per source, in order.
 
@@ -120,6 +121,8 @@ def run_enrichment(
         app's client id.
     gql_limit : ask GQL about at most this many streamers (largest first).
     on_report : called with each report as soon as its source is done.
+    progress : called as ``progress(source, done, total)`` during the long sources
+        (Steam appdetails, GQL), for a progress bar.
     """
     from twitchgraph.enrich.games import enrich_helix_games
     from twitchgraph.enrich.igdb import IGDBClient, enrich_igdb
@@ -165,7 +168,9 @@ def run_enrichment(
         steam_client = SteamClient(http=http, store_url=endpoints.steam_store_url,
                                    api_url=endpoints.steam_api_url, clock=clock,
                                    min_interval_s=steam_interval_s)  # fmt: skip
-        done(_soft("steam", lambda: enrich_steam(con, steam_client, threshold=match_threshold)))
+        done(_soft("steam", lambda: enrich_steam(
+            con, steam_client, threshold=match_threshold,
+            progress=(lambda d, t: progress("steam", d, t)) if progress else None)))  # fmt: skip
     done(_soft("social (description)", lambda: enrich_social_descriptions(con)))
     if social_source == "gql":
         client_id = gql_client_id or os.environ.get(GQL_CLIENT_ID_VAR) or (
@@ -176,5 +181,7 @@ def run_enrichment(
         else:
             gql = GqlClient(http=http, gql_url=endpoints.gql_url, client_id=client_id,
                             clock=clock)  # fmt: skip
-            done(_soft("social (gql)", lambda: enrich_social_gql(con, gql, limit=gql_limit)))
+            done(_soft("social (gql)", lambda: enrich_social_gql(
+                con, gql, limit=gql_limit,
+                progress=(lambda d, t: progress("gql", d, t)) if progress else None)))  # fmt: skip
     return reports
