@@ -164,17 +164,20 @@ def test_rerun_skips_complete_clips_and_redoes_half_written_ones(tmp_path, synth
     assert _tree(out) == _tree(extracted_dataset.out_dir)
 
 
-def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracted_dataset):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracted_dataset,
+                                               workers):
     out = tmp_path / "out"
     code = (
         "import sys; from twostream.extract import extract_dataset;"
         "from twostream.flow import TVL1_PRESETS;"
         "extract_dataset(sys.argv[1], sys.argv[2], sys.argv[3], flow='tvl1',"
-        " tvl1=TVL1_PRESETS['fast'], short_side=None, workers=1, progress=False)"
+        " tvl1=TVL1_PRESETS['fast'], short_side=None, workers=int(sys.argv[4]),"
+        " progress=False)"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(synth_dataset.videos_dir),
-         str(synth_dataset.splits_dir), str(out)],
+         str(synth_dataset.splits_dir), str(out), str(workers)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
