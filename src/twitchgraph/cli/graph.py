@@ -233,7 +233,7 @@ def demo(
     from twitchgraph.demo import DemoError, run_demo
 
     try:
-        result = run_demo(out, seed=seed, echo=_out.print)
+        result = run_demo(out, seed=seed, echo=lambda line: _out.print(line, markup=False))
     except DemoError as exc:
         raise _fail(str(exc)) from None
     _out.print(f"[bold]open the map:[/bold] {result.html}", markup=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -69,7 +70,11 @@ def export_png(
     ax.axis("off")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target, facecolor=fig.get_facecolor(), bbox_inches="tight")
+    with warnings.catch_warnings():
+        # Names in scripts DejaVu Sans lacks (CJK, ...) draw as boxes; one warning per glyph
+        # would drown the output.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+        fig.savefig(target, facecolor=fig.get_facecolor(), bbox_inches="tight")
     plt.close(fig)
     logger.info("wrote %s", target)
     return target

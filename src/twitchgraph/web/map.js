@@ -241,6 +241,13 @@
   document.getElementById("summary").textContent = DATA.nodes.length + " streamers, " + graph.size +
     " overlaps, " + DATA.communities.length + " communities";
 
+  // Start with the map beside the controls, not under them.
+  var viewWidth = renderer.getContainer().offsetWidth;
+  var panelWidth = document.getElementById("controls").offsetWidth + 24;
+  if (viewWidth > 2 * panelWidth) {
+    renderer.getCamera().setState({ x: 0.5 - panelWidth / viewWidth / 2, y: 0.5, ratio: 1 + panelWidth / viewWidth });
+  }
+
   // Handle for tests and the console.
   window.__map = { renderer: renderer, graph: graph, search: search, select: select,
     zoomToCommunity: zoomToCommunity, selected: null, focused: null,
