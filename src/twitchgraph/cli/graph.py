@@ -70,6 +70,7 @@ def layout(
     dissuade_hubs: bool = typer.Option(False, help="Gephi's Dissuade Hubs."),
     prevent_overlap: bool = typer.Option(True, help="No overlapping discs at the end."),
     jitter_tolerance: float = typer.Option(1.0, help="Tolerated swinging."),
+    barnes_hut: bool = typer.Option(True, help="Approximate repulsion (Barnes-Hut)."),
     barnes_hut_theta: float = typer.Option(1.2, help="Barnes-Hut accuracy (lower: exact)."),
     engine: str = typer.Option("fa2", help="fa2 (Barnes-Hut) or networkx (O(n²) reference)."),
 ) -> None:
@@ -87,7 +88,7 @@ def layout(
             scaling=scaling, gravity=gravity, strong_gravity=strong_gravity, linlog=linlog,
             edge_weight_influence=edge_weight_influence, dissuade_hubs=dissuade_hubs,
             prevent_overlap=prevent_overlap, jitter_tolerance=jitter_tolerance,
-            barnes_hut_theta=barnes_hut_theta,
+            barnes_hut=barnes_hut, barnes_hut_theta=barnes_hut_theta,
         )
         with Progress(console=_err, transient=True) as progress:
             task = progress.add_task("ForceAtlas2", total=iterations)
