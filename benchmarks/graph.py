@@ -11,10 +11,10 @@ weights 10-100 skewed low) and the GRAPH_DIR columns, then times, side by side:
                 its pairwise arrays would not fit in the memory available)
   exports       db (Kùzu), neo4j, gexf, png, html: ours only (no reference)
 
-Wall time and peak memory of each step (peak resident set above the step's start, read from
-/proc/self/status VmHWM after resetting it through /proc/self/clear_refs; Linux only). The
-quality of each community result (modularity Q, NMI with the planted partition) is printed
-too, so a fast wrong answer does not look good.
+Each step runs in a fresh process that first reads the GRAPH_DIR from disk: wall time of the
+step, and peak memory as the process's peak resident set (VmHWM) minus its resident set
+right before the step (Linux /proc). The quality of each community result (modularity Q, NMI
+with the planted partition) is printed too, so a fast wrong answer does not look good.
 
 Run: .venv/bin/python benchmarks/graph.py [--sizes 3000 30000] [--no-reference]
 """
@@ -22,12 +22,12 @@ Run: .venv/bin/python benchmarks/graph.py [--sizes 3000 30000] [--no-reference]
 from __future__ import annotations
 
 import argparse
-import gc
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
-from twitchgraph.communities import find_communities
+from twitchgraph.communities import communities_for_dir
 from twitchgraph.export import export_graph
-from twitchgraph.graphio import GraphData, to_networkx, write_graph_tables
-from twitchgraph.layout import ForceAtlas2Settings, forceatlas2_layout
+from twitchgraph.graphio import GraphData, read_graph_dir, to_networkx, write_graph_tables
+from twitchgraph.layout import ForceAtlas2Settings, layout_for_dir
 
 EDGES_PER_NODE = 16
 INSIDE = 0.85
@@ -53,23 +53,8 @@ def _vm(field: str) -> float:
     return float("nan")
 
 
-def measure(fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    """Run fn; return (result, seconds, peak MiB above the start)."""
-    gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")  # reset VmHWM to the current RSS
-    except OSError:
-        pass
-    start_rss = _vm("VmRSS")
-    t0 = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - t0
-    return result, seconds, max(0.0, _vm("VmHWM") - start_rss)
-
-
-def planted_graph(n: int, seed: int = 0) -> tuple[GraphData, dict[str, int]]:
-    """A GRAPH_DIR-shaped planted-partition graph with n streamers."""
+def planted_graph(n: int, seed: int = 0) -> GraphData:
+    """A GRAPH_DIR-shaped planted-partition graph with n streamers (truth in `planted`)."""
     rng = np.random.default_rng(seed)
     k = max(2, n // 100)
     community = rng.integers(0, k, n)
@@ -107,81 +92,107 @@ def planted_graph(n: int, seed: int = 0) -> tuple[GraphData, dict[str, int]]:
         "chatter_mean": np.round(viewers * 0.4, 2), "chatters_total": rng.integers(50, 50000, n),
         "main_game": main_game, "broadcaster_type": "affiliate",
         "social_links": [f"https://twitter.com/s{i}" for i in range(n)],
+        "planted": community,
     })
     played = pd.DataFrame({"Source": logins, "Target": main_game,
                            "minutes_played": rng.integers(30, 5000, n)})
     games_frame = pd.DataFrame({"Id": games, "Label": games,
                                 "genres": ["Shooter;Adventure"] * len(games)})
-    truth = dict(zip(logins, community.tolist(), strict=True))
-    return GraphData(streamers=streamers, edges=edges, played=played, games=games_frame), truth
+    return GraphData(streamers=streamers, edges=edges, played=played, games=games_frame)
 
 
-def _nmi(truth: dict[str, int], found: dict[str, int]) -> float:
-    keys = list(truth)
-    return normalized_mutual_info_score([truth[x] for x in keys], [found[x] for x in keys])
+def _nmi(data: GraphData, found: dict[str, int]) -> float:
+    planted = data.streamers["planted"].tolist()
+    return normalized_mutual_info_score(planted, [found[x] for x in data.logins])
+
+
+def _step(graph_dir: str, step: str) -> tuple[float, float, str]:
+    """Run one step in this (fresh) process; returns (seconds, peak MiB above start, note)."""
+    data = read_graph_dir(graph_dir)
+    note = ""
+    start_rss = _vm("VmRSS")
+    t0 = time.perf_counter()
+    if step == "leiden":
+        del data
+        result, _ = communities_for_dir(graph_dir, resolution=1.0, seed=0)
+        seconds = time.perf_counter() - t0
+        data = read_graph_dir(graph_dir)
+        note = (f"Q={result.modularity:.3f} k={len(result.table)} "
+                f"NMI={_nmi(data, result.membership):.3f}")
+    elif step == "louvain":
+        graph = to_networkx(data)
+        groups = nx.community.louvain_communities(graph, weight="weight", seed=0)
+        seconds = time.perf_counter() - t0
+        membership = {x: i for i, group in enumerate(groups) for x in group}
+        q = nx.community.modularity(graph, groups, weight="weight")
+        note = f"Q={q:.3f} k={len(groups)} NMI={_nmi(data, membership):.3f} (incl. nx graph)"
+    elif step in ("fa2", "fa2+overlap"):
+        del data
+        settings = ForceAtlas2Settings(prevent_overlap=step == "fa2+overlap")
+        layout_for_dir(graph_dir, iterations=100, seed=0, settings=settings)
+        seconds = time.perf_counter() - t0
+    elif step == "nx-fa2":
+        graph = to_networkx(data)
+        nx.forceatlas2_layout(graph, max_iter=100, weight="weight", seed=0)
+        seconds = time.perf_counter() - t0
+        note = "incl. nx graph"
+    else:
+        del data
+        done = export_graph(graph_dir, [step])
+        seconds = time.perf_counter() - t0
+        path = done[0].path
+        size = (sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir()
+                else path.stat().st_size)
+        note = f"{size / 2**20:.1f} MiB on disk"
+    return seconds, max(0.0, _vm("VmHWM") - start_rss), note
+
+
+def _in_fresh_process(graph_dir: Path, step: str) -> tuple[float, float, str]:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_step, str(graph_dir), step).result()
+
+
+STEPS = [
+    ("communities", "ours: Leiden (leidenalg)", "leiden", False),
+    ("communities", "networkx louvain", "louvain", True),
+    ("layout/100it", "ours: ForceAtlas2 (fa2, BH)", "fa2", False),
+    ("layout/100it", "networkx forceatlas2_layout", "nx-fa2", True),
+    ("layout/100it", "ours + prevent overlap", "fa2+overlap", False),
+    ("export db", "ours: Kùzu", "db", False),
+    ("export neo4j", "ours", "neo4j", False),
+    ("export gexf", "ours (streamed)", "gexf", False),
+    ("export png", "ours (matplotlib)", "png", False),
+    ("export html", "ours", "html", False),
+]
 
 
 def run(n: int, reference: bool, workdir: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-
-    def record(step: str, impl: str, seconds: float | None, mib: float | None, note: str = ""):
+    t0 = time.perf_counter()
+    data = planted_graph(n)
+    graph_dir = write_graph_tables(data, workdir / f"graph_{n}")
+    print(f"n={n}: {len(data.streamers)} streamers, {len(data.edges)} edges "
+          f"({len(data.edges) / n:.1f} per node), {data.streamers['planted'].nunique()} "
+          f"planted communities; generated in {time.perf_counter() - t0:.1f} s", flush=True)
+    del data
+    rows = []
+    for step, impl, key, is_reference in STEPS:
+        if is_reference and not reference:
+            continue
+        # networkx's FA2 builds n x n x 2 float64 arrays (and temporaries of that size).
+        need_gib = 4 * n * n * 2 * 8 / 2**30
+        avail_gib = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+        if key == "nx-fa2" and need_gib > 0.6 * avail_gib:
+            seconds = mib = None
+            note = f"skipped: needs ~{need_gib:.0f} GiB, {avail_gib:.0f} GiB available"
+        else:
+            seconds, mib, note = _in_fresh_process(graph_dir, key)
         rows.append({"n": n, "step": step, "impl": impl,
                      "seconds": None if seconds is None else round(seconds, 2),
                      "peak_MiB": None if mib is None else round(mib, 1), "note": note})
         print(f"  {step:<12} {impl:<28} "
               f"{'-' if seconds is None else f'{seconds:8.2f} s'}  "
               f"{'-' if mib is None else f'{mib:8.1f} MiB'}  {note}", flush=True)
-
-    (data, truth), seconds, mib = measure(lambda: planted_graph(n))
-    print(f"n={n}: {len(data.streamers)} streamers, {len(data.edges)} edges "
-          f"({len(data.edges) / n:.1f} per node), {len(set(truth.values()))} planted "
-          f"communities; generated in {seconds:.1f} s", flush=True)
-
-    result, seconds, mib = measure(lambda: find_communities(data, resolution=1.0, seed=0))
-    record("communities", "ours: Leiden (leidenalg)", seconds, mib,
-           f"Q={result.modularity:.3f} k={len(result.table)} "
-           f"NMI={_nmi(truth, result.membership):.3f}")
-    data.streamers["community"] = data.streamers["Id"].map(result.membership)
-    if reference:
-        graph = to_networkx(data)
-        louvain, seconds, mib = measure(
-            lambda: nx.community.louvain_communities(graph, weight="weight", seed=0))
-        membership = {x: i for i, group in enumerate(louvain) for x in group}
-        q = nx.community.modularity(graph, louvain, weight="weight")
-        record("communities", "networkx louvain", seconds, mib,
-               f"Q={q:.3f} k={len(louvain)} NMI={_nmi(truth, membership):.3f}")
-        del graph
-
-    settings = ForceAtlas2Settings(prevent_overlap=False)
-    positions, seconds, mib = measure(
-        lambda: forceatlas2_layout(data, iterations=100, seed=0, settings=settings))
-    record("layout/100it", "ours: ForceAtlas2 (fa2, BH)", seconds, mib)
-    _, seconds, mib = measure(lambda: forceatlas2_layout(
-        data, iterations=100, seed=0, settings=ForceAtlas2Settings(prevent_overlap=True)))
-    record("layout/100it", "ours + prevent overlap", seconds, mib)
-    if reference:
-        # networkx's FA2 builds n x n x 2 float64 arrays (and temporaries of the same size).
-        need_gib = 4 * n * n * 2 * 8 / 2**30
-        avail_gib = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
-        if need_gib > 0.6 * avail_gib:
-            record("layout/100it", "networkx forceatlas2_layout", None, None,
-                   f"skipped: needs ~{need_gib:.0f} GiB, {avail_gib:.0f} GiB available")
-        else:
-            graph = to_networkx(data)
-            _, seconds, mib = measure(
-                lambda: nx.forceatlas2_layout(graph, max_iter=100, weight="weight", seed=0))
-            record("layout/100it", "networkx forceatlas2_layout", seconds, mib)
-            del graph
-    data.streamers = data.streamers.merge(positions, on="Id")
-
-    out = workdir / f"graph_{n}"
-    write_graph_tables(data, out)
-    for target in ("db", "neo4j", "gexf", "png", "html"):
-        done, seconds, mib = measure(lambda t=target: export_graph(out, [t]))
-        path = done[0].path
-        size = (sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir()
-                else path.stat().st_size)
-        record(f"export {target}", "ours", seconds, mib, f"{size / 2**20:.1f} MiB on disk")
     return rows
 
 
@@ -197,9 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         for n in args.sizes:
             rows += run(n, not args.no_reference, workdir)
-    table = pd.DataFrame(rows)
     print()
-    print(table.to_string(index=False))
+    print(pd.DataFrame(rows).to_string(index=False))
     return 0
 
 
