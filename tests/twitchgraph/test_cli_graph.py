@@ -92,3 +92,14 @@ def test_bad_options(graph_dir):
     assert result.exit_code == 1 and "resolution" in result.output
     result = runner.invoke(app, ["layout", str(graph_dir), "--engine", "gephi"])
     assert result.exit_code == 1 and "engine" in result.output
+
+
+def test_query_notes_a_database_older_than_the_tables(graph_dir):
+    import os
+    import time
+
+    runner.invoke(app, ["export", str(graph_dir), "--to", "db"])
+    later = time.time() + 5
+    os.utime(graph_dir / "streamers.csv", (later, later))
+    result = runner.invoke(app, ["query", str(graph_dir), "MATCH (s:Streamer) RETURN count(*)"])
+    assert result.exit_code == 0 and "is newer than" in result.output

@@ -142,6 +142,10 @@ def query(
     """
     from twitchgraph.export.query import parse_params, run_query
 
+    db_file, table = graph_dir / "graph.kuzu", graph_dir / "streamers.csv"
+    if db_file.exists() and table.exists() and table.stat().st_mtime > db_file.stat().st_mtime:
+        _err.print(f"note: {table} is newer than {db_file}; run `twitchgraph export "
+                   f"{graph_dir} --to db` to query the latest tables", style="yellow")
     try:
         params = parse_params(param)
         result = run_query(graph_dir, cypher, params)
