@@ -12,8 +12,9 @@ npx esbuild entry.js --bundle --minify --format=iife --target=es2019 \
   --legal-comments=none --outfile="$vendor/sigma-graphology.min.js"
 cp node_modules/sigma/LICENSE.txt "$vendor/LICENSE-sigma.txt"
 cp node_modules/graphology/LICENSE.txt "$vendor/LICENSE-graphology.txt"
-# events is bundled as sigma's dependency.
+# events and graphology-utils are bundled as sigma's dependencies.
 cp node_modules/events/LICENSE "$vendor/LICENSE-events.txt"
+cp node_modules/graphology-utils/LICENSE.txt "$vendor/LICENSE-graphology-utils.txt"
 {
   echo "# Bundled by web/build-bundle.sh; do not edit by hand."
   for pkg in sigma graphology graphology-utils events esbuild; do
