@@ -170,3 +170,19 @@ def test_hover_greys_out_everything_but_the_neighbours(page):
     grey = {c for near, c in colours.values() if not near}
     kept = {c for near, c in colours.values() if near}
     assert grey == {"#2b2f38"} and "#2b2f38" not in kept
+
+
+def test_vendored_bundle_has_versions_and_licences():
+    from importlib import resources
+
+    from twitchgraph.export.html import bundle_versions
+
+    versions = bundle_versions()
+    assert {"sigma", "graphology", "graphology-utils", "events"} <= set(versions)
+    vendor = resources.files("twitchgraph.web").joinpath("vendor")
+    for package in ("sigma", "graphology", "graphology-utils", "events"):
+        assert "MIT" in vendor.joinpath(f"LICENSE-{package}.txt").read_text(encoding="utf-8")
+    repo = Path(__file__).resolve().parents[2]
+    package_json = json.loads((repo / "web" / "package.json").read_text())
+    assert package_json["dependencies"]["sigma"] == versions["sigma"]
+    assert package_json["dependencies"]["graphology"] == versions["graphology"]
