@@ -259,6 +259,7 @@ class FakeChatServer:
         self.rooms: dict[str, list[str]] = {}
         self.big_rooms: set[str] = set()
         self.on_join_lines: dict[str, list[str]] = {}  # sent right after a JOIN's NAMES
+        self.ignore_joins = 0  # the next N JOINs get no answer (as over Twitch's rate limit)
         self.received: list[tuple[float, int, str]] = []
         self.writers: list[asyncio.StreamWriter] = []
         self.nicks: dict[int, str] = {}
@@ -319,6 +320,8 @@ class FakeChatServer:
                 if line.startswith("NICK "):
                     self.nicks[index] = line[5:]
                     writer.write(f":tmi.twitch.tv 001 {line[5:]} :Welcome, GLHF!\r\n".encode())
+                elif line.startswith("JOIN #") and self.ignore_joins > 0:
+                    self.ignore_joins -= 1
                 elif line.startswith("JOIN #"):
                     channel = line[6:]
                     nick = self.nicks.get(index, "justinfan1")

@@ -181,3 +181,34 @@ def test_observe_window_and_listened_seconds() -> None:
         assert second.listened_s == 30  # counted since the previous observe
 
     run(scenario)
+
+
+def test_a_join_without_confirmation_is_sent_again() -> None:
+    async def scenario(server: FakeChatServer) -> None:
+        server.rooms["quiet"] = ["ann"]
+        server.ignore_joins = 1  # the first JOIN is dropped silently, like Twitch over its limit
+        async with client(server, join_confirm_timeout_s=0.2) as chat:
+            await chat.join(["quiet"])
+            await server.wait_joined("quiet", count=2, timeout=3.0)
+            await until(lambda: chat.joined == 1 and chat.users_seen == 1)
+            assert chat.observe(window_s=60)["quiet"].users == {"ann": "names"}
+
+    run(scenario)
+
+
+def test_join_returns_promptly_when_chat_is_unreachable() -> None:
+    async def scenario() -> None:
+        probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = probe.sockets[0].getsockname()[1]
+        probe.close()
+        await probe.wait_closed()  # nothing listens on `port` any more
+        loop = asyncio.get_running_loop()
+        async with ChatClient(host="127.0.0.1", port=port, tls=False, connect_timeout_s=0.3,
+                              reconnect_backoff_s=0.05) as chat:
+            start = loop.time()
+            taken = await chat.join([f"c{i}" for i in range(5)])
+            assert taken == [f"c{i}" for i in range(5)]
+            assert loop.time() - start < 1.5  # one wait for the connection, not one per channel
+            assert chat.joined == 0
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))

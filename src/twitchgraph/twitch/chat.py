@@ -136,7 +136,8 @@ class _Channel:
 class _Connection:
     index: int
     channels: set[str] = field(default_factory=set)  # wanted on this connection
-    sent: set[str] = field(default_factory=set)  # JOIN sent on the current socket
+    sent: dict[str, float] = field(default_factory=dict)  # JOIN sent (loop time), this socket
+    confirmed: set[str] = field(default_factory=set)  # our JOIN echoed on this socket
     writer: asyncio.StreamWriter | None = None
     task: asyncio.Task[None] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -191,6 +192,8 @@ class ChatClient:
         idle_timeout_s: reconnect when the server sends nothing for this long.
         connect_timeout_s: how long `join` waits for a connection before leaving the JOIN to
             the connection's own (re)join loop.
+        join_confirm_timeout_s: a JOIN not echoed within this is sent again (Twitch drops
+            JOINs over the rate limit without a word).
 
     Use as ``async with ChatClient(...) as chat:``; `join`, `part`, `observe`.
     """
@@ -213,6 +216,7 @@ class ChatClient:
         max_backoff_s: float = 30.0,
         idle_timeout_s: float = 360.0,
         connect_timeout_s: float = 30.0,
+        join_confirm_timeout_s: float = 20.0,
     ) -> None:
         if channels_per_connection < 1 or max_connections < 1:
             raise ValueError("channels_per_connection and max_connections must be >= 1")
@@ -228,6 +232,8 @@ class ChatClient:
         self.max_backoff_s = max_backoff_s
         self.idle_timeout_s = idle_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.join_confirm_timeout_s = join_confirm_timeout_s
+        self.unavailable: set[str] = set()  # channels the server refused (suspended, ...)
         self.stats = ChatStats()
         self._connections: list[_Connection] = []
         self._channels: dict[str, _Channel] = {}
@@ -288,15 +294,19 @@ class ChatClient:
             self._where[name] = conn
             self._channels[name] = _Channel(name)
             taken.append(name)
+        unreachable: set[int] = set()
         for name in taken:
             conn = self._where.get(name)
-            if conn is None or self._closing:
+            if conn is None or self._closing or conn.index in unreachable:
                 continue
             if conn.writer is None:
-                # Not connected (yet): the connection joins its channels once it is up.
+                # Not connected (yet): once up, the connection joins all its channels itself.
                 try:
                     await asyncio.wait_for(conn.ready.wait(), timeout=self.connect_timeout_s)
                 except TimeoutError:
+                    unreachable.add(conn.index)
+                    log.warning("chat connection %d not up after %.0f s; its channels will be "
+                                "joined when it connects", conn.index, self.connect_timeout_s)
                     continue
             await self._send_join(conn, name)
         return taken
@@ -307,11 +317,12 @@ class ChatClient:
             name = name.lower().lstrip("#")
             conn = self._where.pop(name, None)
             self._channels.pop(name, None)
+            self.unavailable.discard(name)
             if conn is None:
                 continue
             conn.channels.discard(name)
-            if name in conn.sent:
-                conn.sent.discard(name)
+            conn.confirmed.discard(name)
+            if conn.sent.pop(name, None) is not None:
                 await self._write(conn, f"PART #{name}")
                 self.stats.parts_sent += 1
 
@@ -382,7 +393,7 @@ class ChatClient:
                 failures += 1
                 await self._pause(conn, failures, f"cannot connect to chat: {exc}")
                 continue
-            conn.writer, conn.sent = writer, set()
+            conn.writer, conn.sent, conn.confirmed = writer, {}, set()
             self.stats.connections += 1
             try:
                 await self._write(conn, f"CAP REQ :{CAPABILITIES}")
@@ -390,10 +401,12 @@ class ChatClient:
                 await self._write(conn, f"NICK {self.nick}")
                 conn.ready.set()
                 rejoin = asyncio.create_task(self._rejoin(conn))
+                watchdog = asyncio.create_task(self._confirm_joins(conn))
                 try:
                     reason = await self._read(conn, reader)
                 finally:
                     rejoin.cancel()
+                    watchdog.cancel()
                 failures = 0 if reason == "reconnect" else failures + 1
             except (OSError, ConnectionError) as exc:
                 failures += 1
@@ -417,13 +430,30 @@ class ChatClient:
         for name in sorted(conn.channels):
             await self._send_join(conn, name)
 
+    async def _confirm_joins(self, conn: _Connection) -> None:
+        """Send a JOIN again when the server never echoed it.
+
+        Twitch silently drops JOINs over the rate limit; the only sign is the missing echo.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.join_confirm_timeout_s / 2))
+            now = loop.time()
+            stale = [name for name, at in conn.sent.items()
+                     if name not in conn.confirmed and name not in self.unavailable
+                     and now - at > self.join_confirm_timeout_s]
+            for name in stale:
+                log.info("no confirmation for JOIN #%s; sending it again", name)
+                conn.sent.pop(name, None)
+                await self._send_join(conn, name)
+
     async def _send_join(self, conn: _Connection, name: str) -> None:
         if name in conn.sent or name not in conn.channels or conn.writer is None:
             return
         await self._limiter.acquire()
         if name in conn.sent or name not in conn.channels or conn.writer is None:
             return
-        conn.sent.add(name)
+        conn.sent[name] = asyncio.get_running_loop().time()
         state = self._channels.get(name)
         if state is not None:
             state.names_reset = True
@@ -472,11 +502,11 @@ class ChatClient:
             elif message.command == "RECONNECT":
                 return "reconnect"
             else:
-                self._handle(message)
+                self._handle(message, conn)
 
     # -- membership bookkeeping --------------------------------------------------------------
 
-    def _handle(self, message: IrcMessage) -> None:
+    def _handle(self, message: IrcMessage, conn: _Connection | None = None) -> None:
         command = message.command
         if command in ("PRIVMSG", "USERNOTICE"):
             channel = self._channel(message.params[0] if message.params else "")
@@ -491,6 +521,8 @@ class ChatClient:
                 return
             if login == self.nick:
                 channel.joined_at = channel.joined_at or self._clock.now()
+                if conn is not None:
+                    conn.confirmed.add(channel.name)
                 return
             channel.membership = True
             channel.present.setdefault(login, "join")
@@ -516,8 +548,9 @@ class ChatClient:
         elif command == "NOTICE" and message.tags.get("msg-id") in (
             "msg_channel_suspended", "msg_channel_blocked", "tos_ban"
         ):
-            target = message.params[0] if message.params else ""
-            log.info("cannot join %s: %s", target, message.params[-1] if message.params else "")
+            target = (message.params[0] if message.params else "").lstrip("#").lower()
+            self.unavailable.add(target)
+            log.info("cannot join #%s: %s", target, message.params[-1] if message.params else "")
 
     def _channel(self, param: str) -> _Channel | None:
         return self._channels.get(param.lstrip("#").lower())
