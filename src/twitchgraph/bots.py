@@ -214,9 +214,20 @@ def suspected_bots_sql(presence: str, live: str, *, share: float, min_channels: 
         WITH live AS (
             SELECT snapshot_id, count(DISTINCT channel) AS n_live FROM {live} GROUP BY 1
         ),
+        -- n_channels > share * n_live means n_channels >= floor(share * n_live) + 1: an
+        -- account seen fewer times than that in the whole window cannot be flagged in any
+        -- snapshot. Grouping per account first is far smaller than per (snapshot, account).
+        need AS (
+            SELECT greatest({int(min_channels)}, floor({float(share)} * min(n_live)) + 1) AS k
+            FROM live
+        ),
+        candidates AS (
+            SELECT login FROM {presence} GROUP BY login
+            HAVING count(*) >= (SELECT k FROM need)
+        ),
         seen AS (
             SELECT snapshot_id, login, count(*) AS n_channels
-            FROM {presence} GROUP BY 1, 2
+            FROM {presence} WHERE login IN (SELECT login FROM candidates) GROUP BY 1, 2
         )
         SELECT login,
                count(*) AS snapshots_flagged,

@@ -252,7 +252,9 @@ def _live_streams(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -
     )
     dedup = _count(con, "_tg_dedup")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tg_live AS SELECT * FROM _tg_dedup "
+        # cid: an integer per channel, so that the chatter tables carry no channel strings
+        "CREATE OR REPLACE TEMP TABLE _tg_live AS "
+        "SELECT *, CAST(dense_rank() OVER (ORDER BY login) AS INTEGER) AS cid FROM _tg_dedup "
         "WHERE CAST(? AS VARCHAR) IS NULL OR lower(language) = lower(CAST(? AS VARCHAR))",
         [p.language, p.language],
     )
@@ -266,7 +268,10 @@ def _live_streams(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -
 
 
 def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> None:
-    """Create ``_tg_chat`` (snapshot_id, login, viewer): non-bot chatters of live channels.
+    """Create ``_tg_chat`` (snapshot_id, cid, uid): non-bot chatters of live channels.
+
+    Viewers get integer ids (``_tg_uid``) once their bots are gone: every later step
+    groups and joins integers, not strings.
 
     Relies on the store's contract for ``chatters``: logins lower case, one row per
     (snapshot, channel, user). Not re-checking it here makes this step three times faster.
@@ -274,7 +279,7 @@ def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> No
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _tg_chat_raw AS
-        SELECT c.snapshot_id, l.login, c.user_login AS viewer
+        SELECT c.snapshot_id, l.cid, c.user_login AS viewer
         FROM chatters c
         JOIN _tg_live l ON l.snapshot_id = c.snapshot_id AND l.login = c.channel_login
         WHERE c.user_login <> l.login
@@ -282,42 +287,51 @@ def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> No
     )
     raw = _count(con, "_tg_chat_raw")
     con.register("_tg_known_bots", known_bots(con))
-    # Only accounts no list names yet can be "suspected".
-    presence = """(SELECT snapshot_id, login AS channel, viewer AS login FROM _tg_chat_raw
-                   WHERE viewer NOT IN (SELECT login FROM _tg_known_bots))"""
-    live = "(SELECT snapshot_id, login AS channel FROM _tg_live)"
+    try:
+        removed = con.execute(
+            """
+            SELECT b.rule, count(DISTINCT r.viewer) AS users, count(*) AS chatter_rows
+            FROM _tg_chat_raw r JOIN _tg_known_bots b ON b.login = r.viewer
+            GROUP BY b.rule
+            """
+        ).fetchall()
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _tg_uid AS
+            SELECT viewer, CAST(row_number() OVER () AS INTEGER) AS uid
+            FROM (SELECT DISTINCT viewer FROM _tg_chat_raw
+                  WHERE viewer NOT IN (SELECT login FROM _tg_known_bots))
+            """
+        )
+    finally:
+        con.unregister("_tg_known_bots")
+    by_rule = {rule: {"users": 0, "chatter_rows": 0} for rule in ("builtin", "list", "suspected")}
+    for rule, users, rows in removed:
+        by_rule[rule] = {"users": int(users), "chatter_rows": int(rows)}
+    # Joining the dictionary drops the listed bots: they have no id.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_chat AS
+        SELECT r.snapshot_id, r.cid, u.uid FROM _tg_chat_raw r JOIN _tg_uid u USING (viewer)
+        """
+    )
+    con.execute("DROP TABLE _tg_chat_raw")
+    # Only accounts no list names can be "suspected".
+    presence = "(SELECT snapshot_id, cid AS channel, uid AS login FROM _tg_chat)"
+    live = "(SELECT snapshot_id, cid AS channel FROM _tg_live)"
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _tg_suspected AS "
         + suspected_bots_sql(
             presence, live, share=p.bot_channel_share, min_channels=p.bot_min_channels
         )
     )
-    rules = "SELECT login, rule, 1 AS prio FROM _tg_known_bots"
     if p.drop_suspected:
-        rules += " UNION ALL SELECT login, 'suspected', 2 FROM _tg_suspected"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _tg_bots AS
-        SELECT login, arg_min(rule, prio) AS rule FROM ({rules}) GROUP BY login
-        """
-    )
-    removed = con.execute(
-        """
-        SELECT b.rule, count(DISTINCT r.viewer) AS users, count(*) AS chatter_rows
-        FROM _tg_chat_raw r JOIN _tg_bots b ON b.login = r.viewer
-        GROUP BY b.rule
-        """
-    ).fetchall()
-    con.unregister("_tg_known_bots")
-    by_rule = {rule: {"users": 0, "chatter_rows": 0} for rule in ("builtin", "list", "suspected")}
-    for rule, users, rows in removed:
-        by_rule[rule] = {"users": int(users), "chatter_rows": int(rows)}
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _tg_chat AS
-        SELECT * FROM _tg_chat_raw WHERE viewer NOT IN (SELECT login FROM _tg_bots)
-        """
-    )
+        users, rows = con.execute(
+            "SELECT count(DISTINCT uid), count(*) FROM _tg_chat "
+            "WHERE uid IN (SELECT login FROM _tg_suspected)"
+        ).fetchall()[0]
+        by_rule["suspected"] = {"users": int(users), "chatter_rows": int(rows)}
+        con.execute("DELETE FROM _tg_chat WHERE uid IN (SELECT login FROM _tg_suspected)")
     kept = _count(con, "_tg_chat")
     stats["chatter_rows"] = {"in_live_channels": raw, "after_bots": kept}
     stats["removed_bots"] = by_rule
@@ -327,8 +341,9 @@ def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> No
         "top": [
             {"login": login, "snapshots_flagged": int(n), "max_share": round(float(s), 4)}
             for login, n, s in con.execute(
-                "SELECT login, snapshots_flagged, max_share FROM _tg_suspected "
-                "ORDER BY snapshots_flagged DESC, max_share DESC, login LIMIT 20"
+                "SELECT u.viewer, s.snapshots_flagged, s.max_share FROM _tg_suspected s "
+                "JOIN _tg_uid u ON u.uid = s.login "
+                "ORDER BY s.snapshots_flagged DESC, s.max_share DESC, u.viewer LIMIT 20"
             ).fetchall()
         ],
     }
@@ -340,10 +355,10 @@ def _streamer_stats(con: duckdb.DuckDBPyConnection, step: float) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE _tg_streamers AS
         WITH per_snap AS (
-            SELECT snapshot_id, login, count(*) AS n FROM _tg_chat GROUP BY 1, 2
+            SELECT snapshot_id, cid, count(*) AS n FROM _tg_chat GROUP BY 1, 2
         ),
         totals AS (
-            SELECT login, count(DISTINCT viewer) AS chatters_total FROM _tg_chat GROUP BY 1
+            SELECT cid, count(DISTINCT uid) AS chatters_total FROM _tg_chat GROUP BY 1
         ),
         games AS (
             SELECT login, game_name, count(*) AS n, max(snapshot_at) AS last_at
@@ -352,7 +367,7 @@ def _streamer_stats(con: duckdb.DuckDBPyConnection, step: float) -> None:
         main_game AS (
             SELECT login, arg_max(game_name, (n, last_at)) AS main_game FROM games GROUP BY 1
         )
-        SELECT l.login,
+        SELECT l.login, l.cid,
                arg_max(l.user_name, l.snapshot_at) AS label,
                mode(l.language) AS language,
                count(*) * {step} AS minutes_live,
@@ -362,10 +377,10 @@ def _streamer_stats(con: duckdb.DuckDBPyConnection, step: float) -> None:
                any_value(coalesce(t.chatters_total, 0)) AS chatters_total,
                any_value(mg.main_game) AS main_game
         FROM _tg_live l
-        LEFT JOIN per_snap ps USING (snapshot_id, login)
-        LEFT JOIN totals t USING (login)
+        LEFT JOIN per_snap ps USING (snapshot_id, cid)
+        LEFT JOIN totals t USING (cid)
         LEFT JOIN main_game mg USING (login)
-        GROUP BY l.login
+        GROUP BY l.login, l.cid
         """
     )
 
@@ -393,31 +408,15 @@ def _apply_thresholds(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dic
 
 def _edges(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> pd.DataFrame:
     """Weighted, directed streamer-streamer edges by a self-join on chatters per user."""
-    # Integer ids make the self-join and its hash tables several times smaller.
+    # Integer ids (cid, uid) keep the self-join and its hash tables small.
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _tg_sid AS
-        SELECT login, CAST(row_number() OVER (ORDER BY login) AS INTEGER) AS sid,
-               viewer_mean FROM _tg_kept
-        """
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _tg_s AS
-        SELECT DISTINCT s.sid, c.viewer FROM _tg_chat c JOIN _tg_sid s USING (login)
-        """
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _tg_uid AS
-        SELECT viewer, CAST(row_number() OVER () AS INTEGER) AS uid
-        FROM (SELECT DISTINCT viewer FROM _tg_s)
-        """
+        "CREATE OR REPLACE TEMP TABLE _tg_sid AS SELECT login, cid AS sid, viewer_mean "
+        "FROM _tg_kept"
     )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _tg_su AS
-        SELECT s.sid, u.uid FROM _tg_s s JOIN _tg_uid u USING (viewer)
+        SELECT DISTINCT cid AS sid, uid FROM _tg_chat WHERE cid IN (SELECT sid FROM _tg_sid)
         """
     )
     con.execute(
