@@ -51,6 +51,7 @@ __all__ = [
     "flow_stack_views",
     "read_annotations",
     "read_classes",
+    "read_extract_settings",
     "rgb_views",
     "view_positions",
 ]
@@ -84,6 +85,18 @@ def read_classes(root: str | Path) -> list[str]:
         raise DatasetError(f"class list not found: {path} (run `twostream extract` first)")
     classes = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     return [c for c in classes if c]
+
+
+def read_extract_settings(root: str | Path) -> dict:
+    """Settings ``twostream extract`` used (flow method, short side, bound, JPEG quality), from
+    ``root/extract_report.json``; empty when the folder was made another way."""
+    import json
+
+    path = Path(root) / "extract_report.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")).get("settings") or {})
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def annotation_path(root: str | Path, split: int, subset: str) -> Path:

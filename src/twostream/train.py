@@ -50,6 +50,7 @@ from twostream.datasets import (
     collate_skip,
     read_annotations,
     read_classes,
+    read_extract_settings,
 )
 from twostream.models import build_model
 
@@ -93,7 +94,7 @@ class TrainConfig:
     seed: int = 0
     crop: int = 224
     new_length: int = 10
-    bound: float = 20.0
+    bound: float | None = None  # None: from RAWFRAMES_DIR/extract_report.json, else 20
     val_segments: int = 3
     flip: bool = True
     resume: bool = False
@@ -356,13 +357,20 @@ def load_stream_model(
     return model.to(device).eval(), run
 
 
+def _bound(config: TrainConfig) -> float:
+    if config.bound is not None:
+        return float(config.bound)
+    return float(read_extract_settings(config.rawframes).get("bound", 20.0))
+
+
 def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> None:
     path = Path(config.out) / "run.json"
     run = {
         "stream": config.stream, "arch": config.arch, "crop": config.crop,
-        "new_length": config.new_length, "bound": config.bound, "in_chans": in_chans,
+        "new_length": config.new_length, "bound": _bound(config), "in_chans": in_chans,
         "drop_rate": config.drop_rate, "classes": classes,
         "rawframes": str(Path(config.rawframes).resolve()),
+        "extract_settings": read_extract_settings(config.rawframes),
     }
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
@@ -383,7 +391,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
     if not train_clips:
         raise DatasetError(f"training list is empty: {annotation_path(root, split, 'train')}")
     common = dict(stream=config.stream, crop=config.crop, new_length=config.new_length,
-                  bound=config.bound)
+                  bound=_bound(config))
     ds_train = RawframeDataset(root, train_clips, train=True, seed=config.seed, flip=config.flip,
                                **common)
     if len(ds_train) == 0:
@@ -404,7 +412,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
     loader = DataLoader(ds_train, batch_size=config.batch_size, sampler=sampler,
                         num_workers=config.workers, collate_fn=collate_skip, drop_last=drop_last,
                         pin_memory=device.type == "cuda")
-    val_loader = DataLoader(ds_val, batch_size=max(1, config.batch_size // config.val_segments),
+    val_loader = DataLoader(ds_val, batch_size=max(1, config.batch_size // ds_val.segments),
                             num_workers=config.workers, collate_fn=collate_skip)
     expected = len(loader) * config.batch_size if drop_last else len(sampler)
 

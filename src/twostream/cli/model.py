@@ -1,5 +1,226 @@
-"""Commands of the `model` group; registered on the shared app by import."""
+"""Commands of the `model` group (train, evaluate, fuse, predict, export, demo); registered on
+the shared app by import. Each command parses options, calls one library function and turns
+domain errors into one red line and exit code 1."""
 
 from __future__ import annotations
 
-from twostream.cli._app import app  # noqa: F401
+import json
+import logging
+from pathlib import Path
+
+import typer
+
+from twostream.cli._app import app
+
+# Errors a user can fix (bad paths, bad options, mismatched runs): one line, no traceback.
+_USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _logging(verbose: bool = True) -> None:
+    logger = logging.getLogger("twostream")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _splits(split: str | None) -> list[int] | None:
+    if split is None:
+        return None
+    if split == "all":
+        return [1, 2, 3]
+    if split in ("1", "2", "3"):
+        return [int(split)]
+    raise _fail(f"--split must be 1, 2, 3 or all, got {split!r}")
+
+
+@app.command()
+def train(
+    rawframes: Path = typer.Argument(..., help="Folder written by `twostream extract`."),
+    stream: str = typer.Option(..., "--stream", help="spatial (RGB frames) or temporal (flow)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (checkpoints, metrics, curves)."),
+    split: str = typer.Option("1", "--split", help="1, 2, 3 or all (trains the 3 in turn)."),
+    arch: str = typer.Option("resnet50", "--arch", help="resnet18 or resnet50."),
+    weights: str | None = typer.Option(
+        None, "--weights", help="ImageNet weights file; default: torchvision's cache "
+        "($TORCH_HOME/hub/checkpoints/<arch>-*.pth) if present, else random init; 'none' "
+        "forces random init."),
+    epochs: int = typer.Option(10, "--epochs"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: float = typer.Option(0.01, "--lr", help="SGD learning rate (cosine decay per step)."),
+    crop: int = typer.Option(224, "--crop", help="Side of the square training/test crop."),
+    drop_rate: float = typer.Option(0.5, "--dropout", help="Dropout before the classifier."),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help="Random horizontal flips (turn "
+                              "off when classes are mirror images, e.g. left vs right)."),
+    workers: int = typer.Option(2, "--workers", help="Data loader worker processes."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA + mixed precision when "
+                               "present), cpu or cuda."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+) -> None:
+    """Train the spatial or the temporal stream on HMDB51 split(s).
+
+    Writes RUN_DIR/checkpoint_split{k}.pt every epoch, RUN_DIR/metrics.csv, RUN_DIR/curves.png
+    and RUN_DIR/run.json. Under `torchrun --nproc-per-node N` it trains with
+    DistributedDataParallel.
+
+    Example: twostream train data/rawframes --stream temporal --split 1 --out runs/temporal
+    --arch resnet18 --crop 112 --epochs 5
+    """
+    from twostream.datasets import DatasetError
+    from twostream.train import TrainConfig, main
+
+    _logging()
+    config = TrainConfig(
+        rawframes=str(rawframes), stream=stream, out=str(out), split=split, arch=arch,
+        weights=weights, epochs=epochs, batch_size=batch_size, lr=lr, crop=crop,
+        drop_rate=drop_rate, flip=flip, workers=workers, device=device, seed=seed,
+        resume=resume,
+    )
+    try:
+        results = main(config)
+    except (DatasetError, *_USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    for k, row in results.items():
+        if row:
+            typer.echo(f"split {k}: train acc {row['train_acc']:.1%}, test clip acc "
+                       f"{row['val_video_acc']:.1%} after epoch {row['epoch'] + 1}")
+    typer.echo(f"run folder: {out}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A folder written by `twostream train`."),
+    crops: int = typer.Option(1, "--crops", help="1 (centre) or 10 (corners + centre, flips)."),
+    split: str | None = typer.Option(None, "--split", help="1, 2, 3 or all (default: every "
+                                     "trained split)."),
+    segments: int = typer.Option(25, "--segments", help="Evenly spaced views per test clip."),
+    train_segments: int = typer.Option(5, "--train-segments", help="Views per training clip "
+                                       "(training-clip scores feed `twostream fuse`)."),
+    rawframes: Path | None = typer.Option(None, "--rawframes", help="Rawframes folder "
+                                          "(default: the one the run was trained on)."),
+    device: str = typer.Option("auto", "--device"),
+    workers: int = typer.Option(0, "--workers"),
+) -> None:
+    """Evaluate a run on the test clips with the 25-view protocol (and score training clips).
+
+    Writes scores_split{k}.npz, train_scores_split{k}.npz, eval_split{k}.json and
+    confusion_split{k}.png into RUN_DIR; eval_summary.json (mean and std) for several splits.
+
+    Example: twostream evaluate runs/temporal --crops 10
+    """
+    from twostream.datasets import DatasetError
+    from twostream.evaluate import evaluate_run
+
+    if crops not in (1, 10):
+        raise _fail(f"--crops must be 1 or 10, got {crops}")
+    _logging(verbose=False)
+    try:
+        result = evaluate_run(run_dir, splits=_splits(split), crops=crops, segments=segments,
+                              train_segments=train_segments, rawframes=rawframes,
+                              device=device, workers=workers)
+    except (DatasetError, *_USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    for k, r in result["splits"].items():
+        skipped = f", {len(r['skipped'])} clip(s) skipped" if r["skipped"] else ""
+        typer.echo(f"split {k}: top-1 {r['top1']:.1%}  top-5 {r['top5']:.1%}  "
+                   f"mean class acc {r['mean_class_accuracy']:.1%} ({r['clips']} clips{skipped})")
+    if len(result["splits"]) > 1:
+        s = result["summary"]
+        typer.echo(f"mean over splits: top-1 {s['top1']['mean']:.1%} ± {s['top1']['std']:.1%}  "
+                   f"mean class acc {s['mean_class_accuracy']['mean']:.1%} ± "
+                   f"{s['mean_class_accuracy']['std']:.1%}")
+
+
+@app.command()
+def fuse(
+    spatial_run: Path = typer.Argument(..., help="Evaluated spatial run folder."),
+    temporal_run: Path = typer.Argument(..., help="Evaluated temporal run folder."),
+    split: str | None = typer.Option(None, "--split", help="1, 2, 3 or all (default: every "
+                                     "split evaluated in both runs)."),
+    out: Path | None = typer.Option(None, "--out", help="Where fusion.csv/.json go "
+                                    "(default: SPATIAL_RUN)."),
+) -> None:
+    """Fuse the two streams' scores: average, weighted average, linear SVM.
+
+    The weight and the SVM are fitted on the training clips' scores, never on test clips.
+    Prints and writes (fusion.csv, fusion.json) one table: each stream and each fusion.
+
+    Example: twostream fuse runs/spatial runs/temporal --split 1
+    """
+    from twostream.datasets import DatasetError
+    from twostream.fusion import fuse_runs
+
+    try:
+        result = fuse_runs(spatial_run, temporal_run, splits=_splits(split), out=out)
+    except (DatasetError, *_USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(result["table"])
+    typer.echo(f"written to {(out or spatial_run) / 'fusion.csv'}")
+
+
+def _print_json(obj: object) -> None:
+    typer.echo(json.dumps(obj, indent=2))
+
+
+@app.command()
+def predict(
+    video: Path = typer.Argument(..., help="A video file."),
+    spatial: Path = typer.Option(..., "--spatial", help="Trained spatial run folder."),
+    temporal: Path = typer.Option(..., "--temporal", help="Trained temporal run folder."),
+    top_k: int = typer.Option(5, "--top-k", help="How many classes to print."),
+    as_json: bool = typer.Option(False, "--json", help='Print [{"label", "score"}, ...].'),
+    split: int | None = typer.Option(None, "--split", help="Checkpoints of this split "
+                                     "(default: the first trained in both runs)."),
+    crops: int = typer.Option(1, "--crops", help="1 or 10 crops per view."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+) -> None:
+    """Classify a video: extract frames and flow as `extract` did, run both streams, fuse.
+
+    Example: twostream predict clip.avi --spatial runs/spatial --temporal runs/temporal --top-k 3
+    """
+    from twostream.datasets import DatasetError
+    from twostream.decode import VideoDecodeError
+    from twostream.predict import predict_video
+
+    try:
+        top = predict_video(video, spatial, temporal, top_k=top_k, split=split, crops=crops,
+                            device=device)
+    except VideoDecodeError as exc:
+        raise _fail(f"cannot decode {video}: {exc.reason}") from None
+    except (DatasetError, *_USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _print_json(top)
+        return
+    width = max(len(r["label"]) for r in top)
+    for r in top:
+        typer.echo(f"{r['label']:<{width}}  {r['score']:.3f}")
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A trained run folder."),
+    out: Path = typer.Argument(..., help="Output .onnx file."),
+    split: int | None = typer.Option(None, "--split", help="Checkpoint of this split "
+                                     "(default: the first one)."),
+) -> None:
+    """Export a trained stream to ONNX (input: normalised (batch, C, crop, crop); output: logits).
+
+    Example: twostream export runs/temporal temporal.onnx
+    """
+    from twostream.datasets import DatasetError
+    from twostream.export import export_onnx
+
+    try:
+        info = export_onnx(run_dir, out, split=split)
+    except (DatasetError, *_USER_ERRORS) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"wrote {info['path']} (split {info['split']}, input {info['input_shape']}, "
+               f"{len(info['classes'])} classes)")

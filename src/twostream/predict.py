@@ -1,0 +1,115 @@
+"""Classify a new video with both trained streams.
+
+The video goes through exactly what ``twostream extract`` did to the training data - the
+same code (:func:`twostream.extract.extract_clip`) with the settings recorded in the rawframes
+folder's ``extract_report.json``: decoding, resizing, JPEG frames, optical flow with the same
+method and parameters, clipping to ``±bound`` and quantisation to JPEG. Both streams then apply
+the test protocol (25 evenly spaced frames / flow stacks, centre crop or 10 crops), and the
+two softmax scores are averaged.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from twostream.datasets import Clip, RawframeDataset
+from twostream.fusion import FusionError
+from twostream.train import checkpoint_path, load_run, load_stream_model
+
+__all__ = ["predict_video", "video_scores"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_SETTINGS = {"flow": "tvl1", "short_side": 256, "bound": 20.0, "tvl1": None,
+                     "jpeg_quality": 95}
+
+
+def _extract_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    for run in runs:  # the temporal run's settings matter most: it is listed first
+        if run.get("extract_settings"):
+            return {**_DEFAULT_SETTINGS, **run["extract_settings"]}
+    logger.warning("the runs record no extraction settings; using %s", _DEFAULT_SETTINGS)
+    return dict(_DEFAULT_SETTINGS)
+
+
+def _extract(video: Path, work: Path, settings: dict[str, Any]) -> int:
+    from twostream.extract import extract_clip
+    from twostream.flow import TVL1Params
+
+    tvl1 = TVL1Params(**settings["tvl1"]) if settings.get("tvl1") else None
+    return extract_clip(
+        video, work / "rawframes" / "video" / "clip", flow=settings["flow"],
+        short_side=settings["short_side"], bound=settings["bound"], tvl1=tvl1,
+        jpeg_quality=settings["jpeg_quality"],
+    )
+
+
+@torch.inference_mode()
+def video_scores(
+    model: torch.nn.Module, root: Path, n_frames: int, run: dict[str, Any], *,
+    segments: int = 25, crops: int = 1, device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Mean softmax of ``model`` over the test views of the one clip extracted under ``root``."""
+    ds = RawframeDataset(root, [Clip("video/clip", n_frames, -1)], stream=run["stream"],
+                         train=False, crop=run["crop"], new_length=run["new_length"],
+                         bound=run["bound"], segments=segments, crops=crops)
+    if len(ds) == 0:
+        raise ValueError(f"the video gave too few frames for the {run['stream']} stream "
+                         f"({ds.skipped[0][1]})")
+    item = ds[0]
+    if item is None:
+        raise ValueError("the extracted frames could not be read back")
+    views = item[0].to(device)
+    logits = torch.cat([model(views[i : i + 64]) for i in range(0, len(views), 64)])
+    return logits.float().softmax(1).mean(0).cpu()
+
+
+def predict_video(
+    video: str | Path,
+    spatial_run: str | Path,
+    temporal_run: str | Path,
+    *,
+    top_k: int = 5,
+    split: int | None = None,
+    segments: int = 25,
+    crops: int = 1,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Top-k classes of ``video`` as ``[{"label": name, "score": probability}, ...]``.
+
+    ``split`` picks the checkpoints (default: the first split trained in both runs).
+
+    Raises:
+        twostream.decode.VideoDecodeError: the file cannot be decoded.
+        FusionError: the runs have different class lists or are not spatial + temporal.
+    """
+    video = Path(video)
+    s_run, t_run = load_run(spatial_run), load_run(temporal_run)
+    if (s_run["stream"], t_run["stream"]) != ("spatial", "temporal"):
+        raise FusionError(f"expected a spatial and a temporal run, got {s_run['stream']} and "
+                          f"{t_run['stream']}")
+    if s_run["classes"] != t_run["classes"]:
+        raise FusionError("the runs were trained on different class lists")
+    if split is None:
+        both = [k for k in (1, 2, 3) if checkpoint_path(spatial_run, k).is_file()
+                and checkpoint_path(temporal_run, k).is_file()]
+        if not both:
+            raise FusionError("no split has a checkpoint in both runs")
+        split = both[0]
+    settings = _extract_settings([t_run, s_run])
+    with tempfile.TemporaryDirectory(prefix="twostream-predict-") as tmp:
+        n = _extract(video, Path(tmp), settings)
+        probs = []
+        for run_dir in (spatial_run, temporal_run):
+            model, run = load_stream_model(run_dir, split, device)
+            probs.append(video_scores(model, Path(tmp), n, run, segments=segments, crops=crops,
+                                      device=device))
+    fused = (probs[0] + probs[1]) / 2
+    scores, idx = fused.topk(min(top_k, len(fused)))
+    return [{"label": s_run["classes"][i], "score": float(s)}
+            for s, i in zip(scores.tolist(), idx.tolist(), strict=True)]

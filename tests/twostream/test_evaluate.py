@@ -1,0 +1,87 @@
+"""Evaluation: the report's arithmetic, and the files written for a trained run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _model_fixtures import make_rawframes  # noqa: E402
+
+from twostream.datasets import DatasetError  # noqa: E402
+from twostream.evaluate import classification_report, evaluate_run, load_scores  # noqa: E402
+from twostream.train import TrainConfig, main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = make_rawframes(tmp_path_factory.mktemp("raw"), clips_per_class=3, frames=8, size=40)
+    out = tmp_path_factory.mktemp("run")
+    main(TrainConfig(rawframes=str(root), stream="temporal", out=str(out), split="all",
+                     arch="resnet18", weights="none", epochs=1, batch_size=4, crop=32,
+                     new_length=3, workers=0, device="cpu", val_segments=0, progress=False))
+    return root, out
+
+
+def test_classification_report_arithmetic():
+    scores = np.array([
+        [0.5, 0.3, 0.2, 0.0],  # label 0, right
+        [0.1, 0.2, 0.3, 0.4],  # label 0, wrong, label is 4th best
+        [0.2, 0.5, 0.3, 0.0],  # label 1, right
+        [0.1, 0.6, 0.3, 0.0],  # label 2, wrong, 2nd best
+    ])
+    r = classification_report(scores, np.array([0, 0, 1, 2]), ["a", "b", "c", "d"])
+    assert r["top1"] == 0.5 and r["top5"] == 1.0  # top-5 caps at the number of classes
+    assert r["per_class"] == {"a": 0.5, "b": 1.0, "c": 0.0}  # no clip of "d": not averaged
+    assert r["mean_class_accuracy"] == pytest.approx(0.5)
+    assert r["confusion"][0] == [1, 0, 0, 1]
+
+
+def test_evaluate_run_writes_scores_reports_and_summary(trained):
+    root, out = trained
+    result = evaluate_run(out, crops=10, segments=3, train_segments=2, device="cpu",
+                          progress=False)
+    assert sorted(result["splits"]) == [1, 2, 3]
+    n_test = len((root / "hmdb51_val_split_1_rawframes.txt").read_text().splitlines())
+    n_train = len((root / "hmdb51_train_split_1_rawframes.txt").read_text().splitlines())
+    test, train = load_scores(out, 1), load_scores(out, 1, "train")
+    assert test["scores"].shape == (n_test, 6) and len(train["name"]) == n_train
+    np.testing.assert_allclose(test["scores"].sum(1), 1.0, rtol=1e-5)
+    assert test["name"][0].startswith("appearance_blue/")
+    report = json.loads((out / "eval_split2.json").read_text())
+    assert report["crops"] == 10 and report["clips"] == n_test
+    assert set(report) >= {"top1", "top5", "mean_class_accuracy", "per_class", "skipped"}
+    assert report["top1"] == pytest.approx(
+        float((load_scores(out, 2)["scores"].argmax(1) == load_scores(out, 2)["label"]).mean())
+    )
+    summary = json.loads((out / "eval_summary.json").read_text())
+    tops = [result["splits"][k]["top1"] for k in (1, 2, 3)]
+    assert summary["top1"]["mean"] == pytest.approx(np.mean(tops))
+    assert summary["top1"]["std"] == pytest.approx(np.std(tops))
+    assert (out / "confusion_split3.png").stat().st_size > 1000
+
+
+def test_unreadable_test_clips_are_skipped_and_listed(trained, tmp_path):
+    root, out = trained
+    raw, run = tmp_path / "raw", tmp_path / "run"
+    shutil.copytree(root, raw)
+    shutil.copytree(out, run)
+    first = (raw / "hmdb51_val_split_1_rawframes.txt").read_text().split()[0]
+    for f in (raw / "rawframes" / first).glob("flow_*.jpg"):
+        f.write_bytes(b"\xff\xd8 truncated")
+    result = evaluate_run(run, splits=[1], segments=2, score_train=False, rawframes=raw,
+                          device="cpu", progress=False)
+    assert result["splits"][1]["skipped"] == [[first, "unreadable frame"]]
+    assert first not in load_scores(run, 1)["name"].tolist()
+
+
+def test_not_a_run(tmp_path):
+    with pytest.raises(DatasetError, match="checkpoint"):
+        evaluate_run(tmp_path, device="cpu")

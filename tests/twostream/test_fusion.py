@@ -1,0 +1,112 @@
+"""Late fusion: methods on known scores, and runs that cannot be fused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from twostream.fusion import (
+    FusionError,
+    average_fusion,
+    fuse_runs,
+    svm_fusion,
+    weighted_fusion,
+)
+
+CLASSES = ["appearance_a", "appearance_b", "motion_a", "motion_b"]
+
+
+def _scores(labels, informative, rng, strength=3.0):
+    """Softmax scores that point at the label only for classes in ``informative``."""
+    logits = rng.normal(size=(len(labels), len(CLASSES)))
+    for i, y in enumerate(labels):
+        if y in informative:
+            logits[i, y] += strength
+        else:  # confused within its group, as a stream blind to that cue would be
+            logits[i, list(informative)] -= strength
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _fake_run(path, stream, names, labels, scores, train, classes=CLASSES):
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({"stream": stream, "classes": classes}))
+    np.savez(path / "scores_split1.npz", name=np.array(names), label=labels, scores=scores)
+    np.savez(path / "train_scores_split1.npz", name=np.array(train[0]), label=train[1],
+             scores=train[2])
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    rng = np.random.default_rng(0)
+    y_test, y_train = np.repeat(np.arange(4), 10), np.repeat(np.arange(4), 20)
+    names = [f"c{i}" for i in range(40)]
+    train_names = [f"t{i}" for i in range(80)]
+    s = _scores(y_test, {0, 1}, rng), _scores(y_train, {0, 1}, rng)
+    t = _scores(y_test, {2, 3}, rng), _scores(y_train, {2, 3}, rng)
+    perm = rng.permutation(40)  # the temporal run lists its clips in another order
+    _fake_run(tmp_path / "s", "spatial", names, y_test, s[0], (train_names, y_train, s[1]))
+    _fake_run(tmp_path / "t", "temporal", [names[i] for i in perm], y_test[perm], t[0][perm],
+              (train_names, y_train, t[1]))
+    return tmp_path / "s", tmp_path / "t"
+
+
+def test_average_and_weighted():
+    s = np.array([[0.8, 0.2], [0.3, 0.7]])
+    t = np.array([[0.1, 0.9], [0.9, 0.1]])
+    np.testing.assert_allclose(average_fusion(s, t), [[0.45, 0.55], [0.6, 0.4]])
+    # On training clips only the spatial stream is right: all the weight goes to it...
+    assert weighted_fusion(s, t, np.array([0, 1])) >= 0.55
+    # ...and only the temporal stream: the weight moves away from spatial.
+    s2, t2 = np.array([[0.9, 0.1], [0.1, 0.9]]), np.array([[0.3, 0.7], [0.6, 0.4]])
+    assert weighted_fusion(s2, t2, np.array([1, 0])) <= 0.45
+
+
+def test_svm_learns_which_stream_to_trust():
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(4), 30)
+    s, t = _scores(y, {0, 1}, rng), _scores(y, {2, 3}, rng)
+    pred = svm_fusion(s[::2], t[::2], y[::2], s[1::2], t[1::2]).argmax(1)
+    assert (pred == y[1::2]).mean() >= 0.9
+    assert (s[1::2].argmax(1) == y[1::2]).mean() <= 0.75
+
+
+def test_fuse_runs_table_and_files(runs, tmp_path):
+    result = fuse_runs(*runs, out=tmp_path / "fusion")
+    r = result["results"]["1"]
+    assert r["spatial"]["per_class"]["appearance_a"] > 0.8
+    assert r["temporal"]["per_class"]["motion_a"] > 0.8
+    for method in ("average", "weighted", "svm"):
+        assert r[method]["top1"] >= max(r["spatial"]["top1"], r["temporal"]["top1"]) - 0.05
+    assert "svm" in result["table"] and "weighted (w=" in result["table"]
+    assert (tmp_path / "fusion" / "fusion.csv").read_text().count("\n") == 1 + 5
+    assert json.loads((tmp_path / "fusion" / "fusion.json").read_text())["splits"] == [1]
+
+
+def test_runs_that_do_not_match_are_clear_errors(runs, tmp_path):
+    s, t = runs
+    with pytest.raises(FusionError, match="spatial run then a temporal run"):
+        fuse_runs(t, s)
+    rng = np.random.default_rng(0)
+    y = np.arange(4)
+    other = tmp_path / "other"
+    _fake_run(other, "temporal", ["x0", "x1", "x2", "x3"], y, rng.random((4, 4)),
+              (["t0"], y[:1], rng.random((1, 4))))
+    with pytest.raises(FusionError, match="different test clips"):
+        fuse_runs(s, other)
+    diff = tmp_path / "diff"
+    _fake_run(diff, "temporal", ["c0"], y[:1], rng.random((1, 3)), (["t0"], y[:1],
+              rng.random((1, 3))), classes=CLASSES[:3])
+    with pytest.raises(FusionError, match="class lists"):
+        fuse_runs(s, diff)
+    with pytest.raises(FusionError, match="evaluate"):
+        fuse_runs(s, _empty(tmp_path))
+
+
+def _empty(tmp_path):
+    p = tmp_path / "empty"
+    p.mkdir()
+    (p / "run.json").write_text(json.dumps({"stream": "temporal", "classes": CLASSES}))
+    return p
