@@ -71,6 +71,9 @@ GAMES_COLUMNS = [
 ]  # fmt: skip
 
 
+_MAX_LISTED = 200  # removed bot logins listed per rule in build.json
+
+
 class BuildError(ValueError):
     """The build cannot produce a graph; the message names the step and the counts."""
 
@@ -288,11 +291,11 @@ def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> No
     raw = _count(con, "_tg_chat_raw")
     con.register("_tg_known_bots", known_bots(con))
     try:
-        removed = con.execute(
+        per_login = con.execute(
             """
-            SELECT b.rule, count(DISTINCT r.viewer) AS users, count(*) AS chatter_rows
+            SELECT b.rule, r.viewer, count(*) AS chatter_rows
             FROM _tg_chat_raw r JOIN _tg_known_bots b ON b.login = r.viewer
-            GROUP BY b.rule
+            GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2
             """
         ).fetchall()
         con.execute(
@@ -306,8 +309,11 @@ def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> No
     finally:
         con.unregister("_tg_known_bots")
     by_rule = {rule: {"users": 0, "chatter_rows": 0} for rule in ("builtin", "list", "suspected")}
-    for rule, users, rows in removed:
-        by_rule[rule] = {"users": int(users), "chatter_rows": int(rows)}
+    logins: dict[str, list[str]] = {"builtin": [], "list": [], "suspected": []}
+    for rule, login, rows in per_login:
+        by_rule[rule]["users"] += 1
+        by_rule[rule]["chatter_rows"] += int(rows)
+        logins[rule].append(login)
     # Joining the dictionary drops the listed bots: they have no id.
     con.execute(
         """
@@ -331,10 +337,19 @@ def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> No
             "WHERE uid IN (SELECT login FROM _tg_suspected)"
         ).fetchall()[0]
         by_rule["suspected"] = {"users": int(users), "chatter_rows": int(rows)}
+        logins["suspected"] = [
+            r[0]
+            for r in con.execute(
+                "SELECT u.viewer FROM _tg_suspected s JOIN _tg_uid u ON u.uid = s.login "
+                f"ORDER BY s.snapshots_flagged DESC, u.viewer LIMIT {_MAX_LISTED}"
+            ).fetchall()
+        ]
         con.execute("DELETE FROM _tg_chat WHERE uid IN (SELECT login FROM _tg_suspected)")
     kept = _count(con, "_tg_chat")
     stats["chatter_rows"] = {"in_live_channels": raw, "after_bots": kept}
     stats["removed_bots"] = by_rule
+    # The logins behind the counts (most chatter rows first), so a graph can be audited.
+    stats["removed_bot_logins"] = {rule: names[:_MAX_LISTED] for rule, names in logins.items()}
     stats["suspected_bots"] = {
         "flagged": _count(con, "_tg_suspected"),
         "dropped": p.drop_suspected,

@@ -211,8 +211,13 @@ def test_bots_removed_per_rule_and_counted():
     assert r.stats["suspected_bots"]["flagged"] == 1  # lurker: 3 of 5 channels
     # lurker still links ch0..ch2
     assert len(r.edges) == 3
-    r = build_graph(con, **_params(drop_suspected=True))
+    assert r.stats["removed_bot_logins"] == {"builtin": ["nightbot"], "list": ["listedbot"],
+                                             "suspected": []}  # fmt: skip
+    steps = []
+    r = build_graph(con, progress=steps.append, **_params(drop_suspected=True))
+    assert steps[0] == "selecting snapshots" and "pairs of streamers sharing chatters" in steps
     assert r.stats["removed_bots"]["suspected"] == {"users": 1, "chatter_rows": 6}
+    assert r.stats["removed_bot_logins"]["suspected"] == ["lurker"]
     assert r.edges.empty
     assert set(r.streamers.chatters_total) == {1}
 

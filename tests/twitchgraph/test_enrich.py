@@ -158,6 +158,8 @@ def test_all_sources_fill_the_cache_and_the_graph(store):
     star = games.loc["Starfall Tactics"]
     assert (star.steam_appid, star.steam_match) == (440, "normalised")
     assert pd.isna(games.loc["Lost Game"].steam_appid)
+    details = dict(store.execute("SELECT appid, release_date FROM steam_details").fetchall())
+    assert details == {730: "2019-03-14", 440: None}  # "14 Mar, 2019"; 440 has no page
     links = store.execute("SELECT login, url FROM social_links").fetchall()
     assert links == [("alpha", "https://instagram.com/alpha")]
 

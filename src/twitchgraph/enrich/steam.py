@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -25,7 +26,7 @@ from twitchgraph.enrich.matching import DEFAULT_THRESHOLD, match_titles
 from twitchgraph.enrich.schema import ensure_enrich_tables
 from twitchgraph.enrich.sources import SourceError, SourceReport
 
-__all__ = ["SteamClient", "enrich_steam"]
+__all__ = ["SteamClient", "enrich_steam", "steam_date"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,23 @@ def _descriptions(items: Any) -> list[str]:
     return [str(i["description"]) for i in items if isinstance(i, dict) and i.get("description")]
 
 
+_STEAM_DATES = ("%d %b, %Y", "%b %d, %Y", "%d %B, %Y", "%B %d, %Y", "%d %b %Y", "%Y-%m-%d")
+
+
+def steam_date(text: str) -> str:
+    """A store page's release date as ISO ``YYYY-MM-DD`` when it is a day, else as given.
+
+    >>> steam_date("14 Mar, 2019"), steam_date("Mar 14, 2019"), steam_date("Coming soon")
+    ('2019-03-14', '2019-03-14', 'Coming soon')
+    """
+    for fmt in _STEAM_DATES:
+        try:
+            return datetime.strptime(text.strip(), fmt).date().isoformat()
+        except ValueError:
+            continue
+    return text
+
+
 def _details_row(appid: int, data: dict[str, Any] | None) -> dict[str, Any]:
     if data is None:
         empty = ("name", "developers", "publishers", "release_date", "categories", "genres")
@@ -124,7 +142,8 @@ def _details_row(appid: int, data: dict[str, Any] | None) -> dict[str, Any]:
         "name": str(data.get("name") or ""),
         "developers": [str(x) for x in data.get("developers") or []],
         "publishers": [str(x) for x in data.get("publishers") or []],
-        "release_date": str(release.get("date") or "") if isinstance(release, dict) else None,
+        "release_date": (steam_date(str(release.get("date") or ""))
+                         if isinstance(release, dict) else None),  # fmt: skip
         "categories": _descriptions(data.get("categories")),
         "genres": _descriptions(data.get("genres")),
         "found": True,
