@@ -110,6 +110,9 @@ def _hist(report: HtmlReport, name: str, values: pd.Series, xlabel: str, *, log:
         bins = np.logspace(np.log10(positive.min()), np.log10(positive.max() + 1), 40)
         ax.hist(positive, bins=bins, color="#6441a5")
         ax.set_xscale("log")
+        if len(positive) < len(values):
+            ax.set_title(f"{len(values) - len(positive):,} zero values not shown (log axis)",
+                         fontsize="small")  # fmt: skip
     else:
         ax.hist(values, bins=40, color="#6441a5")
     ax.set_xlabel(xlabel)
@@ -143,7 +146,7 @@ def write_explore_report(
         s = t["streamers"]
         _hist(report, "minutes_live", s["minutes_live"], "minutes live per streamer", log=False)
         _hist(report, "viewer_mean", s["viewer_mean"], "mean viewers per streamer", log=True)
-        _hist(report, "degree", t["degree"]["degree"], "degree (edges per streamer)", log=False)
+        _hist(report, "degree", t["degree"]["degree"], "degree (edges per streamer)", log=True)
         _hist(report, "edge_weight", t["edges"]["Weight"], "edge weight", log=False)
     else:
         report.text("No graph given (--graph): degree, edge weights and minutes live left out.",
