@@ -127,3 +127,11 @@ def test_enrichment_of_a_store_without_streamers_is_a_no_op():
     http = httpx.Client(transport=httpx.MockTransport(_gql_handler([])))
     client = GqlClient(http=http, gql_url="https://gql.test/gql", client_id="web-id")
     assert enrich_social_gql(con, client).asked == 0
+
+
+def test_gql_refusal_names_the_client_id_variable():
+    http = httpx.Client(transport=httpx.MockTransport(
+        lambda request: httpx.Response(400, json={"message": "The Client-ID header is invalid"})))
+    client = GqlClient(http=http, gql_url="https://gql.test/gql", client_id="app-id")
+    with pytest.raises(SourceError, match="HTTP 400 .* set TWITCH_GQL_CLIENT_ID"):
+        client.social_medias(["alpha"])

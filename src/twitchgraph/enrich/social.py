@@ -188,8 +188,10 @@ class GqlClient:
         except httpx.TransportError as exc:
             raise SourceError(f"GQL unreachable ({type(exc).__name__} from {self._url})") from None
         if response.status_code != 200:
+            hint = ("; the endpoint wants the web client's id: set TWITCH_GQL_CLIENT_ID"
+                    if response.status_code in (400, 401, 403) else "")  # fmt: skip
             raise SourceError(f"GQL refused the query (HTTP {response.status_code} from "
-                              f"{self._url})")  # fmt: skip
+                              f"{self._url}){hint}")  # fmt: skip
         try:
             body = response.json()
         except ValueError:
