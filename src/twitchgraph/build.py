@@ -71,6 +71,16 @@ GAMES_COLUMNS = [
 ]  # fmt: skip
 
 
+DEFINITIONS = {
+    "S": "distinct non-bot chatters of a streamer over the used snapshots (not the streamer)",
+    "shared": "|Sa n Sb|",
+    "overlap": "100 * shared / min(|Sa|, |Sb|)",
+    "jaccard": "100 * shared / |Sa u Sb|",
+    "direction": "from the higher viewer_mean to the lower (ties: alphabetical)",
+    "minutes_live": "snapshots live x snapshot_minutes",
+    "viewer_mean, chatter_mean": "means over the snapshots the streamer was live in",
+    "thresholds": "a value is kept when it reaches the threshold (>=)",
+}
 _MAX_LISTED = 200  # removed bot logins listed per rule in build.json
 
 
@@ -610,6 +620,7 @@ def build_graph(
     p = BuildParams(**params)
     ensure_enrich_tables(con)
     stats: dict[str, Any] = {
+        "definitions": DEFINITIONS,
         "version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "parameters": {
