@@ -111,3 +111,24 @@ def test_enrich_without_credentials_runs_the_offline_sources(db, tmp_path, monke
     assert streamers.loc["alpha", "social_links"] == "https://kick.com/alpha"
     r = _run("enrich", "--db", str(db), "--match-threshold", "120")
     assert r.exit_code == 1 and "between 0 and 100" in r.output
+
+
+def test_build_passes_every_option_through(db, tmp_path):
+    out = tmp_path / "graph"
+    r = _run("build", "--db", str(db), "--out", str(out), "--since", "2022-05-02T10:04Z",
+             "--until", "2022-05-02T10:20:00+00:00", "--every-nth", "2", "--language", "it",
+             "--min-live-minutes", "5", "--min-viewer-mean", "1", "--min-chatter-mean", "1",
+             "--min-weight", "2", "--weight", "shared", "--min-game-minutes", "1",
+             "--drop-suspected", "--bot-channel-share", "0.5")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "build.json").read_text())
+    assert meta["parameters"] == {
+        "since": "2022-05-02T10:04:00+00:00", "until": "2022-05-02T10:20:00+00:00",
+        "every_nth": 2, "language": "it", "min_live_minutes": 5.0, "min_viewer_mean": 1.0,
+        "min_chatter_mean": 1.0, "min_weight": 2.0, "weight": "shared",
+        "min_game_minutes": 1.0, "drop_suspected": True, "bot_channel_share": 0.5,
+        "bot_min_channels": 3,
+    }  # fmt: skip
+    assert meta["snapshots"]["in_window"] == 3 and meta["snapshots"]["used"] == 2
+    # u10..u19 chat in all three channels: suspected at > 50 % of 3 channels, then dropped
+    assert meta["removed_bots"]["suspected"]["users"] == 10
