@@ -86,3 +86,43 @@ def make_rawframes(
             "\n".join(ls) + "\n", encoding="utf-8"
         )
     return root
+
+
+def ddp_worker(rawframes: str, out: str) -> None:
+    """Body of one torchrun rank (see test_ddp.py): train a tiny temporal stream, then save
+    this rank's final parameters to ``out/params_rank{RANK}.pt``."""
+    import os
+
+    import torch
+
+    from twostream import train as train_mod
+
+    torch.set_num_threads(1)
+    seen = {}
+    original = train_mod.train_one_epoch
+
+    def spy(model, *args, **kwargs):
+        seen["model"] = model  # the DistributedDataParallel wrapper of this rank
+        seen.setdefault("batches", 0)
+        seen["batches"] += len(args[3])  # loader: this rank's shard
+        return original(model, *args, **kwargs)
+
+    train_mod.train_one_epoch = spy
+    train_mod.main(train_mod.TrainConfig(
+        rawframes=rawframes, stream="temporal", out=out, arch="resnet18", weights="none",
+        epochs=2, batch_size=2, lr=0.05, crop=32, new_length=3, workers=0, device="cpu",
+        seed=0, val_segments=1, progress=False,
+    ))
+    model = seen["model"]
+    assert isinstance(model, torch.nn.parallel.DistributedDataParallel)
+    params = {k: v.detach().clone() for k, v in model.module.named_parameters()}
+    torch.save({"params": params, "batches": seen["batches"],
+                "world_size": torch.distributed.get_world_size()},
+               Path(out) / f"params_rank{os.environ['RANK']}.pt")
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    import sys
+
+    ddp_worker(sys.argv[1], sys.argv[2])
