@@ -194,7 +194,9 @@ def train_one_epoch(
             [loss.item() * n, (logits.argmax(1) == y).sum().item(), n], dtype=torch.float64
         )
     if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(sums)
+        totals = sums.to(device)  # nccl reduces CUDA tensors only
+        dist.all_reduce(totals)
+        sums = totals.cpu()
     n = max(sums[2].item(), 1.0)
     return {"loss": sums[0].item() / n, "acc": sums[1].item() / n, "samples": int(sums[2].item())}
 

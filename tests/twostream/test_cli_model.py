@@ -86,6 +86,8 @@ def test_bad_input_is_one_red_line(trained, tmp_path):
     _one_red_line(_run("train", raw, "--stream", "spatial", "--out", out / "spatial"),
                   "another arch")
     _one_red_line(_run("train", raw, "--stream", "depth", "--out", tmp_path / "r"), "stream")
+    _one_red_line(_run("train", raw, "--stream", "spatial", "--out", tmp_path / "r",
+                       "--device", "tpu"), "device")
     _one_red_line(_run("evaluate", out / "spatial", "--crops", "3"), "--crops")
     _one_red_line(_run("evaluate", tmp_path), "checkpoint")
     _one_red_line(_run("fuse", out / "temporal", out / "spatial"), "spatial run then")

@@ -41,6 +41,7 @@ def _config(raw, out, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_run_folder_and_checkpoint_keys(raw, tmp_path):
     out = tmp_path / "run"
     result = main(_config(raw, out, split="all", epochs=2, stream="spatial"))

@@ -55,6 +55,7 @@ def train(
     batch_size: int = typer.Option(32, "--batch-size"),
     lr: float = typer.Option(0.01, "--lr", help="SGD learning rate (cosine decay per step)."),
     crop: int = typer.Option(224, "--crop", help="Side of the square training/test crop."),
+    new_length: int = typer.Option(10, "--new-length", help="L: flow pairs per temporal stack."),
     drop_rate: float = typer.Option(0.5, "--dropout", help="Dropout before the classifier."),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Random horizontal flips (turn "
                               "off when classes are mirror images, e.g. left vs right)."),
@@ -80,8 +81,8 @@ def train(
     config = TrainConfig(
         rawframes=str(rawframes), stream=stream, out=str(out), split=split, arch=arch,
         weights=weights, epochs=epochs, batch_size=batch_size, lr=lr, crop=crop,
-        drop_rate=drop_rate, flip=flip, workers=workers, device=device, seed=seed,
-        resume=resume,
+        new_length=new_length, drop_rate=drop_rate, flip=flip, workers=workers, device=device,
+        seed=seed, resume=resume,
     )
     try:
         results = main(config)
@@ -233,8 +234,10 @@ def demo(
     clips_per_class: int = typer.Option(12, "--clips-per-class"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Run the whole pipeline on synthetic data: synth, extract, train both streams, evaluate,
-    fuse, predict; ends with accuracy per stream on appearance and motion classes.
+    """Run the whole pipeline on synthetic data and print accuracy per stream and class group.
+
+    synth -> extract -> train both streams -> evaluate -> fuse -> predict one clip; ends with
+    accuracy per stream (and fusion) on appearance classes, motion classes and overall.
 
     About 5 minutes on 2 CPU cores. Re-running reuses finished steps in --out.
 
