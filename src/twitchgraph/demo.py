@@ -104,7 +104,7 @@ def run_demo(
 
     from twitchgraph.bots import import_bot_csv
     from twitchgraph.build import BuildError, build_graph, write_graph_dir
-    from twitchgraph.collect import ChatLimits, CollectOptions, run_collector
+    from twitchgraph.collect import ChatLimits, CollectError, CollectOptions, run_collector
     from twitchgraph.communities import communities_for_dir
     from twitchgraph.enrich import run_enrichment
     from twitchgraph.export import export_graph
@@ -113,6 +113,7 @@ def run_demo(
     from twitchgraph.store import open_store
     from twitchgraph.twitch.credentials import load_credentials
     from twitchgraph.twitch.endpoints import Endpoints
+    from twitchgraph.twitch.errors import TwitchError
 
     cfg = config or DemoConfig(seed=seed)
     started = time.monotonic()
@@ -140,8 +141,11 @@ def run_demo(
                                  for_s=every_s * (cfg.snapshots - 1) + 1.0)
         limits = ChatLimits(channels_per_connection=1000, max_connections=10,
                             joins_per_window=100_000, join_window_s=10.0)
-        summaries = run_collector(db, options, env=env, dotenv_path=None, clock=sim.clock,
-                                  chat_limits=limits)
+        try:
+            summaries = run_collector(db, options, env=env, dotenv_path=None, clock=sim.clock,
+                                      chat_limits=limits)
+        except (CollectError, TwitchError, OSError) as exc:
+            raise DemoError(f"collect: {exc}") from exc
         complete = [s for s in summaries if s.status == "complete"]
         for summary in summaries:
             echo(summary.line())

@@ -12,6 +12,7 @@ from twitchgraph.demo import DemoConfig, run_demo
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # a hung collector fails the test instead of stalling the suite
 def test_demo_recovers_the_planted_communities(tmp_path):
     # Smaller and faster than `twitchgraph demo`, same pipeline.
     config = DemoConfig(channels=80, users=1500, seed=3, snapshots=4, every_min=10.0,
@@ -38,3 +39,21 @@ def test_demo_recovers_the_planted_communities(tmp_path):
     # Bots from the simulator's published list never become streamers or edges.
     bots = set(pd.read_csv(tmp_path / "bots.csv")["login"])
     assert not bots & set(found)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_demo_command_prints_where_the_map_is(tmp_path):
+    from typer.testing import CliRunner
+
+    from twitchgraph.cli import app
+
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--channels", "40",
+                                      "--users", "800", "--snapshots", "2",
+                                      "--time-scale", "600"])
+    assert result.exit_code == 0, result.output
+    assert f"open the map: {out / 'graph' / 'map.html'}" in result.output.replace("\n", "")
+    assert (out / "graph" / "map.html").exists()
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["config"]["channels"] == 40 and summary["streamers"] > 0

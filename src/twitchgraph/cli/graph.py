@@ -227,6 +227,10 @@ def evolve(
 def demo(
     out: Path = typer.Option(Path("demo-output/twitchgraph"), help="Where everything goes."),
     seed: int = typer.Option(0, help="Seed of the simulated Twitch."),
+    channels: int = typer.Option(200, min=10, help="Channels in the simulated world."),
+    users: int = typer.Option(5000, min=100, help="Viewers in the simulated world."),
+    snapshots: int = typer.Option(6, min=1, help="Snapshots to collect (10 simulated min apart)."),
+    time_scale: float = typer.Option(120.0, min=1.0, help="Simulated seconds per real second."),
 ) -> None:
     """Run the whole pipeline on a simulated Twitch on loopback and write every export.
 
@@ -235,10 +239,13 @@ def demo(
 
     Example: twitchgraph demo --out demo-output/twitchgraph
     """
-    from twitchgraph.demo import DemoError, run_demo
+    from twitchgraph.demo import DemoConfig, DemoError, run_demo
 
+    config = DemoConfig(channels=channels, users=users, seed=seed, snapshots=snapshots,
+                        time_scale=time_scale)
     try:
-        result = run_demo(out, seed=seed, echo=lambda line: _out.print(line, markup=False))
+        result = run_demo(out, config=config,
+                          echo=lambda line: _out.print(line, markup=False))
     except DemoError as exc:
         raise _fail(str(exc)) from None
     _out.print(f"[bold]open the map:[/bold] {result.html}", markup=True)
