@@ -16,7 +16,8 @@ Schema (created idempotently by `open_store`):
   Twitch sends none for rooms over 1,000 users).
 - ``users(user_id, login, display_name, broadcaster_type, description, created_at,
   profile_image_url, type, fetched_at)``: the latest profile per user id.
-- ``snapshot_info(snapshot_id, source, params, stats)``: how a snapshot was taken (JSON text).
+- ``snapshot_info(snapshot_id, source, params, stats)``: how a snapshot was taken (JSON text);
+  ``stats.rows`` holds its row counts per table, written in the same transaction.
 - ``imports(file_key, file_name, snapshot_id, imported_at)``: JSON files already imported.
 
 `write_snapshot` writes a whole snapshot in ONE transaction, flipping its status to complete
@@ -190,9 +191,13 @@ def write_snapshot(
         _insert_chatters(con, snapshot_id, data.chatters)
         _insert_listens(con, snapshot_id, data.listens)
         _upsert_users(con, data.users, data.finished_at)
+        # Row counts go in with the rows: anyone can check a snapshot is whole.
+        rows = {table: con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_id = ?",
+                                   [snapshot_id]).fetchone()[0]
+                for table in ("streams", "chatters", "listens")}
         con.execute("INSERT INTO snapshot_info VALUES (?, ?, ?, ?)",
                     [snapshot_id, data.source, json.dumps(data.params, default=str),
-                     json.dumps(data.stats, default=str)])
+                     json.dumps({**data.stats, "rows": rows}, default=str)])
         if import_key is not None:
             con.execute("INSERT INTO imports VALUES (?, ?, ?, ?)",
                         [import_key[0], import_key[1], snapshot_id, utcnow()])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -81,7 +82,10 @@ def test_write_snapshot_stores_everything_and_completes() -> None:
     assert _count(con, "chatters") == 2 * 5 + 2
     assert _count(con, "listens", f"snapshot_id = {sid} AND membership") == 3
     assert con.execute("SELECT login FROM users").fetchall() == [("chan00000",)]
-    assert con.execute("SELECT params FROM snapshot_info").fetchone() == ('{"top": 3}',)
+    params, stats = con.execute("SELECT params, stats FROM snapshot_info").fetchone()
+    assert json.loads(params) == {"top": 3}
+    assert json.loads(stats) == {"requests": 2, "rows": {"streams": 3, "chatters": 12,
+                                                         "listens": 3}}
 
 
 def test_a_failed_write_leaves_nothing_and_the_snapshot_can_be_failed() -> None:

@@ -302,7 +302,8 @@ class ChatClient:
             if conn.writer is None:
                 # Not connected (yet): once up, the connection joins all its channels itself.
                 try:
-                    await asyncio.wait_for(conn.ready.wait(), timeout=self.connect_timeout_s)
+                    async with asyncio.timeout(self.connect_timeout_s):
+                        await conn.ready.wait()
                 except TimeoutError:
                     unreachable.add(conn.index)
                     log.warning("chat connection %d not up after %.0f s; its channels will be "
@@ -477,15 +478,18 @@ class ChatClient:
             return
         writer.close()
         try:
-            await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
-        except (TimeoutError, OSError, ConnectionError, asyncio.CancelledError):
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
+        except (TimeoutError, OSError, ConnectionError):
             pass
 
     async def _read(self, conn: _Connection, reader: asyncio.StreamReader) -> str:
         """Handle lines until the connection ends; returns why it ended."""
         while True:
             try:
-                raw = await asyncio.wait_for(reader.readline(), timeout=self.idle_timeout_s)
+                # asyncio.timeout, not wait_for: no inner task that a cancel could miss
+                async with asyncio.timeout(self.idle_timeout_s):
+                    raw = await reader.readline()
             except TimeoutError:
                 return "idle timeout"
             except (ValueError, asyncio.LimitOverrunError):
