@@ -48,6 +48,7 @@ __all__ = [
     "open_store",
     "recover_stale",
     "start_snapshot",
+    "upsert_users",
     "write_snapshot",
 ]
 
@@ -319,6 +320,23 @@ def _upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]
         )
     finally:
         con.unregister("_tg_users_in")
+
+
+def upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]],
+                 fetched_at: datetime | None = None) -> int:
+    """Insert or replace profiles (normalised Helix user dicts) by user id, in one transaction.
+
+    Returns how many distinct users were written.
+    """
+    users = list({u["id"]: u for u in users}.values())
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _upsert_users(con, users, fetched_at or utcnow())
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return len(users)
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: str | Path) -> dict[str, int]:

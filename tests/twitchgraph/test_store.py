@@ -21,6 +21,7 @@ from twitchgraph.store import (
     open_store,
     recover_stale,
     start_snapshot,
+    upsert_users,
     write_snapshot,
 )
 
@@ -120,6 +121,16 @@ def test_users_are_upserted_to_the_latest_profile() -> None:
     write_snapshot(con, _snapshot(users=[{"id": "7", "login": "new", "description": "b"}]))
     assert con.execute("SELECT user_id, login, description FROM users").fetchall() == [
         ("7", "new", "b")]
+
+
+def test_upsert_users_outside_a_snapshot() -> None:
+    con = open_store(":memory:")
+    assert upsert_users(con, [{"id": "1", "login": "A"}, {"id": "1", "login": "B"},
+                              {"id": "2", "login": "c", "created_at": "2020-01-01T00:00:00Z"}],
+                        T0) == 2
+    assert con.execute("SELECT user_id, login, created_at, fetched_at FROM users ORDER BY 1"
+                       ).fetchall() == [("1", "b", None, T0),
+                                        ("2", "c", datetime(2020, 1, 1, tzinfo=UTC), T0)]
 
 
 def test_export_parquet_writes_complete_rows_only(tmp_path) -> None:
