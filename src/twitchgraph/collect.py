@@ -378,6 +378,8 @@ class Collector:
         ticker = asyncio.create_task(self._tick("joining"))
         try:
             taken = await self.chat.join(channels)
+            # JOINs the server dropped are sent again; listen once they are in (or given up).
+            await self.chat.wait_joined(taken)
         finally:
             ticker.cancel()
         now = self.clock.now()
