@@ -79,8 +79,10 @@ def collect(
     """Snapshot live streams (Helix) and who is in their chat (anonymous IRC) into the store.
 
     Needs TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET in the environment or in .env.
-    Prints one summary line per snapshot. Ctrl-C / SIGTERM stop cleanly: the snapshot under
-    way is discarded whole.
+
+    Prints one summary line per snapshot.
+
+    Ctrl-C / SIGTERM stop cleanly: the snapshot under way is discarded whole.
 
     Example: twitchgraph collect --every 10m --for 24h --language it --window 60s
     """
@@ -132,11 +134,15 @@ def import_json(
 ) -> None:
     """Import JSON snapshot dumps (one file per snapshot) into the store; re-runs are no-ops.
 
-    Accepted shapes (see twitchgraph.importer): the Helix shape
-    {"date_time": "2022-05-02T10:00:00Z", "streams": [Helix stream objects],
-    "chatters": {"channel_login": ["user_login", ...]}} and the original tool's per-stream
-    shape {"channel_login": {"chatters": [...], "game_name": ..., "viewer_count": ...,
-    "date_time": ...}}. Bad files are reported and skipped.
+    Accepted shapes (details in twitchgraph.importer):
+
+    Helix shape: {"date_time": "2022-05-02T10:00:00Z", "streams": [Helix stream objects],
+    "chatters": {"channel_login": ["user_login", ...]}}
+
+    Original per-stream shape: {"channel_login": {"chatters": [...], "game_name": ...,
+    "viewer_count": ..., "date_time": ...}}
+
+    Bad files are reported and skipped.
 
     Example: twitchgraph import dumps/ --db twitchgraph.duckdb
     """
