@@ -46,8 +46,7 @@ def enrich_profiles(con: duckdb.DuckDBPyConnection, helix) -> SourceReport:
     """
     import pandas as pd
 
-    from twitchgraph.clock import utcnow
-    from twitchgraph.store import _upsert_users  # the store owns the users table's upsert
+    from twitchgraph.store import upsert_users
 
     report = SourceReport("helix users")
     logins = [
@@ -62,7 +61,7 @@ def enrich_profiles(con: duckdb.DuckDBPyConnection, helix) -> SourceReport:
         return report
     users = helix.users(logins=logins)
     report.asked, report.found = len(logins), len(users)
-    _upsert_users(con, users, utcnow())
+    upsert_users(con, users)
     found = {u["login"].lower() for u in users}
     con.register("_tg_asked", pd.DataFrame({"login": logins}))
     try:
