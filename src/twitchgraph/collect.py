@@ -358,7 +358,7 @@ class Collector:
                         key=lambda c: (self._last_listened.get(c, never), order[c]))
         room = self.chat.capacity - len(held)
         if len(unheld) > room:
-            rotate = min(len(unheld) - room, self.chat.capacity // 2)
+            rotate = min(len(unheld) - room, max(1, self.chat.capacity // 2))
             oldest = sorted(held, key=lambda c: (self._held_since.get(c, never), c))[:rotate]
             if oldest:
                 log.info("more live channels than chat may hold: rotating %d", len(oldest))

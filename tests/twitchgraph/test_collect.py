@@ -399,3 +399,34 @@ def test_collector_against_the_simulator_survives_a_chat_drop_mid_window() -> No
         assert got <= expected | {channel}
         if membership[channel]:  # big rooms show only who spoke in those 3 s
             assert len(got & expected) >= 0.9 * len(expected), channel
+
+
+@pytest.mark.slow
+def test_every_against_the_simulator_joins_each_channel_once() -> None:
+    from twitchgraph.sim import run_simulator
+
+    con = open_store(":memory:")
+    with run_simulator(channels=40, users=800, seed=13, time_scale=60,
+                       chat_joins_per_10s=1000, membership_interval_s=0.3) as sim:
+        endpoints, helix = _sim_clients(sim)
+
+        async def scenario():
+            chat = ChatClient.from_endpoints(endpoints, clock=sim.clock, joins_per_window=1000)
+            collector = Collector(con, helix=helix, chat=chat, clock=sim.clock, options=(
+                CollectOptions(window_s=30, every_s=120, for_s=300, fetch_users=False)))
+            async with chat:
+                return await collector.run()
+
+        summaries = asyncio.run(scenario())
+        joins = sim.stats()["chat_joins"]
+    assert [s.status for s in summaries] == ["complete"] * 3
+    live_ever = con.execute("SELECT count(DISTINCT user_login) FROM streams").fetchone()[0]
+    assert joins == live_ever  # every channel joined once, however many snapshots it was in
+    new_channels = [r[0] for r in con.execute(
+        """SELECT count(*) FILTER (WHERE first_seen = snapshot_id) FROM (
+               SELECT snapshot_id, min(snapshot_id) OVER (PARTITION BY user_login) AS first_seen
+               FROM streams) GROUP BY snapshot_id ORDER BY snapshot_id""").fetchall()]
+    assert [s.joins for s in summaries] == new_channels  # later snapshots join only newcomers
+    starts = [s.started_at for s in summaries]
+    assert all(abs((b - a).total_seconds() - 120) < 30 for a, b in zip(starts, starts[1:],
+                                                                        strict=False))
