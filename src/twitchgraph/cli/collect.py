@@ -8,6 +8,8 @@ never printed: credentials are only ever passed to the token request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -28,12 +30,19 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _logging(verbose: bool) -> None:
-    root = logging.getLogger("twitchgraph")
-    if not any(isinstance(h, RichHandler) for h in root.handlers):
-        root.addHandler(RichHandler(console=_err, show_path=False, markup=False))
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
-    root.propagate = False
+@contextmanager
+def _logging(verbose: bool) -> Iterator[None]:
+    """Show twitchgraph's log records on stderr for the command's duration, then restore."""
+    logger = logging.getLogger("twitchgraph")
+    handler = RichHandler(console=_err, show_path=False, markup=False)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 def _duration(text: str | None, option: str) -> float | None:
@@ -89,7 +98,6 @@ def collect(
     from twitchgraph.collect import ChatLimits, CollectError, CollectOptions, run_collector
     from twitchgraph.twitch.errors import MissingCredentials, TwitchError
 
-    _logging(verbose)
     if once and every:
         raise _fail("use either --once or --every, not both")
     if for_ and not every:
@@ -108,8 +116,9 @@ def collect(
     import duckdb
 
     try:
-        summaries = run_collector(db, options, dotenv_path=env_file, chat_limits=limits,
-                                  console=_err)
+        with _logging(verbose):
+            summaries = run_collector(db, options, dotenv_path=env_file, chat_limits=limits,
+                                      console=_err)
     except MissingCredentials as exc:
         raise _fail(str(exc)) from None
     except (CollectError, TwitchError) as exc:
@@ -151,7 +160,6 @@ def import_json(
     from twitchgraph.importer import import_json_dir
     from twitchgraph.store import open_store
 
-    _logging(verbose)
     interval_s = _duration(interval, "--interval")
     if not json_dir.is_dir():
         raise _fail(f"{json_dir} is not a directory of JSON snapshot files")
@@ -160,7 +168,8 @@ def import_json(
         raise _fail(f"no *.json files in {json_dir}")
     con = open_store(db)
     try:
-        with tqdm(total=files, unit="file", desc="import", disable=None) as bar:
+        with _logging(verbose), tqdm(total=files, unit="file", desc="import",
+                                     disable=None) as bar:
             report = import_json_dir(con, json_dir, interval_s=interval_s,
                                      on_file=lambda _name, _outcome: bar.update(1))
     finally:
