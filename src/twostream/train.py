@@ -31,7 +31,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,6 @@ class TrainConfig:
     flip: bool = True
     resume: bool = False
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def splits(self) -> list[int]:
         if str(self.split) == "all":
