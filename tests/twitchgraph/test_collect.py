@@ -353,6 +353,7 @@ def test_helix_against_the_simulator_with_paging_faults() -> None:
         truth = {s["user_login"] for s in sim.live_streams()}
         sim.arm_fault("server_error", times=2, path_prefix="/helix/streams")
         sim.arm_fault("malformed_json", times=1, path_prefix="/helix/streams")
+        sim.arm_fault("rate_limit", times=1, path_prefix="/helix/streams")
         _, helix = _sim_clients(sim, backoff_s=0.01)
         with helix:
             got = helix.streams()
@@ -361,7 +362,7 @@ def test_helix_against_the_simulator_with_paging_faults() -> None:
     assert set(logins) <= truth
     assert len(got) >= 0.8 * len(truth)  # all but the items the simulator broke
     assert helix.stats.duplicates > 0 and helix.stats.server_errors > 0
-    assert helix.stats.malformed > 0
+    assert helix.stats.malformed > 0 and helix.stats.rate_limited == 1
     viewers = [s["viewer_count"] for s in got]
     assert viewers == sorted(viewers, reverse=True)
 
