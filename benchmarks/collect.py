@@ -16,12 +16,19 @@ Scenarios, each on a fresh simulator (10,000+ live channels, population frozen):
    the reset), to show what reading Ratelimit-Remaining/Reset saves.
 
 Printed: requests, wall time, the floor, time over the floor, and 429s received.
+
+`--chat-channels N` also times joining N channels' chats at Twitch's JOIN limit (20 per 10 s,
+enforced by the simulator, which drops excess JOINs silently): the floor is (N - 20) / 20 * 10 s;
+the client paces with 10 % slack and waits for every JOIN to be confirmed.
+
 Run: .venv/bin/python benchmarks/collect.py [--channels 11800] [--snapshots 12] [--no-naive]
+     [--chat-channels 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import time
 
@@ -29,6 +36,7 @@ import httpx
 
 from twitchgraph.sim import run_simulator
 from twitchgraph.twitch.auth import AppTokenAuth
+from twitchgraph.twitch.chat import ChatClient
 from twitchgraph.twitch.credentials import load_credentials
 from twitchgraph.twitch.endpoints import Endpoints
 from twitchgraph.twitch.helix import HelixClient
@@ -72,6 +80,28 @@ def run(channels: int, snapshots: int, *, pace: bool, users: bool) -> dict:
             "server_429": server_429, "paced": helix.stats.paced_s}
 
 
+def run_chat(n: int, joins_per_10s: int = 20) -> dict:
+    """Join the `n` most viewed live channels at the real JOIN limit; time until confirmed."""
+    with run_simulator(channels=max(60, int(n * 1.3)), users=5_000, seed=0, time_scale=0,
+                       chat_joins_per_10s=joins_per_10s) as sim:
+        logins = [s["user_login"] for s in sim.live_streams()[:n]]
+        endpoints = Endpoints.from_env(sim.env())
+
+        async def join() -> tuple[float, int]:
+            async with ChatClient.from_endpoints(endpoints, joins_per_window=joins_per_10s,
+                                                 join_window_s=10.0) as chat:
+                start = time.perf_counter()
+                taken = await chat.join(logins)
+                confirmed = await chat.wait_joined(taken, timeout=120)
+                return time.perf_counter() - start, confirmed
+
+        wall, confirmed = asyncio.run(join())
+        dropped = sim.stats()["chat_joins_dropped"]
+    floor = max(0, n - joins_per_10s) / joins_per_10s * 10.0
+    return {"n": len(logins), "wall": wall, "floor": floor, "confirmed": confirmed,
+            "dropped": dropped}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--channels", type=int, default=11_800,
@@ -79,6 +109,8 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=12,
                         help="back-to-back snapshots in the sustained scenarios")
     parser.add_argument("--no-naive", action="store_true", help="skip the unpaced scenario")
+    parser.add_argument("--chat-channels", type=int, default=0,
+                        help="also time joining this many chats at 20 JOINs / 10 s")
     parser.add_argument("--users", action="store_true",
                         help="also fetch the broadcasters' profiles (2x the requests)")
     args = parser.parse_args()
@@ -103,6 +135,11 @@ def main() -> None:
     print(f"\nstreams per snapshot: {one['streams']:,} of {live:,} live; one snapshot = "
           f"{one['requests']} requests; sustained ceiling {RATE * 100 * 60:,.0f} streams/min "
           f"= {RATE * 60 / max(1, one['requests']):.1f} snapshots/min of this size")
+    if args.chat_channels:
+        c = run_chat(args.chat_channels)
+        print(f"\nchat: joined {c['confirmed']}/{c['n']} channels in {c['wall']:.1f} s at 20 "
+              f"JOINs/10 s (floor {c['floor']:.1f} s, {c['wall'] - c['floor']:+.1f} s); "
+              f"JOINs dropped by the server: {c['dropped']}")
 
 
 if __name__ == "__main__":

@@ -213,3 +213,17 @@ def test_join_returns_promptly_when_chat_is_unreachable() -> None:
             assert chat.joined == 0
 
     asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_each_join_spends_one_slot_of_the_limit() -> None:
+    async def scenario(server: FakeChatServer) -> None:
+        # 6 channels at 3 per 0.2 s (x1.1 slack): two windows, not four
+        async with client(server, joins_per_window=3, join_window_s=0.2) as chat:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await chat.join([f"c{i}" for i in range(6)])
+            await chat.wait_joined(chat.channels, timeout=3.0)
+            assert loop.time() - start < 0.2 * 1.1 * 2
+        assert len(server.joins()) == 6
+
+    run(scenario)

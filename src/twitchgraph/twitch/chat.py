@@ -138,6 +138,7 @@ class _Connection:
     channels: set[str] = field(default_factory=set)  # wanted on this connection
     sent: dict[str, float] = field(default_factory=dict)  # JOIN sent (loop time), this socket
     confirmed: set[str] = field(default_factory=set)  # our JOIN echoed on this socket
+    joining: set[str] = field(default_factory=set)  # waiting for the join limiter
     writer: asyncio.StreamWriter | None = None
     task: asyncio.Task[None] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -473,9 +474,16 @@ class ChatClient:
                 await self._send_join(conn, name)
 
     async def _send_join(self, conn: _Connection, name: str) -> None:
-        if name in conn.sent or name not in conn.channels or conn.writer is None:
+        # `joining` keeps join() and the (re)join loop from both spending a limiter slot on
+        # the same channel.
+        if (name in conn.sent or name in conn.joining or name not in conn.channels
+                or conn.writer is None):
             return
-        await self._limiter.acquire()
+        conn.joining.add(name)
+        try:
+            await self._limiter.acquire()
+        finally:
+            conn.joining.discard(name)
         if name in conn.sent or name not in conn.channels or conn.writer is None:
             return
         conn.sent[name] = asyncio.get_running_loop().time()
