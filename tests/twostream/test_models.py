@@ -18,9 +18,12 @@ def torch_home(tmp_path, monkeypatch):
 
 @pytest.fixture()
 def imagenet_like(tmp_path):
-    """A torchvision-style resnet18 state dict (3 channels, 1000 classes) saved to a file."""
+    """torchvision's own resnet18 state dict (3 channels, 1000 classes; random values, as
+    there is no download here) saved to a file, as ImageNet checkpoints are."""
+    import torchvision
+
     torch.manual_seed(1)
-    state = StreamResNet("resnet18", in_chans=3, num_classes=1000).state_dict()
+    state = torchvision.models.resnet18(weights=None).state_dict()
     path = tmp_path / "resnet18-imagenet.pth"
     torch.save(state, path)
     return path, state
