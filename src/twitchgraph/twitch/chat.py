@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 CAPABILITIES = "twitch.tv/membership twitch.tv/tags twitch.tv/commands"
 _RANK = {"names": 0, "join": 1, "message": 2}
+_HEALTHY_S = 10.0  # a connection that lasted this long was fine: reset the reconnect backoff
 
 Opener = Callable[[str, int, bool], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
@@ -414,13 +415,15 @@ class ChatClient:
         failures = 0
         while not self._closing:
             try:
-                reader, writer = await self._open(self.host, self.port, self.tls)
+                async with asyncio.timeout(self.connect_timeout_s):
+                    reader, writer = await self._open(self.host, self.port, self.tls)
             except (TimeoutError, OSError) as exc:
                 failures += 1
                 await self._pause(conn, failures, f"cannot connect to chat: {exc}")
                 continue
             conn.writer, conn.sent, conn.confirmed = writer, {}, set()
             self.stats.connections += 1
+            connected_at = asyncio.get_running_loop().time()
             try:
                 await self._write(conn, f"CAP REQ :{CAPABILITIES}")
                 await self._write(conn, "PASS SCHMOOPIIE")  # any password works anonymously
@@ -433,7 +436,10 @@ class ChatClient:
                 finally:
                     rejoin.cancel()
                     watchdog.cancel()
-                failures = 0 if reason == "reconnect" else failures + 1
+                lived = asyncio.get_running_loop().time() - connected_at
+                # A drop after a while of good service starts the backoff afresh.
+                failures = 0 if reason == "reconnect" else (
+                    1 if lived >= _HEALTHY_S else failures + 1)
             except (OSError, ConnectionError) as exc:
                 failures += 1
                 reason = f"connection error: {exc}"
