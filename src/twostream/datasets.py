@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -206,8 +207,12 @@ def flow_stack_views(
 
 
 def _read_jpeg(path: Path, mode: str) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert(mode))
+    # OpenCV decodes these JPEGs ~1.4-1.8x faster than Pillow (benchmarks/train_throughput.py).
+    flag = cv2.IMREAD_GRAYSCALE if mode == "L" else cv2.IMREAD_COLOR
+    img = cv2.imread(str(path), flag)
+    if img is None:  # OpenCV signals a missing or corrupt file by returning None
+        raise OSError(f"cannot read {path}")
+    return img if mode == "L" else img[..., ::-1]
 
 
 class RawframeDataset(torch.utils.data.Dataset):
@@ -341,17 +346,26 @@ class RawframeDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, _hash_name(clip.name)])
         start = int(rng.integers(self._starts(clip)))
         if self.stream == "spatial":
-            img = _fit(self._rgb(clip, start), self.crop)
+            fields = [_fit(self._rgb(clip, start), self.crop)]
         else:
-            img = _fit(_stack_flow(self._flow_pairs(clip, start), self.bound), self.crop)
-        h, w = img.shape[:2]
+            fields = [_fit(f, self.crop) for pair in self._flow_pairs(clip, start) for f in pair]
+        h, w = fields[0].shape[:2]
         top = int(rng.integers(h - self.crop + 1))
         left = int(rng.integers(w - self.crop + 1))
         flip = bool(rng.random() < 0.5) and self.flip
+        c = self.crop
         if self.stream == "spatial":
-            x = img[top : top + self.crop, left : left + self.crop]
+            x = fields[0][top : top + c, left : left + c]
             return _normalise_rgb(x[:, ::-1] if flip else x), clip.label
-        return _flow_tensor(img, top, left, self.crop, flip), clip.label
+        # Dequantise only the crop; the mean subtracted is still the whole field's. Both maps
+        # are linear: dequantize(u) - mean(dequantize(u)) = (u - mean(u)) * 2 * bound / 255.
+        scale = 2.0 * self.bound / 255.0
+        stack = np.stack(
+            [(f[top : top + c, left : left + c].astype(np.float32) - np.float32(f.mean())) * scale
+             for f in fields],
+            axis=-1,
+        )
+        return _flow_tensor(stack, 0, 0, c, flip), clip.label
 
     def _test_item(self, clip: Clip, index: int) -> tuple[torch.Tensor, int, int]:
         views: list[torch.Tensor] = []

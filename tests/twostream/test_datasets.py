@@ -142,3 +142,13 @@ def test_bad_clips_are_skipped_and_reported(raw, tmp_path):
     loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate_skip)
     sizes = [len(b[1]) for b in loader if b is not None]
     assert sum(sizes) == len(ds) - 1
+
+
+def test_training_stack_equals_the_test_stack_when_nothing_is_random(raw):
+    # 12 frames -> 11 flow pairs; with L = 11 there is one start, and a full-size crop.
+    clips = _clips(raw)[:4]
+    common = dict(stream="temporal", crop=40, new_length=11)
+    train = RawframeDataset(raw, clips, train=True, flip=False, **common)
+    test = RawframeDataset(raw, clips, train=False, segments=1, **common)
+    for i in range(len(clips)):
+        torch.testing.assert_close(train[i][0], test[i][0][0], atol=1e-4, rtol=0)
