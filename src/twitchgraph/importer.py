@@ -21,14 +21,18 @@ One JSON file per snapshot, in either of two shapes:
    ``{"chatters": {"broadcaster": [...], "vips": [...], "moderators": [...], "viewers": [...]}}``
    or ``{"broadcaster": [...], "viewers": [...], ...}`` (all roles are merged).
 
+A file may also hold several snapshot documents: a JSON array of them, or JSON Lines (one per
+line), as ``mongoexport`` writes a collection; MongoDB extended JSON values (``{"$date": ...}``,
+``{"$numberInt": ...}``) and ``_id`` keys are understood.
+
 Times are ISO 8601 (a time without zone is taken as UTC) or epoch seconds. Chatters are stored
 with source ``names`` (a chatters list is a membership list); logins are lower-cased. Imported
 snapshots have no ``listens`` rows (how long they listened is unknown). Their ``interval_s`` is
 the given interval or, by default, the median gap between the imported snapshots.
 
-Re-importing is idempotent: a file is keyed on the SHA-256 of its content and skipped when
-that key was imported before (under any name). Unreadable or malformed files are reported
-and skipped; the others are still imported.
+Re-importing is idempotent: each document is keyed on the SHA-256 of its file's content (and
+its position in the file) and skipped when that key was imported before, under any file name.
+Unreadable or malformed files are reported and skipped; the others are still imported.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ import duckdb
 
 from twitchgraph.store import SnapshotData, write_snapshot
 
-__all__ = ["ImportReport", "import_json_dir", "parse_snapshot_file"]
+__all__ = ["ImportReport", "import_json_dir", "parse_snapshot_doc", "parse_snapshot_file"]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,23 @@ class ImportReport:
                 f"{len(self.duplicates)} already imported, {len(self.bad)} bad")
 
 
+def _plain(value: Any) -> Any:
+    """MongoDB extended JSON ({"$date": ...}, {"$numberInt": "5"}, ...) as plain values."""
+    if isinstance(value, dict) and len(value) == 1:
+        (key, inner), = value.items()
+        if key == "$date":
+            inner = _plain(inner)
+            # canonical extended JSON gives milliseconds since the epoch
+            return inner / 1000.0 if isinstance(inner, int | float) else inner
+        if key in ("$numberInt", "$numberLong"):
+            return int(inner)
+        if key == "$numberDouble":
+            return float(inner)
+    return value
+
+
 def _parse_time(value: Any, what: str) -> datetime:
+    value = _plain(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(float(value), UTC)
     if isinstance(value, str) and value.strip():
@@ -99,23 +119,53 @@ def _logins(value: Any, what: str) -> list[str]:
     return [x.strip().lower() for x in value if x.strip()]
 
 
-def parse_snapshot_file(path: str | Path) -> SnapshotData:
-    """Read one snapshot file (either accepted shape) into `SnapshotData`.
+def parse_snapshot_file(path: str | Path) -> list[SnapshotData]:
+    """Read the snapshot document(s) of one file (see the module docstring for the shapes).
 
     Raises:
         BadSnapshotFile (a ValueError) naming what is wrong; OSError if unreadable.
     """
+    return [parse_snapshot_doc(doc, f"document {i + 1}" if many else "")
+            for i, doc, many in _documents(Path(path))]
+
+
+def parse_snapshot_doc(doc: Any, where: str = "") -> SnapshotData:
+    """One decoded snapshot document (either shape) as `SnapshotData`."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or not doc:
+            raise BadSnapshotFile("a snapshot must be a non-empty JSON object")
+        if "streams" in doc:
+            return _helix_shape(doc)
+        return _per_stream_shape(doc)
+    except BadSnapshotFile as exc:
+        raise BadSnapshotFile(f"{where}: {exc}" if where else str(exc)) from None
+
+
+def _documents(path: Path) -> list[tuple[int, Any, bool]]:
+    """(index, document, several-in-file) for a JSON object, a JSON array or JSON Lines."""
+    try:
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise BadSnapshotFile("not UTF-8 text") from None
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadSnapshotFile(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(doc, dict) or not doc:
-        raise BadSnapshotFile("top level must be a non-empty JSON object")
-    if "streams" in doc:
-        return _helix_shape(doc)
-    return _per_stream_shape(doc)
+        lines = [line for line in text.splitlines() if line.strip()]
+        if exc.msg != "Extra data" or len(lines) < 2:
+            raise BadSnapshotFile(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        docs = []
+        for number, line in enumerate(lines, 1):
+            try:
+                docs.append(json.loads(line))
+            except json.JSONDecodeError as line_exc:
+                raise BadSnapshotFile(f"JSON Lines: line {number} is not valid JSON "
+                                      f"({line_exc.msg})") from None
+        return [(i, d, True) for i, d in enumerate(docs)]
+    if isinstance(doc, list):
+        if not doc:
+            raise BadSnapshotFile("an empty JSON array holds no snapshot")
+        return [(i, d, True) for i, d in enumerate(doc)]
+    return [(0, doc, False)]
 
 
 def _helix_shape(doc: dict[str, Any]) -> SnapshotData:
@@ -127,7 +177,7 @@ def _helix_shape(doc: dict[str, Any]) -> SnapshotData:
     for i, s in enumerate(raw_streams):
         if not isinstance(s, dict) or not s.get("user_login"):
             raise BadSnapshotFile(f"streams[{i}] has no user_login")
-        viewers = s.get("viewer_count", 0)
+        viewers = _plain(s.get("viewer_count", 0))
         if isinstance(viewers, bool) or not isinstance(viewers, int | float):
             raise BadSnapshotFile(f"streams[{i}].viewer_count is not a number")
         streams.append({**s, "user_login": str(s["user_login"]).lower(),
@@ -148,12 +198,14 @@ def _helix_shape(doc: dict[str, Any]) -> SnapshotData:
 def _per_stream_shape(doc: dict[str, Any]) -> SnapshotData:
     streams, chatters, times = [], {}, []
     for login, entry in doc.items():
+        if str(login).startswith("_") or login == "date_time":
+            continue  # _id and the like: Twitch logins never start with "_"
         if not isinstance(entry, dict):
             raise BadSnapshotFile(f"{login!r}: expected an object with chatters, game_name, "
                                   "viewer_count, date_time (or a Helix-shape file with "
                                   "'date_time' and 'streams')")
         channel = str(login).strip().lower()
-        viewers = entry.get("viewer_count", 0)
+        viewers = _plain(entry.get("viewer_count", 0))
         if isinstance(viewers, bool) or not isinstance(viewers, int | float):
             raise BadSnapshotFile(f"{login!r}: viewer_count is not a number")
         if "date_time" in entry:
@@ -163,6 +215,8 @@ def _per_stream_shape(doc: dict[str, Any]) -> SnapshotData:
                         "viewer_count": int(viewers)})
         chatters[channel] = dict.fromkeys(
             _logins(entry.get("chatters", []), f"{login!r}: chatters"), "names")
+    if "date_time" in doc and not isinstance(doc["date_time"], dict | list):
+        times.append(_parse_time(doc["date_time"], "date_time"))
     if not times:
         raise BadSnapshotFile("no date_time in any stream")
     return SnapshotData(started_at=min(times), finished_at=max(times), streams=streams,
@@ -197,34 +251,50 @@ def import_json_dir(
         raise FileNotFoundError(f"{root} is not a directory of JSON snapshot files")
     report = ImportReport()
     known = {r[0] for r in con.execute("SELECT file_key FROM imports").fetchall()}
-    todo: list[tuple[datetime, Path, str]] = []
+    # Pass 1: which files are new and when their snapshots were taken (for the interval).
+    todo: list[tuple[Path, str]] = []
+    times: list[datetime] = []
     for path in sorted(root.rglob(pattern)):
         name = str(path.relative_to(root))
         try:
             key = _file_key(path)
-            if key in known:
+            snapshots = parse_snapshot_file(path)
+            keys = [_doc_key(key, i, len(snapshots)) for i in range(len(snapshots))]
+            if all(k in known for k in keys):
                 report.duplicates.append(name)
                 _tell(on_file, name, "duplicate")
                 continue
-            known.add(key)
-            todo.append((parse_snapshot_file(path).started_at, path, key))
+            known.update(keys)
+            todo.append((path, key))
+            times += [s.started_at for s in snapshots]
         except (OSError, ValueError) as exc:
             _bad(report, on_file, name, exc)
-    todo.sort(key=lambda t: (t[0], str(t[1])))
     if interval_s is None:
-        interval_s = _median_gap([t for t, _, _ in todo])
-    for _, path, key in todo:
+        interval_s = _median_gap(times)
+    done = {r[0] for r in con.execute("SELECT file_key FROM imports").fetchall()}
+    # Pass 2: one transaction per snapshot; a file counts as imported when all of it is in.
+    for path, key in todo:
         name = str(path.relative_to(root))
         try:
-            data = parse_snapshot_file(path)
-            data.interval_s = interval_s
-            data.params = {"file": name}
-            report.snapshot_ids.append(write_snapshot(con, data, import_key=(key, name)))
+            snapshots = parse_snapshot_file(path)
+            for i, data in enumerate(snapshots):
+                doc_key = _doc_key(key, i, len(snapshots))
+                if doc_key in done:
+                    continue
+                data.interval_s = interval_s
+                data.params = {"file": name} if len(snapshots) == 1 else {"file": name,
+                                                                          "document": i + 1}
+                report.snapshot_ids.append(
+                    write_snapshot(con, data, import_key=(doc_key, name)))
             report.imported.append(name)
             _tell(on_file, name, "imported")
         except (OSError, ValueError, duckdb.Error) as exc:
             _bad(report, on_file, name, exc)
     return report
+
+
+def _doc_key(file_key: str, index: int, count: int) -> str:
+    return file_key if count == 1 else f"{file_key}#{index}"
 
 
 def _median_gap(times: Iterable[datetime]) -> float | None:

@@ -96,9 +96,44 @@ def test_bad_files_are_reported_and_skipped(tmp_path) -> None:
 def test_epoch_and_naive_times(tmp_path) -> None:
     path = tmp_path / "e.json"
     path.write_text(json.dumps({"date_time": 1651485600, "streams": [], "chatters": {}}))
-    assert parse_snapshot_file(path).started_at == datetime(2022, 5, 2, 10, 0, tzinfo=UTC)
+    (snapshot,) = parse_snapshot_file(path)
+    assert snapshot.started_at == datetime(2022, 5, 2, 10, 0, tzinfo=UTC)
 
 
 def test_missing_directory_is_an_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="not a directory"):
         import_json_dir(open_store(":memory:"), tmp_path / "nope")
+
+
+def test_mongoexport_json_lines_and_arrays(tmp_path) -> None:
+    def doc(minute: int, oid: str) -> dict:
+        return {"_id": {"$oid": oid},
+                "pippo": {"chatters": ["a", "b"], "game_name": "Chess",
+                          "viewer_count": {"$numberInt": "12"},
+                          "date_time": {"$date": f"2022-05-02T10:{minute:02d}:00Z"}}}
+
+    lines = "\n".join(json.dumps(doc(m, f"o{m}")) for m in (0, 5, 10))
+    (tmp_path / "export.json").write_text(lines + "\n")
+    (tmp_path / "array.json").write_text(json.dumps([
+        {"date_time": {"$date": 1651486500000}, "streams": [make_stream(1, 5)],
+         "chatters": {"chan00001": ["z"]}}]))  # 10:15 in canonical milliseconds
+    con = open_store(":memory:")
+    report = import_json_dir(con, tmp_path)
+    assert sorted(report.imported) == ["array.json", "export.json"] and not report.bad
+    rows = con.execute("SELECT started_at, interval_s FROM snapshots ORDER BY 1").fetchall()
+    assert [r[0].minute for r in rows] == [0, 5, 10, 15] and {r[1] for r in rows} == {300.0}
+    assert con.execute("SELECT DISTINCT user_login, viewer_count FROM streams WHERE "
+                       "user_login = 'pippo'").fetchall() == [("pippo", 12)]
+    # _id is not a channel; a re-import adds nothing
+    assert con.execute("SELECT count(*) FROM streams WHERE user_login = '_id'").fetchone() == (
+        0,)
+    again = import_json_dir(con, tmp_path)
+    assert sorted(again.duplicates) == ["array.json", "export.json"] and not again.imported
+    assert con.execute("SELECT count(*) FROM snapshots").fetchone() == (4,)
+
+
+def test_a_bad_line_in_json_lines_names_the_line(tmp_path) -> None:
+    (tmp_path / "x.json").write_text('{"date_time": 0, "streams": []}\n{oops}\n')
+    report = import_json_dir(open_store(":memory:"), tmp_path)
+    assert report.bad == [("x.json", "JSON Lines: line 2 is not valid JSON (Expecting property "
+                                     "name enclosed in double quotes)")]

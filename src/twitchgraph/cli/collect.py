@@ -151,6 +151,8 @@ def import_json(
     Original per-stream shape: {"channel_login": {"chatters": [...], "game_name": ...,
     "viewer_count": ..., "date_time": ...}}
 
+    A file may hold several snapshots: a JSON array or JSON Lines (e.g. from mongoexport).
+
     Bad files are reported and skipped.
 
     Example: twitchgraph import dumps/ --db twitchgraph.duckdb
