@@ -6,6 +6,7 @@ Every base URL comes from `Endpoints`, so the same code talks to Twitch or to th
 from __future__ import annotations
 
 from twitchgraph.twitch.auth import AppTokenAuth
+from twitchgraph.twitch.chat import ChannelView, ChatClient
 from twitchgraph.twitch.credentials import Credentials, load_credentials
 from twitchgraph.twitch.endpoints import Endpoints
 from twitchgraph.twitch.errors import (
@@ -23,6 +24,8 @@ from twitchgraph.twitch.helix import HelixClient, HelixStats
 __all__ = [
     "AppTokenAuth",
     "AuthError",
+    "ChannelView",
+    "ChatClient",
     "Credentials",
     "Endpoints",
     "HelixClient",
