@@ -178,6 +178,25 @@ def test_rotates_when_more_channels_are_live_than_chat_may_hold() -> None:
     assert con.execute("SELECT count(DISTINCT channel_login) FROM chatters").fetchone() == (4,)
 
 
+def test_once_with_more_channels_than_capacity_listens_in_groups() -> None:
+    con = open_store(":memory:")
+    fake = _twitch(5)
+
+    async def scenario(server: FakeChatServer):
+        _chat_server(server, fake, big=0)
+        collector = _collector(con, fake, server, CollectOptions(window_s=5), FastClock(100),
+                               channels_per_connection=1, max_connections=2)
+        async with collector.chat:
+            (summary,) = await collector.run()
+        return summary, server.connections, len(server.lines("PART #"))
+
+    summary, connections, parts = run(scenario)
+    assert summary.channels_listened == 5 and parts == 5 and connections == 2
+    listened = [r[0] for r in con.execute("SELECT listened_s FROM listens").fetchall()]
+    assert len(listened) == 5 and all(s >= 4 for s in listened)  # each group got the window
+    assert con.execute("SELECT count(DISTINCT channel_login) FROM chatters").fetchone() == (5,)
+
+
 def test_api_failure_marks_the_snapshot_failed_and_reports_it() -> None:
     con = open_store(":memory:")
     fake = _twitch(3)
