@@ -170,9 +170,17 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over ``loader``; the scheduler steps per iteration. Returns mean loss/accuracy."""
     model.train()
+    distributed = dist.is_available() and dist.is_initialized()
     sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
     for batch in tqdm(loader, desc=f"epoch {epoch}", disable=not progress, leave=False):
-        if batch is None:  # every clip of the batch was unreadable
+        if distributed:
+            # Ranks must step together (DDP all-reduces gradients): if any rank's batch was
+            # entirely unreadable, every rank skips this step.
+            ok = torch.tensor([int(batch is not None)], device=device)
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+            if ok.item() == 0:
+                continue
+        elif batch is None:  # every clip of the batch was unreadable
             continue
         x, y = batch
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -192,7 +200,7 @@ def train_one_epoch(
         sums += torch.tensor(
             [loss.item() * n, (logits.argmax(1) == y).sum().item(), n], dtype=torch.float64
         )
-    if dist.is_available() and dist.is_initialized():
+    if distributed:
         totals = sums.to(device)  # nccl reduces CUDA tensors only
         dist.all_reduce(totals)
         sums = totals.cpu()

@@ -88,7 +88,7 @@ def make_rawframes(
     return root
 
 
-def ddp_worker(rawframes: str, out: str) -> None:
+def ddp_worker(rawframes: str, out: str, batch_size: int = 2, crop: int = 32) -> None:
     """Body of one torchrun rank (see test_ddp.py): train a tiny temporal stream, then save
     this rank's final parameters to ``out/params_rank{RANK}.pt``."""
     import os
@@ -110,7 +110,7 @@ def ddp_worker(rawframes: str, out: str) -> None:
     train_mod.train_one_epoch = spy
     train_mod.main(train_mod.TrainConfig(
         rawframes=rawframes, stream="temporal", out=out, arch="resnet18", weights="none",
-        epochs=2, batch_size=2, lr=0.05, crop=32, new_length=3, workers=0, device="cpu",
+        epochs=2, batch_size=batch_size, lr=0.05, crop=crop, new_length=3, workers=0, device="cpu",
         seed=0, val_segments=1, progress=False,
     ))
     model = seen["model"]
@@ -125,4 +125,4 @@ def ddp_worker(rawframes: str, out: str) -> None:
 if __name__ == "__main__":
     import sys
 
-    ddp_worker(sys.argv[1], sys.argv[2])
+    ddp_worker(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:]))
