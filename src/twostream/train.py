@@ -410,6 +410,12 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
         )
     ds_val = RawframeDataset(root, val_clips, train=False, segments=max(config.val_segments, 1),
                              **common)
+    ckpt_file = checkpoint_path(out, split)
+    resuming = ckpt_file.exists()
+    if resuming and not config.resume:
+        raise ValueError(
+            f"{ckpt_file} exists: pass --resume to continue that run, or choose another --out"
+        )
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
         _write_run_json(config, classes, ds_train.in_chans)
@@ -426,8 +432,10 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
     expected = len(loader) * config.batch_size if drop_last else len(sampler)
 
     torch.manual_seed(config.seed)
+    # A resumed run takes its weights from the checkpoint: no ImageNet look-up, no warning.
     model = build_model(config.arch, in_chans=ds_train.in_chans, num_classes=len(classes),
-                        weights=config.weights, drop_rate=config.drop_rate).to(device)
+                        weights="none" if resuming else config.weights,
+                        drop_rate=config.drop_rate).to(device)
     model_without_ddp = model
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(
@@ -442,12 +450,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
 
     start_epoch = 0
-    ckpt_file = checkpoint_path(out, split)
-    if ckpt_file.exists():
-        if not config.resume:
-            raise ValueError(
-                f"{ckpt_file} exists: pass --resume to continue that run, or choose another --out"
-            )
+    if resuming:
         ckpt = torch.load(ckpt_file, map_location="cpu", weights_only=True)
         for key in ("stream", "arch", "crop", "new_length"):
             if ckpt["config"][key] != getattr(config, key):

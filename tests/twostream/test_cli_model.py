@@ -83,8 +83,8 @@ def test_bad_input_is_one_red_line(trained, tmp_path):
                   "hmdb51_val_split_1_rawframes.txt")
     _one_red_line(_run("train", raw, "--stream", "spatial", "--out", out / "spatial",
                        "--weights", "none", "--arch", "resnet18", "--crop", "32"), "--resume")
-    _one_red_line(_run("train", raw, "--stream", "spatial", "--out", out / "spatial"),
-                  "another arch")
+    _one_red_line(_run("train", raw, "--stream", "spatial", "--out", out / "spatial",
+                       "--resume"), "another arch")
     _one_red_line(_run("train", raw, "--stream", "depth", "--out", tmp_path / "r"), "stream")
     _one_red_line(_run("train", raw, "--stream", "spatial", "--out", tmp_path / "r",
                        "--device", "tpu"), "device")
