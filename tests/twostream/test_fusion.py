@@ -110,3 +110,18 @@ def _empty(tmp_path):
     p.mkdir()
     (p / "run.json").write_text(json.dumps({"stream": "temporal", "classes": CLASSES}))
     return p
+
+
+def test_several_splits_give_a_mean_column(runs, tmp_path):
+    s, t = runs
+    for run in (s, t):  # split 2 = split 1 reversed (same clips, so fusable)
+        for prefix in ("scores", "train_scores"):
+            with np.load(run / f"{prefix}_split1.npz") as z:
+                np.savez(run / f"{prefix}_split2.npz", **{k: z[k][::-1] for k in z.files})
+    result = fuse_runs(s, t, out=tmp_path)
+    assert result["splits"] == [1, 2]
+    header, *rows = result["table"].splitlines()
+    assert header.split()[-4:] == ["top-1", "mean", "mca", "mean"]
+    r1, r2 = (result["results"][k]["svm"]["top1"] for k in ("1", "2"))
+    svm_row = next(r for r in rows if r.startswith("svm"))
+    assert svm_row.split()[-2] == f"{(r1 + r2) / 2:.1%}"
