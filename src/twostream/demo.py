@@ -66,7 +66,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     from twostream.evaluate import evaluate_run, load_scores
     from twostream.extract import extract_dataset
     from twostream.flow import TVL1_PRESETS
-    from twostream.fusion import fuse_runs
+    from twostream.fusion import fuse_runs, fuse_split
     from twostream.predict import predict_video
     from twostream.synth import make_synthetic_dataset
     from twostream.train import TrainConfig, main
@@ -108,8 +108,6 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     fused = fuse_runs(out / "spatial", out / "temporal", splits=[1], out=out)
     _say(echo, t0, "fuse: average, weighted (weight from training clips), linear SVM")
     echo(fused["table"])
-
-    from twostream.fusion import fuse_split
 
     scores = fuse_split(out / "spatial", out / "temporal", 1)
     table = {m: group_accuracy(s, scores["labels"], info.classes)

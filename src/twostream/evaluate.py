@@ -38,7 +38,7 @@ from twostream.datasets import (
     collate_skip,
     read_annotations,
 )
-from twostream.train import _resolve_device, checkpoint_path, evaluate, load_stream_model
+from twostream.train import checkpoint_path, evaluate, load_stream_model, resolve_device
 
 __all__ = [
     "classification_report",
@@ -190,7 +190,7 @@ def evaluate_run(
         splits = [k for k in (1, 2, 3) if checkpoint_path(run_dir, k).is_file()]
         if not splits:
             raise DatasetError(f"no checkpoint_split{{1,2,3}}.pt in {run_dir}: train first")
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     reports: dict[int, dict[str, Any]] = {}
     for split in splits:
         model, run = load_stream_model(run_dir, split, dev)

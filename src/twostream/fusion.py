@@ -32,6 +32,7 @@ __all__ = [
     "average_fusion",
     "format_table",
     "fuse_runs",
+    "fuse_split",
     "svm_fusion",
     "weighted_fusion",
 ]

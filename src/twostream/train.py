@@ -62,6 +62,7 @@ __all__ = [
     "load_run",
     "load_stream_model",
     "main",
+    "resolve_device",
     "train_one_epoch",
 ]
 
@@ -141,7 +142,8 @@ def _init_distributed(device_kind: str) -> _Dist:
     return info
 
 
-def _resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a ValueError."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name not in ("cpu", "cuda"):
@@ -534,7 +536,7 @@ def main(config: TrainConfig) -> dict[int, dict[str, Any]]:
     device_kind = "cuda" if config.device == "cuda" or (
         config.device == "auto" and torch.cuda.is_available()) else "cpu"
     info = _init_distributed(device_kind)
-    device = _resolve_device(config.device, info.local_rank)
+    device = resolve_device(config.device, info.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     results = {}
