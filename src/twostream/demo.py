@@ -95,7 +95,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
             rawframes=str(raw), stream=stream, out=str(out / stream), split="1",
             arch="resnet18", weights="none", epochs=cfg.epochs, batch_size=cfg.batch_size,
             lr=cfg.lr, drop_rate=0.0, crop=cfg.crop, flip=False, workers=cfg.workers,
-            device="cpu", seed=cfg.seed, val_segments=0, progress=False, resume=True,
+            device="cpu", seed=cfg.seed, val_segments=2, progress=False, resume=True,
         )
         result = main(train_cfg)[1]
         _say(echo, t0, f"train {stream}: resnet18, random init, crop {cfg.crop}, "

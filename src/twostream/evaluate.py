@@ -126,7 +126,7 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], out: Path, tit
 
     c = np.asarray(confusion, dtype=np.float64)
     c = c / np.maximum(c.sum(1, keepdims=True), 1)
-    size = max(4.0, 0.22 * len(classes) + 2)
+    size = max(5.5, 0.22 * len(classes) + 3)
     fig, ax = plt.subplots(figsize=(size, size))
     im = ax.imshow(c, vmin=0, vmax=1, cmap="viridis")
     ticks = np.arange(len(classes))
@@ -214,7 +214,7 @@ def evaluate_run(
                                                          encoding="utf-8")
         plot_confusion(np.array(report["confusion"]), run["classes"],
                        run_dir / f"confusion_split{split}.png",
-                       f"{run['stream']} stream, split {split}: top-1 {report['top1']:.1%}")
+                       f"{run['stream']} stream, split {split}\ntop-1 {report['top1']:.1%}")
         if scored["skipped"]:
             logger.warning("split %d: %d test clip(s) skipped", split, len(scored["skipped"]))
         reports[split] = report

@@ -327,9 +327,10 @@ def _plot_curves(metrics: Path, out: Path) -> None:
             return [float(r[name]) if r[name] not in ("", "nan") else math.nan for r in rs]
 
         ax_loss.plot(ep, col("train_loss"), "-o", label=f"train, split {split}")
-        ax_loss.plot(ep, col("val_loss"), "--o", label=f"test, split {split}")
         ax_acc.plot(ep, col("train_acc"), "-o", label=f"train, split {split}")
-        ax_acc.plot(ep, col("val_video_acc"), "--o", label=f"test (clip), split {split}")
+        if not all(math.isnan(v) for v in col("val_loss")):  # validation may be off
+            ax_loss.plot(ep, col("val_loss"), "--o", label=f"test, split {split}")
+            ax_acc.plot(ep, col("val_video_acc"), "--o", label=f"test (clip), split {split}")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
     for ax in (ax_loss, ax_acc):
