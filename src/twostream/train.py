@@ -7,11 +7,16 @@ gloo on CPU, nccl on CUDA; each rank trains on its shard, rank 0 writes every fi
 
 Run folder (``RUN_DIR``)::
 
-    run.json                  stream, arch, crop, L, bound, class list, rawframes folder
+    run.json                  stream, arch, crop, L, bound, class list, rawframes folder and
+                              the extraction settings (from extract_report.json; predict
+                              re-extracts new videos with them)
     checkpoint_split{k}.pt    written after every epoch (model, optimizer, lr_scheduler, scaler,
                               epoch, RNG states, config as a plain dict)
     metrics.csv               one row per (split, epoch)
     curves.png                loss and accuracy per epoch, one line per split
+
+Optimisation: SGD (momentum 0.9, weight decay 5e-4), cosine learning-rate decay stepped per
+iteration, cross-entropy; on CUDA, mixed precision (``torch.autocast`` + ``GradScaler``).
 
 ``--split all`` trains splits 1, 2, 3 in turn into the same folder (files carry the split).
 Validation after each epoch uses a cheap protocol (``val_segments`` evenly spaced views per
