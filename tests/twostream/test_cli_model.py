@@ -35,7 +35,7 @@ def trained(extracted_dataset, tmp_path_factory):
     for stream in ("spatial", "temporal"):
         r = _run("train", raw, "--stream", stream, "--out", out / stream, "--arch", "resnet18",
                  "--weights", "none", "--epochs", "1", "--batch-size", "4", "--crop", "32",
-                 "--workers", "0", "--device", "cpu")
+                 "--workers", "0", "--device", "cpu", "--val-segments", "1")
         assert r.exit_code == 0, r.output
         assert "split 1: train acc" in r.output
     return raw, out
@@ -45,7 +45,8 @@ def trained(extracted_dataset, tmp_path_factory):
 def test_train_evaluate_fuse_predict_export(trained, synth_dataset, tmp_path):
     raw, out = trained
     for stream in ("spatial", "temporal"):
-        r = _run("evaluate", out / stream, "--segments", "3", "--train-segments", "2")
+        r = _run("evaluate", out / stream, "--segments", "3", "--train-segments", "2",
+                 "--batch-size", "2")
         assert r.exit_code == 0, r.output
         report = json.loads((out / stream / "eval_split1.json").read_text())
         assert f"top-1 {report['top1']:.1%}" in r.output

@@ -63,6 +63,8 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto (CUDA + mixed precision when "
                                "present), cpu or cuda."),
     seed: int = typer.Option(0, "--seed"),
+    val_segments: int = typer.Option(3, "--val-segments", help="Views per test clip for the "
+                                     "quick test accuracy after each epoch (0: none)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
 ) -> None:
     """Train the spatial or the temporal stream on HMDB51 split(s).
@@ -82,7 +84,7 @@ def train(
         rawframes=str(rawframes), stream=stream, out=str(out), split=split, arch=arch,
         weights=weights, epochs=epochs, batch_size=batch_size, lr=lr, crop=crop,
         new_length=new_length, drop_rate=drop_rate, flip=flip, workers=workers, device=device,
-        seed=seed, resume=resume,
+        seed=seed, val_segments=val_segments, resume=resume,
     )
     try:
         results = main(config)
@@ -107,6 +109,8 @@ def evaluate(
     rawframes: Path | None = typer.Option(None, "--rawframes", help="Rawframes folder "
                                           "(default: the one the run was trained on)."),
     device: str = typer.Option("auto", "--device"),
+    batch_size: int = typer.Option(4, "--batch-size", help="Clips per forward batch (each "
+                                   "clip is segments x crops images)."),
     workers: int = typer.Option(0, "--workers"),
 ) -> None:
     """Evaluate a run on the test clips with the 25-view protocol (and score training clips).
@@ -125,7 +129,7 @@ def evaluate(
     try:
         result = evaluate_run(run_dir, splits=_splits(split), crops=crops, segments=segments,
                               train_segments=train_segments, rawframes=rawframes,
-                              device=device, workers=workers)
+                              device=device, batch_size=batch_size, workers=workers)
     except (DatasetError, *_USER_ERRORS) as exc:
         raise _fail(str(exc)) from None
     for k, r in result["splits"].items():
