@@ -40,6 +40,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from twostream.flow import dequantize_flow
+from twostream.splits import DatasetError
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -48,10 +51,9 @@ __all__ = [
     "RawframeDataset",
     "annotation_path",
     "collate_skip",
-    "dequantize",
     "flow_stack_views",
     "read_annotations",
-    "read_classes",
+    "read_class_list",
     "read_extract_settings",
     "rgb_views",
     "view_positions",
@@ -64,10 +66,6 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 STREAMS = ("spatial", "temporal")
 
 
-class DatasetError(ValueError):
-    """Missing or malformed rawframes folder or annotation list; the message names it."""
-
-
 @dataclass(frozen=True)
 class Clip:
     """One line of an annotation list: ``<class>/<clip stem> <total_frames> <label>``."""
@@ -77,7 +75,7 @@ class Clip:
     label: int
 
 
-def read_classes(root: str | Path) -> list[str]:
+def read_class_list(root: str | Path) -> list[str]:
     """Class names from ``root/classes.txt`` (label = line index)."""
     path = Path(root) / "classes.txt"
     if not Path(root).is_dir():
@@ -126,11 +124,6 @@ def read_annotations(path: str | Path) -> list[Clip]:
     return clips
 
 
-def dequantize(u8: np.ndarray, bound: float) -> np.ndarray:
-    """Flow JPEG values (0-255) back to displacements in pixels, within ``±bound``."""
-    return u8.astype(np.float32) / 255.0 * (2.0 * bound) - bound
-
-
 def view_positions(count: int, segments: int) -> np.ndarray:
     """``segments`` evenly spaced 0-based positions among ``count`` (centres of equal bins)."""
     count = max(count, 1)
@@ -171,7 +164,7 @@ def _stack_flow(pairs: Sequence[tuple[np.ndarray, np.ndarray]], bound: float) ->
     chans = []
     for fx, fy in pairs:
         for f in (fx, fy):
-            d = dequantize(f, bound)
+            d = dequantize_flow(f, bound)
             chans.append(d - d.mean())
     return np.stack(chans, axis=-1)
 
@@ -358,7 +351,7 @@ class RawframeDataset(torch.utils.data.Dataset):
             x = fields[0][top : top + c, left : left + c]
             return _normalise_rgb(x[:, ::-1] if flip else x), clip.label
         # Dequantise only the crop; the mean subtracted is still the whole field's. Both maps
-        # are linear: dequantize(u) - mean(dequantize(u)) = (u - mean(u)) * 2 * bound / 255.
+        # are linear: deq(u) - mean(deq(u)) = (u - mean(u)) * 2 * bound / 255.
         scale = 2.0 * self.bound / 255.0
         stack = np.stack(
             [(f[top : top + c, left : left + c].astype(np.float32) - np.float32(f.mean())) * scale

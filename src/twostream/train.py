@@ -54,7 +54,7 @@ from twostream.datasets import (
     annotation_path,
     collate_skip,
     read_annotations,
-    read_classes,
+    read_class_list,
     read_extract_settings,
 )
 from twostream.models import build_model
@@ -402,7 +402,7 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
 
 def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.device) -> dict:
     root, out = Path(config.rawframes), Path(config.out)
-    classes = read_classes(root)
+    classes = read_class_list(root)
     train_clips = read_annotations(annotation_path(root, split, "train"))
     val_clips = read_annotations(annotation_path(root, split, "val"))
     if not train_clips:
@@ -530,7 +530,7 @@ def main(config: TrainConfig) -> dict[int, dict[str, Any]]:
     if config.stream not in ("spatial", "temporal"):
         raise ValueError(f"stream must be spatial or temporal, got {config.stream!r}")
     # Check every split's inputs before training any of them.
-    read_classes(config.rawframes)
+    read_class_list(config.rawframes)
     for split in splits:
         for subset in ("train", "val"):
             if not read_annotations(annotation_path(config.rawframes, split, subset)) and (

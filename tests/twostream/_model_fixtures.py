@@ -17,17 +17,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from twostream.flow import quantize_flow
+
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (40, 60, 230)}
 DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
 DEFAULT_CLASSES = (
     "appearance_blue", "appearance_green", "appearance_red",
     "motion_down", "motion_right", "motion_up",
 )
-
-
-def quantise(v: np.ndarray, bound: float = 20.0) -> np.ndarray:
-    v = np.clip(v, -bound, bound)
-    return np.round(255.0 * (v + bound) / (2 * bound)).astype(np.uint8)
 
 
 def _write_clip(folder: Path, rng: np.random.Generator, colour, velocity, size, frames, obj):
@@ -44,8 +41,8 @@ def _write_clip(folder: Path, rng: np.random.Generator, colour, velocity, size, 
         if t < frames - 1:
             fx, fy = np.zeros((size, size)), np.zeros((size, size))
             fx[np.ix_(ys, xs)], fy[np.ix_(ys, xs)] = vx, vy
-            Image.fromarray(quantise(fx)).save(folder / f"flow_x_{t + 1:05d}.jpg", quality=95)
-            Image.fromarray(quantise(fy)).save(folder / f"flow_y_{t + 1:05d}.jpg", quality=95)
+            Image.fromarray(quantize_flow(fx)).save(folder / f"flow_x_{t + 1:05d}.jpg", quality=95)
+            Image.fromarray(quantize_flow(fy)).save(folder / f"flow_y_{t + 1:05d}.jpg", quality=95)
 
 
 def make_rawframes(

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _model_fixtures import make_rawframes, quantise  # noqa: E402
+from _model_fixtures import make_rawframes  # noqa: E402
 
 from twostream.datasets import (  # noqa: E402
     IMAGENET_MEAN,
@@ -19,10 +19,9 @@ from twostream.datasets import (  # noqa: E402
     RawframeDataset,
     annotation_path,
     collate_skip,
-    dequantize,
     flow_stack_views,
     read_annotations,
-    read_classes,
+    read_class_list,
     view_positions,
 )
 
@@ -37,7 +36,7 @@ def _clips(root, split=1, subset="train"):
 
 
 def test_lists_and_classes(raw, tmp_path):
-    classes = read_classes(raw)
+    classes = read_class_list(raw)
     assert classes[0] == "appearance_blue" and len(classes) == 6
     clips = _clips(raw)
     assert clips[0].num_frames == 12 and {c.label for c in clips} == set(range(6))
@@ -52,17 +51,11 @@ def test_lists_and_classes(raw, tmp_path):
 
 def test_missing_inputs_name_the_thing(tmp_path):
     with pytest.raises(DatasetError, match="nowhere"):
-        read_classes(tmp_path / "nowhere")
+        read_class_list(tmp_path / "nowhere")
     with pytest.raises(DatasetError, match="hmdb51_train_split_2_rawframes.txt"):
         read_annotations(annotation_path(tmp_path, 2, "train"))
     with pytest.raises(DatasetError, match="rawframes"):
         RawframeDataset(tmp_path, [], stream="spatial", train=True)
-
-
-def test_dequantize_inverts_quantisation_within_one_step():
-    v = np.linspace(-20, 20, 101)
-    assert np.abs(dequantize(quantise(v), 20.0) - v).max() <= 40 / 255 / 2 + 1e-6
-    assert dequantize(np.array([0, 255], np.uint8), 20.0).tolist() == [-20.0, 20.0]
 
 
 def test_spatial_training_items(raw):
