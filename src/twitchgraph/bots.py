@@ -255,11 +255,11 @@ def suspected_bots(
          FROM streams st
          JOIN snapshots s ON s.snapshot_id = st.snapshot_id AND s.status = 'complete')
     """
+    # The store keeps chatters lower case, one row per (snapshot, channel, user).
     presence = f"""
-        (SELECT DISTINCT c.snapshot_id, lower(c.channel_login) AS channel,
-                lower(c.user_login) AS login
+        (SELECT c.snapshot_id, c.channel_login AS channel, c.user_login AS login
          FROM chatters c
-         JOIN {live} l ON l.snapshot_id = c.snapshot_id AND l.channel = lower(c.channel_login))
+         JOIN {live} l ON l.snapshot_id = c.snapshot_id AND l.channel = c.channel_login)
     """
     sql = suspected_bots_sql(presence, live, share=share, min_channels=min_channels)
     return con.execute(sql + " ORDER BY snapshots_flagged DESC, login").df()

@@ -57,6 +57,8 @@ def test_build_errors_are_one_line(db, tmp_path):
     assert r.exit_code == 1 and "no store at" in r.output
     r = _run("build", "--db", str(db), "--out", str(tmp_path / "g"), "--since", "yesterday")
     assert r.exit_code == 1 and "--since 'yesterday' is not an ISO time" in r.output
+    r = _run("build", "--db", str(db), "--out", str(tmp_path / "g"), "--memory-limit", "lots")
+    assert r.exit_code == 1 and "--memory-limit 'lots' is not a size" in r.output
     assert not (tmp_path / "g").exists()
 
 
@@ -119,7 +121,8 @@ def test_build_passes_every_option_through(db, tmp_path):
              "--until", "2022-05-02T10:20:00+00:00", "--every-nth", "2", "--language", "it",
              "--min-live-minutes", "5", "--min-viewer-mean", "1", "--min-chatter-mean", "1",
              "--min-weight", "2", "--weight", "shared", "--min-game-minutes", "1",
-             "--drop-suspected", "--bot-channel-share", "0.5")  # fmt: skip
+             "--drop-suspected", "--bot-channel-share", "0.5",
+             "--memory-limit", "512MB")  # fmt: skip
     assert r.exit_code == 0, r.output
     meta = json.loads((out / "build.json").read_text())
     assert meta["parameters"] == {

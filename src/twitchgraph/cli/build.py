@@ -7,6 +7,7 @@ function and turns domain errors into one red line on stderr with exit code 1.
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -33,6 +34,10 @@ bots_app = typer.Typer(help="Bot lists applied when building the graph.", no_arg
 app.add_typer(bots_app, name="bots")
 
 DbOption = typer.Option(DEFAULT_DB, "--db", help="The store (DuckDB file).")
+# DuckDB's own default is 80 % of RAM; a shared machine is better served by a fixed cap
+# (DuckDB spills to disk beyond it). The full two weeks build in ~30 s within 2-4 GB.
+MemoryOption = typer.Option("4GB", "--memory-limit", help="DuckDB memory cap, e.g. 2GB.")
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -41,12 +46,18 @@ def _fail(message: str) -> typer.Exit:
 
 
 @contextmanager
-def _store(db: Path, *, must_exist: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+def _store(
+    db: Path, *, must_exist: bool = True, memory_limit: str | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     from twitchgraph.store import open_store
 
     if must_exist and not db.exists():
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
+    if memory_limit is not None and not _MEMORY.match(memory_limit):
+        raise _fail(f"--memory-limit {memory_limit!r} is not a size like 512MB or 4GB")
     con = open_store(db)
+    if memory_limit is not None:
+        con.execute(f"SET memory_limit = '{memory_limit.strip()}'")
     try:
         yield con
     finally:
@@ -108,6 +119,7 @@ def build(
     bot_channel_share: float = typer.Option(
         0.1, help="Suspect accounts in more than this share of a snapshot's live channels."
     ),
+    memory_limit: str = MemoryOption,
 ) -> None:
     """Build the streamer graph (streamers, edges, played, games CSVs + build.json).
 
@@ -115,7 +127,7 @@ def build(
     """
     from twitchgraph.build import BuildError, build_graph, write_graph_dir
 
-    with _store(db) as con, _err.status("building") as status:
+    with _store(db, memory_limit=memory_limit) as con, _err.status("building") as status:
         try:
             result = build_graph(
                 con,
@@ -158,6 +170,7 @@ def report(
     ),
     graph: Path | None = typer.Option(None, "--graph", help="A GRAPH_DIR from `build`."),
     bot_channel_share: float = typer.Option(0.1, help="Share for the suspected-bot table."),
+    memory_limit: str = MemoryOption,
 ) -> None:
     """Write an HTML report (figures embedded, opens offline) and its figures as PNG files.
 
@@ -169,14 +182,14 @@ def report(
     if db is None and (kind is ReportKind.quality or graph is None or DEFAULT_DB.exists()):
         db = DEFAULT_DB
     if kind is ReportKind.quality:
-        with _store(db) as con:
+        with _store(db, memory_limit=memory_limit) as con:
             page = write_quality_report(con, out, bot_channel_share=bot_channel_share)
     else:
         try:
             if db is None:
                 page = write_explore_report(None, graph, out)
             else:
-                with _store(db) as con:
+                with _store(db, memory_limit=memory_limit) as con:
                     page = write_explore_report(con, graph, out)
         except (FileNotFoundError, ValueError) as exc:
             raise _fail(str(exc)) from None

@@ -52,8 +52,8 @@ def explore_tables(
             f"SELECT viewer_count FROM streams WHERE {complete}"
         ).df()
         t["room_chatters"] = con.execute(
-            f"""SELECT snapshot_id, lower(channel_login) AS channel,
-                       count(DISTINCT lower(user_login)) AS chatters
+            # one row per (snapshot, channel, user) in the store: count(*) is the distinct count
+            f"""SELECT snapshot_id, channel_login AS channel, count(*) AS chatters
                 FROM chatters WHERE {complete} GROUP BY 1, 2"""
         ).df()
         t["hourly"] = con.execute(

@@ -130,16 +130,31 @@ def quality_tables(
     tables["chatters"] = _df(
         con,
         """
-        SELECT s.snapshot_id, s.started_at,
-               (SELECT count(*) FROM streams st WHERE st.snapshot_id = s.snapshot_id) AS streams,
-               count(c.user_login) AS chatter_rows,
-               count(DISTINCT lower(c.user_login)) AS distinct_chatters,
-               count(c.user_login) FILTER (WHERE c.source = 'names') AS names,
-               count(c.user_login) FILTER (WHERE c.source = 'join') AS joins,
-               count(c.user_login) FILTER (WHERE c.source = 'message') AS messages
-        FROM snapshots s LEFT JOIN chatters c USING (snapshot_id)
+        -- Plain GROUP BYs (which DuckDB can spill to disk) rather than count(DISTINCT)
+        -- per snapshot, which holds every snapshot's set of users in memory at once.
+        WITH per_user AS (
+            SELECT snapshot_id, user_login, count(*) AS rows,
+                   count(*) FILTER (WHERE source = 'names') AS names,
+                   count(*) FILTER (WHERE source = 'join') AS joins,
+                   count(*) FILTER (WHERE source = 'message') AS messages
+            FROM chatters GROUP BY 1, 2
+        ),
+        per_snapshot AS (
+            SELECT snapshot_id, sum(rows) AS chatter_rows, count(*) AS distinct_chatters,
+                   sum(names) AS names, sum(joins) AS joins, sum(messages) AS messages
+            FROM per_user GROUP BY 1
+        ),
+        streams_per AS (SELECT snapshot_id, count(*) AS streams FROM streams GROUP BY 1)
+        SELECT s.snapshot_id, s.started_at, coalesce(sp.streams, 0) AS streams,
+               coalesce(p.chatter_rows, 0) AS chatter_rows,
+               coalesce(p.distinct_chatters, 0) AS distinct_chatters,
+               coalesce(p.names, 0) AS names, coalesce(p.joins, 0) AS joins,
+               coalesce(p.messages, 0) AS messages
+        FROM snapshots s
+        LEFT JOIN per_snapshot p USING (snapshot_id)
+        LEFT JOIN streams_per sp USING (snapshot_id)
         WHERE s.status = 'complete'
-        GROUP BY 1, 2 ORDER BY s.started_at
+        ORDER BY s.started_at
         """,
     )
     tables["suspected_bots"] = suspected_bots(con, share=bot_channel_share)
