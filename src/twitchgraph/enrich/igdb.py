@@ -19,7 +19,13 @@ import pandas as pd
 
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.enrich.schema import ensure_enrich_tables
-from twitchgraph.enrich.sources import SourceError, SourceReport
+from twitchgraph.enrich.sources import (
+    Pacer,
+    SourceError,
+    SourceReport,
+    decode_json,
+    send_with_retries,
+)
 
 __all__ = ["IGDB_FIELDS", "IGDBClient", "enrich_igdb", "parse_igdb_game"]
 
@@ -62,49 +68,25 @@ class IGDBClient:
         self._http = http
         self._auth = auth
         self._url = igdb_url.rstrip("/") + "/games"
-        self._clock = clock or SystemClock()
-        self._interval = 1.0 / requests_per_s
+        self._pacer = Pacer(clock or SystemClock(), 1.0 / requests_per_s)
         self.max_retries = max_retries
-        self._last_call: float | None = None
         self.requests = 0
 
-    def _pace(self) -> None:
-        now = self._clock.now().timestamp()
-        if self._last_call is not None and now < self._last_call + self._interval:
-            self._clock.sleep(self._last_call + self._interval - now)
-        self._last_call = self._clock.now().timestamp()
+    def _post(self, body: str) -> httpx.Response:
+        self.requests += 1
+        return self._http.post(self._url, content=body.encode(), auth=self._auth,
+                               headers={"Accept": "application/json",
+                                        "Content-Type": "text/plain"})  # fmt: skip
 
     def query(self, body: str) -> list[dict[str, Any]]:
         """POST one Apicalypse body to ``/games``; the decoded list of games."""
-        error = ""
-        for attempt in range(self.max_retries + 1):
-            self._pace()
-            self.requests += 1
-            try:
-                response = self._http.post(self._url, content=body.encode(), auth=self._auth,
-                                           headers={"Accept": "application/json",
-                                                    "Content-Type": "text/plain"})  # fmt: skip
-            except httpx.TransportError as exc:
-                error = f"{type(exc).__name__} from {self._url}"
-            else:
-                if response.status_code == 200:
-                    try:
-                        data = response.json()
-                    except ValueError:
-                        data = None
-                    if not isinstance(data, list):
-                        raise SourceError(f"IGDB reply is not a JSON list (HTTP 200 from "
-                                          f"{self._url})")  # fmt: skip
-                    return [g for g in data if isinstance(g, dict)]
-                if response.status_code != 429 and response.status_code < 500:
-                    raise SourceError(f"IGDB refused the query (HTTP {response.status_code} "
-                                      f"from {self._url}): {response.text[:200]}")  # fmt: skip
-                error = f"HTTP {response.status_code} from {self._url}"
-            if attempt < self.max_retries:
-                wait = min(30.0, 0.5 * 2**attempt)
-                logger.info("IGDB call failed (%s); retrying in %.1f s", error, wait)
-                self._clock.sleep(wait)
-        raise SourceError(f"IGDB kept failing ({error}) after {self.max_retries} retries")
+        response = send_with_retries(lambda: self._post(body), source="IGDB", url=self._url,
+                                     pacer=self._pacer, max_retries=self.max_retries,
+                                     backoff_s=0.5, max_backoff_s=30.0)  # fmt: skip
+        data = decode_json(response, source="IGDB")
+        if not isinstance(data, list):
+            raise SourceError(f"IGDB reply is not a JSON list (HTTP 200 from {self._url})")
+        return [g for g in data if isinstance(g, dict)]
 
     def games(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         """Games by IGDB id, with the fields of :data:`IGDB_FIELDS`."""

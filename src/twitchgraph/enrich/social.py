@@ -23,7 +23,7 @@ import pandas as pd
 
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.enrich.schema import ensure_enrich_tables
-from twitchgraph.enrich.sources import SourceError, SourceReport
+from twitchgraph.enrich.sources import Pacer, SourceError, SourceReport
 
 __all__ = [
     "PLATFORMS",
@@ -165,10 +165,8 @@ class GqlClient:
         self._http = http
         self._url = gql_url
         self._client_id = client_id
-        self._clock = clock or SystemClock()
-        self.min_interval_s = min_interval_s
+        self._pacer = Pacer(clock or SystemClock(), min_interval_s)
         self.batch = batch
-        self._last_call: float | None = None
         self.requests = 0
 
     def social_medias(self, logins: Sequence[str]) -> dict[str, list[dict[str, Any]] | None]:
@@ -176,10 +174,7 @@ class GqlClient:
 
         Raises SourceError when the reply is not the expected shape (the schema changed).
         """
-        now = self._clock.now().timestamp()
-        if self._last_call is not None and now < self._last_call + self.min_interval_s:
-            self._clock.sleep(self._last_call + self.min_interval_s - now)
-        self._last_call = self._clock.now().timestamp()
+        self._pacer.wait()
         ops = [{"operationName": "ChannelSocialMedias", "query": _GQL_QUERY,
                 "variables": {"login": login}} for login in logins]  # fmt: skip
         self.requests += 1

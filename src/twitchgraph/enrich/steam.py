@@ -24,7 +24,13 @@ import pandas as pd
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.enrich.matching import DEFAULT_THRESHOLD, match_titles
 from twitchgraph.enrich.schema import ensure_enrich_tables
-from twitchgraph.enrich.sources import SourceError, SourceReport
+from twitchgraph.enrich.sources import (
+    Pacer,
+    SourceError,
+    SourceReport,
+    decode_json,
+    send_with_retries,
+)
 
 __all__ = ["SteamClient", "enrich_steam", "steam_date"]
 
@@ -56,39 +62,19 @@ class SteamClient:
         self._http = http
         self._store_url = store_url.rstrip("/")
         self._api_url = api_url.rstrip("/")
-        self._clock = clock or SystemClock()
-        self.min_interval_s = min_interval_s
+        self._pacer = Pacer(clock or SystemClock(), min_interval_s)
         self.max_retries = max_retries
-        self._last_call: float | None = None
         self.requests = 0
 
     def _get(self, url: str, params: dict[str, str] | None = None) -> Any:
-        for attempt in range(self.max_retries + 1):
-            now = self._clock.now().timestamp()
-            if self._last_call is not None and now < self._last_call + self.min_interval_s:
-                self._clock.sleep(self._last_call + self.min_interval_s - now)
-            self._last_call = self._clock.now().timestamp()
+        def send() -> httpx.Response:
             self.requests += 1
-            try:
-                response = self._http.get(url, params=params)
-            except httpx.TransportError as exc:
-                error = f"{type(exc).__name__} from {url}"
-            else:
-                if response.status_code == 200:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        message = f"Steam sent invalid JSON (HTTP 200 from {url})"
-                        raise SourceError(message) from None
-                if response.status_code not in (429,) and response.status_code < 500:
-                    raise SourceError(f"Steam refused the request (HTTP {response.status_code} "
-                                      f"from {url})")  # fmt: skip
-                error = f"HTTP {response.status_code} from {url}"
-            wait = min(60.0, 2.0 * 2**attempt)
-            logger.info("Steam call failed (%s); retrying in %.0f s", error, wait)
-            if attempt < self.max_retries:
-                self._clock.sleep(wait)
-        raise SourceError(f"Steam kept failing ({error}) after {self.max_retries} retries")
+            return self._http.get(url, params=params)
+
+        response = send_with_retries(send, source="Steam", url=url, pacer=self._pacer,
+                                     max_retries=self.max_retries, backoff_s=2.0,
+                                     max_backoff_s=60.0)  # fmt: skip
+        return decode_json(response, source="Steam")
 
     def app_list(self) -> list[tuple[int, str]]:
         """Every Steam app as (appid, name)."""
