@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from twitchgraph.cli import build as _build  # noqa: F401  (bots, enrich, build, report)
-from twitchgraph.cli import collect as _collect  # noqa: F401  (collect, import, export-parquet)
-from twitchgraph.cli import graph as _graph  # noqa: F401  (communities, layout, export, query, ...)
-from twitchgraph.cli import sim as _sim  # noqa: F401  (sim serve)
 from twitchgraph.cli._app import app
+
+# Importing registers the commands; `--help` lists them in this order, the pipeline's.
+# isort: off
+from twitchgraph.cli import collect as _collect  # noqa: F401,E402  (collect, import, export-parquet)
+from twitchgraph.cli import build as _build  # noqa: F401,E402  (bots, enrich, build, report)
+from twitchgraph.cli import graph as _graph  # noqa: F401,E402  (communities, layout, export, ...)
+from twitchgraph.cli import sim as _sim  # noqa: F401,E402  (sim serve)
+# isort: on
 
 __all__ = ["app", "main"]
 
