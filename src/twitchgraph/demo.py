@@ -139,7 +139,9 @@ def run_demo(
         every_s = cfg.every_min * 60.0
         options = CollectOptions(window_s=cfg.window_s, every_s=every_s,
                                  for_s=every_s * (cfg.snapshots - 1) + 1.0)
-        limits = ChatLimits(channels_per_connection=1000, max_connections=10,
+        # Twitch's (and the simulator's) 100 channels per connection stay; only the JOIN
+        # rate is relaxed, like the simulator's.
+        limits = ChatLimits(channels_per_connection=100, max_connections=10,
                             joins_per_window=100_000, join_window_s=10.0)
         try:
             summaries = run_collector(db, options, env=env, dotenv_path=None, clock=sim.clock,
