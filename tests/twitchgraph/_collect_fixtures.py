@@ -8,6 +8,11 @@ that has gone stale, a rate-limit bucket). It is a test peer: no product code im
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -343,3 +348,15 @@ class FakeChatServer:
             pass
         finally:
             writer.close()
+
+
+def start_and_kill(script: str, *args: str, delay: float) -> None:
+    """Run ``python -c script *args``, wait for it to print "ready", let it work ``delay``
+    seconds, then SIGKILL it: a crash at an arbitrary moment, as `kill -9` makes one."""
+    child = subprocess.Popen([sys.executable, "-c", script, *args],
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()

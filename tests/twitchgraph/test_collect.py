@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +15,14 @@ from twitchgraph.collect import CollectOptions, Collector, parse_duration
 from twitchgraph.store import open_store
 from twitchgraph.twitch.chat import ChatClient
 
-from ._collect_fixtures import FakeChatServer, FakeTwitch, FastClock, is_streams, make_stream
+from ._collect_fixtures import (
+    FakeChatServer,
+    FakeTwitch,
+    FastClock,
+    is_streams,
+    make_stream,
+    start_and_kill,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -280,13 +282,7 @@ def test_collector_killed_mid_snapshot_leaves_whole_snapshots_and_next_run_goes_
 ) -> None:
     db = tmp_path / "kill.duckdb"
     for delay in (1.0, 1.7):
-        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(db), str(HERE)],
-                                 stdout=subprocess.PIPE, text=True)
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
+        start_and_kill(_CHILD, str(db), str(HERE), delay=delay)
     con = open_store(db)
     statuses = dict(con.execute("SELECT status, count(*) FROM snapshots GROUP BY 1").fetchall())
     assert statuses.get("complete", 0) >= 1

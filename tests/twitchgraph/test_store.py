@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -25,7 +20,7 @@ from twitchgraph.store import (
     write_snapshot,
 )
 
-from ._collect_fixtures import make_stream
+from ._collect_fixtures import make_stream, start_and_kill
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -172,13 +167,7 @@ _WRITER = textwrap.dedent("""
 def test_kill_9_at_any_moment_leaves_only_whole_snapshots(tmp_path) -> None:
     db = tmp_path / "crash.duckdb"
     for delay in (0.3, 0.55, 0.8):
-        child = subprocess.Popen([sys.executable, "-c", _WRITER, str(db)],
-                                 stdout=subprocess.PIPE, text=True)
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait()
-        child.stdout.close()
+        start_and_kill(_WRITER, str(db), delay=delay)
         con = open_store(db)
         recover_stale(con)
         complete = [r[0] for r in con.execute(
