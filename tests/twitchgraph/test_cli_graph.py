@@ -74,6 +74,11 @@ def test_query_errors_are_one_line(graph_dir, tmp_path):
 def test_export_errors(graph_dir, tmp_path):
     result = runner.invoke(app, ["export", str(graph_dir), "--to", "svg"])
     assert result.exit_code == 1 and "unknown export 'svg'" in result.output
+    # "all" beside an unknown target still refuses it, before exporting anything.
+    result = runner.invoke(app, ["export", str(graph_dir), "--to", "all,svg",
+                                 "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "unknown export 'svg'" in result.output
+    assert not (tmp_path / "out").exists()
     write_planted_graph_dir(tmp_path / "raw", communities=2, size=5)
     result = runner.invoke(app, ["export", str(tmp_path / "raw"), "--to", "html"])
     assert result.exit_code == 1

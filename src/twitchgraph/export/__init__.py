@@ -80,10 +80,10 @@ def export_graph(
     Files go to `out_dir` (default: the GRAPH_DIR itself). Raises ValueError for an unknown
     target or a GRAPH_DIR missing communities/layout that an export needs.
     """
-    wanted = list(TARGETS) if "all" in targets else list(dict.fromkeys(targets))
-    unknown = [t for t in wanted if t not in TARGETS]
+    unknown = [t for t in targets if t not in (*TARGETS, "all")]
     if unknown:
-        raise ValueError(f"unknown export {unknown[0]!r}: choose from {', '.join(TARGETS)}, all")
+        raise ValueError(f"unknown export {unknown[0]!r}: choose from {', '.join(TARGETS)} or all")
+    wanted = list(TARGETS) if "all" in targets else list(dict.fromkeys(targets))
     data = read_graph_dir(graph_dir)
     out = Path(out_dir) if out_dir is not None else Path(graph_dir)
     out.mkdir(parents=True, exist_ok=True)
