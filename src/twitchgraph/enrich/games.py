@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
-from twitchgraph.enrich.schema import ensure_enrich_tables
+from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
 from twitchgraph.enrich.sources import SourceReport
 
 if TYPE_CHECKING:
@@ -54,14 +54,7 @@ def enrich_helix_games(con: duckdb.DuckDBPyConnection, helix: HelixClient) -> So
             "found": [i in by_id for i in ids],
         }
     )
-    con.register("_tg_games_in", frame)
-    try:
-        con.execute(
-            """INSERT OR REPLACE INTO games (game_id, name, igdb_id, box_art_url, found)
-               SELECT game_id, name, igdb_id, box_art_url, found FROM _tg_games_in"""
-        )
-    finally:
-        con.unregister("_tg_games_in")
+    upsert_frame(con, "games", frame)
     report.found = len(by_id)
     logger.info("Helix games: %d asked, %d found", len(ids), len(by_id))
     return report

@@ -18,7 +18,7 @@ import httpx
 import pandas as pd
 
 from twitchgraph.clock import Clock, SystemClock
-from twitchgraph.enrich.schema import ensure_enrich_tables
+from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
 from twitchgraph.enrich.sources import (
     Pacer,
     SourceError,
@@ -152,7 +152,6 @@ def enrich_igdb(con: duckdb.DuckDBPyConnection, client: IGDBClient) -> SourceRep
     numeric = [i for i in ids if i.isdigit()]
     if not numeric:
         return report
-    rows: list[dict[str, Any]] = []
     for start in range(0, len(numeric), BATCH):
         batch = numeric[start : start + BATCH]
         games = client.games([int(i) for i in batch])
@@ -165,24 +164,11 @@ def enrich_igdb(con: duckdb.DuckDBPyConnection, client: IGDBClient) -> SourceRep
                 logger.warning("skipping a malformed IGDB game (%s): %.200r", exc, game)
                 continue
             got[row["igdb_id"]] = row
-        for i in batch:
-            rows.append(got.get(i) or {"igdb_id": i, "name": None, "genres": None,
-                                       "themes": None, "release_date": None,
-                                       "developers": None, "publishers": None,
-                                       "found": False})  # fmt: skip
+        rows = [got.get(i) or {"igdb_id": i, "name": None, "genres": None, "themes": None,
+                               "release_date": None, "developers": None, "publishers": None,
+                               "found": False} for i in batch]  # fmt: skip
         report.found += len(got)
-        _store_rows(con, rows)  # per batch, so a later failure keeps earlier answers
-        rows = []
+        # per batch, so a later failure keeps earlier answers
+        upsert_frame(con, "igdb_games", pd.DataFrame(rows))
     return report
 
-
-def _store_rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    frame = pd.DataFrame(rows)
-    con.register("_tg_igdb_in", frame)
-    try:
-        cols = ", ".join(frame.columns)
-        con.execute(f"INSERT OR REPLACE INTO igdb_games ({cols}) SELECT {cols} FROM _tg_igdb_in")
-    finally:
-        con.unregister("_tg_igdb_in")

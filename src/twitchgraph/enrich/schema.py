@@ -7,8 +7,9 @@ not know), so that a rerun asks only for keys it has never asked about.
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 
-__all__ = ["ensure_enrich_tables"]
+__all__ = ["ensure_enrich_tables", "upsert_frame"]
 
 _DDL = (
     """
@@ -97,3 +98,14 @@ def ensure_enrich_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every enrichment cache table that does not exist yet (idempotent)."""
     for ddl in _DDL:
         con.execute(ddl)
+
+
+def upsert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Insert the rows of ``frame`` into ``table`` by column name, replacing rows with the
+    same primary key (every source's cache write)."""
+    con.register("_tg_upsert", frame)
+    try:
+        cols = ", ".join(frame.columns)
+        con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM _tg_upsert")
+    finally:
+        con.unregister("_tg_upsert")

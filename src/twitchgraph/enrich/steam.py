@@ -23,7 +23,7 @@ import pandas as pd
 
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.enrich.matching import DEFAULT_THRESHOLD, match_titles
-from twitchgraph.enrich.schema import ensure_enrich_tables
+from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
 from twitchgraph.enrich.sources import (
     Pacer,
     SourceError,
@@ -136,15 +136,6 @@ def _details_row(appid: int, data: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    con.register("_tg_insert", frame)
-    try:
-        cols = ", ".join(frame.columns)
-        con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM _tg_insert")
-    finally:
-        con.unregister("_tg_insert")
-
-
 def enrich_steam(
     con: duckdb.DuckDBPyConnection,
     client: SteamClient,
@@ -192,7 +183,7 @@ def enrich_steam(
                 "threshold": [float(threshold)] * len(matches),
             }
         )
-        _insert(con, "game_matches", frame)
+        upsert_frame(con, "game_matches", frame)
         report.matched = sum(m.appid is not None for m in matches)
     appids = [
         int(r[0])
@@ -212,7 +203,7 @@ def enrich_steam(
     finally:
         # Keep what was fetched even when a later call fails.
         if rows:
-            _insert(con, "steam_details", pd.DataFrame(rows))
+            upsert_frame(con, "steam_details", pd.DataFrame(rows))
             report.found += sum(r["found"] for r in rows)
     return report
 
