@@ -14,6 +14,12 @@ app = typer.Typer(
 )
 
 
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as one red line on stderr; return the exit (code 1) to raise."""
+    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
 @app.callback()
 def _root() -> None:
     # A callback keeps `app` a command group even while it has a single command.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from twostream.cli._app import app
+from twostream.cli._app import app, fail
 
 FLOW_HELP = (
     "Optical flow: tvl1 (OpenCV Dual TV-L1, the reference), dis or farneback (about 100x "
@@ -18,11 +18,6 @@ FLOW_HELP = (
     "Measure accuracy as endpoint error vs default TV-L1 on moving pixels (> 1 px of motion), "
     "never over whole frames: benchmarks/extract.py does."
 )
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
 
 
 @app.command()
@@ -55,7 +50,7 @@ def synth(
             width=width, height=height, frames=frames, fps=fps,
         )
     except (ValueError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(
         f"wrote {len(info.classes)} classes x {clips_per_class} clips to {info.videos_dir} "
         f"and split files to {info.splits_dir}"
@@ -106,7 +101,7 @@ def extract(
     from twostream.splits import DatasetError
 
     if tvl1_preset not in TVL1_PRESETS:
-        raise _fail(f"unknown --tvl1-preset {tvl1_preset!r}; allowed: {', '.join(TVL1_PRESETS)}")
+        raise fail(f"unknown --tvl1-preset {tvl1_preset!r}; allowed: {', '.join(TVL1_PRESETS)}")
     params = TVL1_PRESETS[tvl1_preset].replace(
         tau=tau, lambda_=lambda_, theta=theta, nscales=nscales, warps=warps, epsilon=epsilon,
         inner_iterations=inner_iterations, outer_iterations=outer_iterations,
@@ -119,14 +114,14 @@ def extract(
             progress=progress,
         )
     except (DatasetError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for failure in summary.failed[:10]:
         typer.echo(f"  skipped {failure['clip']}: {failure['reason']}", err=True)
     if len(summary.failed) > 10:
         typer.echo(f"  ... and {len(summary.failed) - 10} more", err=True)
     report = Path(out_dir) / "extract_report.json"
     if summary.complete == 0:
-        raise _fail(f"no clip could be extracted from {videos_dir} "
+        raise fail(f"no clip could be extracted from {videos_dir} "
                     f"({len(summary.failed)} failed); see {report}")
     typer.echo(
         f"{summary.complete}/{summary.clips_in_splits} clips extracted "

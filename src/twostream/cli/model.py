@@ -10,15 +10,10 @@ from pathlib import Path
 
 import typer
 
-from twostream.cli._app import app
+from twostream.cli._app import app, fail
 
 # Errors a user can fix (bad paths, bad options, mismatched runs): one line, no traceback.
 _USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
 
 
 def _logging(verbose: bool = True) -> None:
@@ -37,7 +32,7 @@ def _splits(split: str | None) -> list[int] | None:
         return [1, 2, 3]
     if split in ("1", "2", "3"):
         return [int(split)]
-    raise _fail(f"--split must be 1, 2, 3 or all, got {split!r}")
+    raise fail(f"--split must be 1, 2, 3 or all, got {split!r}")
 
 
 @app.command()
@@ -89,7 +84,7 @@ def train(
     try:
         results = main(config)
     except (DatasetError, *_USER_ERRORS) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for k, row in results.items():
         if row:
             typer.echo(f"split {k}: train acc {row['train_acc']:.1%}, test clip acc "
@@ -124,14 +119,14 @@ def evaluate(
     from twostream.evaluate import evaluate_run
 
     if crops not in (1, 10):
-        raise _fail(f"--crops must be 1 or 10, got {crops}")
+        raise fail(f"--crops must be 1 or 10, got {crops}")
     _logging(verbose=False)
     try:
         result = evaluate_run(run_dir, splits=_splits(split), crops=crops, segments=segments,
                               train_segments=train_segments, rawframes=rawframes,
                               device=device, batch_size=batch_size, workers=workers)
     except (DatasetError, *_USER_ERRORS) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     for k, r in result["splits"].items():
         skipped = f", {len(r['skipped'])} clip(s) skipped" if r["skipped"] else ""
         typer.echo(f"split {k}: top-1 {r['top1']:.1%}  top-5 {r['top5']:.1%}  "
@@ -165,7 +160,7 @@ def fuse(
     try:
         result = fuse_runs(spatial_run, temporal_run, splits=_splits(split), out=out)
     except (DatasetError, *_USER_ERRORS) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(result["table"])
     typer.echo(f"written to {(out or spatial_run) / 'fusion.csv'}")
 
@@ -198,9 +193,9 @@ def predict(
         top = predict_video(video, spatial, temporal, top_k=top_k, split=split, crops=crops,
                             device=device)
     except VideoDecodeError as exc:
-        raise _fail(f"cannot decode {video}: {exc.reason}") from None
+        raise fail(f"cannot decode {video}: {exc.reason}") from None
     except (DatasetError, *_USER_ERRORS) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         _print_json(top)
         return
@@ -226,7 +221,7 @@ def export(
     try:
         info = export_onnx(run_dir, out, split=split)
     except (DatasetError, *_USER_ERRORS) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(f"wrote {info['path']} (split {info['split']}, input {info['input_shape']}, "
                f"{len(info['classes'])} classes)")
 
@@ -255,4 +250,4 @@ def demo(
         run_demo(out, DemoConfig(epochs=epochs, clips_per_class=clips_per_class, seed=seed),
                  echo=typer.echo)
     except (DatasetError, *_USER_ERRORS) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
