@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
 from twitchgraph.communities import communities_for_dir  # noqa: E402
-from twitchgraph.export.kuzu_db import connect, export_kuzu  # noqa: E402
+from twitchgraph.export.kuzu_db import connect, export_kuzu, played_and_games  # noqa: E402
 from twitchgraph.export.query import README_QUERIES, run_query  # noqa: E402
-from twitchgraph.graphio import read_graph_dir  # noqa: E402
+from twitchgraph.graphio import GraphData, read_graph_dir  # noqa: E402
 
 REL = "HAS_VIEWERSHIP_OVERLAPPED_WITH"
 
@@ -153,3 +153,25 @@ def test_export_replaces_an_older_database(graph_dir, data):
 def test_missing_database_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="--to db"):
         run_query(tmp_path, "RETURN 1")
+
+
+def test_played_games_missing_from_games_csv_get_a_name_only_node(tmp_path):
+    data = GraphData(
+        streamers=pd.DataFrame({"Id": ["a", "b"], "Label": ["A", "B"]}),
+        edges=pd.DataFrame({"Source": ["a"], "Target": ["b"], "Weight": [10.0]}),
+        played=pd.DataFrame({"Source": ["a", "b", "ghost"], "Target": ["Known", "Unlisted", "X"],
+                             "minutes_played": [30.0, 20.0, 10.0]}),
+        games=pd.DataFrame({"Id": ["Known"], "Label": ["Known"], "genres": ["RPG"]}),
+    )
+    played, games = played_and_games(data)
+    assert played["Source"].tolist() == ["a", "b"]  # rows of unknown streamers dropped
+    assert games["Id"].tolist() == ["Known", "Unlisted"]
+    result = export_kuzu(data, tmp_path)
+    assert (result.games, result.played) == (2, 2)
+    with connect(result.path) as con:
+        rows = con.execute("MATCH (s:Streamer)-[:PLAYED]->(g:Game) "
+                           "RETURN s.login, g.name ORDER BY s.login")
+        found = []
+        while rows.has_next():
+            found.append(rows.get_next())
+    assert found == [["a", "Known"], ["b", "Unlisted"]]

@@ -31,7 +31,7 @@ import pandas as pd
 
 from twitchgraph.graphio import GraphData
 
-__all__ = ["DB_NAME", "KuzuExport", "connect", "export_kuzu"]
+__all__ = ["DB_NAME", "KuzuExport", "connect", "export_kuzu", "played_and_games"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +143,19 @@ def _copy(con: kuzu.Connection, table: str, frame: pd.DataFrame, projection: str
     con.execute(f"COPY {table} FROM (LOAD FROM frame RETURN {projection})")
 
 
+def played_and_games(data: GraphData) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The played rows of known streamers, and the games with a name-only row added for each
+    played game missing from games.csv (so every PLAYED edge has its Game node)."""
+    played = data.played[data.played["Source"].isin(set(data.logins))]
+    games = data.games
+    known = set(games["Id"]) if "Id" in games.columns else set()
+    missing = sorted(set(played["Target"]) - known)
+    if missing:
+        games = pd.concat([games, pd.DataFrame({"Id": missing, "Label": missing})],
+                          ignore_index=True)
+    return played, games
+
+
 def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
     """Write `data` as a Kùzu database at `out_dir/graph.kuzu` (replacing an older one).
 
@@ -157,13 +170,7 @@ def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
     _remove_db(staging)
 
     streamers = _frame(data.streamers, STREAMER_PROPS)
-    games_table = data.games.copy()
-    known_games = set(games_table["Id"]) if "Id" in games_table.columns else set()
-    played = data.played[data.played["Source"].isin(set(data.logins))]
-    missing = sorted(set(played["Target"]) - known_games)
-    if missing:
-        games_table = pd.concat([games_table, pd.DataFrame({"Id": missing, "Label": missing})],
-                                ignore_index=True)
+    played, games_table = played_and_games(data)
     games = _frame(games_table, GAME_PROPS)
     overlaps = _frame(data.edges, [("src", "STRING", "Source"), ("dst", "STRING", "Target")]
                       + OVERLAP_PROPS)

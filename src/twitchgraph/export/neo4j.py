@@ -21,7 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from twitchgraph.export.kuzu_db import GAME_PROPS, OVERLAP_PROPS, PLAYED_PROPS, STREAMER_PROPS
+from twitchgraph.export.kuzu_db import (
+    GAME_PROPS,
+    OVERLAP_PROPS,
+    PLAYED_PROPS,
+    STREAMER_PROPS,
+    played_and_games,
+)
 from twitchgraph.export.query import README_QUERIES
 from twitchgraph.graphio import GraphData
 
@@ -83,12 +89,7 @@ def export_neo4j(data: GraphData, out_dir: str | os.PathLike) -> Path:
     """Write the Neo4j files (see module docstring) into `out_dir`; returns the directory."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    played = data.played[data.played["Source"].isin(set(data.logins))]
-    games = data.games.copy()
-    missing = sorted(set(played["Target"]) - set(games.get("Id", pd.Series([], dtype=object))))
-    if missing:
-        games = pd.concat([games, pd.DataFrame({"Id": missing, "Label": missing})],
-                          ignore_index=True)
+    played, games = played_and_games(data)
 
     s_props, g_props = STREAMER_PROPS, GAME_PROPS
     s_header = ["login:ID(Streamer)"] + [neo4j_header(n, k) for n, k, _ in s_props[1:]]
