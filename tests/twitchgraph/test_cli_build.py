@@ -92,6 +92,10 @@ def test_reports(db, tmp_path):
     assert (tmp_path / "rep" / "figures" / "degree.png").is_file()
     r = _run("report", "explore", "--graph", str(tmp_path), "--out", str(tmp_path / "rep"))
     assert r.exit_code == 1 and "not a GRAPH_DIR" in r.output
+    r = _run("report", "quality", "--db", str(db), "--out", str(tmp_path / "rep2"),
+             "--bot-channel-share", "0")  # fmt: skip
+    assert r.exit_code == 1 and "bot channel share must be in (0, 1], got 0.0" in r.output
+    assert not (tmp_path / "rep2").exists()
 
 
 def test_enrich_without_credentials_runs_the_offline_sources(db, tmp_path, monkeypatch):

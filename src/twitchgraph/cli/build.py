@@ -181,18 +181,18 @@ def report(
 
     if db is None and (kind is ReportKind.quality or graph is None or DEFAULT_DB.exists()):
         db = DEFAULT_DB
-    if kind is ReportKind.quality:
-        with _store(db, memory_limit=memory_limit) as con:
-            page = write_quality_report(con, out, bot_channel_share=bot_channel_share)
-    else:
-        try:
-            if db is None:
-                page = write_explore_report(None, graph, out)
-            else:
-                with _store(db, memory_limit=memory_limit) as con:
-                    page = write_explore_report(con, graph, out)
-        except (FileNotFoundError, ValueError) as exc:
-            raise _fail(str(exc)) from None
+    try:
+        if kind is ReportKind.quality:
+            with _store(db, memory_limit=memory_limit) as con:
+                page = write_quality_report(con, out, bot_channel_share=bot_channel_share)
+        elif db is None:
+            page = write_explore_report(None, graph, out)
+        else:
+            with _store(db, memory_limit=memory_limit) as con:
+                page = write_explore_report(con, graph, out)
+    except (FileNotFoundError, ValueError) as exc:
+        # e.g. a --graph that is not a GRAPH_DIR, a --bot-channel-share outside (0, 1]
+        raise _fail(str(exc)) from None
     _out.print(f"wrote {page}")
 
 
