@@ -119,6 +119,28 @@ def test_import_and_export_errors(tmp_path) -> None:
     assert result.exit_code == 1 and "no store at" in result.output
 
 
+def test_import_and_export_name_a_store_locked_by_another_process(tmp_path) -> None:
+    db = tmp_path / "tg.duckdb"
+    (tmp_path / "dumps").mkdir()
+    (tmp_path / "dumps" / "a.json").write_text("{}")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for args in (["import", str(tmp_path / "dumps")],
+                     ["export-parquet", str(tmp_path / "out")]):
+            result = runner.invoke(app, [*args, "--db", str(db)])
+            assert result.exit_code == 1, result.output
+            assert f"cannot open the store {db}" in result.output
+            assert "another collector" in result.output
+            assert "Traceback" not in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 @pytest.mark.slow
 def test_sigterm_ends_every_cleanly_and_leaves_only_whole_snapshots(sim, tmp_path) -> None:
     db = tmp_path / "tg.duckdb"

@@ -11,12 +11,16 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
 from twitchgraph.cli._app import app
+
+if TYPE_CHECKING:
+    import duckdb
 
 DEFAULT_DB = Path("twitchgraph.duckdb")
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -43,6 +47,23 @@ def _logging(verbose: bool) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
+
+
+def _store_busy(db: Path, exc: Exception) -> typer.Exit:
+    return _fail(f"cannot open the store {db}: {str(exc).splitlines()[0]} (is another "
+                 "collector using it?)")
+
+
+def _open_store(db: Path) -> duckdb.DuckDBPyConnection:
+    """The store at `db`; a store locked by another process is one red line, not a traceback."""
+    import duckdb
+
+    from twitchgraph.store import open_store
+
+    try:
+        return open_store(db)
+    except duckdb.IOException as exc:
+        raise _store_busy(db, exc) from None
 
 
 def _duration(text: str | None, option: str) -> float | None:
@@ -96,7 +117,7 @@ def collect(
     Example: twitchgraph collect --every 10m --for 24h --language it --window 60s
     """
     from twitchgraph.collect import ChatLimits, CollectError, CollectOptions, run_collector
-    from twitchgraph.twitch.errors import MissingCredentials, TwitchError
+    from twitchgraph.twitch.errors import TwitchError
 
     if once and every:
         raise _fail("use either --once or --every, not both")
@@ -119,13 +140,10 @@ def collect(
         with _logging(verbose):
             summaries = run_collector(db, options, dotenv_path=env_file, chat_limits=limits,
                                       console=_err)
-    except MissingCredentials as exc:
-        raise _fail(str(exc)) from None
-    except (CollectError, TwitchError) as exc:
+    except (CollectError, TwitchError) as exc:  # TwitchError covers MissingCredentials
         raise _fail(str(exc)) from None
     except duckdb.IOException as exc:
-        raise _fail(f"cannot open the store {db}: {str(exc).splitlines()[0]} (is another "
-                    "collector using it?)") from None
+        raise _store_busy(db, exc) from None
     except ValueError as exc:  # e.g. a malformed TWITCH_CHAT_HOST
         raise _fail(str(exc)) from None
     complete = sum(s.status == "complete" for s in summaries)
@@ -160,7 +178,6 @@ def import_json(
     from tqdm import tqdm
 
     from twitchgraph.importer import import_json_dir
-    from twitchgraph.store import open_store
 
     interval_s = _duration(interval, "--interval")
     if not json_dir.is_dir():
@@ -168,7 +185,7 @@ def import_json(
     files = sum(1 for _ in json_dir.rglob("*.json"))
     if files == 0:
         raise _fail(f"no *.json files in {json_dir}")
-    con = open_store(db)
+    con = _open_store(db)
     try:
         with _logging(verbose), tqdm(total=files, unit="file", desc="import",
                                      disable=None) as bar:
@@ -193,11 +210,10 @@ def export_parquet(
     Example: twitchgraph export-parquet parquet/ --db twitchgraph.duckdb
     """
     from twitchgraph.store import export_parquet as export
-    from twitchgraph.store import open_store
 
     if not db.exists():
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
-    con = open_store(db)
+    con = _open_store(db)
     try:
         counts = export(con, out_dir)
     finally:
