@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 __all__ = ["DemoConfig", "group_accuracy", "run_demo"]
 
@@ -75,7 +74,6 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    threads = torch.get_num_threads()
 
     info = make_synthetic_dataset(out / "synth", classes=cfg.classes,
                                   clips_per_class=cfg.clips_per_class, seed=cfg.seed,
@@ -129,7 +127,6 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     for method, acc in table.items():
         echo(f"{method:<18}{acc['appearance']:>12.1%}{acc['motion']:>10.1%}"
              f"{acc['overall']:>10.1%}")
-    torch.set_num_threads(threads)
     result = {"table": table, "prediction": {"video": str(video), "true": cls, "top": top},
               "seconds": round(time.perf_counter() - t0, 1)}
     (out / "demo.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
