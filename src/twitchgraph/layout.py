@@ -109,7 +109,8 @@ def node_sizes(
     return min_size + (max_size - min_size) * (root - lo) / (hi - lo)
 
 
-def _adjacency(data: GraphData, influence_on_weights: float | None) -> sp.csr_matrix:
+def _adjacency(data: GraphData) -> sp.csr_matrix:
+    # Raw weights: fa2 applies the edge-weight influence itself.
     index = {login: i for i, login in enumerate(data.logins)}
     und = undirected_edges(data.edges)
     n = len(index)
@@ -118,8 +119,6 @@ def _adjacency(data: GraphData, influence_on_weights: float | None) -> sp.csr_ma
     rows = und["u"].map(index).to_numpy()
     cols = und["v"].map(index).to_numpy()
     w = und["weight"].to_numpy(float)
-    if influence_on_weights is not None:
-        w = np.power(np.maximum(w, 0.0), influence_on_weights)
     matrix = sp.coo_matrix((np.r_[w, w], (np.r_[rows, cols], np.r_[cols, rows])), shape=(n, n))
     return matrix.tocsr()
 
@@ -187,7 +186,7 @@ def forceatlas2_layout(
 def _run_fa2(data, iterations, seed, settings, progress) -> np.ndarray:
     from fa2 import ForceAtlas2  # GPL-3.0: imported lazily, see the module docstring
 
-    adjacency = _adjacency(data, influence_on_weights=None)
+    adjacency = _adjacency(data)
     rng = np.random.default_rng(seed)
     n = adjacency.shape[0]
     # Gephi starts from random positions in a square about as wide as the final map.
@@ -200,25 +199,22 @@ def _run_fa2(data, iterations, seed, settings, progress) -> np.ndarray:
         if progress is not None:
             progress(done)
 
-    def run(pos, iters):
-        fa2 = ForceAtlas2(
-            outboundAttractionDistribution=settings.dissuade_hubs,
-            linLogMode=settings.linlog,
-            adjustSizes=False,  # see remove_overlaps
-            edgeWeightInfluence=settings.edge_weight_influence,
-            jitterTolerance=settings.jitter_tolerance,
-            barnesHutOptimize=settings.barnes_hut,
-            barnesHutTheta=settings.barnes_hut_theta,
-            scalingRatio=settings.scaling,
-            strongGravityMode=settings.strong_gravity,
-            gravity=settings.gravity,
-            seed=seed,
-            verbose=False,
-        )
-        out = fa2.forceatlas2(adjacency, pos=pos, iterations=iters, callbacks=[tick])
-        return np.asarray(out, dtype=float)
-
-    return run(start, iterations)
+    fa2 = ForceAtlas2(
+        outboundAttractionDistribution=settings.dissuade_hubs,
+        linLogMode=settings.linlog,
+        adjustSizes=False,  # see remove_overlaps
+        edgeWeightInfluence=settings.edge_weight_influence,
+        jitterTolerance=settings.jitter_tolerance,
+        barnesHutOptimize=settings.barnes_hut,
+        barnesHutTheta=settings.barnes_hut_theta,
+        scalingRatio=settings.scaling,
+        strongGravityMode=settings.strong_gravity,
+        gravity=settings.gravity,
+        seed=seed,
+        verbose=False,
+    )
+    out = fa2.forceatlas2(adjacency, pos=start, iterations=iterations, callbacks=[tick])
+    return np.asarray(out, dtype=float)
 
 
 def _make_room(positions: np.ndarray, sizes: np.ndarray, density: float = 0.3) -> np.ndarray:
