@@ -147,6 +147,8 @@ def test_all_sources_fill_the_cache_and_the_graph(store):
     assert "where id = (101,102); limit 2;" in services.igdb_bodies[0]
     assert reports["steam"].matched == 2
     assert reports["helix users"].found == 1
+    fetched = store.execute("SELECT login, found FROM user_fetches ORDER BY 1").fetchall()
+    assert fetched == [("alpha", True), ("beta", False), ("gamma", False)]
     games = build_graph(store, every_nth=1, min_chatter_mean=0).games.set_index("Id")
     ashen = games.loc["Ashen Frontier"]
     assert ashen.igdb_id == "101"

@@ -17,7 +17,7 @@ import duckdb
 import httpx
 
 from twitchgraph.enrich.matching import DEFAULT_THRESHOLD
-from twitchgraph.enrich.schema import ensure_enrich_tables
+from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
 from twitchgraph.enrich.sources import SourceError, SourceReport
 
 if TYPE_CHECKING:
@@ -63,15 +63,9 @@ def enrich_profiles(con: duckdb.DuckDBPyConnection, helix) -> SourceReport:
     report.asked, report.found = len(logins), len(users)
     upsert_users(con, users)
     found = {u["login"].lower() for u in users}
-    con.register("_tg_asked", pd.DataFrame({"login": logins}))
-    try:
-        con.execute(
-            "INSERT OR REPLACE INTO user_fetches (login, found) "
-            "SELECT login, list_contains(CAST(? AS VARCHAR[]), login) FROM _tg_asked",
-            [sorted(found)],
-        )
-    finally:
-        con.unregister("_tg_asked")
+    upsert_frame(
+        con, "user_fetches", pd.DataFrame({"login": logins, "found": [x in found for x in logins]})
+    )
     return report
 
 
