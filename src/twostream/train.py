@@ -502,8 +502,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
                 "train_loss": train_stats["loss"], "train_acc": train_stats["acc"],
                 "val_loss": val["loss"], "val_frame_acc": val["frame_acc"],
                 "val_video_acc": val["video_acc"],
-                "skipped": expected * info.world_size - train_stats["samples"]
-                if info.enabled else expected - train_stats["samples"],
+                "skipped": expected * info.world_size - train_stats["samples"],
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             _append_metrics(out / "metrics.csv", last)
@@ -532,13 +531,10 @@ def main(config: TrainConfig) -> dict[int, dict[str, Any]]:
     # Check every split's inputs before training any of them.
     read_class_list(config.rawframes)
     for split in splits:
-        for subset in ("train", "val"):
-            if not read_annotations(annotation_path(config.rawframes, split, subset)) and (
-                subset == "train"
-            ):
-                raise DatasetError(
-                    f"training list is empty: {annotation_path(config.rawframes, split, subset)}"
-                )
+        train_list = annotation_path(config.rawframes, split, "train")
+        if not read_annotations(train_list):
+            raise DatasetError(f"training list is empty: {train_list}")
+        read_annotations(annotation_path(config.rawframes, split, "val"))  # must exist
     device_kind = "cuda" if config.device == "cuda" or (
         config.device == "auto" and torch.cuda.is_available()) else "cpu"
     info = _init_distributed(device_kind)
