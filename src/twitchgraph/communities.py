@@ -24,7 +24,13 @@ import leidenalg
 import numpy as np
 import pandas as pd
 
-from twitchgraph.graphio import GraphData, read_graph_dir, to_igraph, write_streamers
+from twitchgraph.graphio import (
+    GraphData,
+    read_graph_dir,
+    to_igraph,
+    write_csv,
+    write_streamers,
+)
 
 __all__ = ["CommunityResult", "communities_for_dir", "community_table", "find_communities"]
 
@@ -208,6 +214,6 @@ def communities_for_dir(
     data.streamers["community"] = data.streamers["Id"].map(result.membership).astype(int)
     written = [write_streamers(path, data.streamers)]
     target = Path(path) / "communities.csv"
-    result.table.to_csv(target, index=False)
+    write_csv(result.table, target)
     written.append(target)
     return result, written

@@ -33,6 +33,7 @@ __all__ = [
     "to_igraph",
     "to_networkx",
     "undirected_edges",
+    "write_csv",
     "write_graph_tables",
     "write_streamers",
 ]
@@ -163,8 +164,9 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
     )
 
 
-def _atomic_write_csv(frame: pd.DataFrame, target: Path) -> None:
-    # Write beside the target and rename, so an interrupted run never leaves half a table.
+def write_csv(frame: pd.DataFrame, target: Path) -> None:
+    """Write `frame` (no index) to `target` atomically: beside it, then renamed, so an
+    interrupted run never leaves half a table."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -183,7 +185,7 @@ def write_streamers(path: str | os.PathLike, streamers: pd.DataFrame) -> Path:
     columns += [c for c in ADDED_STREAMER_COLUMNS if c in streamers.columns]
     columns += [c for c in streamers.columns if c not in columns]
     target = root / "streamers.csv"
-    _atomic_write_csv(streamers[columns], target)
+    write_csv(streamers[columns], target)
     return target
 
 
@@ -192,9 +194,9 @@ def write_graph_tables(data: GraphData, path: str | os.PathLike) -> Path:
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
     write_streamers(root, data.streamers)
-    _atomic_write_csv(data.edges, root / "edges.csv")
-    _atomic_write_csv(data.played, root / "played.csv")
-    _atomic_write_csv(data.games, root / "games.csv")
+    write_csv(data.edges, root / "edges.csv")
+    write_csv(data.played, root / "played.csv")
+    write_csv(data.games, root / "games.csv")
     (root / "build.json").write_text(json.dumps(data.build, indent=2, default=str),
                                      encoding="utf-8")
     return root
