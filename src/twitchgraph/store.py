@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -121,25 +122,34 @@ def open_store(path: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _next_id(con: duckdb.DuckDBPyConnection) -> int:
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Commit the block's statements together, or roll all of them back on any exception."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _insert_running(con: duckdb.DuckDBPyConnection, started_at: datetime,
+                    interval_s: float | None) -> int:
+    """Add a ``running`` snapshot row under the next free id (inside a transaction)."""
     row = con.execute("SELECT coalesce(max(snapshot_id), 0) + 1 FROM snapshots").fetchone()
-    return int(row[0])
+    snapshot_id = int(row[0])
+    con.execute("INSERT INTO snapshots VALUES (?, ?, NULL, 'running', ?)",
+                [snapshot_id, started_at, interval_s])
+    return snapshot_id
 
 
 def start_snapshot(
     con: duckdb.DuckDBPyConnection, *, started_at: datetime, interval_s: float | None = None
 ) -> int:
     """Record a new snapshot as ``running`` (committed at once) and return its id."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        snapshot_id = _next_id(con)
-        con.execute("INSERT INTO snapshots VALUES (?, ?, NULL, 'running', ?)",
-                    [snapshot_id, started_at, interval_s])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return snapshot_id
+    with _transaction(con):
+        return _insert_running(con, started_at, interval_s)
 
 
 def fail_snapshot(con: duckdb.DuckDBPyConnection, snapshot_id: int,
@@ -182,12 +192,9 @@ def write_snapshot(
 
     On any error the transaction is rolled back: nothing of the snapshot is visible.
     """
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         if snapshot_id is None:
-            snapshot_id = _next_id(con)
-            con.execute("INSERT INTO snapshots VALUES (?, ?, NULL, 'running', ?)",
-                        [snapshot_id, data.started_at, data.interval_s])
+            snapshot_id = _insert_running(con, data.started_at, data.interval_s)
         _insert_streams(con, snapshot_id, data.streams)
         _insert_chatters(con, snapshot_id, data.chatters)
         _insert_listens(con, snapshot_id, data.listens)
@@ -209,10 +216,6 @@ def write_snapshot(
         ).fetchall()
         if not updated:
             raise ValueError(f"snapshot {snapshot_id} is not running; not written")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return snapshot_id
 
 
@@ -295,10 +298,10 @@ def _insert_listens(con: duckdb.DuckDBPyConnection, snapshot_id: int,
 
 
 def _upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]],
-                  fetched_at: datetime) -> None:
+                  fetched_at: datetime) -> int:
     users = list({u["id"]: u for u in users}.values())
     if not users:
-        return
+        return 0
     frame = pd.DataFrame({
         "user_id": [str(u["id"]) for u in users],
         "login": [str(u["login"]).lower() for u in users],
@@ -320,6 +323,7 @@ def _upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]
         )
     finally:
         con.unregister("_tg_users_in")
+    return len(users)
 
 
 def upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]],
@@ -328,15 +332,8 @@ def upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]]
 
     Returns how many distinct users were written.
     """
-    users = list({u["id"]: u for u in users}.values())
-    con.execute("BEGIN TRANSACTION")
-    try:
-        _upsert_users(con, users, fetched_at or utcnow())
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return len(users)
+    with _transaction(con):
+        return _upsert_users(con, users, fetched_at or utcnow())
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: str | Path) -> dict[str, int]:
@@ -362,6 +359,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: str | Path) -> dict[
                       "(SELECT snapshot_id FROM snapshots WHERE status = 'complete')")
         target = out / f"{table}.parquet"
         path_sql = str(target).replace("'", "''")
-        con.execute(f"COPY ({query}) TO '{path_sql}' (FORMAT parquet)")
-        counts[table] = int(con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0])
+        # COPY answers with the number of rows it wrote.
+        counts[table] = int(con.execute(
+            f"COPY ({query}) TO '{path_sql}' (FORMAT parquet)").fetchone()[0])
     return counts
