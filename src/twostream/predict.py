@@ -18,6 +18,8 @@ from typing import Any
 import torch
 
 from twostream.datasets import Clip, RawframeDataset
+from twostream.extract import clip_settings, extract_clip
+from twostream.flow import TVL1Params
 from twostream.fusion import FusionError
 from twostream.train import checkpoint_path, load_run, load_stream_model
 
@@ -25,22 +27,17 @@ __all__ = ["predict_video", "video_scores"]
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_SETTINGS = {"flow": "tvl1", "short_side": 256, "bound": 20.0, "tvl1": None,
-                     "jpeg_quality": 95}
-
 
 def _extract_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    defaults = clip_settings()  # what `twostream extract` uses when given no options
     for run in runs:  # the temporal run's settings matter most: it is listed first
         if run.get("extract_settings"):
-            return {**_DEFAULT_SETTINGS, **run["extract_settings"]}
-    logger.warning("the runs record no extraction settings; using %s", _DEFAULT_SETTINGS)
-    return dict(_DEFAULT_SETTINGS)
+            return {**defaults, **run["extract_settings"]}
+    logger.warning("the runs record no extraction settings; using %s", defaults)
+    return defaults
 
 
 def _extract(video: Path, work: Path, settings: dict[str, Any]) -> int:
-    from twostream.extract import extract_clip
-    from twostream.flow import TVL1Params
-
     tvl1 = TVL1Params(**settings["tvl1"]) if settings.get("tvl1") else None
     return extract_clip(
         video, work / "rawframes" / "video" / "clip", flow=settings["flow"],
