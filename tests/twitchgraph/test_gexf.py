@@ -87,3 +87,12 @@ def test_control_characters_and_missing_values_keep_the_xml_valid(exported, tmp_
     graph = nx.read_gexf(path)
     assert graph.nodes[data.streamers.loc[3, "Id"]]["label"] == 'bell & <tag> "quoted"'
     assert "viewer_peak" not in graph.nodes[data.streamers.loc[4, "Id"]]
+
+
+def test_a_failed_export_leaves_no_partial_file(exported, tmp_path):
+    data, _ = exported
+    data = type(data)(streamers=data.streamers.copy(), edges=data.edges.astype({"Weight": object}))
+    data.edges.loc[len(data.edges) - 1, "Weight"] = "heavy"  # fails after the nodes are written
+    with pytest.raises(ValueError):
+        export_gexf(data, tmp_path / "g.gexf")
+    assert list(tmp_path.iterdir()) == []
