@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -139,3 +141,24 @@ def test_build_passes_every_option_through(db, tmp_path):
     assert meta["snapshots"]["in_window"] == 3 and meta["snapshots"]["used"] == 2
     # u10..u19 chat in all three channels: suspected at > 50 % of 3 channels, then dropped
     assert meta["removed_bots"]["suspected"]["users"] == 10
+
+
+def test_a_store_locked_by_another_process_is_one_line(db, tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for args in (["build", "--out", str(tmp_path / "g")],
+                     ["report", "quality", "--out", str(tmp_path / "rep")],
+                     ["bots", "import", str(tmp_path / "bots.csv")]):  # fmt: skip
+            (tmp_path / "bots.csv").write_text("login\nsomebot\n")
+            r = _run(*args, "--db", str(db))
+            assert r.exit_code == 1, r.output
+            assert f"cannot open the store {db}" in r.output
+            assert "Traceback" not in r.output
+        assert not (tmp_path / "g").exists()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -49,13 +49,14 @@ def _fail(message: str) -> typer.Exit:
 def _store(
     db: Path, *, must_exist: bool = True, memory_limit: str | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    from twitchgraph.store import open_store
+    # collect's opener: a store locked by a running collector is one red line, not a traceback
+    from twitchgraph.cli.collect import _open_store
 
     if must_exist and not db.exists():
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
     if memory_limit is not None and not _MEMORY.match(memory_limit):
         raise _fail(f"--memory-limit {memory_limit!r} is not a size like 512MB or 4GB")
-    con = open_store(db)
+    con = _open_store(db)
     if memory_limit is not None:
         con.execute(f"SET memory_limit = '{memory_limit.strip()}'")
     try:
