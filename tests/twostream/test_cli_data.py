@@ -81,6 +81,17 @@ def test_extract_missing_or_empty_folders_exit_1_naming_the_path(tmp_path, synth
     assert "Traceback" not in result.output
 
 
+def test_extract_unwritable_out_dir_is_one_red_line(tmp_path, synth_dataset):
+    (tmp_path / "a_file").write_text("")
+    out = tmp_path / "a_file" / "out"
+    result = runner.invoke(app, ["extract", str(synth_dataset.videos_dir),
+                                 str(synth_dataset.splits_dir), str(out), "--no-progress"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot write {out}: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
 def test_extract_exits_1_when_every_clip_is_bad(tmp_path):
     (tmp_path / "videos" / "wave").mkdir(parents=True)
     (tmp_path / "videos" / "wave" / "bad_(1).avi").write_bytes(b"not a video")

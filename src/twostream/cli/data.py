@@ -115,6 +115,8 @@ def extract(
         )
     except (DatasetError, ValueError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # e.g. OUT_DIR below a file, or not writable
+        raise fail(f"cannot write {out_dir}: {exc}") from None
     for failure in summary.failed[:10]:
         typer.echo(f"  skipped {failure['clip']}: {failure['reason']}", err=True)
     if len(summary.failed) > 10:
