@@ -89,7 +89,6 @@ class DemoResult:
 def run_demo(
     out_dir: str | os.PathLike,
     *,
-    seed: int = 0,
     config: DemoConfig | None = None,
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
@@ -115,7 +114,7 @@ def run_demo(
     from twitchgraph.twitch.endpoints import Endpoints
     from twitchgraph.twitch.errors import TwitchError
 
-    cfg = config or DemoConfig(seed=seed)
+    cfg = config or DemoConfig()
     started = time.monotonic()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
