@@ -210,33 +210,14 @@ class HelixClient:
         self, *, ids: Iterable[str] = (), logins: Iterable[str] = ()
     ) -> list[dict[str, Any]]:
         """User profiles by id and/or login, in batches of 100; unknown users are absent."""
-        out: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for key, values in (("id", _unique(ids)), ("login", _unique(x.lower() for x in logins))):
-            for batch in _chunks(values, PAGE_SIZE):
-                for raw in self._batch("/users", key, batch):
-                    user = self._user(raw)
-                    if user is not None and user["id"] not in seen:
-                        seen.add(user["id"])
-                        out.append(user)
-                self._report_skipped("a users batch")
-        return out
+        return self._lookup("/users", self._user,
+                            {"id": ids, "login": (x.lower() for x in logins)})
 
     def games(
         self, *, ids: Iterable[str] = (), names: Iterable[str] = ()
     ) -> list[dict[str, Any]]:
         """Games (categories) by id and/or exact name, in batches of 100."""
-        out: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for key, values in (("id", _unique(ids)), ("name", _unique(names))):
-            for batch in _chunks(values, PAGE_SIZE):
-                for raw in self._batch("/games", key, batch):
-                    game = self._game(raw)
-                    if game is not None and game["id"] not in seen:
-                        seen.add(game["id"])
-                        out.append(game)
-                self._report_skipped("a games batch")
-        return out
+        return self._lookup("/games", self._game, {"id": ids, "name": names})
 
     def get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         """One paced, retried GET of `path` under the Helix base; the decoded JSON object."""
@@ -299,6 +280,25 @@ class HelixClient:
                     raise MalformedResponse("reply is not a JSON object", status=status,
                                             url=response.url) from None
                 continue
+
+    def _lookup(
+        self,
+        path: str,
+        normalise: Callable[[Any], dict[str, Any] | None],
+        queries: dict[str, Iterable[str]],
+    ) -> list[dict[str, Any]]:
+        """Items of `path` looked up by each query key in batches of 100, once per item id."""
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for key, values in queries.items():
+            for batch in _chunks(_unique(values), PAGE_SIZE):
+                for raw in self._batch(path, key, batch):
+                    item = normalise(raw)
+                    if item is not None and item["id"] not in seen:
+                        seen.add(item["id"])
+                        out.append(item)
+                self._report_skipped(f"a {path.strip('/')} batch")
+        return out
 
     def _batch(self, path: str, key: str, values: list[str]) -> list[Any]:
         try:
