@@ -137,9 +137,10 @@ def query(
     Example: twitchgraph query graph/ "MATCH (s:Streamer {login: $login})-[r]-(n:Streamer)
     RETURN n.login, r.overlap ORDER BY r.overlap DESC" --param login=zeta
     """
+    from twitchgraph.export.kuzu_db import DB_NAME
     from twitchgraph.export.query import parse_params, run_query
 
-    db_file, table = graph_dir / "graph.kuzu", graph_dir / "streamers.csv"
+    db_file, table = graph_dir / DB_NAME, graph_dir / "streamers.csv"
     if db_file.exists() and table.exists() and table.stat().st_mtime > db_file.stat().st_mtime:
         _err.print(f"note: {table} is newer than {db_file}; run `twitchgraph export "
                    f"{graph_dir} --to db` to query the latest tables", style="yellow")
