@@ -87,6 +87,9 @@ def test_bad_input_is_one_red_line(trained, tmp_path):
     _one_red_line(_run("train", raw, "--stream", "spatial", "--out", out / "spatial",
                        "--resume"), "another arch")
     _one_red_line(_run("train", raw, "--stream", "depth", "--out", tmp_path / "r"), "stream")
+    (tmp_path / "a_file").write_text("")
+    _one_red_line(_run("train", raw, "--stream", "spatial", "--out", tmp_path / "a_file",
+                       "--weights", "none", "--arch", "resnet18", "--crop", "32"), "a_file")
     _one_red_line(_run("train", raw, "--stream", "spatial", "--out", tmp_path / "r",
                        "--device", "tpu"), "device")
     _one_red_line(_run("evaluate", out / "spatial", "--crops", "3"), "--crops")

@@ -13,7 +13,9 @@ import typer
 from twostream.cli._app import app, fail
 
 # Errors a user can fix (bad paths, bad options, mismatched runs): one line, no traceback.
-_USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+# OSError as a whole: an output path below a file or a file in place of a folder is as much
+# a path the user gave as a missing one.
+_USER_ERRORS = (ValueError, OSError)
 
 
 def _logging(verbose: bool = True) -> None:
