@@ -26,7 +26,7 @@ import logging
 import math
 import signal
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -434,10 +434,8 @@ class _Progress:
 
     console: Any
     status: Any = None
-    state: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self, state: Mapping[str, Any]) -> None:
-        self.state = dict(state)
         text = (f"snapshot {state.get('snapshot', '?')}: {state.get('phase', '')} | "
                 f"pages {state.get('pages', 0)} | streams {state.get('streams', 0):,} | "
                 f"channels joined {state.get('channels_joined', 0):,} | "
