@@ -36,9 +36,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import normalized_mutual_info_score
 
+from twitchgraph.build import BuildResult, write_graph_dir
 from twitchgraph.communities import communities_for_dir
 from twitchgraph.export import export_graph
-from twitchgraph.graphio import GraphData, read_graph_dir, to_networkx, write_graph_tables
+from twitchgraph.graphio import GraphData, read_graph_dir, to_networkx
 from twitchgraph.layout import ForceAtlas2Settings, layout_for_dir
 
 EDGES_PER_NODE = 16
@@ -170,7 +171,9 @@ STEPS = [
 def run(n: int, reference: bool, workdir: Path) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     data = planted_graph(n)
-    graph_dir = write_graph_tables(data, workdir / f"graph_{n}")
+    graph_dir = write_graph_dir(BuildResult(streamers=data.streamers, edges=data.edges,
+                                            played=data.played, games=data.games),
+                                workdir / f"graph_{n}")
     print(f"n={n}: {len(data.streamers)} streamers, {len(data.edges)} edges "
           f"({len(data.edges) / n:.1f} per node), {data.streamers['planted'].nunique()} "
           f"planted communities; generated in {time.perf_counter() - t0:.1f} s", flush=True)

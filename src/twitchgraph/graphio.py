@@ -34,7 +34,6 @@ __all__ = [
     "to_networkx",
     "undirected_edges",
     "write_csv",
-    "write_graph_tables",
     "write_streamers",
 ]
 
@@ -121,7 +120,7 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
 
     Parameters
     ----------
-    path : directory written by `twitchgraph build` (or by `write_graph_tables`).
+    path : directory written by `twitchgraph build` (`twitchgraph.build.write_graph_dir`).
 
     Returns
     -------
@@ -187,19 +186,6 @@ def write_streamers(path: str | os.PathLike, streamers: pd.DataFrame) -> Path:
     target = root / "streamers.csv"
     write_csv(streamers[columns], target)
     return target
-
-
-def write_graph_tables(data: GraphData, path: str | os.PathLike) -> Path:
-    """Write every table of `data` into `path` (created if needed); returns the directory."""
-    root = Path(path)
-    root.mkdir(parents=True, exist_ok=True)
-    write_streamers(root, data.streamers)
-    write_csv(data.edges, root / "edges.csv")
-    write_csv(data.played, root / "played.csv")
-    write_csv(data.games, root / "games.csv")
-    (root / "build.json").write_text(json.dumps(data.build, indent=2, default=str),
-                                     encoding="utf-8")
-    return root
 
 
 def undirected_edges(edges: pd.DataFrame, *, weight: str = "Weight") -> pd.DataFrame:
