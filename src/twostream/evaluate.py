@@ -38,7 +38,7 @@ from twostream.datasets import (
     collate_skip,
     read_annotations,
 )
-from twostream.train import checkpoint_path, evaluate, load_stream_model, resolve_device
+from twostream.train import evaluate, load_stream_model, resolve_device, trained_splits
 
 __all__ = [
     "classification_report",
@@ -187,7 +187,7 @@ def evaluate_run(
     if crops not in (1, 10):
         raise ValueError(f"crops must be 1 or 10, got {crops}")
     if splits is None:
-        splits = [k for k in (1, 2, 3) if checkpoint_path(run_dir, k).is_file()]
+        splits = trained_splits(run_dir)
         if not splits:
             raise DatasetError(f"no checkpoint_split{{1,2,3}}.pt in {run_dir}: train first")
     dev = resolve_device(device)

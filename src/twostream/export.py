@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from twostream.train import checkpoint_path, load_stream_model
+from twostream.train import load_stream_model, trained_splits
 
 __all__ = ["export_onnx"]
 
@@ -34,7 +34,7 @@ def export_onnx(
     """
     run_dir, out = Path(run_dir), Path(out)
     if split is None:
-        found = [k for k in (1, 2, 3) if checkpoint_path(run_dir, k).is_file()]
+        found = trained_splits(run_dir)
         split = found[0] if found else 1
     model, run = load_stream_model(run_dir, split, "cpu")
     shape = (1, run["in_chans"], run["crop"], run["crop"])

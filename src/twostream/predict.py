@@ -21,7 +21,7 @@ from twostream.datasets import Clip, RawframeDataset
 from twostream.extract import clip_settings, extract_clip
 from twostream.flow import TVL1Params
 from twostream.fusion import FusionError
-from twostream.train import checkpoint_path, load_run, load_stream_model
+from twostream.train import load_run, load_stream_model, trained_splits
 
 __all__ = ["predict_video", "video_scores"]
 
@@ -93,8 +93,8 @@ def predict_video(
     if s_run["classes"] != t_run["classes"]:
         raise FusionError("the runs were trained on different class lists")
     if split is None:
-        both = [k for k in (1, 2, 3) if checkpoint_path(spatial_run, k).is_file()
-                and checkpoint_path(temporal_run, k).is_file()]
+        in_temporal = trained_splits(temporal_run)
+        both = [k for k in trained_splits(spatial_run) if k in in_temporal]
         if not both:
             raise FusionError("no split has a checkpoint in both runs")
         split = both[0]

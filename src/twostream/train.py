@@ -69,6 +69,7 @@ __all__ = [
     "main",
     "resolve_device",
     "train_one_epoch",
+    "trained_splits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,11 @@ class TrainConfig:
 
 def checkpoint_path(run_dir: str | Path, split: int) -> Path:
     return Path(run_dir) / f"checkpoint_split{split}.pt"
+
+
+def trained_splits(run_dir: str | Path) -> list[int]:
+    """The splits (of 1, 2, 3) that have a checkpoint in ``run_dir``, in order."""
+    return [k for k in (1, 2, 3) if checkpoint_path(run_dir, k).is_file()]
 
 
 # --------------------------------------------------------------------------- distributed
