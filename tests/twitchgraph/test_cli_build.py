@@ -162,3 +162,15 @@ def test_a_store_locked_by_another_process_is_one_line(db, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_an_out_that_is_a_file_is_one_line(db, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory")
+    for args in (["build", "--out", str(taken), "--every-nth", "1", "--min-live-minutes", "15"],
+                 ["report", "quality", "--out", str(taken)]):  # fmt: skip
+        r = _run(*args, "--db", str(db))
+        assert r.exit_code == 1, r.output
+        assert f"cannot write to --out {taken}" in r.output
+        assert "pass a directory you can write" in r.output
+    assert taken.read_text() == "not a directory"

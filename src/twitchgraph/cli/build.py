@@ -45,6 +45,11 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _unwritable(out: Path, exc: OSError) -> typer.Exit:
+    return _fail(f"cannot write to --out {out}: {exc.strerror or exc} ({exc.filename}); "
+                 "pass a directory you can write")  # fmt: skip
+
+
 @contextmanager
 def _store(
     db: Path, *, must_exist: bool = True, memory_limit: str | None = None
@@ -148,7 +153,10 @@ def build(
             )
         except (BuildError, ValueError) as exc:
             raise _fail(str(exc)) from None
-    write_graph_dir(result, out)
+    try:
+        write_graph_dir(result, out)
+    except OSError as exc:
+        raise _unwritable(out, exc) from None
     removed = result.stats["removed_bots"]
     _out.print(
         f"{len(result.streamers)} streamers, {len(result.edges)} edges, "
@@ -194,6 +202,8 @@ def report(
     except (FileNotFoundError, ValueError) as exc:
         # e.g. a --graph that is not a GRAPH_DIR, a --bot-channel-share outside (0, 1]
         raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _unwritable(out, exc) from None
     _out.print(f"wrote {page}")
 
 
