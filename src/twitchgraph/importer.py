@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -94,7 +95,10 @@ def _plain(value: Any) -> Any:
 def _parse_time(value: Any, what: str) -> datetime:
     value = _plain(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), UTC)
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError):  # NaN, infinite or beyond year 9999
+            raise BadSnapshotFile(f"{what} is not a time: {value!r}") from None
     if isinstance(value, str) and value.strip():
         try:
             parsed = datetime.fromisoformat(value.strip())
@@ -102,6 +106,14 @@ def _parse_time(value: Any, what: str) -> datetime:
             raise BadSnapshotFile(f"{what} is not an ISO 8601 time: {value!r}") from None
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     raise BadSnapshotFile(f"{what} is missing or not a time")
+
+
+def _count(value: Any, what: str) -> int:
+    """A viewer count (a finite number, possibly extended JSON) as an int."""
+    value = _plain(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadSnapshotFile(f"{what} is not a number")
+    return int(value)
 
 
 def _logins(value: Any, what: str) -> list[str]:
@@ -177,11 +189,9 @@ def _helix_shape(doc: dict[str, Any]) -> SnapshotData:
     for i, s in enumerate(raw_streams):
         if not isinstance(s, dict) or not s.get("user_login"):
             raise BadSnapshotFile(f"streams[{i}] has no user_login")
-        viewers = _plain(s.get("viewer_count", 0))
-        if isinstance(viewers, bool) or not isinstance(viewers, int | float):
-            raise BadSnapshotFile(f"streams[{i}].viewer_count is not a number")
+        viewers = _count(s.get("viewer_count", 0), f"streams[{i}].viewer_count")
         streams.append({**s, "user_login": str(s["user_login"]).lower(),
-                        "viewer_count": int(viewers)})
+                        "viewer_count": viewers})
     chatters_doc = doc.get("chatters", {})
     if not isinstance(chatters_doc, dict):
         raise BadSnapshotFile("'chatters' must map channel logins to lists of logins")
@@ -205,14 +215,12 @@ def _per_stream_shape(doc: dict[str, Any]) -> SnapshotData:
                                   "viewer_count, date_time (or a Helix-shape file with "
                                   "'date_time' and 'streams')")
         channel = str(login).strip().lower()
-        viewers = _plain(entry.get("viewer_count", 0))
-        if isinstance(viewers, bool) or not isinstance(viewers, int | float):
-            raise BadSnapshotFile(f"{login!r}: viewer_count is not a number")
+        viewers = _count(entry.get("viewer_count", 0), f"{login!r}: viewer_count")
         if "date_time" in entry:
             times.append(_parse_time(entry["date_time"], f"{login!r}: date_time"))
         streams.append({"id": None, "user_id": None, "user_login": channel,
                         "user_name": str(login), "game_name": entry.get("game_name") or "",
-                        "viewer_count": int(viewers)})
+                        "viewer_count": viewers})
         chatters[channel] = dict.fromkeys(
             _logins(entry.get("chatters", []), f"{login!r}: chatters"), "names")
     if "date_time" in doc and not isinstance(doc["date_time"], dict | list):

@@ -93,6 +93,22 @@ def test_bad_files_are_reported_and_skipped(tmp_path) -> None:
     assert "1 snapshot file(s)" in report.line() and "5 bad" in report.line()
 
 
+def test_out_of_range_numbers_are_bad_files_not_a_crash(tmp_path) -> None:
+    _helix_file(tmp_path / "good.json", 0)
+    (tmp_path / "far.json").write_text('{"date_time": 1e20, "streams": []}')
+    (tmp_path / "inf.json").write_text(
+        '{"x": {"chatters": [], "viewer_count": Infinity, "date_time": 1651485600}}')
+    (tmp_path / "nan.json").write_text(
+        '{"date_time": 1651485600, "streams": [{"user_login": "a", "viewer_count": NaN}]}')
+    con = open_store(":memory:")
+    report = import_json_dir(con, tmp_path)
+    assert report.imported == ["good.json"]
+    reasons = dict(report.bad)
+    assert "date_time is not a time" in reasons["far.json"]
+    assert "viewer_count is not a number" in reasons["inf.json"]
+    assert "streams[0].viewer_count is not a number" in reasons["nan.json"]
+
+
 def test_epoch_and_naive_times(tmp_path) -> None:
     path = tmp_path / "e.json"
     path.write_text(json.dumps({"date_time": 1651485600, "streams": [], "chatters": {}}))
