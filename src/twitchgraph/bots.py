@@ -104,6 +104,8 @@ def _read_bot_csv(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
         raise BotListError(f"{path}: no such file") from exc
+    except OSError as exc:  # a directory, no permission
+        raise BotListError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
         raise BotListError(f"{path}: not UTF-8 text ({exc.reason})") from exc
     reader = csv.reader(text.splitlines(), strict=True)

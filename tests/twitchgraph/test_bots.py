@@ -61,6 +61,11 @@ def test_malformed_csv_names_the_line_and_writes_nothing(tmp_path):
     with pytest.raises(BotListError, match=r"line 1: no login column"):
         import_bot_csv(con, path)
 
+    with pytest.raises(BotListError, match=r"no such file"):
+        import_bot_csv(con, tmp_path / "missing.csv")
+    with pytest.raises(BotListError, match=r": cannot read it \(Is a directory\)"):
+        import_bot_csv(con, tmp_path)
+
 
 def test_suspected_bots_share_threshold():
     con = new_store()
