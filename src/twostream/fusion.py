@@ -33,6 +33,7 @@ __all__ = [
     "format_table",
     "fuse_runs",
     "fuse_split",
+    "load_run_pair",
     "svm_fusion",
     "weighted_fusion",
 ]
@@ -170,6 +171,27 @@ def format_table(table: dict[str, Any]) -> str:
     return "\n".join(fmt.format(*r) for r in [head] + lines)
 
 
+def load_run_pair(
+    spatial_run: str | Path, temporal_run: str | Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``run.json`` of a spatial and a temporal run that can be fused.
+
+    Raises:
+        FusionError: the runs are not spatial then temporal, or have different class lists.
+    """
+    s_run, t_run = load_run(spatial_run), load_run(temporal_run)
+    if (s_run["stream"], t_run["stream"]) != ("spatial", "temporal"):
+        raise FusionError(
+            f"expected a spatial run then a temporal run, got {s_run['stream']} "
+            f"({spatial_run}) and {t_run['stream']} ({temporal_run})"
+        )
+    if s_run["classes"] != t_run["classes"]:
+        raise FusionError(f"the runs were trained on different class lists: {spatial_run} has "
+                          f"{len(s_run['classes'])} classes, {temporal_run} "
+                          f"{len(t_run['classes'])} (or a different order)")
+    return s_run, t_run
+
+
 def fuse_runs(
     spatial_run: str | Path,
     temporal_run: str | Path,
@@ -186,16 +208,7 @@ def fuse_runs(
     Raises:
         FusionError: different streams, class lists, splits or clips.
     """
-    s_run, t_run = load_run(spatial_run), load_run(temporal_run)
-    if (s_run["stream"], t_run["stream"]) != ("spatial", "temporal"):
-        raise FusionError(
-            f"expected a spatial run then a temporal run, got {s_run['stream']} "
-            f"({spatial_run}) and {t_run['stream']} ({temporal_run})"
-        )
-    if s_run["classes"] != t_run["classes"]:
-        raise FusionError(f"the runs were trained on different class lists: {spatial_run} has "
-                          f"{len(s_run['classes'])} classes, {temporal_run} "
-                          f"{len(t_run['classes'])} (or a different order)")
+    s_run, _ = load_run_pair(spatial_run, temporal_run)
     if splits is None:
         splits = [k for k in (1, 2, 3)
                   if (Path(spatial_run) / f"scores_split{k}.npz").is_file()

@@ -20,8 +20,8 @@ import torch
 from twostream.datasets import Clip, RawframeDataset
 from twostream.extract import clip_settings, extract_clip
 from twostream.flow import TVL1Params
-from twostream.fusion import FusionError
-from twostream.train import load_run, load_stream_model, trained_splits
+from twostream.fusion import FusionError, load_run_pair
+from twostream.train import load_stream_model, trained_splits
 
 __all__ = ["predict_video", "video_scores"]
 
@@ -86,12 +86,7 @@ def predict_video(
         FusionError: the runs have different class lists or are not spatial + temporal.
     """
     video = Path(video)
-    s_run, t_run = load_run(spatial_run), load_run(temporal_run)
-    if (s_run["stream"], t_run["stream"]) != ("spatial", "temporal"):
-        raise FusionError(f"expected a spatial and a temporal run, got {s_run['stream']} and "
-                          f"{t_run['stream']}")
-    if s_run["classes"] != t_run["classes"]:
-        raise FusionError("the runs were trained on different class lists")
+    s_run, t_run = load_run_pair(spatial_run, temporal_run)
     if split is None:
         in_temporal = trained_splits(temporal_run)
         both = [k for k in trained_splits(spatial_run) if k in in_temporal]
