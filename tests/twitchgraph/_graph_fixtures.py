@@ -6,11 +6,12 @@ its own language and its own games, so "dominant language" and "main game" have 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from twitchgraph.build import BuildResult, write_graph_dir
 
 LANGUAGES = ["it", "en", "es", "de", "fr", "pt", "ja", "ko"]
 GENRES = ["Shooter", "Role-playing (RPG)", "Strategy", "Sport", "Adventure", "Racing",
@@ -110,8 +111,8 @@ def planted_graph(
 def write_planted_graph_dir(path: Path, **kwargs) -> dict[str, str | int]:
     """Write a planted GRAPH_DIR at `path`; returns the planted truth (login -> community)."""
     tables = planted_graph(**kwargs)
-    path.mkdir(parents=True, exist_ok=True)
-    for name in ("streamers", "edges", "played", "games"):
-        tables[name].to_csv(path / f"{name}.csv", index=False)
-    (path / "build.json").write_text(json.dumps(tables["build"]), encoding="utf-8")
+    # The build's own writer, so the readers are tested on what `twitchgraph build` writes.
+    write_graph_dir(BuildResult(streamers=tables["streamers"], edges=tables["edges"],
+                                played=tables["played"], games=tables["games"],
+                                stats=tables["build"]), path)
     return tables["truth"]
