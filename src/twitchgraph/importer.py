@@ -85,10 +85,13 @@ def _plain(value: Any) -> Any:
             inner = _plain(inner)
             # canonical extended JSON gives milliseconds since the epoch
             return inner / 1000.0 if isinstance(inner, int | float) else inner
-        if key in ("$numberInt", "$numberLong"):
-            return int(inner)
-        if key == "$numberDouble":
-            return float(inner)
+        try:
+            if key in ("$numberInt", "$numberLong"):
+                return int(inner)
+            if key == "$numberDouble":
+                return float(inner)
+        except (TypeError, ValueError):
+            raise BadSnapshotFile(f"{key} holds no number: {inner!r}") from None
     return value
 
 
@@ -190,6 +193,9 @@ def _helix_shape(doc: dict[str, Any]) -> SnapshotData:
         if not isinstance(s, dict) or not s.get("user_login"):
             raise BadSnapshotFile(f"streams[{i}] has no user_login")
         viewers = _count(s.get("viewer_count", 0), f"streams[{i}].viewer_count")
+        tags = s.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise BadSnapshotFile(f"streams[{i}].tags must be a list of strings")
         streams.append({**s, "user_login": str(s["user_login"]).lower(),
                         "viewer_count": viewers})
     chatters_doc = doc.get("chatters", {})

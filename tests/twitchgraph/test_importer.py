@@ -109,6 +109,20 @@ def test_out_of_range_numbers_are_bad_files_not_a_crash(tmp_path) -> None:
     assert "streams[0].viewer_count is not a number" in reasons["nan.json"]
 
 
+def test_wrongly_typed_values_are_bad_files_not_a_crash(tmp_path) -> None:
+    _helix_file(tmp_path / "good.json", 0)
+    (tmp_path / "tags.json").write_text(json.dumps(
+        {"date_time": 1651485600, "streams": [{"user_login": "a", "tags": [1, 2]}]}))
+    (tmp_path / "mongo.json").write_text(json.dumps(
+        {"date_time": {"$date": {"$numberLong": None}}, "streams": []}))
+    con = open_store(":memory:")
+    report = import_json_dir(con, tmp_path)
+    assert report.imported == ["good.json"]
+    reasons = dict(report.bad)
+    assert "streams[0].tags must be a list of strings" in reasons["tags.json"]
+    assert "$numberLong holds no number" in reasons["mongo.json"]
+
+
 def test_epoch_and_naive_times(tmp_path) -> None:
     path = tmp_path / "e.json"
     path.write_text(json.dumps({"date_time": 1651485600, "streams": [], "chatters": {}}))
