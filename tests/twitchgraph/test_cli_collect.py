@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from twitchgraph.cli import app
 from twitchgraph.sim import run_simulator
+from twitchgraph.store import open_store
 
 from ._collect_fixtures import make_stream
 
@@ -117,6 +118,16 @@ def test_import_and_export_errors(tmp_path) -> None:
     result = runner.invoke(app, ["export-parquet", str(tmp_path / "o"), "--db",
                                  str(tmp_path / "nope.duckdb")])
     assert result.exit_code == 1 and "no store at" in result.output
+
+
+def test_export_parquet_to_a_file_is_one_line(tmp_path) -> None:
+    db = tmp_path / "tg.duckdb"
+    open_store(db).close()
+    (tmp_path / "taken").write_text("not a directory")
+    result = runner.invoke(app, ["export-parquet", str(tmp_path / "taken"), "--db", str(db)])
+    assert result.exit_code == 1, result.output
+    assert f"cannot write Parquet files to {tmp_path / 'taken'}" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_import_and_export_name_a_store_locked_by_another_process(tmp_path) -> None:

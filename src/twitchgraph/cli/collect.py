@@ -209,6 +209,8 @@ def export_parquet(
 
     Example: twitchgraph export-parquet parquet/ --db twitchgraph.duckdb
     """
+    import duckdb
+
     from twitchgraph.store import export_parquet as export
 
     if not db.exists():
@@ -216,6 +218,9 @@ def export_parquet(
     con = _open_store(db)
     try:
         counts = export(con, out_dir)
+    except (OSError, duckdb.IOException) as exc:
+        raise _fail(f"cannot write Parquet files to {out_dir}: {str(exc).splitlines()[0]}"
+                    ) from None
     finally:
         con.close()
     for table, rows in counts.items():
