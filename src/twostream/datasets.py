@@ -29,6 +29,7 @@ drops it from the batch.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -89,8 +90,6 @@ def read_class_list(root: str | Path) -> list[str]:
 def read_extract_settings(root: str | Path) -> dict:
     """Settings ``twostream extract`` used (flow method, short side, bound, JPEG quality), from
     ``root/extract_report.json``; empty when the folder was made another way."""
-    import json
-
     path = Path(root) / "extract_report.json"
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")).get("settings") or {})
@@ -331,7 +330,8 @@ class RawframeDataset(torch.utils.data.Dataset):
         try:
             return self._train_item(clip) if self.train else self._test_item(clip, index)
         except (OSError, ValueError, SyntaxError) as exc:
-            # PIL raises OSError/SyntaxError/ValueError on truncated or corrupt JPEGs.
+            # _read_jpeg raises OSError for a missing or corrupt JPEG; ValueError and
+            # SyntaxError are what Pillow raises on bad image data.
             logger.warning("skipped clip %s: unreadable frame (%s)", clip.name, exc)
             return None
 
