@@ -108,3 +108,20 @@ def test_query_notes_a_database_older_than_the_tables(graph_dir):
     os.utime(graph_dir / "streamers.csv", (later, later))
     result = runner.invoke(app, ["query", str(graph_dir), "MATCH (s:Streamer) RETURN count(*)"])
     assert result.exit_code == 0 and "is newer than" in result.output
+
+
+def test_names_with_brackets_print_as_text(tmp_path):
+    # Twitch game names may hold brackets; "[/b]" must not be read as rich markup.
+    graph = tmp_path / "graph"
+    write_planted_graph_dir(graph, communities=2, size=8, seed=2)
+    streamers = pd.read_csv(graph / "streamers.csv", dtype=str, keep_default_na=False)
+    streamers["main_game"] = "[/b] Beta [bold]"
+    streamers.to_csv(graph / "streamers.csv", index=False)
+    result = runner.invoke(app, ["communities", str(graph)])
+    assert result.exit_code == 0, result.output
+    assert "[/b] Beta [bold]" in result.output
+
+    missing = tmp_path / "[/x]"
+    result = runner.invoke(app, ["communities", str(missing)])
+    assert result.exit_code == 1
+    assert f"error: {missing} is not a directory" in result.output.replace("\n", "")

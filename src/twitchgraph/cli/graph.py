@@ -12,20 +12,24 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from twitchgraph.cli._app import app
 
 logger = logging.getLogger(__name__)
 
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-_out = Console(highlight=False, soft_wrap=True)
+# markup=False: streamer, game and path names are printed as they are ("[/b]" in a game name
+# would otherwise be read as a closing tag and crash the command). Literal markup is opted
+# into per call, with the data escaped.
+_err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+_out = Console(highlight=False, soft_wrap=True, markup=False)
 
 GraphDirArg = typer.Argument(..., help="A GRAPH_DIR written by `twitchgraph build`.")
 
 
 def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", markup=True)
+    _err.print(f"[red]error:[/red] {escape(message)}", markup=True)
     return typer.Exit(1)
 
 
@@ -162,15 +166,13 @@ def query(
 
 
 def _cell(value: object) -> str:
-    from rich.markup import escape
-
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
     if isinstance(value, list | dict):
-        return escape(json.dumps(value, ensure_ascii=False, default=str))
-    return escape(str(value))
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
 
 
 @app.command()
@@ -243,7 +245,7 @@ def demo(
                         time_scale=time_scale)
     try:
         result = run_demo(out, config=config,
-                          echo=lambda line: _out.print(line, markup=False))
+                          echo=_out.print)
     except DemoError as exc:
         raise _fail(str(exc)) from None
-    _out.print(f"[bold]open the map:[/bold] {result.html}", markup=True)
+    _out.print(f"[bold]open the map:[/bold] {escape(str(result.html))}", markup=True)
