@@ -120,6 +120,19 @@ def test_import_and_export_errors(tmp_path) -> None:
     assert result.exit_code == 1 and "no store at" in result.output
 
 
+def test_a_db_path_under_a_file_is_one_line(tmp_path) -> None:
+    (tmp_path / "f").write_text("a file, not a folder")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.json").write_text("{}")
+    db = str(tmp_path / "f" / "tg.duckdb")
+    creds = {"TWITCH_CLIENT_ID": "id", "TWITCH_CLIENT_SECRET": "s3cret"}
+    for args, env in ((["import", str(tmp_path / "d")], {}),
+                      (["collect", "--once", "--env-file", str(tmp_path / "none")], creds)):
+        result = runner.invoke(app, [*args, "--db", db], env=env)
+        assert result.exit_code == 1, result.output
+        assert "File exists" in result.output and "Traceback" not in result.output
+
+
 def test_export_parquet_to_a_file_is_one_line(tmp_path) -> None:
     db = tmp_path / "tg.duckdb"
     open_store(db).close()

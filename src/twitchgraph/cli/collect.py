@@ -64,6 +64,8 @@ def _open_store(db: Path) -> duckdb.DuckDBPyConnection:
         return open_store(db)
     except duckdb.IOException as exc:
         raise _store_busy(db, exc) from None
+    except OSError as exc:  # e.g. a --db whose folder is a file
+        raise _fail(f"cannot open the store {db}: {exc}") from None
 
 
 def _duration(text: str | None, option: str) -> float | None:
@@ -145,6 +147,8 @@ def collect(
     except duckdb.IOException as exc:
         raise _store_busy(db, exc) from None
     except ValueError as exc:  # e.g. a malformed TWITCH_CHAT_HOST
+        raise _fail(str(exc)) from None
+    except OSError as exc:  # e.g. a --db whose folder is a file, an unreadable --env-file
         raise _fail(str(exc)) from None
     complete = sum(s.status == "complete" for s in summaries)
     _out.print(f"{complete} of {len(summaries)} snapshot(s) complete in {db}")
