@@ -140,8 +140,12 @@ def parse_snapshot_file(path: str | Path) -> list[SnapshotData]:
     Raises:
         BadSnapshotFile (a ValueError) naming what is wrong; OSError if unreadable.
     """
+    return _parse(Path(path).read_bytes())
+
+
+def _parse(raw: bytes) -> list[SnapshotData]:
     return [parse_snapshot_doc(doc, f"document {i + 1}" if many else "")
-            for i, doc, many in _documents(Path(path))]
+            for i, doc, many in _documents(raw)]
 
 
 def parse_snapshot_doc(doc: Any, where: str = "") -> SnapshotData:
@@ -156,10 +160,10 @@ def parse_snapshot_doc(doc: Any, where: str = "") -> SnapshotData:
         raise BadSnapshotFile(f"{where}: {exc}" if where else str(exc)) from None
 
 
-def _documents(path: Path) -> list[tuple[int, Any, bool]]:
+def _documents(raw: bytes) -> list[tuple[int, Any, bool]]:
     """(index, document, several-in-file) for a JSON object, a JSON array or JSON Lines."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadSnapshotFile("not UTF-8 text") from None
     try:
@@ -237,10 +241,6 @@ def _per_stream_shape(doc: dict[str, Any]) -> SnapshotData:
                         chatters=chatters, source="import")
 
 
-def _file_key(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def import_json_dir(
     con: duckdb.DuckDBPyConnection,
     json_dir: str | Path,
@@ -271,8 +271,9 @@ def import_json_dir(
     for path in sorted(root.rglob(pattern)):
         name = str(path.relative_to(root))
         try:
-            key = _file_key(path)
-            snapshots = parse_snapshot_file(path)
+            raw = path.read_bytes()
+            key = hashlib.sha256(raw).hexdigest()
+            snapshots = _parse(raw)
             keys = [_doc_key(key, i, len(snapshots)) for i in range(len(snapshots))]
             if all(k in known for k in keys):
                 report.duplicates.append(name)
@@ -287,6 +288,7 @@ def import_json_dir(
         interval_s = _median_gap(times)
     done = {r[0] for r in con.execute("SELECT file_key FROM imports").fetchall()}
     # Pass 2: one transaction per snapshot; a file counts as imported when all of it is in.
+    # (Files are parsed again rather than kept from pass 1, so memory holds one file at a time.)
     for path, key in todo:
         name = str(path.relative_to(root))
         try:
