@@ -98,7 +98,6 @@ def extract(
     """
     from twostream.extract import extract_dataset
     from twostream.flow import TVL1_PRESETS
-    from twostream.splits import DatasetError
 
     if tvl1_preset not in TVL1_PRESETS:
         raise fail(f"unknown --tvl1-preset {tvl1_preset!r}; allowed: {', '.join(TVL1_PRESETS)}")
@@ -113,7 +112,7 @@ def extract(
             bound=bound, workers=workers, tvl1=params, jpeg_quality=jpeg_quality,
             progress=progress,
         )
-    except (DatasetError, ValueError) as exc:
+    except ValueError as exc:  # DatasetError is one
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. OUT_DIR below a file, or not writable
         raise fail(f"cannot write {out_dir}: {exc}") from None

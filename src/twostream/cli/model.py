@@ -13,6 +13,8 @@ import typer
 from twostream.cli._app import app, fail
 
 # Errors a user can fix (bad paths, bad options, mismatched runs): one line, no traceback.
+# The domain errors (DatasetError, FusionError, WeightsMismatchError, VideoDecodeError) are
+# ValueErrors.
 # OSError as a whole: an output path below a file or a file in place of a folder is as much
 # a path the user gave as a missing one.
 _USER_ERRORS = (ValueError, OSError)
@@ -73,7 +75,6 @@ def train(
     Example: twostream train data/rawframes --stream temporal --split 1 --out runs/temporal
     --arch resnet18 --crop 112 --epochs 5
     """
-    from twostream.datasets import DatasetError
     from twostream.train import TrainConfig, main
 
     _logging()
@@ -85,7 +86,7 @@ def train(
     )
     try:
         results = main(config)
-    except (DatasetError, *_USER_ERRORS) as exc:
+    except _USER_ERRORS as exc:
         raise fail(str(exc)) from None
     for k, row in results.items():
         if row:
@@ -117,7 +118,6 @@ def evaluate(
 
     Example: twostream evaluate runs/temporal --crops 10
     """
-    from twostream.datasets import DatasetError
     from twostream.evaluate import evaluate_run
 
     if crops not in (1, 10):
@@ -127,7 +127,7 @@ def evaluate(
         result = evaluate_run(run_dir, splits=_splits(split), crops=crops, segments=segments,
                               train_segments=train_segments, rawframes=rawframes,
                               device=device, batch_size=batch_size, workers=workers)
-    except (DatasetError, *_USER_ERRORS) as exc:
+    except _USER_ERRORS as exc:
         raise fail(str(exc)) from None
     for k, r in result["splits"].items():
         skipped = f", {len(r['skipped'])} clip(s) skipped" if r["skipped"] else ""
@@ -156,12 +156,11 @@ def fuse(
 
     Example: twostream fuse runs/spatial runs/temporal --split 1
     """
-    from twostream.datasets import DatasetError
     from twostream.fusion import fuse_runs
 
     try:
         result = fuse_runs(spatial_run, temporal_run, splits=_splits(split), out=out)
-    except (DatasetError, *_USER_ERRORS) as exc:
+    except _USER_ERRORS as exc:
         raise fail(str(exc)) from None
     typer.echo(result["table"])
     typer.echo(f"written to {(out or spatial_run) / 'fusion.csv'}")
@@ -187,7 +186,6 @@ def predict(
 
     Example: twostream predict clip.avi --spatial runs/spatial --temporal runs/temporal --top-k 3
     """
-    from twostream.datasets import DatasetError
     from twostream.decode import VideoDecodeError
     from twostream.predict import predict_video
 
@@ -196,7 +194,7 @@ def predict(
                             device=device)
     except VideoDecodeError as exc:
         raise fail(f"cannot decode {video}: {exc.reason}") from None
-    except (DatasetError, *_USER_ERRORS) as exc:
+    except _USER_ERRORS as exc:
         raise fail(str(exc)) from None
     if as_json:
         _print_json(top)
@@ -217,12 +215,11 @@ def export(
 
     Example: twostream export runs/temporal temporal.onnx
     """
-    from twostream.datasets import DatasetError
     from twostream.export import export_onnx
 
     try:
         info = export_onnx(run_dir, out, split=split)
-    except (DatasetError, *_USER_ERRORS) as exc:
+    except _USER_ERRORS as exc:
         raise fail(str(exc)) from None
     typer.echo(f"wrote {info['path']} (split {info['split']}, input {info['input_shape']}, "
                f"{len(info['classes'])} classes)")
@@ -244,12 +241,11 @@ def demo(
 
     Example: twostream demo --out /tmp/twostream-demo
     """
-    from twostream.datasets import DatasetError
     from twostream.demo import DemoConfig, run_demo
 
     _logging(verbose=False)
     try:
         run_demo(out, DemoConfig(epochs=epochs, clips_per_class=clips_per_class, seed=seed),
                  echo=typer.echo)
-    except (DatasetError, *_USER_ERRORS) as exc:
+    except _USER_ERRORS as exc:
         raise fail(str(exc)) from None
