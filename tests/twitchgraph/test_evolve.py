@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -133,3 +135,22 @@ def test_cli_evolve(store, tmp_path):
     assert bad.exit_code == 1 and "30m" in bad.output
     missing = CliRunner().invoke(app, ["evolve", "--db", str(tmp_path / "nope.duckdb")])
     assert missing.exit_code == 1 and "twitchgraph collect" in missing.output
+
+
+def test_cli_evolve_names_a_store_locked_by_another_process(tmp_path):
+    db = tmp_path / "tg.duckdb"
+    open_store(db).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = CliRunner().invoke(app, ["evolve", "--db", str(db), "--out",
+                                          str(tmp_path / "evo")])
+        assert result.exit_code == 1, result.output
+        assert f"cannot open the store {db}" in result.output.replace("\n", "")
+        assert "Traceback" not in result.output
+    finally:
+        holder.kill()
+        holder.wait()

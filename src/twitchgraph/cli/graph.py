@@ -196,6 +196,9 @@ def evolve(
 
     Example: twitchgraph evolve --db twitchgraph.duckdb --window 1d
     """
+    import duckdb
+
+    from twitchgraph.cli.collect import _store_busy
     from twitchgraph.evolve import EvolveError, evolve_store, parse_window, write_evolution
 
     if not db.exists():
@@ -211,6 +214,8 @@ def evolve(
         written = write_evolution(result, out)
     except (EvolveError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    except duckdb.IOException as exc:  # e.g. a running collector holds the store's lock
+        raise _store_busy(db, exc) from None
     from rich import box
     from rich.table import Column
 
