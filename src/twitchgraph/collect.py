@@ -260,8 +260,6 @@ class Collector:
             finished = self.clock.now()
             listens = {c: (0.0, False) for c in wanted}
             listens.update({c: (v.listened_s, v.membership) for c, v in views.items()})
-            for channel in views:
-                self._last_listened[channel] = finished
             helix_stats = _delta(self.helix.stats.as_dict(), helix_before)
             chat_stats = _delta(asdict(self.chat.stats), chat_before)
             data = SnapshotData(
@@ -277,6 +275,12 @@ class Collector:
                 stats={"helix": helix_stats, "chat": chat_stats},
             )
             write_snapshot(self.con, data, snapshot_id=snapshot_id)
+            # Only a stored snapshot counts: profiles and listening times of a failed one
+            # are fetched and owed again.
+            if self.options.fetch_users:
+                self._profiled.update(s["user_id"] for s in streams)
+            for channel in views:
+                self._last_listened[channel] = finished
         except asyncio.CancelledError:
             self._abort = True  # a Helix call still running in its thread stops at its next page
             fail_snapshot(self.con, snapshot_id)
@@ -321,9 +325,7 @@ class Collector:
         if not ids:
             return []
         self._report(phase="profiles")
-        users = self.helix.users(ids=ids)
-        self._profiled.update(ids)
-        return users
+        return self.helix.users(ids=ids)
 
     async def _listen_once(self, wanted: list[str]) -> dict[str, ChannelView]:
         """Join, listen for the window and leave; in groups when more than `capacity`."""

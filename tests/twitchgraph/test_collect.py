@@ -218,6 +218,35 @@ def test_api_failure_marks_the_snapshot_failed_and_reports_it() -> None:
     assert con.execute("SELECT count(*) FROM streams").fetchone() == (0,)
 
 
+def test_profiles_of_a_failed_snapshot_are_fetched_again(monkeypatch) -> None:
+    import duckdb
+
+    import twitchgraph.collect
+
+    con = open_store(":memory:")
+    fake = _twitch(3)
+    real_write = twitchgraph.collect.write_snapshot
+    writes: list[int] = []
+
+    def write_failing_once(*args, **kwargs):
+        writes.append(1)
+        if len(writes) == 1:
+            raise duckdb.IOException("disk full")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(twitchgraph.collect, "write_snapshot", write_failing_once)
+
+    async def scenario(server: FakeChatServer):
+        _chat_server(server, fake, big=0)
+        collector = _collector(con, fake, server, CollectOptions(window_s=1), FastClock(100))
+        async with collector.chat:
+            return await collector.snapshot(), await collector.snapshot()
+
+    first, second = run(scenario)
+    assert (first.status, second.status) == ("failed", "complete")
+    assert con.execute("SELECT count(*) FROM users").fetchone() == (3,)
+
+
 def test_cancel_mid_snapshot_discards_it_whole() -> None:
     con = open_store(":memory:")
     fake = _twitch(3)
