@@ -541,9 +541,7 @@ def main(config: TrainConfig) -> dict[int, dict[str, Any]]:
         if not read_annotations(train_list):
             raise DatasetError(f"training list is empty: {train_list}")
         read_annotations(annotation_path(config.rawframes, split, "val"))  # must exist
-    device_kind = "cuda" if config.device == "cuda" or (
-        config.device == "auto" and torch.cuda.is_available()) else "cpu"
-    info = _init_distributed(device_kind)
+    info = _init_distributed(resolve_device(config.device).type)
     device = resolve_device(config.device, info.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
