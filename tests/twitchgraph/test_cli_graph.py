@@ -79,6 +79,11 @@ def test_export_errors(graph_dir, tmp_path):
                                  "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "unknown export 'svg'" in result.output
     assert not (tmp_path / "out").exists()
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = runner.invoke(app, ["export", str(graph_dir), "--to", "neo4j",
+                                 "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 1, result.output
+    assert f"cannot write the export to {tmp_path / 'taken'}" in result.output.replace("\n", "")
     write_planted_graph_dir(tmp_path / "raw", communities=2, size=5)
     result = runner.invoke(app, ["export", str(tmp_path / "raw"), "--to", "html"])
     assert result.exit_code == 1

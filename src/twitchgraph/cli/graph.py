@@ -126,6 +126,8 @@ def export(
             _out.print(done.message)
     except (GraphDirError, ValueError, RuntimeError) as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:  # e.g. --out names a file, or a folder we may not write
+        raise _fail(f"cannot write the export to {out or graph_dir}: {exc}") from None
 
 
 @app.command()
