@@ -219,10 +219,6 @@ class HelixClient:
         """Games (categories) by id and/or exact name, in batches of 100."""
         return self._lookup("/games", self._game, {"id": ids, "name": names})
 
-    def get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-        """One paced, retried GET of `path` under the Helix base; the decoded JSON object."""
-        return self._get_json(path, list(params))
-
     # -- one request, paced and retried ----------------------------------------------------
 
     def _get_json(self, path: str, params: list[tuple[str, str]]) -> dict[str, Any]:
