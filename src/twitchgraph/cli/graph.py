@@ -200,7 +200,7 @@ def evolve(
     """
     import duckdb
 
-    from twitchgraph.cli.collect import _store_busy
+    from twitchgraph.cli._app import store_busy
     from twitchgraph.evolve import EvolveError, evolve_store, parse_window, write_evolution
 
     if not db.exists():
@@ -217,7 +217,7 @@ def evolve(
     except (EvolveError, ValueError) as exc:
         raise _fail(str(exc)) from None
     except duckdb.IOException as exc:  # e.g. a running collector holds the store's lock
-        raise _store_busy(db, exc) from None
+        raise store_busy(db, exc) from None
     from rich import box
     from rich.table import Column
 
