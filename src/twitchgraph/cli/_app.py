@@ -1,8 +1,16 @@
-"""The Typer application every `twitchgraph` command module registers on."""
+"""The Typer application every `twitchgraph` command module registers on, and the pieces the
+store-reading command groups share: the `--db` option, the consoles and the one-line failure."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    import duckdb
 
 app = typer.Typer(
     name="twitchgraph",
@@ -13,8 +21,38 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+DEFAULT_DB = Path("twitchgraph.duckdb")
+DbOption = typer.Option(DEFAULT_DB, "--db", help="The store (DuckDB file).")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
 
 @app.callback()
 def _root() -> None:
     # A callback keeps `app` a command group even while it has a single command.
     pass
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one red error line on stderr; the caller raises the returned exit (code 1)."""
+    err.print(f"[red]error:[/red] {message}", markup=True)
+    return typer.Exit(1)
+
+
+def store_busy(db: Path, exc: Exception) -> typer.Exit:
+    return fail(f"cannot open the store {db}: {str(exc).splitlines()[0]} (is another "
+                "collector using it?)")
+
+
+def open_store_or_exit(db: Path) -> duckdb.DuckDBPyConnection:
+    """The store at `db`; a store locked by another process is one red line, not a traceback."""
+    import duckdb
+
+    from twitchgraph.store import open_store
+
+    try:
+        return open_store(db)
+    except duckdb.IOException as exc:
+        raise store_busy(db, exc) from None
+    except OSError as exc:  # e.g. a --db whose folder is a file
+        raise fail(f"cannot open the store {db}: {exc}") from None

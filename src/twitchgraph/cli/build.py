@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from twitchgraph.cli._app import app
+from twitchgraph.cli._app import DEFAULT_DB, DbOption, app
+from twitchgraph.cli._app import err as _err
+from twitchgraph.cli._app import fail as _fail
+from twitchgraph.cli._app import open_store_or_exit as _open_store
+from twitchgraph.cli._app import out as _out
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -26,23 +29,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DB = Path("twitchgraph.duckdb")
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-_out = Console(highlight=False, soft_wrap=True)
-
 bots_app = typer.Typer(help="Bot lists applied when building the graph.", no_args_is_help=True)
 app.add_typer(bots_app, name="bots")
 
-DbOption = typer.Option(DEFAULT_DB, "--db", help="The store (DuckDB file).")
 # DuckDB's own default is 80 % of RAM; a shared machine is better served by a fixed cap
 # (DuckDB spills to disk beyond it). The full two weeks build in ~30 s within 2-4 GB.
 MemoryOption = typer.Option("4GB", "--memory-limit", help="DuckDB memory cap, e.g. 2GB.")
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
-
-
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", markup=True)
-    return typer.Exit(1)
 
 
 def _unwritable(out: Path, exc: OSError) -> typer.Exit:
@@ -54,9 +47,6 @@ def _unwritable(out: Path, exc: OSError) -> typer.Exit:
 def _store(
     db: Path, *, must_exist: bool = True, memory_limit: str | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    # collect's opener: a store locked by a running collector is one red line, not a traceback
-    from twitchgraph.cli.collect import _open_store
-
     if must_exist and not db.exists():
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
     if memory_limit is not None and not _MEMORY.match(memory_limit):

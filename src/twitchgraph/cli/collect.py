@@ -11,27 +11,16 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 
-from twitchgraph.cli._app import app
-
-if TYPE_CHECKING:
-    import duckdb
-
-DEFAULT_DB = Path("twitchgraph.duckdb")
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-_out = Console(highlight=False, soft_wrap=True)
-
-DbOption = typer.Option(DEFAULT_DB, "--db", help="The store (DuckDB file).")
-
-
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {message}", markup=True)
-    return typer.Exit(1)
+from twitchgraph.cli._app import DbOption, app
+from twitchgraph.cli._app import err as _err
+from twitchgraph.cli._app import fail as _fail
+from twitchgraph.cli._app import open_store_or_exit as _open_store
+from twitchgraph.cli._app import out as _out
+from twitchgraph.cli._app import store_busy as _store_busy
 
 
 @contextmanager
@@ -47,25 +36,6 @@ def _logging(verbose: bool) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
-
-
-def _store_busy(db: Path, exc: Exception) -> typer.Exit:
-    return _fail(f"cannot open the store {db}: {str(exc).splitlines()[0]} (is another "
-                 "collector using it?)")
-
-
-def _open_store(db: Path) -> duckdb.DuckDBPyConnection:
-    """The store at `db`; a store locked by another process is one red line, not a traceback."""
-    import duckdb
-
-    from twitchgraph.store import open_store
-
-    try:
-        return open_store(db)
-    except duckdb.IOException as exc:
-        raise _store_busy(db, exc) from None
-    except OSError as exc:  # e.g. a --db whose folder is a file
-        raise _fail(f"cannot open the store {db}: {exc}") from None
 
 
 def _duration(text: str | None, option: str) -> float | None:
