@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from twitchgraph.cli._app import app
+from twitchgraph.cli._app import DbOption, app
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def _cell(value: object) -> str:
 
 @app.command()
 def evolve(
-    db: Path = typer.Option(Path("twitchgraph.duckdb"), "--db", help="The store (DuckDB file)."),
+    db: Path = DbOption,
     window: str = typer.Option("1d", help="Window length: 30m, 6h, 1d, 1w."),
     out: Path = typer.Option(Path("evolve"), help="Where the table and the plot go."),
     resolution: float = typer.Option(1.0, help="Modularity resolution per window."),
