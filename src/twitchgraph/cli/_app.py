@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     import duckdb
@@ -23,8 +24,11 @@ app = typer.Typer(
 
 DEFAULT_DB = Path("twitchgraph.duckdb")
 DbOption = typer.Option(DEFAULT_DB, "--db", help="The store (DuckDB file).")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# markup=False: streamer, game and path names are printed as they are ("[/b]" in a game name
+# would otherwise be read as a closing tag and crash the command). Literal markup is opted
+# into per call, with the data escaped.
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = Console(highlight=False, soft_wrap=True, markup=False)
 
 
 @app.callback()
@@ -34,8 +38,11 @@ def _root() -> None:
 
 
 def fail(message: str) -> typer.Exit:
-    """Print one red error line on stderr; the caller raises the returned exit (code 1)."""
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    """Print one red error line on stderr; the caller raises the returned exit (code 1).
+
+    The message is data (paths, names from Twitch), so it is escaped rather than read as markup.
+    """
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True)
     return typer.Exit(1)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from twitchgraph.cli._app import DEFAULT_DB, DbOption, app
 from twitchgraph.cli._app import err as _err
@@ -240,12 +241,13 @@ def enrich(
     try:
         credentials = load_credentials(env)
     except MissingCredentials as exc:
-        _err.print(f"[yellow]warning:[/yellow] {exc}; Helix and IGDB are skipped", markup=True)
+        _err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; Helix and IGDB are skipped",
+                   markup=True)
         credentials = None
 
     def show(report) -> None:
         colour = "red" if report.error else "green"
-        _out.print(f"[{colour}]{report.summary()}[/{colour}]", markup=True)
+        _out.print(f"[{colour}]{escape(report.summary())}[/{colour}]", markup=True)
 
     from rich.progress import Progress
 

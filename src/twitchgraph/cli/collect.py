@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from twitchgraph.cli._app import DbOption, app
 from twitchgraph.cli._app import err as _err
@@ -168,7 +169,7 @@ def import_json(
     finally:
         con.close()
     for name, reason in report.bad:
-        _err.print(f"[yellow]skipped[/yellow] {name}: {reason}", markup=True)
+        _err.print(f"[yellow]skipped[/yellow] {escape(f'{name}: {reason}')}", markup=True)
     _out.print(report.line())
     if report.bad and (strict or not (report.imported or report.duplicates)):
         raise typer.Exit(1)

@@ -11,26 +11,17 @@ import logging
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from twitchgraph.cli._app import DbOption, app
+from twitchgraph.cli._app import err as _err
+from twitchgraph.cli._app import fail as _fail
+from twitchgraph.cli._app import out as _out
 
 logger = logging.getLogger(__name__)
 
-# markup=False: streamer, game and path names are printed as they are ("[/b]" in a game name
-# would otherwise be read as a closing tag and crash the command). Literal markup is opted
-# into per call, with the data escaped.
-_err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
-_out = Console(highlight=False, soft_wrap=True, markup=False)
-
 GraphDirArg = typer.Argument(..., help="A GRAPH_DIR written by `twitchgraph build`.")
-
-
-def _fail(message: str) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {escape(message)}", markup=True)
-    return typer.Exit(1)
 
 
 @app.command()
