@@ -8,13 +8,15 @@ that has gone stale, a rate-limit bucket). It is a test peer: no product code im
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -360,3 +362,21 @@ def start_and_kill(script: str, *args: str, delay: float) -> None:
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     child.stdout.close()
+
+
+@contextlib.contextmanager
+def store_held_by_another_process(db: Path | str) -> Iterator[None]:
+    """Hold the DuckDB file `db` open from a child process (as a running collector would) for
+    the body of the `with`; DuckDB then refuses this process's connection."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()

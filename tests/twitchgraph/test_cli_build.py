@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -13,6 +11,7 @@ from typer.testing import CliRunner
 from twitchgraph.cli import app
 
 from ._build_fixtures import add_live, add_snapshots, new_store, users_named
+from ._collect_fixtures import store_held_by_another_process
 
 runner = CliRunner()
 
@@ -144,12 +143,7 @@ def test_build_passes_every_option_through(db, tmp_path):
 
 
 def test_a_store_locked_by_another_process_is_one_line(db, tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); time.sleep(60)", str(db)],
-        stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with store_held_by_another_process(db):
         for args in (["build", "--out", str(tmp_path / "g")],
                      ["report", "quality", "--out", str(tmp_path / "rep")],
                      ["bots", "import", str(tmp_path / "bots.csv")]):  # fmt: skip
@@ -159,9 +153,6 @@ def test_a_store_locked_by_another_process_is_one_line(db, tmp_path):
             assert f"cannot open the store {db}" in r.output
             assert "Traceback" not in r.output
         assert not (tmp_path / "g").exists()
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_an_out_that_is_a_file_is_one_line(db, tmp_path):

@@ -17,7 +17,7 @@ from twitchgraph.cli import app
 from twitchgraph.sim import run_simulator
 from twitchgraph.store import open_store
 
-from ._collect_fixtures import make_stream
+from ._collect_fixtures import make_stream, store_held_by_another_process
 
 runner = CliRunner()
 NO_CREDS = {"TWITCH_CLIENT_ID": "", "TWITCH_CLIENT_SECRET": ""}
@@ -147,12 +147,7 @@ def test_import_and_export_name_a_store_locked_by_another_process(tmp_path) -> N
     db = tmp_path / "tg.duckdb"
     (tmp_path / "dumps").mkdir()
     (tmp_path / "dumps" / "a.json").write_text("{}")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); time.sleep(60)", str(db)],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with store_held_by_another_process(db):
         for args in (["import", str(tmp_path / "dumps")],
                      ["export-parquet", str(tmp_path / "out")]):
             result = runner.invoke(app, [*args, "--db", str(db)])
@@ -160,9 +155,6 @@ def test_import_and_export_name_a_store_locked_by_another_process(tmp_path) -> N
             assert f"cannot open the store {db}" in result.output
             assert "another collector" in result.output
             assert "Traceback" not in result.output
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.slow

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -19,6 +17,8 @@ from twitchgraph.evolve import (
     write_evolution,
 )
 from twitchgraph.store import open_store
+
+from ._collect_fixtures import store_held_by_another_process
 
 DAY0 = datetime(2022, 5, 2, tzinfo=UTC)
 
@@ -140,17 +140,9 @@ def test_cli_evolve(store, tmp_path):
 def test_cli_evolve_names_a_store_locked_by_another_process(tmp_path):
     db = tmp_path / "tg.duckdb"
     open_store(db).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); time.sleep(60)", str(db)],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with store_held_by_another_process(db):
         result = CliRunner().invoke(app, ["evolve", "--db", str(db), "--out",
                                           str(tmp_path / "evo")])
         assert result.exit_code == 1, result.output
         assert f"cannot open the store {db}" in result.output.replace("\n", "")
         assert "Traceback" not in result.output
-    finally:
-        holder.kill()
-        holder.wait()
