@@ -81,7 +81,7 @@ def generate(db: Path, scale: float, threads: int, memory_limit: str) -> dict:
         f"""
         INSERT INTO snapshots
         SELECT t, TIMESTAMPTZ '2022-05-02 00:00:00+00' + to_minutes(5 * t),
-               TIMESTAMPTZ '2022-05-02 00:01:00+00' + to_minutes(5 * t), 'complete', 300.0
+               TIMESTAMPTZ '2022-05-02 00:01:00+00' + to_minutes(5 * t), 'complete', 300.0, NULL
         FROM range({n_snap}) r(t)
         """
     )

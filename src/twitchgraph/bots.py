@@ -87,7 +87,10 @@ class BotListError(ValueError):
 
 
 def ensure_bot_table(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ``bots`` table (login, source, imported_at) if it does not exist."""
+    """Create the ``bots`` table (login, source, imported_at) if it does not exist.
+
+    This module owns the table: only importing a list creates it; readers never do.
+    """
     con.execute(
         """
         CREATE TABLE IF NOT EXISTS bots (
@@ -184,18 +187,22 @@ def import_bot_csv(
 
 
 def known_bots(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """All logins the built-in and imported lists name, with the rule (``builtin``/``list``)."""
-    ensure_bot_table(con)
+    """All logins the built-in and imported lists name, with the rule (``builtin``/``list``).
+
+    Reads only: a store without a ``bots`` table (no list imported yet) has no listed bots.
+    """
     builtin = pd.DataFrame({"login": sorted(BUILTIN_BOTS)})
+    imported = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'bots'"
+    ).fetchall()[0][0]
+    listed = (
+        "UNION ALL SELECT lower(login), 'list' FROM bots "
+        "WHERE lower(login) NOT IN (SELECT login FROM _tg_builtin_bots)" if imported else ""
+    )
     con.register("_tg_builtin_bots", builtin)
     try:
         return con.execute(
-            """
-            SELECT login, 'builtin' AS rule FROM _tg_builtin_bots
-            UNION ALL
-            SELECT lower(login), 'list' FROM bots
-            WHERE lower(login) NOT IN (SELECT login FROM _tg_builtin_bots)
-            """
+            f"SELECT login, 'builtin' AS rule FROM _tg_builtin_bots {listed}"
         ).df()
     finally:
         con.unregister("_tg_builtin_bots")

@@ -44,7 +44,7 @@ import pandas as pd
 
 from twitchgraph import __version__
 from twitchgraph.bots import known_bots, suspected_bots_sql
-from twitchgraph.enrich.schema import ensure_enrich_tables
+from twitchgraph.enrich.schema import readable_enrich_tables
 
 __all__ = [
     "BuildError",
@@ -618,7 +618,7 @@ def build_graph(
     ValueError for a parameter outside its allowed values.
     """
     p = BuildParams(**params)
-    ensure_enrich_tables(con)
+    readable_enrich_tables(con)
     stats: dict[str, Any] = {
         "definitions": DEFINITIONS,
         "version": __version__,

@@ -279,7 +279,7 @@ def evolve_store(
     from twitchgraph.build import BuildError, build_graph
     from twitchgraph.store import open_store
 
-    con = open_store(db)
+    con = open_store(db, read_only=True)
     try:
         bounds = _window_bounds(con, window)
         if len(bounds) > 1000:

@@ -1,10 +1,12 @@
 """The embedded DuckDB store: snapshots of live streams and their chatters.
 
-Schema (created idempotently by `open_store`):
+Schema version `SCHEMA_VERSION`, recorded in ``twitchgraph_meta``; this module owns these
+tables and is the one place that creates and migrates them (`open_store`):
 
-- ``snapshots(snapshot_id, started_at, finished_at, status, interval_s)``: status is
-  ``running`` while a collector works on it, ``complete`` once its rows are in, ``failed``
-  when it was abandoned. Only rows of complete snapshots count.
+- ``snapshots(snapshot_id, started_at, finished_at, status, interval_s, error)``: status is
+  ``complete`` once its rows are in, ``failed`` (with the reason in ``error``) when it
+  collected nothing usable, ``running`` only for rows written by older versions or by
+  `start_snapshot`. Only rows of complete snapshots count.
 - ``streams(snapshot_id, stream_id, user_id, user_login, user_name, game_id, game_name, title,
   viewer_count, started_at, language, tags, is_mature)``: the Helix stream objects.
 - ``chatters(snapshot_id, channel_login, user_login, source)``: who was in each channel's chat,
@@ -22,14 +24,23 @@ Schema (created idempotently by `open_store`):
 
 `write_snapshot` writes a whole snapshot in ONE transaction, flipping its status to complete
 in the same commit, so a crash (even ``kill -9``) at any moment leaves only whole snapshots.
-A ``running`` row left by a killed collector is marked ``failed`` by `recover_stale`.
+A ``running`` row left by a killed writer is marked ``failed`` by `recover_stale`.
+
+Opening: DuckDB lets one process hold a file read-write, and then no other process may open
+it at all. So nothing keeps the store open for long: readers open it ``read_only`` (any
+number at once), writers for as long as one job takes, and both wait up to `wait_s` for a
+lock held by someone else. An older store is migrated in place, in one transaction, with one
+line saying what changed; a newer store, a foreign DuckDB file and a file that is not DuckDB
+each raise `StoreError` and are left untouched.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,8 +53,11 @@ import pandas as pd
 from twitchgraph.clock import utcnow
 
 __all__ = [
+    "SCHEMA_VERSION",
     "SOURCES",
     "SnapshotData",
+    "StoreBusy",
+    "StoreError",
     "export_parquet",
     "fail_snapshot",
     "open_store",
@@ -60,7 +74,7 @@ SOURCES = ("names", "join", "message")  # preference order when a user came by s
 _DDL = (
     """CREATE TABLE IF NOT EXISTS snapshots (
         snapshot_id BIGINT, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
-        status VARCHAR, interval_s DOUBLE)""",
+        status VARCHAR, interval_s DOUBLE, error VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS streams (
         snapshot_id BIGINT, stream_id VARCHAR, user_id VARCHAR, user_login VARCHAR,
         user_name VARCHAR, game_id VARCHAR, game_name VARCHAR, title VARCHAR,
@@ -81,6 +95,25 @@ _DDL = (
 )
 _SEP = "\x1f"  # joins tags for the bulk insert; split back in SQL
 
+SCHEMA_VERSION = 3
+# Version v -> v + 1: what changed (the line printed on migrating) and the statements.
+# Version 1 is the first released schema (no interval_s, fetched_at, error columns).
+_MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
+    1: ("added snapshots.interval_s, users.fetched_at",
+        ("ALTER TABLE snapshots ADD COLUMN interval_s DOUBLE",
+         "ALTER TABLE users ADD COLUMN fetched_at TIMESTAMPTZ")),
+    2: ("added snapshots.error", ("ALTER TABLE snapshots ADD COLUMN error VARCHAR",)),
+}
+_META = "twitchgraph_meta"
+
+
+class StoreError(Exception):
+    """The store cannot be opened as asked; the message names the file and what to do."""
+
+
+class StoreBusy(StoreError):
+    """Another process holds the store's lock (a writer, or readers while we want to write)."""
+
 
 @dataclass
 class SnapshotData:
@@ -96,6 +129,9 @@ class SnapshotData:
         source: "collect" or "import".
         params: how it was taken (options), stored as JSON.
         stats: counters (requests, 429s, ...), stored as JSON.
+        status: "complete", or "failed" for a snapshot that collected nothing usable (its
+            rows are not stored, only its times, `error`, params and stats).
+        error: why it failed.
     """
 
     started_at: datetime
@@ -108,18 +144,137 @@ class SnapshotData:
     source: str = "collect"
     params: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    status: str = "complete"
+    error: str = ""
 
 
-def open_store(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the store at `path` (":memory:" for a throwaway one)."""
-    path = str(path)
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(path)
-    con.execute("SET TimeZone = 'UTC'")
-    for ddl in _DDL:
-        con.execute(ddl)
+def open_store(
+    path: str | Path,
+    *,
+    read_only: bool = False,
+    wait_s: float = 15.0,
+    notify: Callable[[str], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open the store at `path` (":memory:" for a throwaway one), migrating an older one.
+
+    Args:
+        read_only: open for reading only (many readers at once, beside a running collector);
+            the store must exist. Read-write creates it when missing.
+        wait_s: how long to retry while another process holds the lock.
+        notify: gets the one line a migration prints (default: logged as a warning).
+
+    Raises:
+        StoreBusy: the lock was still held after `wait_s`.
+        StoreError: no store there (read-only), a newer store, a DuckDB file that is not a
+            twitchgraph store, a file that is not DuckDB.
+    """
+    if str(path) == ":memory:":
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone = 'UTC'")
+        _migrate(con, 0, Path(":memory:"), notify)
+        return con
+    path = Path(path)
+    if read_only and not path.exists():
+        raise StoreError(f"no store at {path}: run `twitchgraph collect --db {path}` first "
+                         "or pass --db")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = _connect(path, read_only=read_only, wait_s=wait_s)
+    try:
+        version = _schema_version(con, path)
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path} was written by a newer twitchgraph (store schema "
+                             f"{version}; this one knows up to {SCHEMA_VERSION}): upgrade "
+                             "twitchgraph to read it")
+        if version < SCHEMA_VERSION and read_only:
+            # Migrating is the one write a reading command may cause, once per store.
+            con.close()
+            open_store(path, wait_s=wait_s, notify=notify).close()
+            con = _connect(path, read_only=True, wait_s=wait_s)
+        elif version < SCHEMA_VERSION:
+            _migrate(con, version, path, notify)
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def _connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Connect, retrying while another process holds the file's lock."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            message = str(exc).splitlines()[0]
+            if "not a valid DuckDB database file" in message:
+                raise StoreError(f"{path} is not a DuckDB database: pass --db a twitchgraph "
+                                 "store (a .duckdb file made by `twitchgraph collect`)") from None
+            if "Could not set lock" not in message:
+                raise StoreError(f"cannot open the store {path}: {message}") from None
+            if time.monotonic() >= deadline:
+                pid = _PID.search(message)
+                holder = f"process {pid.group(1)}" if pid else "another process"
+                what = "reads or writes it" if not read_only else "writes it"
+                raise StoreBusy(
+                    f"cannot open the store {path}: {holder} {what} (an enrich, import, "
+                    "bots import, a report or build beside a collector, or another collector "
+                    f"from an older version); waited {wait_s:g} s, try again when it is done"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def _schema_version(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """The store's schema version; 0 for an empty DuckDB file (a new store)."""
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchall()}
+    if _META in tables:
+        rows = con.execute(f"SELECT value FROM {_META} WHERE key = 'schema_version'").fetchall()
+        if rows:
+            return int(rows[0][0])
+    if not tables:
+        return 0
+    columns = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'main' AND table_name = 'snapshots'").fetchall()}
+    if not {"snapshot_id", "started_at", "status"} <= columns:
+        shown = ", ".join(sorted(tables)[:4]) + (", ..." if len(tables) > 4 else "")
+        raise StoreError(f"{path} is a DuckDB file but not a twitchgraph store (its tables: "
+                         f"{shown}): pass --db a store made by `twitchgraph collect`")
+    # Stores from before versions were recorded: tell 1 from 2 by the columns added in 2.
+    return 2 if "interval_s" in columns else 1
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, version: int, path: Path,
+             notify: Callable[[str], None] | None) -> None:
+    """Bring the store from `version` to `SCHEMA_VERSION` in one transaction."""
+    changes = []
+    with _transaction(con):
+        if version > 0:
+            for v in range(version, SCHEMA_VERSION):
+                what, statements = _MIGRATIONS[v]
+                for statement in statements:
+                    con.execute(statement)
+                changes.append(what)
+        for ddl in _DDL:
+            con.execute(ddl)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {_META} (key VARCHAR PRIMARY KEY, "
+                    "value VARCHAR)")
+        con.execute(f"INSERT OR REPLACE INTO {_META} VALUES ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)])
+    if changes:
+        line = (f"migrated the store {path} from schema {version} to {SCHEMA_VERSION}: "
+                + "; ".join(changes))
+        (notify or log.warning)(line)
 
 
 @contextmanager
@@ -139,8 +294,8 @@ def _insert_running(con: duckdb.DuckDBPyConnection, started_at: datetime,
     """Add a ``running`` snapshot row under the next free id (inside a transaction)."""
     row = con.execute("SELECT coalesce(max(snapshot_id), 0) + 1 FROM snapshots").fetchone()
     snapshot_id = int(row[0])
-    con.execute("INSERT INTO snapshots VALUES (?, ?, NULL, 'running', ?)",
-                [snapshot_id, started_at, interval_s])
+    con.execute("INSERT INTO snapshots (snapshot_id, started_at, status, interval_s) "
+                "VALUES (?, ?, 'running', ?)", [snapshot_id, started_at, interval_s])
     return snapshot_id
 
 
@@ -153,12 +308,12 @@ def start_snapshot(
 
 
 def fail_snapshot(con: duckdb.DuckDBPyConnection, snapshot_id: int,
-                  finished_at: datetime | None = None) -> None:
+                  finished_at: datetime | None = None, error: str = "failed") -> None:
     """Mark a running snapshot ``failed`` (it then never counts)."""
     con.execute(
-        "UPDATE snapshots SET status = 'failed', finished_at = ? "
+        "UPDATE snapshots SET status = 'failed', finished_at = ?, error = ? "
         "WHERE snapshot_id = ? AND status = 'running'",
-        [finished_at or utcnow(), snapshot_id],
+        [finished_at or utcnow(), error, snapshot_id],
     )
 
 
@@ -169,7 +324,8 @@ def recover_stale(con: duckdb.DuckDBPyConnection) -> list[int]:
     open a database file for writing, so any running row then was left by a dead collector).
     """
     rows = con.execute(
-        "UPDATE snapshots SET status = 'failed' WHERE status = 'running' RETURNING snapshot_id"
+        "UPDATE snapshots SET status = 'failed', error = 'interrupted (the collector was "
+        "killed)' WHERE status = 'running' RETURNING snapshot_id"
     ).fetchall()
     ids = sorted(int(r[0]) for r in rows)
     if ids:
@@ -186,6 +342,9 @@ def write_snapshot(
 ) -> int:
     """Store a whole snapshot in one transaction and mark it ``complete``; returns its id.
 
+    A snapshot whose `data.status` is ``failed`` is recorded as failed, with its error, and
+    none of its rows.
+
     Args:
         snapshot_id: the id from `start_snapshot`; None allocates a new one.
         import_key: (file_key, file_name) recorded in ``imports`` in the same transaction.
@@ -195,10 +354,12 @@ def write_snapshot(
     with _transaction(con):
         if snapshot_id is None:
             snapshot_id = _insert_running(con, data.started_at, data.interval_s)
-        _insert_streams(con, snapshot_id, data.streams)
-        _insert_chatters(con, snapshot_id, data.chatters)
-        _insert_listens(con, snapshot_id, data.listens)
-        _upsert_users(con, data.users, data.finished_at)
+        complete = data.status == "complete"
+        if complete:
+            _insert_streams(con, snapshot_id, data.streams)
+            _insert_chatters(con, snapshot_id, data.chatters)
+            _insert_listens(con, snapshot_id, data.listens)
+            _upsert_users(con, data.users, data.finished_at)
         # Row counts go in with the rows: anyone can check a snapshot is whole.
         rows = {table: con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_id = ?",
                                    [snapshot_id]).fetchone()[0]
@@ -210,9 +371,10 @@ def write_snapshot(
             con.execute("INSERT INTO imports VALUES (?, ?, ?, ?)",
                         [import_key[0], import_key[1], snapshot_id, utcnow()])
         updated = con.execute(
-            "UPDATE snapshots SET status = 'complete', finished_at = ?, interval_s = ? "
+            "UPDATE snapshots SET status = ?, finished_at = ?, interval_s = ?, error = ? "
             "WHERE snapshot_id = ? AND status = 'running' RETURNING snapshot_id",
-            [data.finished_at, data.interval_s, snapshot_id],
+            ["complete" if complete else "failed", data.finished_at, data.interval_s,
+             None if complete else (data.error or "failed"), snapshot_id],
         ).fetchall()
         if not updated:
             raise ValueError(f"snapshot {snapshot_id} is not running; not written")

@@ -56,7 +56,8 @@ def add_snapshots(
         sid = first_id + i
         at = start + timedelta(minutes=every_min * i)
         con.execute(
-            "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO snapshots (snapshot_id, started_at, finished_at, status, interval_s) "
+            "VALUES (?, ?, ?, ?, ?)",
             [sid, at, at + timedelta(seconds=60), status, interval_s],
         )
         ids.append(sid)

@@ -72,7 +72,7 @@ def _store_with_days(path, days: list[dict[str, list[str]]], *, per_day: int = 4
         for k in range(per_day):
             sid += 1
             at = DAY0 + timedelta(days=day, hours=8 + k)
-            con.execute("INSERT INTO snapshots VALUES (?, ?, ?, 'complete', 3600)",
+            con.execute("INSERT INTO snapshots VALUES (?, ?, ?, 'complete', 3600, NULL)",
                         [sid, at, at + timedelta(minutes=1)])
             for name, logins in groups.items():
                 pool = [f"viewer_{name}_{day}_{i}" for i in range(40)]

@@ -25,7 +25,7 @@ from ._collect_fixtures import make_stream, start_and_kill
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 CONTRACT = {
-    "snapshots": ["snapshot_id", "started_at", "finished_at", "status", "interval_s"],
+    "snapshots": ["snapshot_id", "started_at", "finished_at", "status", "interval_s", "error"],
     "streams": ["snapshot_id", "stream_id", "user_id", "user_login", "user_name", "game_id",
                 "game_name", "title", "viewer_count", "started_at", "language", "tags",
                 "is_mature"],

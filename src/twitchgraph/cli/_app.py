@@ -51,15 +51,19 @@ def store_busy(db: Path, exc: Exception) -> typer.Exit:
                 "collector using it?)")
 
 
-def open_store_or_exit(db: Path) -> duckdb.DuckDBPyConnection:
-    """The store at `db`; a store locked by another process is one red line, not a traceback."""
-    import duckdb
+def notice(line: str) -> None:
+    """One yellow line on stderr (e.g. the store was migrated)."""
+    err.print(f"[yellow]{escape(line)}[/yellow]", markup=True)
 
-    from twitchgraph.store import open_store
+
+def open_store_or_exit(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The store at `db` (read-only for reading commands, which then run beside a collector);
+    a busy, newer, foreign or non-DuckDB file is one red line, not a traceback."""
+    from twitchgraph.store import StoreError, open_store
 
     try:
-        return open_store(db)
-    except duckdb.IOException as exc:
-        raise store_busy(db, exc) from None
+        return open_store(db, read_only=read_only, notify=notice)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
     except OSError as exc:  # e.g. a --db whose folder is a file
         raise fail(f"cannot open the store {db}: {exc}") from None

@@ -46,13 +46,14 @@ def _unwritable(out: Path, exc: OSError) -> typer.Exit:
 
 @contextmanager
 def _store(
-    db: Path, *, must_exist: bool = True, memory_limit: str | None = None
+    db: Path, *, must_exist: bool = True, memory_limit: str | None = None,
+    read_only: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     if must_exist and not db.exists():
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
     if memory_limit is not None and not _MEMORY.match(memory_limit):
         raise _fail(f"--memory-limit {memory_limit!r} is not a size like 512MB or 4GB")
-    con = _open_store(db)
+    con = _open_store(db, read_only=read_only)
     if memory_limit is not None:
         con.execute(f"SET memory_limit = '{memory_limit.strip()}'")
     try:
@@ -124,7 +125,10 @@ def build(
     """
     from twitchgraph.build import BuildError, build_graph, write_graph_dir
 
-    with _store(db, memory_limit=memory_limit) as con, _err.status("building") as status:
+    with (
+        _store(db, memory_limit=memory_limit, read_only=True) as con,
+        _err.status("building") as status,
+    ):
         try:
             result = build_graph(
                 con,
@@ -183,12 +187,12 @@ def report(
         db = DEFAULT_DB
     try:
         if kind is ReportKind.quality:
-            with _store(db, memory_limit=memory_limit) as con:
+            with _store(db, memory_limit=memory_limit, read_only=True) as con:
                 page = write_quality_report(con, out, bot_channel_share=bot_channel_share)
         elif db is None:
             page = write_explore_report(None, graph, out)
         else:
-            with _store(db, memory_limit=memory_limit) as con:
+            with _store(db, memory_limit=memory_limit, read_only=True) as con:
                 page = write_explore_report(con, graph, out)
     except (FileNotFoundError, ValueError) as exc:
         # e.g. a --graph that is not a GRAPH_DIR, a --bot-channel-share outside (0, 1]

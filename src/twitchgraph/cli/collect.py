@@ -188,9 +188,7 @@ def export_parquet(
 
     from twitchgraph.store import export_parquet as export
 
-    if not db.exists():
-        raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
-    con = _open_store(db)
+    con = _open_store(db, read_only=True)
     try:
         counts = export(con, out_dir)
     except (OSError, duckdb.IOException) as exc:

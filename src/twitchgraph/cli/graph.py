@@ -189,10 +189,8 @@ def evolve(
 
     Example: twitchgraph evolve --db twitchgraph.duckdb --window 1d
     """
-    import duckdb
-
-    from twitchgraph.cli._app import store_busy
     from twitchgraph.evolve import EvolveError, evolve_store, parse_window, write_evolution
+    from twitchgraph.store import StoreError
 
     if not db.exists():
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
@@ -205,10 +203,8 @@ def evolve(
                               min_live_minutes=min_live_minutes, every_nth=every_nth),
         )
         written = write_evolution(result, out)
-    except (EvolveError, ValueError) as exc:
+    except (EvolveError, StoreError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    except duckdb.IOException as exc:  # e.g. a running collector holds the store's lock
-        raise store_busy(db, exc) from None
     from rich import box
     from rich.table import Column
 

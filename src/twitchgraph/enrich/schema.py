@@ -2,14 +2,19 @@
 
 Each source keeps what it asked and what came back (``found = false`` for a key the API did
 not know), so that a rerun asks only for keys it has never asked about.
+
+This module owns these tables: enrichment (a writer) creates them; readers (build, reports)
+that find one missing read it as empty through `readable_enrich_tables`, without writing.
 """
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 import pandas as pd
 
-__all__ = ["ensure_enrich_tables", "upsert_frame"]
+__all__ = ["ensure_enrich_tables", "readable_enrich_tables", "upsert_frame"]
 
 _DDL = (
     """
@@ -94,10 +99,32 @@ _DDL = (
 )
 
 
+_NAME = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+)")
+
+
+def _tables(con: duckdb.DuckDBPyConnection, *, temp: bool) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND (table_catalog = 'temp') = ?", [temp]
+    ).fetchall()}
+
+
 def ensure_enrich_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every enrichment cache table that does not exist yet (idempotent)."""
+    # A reader's empty stand-in (below) would hide the real table in this connection.
+    for name in _tables(con, temp=True) & {_NAME.search(ddl).group(1) for ddl in _DDL}:
+        con.execute(f'DROP TABLE temp."{name}"')
     for ddl in _DDL:
         con.execute(ddl)
+
+
+def readable_enrich_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Make every enrichment table readable: a missing one becomes an empty temporary table
+    (works on a read-only store; nothing is written to the file)."""
+    present = _tables(con, temp=False) | _tables(con, temp=True)
+    for ddl in _DDL:
+        if _NAME.search(ddl).group(1) not in present:
+            con.execute(ddl.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
 
 
 def upsert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:

@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from twitchgraph.bots import suspected_bots
-from twitchgraph.enrich.schema import ensure_enrich_tables
+from twitchgraph.enrich.schema import readable_enrich_tables
 from twitchgraph.reports.html import HtmlReport, new_figure
 
 __all__ = ["quality_tables", "write_quality_report"]
@@ -62,7 +62,7 @@ def quality_tables(
     con: duckdb.DuckDBPyConnection, *, bot_channel_share: float = 0.10
 ) -> dict[str, pd.DataFrame]:
     """The report's tables, as DataFrames (the HTML page is made from these)."""
-    ensure_enrich_tables(con)
+    readable_enrich_tables(con)
     tables: dict[str, pd.DataFrame] = {}
     tables["schedule"] = schedule_table(con)
     tables["duplicates"] = _df(
