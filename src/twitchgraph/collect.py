@@ -6,7 +6,12 @@ One snapshot:
    and fetch the broadcasters' profiles not fetched yet in this run;
 2. hold chat in the snapshot's channels and listen for `window_s`;
 3. store streams, chatters (with their source), per-channel listened seconds and profiles in
-   one transaction (`twitchgraph.store.write_snapshot`).
+   one transaction (`twitchgraph.store.write_snapshot`): directly into an open store, or
+   (`run_collector`) through the spool (`twitchgraph.spool`), which commits into the store
+   whenever its lock is free, so readers can use the store while the collector runs.
+
+A snapshot that finds no live stream, or whose chat side joined no channel, is stored as
+``failed`` with the reason, never as an empty ``complete`` one.
 
 `once=True` joins, listens and leaves. Otherwise (`every_s`) the collector stays joined between
 snapshots: presence is kept up to date from JOIN/PART, newly live channels are joined and ended
@@ -14,19 +19,25 @@ ones parted, so a snapshot costs no re-joins. When more channels are live than t
 may hold, it rotates: each snapshot leaves the channels held longest and joins those listened
 least recently; `listens` records how long each live channel was listened to (0 when not at
 all). The schedule does not drift: snapshot k starts at start + k * every (slots missed by an
-overrunning snapshot are skipped). SIGINT/SIGTERM stop cleanly: the snapshot under way is
-discarded whole (marked failed) and the chat connections closed.
+overrunning snapshot are skipped and counted as missed). SIGINT/SIGTERM stop cleanly: the
+snapshot under way is discarded whole and the chat connections closed.
+
+`run_collector` holds ``<db>.collector.lock`` for the run (a second collector on the same
+store is refused) and keeps ``<db>.collector.json`` up to date for `twitchgraph status`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import json
 import logging
 import math
+import os
 import signal
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,15 +45,9 @@ from typing import Any
 import duckdb
 import httpx
 
-from twitchgraph.clock import Clock, SystemClock
-from twitchgraph.store import (
-    SnapshotData,
-    fail_snapshot,
-    open_store,
-    recover_stale,
-    start_snapshot,
-    write_snapshot,
-)
+from twitchgraph.clock import Clock, SystemClock, utcnow
+from twitchgraph.spool import Spool
+from twitchgraph.store import SnapshotData, StoreBusy, StoreError, open_store, write_snapshot
 from twitchgraph.twitch.auth import AppTokenAuth
 from twitchgraph.twitch.chat import ChannelView, ChatClient
 from twitchgraph.twitch.credentials import load_credentials, read_env
@@ -53,6 +58,7 @@ from twitchgraph.twitch.helix import HelixClient
 __all__ = [
     "CollectError",
     "CollectOptions",
+    "CollectRun",
     "Collector",
     "SnapshotSummary",
     "parse_duration",
@@ -108,7 +114,7 @@ class CollectOptions:
 class SnapshotSummary:
     """What one snapshot held and cost."""
 
-    snapshot_id: int
+    snapshot_id: int | None  # None while spooled (the store was busy)
     started_at: datetime
     status: str  # complete | failed
     seconds: float = 0.0
@@ -127,10 +133,12 @@ class SnapshotSummary:
 
     def line(self) -> str:
         """One human line for the log / console."""
+        name = (f"snapshot {self.snapshot_id}" if self.snapshot_id is not None else
+                f"snapshot of {self.started_at:%Y-%m-%d %H:%M:%S} (spooled: the store is busy)")
         if self.status != "complete":
-            return f"snapshot {self.snapshot_id} {self.status}: {self.error}"
+            return f"{name} {self.status}: {self.error}"
         return (
-            f"snapshot {self.snapshot_id} complete in {self.seconds:.1f} s: "
+            f"{name} complete in {self.seconds:.1f} s: "
             f"{self.streams:,} streams, {self.channels_listened:,} channels listened, "
             f"{self.chatters:,} chatters ({self.users:,} users); {self.pages} pages, "
             f"{self.requests} requests, {self.rate_limited} x 429, {self.malformed} malformed, "
@@ -156,10 +164,11 @@ def parse_duration(text: str) -> float:
 
 
 class Collector:
-    """Takes snapshots into an open store.
+    """Takes snapshots into a store.
 
     Args:
-        con: the store (`open_store`).
+        store: an open store (`open_store`) written directly, or a `Spool` (what
+            `run_collector` uses: the store is opened only to commit).
         helix: Helix client (sync; called in a worker thread so chat keeps flowing).
         chat: anonymous chat client (its connections live on the running event loop).
         options: what to collect.
@@ -169,7 +178,7 @@ class Collector:
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
+        store: duckdb.DuckDBPyConnection | Spool,
         *,
         helix: HelixClient,
         chat: ChatClient,
@@ -177,7 +186,7 @@ class Collector:
         clock: Clock | None = None,
         on_progress: ProgressFn | None = None,
     ) -> None:
-        self.con = con
+        self.store = store
         self.helix = helix
         self.chat = chat
         self.options = options
@@ -188,6 +197,8 @@ class Collector:
         self._last_listened: dict[str, datetime] = {}
         self._progress: dict[str, Any] = {}
         self._abort = False
+        self._confirmed = 0  # channels whose JOIN was confirmed during this snapshot
+        self.slots_missed = 0  # schedule slots skipped because a snapshot overran
 
     # -- schedule ----------------------------------------------------------------------------
 
@@ -218,8 +229,9 @@ class Collector:
             elapsed = (self.clock.now() - start).total_seconds()
             next_k = max(k + 1, math.ceil(elapsed / every))
             if next_k > k + 1:
-                log.warning("snapshot %d overran the %g s interval; skipping %d slot(s)",
-                            summary.snapshot_id, every, next_k - k - 1)
+                log.warning("snapshot of %s overran the %g s interval; skipping %d slot(s)",
+                            f"{summary.started_at:%H:%M:%S}", every, next_k - k - 1)
+                self.slots_missed += next_k - k - 1
             k = next_k
         return summaries
 
@@ -238,17 +250,20 @@ class Collector:
 
     async def snapshot(self, *, keep_joined: bool = False,
                        interval_s: float | None = None) -> SnapshotSummary:
-        """Take and store one snapshot; a failure marks it failed and is reported, not raised.
+        """Take and store one snapshot; a failure is stored as failed and reported, not raised.
 
         Cancellation (SIGINT/SIGTERM) discards the snapshot whole and re-raises.
         """
         started = self.clock.now()
-        snapshot_id = start_snapshot(self.con, started_at=started, interval_s=interval_s)
         helix_before = self.helix.stats.as_dict()
         chat_before = asdict(self.chat.stats)
-        self._report(phase="streams", snapshot=snapshot_id, pages=0, streams=0)
+        self._confirmed = 0
+        self._report(phase="streams", snapshot=f"{started:%H:%M:%S}", pages=0, streams=0)
         try:
             streams = await asyncio.to_thread(self._fetch_streams)
+            if not streams:
+                raise CollectError(f"no live streams{_filters(self.options)}: nothing to "
+                                   "collect")
             users = await asyncio.to_thread(self._fetch_users, streams) \
                 if self.options.fetch_users else []
             wanted = list(dict.fromkeys(s["user_login"] for s in streams))
@@ -256,6 +271,10 @@ class Collector:
                 views = await self._listen_persistent(wanted)
             else:
                 views = await self._listen_once(wanted)
+            if wanted and not self._confirmed:
+                why = f" ({self.chat.last_error})" if self.chat.last_error else ""
+                raise CollectError(f"chat: not one of {len(wanted)} channel(s) could be "
+                                   f"joined on {self.chat.host}:{self.chat.port}{why}")
             self._report(phase="writing")
             finished = self.clock.now()
             listens = {c: (0.0, False) for c in wanted}
@@ -274,7 +293,7 @@ class Collector:
                 params=_params(self.options),
                 stats={"helix": helix_stats, "chat": chat_stats},
             )
-            write_snapshot(self.con, data, snapshot_id=snapshot_id)
+            snapshot_id = await asyncio.to_thread(self._store, data)
             # Only a stored snapshot counts: profiles and listening times of a failed one
             # are fetched and owed again.
             if self.options.fetch_users:
@@ -283,13 +302,22 @@ class Collector:
                 self._last_listened[channel] = finished
         except asyncio.CancelledError:
             self._abort = True  # a Helix call still running in its thread stops at its next page
-            fail_snapshot(self.con, snapshot_id)
-            log.warning("snapshot %d interrupted and discarded", snapshot_id)
+            log.warning("snapshot of %s interrupted and discarded", f"{started:%H:%M:%S}")
             raise
-        except (TwitchError, httpx.HTTPError, OSError, duckdb.Error) as exc:
-            fail_snapshot(self.con, snapshot_id)
-            log.error("snapshot %d failed: %s", snapshot_id, exc)
-            return SnapshotSummary(snapshot_id, started, "failed", error=str(exc),
+        except (TwitchError, httpx.HTTPError, OSError, duckdb.Error, CollectError) as exc:
+            error = str(exc) or type(exc).__name__
+            log.info("snapshot of %s failed: %s", f"{started:%H:%M:%S}", error)
+            failed = SnapshotData(
+                started_at=started, finished_at=self.clock.now(), interval_s=interval_s,
+                params=_params(self.options), status="failed", error=error,
+                stats={"helix": _delta(self.helix.stats.as_dict(), helix_before),
+                       "chat": _delta(asdict(self.chat.stats), chat_before)})
+            try:
+                snapshot_id = await asyncio.to_thread(self._store, failed)
+            except (CollectError, duckdb.Error) as store_exc:
+                log.info("the failed snapshot could not be recorded: %s", store_exc)
+                snapshot_id = None
+            return SnapshotSummary(snapshot_id, started, "failed", error=error,
                                    seconds=(self.clock.now() - started).total_seconds(),
                                    fatal=isinstance(exc, AuthError | MissingCredentials))
         return SnapshotSummary(
@@ -308,6 +336,23 @@ class Collector:
             joins=int(chat_stats["joins_sent"]),
             reconnects=int(chat_stats["reconnects"]),
         )
+
+    def _store(self, data: SnapshotData) -> int | None:
+        """Write a finished snapshot; its id, or None while it waits in the spool."""
+        if not isinstance(self.store, Spool):
+            return write_snapshot(self.store, data)
+        try:
+            path = self.store.put(data)
+        except OSError as exc:
+            raise CollectError(f"cannot write the snapshot to {self.store.dir}: "
+                               f"{exc.strerror or exc}") from exc
+        try:
+            return self.store.commit().get(path.name)
+        except StoreBusy:
+            return None  # committed by the retry loop once the store is free
+        except StoreError as exc:
+            log.error("%s; snapshots stay in %s", exc, self.store.dir)
+            return None
 
     def _fetch_streams(self) -> list[dict[str, Any]]:
         o = self.options
@@ -336,6 +381,7 @@ class Collector:
             began = self.clock.now()
             taken = await self._join(group)
             await self._listen()
+            self._confirmed += self.chat.joined
             window = (self.clock.now() - began).total_seconds()
             views.update(self.chat.observe(taken, window_s=window))
             await self.chat.part(taken)
@@ -371,6 +417,7 @@ class Collector:
         began = self.clock.now()
         await self._join(unheld[: max(0, room)])
         await self._listen()
+        self._confirmed = self.chat.joined
         window = max(self.options.window_s, (self.clock.now() - began).total_seconds())
         return self.chat.observe(window_s=window)
 
@@ -410,6 +457,13 @@ class Collector:
 
 def _delta(after: Mapping[str, float], before: Mapping[str, float]) -> dict[str, float]:
     return {k: after[k] - before.get(k, 0) for k in after}
+
+
+def _filters(options: CollectOptions) -> str:
+    parts = [f"{name} {value}" for name, value in (
+        ("--language", options.language), ("--min-viewers", options.min_viewers or None),
+        ("--game-id", ",".join(options.game_ids) or None)) if value]
+    return f" matching {' '.join(parts)}" if parts else ""
 
 
 def _params(options: CollectOptions) -> dict[str, Any]:
@@ -454,6 +508,82 @@ class _Progress:
             self.status = None
 
 
+@dataclass
+class CollectRun:
+    """What a `run_collector` call did."""
+
+    summaries: list[SnapshotSummary] = field(default_factory=list)
+    interrupted: str = ""  # "SIGINT" / "SIGTERM" when a signal ended the run
+    spooled: int = 0  # snapshots still waiting in the spool at the end (the store was busy)
+    slots_missed: int = 0
+
+    @property
+    def complete(self) -> int:
+        return sum(s.status == "complete" for s in self.summaries)
+
+
+def collector_lock_path(db: str | Path) -> Path:
+    """The file a running collector holds locked (one collector per store)."""
+    return Path(f"{db}.collector.lock")
+
+
+def collector_state_path(db: str | Path) -> Path:
+    """Where a collector keeps its live state for `twitchgraph status`."""
+    return Path(f"{db}.collector.json")
+
+
+@contextlib.contextmanager
+def _collector_lock(db: Path) -> Iterator[None]:
+    """Hold the store's collector lock for the body; a second collector gets CollectError.
+
+    flock is released by the kernel when the process dies, even by ``kill -9``.
+    """
+    path = collector_lock_path(db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            raise CollectError(f"another collector is already running on {db}"
+                               + (f" (PID {holder})" if holder else "")
+                               + ": one collector per store") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def collector_running(db: str | Path) -> int | None:
+    """The PID of the collector running on `db`, or None."""
+    path = collector_lock_path(db)
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _write_state(path: Path, state: Mapping[str, Any]) -> None:
+    """Replace the state file whole (a reader never sees half of it)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(state, default=str, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # status is a convenience; collecting goes on
+        log.debug("cannot write %s: %s", path, exc)
+
+
 def run_collector(
     db: str | Path,
     options: CollectOptions,
@@ -464,88 +594,149 @@ def run_collector(
     chat_limits: ChatLimits | None = None,
     console: Any = None,
     transport: httpx.BaseTransport | None = None,
-) -> list[SnapshotSummary]:
+    commit_wait_s: float = 30.0,
+) -> CollectRun:
     """Collect into the store at `db` with credentials and endpoints from env / .env.
 
+    The store is not held open: finished snapshots go through the spool and are committed
+    whenever the store's lock is free, so reading commands run beside the collector.
     Prints one summary line per snapshot on `console` (a rich Console) and shows live
-    progress when it is a terminal. Stale ``running`` snapshots left by a killed run are
-    marked failed first. SIGINT/SIGTERM end the run cleanly.
+    progress when it is a terminal. SIGINT/SIGTERM end the run cleanly. At the end it waits
+    up to `commit_wait_s` for the store to commit what is still spooled.
 
     Raises:
         MissingCredentials: TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET not set.
-        CollectError: a one-off snapshot (`every_s` None) failed.
+        CollectError: another collector runs on `db`.
+        StoreError: `db` is not a store this version can write (newer, foreign, not DuckDB).
     """
     values = read_env(env, dotenv_path)
     credentials = load_credentials(values, dotenv_path=None)
     endpoints = Endpoints.from_env(values)
     limits = chat_limits or ChatLimits()
-    con = open_store(db)
-    try:
-        recover_stale(con)
+    db = Path(db)
+    notify = (lambda line: console.print(line, style="yellow")) if console is not None else None
+    with _collector_lock(db):
+        # Create or migrate the store now, so a file we cannot use is refused at once.
+        try:
+            open_store(db, wait_s=2.0, notify=notify).close()
+        except StoreBusy:
+            pass  # readers or a writer have it: the spool waits for them
+        spool = Spool(db, notify=notify)
+        with contextlib.suppress(StoreBusy):
+            spool.commit()  # what a previous run left spooled
         http = httpx.Client(timeout=httpx.Timeout(15.0, connect=10.0), transport=transport)
         auth = AppTokenAuth(credentials, auth_url=endpoints.auth_url, http=http)
         # Helix rate limits run on real time, whatever clock drives the schedule.
         helix = HelixClient(http=http, auth=auth, api_url=endpoints.api_url)
         try:
-            return asyncio.run(_collect(con, helix, endpoints, options, clock, limits, console))
+            run = asyncio.run(_collect(db, spool, helix, endpoints, options, clock, limits,
+                                       console))
         finally:
             helix.close()
-    finally:
-        con.close()
+        try:
+            spool.commit(wait_s=commit_wait_s)
+        except StoreBusy as exc:
+            log.warning("%s", exc)
+        run.spooled = len(spool.pending())
+        state_path = collector_state_path(db)
+        with contextlib.suppress(OSError, ValueError):
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+            _write_state(state_path, {**state, "running": False, "spooled": run.spooled,
+                                      "ended_at": utcnow().isoformat()})
+    return run
 
 
-async def _collect(con: duckdb.DuckDBPyConnection, helix: HelixClient, endpoints: Endpoints,
+async def _collect(db: Path, spool: Spool, helix: HelixClient, endpoints: Endpoints,
                    options: CollectOptions, clock: Clock | None, limits: ChatLimits,
-                   console: Any) -> list[SnapshotSummary]:
+                   console: Any) -> CollectRun:
     progress = _Progress(console) if console is not None and console.is_terminal else None
     stop = asyncio.Event()
-    summaries: list[SnapshotSummary] = []
+    run = CollectRun()
+    state_path = collector_state_path(db)
+    began = utcnow()
 
     def show(summary: SnapshotSummary) -> None:
         if progress is not None:
             progress.stop()
-        log.info("%s", summary.line())
         if console is not None:
             style = "green" if summary.status == "complete" else "red"
             console.print(summary.line(), style=style, highlight=False, soft_wrap=True)
+        else:
+            log.info("%s", summary.line())
 
     async with ChatClient.from_endpoints(
         endpoints, clock=clock, channels_per_connection=limits.channels_per_connection,
         max_connections=limits.max_connections, joins_per_window=limits.joins_per_window,
         join_window_s=limits.join_window_s,
     ) as chat:
-        collector = Collector(con, helix=helix, chat=chat, options=options, clock=clock,
+        collector = Collector(spool, helix=helix, chat=chat, options=options, clock=clock,
                               on_progress=progress)
 
-        def keep(summary: SnapshotSummary) -> None:
-            summaries.append(summary)
-            show(summary)
+        def save_state() -> None:
+            last = run.summaries[-1] if run.summaries else None
+            errors = [s for s in run.summaries if s.status != "complete"]
+            _write_state(state_path, {
+                "pid": os.getpid(), "running": True, "started_at": began.isoformat(),
+                "every_s": options.every_s, "for_s": options.for_s,
+                "complete": run.complete, "failed": len(errors),
+                "slots_missed": collector.slots_missed, "spooled": len(spool.pending()),
+                "last": asdict(last) if last else None,
+                "last_error": errors[-1].line() if errors else (spool.last_error or ""),
+                "chat": {"connections": chat.connected, "channels_held": len(chat.channels),
+                         "channels_joined": chat.joined, "last_error": chat.last_error},
+                "helix": helix.stats.as_dict(),
+            })
 
+        def keep(summary: SnapshotSummary) -> None:
+            run.summaries.append(summary)
+            show(summary)
+            save_state()
+
+        async def commit_when_free() -> None:
+            # Snapshots spooled while readers held the store go in as soon as it is free:
+            # poll often while something waits (readers hold back meanwhile, see
+            # store.announce_write), rarely otherwise.
+            busy = False
+            while True:
+                await asyncio.sleep(0.05 if busy else 0.5)
+                busy = False
+                if spool.pending():
+                    try:
+                        if await asyncio.to_thread(spool.commit):
+                            save_state()
+                    except StoreBusy:
+                        busy = True
+                    except StoreError as exc:
+                        log.debug("commit: %s", exc)
+
+        save_state()
         task = asyncio.create_task(collector.run(stop, on_snapshot=keep))
+        committer = asyncio.create_task(commit_when_free())
         loop = asyncio.get_running_loop()
 
-        def interrupt() -> None:
+        def interrupt(name: str) -> None:
             if not stop.is_set():
+                run.interrupted = name
                 stop.set()
                 task.cancel()  # the snapshot under way is discarded whole
 
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, interrupt)
+                loop.add_signal_handler(sig, interrupt, sig.name)
                 installed.append(sig)
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         finally:
+            committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await committer
             for sig in installed:
                 loop.remove_signal_handler(sig)
             if progress is not None:
                 progress.stop()
+        run.slots_missed = collector.slots_missed
     if stop.is_set() and console is not None:
         console.print("stopped: the snapshot under way (if any) was discarded", style="yellow")
-    if summaries and summaries[-1].status != "complete" and (
-        options.every_s is None or summaries[-1].fatal
-    ):
-        raise CollectError(summaries[-1].line())
-    return summaries
+    return run

@@ -122,6 +122,7 @@ def run_demo(
     graph_dir = out / "graph"
     for stale in (db, Path(f"{db}.wal")):
         stale.unlink(missing_ok=True)
+    shutil.rmtree(f"{db}.spool", ignore_errors=True)  # a killed demo's unstored snapshots
     if graph_dir.exists():
         shutil.rmtree(graph_dir)
 
@@ -144,7 +145,7 @@ def run_demo(
                             joins_per_window=100_000, join_window_s=10.0)
         try:
             summaries = run_collector(db, options, env=env, dotenv_path=None, clock=sim.clock,
-                                      chat_limits=limits)
+                                      chat_limits=limits).summaries
         except (CollectError, TwitchError, OSError) as exc:
             raise DemoError(f"collect: {exc}") from exc
         complete = [s for s in summaries if s.status == "complete"]

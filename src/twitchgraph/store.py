@@ -57,6 +57,7 @@ __all__ = [
     "SOURCES",
     "SnapshotData",
     "StoreBusy",
+    "announce_write",
     "StoreError",
     "export_parquet",
     "fail_snapshot",
@@ -200,22 +201,51 @@ def open_store(
 
 
 _PID = re.compile(r"\(PID (\d+)\)")
+_WANTED_FRESH_S = 2.0  # a writer refreshes its note while it waits; older means it is gone
+
+
+def write_wanted_path(path: str | Path) -> Path:
+    """The note a waiting writer (the collector's commit) leaves for readers."""
+    return Path(f"{path}.write-wanted")
+
+
+def announce_write(path: str | Path, wanted: bool) -> None:
+    """Ask readers to let a waiting writer in between two of them (or withdraw the ask).
+
+    Readers back to back would otherwise starve the collector's commit: each new reader
+    holds back while the note is fresh, the writer takes the lock in the gap.
+    """
+    note = write_wanted_path(path)
+    if wanted:
+        note.touch()
+    else:
+        note.unlink(missing_ok=True)
+
+
+def _writer_waiting(path: Path) -> bool:
+    try:
+        return time.time() - write_wanted_path(path).stat().st_mtime < _WANTED_FRESH_S
+    except OSError:
+        return False
 
 
 def _connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
     """Connect, retrying while another process holds the file's lock."""
     deadline = time.monotonic() + wait_s
     delay = 0.02
+    while read_only and _writer_waiting(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
-        except duckdb.IOException as exc:
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            # ConnectionException: this very process holds the file in the other mode.
             message = str(exc).splitlines()[0]
             if "not a valid DuckDB database file" in message:
                 raise StoreError(f"{path} is not a DuckDB database: pass --db a twitchgraph "
                                  "store (a .duckdb file made by `twitchgraph collect`)") from None
-            if "Could not set lock" not in message:
+            if "Could not set lock" not in message and "different configuration" not in message:
                 raise StoreError(f"cannot open the store {path}: {message}") from None
             if time.monotonic() >= deadline:
                 pid = _PID.search(message)

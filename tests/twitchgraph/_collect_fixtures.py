@@ -365,12 +365,15 @@ def start_and_kill(script: str, *args: str, delay: float) -> None:
 
 
 @contextlib.contextmanager
-def store_held_by_another_process(db: Path | str) -> Iterator[None]:
-    """Hold the DuckDB file `db` open from a child process (as a running collector would) for
-    the body of the `with`; DuckDB then refuses this process's connection."""
+def store_held_by_another_process(db: Path | str, *, read_only: bool = False
+                                  ) -> Iterator[None]:
+    """Hold the DuckDB file `db` open from a child process (a writer, or a reader with
+    `read_only`) for the body of the `with`; DuckDB then refuses this process a write
+    connection (and, for a writer, any connection)."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); time.sleep(60)", str(db)],
+        [sys.executable, "-c", "import duckdb, sys, time; "
+         "con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == '1'); "
+         "print('held', flush=True); time.sleep(60)", str(db), "1" if read_only else "0"],
         stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

@@ -8,6 +8,7 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 
@@ -262,7 +263,8 @@ def test_cancel_mid_snapshot_discards_it_whole() -> None:
                 await task
 
     run(scenario)
-    assert con.execute("SELECT status FROM snapshots").fetchall() == [("failed",)]
+    # nothing of it is stored: a snapshot reaches the store only once it is finished
+    assert con.execute("SELECT count(*) FROM snapshots").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM streams").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM chatters").fetchone() == (0,)
 
@@ -475,3 +477,88 @@ def test_every_against_the_simulator_joins_each_channel_once() -> None:
     starts = [s.started_at for s in summaries]
     assert all(abs((b - a).total_seconds() - 120) < 30 for a, b in zip(starts, starts[1:],
                                                                         strict=False))
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_snapshot_whose_chat_failed_is_failed_with_the_reason() -> None:
+    con = open_store(":memory:")
+    fake = _twitch(3)
+
+    async def scenario():
+        clock = FastClock(100)
+        chat = ChatClient(host="127.0.0.1", port=_closed_port(), tls=False, clock=clock,
+                          reconnect_backoff_s=0.01, connect_timeout_s=0.3,
+                          join_confirm_timeout_s=0.1)
+        collector = Collector(con, helix=fake.helix(), chat=chat, clock=clock,
+                              options=CollectOptions(window_s=1))
+        async with chat:
+            return await collector.run()
+
+    (summary,) = asyncio.run(asyncio.wait_for(scenario(), timeout=20))
+    assert summary.status == "failed"
+    assert "chat: not one of 3 channel(s) could be joined" in summary.error
+    assert "cannot connect to chat" in summary.error
+    row = con.execute("SELECT status, error FROM snapshots").fetchall()
+    assert row == [("failed", summary.error)]
+    assert con.execute("SELECT count(*) FROM streams").fetchone() == (0,)
+
+
+def test_no_live_stream_is_a_failed_snapshot_naming_the_filter() -> None:
+    con = open_store(":memory:")
+    fake = _twitch(0)
+
+    async def scenario(server: FakeChatServer):
+        collector = _collector(con, fake, server, CollectOptions(window_s=1, language="xx"),
+                               FastClock(100))
+        async with collector.chat:
+            return await collector.run()
+
+    (summary,) = run(scenario)
+    assert summary.status == "failed"
+    assert summary.error == "no live streams matching --language xx: nothing to collect"
+    assert con.execute("SELECT status FROM snapshots").fetchall() == [("failed",)]
+
+
+def test_a_full_disk_fails_one_snapshot_and_the_schedule_goes_on(tmp_path, monkeypatch):
+    import errno
+
+    from twitchgraph.spool import Spool
+
+    db = tmp_path / "s.duckdb"
+    open_store(db).close()
+    spool = Spool(db)
+    real_put = Spool.put
+    calls = []
+
+    def put_once_full(self, data):
+        calls.append(data.status)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_put(self, data)
+
+    monkeypatch.setattr(Spool, "put", put_once_full)
+    fake = _twitch(3)
+
+    async def scenario(server: FakeChatServer):
+        _chat_server(server, fake, big=0)
+        collector = _collector(spool, fake, server, CollectOptions(
+            window_s=1, every_s=30, for_s=50), FastClock(10))
+        async with collector.chat:
+            return await collector.run()
+
+    first, second = run(scenario)
+    assert first.status == "failed" and "No space left on device" in first.error
+    assert str(spool.dir) in first.error
+    assert second.status == "complete" and second.snapshot_id is not None
+    con = duckdb.connect(str(db), read_only=True)
+    # the failure's own record went through the spool (the disk had room again)
+    assert con.execute("SELECT status FROM snapshots ORDER BY snapshot_id").fetchall() == [
+        ("failed",), ("complete",)]
+    con.close()

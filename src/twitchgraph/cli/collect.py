@@ -21,7 +21,6 @@ from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import open_store_or_exit as _open_store
 from twitchgraph.cli._app import out as _out
-from twitchgraph.cli._app import store_busy as _store_busy
 
 
 @contextmanager
@@ -87,6 +86,10 @@ def collect(
 
     Ctrl-C / SIGTERM stop cleanly: the snapshot under way is discarded whole.
 
+    The store stays free for reading commands while this runs: each finished snapshot is
+    spooled to DB.spool/ and committed whenever no reader holds the store. Exit code 1 when
+    no snapshot completed, 130 after Ctrl-C.
+
     Example: twitchgraph collect --every 10m --for 24h --language it --window 60s
     """
     from twitchgraph.collect import ChatLimits, CollectError, CollectOptions, run_collector
@@ -107,22 +110,28 @@ def collect(
     limits = ChatLimits(channels_per_connection=channels_per_connection,
                         max_connections=max_connections, joins_per_window=joins_per_10s,
                         join_window_s=10.0)
-    import duckdb
+    from twitchgraph.store import StoreError
 
     try:
         with _logging(verbose):
-            summaries = run_collector(db, options, dotenv_path=env_file, chat_limits=limits,
-                                      console=_err)
-    except (CollectError, TwitchError) as exc:  # TwitchError covers MissingCredentials
+            run = run_collector(db, options, dotenv_path=env_file, chat_limits=limits,
+                                console=_err)
+    except (CollectError, TwitchError, StoreError) as exc:  # TwitchError: MissingCredentials
         raise _fail(str(exc)) from None
-    except duckdb.IOException as exc:
-        raise _store_busy(db, exc) from None
     except ValueError as exc:  # e.g. a malformed TWITCH_CHAT_HOST
         raise _fail(str(exc)) from None
     except OSError as exc:  # e.g. a --db whose folder is a file, an unreadable --env-file
         raise _fail(str(exc)) from None
-    complete = sum(s.status == "complete" for s in summaries)
-    _out.print(f"{complete} of {len(summaries)} snapshot(s) complete in {db}")
+    waiting = (f"; {run.spooled} wait in {db}.spool for the store (the next collect commits "
+               "them)" if run.spooled else "")
+    missed = f", {run.slots_missed} slot(s) missed" if run.slots_missed else ""
+    _out.print(f"{run.complete} of {len(run.summaries)} snapshot(s) complete in {db}"
+               f"{missed}{waiting}")
+    if run.interrupted == "SIGINT":
+        raise typer.Exit(130)  # what shells expect after Ctrl-C
+    if not run.complete:
+        raise _fail("no snapshot completed (the reasons are above; `twitchgraph status "
+                    f"--db {db}` shows them too)")
 
 
 @app.command("import")

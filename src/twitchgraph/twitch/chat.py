@@ -240,6 +240,7 @@ class ChatClient:
         self.connect_timeout_s = connect_timeout_s
         self.join_confirm_timeout_s = join_confirm_timeout_s
         self.unavailable: set[str] = set()  # channels the server refused (suspended, ...)
+        self.last_error = ""  # why a connection last failed or dropped ('' if never)
         self.stats = ChatStats()
         self._connections: list[_Connection] = []
         self._channels: dict[str, _Channel] = {}
@@ -272,6 +273,11 @@ class ChatClient:
     def channels(self) -> set[str]:
         """Channels held (JOIN requested and not parted)."""
         return set(self._where)
+
+    @property
+    def connected(self) -> int:
+        """Connections currently up."""
+        return sum(1 for conn in self._connections if conn.writer is not None)
 
     @property
     def joined(self) -> int:
@@ -455,7 +461,10 @@ class ChatClient:
 
     async def _pause(self, conn: _Connection, failures: int, why: str) -> None:
         wait = min(self.max_backoff_s, self.reconnect_backoff_s * 2 ** max(0, failures - 1))
-        log.warning("%s; reconnecting in %.1f s", why, wait)
+        # The same failure again (an unreachable host) is logged once, not at every retry.
+        level = logging.INFO if why == self.last_error else logging.WARNING
+        self.last_error = why
+        log.log(level, "%s; reconnecting in %.1f s", why, wait)
         await asyncio.sleep(wait)
 
     async def _rejoin(self, conn: _Connection) -> None:
