@@ -82,8 +82,12 @@ def test_reading_commands_work_while_collect_every_runs(sim, tmp_path) -> None:
         time.sleep(4)
     while proc.poll() is None:
         for args in (["export-parquet", str(tmp_path / "pq")],
+                     ["status", "--json"],
                      ["report", "quality", "--out", str(tmp_path / "rq")]):
             results.append(runner.invoke(app, [*args, "--db", str(db)]))
+            if args[0] == "status" and results[-1].exit_code == 0:
+                running = json.loads(results[-1].output)["collector"]
+                assert running is None or running["missed"] == 0, running
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "4 of 4 snapshot(s) complete" in out and "missed" not in out, out + err

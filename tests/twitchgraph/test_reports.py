@@ -35,6 +35,7 @@ def store():
 
 def test_quality_tables_find_what_was_put_in(store):
     t = quality_tables(store)
+    assert t["failures"][["snapshot_id", "reason"]].values.tolist() == [[6, "failed"]]
     verdicts = dict(zip(t["schedule"].snapshot_id, t["schedule"].verdict, strict=True))
     assert verdicts == {1: "ok", 2: "ok", 3: "ok", 4: "gap", 5: "late", 6: "failed"}
     assert t["duplicates"][["snapshot_id", "login", "rows"]].values.tolist() == [[2, "ch0", 2]]
@@ -64,6 +65,8 @@ def test_quality_page_is_self_contained(store, tmp_path):
         "chatters_per_snapshot.png", "snapshot_spacing.png"]  # fmt: skip
     assert "http://" not in html and "https://" not in html  # opens offline
     assert "omni" in html and "Rooms where only message senders" in html
+    # failures come first
+    assert html.index("Failed snapshots") < html.index("Snapshots against the schedule")
 
 
 def test_explore_with_store_and_graph(store, tmp_path):

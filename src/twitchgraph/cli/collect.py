@@ -1,4 +1,4 @@
-"""Commands of the `collect` group: `collect`, `import`, `export-parquet`.
+"""Commands of the `collect` group: `collect`, `status`, `import`, `export-parquet`.
 
 Registered on the shared app by import. Each command parses its options, calls one library
 function and turns domain errors into one red line on stderr with exit code 1. Secrets are
@@ -132,6 +132,37 @@ def collect(
     if not run.complete:
         raise _fail("no snapshot completed (the reasons are above; `twitchgraph status "
                     f"--db {db}` shows them too)")
+
+
+@app.command("status")
+def status(
+    db: Path = DbOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """How the collection is going; works while the collector runs.
+
+    Failures first: failed snapshots with their reasons, slots missed, snapshots waiting in
+    the spool. Then the collector's run (snapshots complete / failed / missed against the
+    schedule, Helix requests, 429s and rate-limit waits, chat connections and channels held)
+    and the store (snapshots, the last one's counts, rooms seen only through message
+    senders). `report quality` is the deep view.
+
+    Example: twitchgraph status --db twitchgraph.duckdb
+    """
+    import json
+
+    from twitchgraph.status import collection_status, status_lines
+    from twitchgraph.store import StoreError
+
+    try:
+        result = collection_status(db)
+    except StoreError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    for line, style in status_lines(result):
+        _out.print(f"[{style}]{escape(line)}[/{style}]" if style else line, markup=bool(style))
 
 
 @app.command("import")

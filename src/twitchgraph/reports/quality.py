@@ -1,6 +1,7 @@
 """Data-quality report on a store: is the collection complete enough to trust the graph?
 
-Sections: snapshots over time against the schedule (gaps, late and failed snapshots),
+Sections: failed snapshots with their reasons (first), snapshots over time against the
+schedule (gaps, late and failed snapshots),
 duplicated streams within a snapshot, completeness per column and per enrichment source,
 chatters per snapshot, suspected bots, and rooms where only message senders could be seen
 (no NAMES/JOIN membership: rooms of 1,000+ users, or a lost membership capability).
@@ -65,6 +66,13 @@ def quality_tables(
     readable_enrich_tables(con)
     tables: dict[str, pd.DataFrame] = {}
     tables["schedule"] = schedule_table(con)
+    tables["failures"] = _df(
+        con,
+        """
+        SELECT snapshot_id, started_at, coalesce(error, status) AS reason
+        FROM snapshots WHERE status <> 'complete' ORDER BY started_at DESC
+        """,
+    )
     tables["duplicates"] = _df(
         con,
         """
@@ -191,6 +199,15 @@ def write_quality_report(
     """Write ``quality.html`` and its figures to ``out_dir``; return the page's path."""
     t = quality_tables(con, bot_channel_share=bot_channel_share)
     report = HtmlReport("twitchgraph - data quality", Path(out_dir))
+
+    failures = t["failures"]
+    report.heading("Failed snapshots")  # first: a collection that stores nothing says so
+    if failures.empty:
+        report.text("No snapshot failed.", note=True)
+    else:
+        report.text(f"{len(failures)} snapshot(s) failed and are left out of every build; "
+                    "the reasons, most recent first:")
+        report.table(failures, caption="Failed snapshots")
 
     sched = t["schedule"]
     report.heading("Snapshots against the schedule")
