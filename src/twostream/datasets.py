@@ -15,6 +15,10 @@ Sampling follows Simonyan & Zisserman (2014):
 * test: ``segments`` (25) evenly spaced frames or stacks per clip, the centre crop or
   10 crops (4 corners + centre, and their flips); the caller averages the scores.
 
+A clip of n frames has n - 1 flow fields; ``extract`` also writes flow n as a copy of flow
+n - 1 for MMAction2's sake, and MMAction2's own tools write no such copy. Sampling here reads
+flow 1..n-1 only, so it works on both and never takes the copy for motion.
+
 Flow JPEGs are mapped back to displacements in pixels (``value / 255 * 2 * bound - bound``)
 and each displacement field has its mean subtracted (camera-motion compensation).
 
