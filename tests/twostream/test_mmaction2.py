@@ -9,14 +9,17 @@ reproduces the index rule of MMAction2 1.2.0's ``SampleFrames`` and the file nam
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from twostream import datasets
-from twostream.datasets import RawframeDataset, read_annotations
+from twostream.cli import app
+from twostream.datasets import RawframeDataset, read_annotations, read_class_list
 
 # What MMAction2 configs use: TSN RGB and Flow test pipelines, the issue's clip_len=10 test
 # protocol, and training-mode sampling.
@@ -127,3 +130,132 @@ def test_twostream_never_reads_the_padding_copy_as_motion(extracted_dataset, mon
             assert ds[i] is not None
     indices = {int(p.stem.rsplit("_", 1)[1]) for p in read}
     assert indices <= set(range(1, 8)) and 7 in indices  # flow 1..n-1, never the copy n = 8
+
+
+# --------------------------------------------------------------------------- MMAction2-made folder
+
+
+def make_mmaction2_folder(extracted: Path, videos_dir: Path, splits_dir: Path, dst: Path,
+                          seed: int = 0) -> Path:
+    """``data/hmdb51`` as MMAction2 1.2.0's tools leave it (``tools/data/hmdb51/*.sh``):
+
+    * ``rawframes/<class>/<clip>/`` from ``build_rawframes.py`` (denseflow): ``img_00001.jpg``..
+      n frames and ``flow_{x,y}_00001.jpg``.. n - 1 flow images, nothing else (the frames are
+      taken from a twostream extraction, minus its padding copy and completion markers);
+    * ``annotations/``: the official ``<class>_test_split<k>.txt`` files, and ``classInd.txt``
+      (``parse_file_list.py``: ``"<i + 1> <name>"`` over ``sorted(os.listdir(videos))``, joined
+      by newlines, no trailing newline) with ``trainlist0k.txt`` / ``testlist0k.txt``;
+    * ``hmdb51_{train,val}_split_{k}_rawframes.txt`` (``build_file_list.py hmdb51 ... --level 2
+      --format rawframes --shuffle``): ``"<class>/<clip> <RGB count> <classInd id - 1>\\n"``,
+      shuffled, the RGB count counted as ``parse_directory`` does (files starting ``img_``).
+    """
+    shutil.copytree(extracted / "rawframes", dst / "rawframes",
+                    ignore=shutil.ignore_patterns(".complete.json"))
+    for clip_dir in (dst / "rawframes").glob("*/*"):
+        n = len(list(clip_dir.glob("img_*")))
+        for axis in "xy":
+            (clip_dir / f"flow_{axis}_{n:05d}.jpg").unlink()
+    ann = dst / "annotations"
+    shutil.copytree(splits_dir, ann)
+    classes = sorted(p.name for p in videos_dir.iterdir())
+    (ann / "classInd.txt").write_text("\n".join(f"{i + 1} {c}" for i, c in enumerate(classes)))
+    ids = {c: i + 1 for i, c in enumerate(classes)}
+    rng = np.random.default_rng(seed)
+    for k in (1, 2, 3):
+        subsets: dict[str, list[str]] = {"1": [], "2": []}
+        for cls in classes:
+            for line in (ann / f"{cls}_test_split{k}.txt").read_text().splitlines():
+                video, flag = line.split()
+                if flag in subsets:
+                    subsets[flag].append(f"{cls}/{video} {ids[cls]}")
+        (ann / f"trainlist{k:02d}.txt").write_text("\n".join(subsets["1"]))
+        (ann / f"testlist{k:02d}.txt").write_text("\n".join(subsets["2"]))
+        for name, flag in (("train", "1"), ("val", "2")):
+            lines = []
+            for entry in subsets[flag]:
+                video, cid = entry.split()
+                clip = video.rsplit(".", 1)[0]
+                rgb = len([f for f in (dst / "rawframes" / clip).iterdir()
+                           if f.name.startswith("img_")])
+                lines.append(f"{clip} {rgb} {int(cid) - 1}\n")
+            rng.shuffle(lines)
+            (dst / f"hmdb51_{name}_split_{k}_rawframes.txt").write_text("".join(lines))
+    return dst
+
+
+runner = CliRunner()
+
+
+def _run(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _one_red_line(result, *needles: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture(scope="module")
+def mm_folder(extracted_dataset, synth_dataset, tmp_path_factory) -> Path:
+    return make_mmaction2_folder(extracted_dataset.out_dir, synth_dataset.videos_dir,
+                                 synth_dataset.splits_dir, tmp_path_factory.mktemp("mm") / "hmdb51")
+
+
+def test_class_names_come_from_classind_then_sorted_folders(mm_folder, synth_dataset, tmp_path):
+    assert not (mm_folder / "classes.txt").exists()
+    assert read_class_list(mm_folder) == synth_dataset.classes
+    # classInd.txt's ids decide the order, not the file's line order.
+    root = tmp_path / "reordered"
+    (root / "annotations").mkdir(parents=True)
+    lines = (mm_folder / "annotations" / "classInd.txt").read_text().splitlines()
+    (root / "annotations" / "classInd.txt").write_text("\r\n".join(reversed(lines)) + "\r\n")
+    assert read_class_list(root) == synth_dataset.classes
+    # Without classInd.txt: the sorted class folders, MMAction2's numbering.
+    (root / "annotations" / "classInd.txt").unlink()
+    for cls in reversed(synth_dataset.classes):
+        (root / "rawframes" / cls).mkdir(parents=True)
+    assert read_class_list(root) == synth_dataset.classes
+    # classes.txt, when present, wins.
+    (root / "classes.txt").write_text("b\na\n")
+    assert read_class_list(root) == ["b", "a"]
+
+
+def test_mislabelled_list_is_one_clear_error_naming_the_line(mm_folder, tmp_path):
+    root = tmp_path / "hmdb51"
+    shutil.copytree(mm_folder, root)
+    path = root / "hmdb51_train_split_1_rawframes.txt"
+    lines = path.read_text().splitlines(keepends=True)
+    clip, frames, label = lines[2].split()
+    lines[2] = f"{clip} {frames} {(int(label) + 1) % 4}\n"
+    path.write_text("".join(lines))
+    _one_red_line(_run("train", root, "--stream", "spatial", "--out", tmp_path / "run"),
+                  "hmdb51_train_split_1_rawframes.txt:3", clip.split("/")[0], "disagree")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_mmaction2_folder_trains_evaluates_and_predicts(mm_folder, synth_dataset, tmp_path):
+    for stream in ("spatial", "temporal"):
+        r = _run("train", mm_folder, "--stream", stream, "--out", tmp_path / stream, "--arch",
+                 "resnet18", "--weights", "none", "--epochs", "1", "--batch-size", "4",
+                 "--crop", "32", "--workers", "0", "--device", "cpu", "--val-segments", "1")
+        assert r.exit_code == 0, r.output
+        run = json.loads((tmp_path / stream / "run.json").read_text())
+        assert run["classes"] == synth_dataset.classes
+        assert run["extract_settings"] == "unknown"
+        r = _run("evaluate", tmp_path / stream, "--segments", "2", "--train-segments", "1")
+        assert r.exit_code == 0, r.output
+        report = json.loads((tmp_path / stream / "eval_split1.json").read_text())
+        assert report["clips"] == 4 and report["skipped"] == []  # every test clip scored
+    video = next((synth_dataset.videos_dir / synth_dataset.classes[2]).iterdir())
+    runs = ("--spatial", tmp_path / "spatial", "--temporal", tmp_path / "temporal")
+    _one_red_line(_run("predict", video, *runs), "--flow, --short-side, --bound")
+    _one_red_line(_run("predict", video, *runs, "--flow", "tvl1"), "--short-side, --bound")
+    r = _run("predict", video, *runs, "--flow", "dis", "--short-side", "0", "--bound", "20",
+             "--top-k", "4", "--json")
+    assert r.exit_code == 0, r.output
+    top = json.loads(r.output)
+    assert sorted(d["label"] for d in top) == synth_dataset.classes
