@@ -1,6 +1,8 @@
 """Rawframe datasets for the spatial (RGB) and temporal (stacked flow) streams.
 
-Reads what ``twostream extract`` writes, in MMAction2's layout::
+Reads what ``twostream extract`` writes, in MMAction2's layout, or the same layout made by
+MMAction2's own tools (``annotations/classInd.txt`` in place of ``classes.txt``; see
+:func:`read_class_list`)::
 
     RAWFRAMES_DIR/classes.txt                              one class per line; label = index
     RAWFRAMES_DIR/hmdb51_{train,val}_split_{k}_rawframes.txt   "<class>/<clip> <n_frames> <label>"
@@ -14,6 +16,10 @@ Sampling follows Simonyan & Zisserman (2014):
   (``x1, y1, ..., xL, yL``), same crop and flip; flipping negates the x displacements;
 * test: ``segments`` (25) evenly spaced frames or stacks per clip, the centre crop or
   10 crops (4 corners + centre, and their flips); the caller averages the scores.
+
+A clip of n frames has n - 1 flow fields; ``extract`` also writes flow n as a copy of flow
+n - 1 for MMAction2's sake, and MMAction2's own tools write no such copy. Sampling here reads
+flow 1..n-1 only, so it works on both and never takes the copy for motion.
 
 Flow JPEGs are mapped back to displacements in pixels (``value / 255 * 2 * bound - bound``)
 and each displacement field has its mean subtracted (camera-motion compensation).
@@ -77,14 +83,48 @@ class Clip:
 
 
 def read_class_list(root: str | Path) -> list[str]:
-    """Class names from ``root/classes.txt`` (label = line index)."""
-    path = Path(root) / "classes.txt"
-    if not Path(root).is_dir():
+    """Class names of a rawframes folder; label = index in the returned list.
+
+    From ``root/classes.txt`` (written by ``twostream extract``), else
+    ``root/annotations/classInd.txt`` (MMAction2's ``tools/data/parse_file_list.py``: lines
+    ``<id> <name>``, ids from 1, label = id - 1), else the sorted class folder names under
+    ``root/rawframes`` (the order MMAction2 numbers HMDB51's classes in).
+    """
+    root = Path(root)
+    if not root.is_dir():
         raise DatasetError(f"rawframes folder not found: {root} (run `twostream extract` first)")
-    if not path.is_file():
-        raise DatasetError(f"class list not found: {path} (run `twostream extract` first)")
-    classes = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    return [c for c in classes if c]
+    path = root / "classes.txt"
+    if path.is_file():
+        classes = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        return [c for c in classes if c]
+    index = root / "annotations" / "classInd.txt"
+    if index.is_file():
+        return _read_class_index(index)
+    folders = root / "rawframes"
+    classes = sorted(p.name for p in folders.iterdir()
+                     if p.is_dir() and not p.name.startswith(".")) if folders.is_dir() else []
+    if not classes:
+        raise DatasetError(f"no class list in {root}: expected classes.txt, "
+                           "annotations/classInd.txt or class folders under rawframes/ "
+                           "(run `twostream extract` first)")
+    logger.info("class names from the sorted folder names under %s", folders)
+    return classes
+
+
+def _read_class_index(path: Path) -> list[str]:
+    ids: dict[int, str] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        try:
+            ids[int(parts[0])] = parts[1].strip()
+        except (IndexError, ValueError):
+            raise DatasetError(f"{path}:{lineno}: expected '<id> <class name>', got {line!r}"
+                               ) from None
+    if sorted(ids) != list(range(1, len(ids) + 1)):
+        raise DatasetError(f"{path}: class ids must run 1..{len(ids)}, got {sorted(ids)[:5]}...")
+    return [ids[i] for i in range(1, len(ids) + 1)]
 
 
 def read_extract_settings(root: str | Path) -> dict:
@@ -104,8 +144,12 @@ def annotation_path(root: str | Path, split: int, subset: str) -> Path:
     return Path(root) / f"hmdb51_{subset}_split_{split}_rawframes.txt"
 
 
-def read_annotations(path: str | Path) -> list[Clip]:
-    """Parse an annotation list. Clip names may contain spaces: the last two fields are numbers."""
+def read_annotations(path: str | Path, classes: Sequence[str] | None = None) -> list[Clip]:
+    """Parse an annotation list. Clip names may contain spaces: the last two fields are numbers.
+
+    With ``classes``, each label must name the class folder its clip sits in
+    (``<class>/<clip>``); the first line that disagrees is a :class:`DatasetError`.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"annotation list not found: {path} (run `twostream extract` first)")
@@ -115,12 +159,28 @@ def read_annotations(path: str | Path) -> list[Clip]:
             continue
         parts = line.rsplit(maxsplit=2)
         try:
-            clips.append(Clip(parts[0], int(parts[1]), int(parts[2])))
+            clip = Clip(parts[0], int(parts[1]), int(parts[2]))
         except (IndexError, ValueError):
             raise DatasetError(
                 f"{path}:{lineno}: expected '<class>/<clip> <total_frames> <label>', got {line!r}"
             ) from None
+        if classes is not None:
+            _check_label(path, lineno, clip, classes)
+        clips.append(clip)
     return clips
+
+
+def _check_label(path: Path, lineno: int, clip: Clip, classes: Sequence[str]) -> None:
+    folder = clip.name.split("/", 1)[0] if "/" in clip.name else None
+    if not 0 <= clip.label < len(classes):
+        raise DatasetError(f"{path}:{lineno}: label {clip.label} of {clip.name!r} is outside "
+                           f"the {len(classes)} classes of the class list")
+    if folder is not None and classes[clip.label] != folder:
+        raise DatasetError(
+            f"{path}:{lineno}: label {clip.label} is {classes[clip.label]!r} in the class list, "
+            f"but the clip {clip.name!r} is in folder {folder!r}: the list and the class names "
+            "disagree (fix the list, or the class list it was written with)"
+        )
 
 
 def view_positions(count: int, segments: int) -> np.ndarray:

@@ -195,13 +195,13 @@ def evaluate_run(
     for split in splits:
         model, run = load_stream_model(run_dir, split, dev)
         root = Path(rawframes) if rawframes is not None else Path(run["rawframes"])
-        test_clips = read_annotations(annotation_path(root, split, "val"))
+        test_clips = read_annotations(annotation_path(root, split, "val"), run["classes"])
         common = dict(device=dev, batch_size=batch_size, workers=workers, progress=progress)
         scored = score_clips(model, root, test_clips, run, segments=segments, crops=crops,
                              **common)
         _save_scores(run_dir / f"scores_split{split}.npz", scored)
         if score_train:
-            train_clips = read_annotations(annotation_path(root, split, "train"))
+            train_clips = read_annotations(annotation_path(root, split, "train"), run["classes"])
             _save_scores(
                 run_dir / f"train_scores_split{split}.npz",
                 score_clips(model, root, train_clips, run, segments=train_segments, crops=1,

@@ -3,8 +3,8 @@
 Output under ``OUT``::
 
     rawframes/<class>/<clip stem>/img_00001.jpg ...        n frames (1-based)
-    rawframes/<class>/<clip stem>/flow_x_00001.jpg ...     n - 1 flow pairs
-    rawframes/<class>/<clip stem>/flow_y_00001.jpg ...
+    rawframes/<class>/<clip stem>/flow_x_00001.jpg ...     n flow images: n - 1 real flow
+    rawframes/<class>/<clip stem>/flow_y_00001.jpg ...     fields and a copy of the last one
     classes.txt                                            label order
     hmdb51_{train,val}_split_{k}_rawframes.txt             "<class>/<stem> <total_frames> <label>"
     extract_report.json                                    failures, missing/unlisted clips, speed
@@ -13,6 +13,15 @@ Each clip is written into a hidden sibling folder and renamed into place when co
 ``.complete.json`` marker holding its frame count and the settings used), so killing the run at
 any moment loses no finished clip, and a rerun skips complete clips and redoes the rest. Bad
 clips are skipped and reported; the run goes on.
+
+Why n flow images for n frames: a clip has n - 1 flow fields, but the lists carry the RGB count
+n (as MMAction2's ``tools/data/build_file_list.py`` writes them, and MMAction2 users point RGB
+and Flow configs at the same list), and MMAction2 1.2.0's ``SampleFrames`` can ask for index n
+(``mmaction/datasets/transforms/loading.py``: test-mode offsets run up to ``n - clip_len``,
+indices are taken modulo ``total_frames`` and shifted by ``start_index=1``). So
+``flow_{x,y}_{n}`` is written as a byte copy of ``flow_{x,y}_{n-1}`` (:func:`pad_flow`), and the
+same list loads both modalities for every clip. It is padding, not motion: twostream's own
+sampling (:mod:`twostream.datasets`) reads flow 1..n-1 only.
 """
 
 from __future__ import annotations
@@ -37,7 +46,14 @@ from twostream.decode import VideoDecodeError, iter_frames
 from twostream.flow import FLOW_METHODS, TVL1Params, iter_flow, quantize_flow
 from twostream.splits import DatasetError, load_splits, write_classes
 
-__all__ = ["ClipResult", "ExtractSummary", "clip_settings", "extract_clip", "extract_dataset"]
+__all__ = [
+    "ClipResult",
+    "ExtractSummary",
+    "clip_settings",
+    "extract_clip",
+    "extract_dataset",
+    "pad_flow",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +91,23 @@ def _read_marker(clip_dir: Path) -> dict[str, Any] | None:
         return json.loads((clip_dir / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def pad_flow(clip_dir: str | os.PathLike[str], total_frames: int) -> bool:
+    """Write flow image ``total_frames`` as a copy of image ``total_frames - 1`` (both axes) if
+    it is missing, so a list carrying the RGB count also loads Flow; True if it wrote any.
+
+    Clips of one frame have no flow to copy and are left alone.
+    """
+    clip_dir, n, wrote = Path(clip_dir), int(total_frames), False
+    if n < 2:
+        return False
+    for axis in "xy":
+        last, pad = clip_dir / f"flow_{axis}_{n - 1:05d}.jpg", clip_dir / f"flow_{axis}_{n:05d}.jpg"
+        if last.is_file() and not pad.is_file():
+            shutil.copyfile(last, pad)
+            wrote = True
+    return wrote
 
 
 def _partial_dirs(clip_dir: Path) -> list[Path]:
@@ -125,6 +158,7 @@ def extract_clip(
             q = quantize_flow(pair, bound)
             _write_jpeg(tmp / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
             _write_jpeg(tmp / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
+        pad_flow(tmp, n)
         (tmp / MARKER).write_text(
             json.dumps({"total_frames": n, "settings": settings}), encoding="utf-8"
         )
@@ -291,6 +325,7 @@ def extract_dataset(
         marker = _read_marker(clip_dir)
         if marker is not None and marker.get("settings") == settings:
             total_frames[key] = int(marker["total_frames"])
+            pad_flow(clip_dir, total_frames[key])  # clips extracted before the padding existed
         else:
             todo.append((str(videos_dir / cls / clip), str(clip_dir), key))
     summary.already_done = len(total_frames)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from twostream.datasets import Clip, RawframeDataset
+from twostream.datasets import Clip, DatasetError, RawframeDataset
 from twostream.extract import clip_settings, extract_clip
 from twostream.flow import TVL1Params
 from twostream.fusion import FusionError, load_run_pair
@@ -28,13 +28,45 @@ __all__ = ["predict_video", "video_scores"]
 logger = logging.getLogger(__name__)
 
 
-def _extract_settings(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    defaults = clip_settings()  # what `twostream extract` uses when given no options
-    for run in runs:  # the temporal run's settings matter most: it is listed first
-        if run.get("extract_settings"):
-            return {**defaults, **run["extract_settings"]}
-    logger.warning("the runs record no extraction settings; using %s", defaults)
-    return defaults
+def _extract_settings(
+    runs: list[dict[str, Any]], *, flow: str | None = None, short_side: int | None = None,
+    bound: float | None = None,
+) -> dict[str, Any]:
+    """How to extract the new video: as the training rawframes were, with the given options
+    overriding. ``short_side`` 0 means native size.
+
+    Raises:
+        DatasetError: the runs do not record their extraction settings (rawframes made by
+            another tool) and ``flow``, ``short_side`` or ``bound`` is not given.
+    """
+    given = {"flow": flow, "short_side": short_side, "bound": bound}
+    recorded = next((r["extract_settings"] for r in runs  # the temporal run's first
+                     if isinstance(r.get("extract_settings"), dict) and r["extract_settings"]),
+                    None)
+    if recorded is None:
+        absent = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is None]
+        if absent:
+            raise DatasetError(
+                "the runs do not record how their frames and flow were extracted (rawframes "
+                f"made by another tool, e.g. MMAction2's): pass {', '.join(absent)} as they were "
+                "used for them (MMAction2's build_rawframes.py runs denseflow with TV-L1 and "
+                "bound 20: --flow tvl1 --bound 20)"
+            )
+    settings = {**clip_settings(), **(recorded or {})}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key == "short_side" and value == 0:
+            value = None
+        if recorded is not None and value != settings[key]:
+            logger.warning("--%s %s overrides the %s the training frames were extracted with",
+                           key.replace("_", "-"), value, settings[key])
+        settings[key] = value
+    if settings["flow"] != "tvl1":
+        settings["tvl1"] = None
+    elif not settings.get("tvl1"):
+        settings["tvl1"] = clip_settings()["tvl1"]
+    return settings
 
 
 def _extract(video: Path, work: Path, settings: dict[str, Any]) -> int:
@@ -76,10 +108,15 @@ def predict_video(
     segments: int = 25,
     crops: int = 1,
     device: str = "cpu",
+    flow: str | None = None,
+    short_side: int | None = None,
+    bound: float | None = None,
 ) -> list[dict[str, Any]]:
     """Top-k classes of ``video`` as ``[{"label": name, "score": probability}, ...]``.
 
-    ``split`` picks the checkpoints (default: the first split trained in both runs).
+    ``split`` picks the checkpoints (default: the first split trained in both runs). The video
+    is extracted with the settings the runs record; ``flow``, ``short_side`` (0: native size)
+    and ``bound`` override them, and are required when the runs record none.
 
     Raises:
         twostream.decode.VideoDecodeError: the file cannot be decoded.
@@ -93,7 +130,7 @@ def predict_video(
         if not both:
             raise FusionError("no split has a checkpoint in both runs")
         split = both[0]
-    settings = _extract_settings([t_run, s_run])
+    settings = _extract_settings([t_run, s_run], flow=flow, short_side=short_side, bound=bound)
     with tempfile.TemporaryDirectory(prefix="twostream-predict-") as tmp:
         n = _extract(video, Path(tmp), settings)
         probs = []

@@ -9,7 +9,8 @@ Run folder (``RUN_DIR``)::
 
     run.json                  stream, arch, crop, L, bound, class list, rawframes folder and
                               the extraction settings (from extract_report.json; predict
-                              re-extracts new videos with them)
+                              re-extracts new videos with them; "unknown" for rawframes made
+                              by other tools)
     checkpoint_split{k}.pt    written after every epoch (model, optimizer, lr_scheduler, scaler,
                               epoch, RNG states, config as a plain dict)
     metrics.csv               one row per (split, epoch)
@@ -393,7 +394,9 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
         "new_length": config.new_length, "bound": _bound(config), "in_chans": in_chans,
         "drop_rate": config.drop_rate, "classes": classes,
         "rawframes": str(Path(config.rawframes).resolve()),
-        "extract_settings": read_extract_settings(config.rawframes),
+        # "unknown" for rawframes made by other tools (MMAction2's denseflow): predict then
+        # asks for --flow/--short-side/--bound rather than guess how to treat a new video.
+        "extract_settings": read_extract_settings(config.rawframes) or "unknown",
     }
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
@@ -409,8 +412,8 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
 def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.device) -> dict:
     root, out = Path(config.rawframes), Path(config.out)
     classes = read_class_list(root)
-    train_clips = read_annotations(annotation_path(root, split, "train"))
-    val_clips = read_annotations(annotation_path(root, split, "val"))
+    train_clips = read_annotations(annotation_path(root, split, "train"), classes)
+    val_clips = read_annotations(annotation_path(root, split, "val"), classes)
     if not train_clips:
         raise DatasetError(f"training list is empty: {annotation_path(root, split, 'train')}")
     common = dict(stream=config.stream, crop=config.crop, new_length=config.new_length,
@@ -535,12 +538,12 @@ def main(config: TrainConfig) -> dict[int, dict[str, Any]]:
     if config.stream not in ("spatial", "temporal"):
         raise ValueError(f"stream must be spatial or temporal, got {config.stream!r}")
     # Check every split's inputs before training any of them.
-    read_class_list(config.rawframes)
+    classes = read_class_list(config.rawframes)
     for split in splits:
         train_list = annotation_path(config.rawframes, split, "train")
-        if not read_annotations(train_list):
+        if not read_annotations(train_list, classes):
             raise DatasetError(f"training list is empty: {train_list}")
-        read_annotations(annotation_path(config.rawframes, split, "val"))  # must exist
+        read_annotations(annotation_path(config.rawframes, split, "val"), classes)  # must exist
     info = _init_distributed(resolve_device(config.device).type)
     device = resolve_device(config.device, info.local_rank)
     if device.type == "cuda":

@@ -58,9 +58,12 @@ def test_layout_counts_and_annotation_lists_follow_mmaction2(synth_dataset, extr
             assert [p.name for p in imgs] == [f"img_{i:05d}.jpg" for i in range(1, len(frames) + 1)]
             for axis in "xy":
                 flows = sorted(clip_dir.glob(f"flow_{axis}_*.jpg"))
+                # n - 1 flow fields, then flow n: a copy of n - 1 so lists carrying the RGB
+                # count load Flow in MMAction2 too.
                 assert [p.name for p in flows] == [
-                    f"flow_{axis}_{i:05d}.jpg" for i in range(1, len(frames))
+                    f"flow_{axis}_{i:05d}.jpg" for i in range(1, len(frames) + 1)
                 ]
+                assert flows[-1].read_bytes() == flows[-2].read_bytes()
             first = cv2.imread(str(imgs[0]))[..., ::-1]
             assert first.shape == frames[0].shape
             # The same frame through JPEG (chroma subsampling blurs the tiny textures a bit).
@@ -92,7 +95,10 @@ def test_extract_clip_resizes_short_side(tmp_path, synth_dataset):
     assert cv2.imread(str(tmp_path / "c" / "img_00001.jpg")).shape == (96, 128, 3)
     assert cv2.imread(str(tmp_path / "c" / "flow_x_00007.jpg"), cv2.IMREAD_GRAYSCALE).shape == (
         96, 128)
-    assert not (tmp_path / "c" / "flow_x_00008.jpg").exists()
+    # Flow 8 is the padding copy of flow 7; there is no flow 9.
+    pad = (tmp_path / "c" / "flow_x_00008.jpg").read_bytes()
+    assert pad == (tmp_path / "c" / "flow_x_00007.jpg").read_bytes()
+    assert not (tmp_path / "c" / "flow_x_00009.jpg").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["c"]  # no temporary folder left
 
 
@@ -232,3 +238,15 @@ def test_unusable_inputs_raise_naming_the_folder(tmp_path):
         extract_dataset(info.videos_dir, other, tmp_path / "o", progress=False)
     with pytest.raises(ValueError, match="allowed: tvl1, dis, farneback"):
         extract_dataset(info.videos_dir, info.splits_dir, tmp_path / "o", flow="x")
+
+
+def test_rerun_pads_clips_extracted_before_the_flow_copy_existed(tmp_path, synth_dataset,
+                                                                 extracted_dataset):
+    out = tmp_path / "out"
+    shutil.copytree(extracted_dataset.out_dir, out)
+    for pad in out.glob("rawframes/motion_left/*/flow_?_00008.jpg"):
+        pad.unlink()
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **FAST,
+                              workers=1)
+    assert (summary.extracted_now, summary.already_done) == (0, 20)
+    assert _tree(out) == _tree(extracted_dataset.out_dir)

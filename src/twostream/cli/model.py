@@ -181,17 +181,27 @@ def predict(
                                      "(default: the first trained in both runs)."),
     crops: int = typer.Option(1, "--crops", help="1 or 10 crops per view."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    flow: str | None = typer.Option(None, "--flow", help="Flow method the training rawframes "
+                                    "were made with (default: as the runs record; required "
+                                    "when they record none, e.g. rawframes made by MMAction2)."),
+    short_side: int | None = typer.Option(None, "--short-side", help="Short side the training "
+                                          "frames were resized to (0: native); as --flow."),
+    bound: float | None = typer.Option(None, "--bound", help="Flow bound of the training "
+                                       "rawframes (MMAction2's denseflow: 20); as --flow."),
 ) -> None:
     """Classify a video: extract frames and flow as `extract` did, run both streams, fuse.
 
     Example: twostream predict clip.avi --spatial runs/spatial --temporal runs/temporal --top-k 3
+
+    For runs trained on rawframes made by MMAction2's tools, say how they were made:
+    twostream predict clip.avi --spatial S --temporal T --flow tvl1 --short-side 0 --bound 20
     """
     from twostream.decode import VideoDecodeError
     from twostream.predict import predict_video
 
     try:
         top = predict_video(video, spatial, temporal, top_k=top_k, split=split, crops=crops,
-                            device=device)
+                            device=device, flow=flow, short_side=short_side, bound=bound)
     except VideoDecodeError as exc:
         raise fail(f"cannot decode {video}: {exc.reason}") from None
     except _USER_ERRORS as exc:
