@@ -12,9 +12,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from twitchgraph.export.cypher_guard import QueryRefused, check_query
 from twitchgraph.export.kuzu_db import connect
 
-__all__ = ["QueryResult", "README_QUERIES", "parse_params", "run_query"]
+__all__ = ["QueryRefused", "QueryResult", "README_QUERIES", "parse_params", "run_query"]
 
 
 # The README's example queries, shared by the README, queries.cypher (Neo4j) and the tests.
@@ -128,15 +129,17 @@ def run_query(
     cypher: str,
     params: dict[str, Any] | None = None,
 ) -> QueryResult:
-    """Run one Cypher query, read-only, on `graph` (a GRAPH_DIR or a graph.kuzu file).
+    """Run one read-only Cypher statement on `graph` (a GRAPH_DIR or a graph.kuzu file).
 
-    Raises FileNotFoundError when the database is missing and RuntimeError (Kùzu's) when the
-    query does not parse or bind.
+    Raises QueryRefused (a ValueError) before Kùzu sees a query that is more than one
+    read-only statement or whose ``$names`` and `params` differ (see `cypher_guard`),
+    FileNotFoundError when the database is missing and RuntimeError (Kùzu's) when the query
+    does not parse or bind.
     """
+    params = params or {}
+    check_query(cypher, params)
     with connect(graph, read_only=True) as con:
-        result = con.execute(cypher, params or {})
-        if isinstance(result, list):  # several statements: keep the last one's answer
-            result = result[-1]
+        result = con.execute(cypher, params)
         columns = list(result.get_column_names())
         rows = []
         while result.has_next():
