@@ -14,13 +14,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Chromium drives the web map's browser tests; it comes from Debian, so install it when missing.
+# Debian packages, installed when missing: Chromium drives the web map's browser tests.
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	      || echo "warning: could not install chromium; browser tests will be skipped"; \
 	  else echo "warning: chromium missing and not root; browser tests will be skipped"; fi; }
+	@# A CJK font, so Chinese, Japanese and Korean display names draw in the PNG and the map.
+	@dpkg -s fonts-noto-cjk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null) \
+	      || echo "warning: could not install fonts-noto-cjk; CJK names will draw as boxes"; \
+	  else echo "warning: fonts-noto-cjk missing and not root; CJK names will draw as boxes"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

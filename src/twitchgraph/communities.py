@@ -32,9 +32,20 @@ from twitchgraph.graphio import (
     write_streamers,
 )
 
-__all__ = ["CommunityResult", "communities_for_dir", "community_table", "find_communities"]
+__all__ = [
+    "MAX_SHOWN",
+    "OTHER",
+    "CommunityResult",
+    "communities_for_dir",
+    "community_table",
+    "find_communities",
+    "shown_communities",
+]
 
 logger = logging.getLogger(__name__)
+
+OTHER = -1  # the group of streamers in communities too small to get a colour of their own
+MAX_SHOWN = 30  # beyond about 30 colours, people stop telling communities apart on a map
 
 
 @dataclass
@@ -217,3 +228,41 @@ def communities_for_dir(
     write_csv(result.table, target)
     written.append(target)
     return result, written
+
+
+def shown_communities(
+    community: pd.Series | np.ndarray,
+    *,
+    min_size: int | None = None,
+    max_shown: int = MAX_SHOWN,
+) -> list[int]:
+    """The communities a map shows on their own, largest first; the rest are drawn as "other".
+
+    Leiden gives every isolated streamer a community of its own, and on collected data most
+    "communities" are such singletons or pairs: each would take a colour and a legend line.
+    A community is shown when it has at least `min_size` members (default: 3, or 0.5 % of the
+    streamers on bigger graphs) and is among the `max_shown` largest.
+
+    Parameters
+    ----------
+    community : the community id of each streamer.
+    min_size : smallest community shown; None picks ``max(3, round(0.005 * n))``.
+    max_shown : at most this many communities are shown.
+
+    Returns
+    -------
+    Community ids, largest first (ties: smaller id first).
+
+    Examples
+    --------
+    >>> shown_communities(pd.Series([0, 0, 0, 1, 1, 1, 1, 2, 3]))
+    [1, 0]
+    """
+    if max_shown < 0:
+        raise ValueError(f"max_shown must be >= 0, got {max_shown}")
+    ids = pd.Series(np.asarray(community)).astype(int)
+    if min_size is None:
+        min_size = max(3, round(0.005 * len(ids)))
+    sizes = ids.value_counts()
+    ranked = sorted(sizes.index, key=lambda c: (-sizes[c], c))
+    return [int(c) for c in ranked if sizes[c] >= min_size][:max_shown]

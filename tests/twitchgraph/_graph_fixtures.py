@@ -26,16 +26,22 @@ def planted_graph(
     p_out: float = 0.01,
     seed: int = 0,
     evil_names: bool = False,
+    loners: int = 0,
 ) -> dict[str, pd.DataFrame | dict]:
     """Tables of a GRAPH_DIR with `communities` planted groups of `size` streamers each.
+
+    `loners` adds that many isolated streamers (no overlap with anyone, as a real build keeps
+    them; planted community -1), named ``loner_000``...
 
     Returns a dict with streamers, edges, played, games (DataFrames), build (dict) and
     truth (login -> planted community).
     """
     rng = np.random.default_rng(seed)
-    n = communities * size
+    n = communities * size + loners
     logins = [f"streamer_{c}_{i:03d}" for c in range(communities) for i in range(size)]
     truth = {login: i // size for i, login in enumerate(logins)}
+    logins += [f"loner_{i:03d}" for i in range(loners)]
+    truth.update({f"loner_{i:03d}": -1 for i in range(loners)})
     viewer_mean = np.round(rng.lognormal(4.0, 1.0, n) + 10, 2)
     games_per_comm = [[f"Game {c}-{g}" for g in range(3)] for c in range(communities)]
     labels = [login.replace("_", " ").title() for login in logins]
@@ -64,6 +70,8 @@ def planted_graph(
     rows = []
     for i in range(n):
         for j in range(i + 1, n):
+            if truth[logins[i]] < 0 or truth[logins[j]] < 0:
+                continue
             p = p_in if truth[logins[i]] == truth[logins[j]] else p_out
             if rng.random() < p:
                 overlap = float(np.round(rng.uniform(10, 100), 2))

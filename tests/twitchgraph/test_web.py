@@ -14,8 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
-from twitchgraph.communities import communities_for_dir  # noqa: E402
-from twitchgraph.export import community_colors  # noqa: E402
+from twitchgraph.communities import OTHER, communities_for_dir  # noqa: E402
+from twitchgraph.export import OTHER_COLOR, community_colors  # noqa: E402
 from twitchgraph.export.html import export_html, map_payload, safe_json  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
 from twitchgraph.layout import layout_for_dir  # noqa: E402
@@ -24,13 +24,15 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run"]
 COMMUNITIES = 8
+LONERS = 15
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 
 
 @pytest.fixture(scope="module")
 def map_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("web")
-    write_planted_graph_dir(path, communities=COMMUNITIES, size=20, seed=4, evil_names=True)
+    write_planted_graph_dir(path, communities=COMMUNITIES, size=20, seed=4, evil_names=True,
+                            loners=LONERS)
     communities_for_dir(path, seed=0)
     layout_for_dir(path, iterations=200, seed=0)
     return export_html(read_graph_dir(path), path / "map.html")
@@ -60,8 +62,14 @@ def test_payload_has_communities_colours_and_games(map_file):
     payload = map_payload(data)
     assert len(payload["nodes"]) == len(data.streamers)
     assert len(payload["edges"]) == len(data.edges)
-    colors = community_colors(len(payload["communities"]))
-    assert all(n["color"] == colors[n["community"]] for n in payload["nodes"])
+    legend = payload["communities"]
+    assert [c["id"] for c in legend] == [*range(COMMUNITIES), OTHER]
+    assert [c["color"] for c in legend] == [*community_colors(COMMUNITIES), OTHER_COLOR]
+    assert legend[-1]["size"] == LONERS and "15 isolated streamers" in legend[-1]["name"]
+    color = {c["id"]: c["color"] for c in legend}
+    assert all(n["color"] == color[n["group"]] for n in payload["nodes"])
+    assert all((n["group"] == OTHER) == n["key"].startswith("loner_") for n in payload["nodes"])
+    assert payload["meta"]["communities"] == COMMUNITIES + LONERS
     assert any(n["games"] for n in payload["nodes"])
 
 
@@ -96,6 +104,47 @@ def test_canvas_draws_the_communities_in_distinct_colours(page):
             found += 1
     assert found >= COMMUNITIES - 1
     assert page.errors == []
+
+
+def _viewport_box(page, prefix: str) -> list[float]:
+    """[x0, x1, y0, y1] on screen of the nodes whose login starts with `prefix`."""
+    return page.evaluate(
+        "(prefix => { const r = window.__map.renderer, xs = [], ys = []; "
+        "window.__map.graph.forEachNode(k => { if (!k.startsWith(prefix)) return; "
+        "const p = r.graphToViewport(window.__map.graph.getNodeAttributes(k)); "
+        "xs.push(p.x); ys.push(p.y); }); "
+        "return [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)]; })",
+        prefix)
+
+
+@pytest.mark.slow
+def test_map_opens_framed_on_the_main_graph_not_the_loners(page):
+    width, height = 1000, 800  # the viewport
+    panel = page.evaluate("document.getElementById('controls').getBoundingClientRect().right")
+    x0, x1, y0, y1 = _viewport_box(page, "streamer_")
+    # Inside the screen, right of the controls, and spanning most of the room left.
+    assert x0 >= panel - 5 and x1 <= width and y0 >= 0 and y1 <= height
+    assert max((x1 - x0) / (width - panel), (y1 - y0) / height) > 0.75
+    lx0, lx1, ly0, ly1 = _viewport_box(page, "loner_")
+    assert lx0 < x0 or lx1 > x1 or ly0 < y0 or ly1 > y1  # the ring of loners is wider
+
+
+@pytest.mark.slow
+def test_legend_lists_the_communities_then_other_in_distinct_colours(page):
+    rows = page.evaluate("Array.from(document.querySelectorAll('#legend li')).map(li => "
+                         "[li.querySelector('input').dataset.community, "
+                         "getComputedStyle(li.querySelector('.swatch')).backgroundColor, "
+                         "li.querySelector('.name').textContent])")
+    assert [int(r[0]) for r in rows] == [*range(COMMUNITIES), OTHER]
+    assert len({r[1] for r in rows}) == len(rows)
+    assert rows[-1][2].startswith(f"{LONERS} · other:")
+    summary = page.text_content("#summary")
+    assert f"{COMMUNITIES + LONERS} communities ({COMMUNITIES} shown" in summary
+    # Unticking "other" hides the loners.
+    page.click("#legend li:last-child input[type=checkbox]")
+    hidden = page.evaluate("window.__map.renderer.getNodeDisplayData('loner_003').hidden")
+    page.click("#show-all")
+    assert hidden is True
 
 
 @pytest.mark.slow
@@ -147,6 +196,25 @@ def test_legend_hides_and_zooms_to_a_community(page):
     page.wait_for_timeout(700)
     assert page.evaluate("window.__map.zoomedCommunity") == 3
     assert page.evaluate("window.__map.renderer.getCamera().getState().ratio") < 1.0
+
+
+@pytest.mark.slow
+def test_changing_the_filters_brings_the_camera_home(page):
+    home = page.evaluate("window.__map.home")
+    page.fill("#search", "streamer_5_007")
+    page.press("#search", "Enter")
+    page.wait_for_timeout(600)
+    assert page.evaluate("window.__map.renderer.getCamera().getState().ratio") < 0.5
+    page.click("#hide-all")
+    page.click("#legend li:nth-child(1) input[type=checkbox]")
+    page.wait_for_timeout(700)
+    camera = page.evaluate("window.__map.renderer.getCamera().getState()")
+    assert camera["ratio"] == pytest.approx(home["ratio"])
+    assert (camera["x"], camera["y"]) == (pytest.approx(home["x"]), pytest.approx(home["y"]))
+    # What is ticked is on screen.
+    x0, x1, y0, y1 = _viewport_box(page, "streamer_0_")
+    assert x0 >= 0 and x1 <= 1000 and y0 >= 0 and y1 <= 800
+    page.click("#show-all")
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ community has the same colour everywhere.
 from __future__ import annotations
 
 import colorsys
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -16,19 +17,18 @@ from pathlib import Path
 
 from twitchgraph.graphio import GraphData, read_graph_dir
 
-__all__ = ["TARGETS", "Exported", "community_colors", "export_graph", "require_columns"]
+__all__ = [
+    "OTHER_COLOR",
+    "TARGETS",
+    "Exported",
+    "community_colors",
+    "export_graph",
+    "require_columns",
+]
 
 logger = logging.getLogger(__name__)
 
 TARGETS = ("db", "neo4j", "gexf", "png", "html")
-
-# Tableau 20 (matplotlib's tab20), reordered so the first ten are the saturated ones.
-_BASE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
-]
-
 
 @dataclass(frozen=True)
 class Exported:
@@ -39,18 +39,29 @@ class Exported:
     message: str
 
 
-def community_colors(n: int) -> list[str]:
-    """`n` distinct hex colours, one per community id (0 = largest community).
+# Streamers of communities too small for a colour of their own ("other", see `export.mapview`).
+OTHER_COLOR = "#6b7280"
 
-    The first 20 come from Tableau 20; beyond that hues follow the golden ratio so adjacent
-    ids stay apart.
+
+def community_colors(n: int) -> list[str]:
+    """`n` distinct hex colours, one per shown community (0 = largest), never grey.
+
+    Glasbey's categorical palette (colorcet, CC-BY 4.0): colours picked one by one to be as far
+    to the eye from all the earlier ones as possible. Muted and dark ones are left out (HSV
+    saturation < 0.4 or value < 0.6): they read as the grey of "other" on the dark maps. That
+    leaves 145 colours; past them they repeat.
     """
-    colors = list(_BASE[:n])
-    for i in range(len(colors), n):
-        hue = (i * 0.618033988749895) % 1.0
-        r, g, b = colorsys.hls_to_rgb(hue, 0.5 + 0.15 * ((i // 20) % 2), 0.65)
-        colors.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
-    return colors
+    vivid = _vivid_palette()
+    return [vivid[i % len(vivid)] for i in range(n)]
+
+
+@functools.cache
+def _vivid_palette() -> list[str]:
+    import colorcet  # slow to import (it registers matplotlib colormaps): only when drawing
+
+    return ["#" + "".join(f"{round(v * 255):02x}" for v in rgb)
+            for rgb in colorcet.glasbey_bw_minc_20_minl_30
+            if (hsv := colorsys.rgb_to_hsv(*rgb))[1] >= 0.4 and hsv[2] >= 0.6]
 
 
 def require_columns(data: GraphData, columns: list[str], *, target: str) -> None:

@@ -23,7 +23,8 @@ from xml.sax.saxutils import quoteattr
 import pandas as pd
 
 from twitchgraph import __version__
-from twitchgraph.export import community_colors, require_columns
+from twitchgraph.export import require_columns
+from twitchgraph.export.mapview import map_view
 from twitchgraph.graphio import GraphData
 
 __all__ = ["export_gexf"]
@@ -94,9 +95,8 @@ def export_gexf(data: GraphData, path: str | os.PathLike) -> Path:
     require_columns(data, ["community", "x", "y", "size"], target="gexf")
     streamers = data.streamers.reset_index(drop=True)
     edges = data.edges.reset_index(drop=True)
-    communities = streamers["community"].astype(int)
-    colors = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))
-              for c in community_colors(int(communities.max()) + 1)]
+    # The PNG's and the web map's colours: shown communities, the rest in grey "other".
+    colors = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in map_view(data).color]
     node_cols = [c for c in streamers.columns if c not in _NODE_SKIP]
     edge_cols = [c for c in edges.columns if c not in _EDGE_SKIP]
     node_types, node_ids, node_decl = _declare(node_cols, streamers, "node", 0)
@@ -120,13 +120,12 @@ def export_gexf(data: GraphData, path: str | os.PathLike) -> Path:
             fh.write(edge_decl)
             fh.write("    <nodes>\n")
             values = streamers[node_cols].itertuples(index=False, name=None)
-            for (login, label, x, y, size, community), row in zip(
-                streamers[["Id", "Label", "x", "y", "size", "community"]].itertuples(
-                    index=False, name=None),
+            for (login, label, x, y, size), (r, g, b), row in zip(
+                streamers[["Id", "Label", "x", "y", "size"]].itertuples(index=False, name=None),
+                colors,
                 values,
                 strict=True,
             ):
-                r, g, b = colors[int(community)]
                 name = label if isinstance(label, str) and label else login
                 fh.write(f"      <node id={_attr(login)} label={_attr(name)}>\n")
                 fh.write(_attvalues(row, node_cols, node_types, node_ids, "        "))

@@ -21,9 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from twitchgraph.export import community_colors, require_columns
+from twitchgraph.export import require_columns
+from twitchgraph.export.mapview import map_view
 from twitchgraph.graphio import GraphData
 
 __all__ = ["bundle_versions", "export_html", "map_payload", "safe_json"]
@@ -74,11 +73,15 @@ def _text(value: Any) -> str:
 
 
 def map_payload(data: GraphData, *, top_games: int = 5, title: str = "") -> dict[str, Any]:
-    """The JSON the page reads: nodes, edges (as index pairs), communities, metadata."""
+    """The JSON the page reads: nodes, edges (as index pairs), legend, frame, metadata.
+
+    Each node has its `community` and its legend `group` (the community, or -1 for "other",
+    see `export.mapview`); `communities` are the legend's entries; `meta.frame` is the box the
+    map opens on.
+    """
     require_columns(data, ["community", "x", "y", "size"], target="html")
     streamers = data.streamers.reset_index(drop=True)
-    communities = streamers["community"].astype(int)
-    colors = community_colors(int(communities.max()) + 1)
+    view = map_view(data)
     index = {login: i for i, login in enumerate(streamers["Id"])}
     games: dict[str, list[list[Any]]] = {}
     if len(data.played):
@@ -88,7 +91,7 @@ def map_payload(data: GraphData, *, top_games: int = 5, title: str = "") -> dict
                             zip(group["Target"].head(top_games),
                                 group["minutes_played"].head(top_games), strict=True)]
     nodes = []
-    for row in streamers.to_dict(orient="records"):
+    for i, row in enumerate(streamers.to_dict(orient="records")):
         login = row["Id"]
         nodes.append({
             "key": login,
@@ -97,7 +100,8 @@ def map_payload(data: GraphData, *, top_games: int = 5, title: str = "") -> dict
             "y": _num(row["y"]) or 0.0,
             "size": _num(row["size"]) or 1.0,
             "community": int(row["community"]),
-            "color": colors[int(row["community"])],
+            "group": int(view.group[i]),
+            "color": view.color[i],
             "viewer_mean": _num(row.get("viewer_mean")),
             "viewer_peak": _num(row.get("viewer_peak")),
             "chatter_mean": _num(row.get("chatter_mean")),
@@ -111,32 +115,16 @@ def map_payload(data: GraphData, *, top_games: int = 5, title: str = "") -> dict
         })
     edges = [[index[s], index[t], _num(w)] for s, t, w in
              zip(data.edges["Source"], data.edges["Target"], data.edges["Weight"], strict=True)]
-    table = _community_names(streamers)
-    community_rows = [{"id": int(c), "color": colors[int(c)], "size": int(size),
-                       "name": table.get(int(c), "")}
-                      for c, size in communities.value_counts().sort_index().items()]
+    xmin, xmax, ymin, ymax = view.frame
     return {
         "nodes": nodes,
         "edges": edges,
-        "communities": community_rows,
-        "meta": {"title": title or "twitchgraph map", "bundle": bundle_versions()},
+        "communities": [{"id": e.id, "color": e.color, "size": e.size, "name": e.name}
+                        for e in view.legend],
+        "meta": {"title": title or "twitchgraph map", "bundle": bundle_versions(),
+                 "communities": int(streamers["community"].nunique()),
+                 "frame": {"x": [xmin, xmax], "y": [ymin, ymax]}},
     }
-
-
-def _community_names(streamers: pd.DataFrame) -> dict[int, str]:
-    """A short name per community: its three biggest streamers and its most common game."""
-    names = {}
-    viewers = pd.to_numeric(streamers.get("viewer_mean"), errors="coerce").fillna(0.0)
-    frame = streamers.assign(_v=viewers)
-    for c, group in frame.groupby("community"):
-        top = group.sort_values("_v", ascending=False)
-        labels = [(_text(lb) or login) for lb, login in zip(top["Label"].head(3), top["Id"],
-                                                            strict=False)]
-        games = group.get("main_game", pd.Series([], dtype=object))
-        games = games[games.astype(str) != ""]
-        game = str(games.mode().iloc[0]) if len(games) else ""
-        names[int(c)] = ", ".join(labels) + (f" ({game})" if game else "")
-    return names
 
 
 def render_html(payload: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@
   DATA.nodes.forEach(function (n) {
     graph.addNode(n.key, {
       x: n.x, y: n.y, size: n.size, color: n.color, label: n.label || n.key,
-      community: n.community,
+      community: n.community, group: n.group,
     });
     byLogin[n.key.toLowerCase()] = n;
   });
@@ -24,7 +24,11 @@
 
   var state = { hovered: null, hoveredNeighbours: null, selected: null, hidden: Object.create(null) };
 
+  // Canvas labels fall back glyph by glyph along this list, like the page's CSS.
+  var FONTS = getComputedStyle(document.body).fontFamily || "sans-serif";
+
   var renderer = new Sigma(graph, document.getElementById("sigma"), {
+    labelFont: FONTS,
     labelColor: { color: "#e6e6e6" },
     labelRenderedSizeThreshold: 8,
     // Big maps stay fluid while panning: edges come back when the camera stops.
@@ -44,7 +48,7 @@
     },
     nodeReducer: function (node, attrs) {
       var res = Object.assign({}, attrs);
-      if (state.hidden[attrs.community]) { res.hidden = true; return res; }
+      if (state.hidden[attrs.group]) { res.hidden = true; return res; }
       var focus = state.hovered || state.selected;
       if (focus) {
         if (node === focus) { res.highlighted = true; res.forceLabel = true; res.zIndex = 2; }
@@ -56,7 +60,7 @@
     edgeReducer: function (edge, attrs) {
       var res = Object.assign({}, attrs);
       var ends = graph.extremities(edge);
-      var a = graph.getNodeAttribute(ends[0], "community"), b = graph.getNodeAttribute(ends[1], "community");
+      var a = graph.getNodeAttribute(ends[0], "group"), b = graph.getNodeAttribute(ends[1], "group");
       if (state.hidden[a] || state.hidden[b]) { res.hidden = true; return res; }
       var focus = state.hovered || state.selected;
       if (focus) {
@@ -86,6 +90,25 @@
   }
 
   // ----- camera -----
+  // Sigma fits the whole graph to the screen; fit the frame instead (the components holding
+  // the shown communities), so the loners around the graph do not shrink it to a dot.
+  var frame = DATA.meta.frame;
+  if (frame && frame.x[1] > frame.x[0] && frame.y[1] > frame.y[0]) {
+    renderer.setCustomBBox(frame);
+    renderer.refresh();  // setCustomBBox alone does not renormalise the positions
+  }
+  // Home: the frame beside the controls, not under them.
+  var home = { x: 0.5, y: 0.5, ratio: 1, angle: 0 };
+  var viewWidth = renderer.getContainer().offsetWidth;
+  var panelWidth = document.getElementById("controls").offsetWidth + 24;
+  if (viewWidth > 2 * panelWidth) {
+    home = { x: 0.5 - panelWidth / viewWidth / 2, y: 0.5, ratio: 1 + panelWidth / viewWidth, angle: 0 };
+  }
+  renderer.getCamera().setState(home);
+  function goHome() {
+    window.__map.zoomedCommunity = null;
+    return renderer.getCamera().animate(home, { duration: 400 });
+  }
   function focusNode(key, ratio) {
     var d = renderer.getNodeDisplayData(key);
     if (!d) return Promise.resolve();
@@ -94,7 +117,7 @@
   function zoomToCommunity(c) {
     var xs = [], ys = [];
     graph.forEachNode(function (key, attrs) {
-      if (attrs.community !== c) return;
+      if (attrs.group !== c) return;
       var d = renderer.getNodeDisplayData(key);
       if (d) { xs.push(d.x); ys.push(d.y); }
     });
@@ -192,7 +215,7 @@
     var key = findNode(query);
     if (!key) { status.textContent = "No streamer matches “" + query + "”."; return null; }
     status.textContent = "";
-    var c = graph.getNodeAttribute(key, "community");
+    var c = graph.getNodeAttribute(key, "group");
     if (state.hidden[c]) { delete state.hidden[c]; syncLegend(); }
     select(key);
     focusNode(key);
@@ -212,6 +235,8 @@
     Object.keys(boxes).forEach(function (c) { boxes[c].checked = !state.hidden[c]; });
     renderer.refresh();
   }
+  // After a search or a zoom the camera may sit where nothing is shown any more.
+  function filtersChanged() { syncLegend(); goHome(); }
   DATA.communities.forEach(function (c) {
     var li = el("li");
     var box = document.createElement("input");
@@ -219,12 +244,12 @@
     box.dataset.community = String(c.id);
     box.addEventListener("change", function () {
       if (box.checked) delete state.hidden[c.id]; else state.hidden[c.id] = true;
-      renderer.refresh();
+      filtersChanged();
     });
     boxes[c.id] = box;
     var swatch = el("span", null, "swatch");
     swatch.style.background = c.color;
-    var name = el("span", c.id + " · " + c.size + " · " + (c.name || ""), "name");
+    var name = el("span", (c.id < 0 ? "" : c.id + " · ") + c.size + " · " + (c.name || ""), "name");
     name.title = c.name || "";
     var zoom = el("button", "zoom");
     zoom.type = "button";
@@ -232,24 +257,19 @@
     li.appendChild(box); li.appendChild(swatch); li.appendChild(name); li.appendChild(zoom);
     legend.appendChild(li);
   });
-  document.getElementById("show-all").addEventListener("click", function () { state.hidden = Object.create(null); syncLegend(); });
+  document.getElementById("show-all").addEventListener("click", function () { state.hidden = Object.create(null); filtersChanged(); });
   document.getElementById("hide-all").addEventListener("click", function () {
-    DATA.communities.forEach(function (c) { state.hidden[c.id] = true; }); syncLegend();
+    DATA.communities.forEach(function (c) { state.hidden[c.id] = true; }); filtersChanged();
   });
 
   document.getElementById("title").textContent = DATA.meta.title || "twitchgraph";
+  var shown = DATA.communities.filter(function (c) { return c.id >= 0; }).length;
+  var total = DATA.meta.communities || shown;
   document.getElementById("summary").textContent = DATA.nodes.length + " streamers, " + graph.size +
-    " overlaps, " + DATA.communities.length + " communities";
-
-  // Start with the map beside the controls, not under them.
-  var viewWidth = renderer.getContainer().offsetWidth;
-  var panelWidth = document.getElementById("controls").offsetWidth + 24;
-  if (viewWidth > 2 * panelWidth) {
-    renderer.getCamera().setState({ x: 0.5 - panelWidth / viewWidth / 2, y: 0.5, ratio: 1 + panelWidth / viewWidth });
-  }
+    " overlaps, " + total + " communities" + (total > shown ? " (" + shown + " shown, the rest in grey)" : "");
 
   // Handle for tests and the console.
   window.__map = { renderer: renderer, graph: graph, search: search, select: select,
-    zoomToCommunity: zoomToCommunity, selected: null, focused: null,
+    zoomToCommunity: zoomToCommunity, home: home, goHome: goHome, selected: null, focused: null,
     hovered: null, ready: true };
 })();
