@@ -24,7 +24,7 @@ flow 1..n-1 only, so it works on both and never takes the copy for motion.
 Flow JPEGs are mapped back to displacements in pixels (``value / 255 * 2 * bound - bound``)
 and each displacement field has its mean subtracted (camera-motion compensation).
 
-Randomness: every training sample draws from a generator seeded by ``(seed, epoch, index)``,
+Randomness: every training sample draws from a generator seeded by ``(seed, epoch, clip name)``,
 so the samples do not depend on the number of loader workers or on resuming mid-run.
 
 Unreadable or missing frames never crash an epoch: clips whose frame folder is missing or too
@@ -389,9 +389,9 @@ class RawframeDataset(torch.utils.data.Dataset):
         clip = self.clips[index]
         try:
             return self._train_item(clip) if self.train else self._test_item(clip, index)
-        except (OSError, ValueError, SyntaxError) as exc:
-            # _read_jpeg raises OSError for a missing or corrupt JPEG; ValueError and
-            # SyntaxError are what Pillow raises on bad image data.
+        except (OSError, ValueError) as exc:
+            # _read_jpeg raises OSError for a missing or corrupt JPEG; a frame of another
+            # size than its neighbours fails the stacking with ValueError.
             logger.warning("skipped clip %s: unreadable frame (%s)", clip.name, exc)
             return None
 

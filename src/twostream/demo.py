@@ -1,4 +1,4 @@
-"""The whole two-stream pipeline on a small synthetic dataset, in a few minutes on a CPU.
+"""The whole two-stream pipeline on a small synthetic dataset, in about a minute on a CPU.
 
 synth (3 classes that differ only in appearance, 3 only in motion) -> extract (frames + TV-L1
 flow, "fast" preset) -> train both streams (ResNet-18, small crops, few epochs, from random
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class DemoConfig:
-    """Sizes of the demo; the defaults finish in about 5 minutes on 2 CPU cores."""
+    """Sizes of the demo; the defaults finish in about a minute on 2 CPU cores."""
 
     classes: int = 6
     clips_per_class: int = 12

@@ -34,7 +34,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
-FLAGS = {0: "unused", 1: "train", 2: "test"}
 _SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>\d+)\.txt$")
 
 

@@ -150,9 +150,6 @@ class Population:
     def index_of_id(self, user_id: str) -> int | None:
         return self._id_index.get(str(user_id))
 
-    def is_bot(self, acc: int) -> bool:
-        return acc >= self.n_channels + self.n_viewers
-
     # ----- schedule and viewers ------------------------------------------------------------
     def _session(self, ch: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(live mask, session index, session start in sim seconds) for channels at time t."""
@@ -190,9 +187,6 @@ class Population:
             out.append(games[0] if x < 0.6 or len(games) == 1
                        else games[1 + int(x * 97) % (len(games) - 1)])
         return out
-
-    def session_game(self, c: int, session: int) -> int:
-        return self.session_games(np.asarray([c]), np.asarray([session]))[0]
 
     def streams(self, ch: np.ndarray, t: float,
                 viewers: np.ndarray | None = None) -> list[dict | None]:

@@ -10,7 +10,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "AuthError",
-    "ChatError",
     "MalformedResponse",
     "MissingCredentials",
     "RateLimited",
@@ -43,10 +42,6 @@ class TwitchError(Exception):
 
 class MissingCredentials(TwitchError):
     """TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET are not set."""
-
-
-class ChatError(TwitchError):
-    """The chat connection could not be (re)established."""
 
 
 class TwitchAPIError(TwitchError):

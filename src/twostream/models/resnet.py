@@ -35,7 +35,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# arch -> (block, layers); the two families the issue asks for.
+# arch -> (block, layers): ResNet-18 for quick runs, ResNet-50 as in the two-stream setup.
 ARCHS: dict[str, tuple[type[nn.Module], list[int]]] = {
     "resnet18": (BasicBlock, [2, 2, 2, 2]),
     "resnet50": (Bottleneck, [3, 4, 6, 3]),
