@@ -178,7 +178,7 @@ def write_csv(frame: pd.DataFrame, target: Path) -> None:
 
 
 def write_streamers(path: str | os.PathLike, streamers: pd.DataFrame) -> Path:
-    """Write `streamers.csv` back, keeping the build's columns first and F's added ones after."""
+    """Write `streamers.csv` back: the build's columns first, then the graph stage's."""
     root = Path(path)
     columns = [c for c in STREAMER_COLUMNS if c in streamers.columns]
     columns += [c for c in ADDED_STREAMER_COLUMNS if c in streamers.columns]

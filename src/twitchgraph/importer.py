@@ -249,7 +249,7 @@ def import_json_dir(
     pattern: str = "*.json",
     on_file: Callable[[str, str], None] | None = None,
 ) -> ImportReport:
-    """Import every `pattern` file under `json_dir` (recursively), oldest snapshot first.
+    """Import every `pattern` file under `json_dir` (recursively), in file-name order.
 
     Args:
         con: an open store.
