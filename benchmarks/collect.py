@@ -21,8 +21,15 @@ Printed: requests, wall time, the floor, time over the floor, and 429s received.
 enforced by the simulator, which drops excess JOINs silently): the floor is (N - 20) / 20 * 10 s;
 the client paces with 10 % slack and waits for every JOIN to be confirmed.
 
+`--beside-readers N` runs instead an accelerated `collect --every` of N (>= 12) snapshots
+against the simulator (its clock runs 20x, real limits relaxed) while a loop runs
+`twitchgraph build` and `twitchgraph report quality` on the same store back to back, as
+separate processes. Printed, with their targets: snapshots lost (0), schedule slots missed
+(0), the longest time a finished snapshot waited (spooled) before it was visible in the
+store, and the readers' mean latency (process start to exit) and failures.
+
 Run: .venv/bin/python benchmarks/collect.py [--channels 11800] [--snapshots 12] [--no-naive]
-     [--chat-channels 60]
+     [--chat-channels 60] [--beside-readers 12]
 """
 
 from __future__ import annotations
@@ -30,7 +37,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 import httpx
 
@@ -102,6 +115,82 @@ def run_chat(n: int, joins_per_10s: int = 20) -> dict:
             "dropped": dropped}
 
 
+def run_beside_readers(snapshots: int, *, channels: int = 150, every_s: float = 60.0,
+                       time_scale: float = 20.0) -> dict:
+    """An accelerated `collect --every` with `build` and `report quality` looping beside it."""
+    import duckdb
+
+    from twitchgraph.collect import ChatLimits, CollectOptions, run_collector
+    from twitchgraph.spool import Spool
+
+    # When each spooled snapshot was written and when it reached the store (real time).
+    spooled_at: dict[str, float] = {}
+    waited: list[float] = []
+    put, commit = Spool.put, Spool.commit
+
+    def timed_put(self, data):
+        path = put(self, data)
+        spooled_at[path.name] = time.monotonic()
+        return path
+
+    def timed_commit(self, **kwargs):
+        done = commit(self, **kwargs)
+        now = time.monotonic()
+        waited.extend(now - spooled_at.pop(name, now) for name in done)
+        return done
+
+    Spool.put, Spool.commit = timed_put, timed_commit
+    tmp = Path(tempfile.mkdtemp(prefix="tg-bench-"))
+    db = tmp / "tg.duckdb"
+    readers: dict[str, list[tuple[float, int, str]]] = {"build": [], "report quality": []}
+    done = threading.Event()
+    cli = [sys.executable, "-c", "from twitchgraph.cli import main; main()"]
+    commands = {
+        "build": [*cli, "build", "--db", str(db), "--out", str(tmp / "graph"), "--every-nth",
+                  "1", "--min-live-minutes", "0", "--min-viewer-mean", "0",
+                  "--min-chatter-mean", "0", "--min-weight", "1"],
+        "report quality": [*cli, "report", "quality", "--db", str(db), "--out",
+                           str(tmp / "report")],
+    }
+
+    def read_loop() -> None:
+        while not db.exists() and not done.is_set():
+            time.sleep(0.1)
+        while not done.is_set():
+            for name, command in commands.items():
+                start = time.monotonic()
+                proc = subprocess.run(command, capture_output=True, text=True)
+                readers[name].append((time.monotonic() - start, proc.returncode,
+                                      proc.stderr.strip().splitlines()[-1:]))
+
+    with run_simulator(channels=channels, users=4_000, seed=1, time_scale=time_scale,
+                       helix_points_per_minute=100_000, chat_joins_per_10s=100_000,
+                       membership_interval_s=0.3) as sim:
+        options = CollectOptions(window_s=20.0, every_s=every_s,
+                                 for_s=every_s * (snapshots - 1) + 1.0, fetch_users=False)
+        limits = ChatLimits(joins_per_window=100_000)
+        loop = threading.Thread(target=read_loop)
+        loop.start()
+        try:
+            run = run_collector(db, options, env=sim.env(), dotenv_path=None, clock=sim.clock,
+                                chat_limits=limits)
+        finally:
+            done.set()
+            loop.join()
+            Spool.put, Spool.commit = put, commit
+    con = duckdb.connect(str(db), read_only=True)
+    stored = dict(con.execute("SELECT status, count(*) FROM snapshots GROUP BY 1").fetchall())
+    con.close()
+    taken = len(run.summaries)
+    return {
+        "slots": snapshots, "taken": taken, "complete": run.complete,
+        "stored": sum(stored.values()), "lost": taken - sum(stored.values()),
+        "missed": run.slots_missed + (snapshots - taken), "spooled_left": run.spooled,
+        "max_wait": max(waited, default=0.0),
+        "waited": sum(w > 0.5 for w in waited), "readers": readers,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--channels", type=int, default=11_800,
@@ -113,8 +202,33 @@ def main() -> None:
                         help="also time joining this many chats at 20 JOINs / 10 s")
     parser.add_argument("--users", action="store_true",
                         help="also fetch the broadcasters' profiles (2x the requests)")
+    parser.add_argument("--beside-readers", type=int, default=0, metavar="N",
+                        help="instead: N accelerated snapshots with build and report quality "
+                        "looping beside the collector")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+
+    if args.beside_readers:
+        r = run_beside_readers(max(12, args.beside_readers))
+        print(f"\ncollect --every beside build + report quality ({r['slots']} slots, "
+              f"clock x20):")
+        print(f"{'figure':44} {'measured':>10} {'target':>8}")
+        print(f"{'snapshots lost (taken but not stored)':44} {r['lost']:10d} {0:8d}")
+        print(f"{'schedule slots missed':44} {r['missed']:10d} {0:8d}")
+        print(f"{'snapshots complete / taken':44} {r['complete']:>5}/{r['taken']:<4} "
+              f"{'all':>8}")
+        print(f"{'longest wait before visible (s)':44} {r['max_wait']:10.2f} {'-':>8}")
+        print(f"{'snapshots that waited > 0.5 s in the spool':44} {r['waited']:10d} {'-':>8}")
+        print(f"{'left in the spool at the end':44} {r['spooled_left']:10d} {0:8d}")
+        for name, runs in r["readers"].items():
+            ok = [t for t, code, _ in runs if code == 0]
+            bad = [msg for _, code, msg in runs if code != 0]
+            mean = statistics.mean(ok) if ok else float("nan")
+            print(f"{name + ': runs ok / failed, mean s':44} {len(ok):>4}/{len(bad):<3} "
+                  f"{mean:8.2f}")
+            for msg in bad[:3]:
+                print(f"    failed: {msg}")
+        return
 
     rows = [("1 snapshot, cold bucket", run(args.channels, 1, pace=True, users=args.users)),
             (f"{args.snapshots} snapshots, paced",
