@@ -115,7 +115,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     name = str(test["name"][0])
     cls, stem = name.split("/", 1)
     video = next(p for p in (info.videos_dir / cls).iterdir() if p.stem == stem)
-    top = predict_video(video, out / "spatial", out / "temporal", top_k=3)
+    top = predict_video(video, out / "spatial", out / "temporal", top_k=3)["top"]
     _say(echo, t0, f"predict {video.name} (true class {cls}): "
          + ", ".join(f"{r['label']} {r['score']:.2f}" for r in top))
 

@@ -9,7 +9,10 @@ Three methods, as in Simonyan & Zisserman (2014):
   L2-normalised, stacked, and trained on the training clips.
 
 Inputs are what ``twostream evaluate`` writes into each run folder: ``scores_split{k}.npz``
-(test clips) and ``train_scores_split{k}.npz`` (training clips). Both runs must share the class
+(test clips) and ``train_scores_split{k}.npz`` (training clips). What is learned from the
+training clips (the weight, the SVM, and which of the three fusions did best on the training
+clips out of fold) is saved in ``SPATIAL_RUN/fusion_model.json``; ``twostream predict`` fuses
+with it. Both runs must share the class
 list and the clips of each split; otherwise :class:`FusionError` says which.
 """
 
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,18 +32,28 @@ from twostream.evaluate import classification_report, load_scores
 from twostream.train import load_run
 
 __all__ = [
+    "FUSIONS",
     "METHODS",
     "FusionError",
+    "apply_fusion",
+    "apply_svm",
     "average_fusion",
+    "fit_svm",
     "format_table",
     "fuse_runs",
     "fuse_split",
+    "learn_fusion",
+    "load_fusion",
     "load_run_pair",
     "svm_fusion",
     "weighted_fusion",
 ]
 
 METHODS = ("spatial", "temporal", "average", "weighted", "svm")
+FUSIONS = ("average", "weighted", "svm")
+FUSION_MODEL = "fusion_model.json"
+
+logger = logging.getLogger(__name__)
 
 
 class FusionError(ValueError):
@@ -78,6 +93,42 @@ def _l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def fit_svm(
+    train_spatial: np.ndarray,
+    train_temporal: np.ndarray,
+    train_labels: np.ndarray,
+    *,
+    C: float = 1.0,
+    seed: int = 0,
+) -> dict[str, list]:
+    """A linear SVM on the stacked L2-normalised training-clip scores, as plain lists
+    (``coef``, ``intercept``, ``classes``) that JSON can hold and :func:`apply_svm` applies.
+
+    Raises:
+        FusionError: fewer than two classes among the training clips.
+    """
+    from sklearn.svm import LinearSVC
+
+    if len(np.unique(train_labels)) < 2:
+        raise FusionError("the SVM needs training clips of at least two classes")
+    svm = LinearSVC(C=C, random_state=seed, max_iter=10000)
+    svm.fit(np.hstack([_l2(train_spatial), _l2(train_temporal)]), train_labels)
+    return {"coef": svm.coef_.tolist(), "intercept": svm.intercept_.tolist(),
+            "classes": svm.classes_.tolist()}
+
+
+def apply_svm(svm: dict[str, list], spatial: np.ndarray, temporal: np.ndarray) -> np.ndarray:
+    """Decision scores ``(N, C)`` of an SVM from :func:`fit_svm`; classes it never saw get
+    ``-inf`` so they never win."""
+    x = np.hstack([_l2(np.atleast_2d(spatial)), _l2(np.atleast_2d(temporal))])
+    decision = x @ np.asarray(svm["coef"], dtype=np.float64).T + np.asarray(svm["intercept"])
+    if decision.shape[1] == 1:  # binary problem: one hyperplane, as sklearn returns it
+        decision = np.hstack([-decision, decision])
+    scores = np.full((len(x), np.atleast_2d(spatial).shape[1]), -np.inf)
+    scores[:, svm["classes"]] = decision
+    return scores
+
+
 def svm_fusion(
     train_spatial: np.ndarray,
     train_temporal: np.ndarray,
@@ -94,20 +145,107 @@ def svm_fusion(
     Raises:
         FusionError: fewer than two classes among the training clips.
     """
-    from sklearn.svm import LinearSVC
+    svm = fit_svm(train_spatial, train_temporal, train_labels, C=C, seed=seed)
+    return apply_svm(svm, test_spatial, test_temporal)
 
-    n_classes = test_spatial.shape[1]
-    present = np.unique(train_labels)
-    if len(present) < 2:
-        raise FusionError("the SVM needs training clips of at least two classes")
-    svm = LinearSVC(C=C, random_state=seed, max_iter=10000)
-    svm.fit(np.hstack([_l2(train_spatial), _l2(train_temporal)]), train_labels)
-    decision = svm.decision_function(np.hstack([_l2(test_spatial), _l2(test_temporal)]))
-    if decision.ndim == 1:  # binary problem: sklearn returns one column
-        decision = np.stack([-decision, decision], axis=1)
-    scores = np.full((len(test_spatial), n_classes), -np.inf)
-    scores[:, svm.classes_] = decision  # classes absent from training never win
-    return scores
+
+def apply_fusion(
+    method: str, spatial: np.ndarray, temporal: np.ndarray, learned: dict[str, Any] | None
+) -> np.ndarray:
+    """Fuse score vectors with ``method`` (average, weighted or svm) and what
+    :func:`learn_fusion` learned (needed for weighted and svm)."""
+    if method == "average":
+        return average_fusion(spatial, temporal)
+    if method not in FUSIONS:
+        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {method!r}")
+    if learned is None:
+        raise FusionError(f"{method} fusion needs what `twostream fuse` learns from the "
+                          "training clips: run `twostream fuse` on these runs first")
+    if method == "weighted":
+        w = learned["spatial_weight"]
+        return w * spatial + (1 - w) * temporal
+    return apply_svm(learned["svm"], spatial, temporal)
+
+
+def learn_fusion(
+    train_spatial: np.ndarray,
+    train_temporal: np.ndarray,
+    train_labels: np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Fit the weight and the SVM on the training clips, and pick the best fusion.
+
+    The choice compares each method's accuracy on the training clips *out of fold*
+    (stratified ``folds``-fold: the weight and the SVM are refitted without the clips they are
+    scored on; an SVM scored on its own training data would always look best). Ties go to the
+    simpler method (average, then weighted, then svm). With fewer than two training clips in
+    some class no folds can be made, and ``best`` is average.
+
+    Returns ``{"spatial_weight", "svm", "train_accuracy": {method: acc}, "best", "folds"}``.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(train_labels)
+    learned: dict[str, Any] = {
+        "spatial_weight": weighted_fusion(train_spatial, train_temporal, labels),
+        "svm": fit_svm(train_spatial, train_temporal, labels, seed=seed),
+    }
+    counts = np.unique(labels, return_counts=True)[1]
+    k = min(folds, int(counts.min())) if len(counts) else 0
+    if k < 2:
+        return {**learned, "train_accuracy": {}, "best": "average", "folds": 0}
+    pred = {m: np.zeros(len(labels), dtype=np.int64) for m in FUSIONS}
+    cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fit, held in cv.split(train_spatial, labels):
+        s, t = train_spatial[held], train_temporal[held]
+        fold = {"spatial_weight": weighted_fusion(train_spatial[fit], train_temporal[fit],
+                                                  labels[fit]),
+                "svm": fit_svm(train_spatial[fit], train_temporal[fit], labels[fit], seed=seed)}
+        for m in FUSIONS:
+            pred[m][held] = apply_fusion(m, s, t, fold).argmax(1)
+    acc = {m: float((pred[m] == labels).mean()) for m in FUSIONS}
+    best = max(FUSIONS, key=lambda m: (acc[m], -FUSIONS.index(m)))
+    return {**learned, "train_accuracy": acc, "best": best, "folds": k}
+
+
+def _fusion_model_path(spatial_run: str | Path) -> Path:
+    return Path(spatial_run) / FUSION_MODEL
+
+
+def load_fusion(
+    spatial_run: str | Path, temporal_run: str | Path, split: int
+) -> dict[str, Any] | None:
+    """What ``twostream fuse`` learned for ``split`` of this pair of runs, or None when it was
+    never run on them (or was last run with another temporal run)."""
+    path = _fusion_model_path(spatial_run)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    if saved.get("temporal_run") != str(Path(temporal_run).resolve()):
+        logger.warning("%s was learned with the temporal run %s, not %s: ignored", path,
+                       saved.get("temporal_run"), Path(temporal_run).resolve())
+        return None
+    return saved["splits"].get(str(split))
+
+
+def _save_fusion(spatial_run: str | Path, temporal_run: str | Path,
+                 learned: dict[int, dict[str, Any]]) -> Path:
+    """Write (merge) the learned fusion of each split into ``SPATIAL_RUN/fusion_model.json``."""
+    path = _fusion_model_path(spatial_run)
+    temporal = str(Path(temporal_run).resolve())
+    saved = {"temporal_run": temporal, "splits": {}}
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old.get("temporal_run") == temporal:
+            saved["splits"] = old.get("splits", {})
+    saved["splits"].update({str(k): v for k, v in learned.items()})
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(saved, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def _aligned(a: dict[str, np.ndarray], b: dict[str, np.ndarray], what: str):
@@ -129,22 +267,20 @@ def _aligned(a: dict[str, np.ndarray], b: dict[str, np.ndarray], what: str):
 
 
 def fuse_split(spatial_run: str | Path, temporal_run: str | Path, split: int) -> dict[str, Any]:
-    """Scores of each stream and each fusion on the test clips of ``split``, with reports."""
+    """Scores of each stream and each fusion on the test clips of ``split``, and what was
+    learned from the training clips (``learned``, see :func:`learn_fusion`)."""
     s_test, t_test = _aligned(load_scores(spatial_run, split), load_scores(temporal_run, split),
                               "test")
     s_train, t_train = _aligned(load_scores(spatial_run, split, "train"),
                                 load_scores(temporal_run, split, "train"), "training")
-    w = weighted_fusion(s_train["scores"], t_train["scores"], s_train["label"])
+    learned = learn_fusion(s_train["scores"], t_train["scores"], s_train["label"])
     scores = {
         "spatial": s_test["scores"],
         "temporal": t_test["scores"],
-        "average": average_fusion(s_test["scores"], t_test["scores"]),
-        "weighted": w * s_test["scores"] + (1 - w) * t_test["scores"],
-        "svm": svm_fusion(s_train["scores"], t_train["scores"], s_train["label"],
-                          s_test["scores"], t_test["scores"]),
+        **{m: apply_fusion(m, s_test["scores"], t_test["scores"], learned) for m in FUSIONS},
     }
     return {"names": s_test["name"], "labels": s_test["label"], "scores": scores,
-            "spatial_weight": w}
+            "spatial_weight": learned["spatial_weight"], "learned": learned}
 
 
 def format_table(table: dict[str, Any]) -> str:
@@ -218,13 +354,17 @@ def fuse_runs(
                               "on each run first")
     classes = s_run["classes"]
     results: dict[str, Any] = {}
+    learned: dict[int, dict[str, Any]] = {}
     for k in splits:
         fused = fuse_split(spatial_run, temporal_run, k)
+        learned[k] = fused["learned"]
         reports = {m: classification_report(fused["scores"][m], fused["labels"], classes)
                    for m in METHODS}
         for r in reports.values():
             r.pop("confusion")
-        results[str(k)] = {**reports, "spatial_weight": fused["spatial_weight"]}
+        results[str(k)] = {**reports, "spatial_weight": fused["spatial_weight"],
+                           "best_on_training_clips": fused["learned"]["best"]}
+    _save_fusion(spatial_run, temporal_run, learned)
     table = {"splits": list(splits), "results": results}
     text = format_table(table)
     out_dir = Path(out) if out is not None else Path(spatial_run)

@@ -5,12 +5,14 @@ same code (:func:`twostream.extract.extract_clip`) with the settings recorded in
 folder's ``extract_report.json``: decoding, resizing, JPEG frames, optical flow with the same
 method and parameters, clipping to ``±bound`` and quantisation to JPEG. Both streams then apply
 the test protocol (25 evenly spaced frames / flow stacks, centre crop or 10 crops), and the
-two softmax scores are averaged.
+two softmax scores are fused as chosen: average, or the weighted average or SVM that
+``twostream fuse`` learned from the training clips (by default the best of the three there).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import torch
 from twostream.datasets import Clip, DatasetError, RawframeDataset
 from twostream.extract import clip_settings, extract_clip
 from twostream.flow import TVL1Params
-from twostream.fusion import FusionError, load_run_pair
+from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, load_run_pair
 from twostream.train import load_stream_model, trained_splits
 
 __all__ = ["predict_video", "video_scores"]
@@ -105,24 +107,33 @@ def predict_video(
     *,
     top_k: int = 5,
     split: int | None = None,
+    fusion: str | None = None,
     segments: int = 25,
     crops: int = 1,
     device: str = "cpu",
     flow: str | None = None,
     short_side: int | None = None,
     bound: float | None = None,
-) -> list[dict[str, Any]]:
-    """Top-k classes of ``video`` as ``[{"label": name, "score": probability}, ...]``.
+) -> dict[str, Any]:
+    """Top-k classes of ``video``: ``{"fusion", "split", "top": [{"label", "score"}, ...]}``.
 
-    ``split`` picks the checkpoints (default: the first split trained in both runs). The video
-    is extracted with the settings the runs record; ``flow``, ``short_side`` (0: native size)
-    and ``bound`` override them, and are required when the runs record none.
+    ``split`` picks the checkpoints (default: the first split trained in both runs).
+    ``fusion`` is average, weighted or svm, with the weight and SVM ``twostream fuse`` learned
+    from the training clips of that split (``SPATIAL_RUN/fusion_model.json``); by default the
+    one ``fuse`` found best on the training clips, or average when ``fuse`` was never run.
+    Scores are fused probabilities, except for svm: SVM decision values.
+
+    The video is extracted with the settings the runs record; ``flow``, ``short_side``
+    (0: native size) and ``bound`` override them, and are required when the runs record none.
 
     Raises:
         twostream.decode.VideoDecodeError: the file cannot be decoded.
-        FusionError: the runs have different class lists or are not spatial + temporal.
+        FusionError: the runs have different class lists or are not spatial + temporal, or
+            weighted/svm fusion was asked for and ``fuse`` was never run on these runs.
     """
     video = Path(video)
+    if fusion is not None and fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
     s_run, t_run = load_run_pair(spatial_run, temporal_run)
     if split is None:
         in_temporal = trained_splits(temporal_run)
@@ -130,6 +141,13 @@ def predict_video(
         if not both:
             raise FusionError("no split has a checkpoint in both runs")
         split = both[0]
+    learned = load_fusion(spatial_run, temporal_run, split)
+    if fusion is None:
+        fusion = learned["best"] if learned else "average"
+    elif learned is None and fusion != "average":
+        raise FusionError(f"--fusion {fusion} uses what `twostream fuse` learns on the training "
+                          f"clips, and it was never run on these runs for split {split}: run "
+                          f"`twostream fuse {spatial_run} {temporal_run} --split {split}` first")
     settings = _extract_settings([t_run, s_run], flow=flow, short_side=short_side, bound=bound)
     with tempfile.TemporaryDirectory(prefix="twostream-predict-") as tmp:
         n = _extract(video, Path(tmp), settings)
@@ -137,8 +155,10 @@ def predict_video(
         for run_dir in (spatial_run, temporal_run):
             model, run = load_stream_model(run_dir, split, device)
             probs.append(video_scores(model, Path(tmp), n, run, segments=segments, crops=crops,
-                                      device=device))
-    fused = (probs[0] + probs[1]) / 2
+                                      device=device).double().numpy())
+    fused = torch.from_numpy(apply_fusion(fusion, probs[0][None], probs[1][None], learned)[0])
     scores, idx = fused.topk(min(top_k, len(fused)))
-    return [{"label": s_run["classes"][i], "score": float(s)}
-            for s, i in zip(scores.tolist(), idx.tolist(), strict=True)]
+    top = [{"label": s_run["classes"][i], "score": float(s)}
+           for s, i in zip(scores.tolist(), idx.tolist(), strict=True)
+           if math.isfinite(s)]  # the SVM gives -inf to classes it never saw in training
+    return {"fusion": fusion, "split": split, "top": top}

@@ -59,7 +59,10 @@ def test_train_evaluate_fuse_predict_export(trained, synth_dataset, tmp_path):
     r = _run("predict", video, "--spatial", out / "spatial", "--temporal", out / "temporal",
              "--top-k", "2", "--json")
     assert r.exit_code == 0, r.output
-    top = json.loads(r.output)
+    result = json.loads(r.output)
+    learned = json.loads((out / "spatial" / "fusion_model.json").read_text())
+    assert (result["fusion"], result["split"]) == (learned["splits"]["1"]["best"], 1)
+    top = result["top"]
     assert [set(d) for d in top] == [{"label", "score"}] * 2
     assert {d["label"] for d in top} <= set(synth_dataset.classes)
 

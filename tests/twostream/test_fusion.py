@@ -7,10 +7,17 @@ import json
 import numpy as np
 import pytest
 
+from twostream.evaluate import load_scores
 from twostream.fusion import (
     FusionError,
+    apply_fusion,
+    apply_svm,
     average_fusion,
+    fit_svm,
     fuse_runs,
+    fuse_split,
+    learn_fusion,
+    load_fusion,
     svm_fusion,
     weighted_fusion,
 )
@@ -125,3 +132,60 @@ def test_several_splits_give_a_mean_column(runs, tmp_path):
     r1, r2 = (result["results"][k]["svm"]["top1"] for k in ("1", "2"))
     svm_row = next(r for r in rows if r.startswith("svm"))
     assert svm_row.split()[-2] == f"{(r1 + r2) / 2:.1%}"
+
+
+def test_the_best_fusion_is_chosen_out_of_fold_on_training_clips():
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(4), 25)
+    # Each stream knows half the classes: a fusion that learns which to trust beats averaging.
+    s, t = _scores(y, {0, 1}, rng), _scores(y, {2, 3}, rng)
+    learned = learn_fusion(s, t, y)
+    acc = learned["train_accuracy"]
+    assert learned["folds"] == 5 and set(acc) == {"average", "weighted", "svm"}
+    assert learned["best"] == max(acc, key=acc.get) == "svm" and acc["svm"] > acc["average"]
+    # Both streams always right: every fusion scores 100%, and the simplest wins the tie.
+    right = [_scores(y, {0, 1, 2, 3}, rng, strength=10.0) for _ in range(2)]
+    same = learn_fusion(*right, y)
+    assert same["train_accuracy"] == {"average": 1.0, "weighted": 1.0, "svm": 1.0}
+    assert same["best"] == "average"
+    # Too few clips per class for folds: average, still with a weight and an SVM to offer.
+    few = learn_fusion(s[::25], t[::25], y[::25])
+    assert (few["best"], few["folds"]) == ("average", 0) and "svm" in few
+
+
+def test_saved_fusion_reproduces_what_fuse_scored(runs, tmp_path):
+    s_run, t_run = runs
+    result = fuse_runs(s_run, t_run, out=tmp_path)
+    learned = load_fusion(s_run, t_run, 1)
+    saved = json.loads((s_run / "fusion_model.json").read_text())
+    assert saved["temporal_run"] == str(t_run.resolve())
+    assert learned["best"] == result["results"]["1"]["best_on_training_clips"]
+    assert learned["spatial_weight"] == result["results"]["1"]["spatial_weight"]
+    fused = fuse_split(s_run, t_run, 1)
+    s, t = load_scores(s_run, 1), load_scores(t_run, 1)
+    order = {n: i for i, n in enumerate(t["name"].tolist())}
+    t_scores = t["scores"][[order[n] for n in s["name"].tolist()]]
+    for method in ("average", "weighted", "svm"):
+        np.testing.assert_allclose(apply_fusion(method, s["scores"], t_scores, learned),
+                                   fused["scores"][method], rtol=1e-6)
+    # The SVM saved as numbers is the SVM fuse fitted on the training clips.
+    s_tr, t_tr = load_scores(s_run, 1, "train"), load_scores(t_run, 1, "train")
+    np.testing.assert_allclose(
+        apply_svm(learned["svm"], s["scores"], t_scores),
+        svm_fusion(s_tr["scores"], t_tr["scores"], s_tr["label"], s["scores"], t_scores),
+        rtol=1e-6)
+    # Learned with another temporal run: not used.
+    assert load_fusion(s_run, tmp_path, 1) is None
+    assert load_fusion(s_run, t_run, 2) is None
+
+
+def test_binary_svm_gives_one_column_per_class():
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], 20)
+    s = np.eye(2)[y] * 0.6 + rng.random((40, 2)) * 0.4
+    t = rng.random((40, 2))
+    svm = fit_svm(s, t, y)
+    scores = apply_svm(svm, s, t)
+    assert scores.shape == (40, 2) and (scores.argmax(1) == y).mean() > 0.9
+    with pytest.raises(FusionError, match="fuse"):
+        apply_fusion("svm", s, t, None)

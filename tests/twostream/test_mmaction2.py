@@ -257,5 +257,6 @@ def test_mmaction2_folder_trains_evaluates_and_predicts(mm_folder, synth_dataset
     r = _run("predict", video, *runs, "--flow", "dis", "--short-side", "0", "--bound", "20",
              "--top-k", "4", "--json")
     assert r.exit_code == 0, r.output
-    top = json.loads(r.output)
-    assert sorted(d["label"] for d in top) == synth_dataset.classes
+    result = json.loads(r.output)
+    assert result["fusion"] == "average"  # `fuse` was never run on these runs
+    assert sorted(d["label"] for d in result["top"]) == synth_dataset.classes

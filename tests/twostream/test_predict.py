@@ -1,6 +1,10 @@
-"""Prediction on a new video: same preprocessing as extract, same protocol as evaluate."""
+"""Prediction on a new video: same preprocessing as extract, same protocol as evaluate, and the
+fusion `fuse` learned."""
 
 from __future__ import annotations
+
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -8,6 +12,7 @@ import torch
 
 from twostream.decode import VideoDecodeError
 from twostream.evaluate import evaluate_run, load_scores
+from twostream.fusion import FusionError, apply_fusion, fuse_runs, load_fusion
 from twostream.predict import predict_video
 from twostream.train import TrainConfig, main
 
@@ -21,26 +26,71 @@ def runs(extracted_dataset, tmp_path_factory):
                          out=str(out / stream), arch="resnet18", weights="none", epochs=1,
                          batch_size=4, crop=32, workers=0, device="cpu", val_segments=0,
                          progress=False))
-        evaluate_run(out / stream, splits=[1], segments=5, score_train=False, device="cpu",
+        evaluate_run(out / stream, splits=[1], segments=5, train_segments=1, device="cpu",
                      progress=False)
     return out / "spatial", out / "temporal"
 
 
-@pytest.mark.slow
-def test_prediction_equals_the_fused_evaluation_scores(runs, synth_dataset):
+def _test_clip(runs, synth_dataset):
+    """A test clip's video and its evaluated (spatial, temporal) scores."""
     spatial, temporal = runs
     s, t = load_scores(spatial, 1), load_scores(temporal, 1)
     name = s["name"][0]  # "<class>/<clip stem>" of a test clip
     cls, stem = name.split("/", 1)
     (video,) = [p for p in (synth_dataset.videos_dir / cls).iterdir() if p.stem == stem]
-    top = predict_video(video, spatial, temporal, top_k=3, segments=5)
-    assert len(top) == 3
+    return video, s["scores"][0], t["scores"][list(t["name"]).index(name)]
+
+
+def _expected(fused, classes, k=3):
+    order = np.argsort(-fused)[:k]
+    return [classes[i] for i in order], fused[order]
+
+
+@pytest.mark.slow
+def test_prediction_equals_the_fused_evaluation_scores(runs, synth_dataset):
+    video, s, t = _test_clip(runs, synth_dataset)
+    result = predict_video(video, *runs, top_k=3, segments=5)
+    assert (result["fusion"], result["split"]) == ("average", 1)  # fuse never ran on these
+    top = result["top"]
     assert [r["score"] for r in top] == sorted((r["score"] for r in top), reverse=True)
     # Re-extracting the video the way extract did gives the same frames, hence the same scores.
-    fused = (s["scores"][0] + t["scores"][list(t["name"]).index(name)]) / 2
-    expected = [(synth_dataset.classes[i], fused[i]) for i in np.argsort(-fused)[:3]]
-    assert [r["label"] for r in top] == [c for c, _ in expected]
-    np.testing.assert_allclose([r["score"] for r in top], [v for _, v in expected], rtol=1e-4)
+    labels, scores = _expected((s + t) / 2, synth_dataset.classes)
+    assert [r["label"] for r in top] == labels
+    np.testing.assert_allclose([r["score"] for r in top], scores, rtol=1e-4)
+    with pytest.raises(FusionError, match="twostream fuse"):
+        predict_video(video, *runs, fusion="weighted", segments=5)
+
+
+@pytest.mark.slow
+def test_prediction_fuses_with_what_fuse_learned(runs, synth_dataset, tmp_path):
+    spatial, temporal = tmp_path / "spatial", tmp_path / "temporal"
+    shutil.copytree(runs[0], spatial)
+    shutil.copytree(runs[1], temporal)
+    fuse_runs(spatial, temporal, out=tmp_path / "fusion")
+    learned = load_fusion(spatial, temporal, 1)
+    video, s, t = _test_clip((spatial, temporal), synth_dataset)
+    for method in ("average", "weighted", "svm"):
+        result = predict_video(video, spatial, temporal, fusion=method, top_k=3, segments=5)
+        assert result["fusion"] == method
+        fused = apply_fusion(method, s[None], t[None], learned)[0]
+        labels, scores = _expected(fused, synth_dataset.classes)
+        assert [r["label"] for r in result["top"]] == labels
+        np.testing.assert_allclose([r["score"] for r in result["top"]], scores, rtol=1e-4,
+                                   atol=1e-5)
+    # The default is the method fuse found best on the training clips...
+    path = spatial / "fusion_model.json"
+    saved = json.loads(path.read_text())
+    for best in ("svm", "weighted"):
+        saved["splits"]["1"]["best"] = best
+        path.write_text(json.dumps(saved))
+        assert predict_video(video, spatial, temporal, top_k=1, segments=5)["fusion"] == best
+    # ...and the weight is the one saved: all of it on the spatial stream gives its scores.
+    saved["splits"]["1"]["spatial_weight"] = 1.0
+    path.write_text(json.dumps(saved))
+    result = predict_video(video, spatial, temporal, top_k=3, segments=5)
+    labels, scores = _expected(s.astype(np.float64), synth_dataset.classes)
+    assert [r["label"] for r in result["top"]] == labels
+    np.testing.assert_allclose([r["score"] for r in result["top"]], scores, rtol=1e-4)
 
 
 def test_undecodable_video_is_one_clear_error(runs, tmp_path):

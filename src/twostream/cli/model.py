@@ -163,7 +163,11 @@ def fuse(
     except _USER_ERRORS as exc:
         raise fail(str(exc)) from None
     typer.echo(result["table"])
-    typer.echo(f"written to {(out or spatial_run) / 'fusion.csv'}")
+    for k in result["splits"]:
+        typer.echo(f"split {k}: best on the training clips: "
+                   f"{result['results'][str(k)]['best_on_training_clips']} (predict's default)")
+    typer.echo(f"written to {(out or spatial_run) / 'fusion.csv'}; what was learned to "
+               f"{spatial_run / 'fusion_model.json'}")
 
 
 def _print_json(obj: object) -> None:
@@ -176,9 +180,14 @@ def predict(
     spatial: Path = typer.Option(..., "--spatial", help="Trained spatial run folder."),
     temporal: Path = typer.Option(..., "--temporal", help="Trained temporal run folder."),
     top_k: int = typer.Option(5, "--top-k", help="How many classes to print."),
-    as_json: bool = typer.Option(False, "--json", help='Print [{"label", "score"}, ...].'),
+    as_json: bool = typer.Option(False, "--json", help='Print {"fusion", "split", "top": '
+                                 '[{"label", "score"}, ...]}.'),
     split: int | None = typer.Option(None, "--split", help="Checkpoints of this split "
                                      "(default: the first trained in both runs)."),
+    fusion: str | None = typer.Option(
+        None, "--fusion", help="average, weighted or svm: the weight and SVM `twostream fuse` "
+        "learned from the training clips (svm scores are SVM decision values). Default: the "
+        "one `fuse` found best on the training clips, or average if `fuse` was never run."),
     crops: int = typer.Option(1, "--crops", help="1 or 10 crops per view."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     flow: str | None = typer.Option(None, "--flow", help="Flow method the training rawframes "
@@ -200,15 +209,18 @@ def predict(
     from twostream.predict import predict_video
 
     try:
-        top = predict_video(video, spatial, temporal, top_k=top_k, split=split, crops=crops,
-                            device=device, flow=flow, short_side=short_side, bound=bound)
+        result = predict_video(video, spatial, temporal, top_k=top_k, split=split,
+                               fusion=fusion, crops=crops, device=device, flow=flow,
+                               short_side=short_side, bound=bound)
     except VideoDecodeError as exc:
         raise fail(f"cannot decode {video}: {exc.reason}") from None
     except _USER_ERRORS as exc:
         raise fail(str(exc)) from None
     if as_json:
-        _print_json(top)
+        _print_json(result)
         return
+    top = result["top"]
+    typer.echo(f"{result['fusion']} fusion, split {result['split']}")
     width = max(len(r["label"]) for r in top)
     for r in top:
         typer.echo(f"{r['label']:<{width}}  {r['score']:.3f}")
