@@ -46,6 +46,7 @@ import duckdb
 import httpx
 
 from twitchgraph.clock import Clock, SystemClock, utcnow
+from twitchgraph.durations import parse_duration  # re-exported; shared with `evolve --window`
 from twitchgraph.spool import Spool
 from twitchgraph.store import SnapshotData, StoreBusy, StoreError, open_store, write_snapshot
 from twitchgraph.twitch.auth import AppTokenAuth
@@ -144,23 +145,6 @@ class SnapshotSummary:
             f"{self.requests} requests, {self.rate_limited} x 429, {self.malformed} malformed, "
             f"{self.joins} joins, {self.reconnects} reconnects"
         )
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in '90', '90s', '10m', '1.5h', '2d'; raises ValueError otherwise."""
-    raw = text.strip().lower()
-    unit = raw[-1:] if raw[-1:] in _UNITS else "s"
-    number = raw[:-1] if raw[-1:] in _UNITS else raw
-    try:
-        value = float(number) * _UNITS[unit]
-    except ValueError:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 10m, 24h)") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 10m, 24h)")
-    return value
 
 
 class Collector:

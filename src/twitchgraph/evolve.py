@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from twitchgraph.communities import find_communities
+from twitchgraph.durations import parse_duration
 from twitchgraph.graphio import GraphData
 
 __all__ = [
@@ -41,23 +41,21 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
 
 class EvolveError(ValueError):
     """The store cannot be split into windows with graphs; the message says why."""
 
 
 def parse_window(text: str) -> timedelta:
-    """Parse a window length such as ``30m``, ``6h``, ``1d`` or ``2w``.
+    """Parse a window length such as ``30m``, ``6h``, ``1d`` or ``2w`` (see `parse_duration`).
 
     >>> parse_window("1d")
     datetime.timedelta(days=1)
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*", text or "")
-    if not match or float(match[1]) <= 0:
-        raise ValueError(f"window {text!r} is not a length like 30m, 6h, 1d or 1w")
-    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"window {text!r} must be longer than zero (e.g. 30m, 6h, 1d or 1w)")
+    return timedelta(seconds=seconds)
 
 
 def match_communities(

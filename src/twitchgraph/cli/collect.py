@@ -39,7 +39,7 @@ def _logging(verbose: bool) -> Iterator[None]:
 
 
 def _duration(text: str | None, option: str) -> float | None:
-    from twitchgraph.collect import parse_duration
+    from twitchgraph.durations import parse_duration
 
     if text is None:
         return None

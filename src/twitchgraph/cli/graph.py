@@ -196,6 +196,9 @@ def evolve(
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
     try:
         length = parse_window(window)
+    except ValueError as exc:
+        raise _fail(f"--window: {exc}") from None
+    try:
         result = evolve_store(
             db, window=length, resolution=resolution, seed=seed, min_jaccard=min_jaccard,
             build_params=dict(min_weight=min_weight, min_viewer_mean=min_viewer_mean,
