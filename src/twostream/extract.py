@@ -74,7 +74,7 @@ def clip_settings(
         "flow": flow,
         "short_side": short_side,
         "bound": float(bound),
-        "tvl1": dataclasses.asdict(tvl1 or TVL1Params()) if flow == "tvl1" else None,
+        "tvl1": dataclasses.asdict(tvl1 or TVL1Params()) if flow.startswith("tvl1") else None,
         "jpeg_quality": int(jpeg_quality),
     }
 
@@ -257,6 +257,8 @@ def extract_dataset(
     tvl1: TVL1Params | None = None,
     jpeg_quality: int = 95,
     progress: bool = True,
+    device: str = "auto",
+    flow_batch: int = 16,
 ) -> ExtractSummary:
     """Extract frames and flow for every clip the splits use, resumably and in parallel.
 
@@ -267,7 +269,8 @@ def extract_dataset(
     out_dir:
         Receives the MMAction2 layout (see the module docstring).
     flow:
-        ``"tvl1"`` (default), ``"dis"`` or ``"farneback"``.
+        ``"tvl1"`` (default), ``"tvl1-torch"`` (the same TV-L1 in PyTorch, batched on
+        ``device``), ``"dis"`` or ``"farneback"``.
     short_side:
         Resize so the shorter side has this many pixels (``None``: native size).
     bound:
@@ -280,6 +283,10 @@ def extract_dataset(
         JPEG quality of frames and flow.
     progress:
         Show a progress bar (clips done, frames/s, ETA) on stderr.
+    device, flow_batch:
+        ``tvl1-torch`` only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``, and the frame
+        pairs per flow batch; the workers decode and write JPEGs meanwhile
+        (:mod:`twostream.extract_batched`).
 
     Clips whose complete output with the same settings exists are skipped; bad clips are
     skipped and reported. Only clips extracted whole are listed in the annotation files.
@@ -352,7 +359,14 @@ def extract_dataset(
         bar.update(1)
 
     try:
-        if workers == 1 or len(todo) <= 1:
+        if flow == "tvl1-torch":
+            from twostream.extract_batched import extract_batched
+
+            extract_batched(todo, record=record, settings=settings, short_side=short_side,
+                            bound=bound, jpeg_quality=jpeg_quality, params=tvl1, device=device,
+                            flow_batch=flow_batch, workers=min(workers, max(len(todo), 1)),
+                            worker_init=_init_worker)
+        elif workers == 1 or len(todo) <= 1:
             for video, clip_dir, key in todo:
                 record(_extract_job(video, clip_dir, kwargs, key))
         else:

@@ -29,7 +29,7 @@ __all__ = [
     "endpoint_error",
 ]
 
-FLOW_METHODS = ("tvl1", "dis", "farneback")
+FLOW_METHODS = ("tvl1", "tvl1-torch", "dis", "farneback")
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,11 @@ def iter_flow(
     ``frames`` may be any iterable (e.g. :func:`twostream.decode.iter_frames`), so a long clip
     never has to sit in memory whole.
     """
+    if method == "tvl1-torch":  # on CPU, a few pairs per batch; extraction batches on a device
+        from twostream.tvl1_torch import iter_tvl1_flow
+
+        yield from iter_tvl1_flow((_grey(np.asarray(f)) for f in frames), tvl1)
+        return
     calc = _pair_fn(method, tvl1)
     prev = None
     for frame in frames:
@@ -151,7 +156,8 @@ def compute_flow(
     frames:
         (T, H, W, 3) uint8 RGB or (T, H, W) grey frames, T >= 2.
     method:
-        ``"tvl1"`` (default, OpenCV-contrib Dual TV-L1), ``"dis"`` (DIS, medium preset) or
+        ``"tvl1"`` (default, OpenCV-contrib Dual TV-L1), ``"tvl1-torch"`` (the same TV-L1 in
+        PyTorch, :mod:`twostream.tvl1_torch`), ``"dis"`` (DIS, medium preset) or
         ``"farneback"``.
     tvl1:
         TV-L1 parameters (default: OpenCV's defaults); see ``TVL1_PRESETS`` for ``"fast"``.

@@ -236,7 +236,7 @@ def test_unusable_inputs_raise_naming_the_folder(tmp_path):
     (other / "unknown_test_split1.txt").write_text("ghost.avi 1 \n")
     with pytest.raises(DatasetError, match="no train/test clip named in"):
         extract_dataset(info.videos_dir, other, tmp_path / "o", progress=False)
-    with pytest.raises(ValueError, match="allowed: tvl1, dis, farneback"):
+    with pytest.raises(ValueError, match="allowed: tvl1, tvl1-torch, dis, farneback"):
         extract_dataset(info.videos_dir, info.splits_dir, tmp_path / "o", flow="x")
 
 

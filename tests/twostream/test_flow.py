@@ -35,7 +35,7 @@ def _moving_square(dx: int, dy: int, frames: int = 5, h: int = 48, w: int = 64):
 
 
 @pytest.mark.parametrize("direction", list(DIRECTIONS))
-@pytest.mark.parametrize("method", ["tvl1", "dis", "farneback"])
+@pytest.mark.parametrize("method", ["tvl1", "tvl1-torch", "dis", "farneback"])
 def test_quantised_flow_points_the_way_content_moves(direction, method):
     dx, dy = DIRECTIONS[direction]
     frames, masks = _moving_square(dx, dy)
@@ -72,7 +72,7 @@ def test_compute_flow_shape_and_errors():
     assert flow.shape == (3, 24, 32, 2) and flow.dtype == np.float32
     with pytest.raises(ValueError, match="at least 2 frames"):
         compute_flow(frames[:1])
-    with pytest.raises(ValueError, match="allowed: tvl1, dis, farneback"):
+    with pytest.raises(ValueError, match="allowed: tvl1, tvl1-torch, dis, farneback"):
         compute_flow(frames, method="lucas")
 
 

@@ -1,0 +1,221 @@
+"""Extraction with ``--flow tvl1-torch``: flow in batches on one device, I/O in worker processes.
+
+Worker processes decode each clip and write its RGB JPEGs into the clip's hidden partial folder,
+and hand the grey frames back. This process gathers frame pairs (from one clip or several of the
+same frame size) into batches of ``flow_batch`` pairs and runs :func:`~twostream.tvl1_torch.
+tvl1_flow` on the device, quantises there, and hands each finished clip's flow back to the
+workers, which write the flow JPEGs and the completion marker and rename the folder into place.
+So decoding and JPEG writing overlap with the flow batches, and the output, the markers, the
+resume and the bad-clip reports are those of :func:`twostream.extract.extract_clip`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from twostream.decode import VideoDecodeError, iter_frames
+from twostream.extract import MARKER, ClipResult, _partial_dirs, _write_jpeg
+from twostream.flow import quantize_flow
+
+__all__ = ["extract_batched"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Decoded:
+    key: str
+    clip_dir: str
+    tmp: str
+    grey: np.ndarray | None = None  # (T, H, W) uint8
+    error: str | None = None
+
+
+def _decode_job(video: str, clip_dir: str, key: str, short_side: int | None,
+                jpeg_quality: int) -> _Decoded:
+    """Worker: write the clip's frames into a fresh partial folder; return them in grey."""
+    clip = Path(clip_dir)
+    clip.parent.mkdir(parents=True, exist_ok=True)
+    for stale in _partial_dirs(clip):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = clip.with_name(f".{clip.name}.partial-{os.getpid()}")
+    tmp.mkdir()
+    grey = []
+    try:
+        for n, frame in enumerate(iter_frames(video, short_side=short_side), start=1):
+            _write_jpeg(tmp / f"img_{n:05d}.jpg", frame[..., ::-1], jpeg_quality)
+            grey.append(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+    except VideoDecodeError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return _Decoded(key, clip_dir, str(tmp), error=exc.reason)
+    except Exception as exc:  # one bad clip must not stop the batch; the report names it
+        logger.exception("decoding %s failed", video)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return _Decoded(key, clip_dir, str(tmp), error=f"{type(exc).__name__}: {exc}")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _Decoded(key, clip_dir, str(tmp), grey=np.stack(grey))
+
+
+def _finish_job(tmp: str, clip_dir: str, flow_u8: np.ndarray, total_frames: int,
+                settings: dict[str, Any], jpeg_quality: int) -> int:
+    """Worker: write a clip's quantised flow JPEGs and marker, then move the folder in place."""
+    tmp_dir, final = Path(tmp), Path(clip_dir)
+    try:
+        for i, q in enumerate(flow_u8, start=1):
+            _write_jpeg(tmp_dir / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
+            _write_jpeg(tmp_dir / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
+        (tmp_dir / MARKER).write_text(
+            json.dumps({"total_frames": total_frames, "settings": settings}), encoding="utf-8"
+        )
+        if final.exists():  # an older output made with other settings
+            shutil.rmtree(final)
+        os.rename(tmp_dir, final)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return total_frames
+
+
+class _InlineExecutor(Executor):
+    """Runs each job at submit time: ``workers=1`` without a process pool."""
+
+    def submit(self, fn, /, *args, **kwargs):  # noqa: ANN001, ANN201
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed over like a pool would
+            fut.set_exception(exc)
+        return fut
+
+
+@dataclass
+class _Clip:
+    decoded: _Decoded
+    flows: list[np.ndarray | None] = field(default_factory=list)
+    missing: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+
+def extract_batched(
+    todo: list[tuple[str, str, str]],
+    *,
+    record: Callable[[ClipResult], None],
+    settings: dict[str, Any],
+    short_side: int | None,
+    bound: float,
+    jpeg_quality: int,
+    params,
+    device: str = "auto",
+    flow_batch: int = 16,
+    workers: int = 1,
+    worker_init: Callable[[], None] | None = None,
+) -> None:
+    """Extract the ``(video, clip_dir, key)`` clips of ``todo``; report each through ``record``.
+
+    Each clip's :class:`~twostream.extract.ClipResult` goes to ``record`` once it is written
+    whole or skipped as bad. ``params`` are the :class:`~twostream.flow.TVL1Params`;
+    ``device`` is ``auto``, ``cpu`` or ``cuda``; ``worker_init`` runs in each worker process.
+    """
+    import torch
+
+    from twostream.train import resolve_device
+    from twostream.tvl1_torch import tvl1_flow
+
+    if flow_batch < 1:
+        raise ValueError(f"flow_batch must be >= 1, got {flow_batch}")
+    dev = resolve_device(device)
+    if workers > 1:
+        import multiprocessing
+
+        pool: Executor = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init
+        )
+    else:
+        pool = _InlineExecutor()
+    # Decoded clips waiting for flow: bounded, so memory stays a few clips per worker.
+    window = max(2, 2 * workers)
+    decoding: deque[Future] = deque()
+    finishing: dict[Future, tuple[str, float]] = {}
+    clips: dict[str, _Clip] = {}
+    pending: dict[tuple[int, int], list[tuple[str, int]]] = {}  # frame size -> (key, pair)
+
+    def reap(block: bool) -> None:
+        for fut in [f for f in finishing if block or f.done()]:
+            key, start = finishing.pop(fut)
+            try:
+                frames = fut.result()
+            except Exception as exc:  # e.g. disk full: this clip is lost, not the run
+                logger.error("writing %s failed: %s", key, exc)
+                record(ClipResult(key, error=f"{type(exc).__name__}: {exc}"))
+            else:
+                record(ClipResult(key, frames=frames, seconds=time.perf_counter() - start))
+
+    def run_batch(size: tuple[int, int], n: int) -> None:
+        items, pending[size] = pending[size][:n], pending[size][n:]
+        a = np.stack([clips[k].decoded.grey[i] for k, i in items])
+        b = np.stack([clips[k].decoded.grey[i + 1] for k, i in items])
+        flow = tvl1_flow(torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev), params)
+        q = quantize_flow(flow.cpu().numpy(), bound)
+        for (key, i), qi in zip(items, q, strict=True):
+            clip = clips[key]
+            clip.flows[i] = qi
+            clip.missing -= 1
+            if clip.missing == 0:
+                finish(key)
+
+    def finish(key: str) -> None:
+        clip = clips.pop(key)
+        d = clip.decoded
+        flows = np.stack(clip.flows) if clip.flows else np.zeros((0, 1, 1, 2), np.uint8)
+        fut = pool.submit(_finish_job, d.tmp, d.clip_dir, flows, len(d.grey), settings,
+                          jpeg_quality)
+        finishing[fut] = (key, clip.start)
+
+    def take(decoded: _Decoded) -> None:
+        if decoded.error is not None:
+            record(ClipResult(decoded.key, error=decoded.error))
+            return
+        pairs = len(decoded.grey) - 1
+        clips[decoded.key] = _Clip(decoded, [None] * pairs, pairs)
+        size = decoded.grey.shape[1:]
+        pending.setdefault(size, []).extend((decoded.key, i) for i in range(pairs))
+        if pairs == 0:
+            finish(decoded.key)
+        while len(pending[size]) >= flow_batch:
+            run_batch(size, flow_batch)
+        reap(block=False)
+
+    try:
+        for video, clip_dir, key in todo:
+            decoding.append(pool.submit(_decode_job, video, clip_dir, key, short_side,
+                                        jpeg_quality))
+            while len(decoding) >= window:
+                take(decoding.popleft().result())
+        while decoding:
+            take(decoding.popleft().result())
+        for size in list(pending):
+            while pending[size]:
+                run_batch(size, flow_batch)
+        reap(block=True)
+    except BaseException:
+        for clip in clips.values():  # half-done clips: no partial folder left behind
+            shutil.rmtree(clip.decoded.tmp, ignore_errors=True)
+        raise
+    finally:
+        if isinstance(pool, ProcessPoolExecutor):
+            pool.shutdown(wait=True, cancel_futures=True)

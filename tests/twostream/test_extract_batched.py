@@ -1,0 +1,115 @@
+"""`extract --flow tvl1-torch`: batched flow in this process, decoding and JPEG writing in
+workers; the same layout, lists, quantisation, resume and bad-clip report as the other methods."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from twostream.cli import app  # noqa: E402
+from twostream.extract import extract_clip, extract_dataset  # noqa: E402
+from twostream.flow import TVL1_PRESETS  # noqa: E402
+
+TORCH = dict(flow="tvl1-torch", tvl1=TVL1_PRESETS["fast"], short_side=None, progress=False,
+             device="cpu")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name not in ("extract_report.json", ".complete.json")}
+
+
+def _sha(files: dict[str, bytes]) -> dict[str, str]:
+    return {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
+
+
+@pytest.fixture(scope="module")
+def torch_extracted(tmp_path_factory, synth_dataset):
+    # 5 pairs per batch: batches cross clip boundaries (7 pairs per clip); 2 I/O workers.
+    out = tmp_path_factory.mktemp("torch_extracted")
+    return extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **TORCH,
+                           flow_batch=5, workers=2)
+
+
+def test_same_layout_lists_and_frames_as_the_other_methods(torch_extracted, extracted_dataset):
+    assert torch_extracted.complete == 20 and torch_extracted.failed == []
+    ours, theirs = _files(torch_extracted.out_dir), _files(extracted_dataset.out_dir)
+    assert set(ours) == set(theirs)
+    same = [k for k in ours if "flow_" not in k]  # frames, classes.txt, annotation lists
+    assert all(ours[k] == theirs[k] for k in same)
+    marker = json.loads(next(torch_extracted.out_dir.rglob(".complete.json")).read_text())
+    assert marker["settings"]["flow"] == "tvl1-torch"
+    assert marker["settings"]["tvl1"]["warps"] == TVL1_PRESETS["fast"].warps
+
+
+def test_batched_flow_is_the_flow_of_each_clip_alone(tmp_path, torch_extracted, synth_dataset):
+    for cls in ("motion_left", "appearance_red_stripes"):
+        clip = synth_dataset.clips[cls][1]
+        alone = tmp_path / cls
+        extract_clip(synth_dataset.videos_dir / cls / clip, alone, flow="tvl1-torch",
+                     tvl1=TVL1_PRESETS["fast"], short_side=None)
+        batched = torch_extracted.out_dir / "rawframes" / cls / Path(clip).stem
+        for name in sorted(p.name for p in alone.glob("flow_*.jpg")):
+            a = cv2.imread(str(alone / name), cv2.IMREAD_GRAYSCALE).astype(int)
+            b = cv2.imread(str(batched / name), cv2.IMREAD_GRAYSCALE).astype(int)
+            assert np.abs(a - b).max() <= 2, name  # a rounding step apart at most
+
+
+def test_motion_classes_flow_their_way(torch_extracted, synth_dataset):
+    rawframes = torch_extracted.out_dir / "rawframes"
+    for cls, sign in (("motion_right", 1), ("motion_left", -1)):
+        clip_dir = rawframes / cls / Path(synth_dataset.clips[cls][0]).stem
+        fx = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(int) - 128
+                       for p in sorted(clip_dir.glob("flow_x_*.jpg"))])
+        moving = np.abs(fx) >= 4
+        assert moving.mean() > 0.03 and np.sign(fx[moving].mean()) == sign
+
+
+def test_bad_clips_are_reported_and_a_rerun_resumes(tmp_path, synth_dataset, torch_extracted):
+    videos, splits = tmp_path / "videos", tmp_path / "splits"
+    for cls in synth_dataset.classes:
+        shutil.copytree(synth_dataset.videos_dir / cls, videos / cls)
+    shutil.copytree(synth_dataset.splits_dir, splits)
+    (videos / "motion_left" / "Garbage_0.avi").write_bytes(bytes(range(256)) * 40)
+    with open(splits / "motion_left_test_split1.txt", "a", newline="") as f:
+        f.write("Garbage_0.avi 1 \n")
+    out = tmp_path / "out"
+    summary = extract_dataset(videos, splits, out, **TORCH, flow_batch=4, workers=1)
+    assert summary.complete == 20 and summary.extracted_now == 20
+    assert [f["clip"] for f in summary.failed] == ["motion_left/Garbage_0.avi"]
+    assert summary.failed[0]["reason"].startswith("corrupt")
+    assert not list(out.rglob("*.partial-*")) and not (out / "rawframes" / "motion_left" /
+                                                        "Garbage_0").exists()
+    # Half-written leftovers and a clip without its marker are redone, the rest skipped.
+    victim = out / "rawframes" / "motion_right" / Path(synth_dataset.clips["motion_right"][0]).stem
+    (victim / ".complete.json").unlink()
+    (victim / "flow_y_00003.jpg").unlink()
+    (victim.parent / f".{victim.name}.partial-999").mkdir()
+    before = _sha(_files(torch_extracted.out_dir))
+    again = extract_dataset(videos, splits, out, **TORCH, flow_batch=4, workers=1)
+    assert (again.extracted_now, again.already_done) == (1, 19)
+    assert not list(out.rglob("*.partial-*"))
+    after = _sha(_files(out))
+    assert {k for k in after if "flow_" in k} == {k for k in before if "flow_" in k}
+    assert (victim / "flow_y_00003.jpg").is_file()
+
+
+def test_cli_tvl1_torch_on_a_missing_gpu_is_one_line(tmp_path, synth_dataset, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    result = CliRunner().invoke(app, [
+        "extract", str(synth_dataset.videos_dir), str(synth_dataset.splits_dir),
+        str(tmp_path / "o"), "--flow", "tvl1-torch", "--device", "cuda", "--workers", "1",
+        "--no-progress",
+    ])
+    assert result.exit_code == 1
+    assert "no CUDA device" in result.stderr and "Traceback" not in result.output
