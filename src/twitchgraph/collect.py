@@ -50,7 +50,7 @@ from twitchgraph.durations import parse_duration  # re-exported; shared with `ev
 from twitchgraph.spool import Spool
 from twitchgraph.store import SnapshotData, StoreBusy, StoreError, open_store, write_snapshot
 from twitchgraph.twitch.auth import AppTokenAuth
-from twitchgraph.twitch.chat import ChannelView, ChatClient
+from twitchgraph.twitch.chat import ChannelView, ChatClient, Raid
 from twitchgraph.twitch.credentials import load_credentials, read_env
 from twitchgraph.twitch.endpoints import Endpoints
 from twitchgraph.twitch.errors import AuthError, MissingCredentials, TwitchError
@@ -265,6 +265,7 @@ class Collector:
             listens.update({c: (v.listened_s, v.membership) for c, v in views.items()})
             helix_stats = _delta(self.helix.stats.as_dict(), helix_before)
             chat_stats = _delta(asdict(self.chat.stats), chat_before)
+            raids = self.chat.take_raids()
             data = SnapshotData(
                 started_at=started,
                 finished_at=finished,
@@ -272,12 +273,17 @@ class Collector:
                 chatters={c: v.users for c, v in views.items()},
                 listens=listens,
                 users=users,
+                raids=[_raid_row(r) for r in raids],
                 interval_s=interval_s,
                 source="collect",
                 params=_params(self.options),
                 stats={"helix": helix_stats, "chat": chat_stats},
             )
-            snapshot_id = await asyncio.to_thread(self._store, data)
+            try:
+                snapshot_id = await asyncio.to_thread(self._store, data)
+            except BaseException:
+                self.chat.give_back_raids(raids)  # they go with the next snapshot stored
+                raise
             # Only a stored snapshot counts: profiles and listening times of a failed one
             # are fetched and owed again.
             if self.options.fetch_users:
@@ -437,6 +443,12 @@ class Collector:
         self._progress.update(changes)
         if self.on_progress is not None:
             self.on_progress(dict(self._progress))
+
+
+def _raid_row(raid: Raid) -> dict[str, Any]:
+    # ISO text, not datetime: the spool's JSON then gives back exactly what was put in.
+    return {"raided_at": raid.at.isoformat(), "from_login": raid.from_login,
+            "from_name": raid.from_name, "to_login": raid.to_login, "viewers": raid.viewers}
 
 
 def _delta(after: Mapping[str, float], before: Mapping[str, float]) -> dict[str, float]:

@@ -21,6 +21,9 @@ tables and is the one place that creates and migrates them (`open_store`):
 - ``snapshot_info(snapshot_id, source, params, stats)``: how a snapshot was taken (JSON text);
   ``stats.rows`` holds its row counts per table, written in the same transaction.
 - ``imports(file_key, file_name, snapshot_id, imported_at)``: JSON files already imported.
+- ``raids(snapshot_id, raided_at, from_login, from_name, to_login, viewers)``: every raid
+  the chat saw in a raided channel's room (whether or not the raider is live or tracked),
+  stored with the snapshot that was being taken when it came; logins lower case.
 
 `write_snapshot` writes a whole snapshot in ONE transaction, flipping its status to complete
 in the same commit, so a crash (even ``kill -9``) at any moment leaves only whole snapshots.
@@ -94,9 +97,13 @@ _DDL = (
     """CREATE TABLE IF NOT EXISTS imports (
         file_key VARCHAR, file_name VARCHAR, snapshot_id BIGINT, imported_at TIMESTAMPTZ)""",
 )
+_RAIDS_DDL = """CREATE TABLE IF NOT EXISTS raids (
+        snapshot_id BIGINT, raided_at TIMESTAMPTZ, from_login VARCHAR, from_name VARCHAR,
+        to_login VARCHAR, viewers INTEGER)"""
+_DDL = (*_DDL, _RAIDS_DDL)
 _SEP = "\x1f"  # joins tags for the bulk insert; split back in SQL
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version v -> v + 1: what changed (the line printed on migrating) and the statements.
 # Version 1 is the first released schema (no interval_s, fetched_at, error columns).
 _MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
@@ -104,6 +111,7 @@ _MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
         ("ALTER TABLE snapshots ADD COLUMN interval_s DOUBLE",
          "ALTER TABLE users ADD COLUMN fetched_at TIMESTAMPTZ")),
     2: ("added snapshots.error", ("ALTER TABLE snapshots ADD COLUMN error VARCHAR",)),
+    3: ("added the raids table", (_RAIDS_DDL,)),
 }
 _META = "twitchgraph_meta"
 
@@ -126,6 +134,8 @@ class SnapshotData:
         chatters: channel login -> {user login: source}.
         listens: channel login -> (seconds listened, membership seen).
         users: normalised Helix user dicts to upsert.
+        raids: raids seen in chat, dicts with ``raided_at`` (ISO text or datetime),
+            ``from_login``, ``from_name``, ``to_login``, ``viewers``.
         interval_s: the schedule interval, or None for a one-off snapshot.
         source: "collect" or "import".
         params: how it was taken (options), stored as JSON.
@@ -141,6 +151,7 @@ class SnapshotData:
     chatters: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     listens: Mapping[str, tuple[float, bool]] = field(default_factory=dict)
     users: list[dict[str, Any]] = field(default_factory=list)
+    raids: list[dict[str, Any]] = field(default_factory=list)
     interval_s: float | None = None
     source: str = "collect"
     params: dict[str, Any] = field(default_factory=dict)
@@ -390,10 +401,11 @@ def write_snapshot(
             _insert_chatters(con, snapshot_id, data.chatters)
             _insert_listens(con, snapshot_id, data.listens)
             _upsert_users(con, data.users, data.finished_at)
+            _insert_raids(con, snapshot_id, data.raids)
         # Row counts go in with the rows: anyone can check a snapshot is whole.
         rows = {table: con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_id = ?",
                                    [snapshot_id]).fetchone()[0]
-                for table in ("streams", "chatters", "listens")}
+                for table in ("streams", "chatters", "listens", "raids")}
         con.execute("INSERT INTO snapshot_info VALUES (?, ?, ?, ?)",
                     [snapshot_id, data.source, json.dumps(data.params, default=str),
                      json.dumps({**data.stats, "rows": rows}, default=str)])
@@ -487,6 +499,25 @@ def _insert_listens(con: duckdb.DuckDBPyConnection, snapshot_id: int,
                     "FROM _tg_listens_in", [snapshot_id])
     finally:
         con.unregister("_tg_listens_in")
+
+
+def _insert_raids(con: duckdb.DuckDBPyConnection, snapshot_id: int,
+                  raids: list[dict[str, Any]]) -> None:
+    if not raids:
+        return
+    frame = pd.DataFrame({
+        "raided_at": [str(r["raided_at"]) for r in raids],
+        "from_login": [str(r["from_login"]).lower() for r in raids],
+        "from_name": [str(r.get("from_name") or r["from_login"]) for r in raids],
+        "to_login": [str(r["to_login"]).lower() for r in raids],
+        "viewers": [int(r.get("viewers") or 0) for r in raids],
+    })
+    con.register("_tg_raids_in", frame)
+    try:
+        con.execute("INSERT INTO raids SELECT ?, CAST(raided_at AS TIMESTAMPTZ), from_login, "
+                    "from_name, to_login, viewers FROM _tg_raids_in", [snapshot_id])
+    finally:
+        con.unregister("_tg_raids_in")
 
 
 def _upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]],

@@ -227,3 +227,38 @@ def test_each_join_spends_one_slot_of_the_limit() -> None:
         assert len(server.joins()) == 6
 
     run(scenario)
+
+
+def test_raids_are_kept_and_malformed_raid_tags_are_counted_and_skipped() -> None:
+    raid = ("@badge-info=;display-name=Big\\sRaider;login=bigraider;msg-id=raid;"
+            "msg-param-displayName=Big\\sRaider;msg-param-login=BigRaider;"
+            "msg-param-viewerCount={count};room-id=7;system-msg=1234\\sraiders;"
+            "tmi-sent-ts={ts} :tmi.twitch.tv USERNOTICE #{channel}")
+
+    async def scenario(server: FakeChatServer) -> None:
+        async with client(server) as chat:
+            await chat.join(["small", "other"])
+            await until(lambda: chat.joined == 2)
+            await server.send(raid.format(count=1234, ts=1_700_000_000_000, channel="small"))
+            await server.send(raid.format(count=7, ts="", channel="other"))
+            # unreadable: a count that is no number, no count, no raider login
+            await server.send(raid.format(count="lots", ts=1, channel="small"))
+            await server.send(raid.format(count=5, ts=1, channel="small")
+                              .replace("msg-param-viewerCount=5;", ""))
+            await server.send("@msg-id=raid;msg-param-viewerCount=3 :tmi.twitch.tv "
+                              "USERNOTICE #small")
+            await until(lambda: chat.stats.raids + chat.stats.raids_malformed == 5)
+            raids = chat.take_raids()
+            views = chat.observe(window_s=60)
+            assert chat.take_raids() == []
+        assert chat.stats.raids == 2 and chat.stats.raids_malformed == 3
+        first, second = raids
+        assert (first.from_login, first.from_name, first.to_login, first.viewers) == (
+            "bigraider", "Big Raider", "small", 1234)
+        assert first.at.timestamp() == 1_700_000_000
+        assert (second.to_login, second.viewers) == ("other", 7)
+        assert second.at.tzinfo is not None
+        # a raider is not a chatter of the raided room
+        assert "bigraider" not in views["small"].users
+
+    run(scenario)

@@ -26,6 +26,8 @@ def _snapshot(minute: int = 0, n: int = 3) -> SnapshotData:
         started_at=at, finished_at=at + timedelta(seconds=60), streams=streams,
         chatters={s["user_login"]: {f"v{j}": "names" for j in range(4)} for s in streams},
         listens={s["user_login"]: (60.0, True) for s in streams}, interval_s=300.0,
+        raids=[{"raided_at": (at + timedelta(seconds=9)).isoformat(), "from_login": "raider",
+                "from_name": "Raider", "to_login": streams[0]["user_login"], "viewers": 12}],
         params={"window_s": 60}, stats={"helix": {"requests": 2}})
 
 
@@ -63,6 +65,9 @@ def test_a_busy_store_keeps_snapshots_spooled_until_it_is_free(tmp_path) -> None
     # committed in the order they were taken
     assert con.execute("SELECT snapshot_id, started_at FROM snapshots ORDER BY 1").fetchall() \
         == [(1, T0), (2, T0 + timedelta(minutes=5))]
+    # spooled snapshots carry their raids into the store
+    assert con.execute("SELECT snapshot_id, raided_at, viewers FROM raids ORDER BY 1").fetchall() \
+        == [(1, T0 + timedelta(seconds=9), 12), (2, T0 + timedelta(minutes=5, seconds=9), 12)]
     con.close()
 
 

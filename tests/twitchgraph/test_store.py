@@ -33,6 +33,7 @@ CONTRACT = {
     "listens": ["snapshot_id", "channel_login", "listened_s", "membership"],
     "users": ["user_id", "login", "display_name", "broadcaster_type", "description",
               "created_at", "profile_image_url", "type", "fetched_at"],
+    "raids": ["snapshot_id", "raided_at", "from_login", "from_name", "to_login", "viewers"],
 }
 
 
@@ -65,6 +66,9 @@ def test_write_snapshot_stores_everything_and_completes() -> None:
     data.chatters["chan00000"] = {"Alice": "message", "bob": "join", "alice": "names"}
     data.users = [{"id": "u0", "login": "Chan00000", "display_name": "Chan00000",
                    "created_at": "2019-05-01T10:00:00Z"}]
+    # a raid from a channel nobody tracks is kept too
+    data.raids = [{"raided_at": T0 + timedelta(seconds=5), "from_login": "Untracked",
+                   "from_name": "Untracked", "to_login": "chan00000", "viewers": 42}]
     sid = write_snapshot(con, data)
     assert con.execute("SELECT status, interval_s, finished_at FROM snapshots").fetchall() == [
         ("complete", 600.0, T0 + timedelta(seconds=70))]
@@ -81,7 +85,9 @@ def test_write_snapshot_stores_everything_and_completes() -> None:
     params, stats = con.execute("SELECT params, stats FROM snapshot_info").fetchone()
     assert json.loads(params) == {"top": 3}
     assert json.loads(stats) == {"requests": 2, "rows": {"streams": 3, "chatters": 12,
-                                                         "listens": 3}}
+                                                         "listens": 3, "raids": 1}}
+    assert con.execute("SELECT * FROM raids").fetchall() == [
+        (sid, T0 + timedelta(seconds=5), "untracked", "Untracked", "chan00000", 42)]
 
 
 def test_a_failed_write_leaves_nothing_and_the_snapshot_can_be_failed() -> None:

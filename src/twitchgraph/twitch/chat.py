@@ -9,6 +9,11 @@ Per channel it keeps:
 - when each user was last seen and how: ``names``, ``join`` or ``message`` (PRIVMSG and
   USERNOTICE senders, the only users visible in big rooms).
 
+Raids arrive in the raided channel's room as ``USERNOTICE`` with ``msg-id=raid`` and the tags
+``msg-param-login`` (the raider), ``msg-param-displayName`` and ``msg-param-viewerCount``;
+every one is kept (`ChatClient.take_raids`), and one with missing or unreadable tags is
+counted in ``ChatStats.raids_malformed`` and skipped. The raider is not a chatter of the room.
+
 `ChatClient.observe()` returns, per channel, the present users plus everyone seen within a
 window, how long the channel was listened to, and whether the room sent membership at all.
 
@@ -24,15 +29,18 @@ import asyncio
 import collections
 import logging
 import random
+import re
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.twitch.endpoints import Endpoints
 
-__all__ = ["ChannelView", "ChatClient", "ChatStats", "IrcMessage", "parse_line"]
+__all__ = [
+    "ChannelView", "ChatClient", "ChatStats", "IrcMessage", "Raid", "parse_line", "parse_raid",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +109,42 @@ def parse_line(line: str) -> IrcMessage | None:
     return IrcMessage(command=parts[0].upper(), params=tuple(params), prefix=prefix, tags=tags)
 
 
+@dataclass(frozen=True)
+class Raid:
+    """One raid seen in chat: `from_login` sent `viewers` viewers to `to_login` at `at`."""
+
+    at: datetime
+    from_login: str
+    from_name: str
+    to_login: str
+    viewers: int
+
+
+_LOGIN = re.compile(r"^[a-z0-9_]{1,25}$")
+
+
+def parse_raid(message: IrcMessage, received_at: datetime) -> Raid | None:
+    """The raid a ``USERNOTICE`` with ``msg-id=raid`` announces; None when a tag it needs is
+    missing or unreadable (no raider login, a login Twitch would not issue, a viewer count
+    that is not a whole number >= 0).
+
+    The time is the ``tmi-sent-ts`` tag (Twitch's milliseconds) when present and readable,
+    else `received_at`.
+    """
+    tags = message.tags
+    login = tags.get("msg-param-login", "").strip().lower()
+    channel = (message.params[0] if message.params else "").lstrip("#").lower()
+    count = tags.get("msg-param-viewerCount", "").strip()
+    if not _LOGIN.match(login) or not _LOGIN.match(channel) or not count.isdigit():
+        return None
+    at = received_at
+    sent = tags.get("tmi-sent-ts", "")
+    if sent.isdigit():
+        at = datetime.fromtimestamp(int(sent) / 1000, UTC)
+    name = tags.get("msg-param-displayName", "").strip() or login
+    return Raid(at=at, from_login=login, from_name=name, to_login=channel, viewers=int(count))
+
+
 # -- state -----------------------------------------------------------------------------------
 
 @dataclass
@@ -120,6 +164,8 @@ class ChatStats:
     parts_sent: int = 0
     lines: int = 0
     messages: int = 0  # PRIVMSG / USERNOTICE seen
+    raids: int = 0  # raid USERNOTICEs kept
+    raids_malformed: int = 0  # raid USERNOTICEs skipped for missing or unreadable tags
 
 
 @dataclass
@@ -245,6 +291,7 @@ class ChatClient:
         self._connections: list[_Connection] = []
         self._channels: dict[str, _Channel] = {}
         self._where: dict[str, _Connection] = {}
+        self._raids: list[Raid] = []
         self._closing = False
 
     @classmethod
@@ -288,6 +335,15 @@ class ChatClient:
     def users_seen(self) -> int:
         """Distinct (channel, user) pairs currently known."""
         return sum(len(c.present.keys() | c.seen.keys()) for c in self._channels.values())
+
+    def take_raids(self) -> list[Raid]:
+        """The raids seen since the last call, oldest first (and forget them)."""
+        raids, self._raids = self._raids, []
+        return raids
+
+    def give_back_raids(self, raids: list[Raid]) -> None:
+        """Put back raids taken for a snapshot that was not stored, for the next one."""
+        self._raids[:0] = raids
 
     async def join(self, channels: Iterable[str]) -> list[str]:
         """Join `channels` (logins); returns those taken, in order, up to `capacity`.
@@ -559,7 +615,16 @@ class ChatClient:
 
     def _handle(self, message: IrcMessage, conn: _Connection | None = None) -> None:
         command = message.command
-        if command in ("PRIVMSG", "USERNOTICE"):
+        if command == "USERNOTICE" and message.tags.get("msg-id") == "raid":
+            raid = parse_raid(message, self._clock.now())
+            if raid is None:
+                self.stats.raids_malformed += 1
+                log.info("skipped a raid notice with missing or unreadable tags: %s",
+                         {k: v for k, v in message.tags.items() if k.startswith("msg-param")})
+            else:
+                self.stats.raids += 1
+                self._raids.append(raid)
+        elif command in ("PRIVMSG", "USERNOTICE"):
             channel = self._channel(message.params[0] if message.params else "")
             login = (message.tags.get("login") or message.nick).lower()
             if channel is not None and login:
