@@ -85,6 +85,8 @@ def extract(
                                             help="TV-L1 pyramid scale step."),
     jpeg_quality: int = typer.Option(95, "--jpeg-quality", help="JPEG quality (1-100)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    force: bool = typer.Option(False, "--force", help="Redo clips OUT_DIR holds from a run "
+                               "with other settings (without it such clips stop the run)."),
 ) -> None:
     """Extract RGB frames and optical flow from HMDB51-format videos, MMAction2 layout.
 
@@ -93,6 +95,8 @@ def extract(
     and OUT_DIR/classes.txt, OUT_DIR/hmdb51_{train,val}_split_{1,2,3}_rawframes.txt.
 
     Resumable: a rerun skips finished clips. Bad clips are skipped, listed in extract_report.json.
+    Every clip records the settings it was made with; a rerun with other settings stops and
+    names the difference (--force redoes those clips).
 
     Example: twostream extract hmdb51/videos hmdb51/splits hmdb51/out --workers 2
     """
@@ -110,16 +114,24 @@ def extract(
         summary = extract_dataset(
             videos_dir, splits_dir, out_dir, flow=flow, short_side=short_side or None,
             bound=bound, workers=workers, tvl1=params, jpeg_quality=jpeg_quality,
-            progress=progress,
+            progress=progress, force=force,
         )
     except ValueError as exc:  # DatasetError is one
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. OUT_DIR below a file, or not writable
         raise fail(f"cannot write {out_dir}: {exc}") from None
+    except KeyboardInterrupt:
+        raise fail(f"interrupted: the clips finished so far are kept in {out_dir}; rerun the "
+                   "same command to resume", code=130) from None
     for failure in summary.failed[:10]:
         typer.echo(f"  skipped {failure['clip']}: {failure['reason']}", err=True)
     if len(summary.failed) > 10:
         typer.echo(f"  ... and {len(summary.failed) - 10} more", err=True)
+    if summary.partial:
+        first = summary.partial[0]
+        typer.echo(f"  kept {len(summary.partial)} clip(s) cut short with the frames that "
+                   f"decode, e.g. {first['clip']} ({first['frames']} frames; {first['reason']})",
+                   err=True)
     report = Path(out_dir) / "extract_report.json"
     if summary.complete == 0:
         raise fail(f"no clip could be extracted from {videos_dir} "
