@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from twostream.errors import TwostreamError
 from twostream.evaluate import classification_report, load_scores
 from twostream.train import load_run
 
@@ -41,7 +42,7 @@ __all__ = [
 METHODS = ("spatial", "temporal", "average", "weighted", "svm")
 
 
-class FusionError(ValueError):
+class FusionError(TwostreamError):
     """The two runs cannot be fused (different classes, splits or clips)."""
 
 

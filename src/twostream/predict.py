@@ -21,7 +21,8 @@ from twostream.datasets import Clip, RawframeDataset
 from twostream.extract import clip_settings, extract_clip
 from twostream.flow import TVL1Params
 from twostream.fusion import FusionError, load_run_pair
-from twostream.train import load_stream_model, trained_splits
+from twostream.options import check_test_options
+from twostream.train import load_stream_model, resolve_device, trained_splits
 
 __all__ = ["predict_video", "video_scores"]
 
@@ -86,13 +87,18 @@ def predict_video(
         FusionError: the runs have different class lists or are not spatial + temporal.
     """
     video = Path(video)
+    check_test_options(crops=crops, segments=segments, top_k=top_k)
+    resolve_device(device)
     s_run, t_run = load_run_pair(spatial_run, temporal_run)
+    in_temporal = trained_splits(temporal_run)
+    both = [k for k in trained_splits(spatial_run) if k in in_temporal]
     if split is None:
-        in_temporal = trained_splits(temporal_run)
-        both = [k for k in trained_splits(spatial_run) if k in in_temporal]
         if not both:
             raise FusionError("no split has a checkpoint in both runs")
         split = both[0]
+    elif split not in both:
+        raise FusionError(f"split {split} has no checkpoint in both runs (both have: "
+                          f"{', '.join(map(str, both)) or 'none'})")
     settings = _extract_settings([t_run, s_run])
     with tempfile.TemporaryDirectory(prefix="twostream-predict-") as tmp:
         n = _extract(video, Path(tmp), settings)
