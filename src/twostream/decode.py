@@ -16,6 +16,8 @@ import av
 import cv2
 import numpy as np
 
+from twostream.errors import TwostreamError
+
 __all__ = [
     "VideoDecodeError",
     "decode_video",
@@ -27,12 +29,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class VideoDecodeError(ValueError):
+class VideoDecodeError(TwostreamError):
     """A video could not be decoded into usable frames; the message names path and reason."""
 
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str, frames: int = 0) -> None:
         self.path = str(path)
         self.reason = reason
+        self.frames = frames  # good frames yielded before a truncated or corrupt end
         super().__init__(f"{self.path}: {reason}")
 
 
@@ -121,7 +124,7 @@ def iter_frames(
                     n += 1
         except av.FFmpegError as exc:
             reason = f"corrupt: decoding failed after {n} frames ({exc})"
-            raise VideoDecodeError(path, reason) from exc
+            raise VideoDecodeError(path, reason, frames=n) from exc
         if n == 0:
             raise VideoDecodeError(
                 path, "no frames: the video stream decodes to zero frames (empty or corrupt)"
@@ -129,7 +132,8 @@ def iter_frames(
         if declared and n < declared:
             if packets < declared:  # the data of the missing frames is not in the file
                 raise VideoDecodeError(
-                    path, f"truncated: decoded {n} frames but the container declares {declared}"
+                    path, f"truncated: decoded {n} frames but the container declares {declared}",
+                    frames=n,
                 )
             # Every packet is there but some decode to no picture: Xvid/DivX AVIs store
             # "not coded" placeholder frames this way. The clip is whole.

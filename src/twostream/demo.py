@@ -14,16 +14,21 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from twostream.errors import TwostreamError
+
 __all__ = ["DemoConfig", "group_accuracy", "run_demo"]
 
 logger = logging.getLogger(__name__)
+
+DEMO_RECORD = "demo_config.json"
 
 
 @dataclass
@@ -53,6 +58,26 @@ def group_accuracy(scores: np.ndarray, labels: np.ndarray, classes: list[str]) -
     return out
 
 
+def _claim_folder(out: Path, cfg: DemoConfig) -> None:
+    """Make ``out`` this demo's folder, or check that it already is: a folder made with another
+    seed, size or epoch count is refused before anything in it is reused or changed."""
+    wanted = {k: v for k, v in asdict(cfg).items() if k != "workers"}  # workers: speed only
+    path = out / DEMO_RECORD
+    if path.is_file():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        diff = [f"--{k.replace('_', '-')} {stored.get(k)} (now {v})"
+                for k, v in wanted.items() if stored.get(k) != v]
+        if diff:
+            raise TwostreamError(f"{out} holds a demo made with {', '.join(diff)}: rerun with "
+                                 "those values to reuse it, or use another --out")
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TwostreamError(f"{out} is not empty and holds no {DEMO_RECORD}: use another "
+                             "--out (the demo never mixes its files with others)")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+
+
 def _say(echo, t0: float, message: str) -> None:
     echo(f"[{time.perf_counter() - t0:6.1f}s] {message}")
 
@@ -67,22 +92,26 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     from twostream.flow import TVL1_PRESETS
     from twostream.fusion import fuse_runs, fuse_split
     from twostream.predict import predict_video
-    from twostream.synth import make_synthetic_dataset
+    from twostream.synth import make_synthetic_dataset, read_synth_record
     from twostream.train import TrainConfig, main
 
     cfg = config or DemoConfig()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _claim_folder(out, cfg)
     t0 = time.perf_counter()
 
-    info = make_synthetic_dataset(out / "synth", classes=cfg.classes,
-                                  clips_per_class=cfg.clips_per_class, seed=cfg.seed,
-                                  width=cfg.width, height=cfg.height, frames=cfg.frames)
-    _say(echo, t0, f"synth: {len(info.classes)} classes x {cfg.clips_per_class} clips "
-         f"({cfg.width}x{cfg.height}, {cfg.frames} frames): {', '.join(info.classes)}")
+    synth = out / "synth"
+    if read_synth_record(synth) is None:  # never written, or killed half-way: redo it
+        shutil.rmtree(synth, ignore_errors=True)
+        make_synthetic_dataset(synth, classes=cfg.classes, clips_per_class=cfg.clips_per_class,
+                               seed=cfg.seed, width=cfg.width, height=cfg.height,
+                               frames=cfg.frames)
+    classes, videos_dir = read_synth_record(synth)["classes"], synth / "videos"
+    _say(echo, t0, f"synth: {len(classes)} classes x {cfg.clips_per_class} clips "
+         f"({cfg.width}x{cfg.height}, {cfg.frames} frames): {', '.join(classes)}")
 
     raw = out / "rawframes"
-    summary = extract_dataset(info.videos_dir, info.splits_dir, raw, flow="tvl1",
+    summary = extract_dataset(videos_dir, synth / "splits", raw, flow="tvl1",
                               tvl1=TVL1_PRESETS["fast"], short_side=None, progress=False)
     _say(echo, t0, f"extract: {summary.complete} clips, {summary.frames_extracted} frames; flow: "
          "OpenCV TV-L1 with the 'fast' preset (4 levels, 2 warps; ~15x faster than default "
@@ -93,7 +122,8 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
             rawframes=str(raw), stream=stream, out=str(out / stream), split="1",
             arch="resnet18", weights="none", epochs=cfg.epochs, batch_size=cfg.batch_size,
             lr=cfg.lr, drop_rate=0.0, crop=cfg.crop, flip=False, workers=cfg.workers,
-            device="cpu", seed=cfg.seed, val_segments=2, progress=False, resume=True,
+            device="cpu", seed=cfg.seed, val_segments=2, progress=False,
+            resume=(out / stream / "run.json").is_file(),
         )
         result = main(train_cfg)[1]
         _say(echo, t0, f"train {stream}: resnet18, random init, crop {cfg.crop}, "
@@ -108,21 +138,21 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     echo(fused["table"])
 
     scores = fuse_split(out / "spatial", out / "temporal", 1)
-    table = {m: group_accuracy(s, scores["labels"], info.classes)
+    table = {m: group_accuracy(s, scores["labels"], classes)
              for m, s in scores["scores"].items()}
 
     test = load_scores(out / "spatial", 1)
     name = str(test["name"][0])
     cls, stem = name.split("/", 1)
-    video = next(p for p in (info.videos_dir / cls).iterdir() if p.stem == stem)
+    video = next(p for p in (videos_dir / cls).iterdir() if p.stem == stem)
     top = predict_video(video, out / "spatial", out / "temporal", top_k=3)["top"]
     _say(echo, t0, f"predict {video.name} (true class {cls}): "
          + ", ".join(f"{r['label']} {r['score']:.2f}" for r in top))
 
     echo("")
     echo(f"accuracy on the {len(scores['labels'])} test clips of split 1 "
-         f"(chance: {1 / len(info.classes):.0%} overall, "
-         f"{1 / (len(info.classes) // 2):.0%} within a group)")
+         f"(chance: {1 / len(classes):.0%} overall, "
+         f"{1 / (len(classes) // 2):.0%} within a group)")
     echo(f"{'':<18}{'appearance':>12}{'motion':>10}{'overall':>10}")
     for method, acc in table.items():
         echo(f"{method:<18}{acc['appearance']:>12.1%}{acc['motion']:>10.1%}"

@@ -19,8 +19,12 @@ With several splits, ``eval_summary.json`` holds the mean and standard deviation
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
+import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,12 +41,25 @@ from twostream.datasets import (
     annotation_path,
     collate_skip,
     read_annotations,
+    read_class_list,
 )
-from twostream.train import evaluate, load_stream_model, resolve_device, trained_splits
+from twostream.errors import TwostreamError
+from twostream.options import check_test_options
+from twostream.train import (
+    checkpoint_path,
+    evaluate,
+    load_run,
+    load_stream_model,
+    resolve_device,
+    trained_splits,
+)
 
 __all__ = [
     "classification_report",
+    "confusion_figure",
     "evaluate_run",
+    "file_sha256",
+    "load_evaluation",
     "load_scores",
     "plot_confusion",
     "score_clips",
@@ -117,15 +134,15 @@ def classification_report(
     }
 
 
-def plot_confusion(confusion: np.ndarray, classes: Sequence[str], out: Path, title: str) -> None:
-    """Save a row-normalised confusion matrix as a PNG."""
+def confusion_figure(confusion: np.ndarray, classes: Sequence[str], title: str):
+    """The row-normalised confusion matrix; up to 20 classes, each cell also shows its count."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    c = np.asarray(confusion, dtype=np.float64)
-    c = c / np.maximum(c.sum(1, keepdims=True), 1)
+    counts = np.asarray(confusion, dtype=np.int64)
+    c = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     size = max(5.5, 0.22 * len(classes) + 3)
     fig, ax = plt.subplots(figsize=(size, size))
     im = ax.imshow(c, vmin=0, vmax=1, cmap="viridis")
@@ -134,14 +151,73 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], out: Path, tit
     ax.set_xticks(ticks, classes, rotation=90, fontsize=fontsize)
     ax.set_yticks(ticks, classes, fontsize=fontsize)
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    if len(classes) <= 20:  # beyond that the numbers no longer fit their cells
+        for (i, j), n in np.ndenumerate(counts):
+            if n:
+                ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
+                        color="black" if c[i, j] > 0.6 else "white")
+    bar = fig.colorbar(im, ax=ax, fraction=0.046)
+    bar.set_label("fraction of the true class's test clips")
     fig.tight_layout()
+    return fig
+
+
+def plot_confusion(confusion: np.ndarray, classes: Sequence[str], out: Path, title: str) -> None:
+    """Save :func:`confusion_figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = confusion_figure(confusion, classes, title)
     fig.savefig(out, dpi=100)
     plt.close(fig)
 
 
+def file_sha256(path: str | Path) -> str:
+    """The first 16 hex digits of ``path``'s SHA-256: names a checkpoint's exact contents."""
+    path = Path(path)
+    stat = path.stat()
+    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime key the cache
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+
+
+def load_evaluation(run_dir: str | Path, split: int) -> dict[str, Any]:
+    """The ``evaluation`` record of ``eval_split{split}.json``, checked against the checkpoint.
+
+    Raises:
+        DatasetError: no evaluation of ``split``, one from an older twostream, or one of
+            another checkpoint than the current (the run was trained on since).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / f"eval_split{split}.json"
+    redo = f"run `twostream evaluate {run_dir} --split {split}`"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8")).get("evaluation")
+    except FileNotFoundError:
+        raise DatasetError(f"split {split} of {run_dir} was never evaluated: {redo}") from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DatasetError(f"{path} is unreadable ({exc}): {redo}") from None
+    if not isinstance(record, dict) or "sha256" not in record:
+        raise DatasetError(f"{path} records no checkpoint (an older twostream wrote it): {redo}")
+    ckpt = run_dir / record["checkpoint"]
+    if not ckpt.is_file() or file_sha256(ckpt) != record["sha256"]:
+        raise DatasetError(f"the results in {path} were made from another {ckpt.name} than the "
+                           f"one now in {run_dir} (trained on since?): {redo}")
+    return record
+
+
 def load_scores(run_dir: str | Path, split: int, subset: str = "test") -> dict[str, np.ndarray]:
-    """Scores written by :func:`evaluate_run`: ``name``, ``label``, ``scores``."""
+    """Scores written by :func:`evaluate_run`: ``name``, ``label``, ``scores``.
+
+    Only scores of the run's current checkpoint, from the same evaluation as
+    ``eval_split{split}.json``, are returned (see :func:`load_evaluation`).
+
+    Raises:
+        DatasetError: the scores are missing, stale or from another evaluation.
+    """
     prefix = "scores" if subset == "test" else "train_scores"
     path = Path(run_dir) / f"{prefix}_split{split}.npz"
     if not path.is_file():
@@ -149,17 +225,81 @@ def load_scores(run_dir: str | Path, split: int, subset: str = "test") -> dict[s
             f"no {subset} scores for split {split} in {run_dir} "
             f"(run `twostream evaluate {run_dir}` first)"
         )
+    record = load_evaluation(run_dir, split)
     with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in ("name", "label", "scores")}
+        scores = {k: z[k] for k in ("name", "label", "scores")}
+        meta = json.loads(str(z["evaluation"])) if "evaluation" in z else {}
+    if meta.get("id") != record["id"]:
+        raise DatasetError(
+            f"{path.name} and eval_split{split}.json in {run_dir} come from different "
+            f"evaluations (one was interrupted?): run `twostream evaluate {run_dir} "
+            f"--split {split}`"
+        )
+    return scores
 
 
-def _save_scores(path: Path, scored: dict[str, Any]) -> None:
-    np.savez_compressed(
-        path,
-        name=np.array(scored["names"], dtype=str),
-        label=np.asarray(scored["labels"], dtype=np.int64),
-        scores=np.asarray(scored["scores"], dtype=np.float32),
-    )
+def _save_scores(path: Path, scored: dict[str, Any], evaluation: dict[str, Any]) -> None:
+    with open(path, "wb") as f:
+        np.savez_compressed(
+            f,
+            name=np.array(scored["names"], dtype=str),
+            label=np.asarray(scored["labels"], dtype=np.int64),
+            scores=np.asarray(scored["scores"], dtype=np.float32),
+            evaluation=np.array(json.dumps(evaluation)),
+        )
+
+
+def _rawframes_root(run_dir: Path, run: dict[str, Any], rawframes: str | Path | None) -> Path:
+    """The rawframes folder to score, checked against the run's class list."""
+    if rawframes is None:
+        root = Path(run["rawframes"])
+        if not root.is_dir():
+            raise DatasetError(f"the rawframes folder {run_dir} was trained on is gone: {root}; "
+                               "if it moved, pass --rawframes NEW_PLACE")
+    else:
+        root = Path(rawframes)
+    classes = read_class_list(root)
+    if classes != run["classes"]:
+        diff = sorted(set(classes) ^ set(run["classes"]))
+        what = f"e.g. {diff[0]!r} is in only one" if diff else "same names in another order"
+        raise DatasetError(
+            f"{root / 'classes.txt'} does not match the classes {run_dir} was trained on "
+            f"({len(classes)} classes there, {len(run['classes'])} in the run, {what}); pass the "
+            "rawframes folder the run was trained on"
+        )
+    return root
+
+
+def _write_result_set(run_dir: Path, split: int, scored: dict[str, Any],
+                      train_scored: dict[str, Any] | None, report: dict[str, Any],
+                      run: dict[str, Any]) -> None:
+    """Write one split's results aside, then rename them into place, ``eval_split{k}.json``
+    last. Every file carries the evaluation's id, so a set left half-renamed by a crash is
+    refused by :func:`load_scores` instead of being mixed with older results."""
+    evaluation = report["evaluation"]
+    view = "centre crop" if evaluation["crops"] == 1 else "10 crops"
+    title = (f"{run['stream']} stream, split {split}: {evaluation['segments']} views x {view}"
+             f"\ntop-1 {report['top1']:.1%}")
+    writers = {
+        f"scores_split{split}.npz": lambda p: _save_scores(p, scored, evaluation),
+        f"confusion_split{split}.png": lambda p: plot_confusion(
+            np.array(report["confusion"]), run["classes"], p, title),
+        f"eval_split{split}.json": lambda p: p.write_text(json.dumps(report, indent=2),
+                                                          encoding="utf-8"),
+    }
+    if train_scored is not None:
+        writers = {f"train_scores_split{split}.npz":
+                   lambda p: _save_scores(p, train_scored, evaluation), **writers}
+    # The extension stays last: matplotlib picks the image format from it.
+    tmp = {name: run_dir / f".tmp-{os.getpid()}-{name}" for name in writers}
+    try:
+        for name, write in writers.items():
+            write(tmp[name])
+        for name in writers:  # eval_split{k}.json is last: it names the set
+            os.replace(tmp[name], run_dir / name)
+    finally:
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
 
 
 def evaluate_run(
@@ -184,37 +324,43 @@ def evaluate_run(
         DatasetError: not a run folder, no checkpoint, or missing rawframes / lists.
     """
     run_dir = Path(run_dir)
-    if crops not in (1, 10):
-        raise ValueError(f"crops must be 1 or 10, got {crops}")
+    check_test_options(crops=crops, segments=segments, train_segments=train_segments,
+                       batch_size=batch_size, workers=workers)
+    run = load_run(run_dir)
     if splits is None:
         splits = trained_splits(run_dir)
         if not splits:
             raise DatasetError(f"no checkpoint_split{{1,2,3}}.pt in {run_dir}: train first")
+    for split in splits:
+        if split not in (1, 2, 3):
+            raise TwostreamError(f"--split must be 1, 2, 3 or all, got {split}")
+        if not checkpoint_path(run_dir, split).is_file():
+            raise DatasetError(f"no checkpoint for split {split} in {run_dir} "
+                               f"(trained: {trained_splits(run_dir) or 'none'})")
+    root = _rawframes_root(run_dir, run, rawframes)
     dev = resolve_device(device)
     reports: dict[int, dict[str, Any]] = {}
     for split in splits:
+        ckpt = checkpoint_path(run_dir, split)
+        sha256 = file_sha256(ckpt)  # before loading: the hash of what is scored
         model, run = load_stream_model(run_dir, split, dev)
-        root = Path(rawframes) if rawframes is not None else Path(run["rawframes"])
         test_clips = read_annotations(annotation_path(root, split, "val"), run["classes"])
         common = dict(device=dev, batch_size=batch_size, workers=workers, progress=progress)
         scored = score_clips(model, root, test_clips, run, segments=segments, crops=crops,
                              **common)
-        _save_scores(run_dir / f"scores_split{split}.npz", scored)
+        train_scored = None
         if score_train:
             train_clips = read_annotations(annotation_path(root, split, "train"), run["classes"])
-            _save_scores(
-                run_dir / f"train_scores_split{split}.npz",
-                score_clips(model, root, train_clips, run, segments=train_segments, crops=1,
-                            **common),
-            )
+            train_scored = score_clips(model, root, train_clips, run, segments=train_segments,
+                                       crops=1, **common)
+        evaluation = {"id": uuid.uuid4().hex, "checkpoint": ckpt.name, "sha256": sha256,
+                      "crops": crops, "segments": segments,
+                      "train_segments": train_segments if score_train else None,
+                      "rawframes": str(root.resolve())}
         report = classification_report(scored["scores"], scored["labels"], run["classes"])
         report.update(split=split, stream=run["stream"], crops=crops, segments=segments,
-                      skipped=scored["skipped"])
-        (run_dir / f"eval_split{split}.json").write_text(json.dumps(report, indent=2),
-                                                         encoding="utf-8")
-        plot_confusion(np.array(report["confusion"]), run["classes"],
-                       run_dir / f"confusion_split{split}.png",
-                       f"{run['stream']} stream, split {split}\ntop-1 {report['top1']:.1%}")
+                      skipped=scored["skipped"], evaluation=evaluation)
+        _write_result_set(run_dir, split, scored, train_scored, report, run)
         if scored["skipped"]:
             logger.warning("split %d: %d test clip(s) skipped", split, len(scored["skipped"]))
         reports[split] = report

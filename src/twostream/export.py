@@ -11,12 +11,15 @@ stays outside, as in :mod:`twostream.datasets`.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from twostream.errors import TwostreamError
+from twostream.options import parse_splits
 from twostream.train import load_stream_model, trained_splits
 
 __all__ = ["export_onnx"]
@@ -33,27 +36,37 @@ def export_onnx(
     in the model's metadata (``classes``, one per line).
     """
     run_dir, out = Path(run_dir), Path(out)
+    parse_splits(split, allow_all=False)
     if split is None:
         found = trained_splits(run_dir)
         split = found[0] if found else 1
     model, run = load_stream_model(run_dir, split, "cpu")
     shape = (1, run["in_chans"], run["crop"], run["crop"])
     out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
-        torch.onnx.export(
-            model, (torch.zeros(shape),), str(out), dynamo=False, opset_version=opset,
-            input_names=["input"], output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    import onnx
+    # Written aside and renamed: a full disk or a kill never leaves a partial .onnx at OUT.
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
+            torch.onnx.export(
+                model, (torch.zeros(shape),), str(tmp), dynamo=False, opset_version=opset,
+                input_names=["input"], output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            )
+        import onnx
 
-    proto = onnx.load(str(out))
-    for key, value in (("classes", "\n".join(run["classes"])), ("stream", run["stream"]),
-                       ("arch", run["arch"])):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(out))
+        proto = onnx.load(str(tmp))
+        for key, value in (("classes", "\n".join(run["classes"])), ("stream", run["stream"]),
+                           ("arch", run["arch"])):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise TwostreamError(f"cannot write {out}: {exc.strerror or exc}; nothing was "
+                             "written there") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return {"path": str(out), "split": split, "input_shape": list(shape),
             "classes": run["classes"]}

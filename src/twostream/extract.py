@@ -27,11 +27,13 @@ sampling (:mod:`twostream.datasets`) reads flow 1..n-1 only.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -43,21 +45,30 @@ import numpy as np
 from tqdm import tqdm
 
 from twostream.decode import VideoDecodeError, iter_frames
+from twostream.errors import TwostreamError
 from twostream.flow import FLOW_METHODS, TVL1Params, iter_flow, quantize_flow
 from twostream.splits import DatasetError, load_splits, write_classes
 
 __all__ = [
     "ClipResult",
+    "ClipResult",
+    "DiskFullError",
     "ExtractSummary",
+    "SettingsMismatchError",
     "clip_settings",
     "extract_clip",
     "extract_dataset",
     "pad_flow",
+    "settings_difference",
 ]
 
 logger = logging.getLogger(__name__)
 
 MARKER = ".complete.json"
+MIN_SHORT_SIDE = 16  # DIS refuses smaller frames
+# A clip that decodes fewer frames than it declares is kept when this many decode: enough for
+# one temporal stack of L = 10 flow fields.
+MIN_PARTIAL_FRAMES = 11
 REPORT = "extract_report.json"
 
 
@@ -77,6 +88,40 @@ def clip_settings(
         "tvl1": dataclasses.asdict(tvl1 or TVL1Params()) if flow.startswith("tvl1") else None,
         "jpeg_quality": int(jpeg_quality),
     }
+
+
+class DiskFullError(TwostreamError):
+    """The disk filled up: the run stopped, keeping the clips finished so far."""
+
+
+class SettingsMismatchError(TwostreamError):
+    """OUT holds clips extracted with other settings; redoing them needs ``force``."""
+
+
+def settings_difference(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """``"key: old -> new"`` for every setting that differs (nested keys as ``a.b``).
+
+    Generic over the keys, so any new extraction option recorded by :func:`clip_settings`
+    is compared too.
+
+    Examples:
+        >>> settings_difference({"flow": "tvl1", "tvl1": {"warps": 5}},
+        ...                     {"flow": "tvl1", "tvl1": {"warps": 2}})
+        ['tvl1.warps: 5 -> 2']
+    """
+    if old is None:
+        return ["settings: not recorded -> recorded"]
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += [f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}"
+                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        else:
+            diffs.append(f"{key}: {a!r} -> {b!r}")
+    return diffs
 
 
 def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
@@ -133,7 +178,8 @@ def extract_clip(
     a hidden sibling folder first, which is renamed to ``clip_dir`` only once complete, so
     ``clip_dir`` either holds a whole clip or does not exist. Leftover half-written folders of
     this clip are removed first. Raises :class:`~twostream.decode.VideoDecodeError` for a bad
-    video (nothing is left behind).
+    video (nothing is left behind); a video cut short after at least ``MIN_PARTIAL_FRAMES``
+    good frames is kept with those, and its marker says why (``"partial"``).
     """
     video_path, clip_dir = Path(video_path), Path(clip_dir)
     settings = clip_settings(
@@ -154,14 +200,23 @@ def extract_clip(
                 _write_jpeg(tmp / f"img_{n:05d}.jpg", frame[..., ::-1], jpeg_quality)
                 yield frame
 
-        for i, pair in enumerate(iter_flow(frames(), method=flow, tvl1=tvl1), start=1):
-            q = quantize_flow(pair, bound)
-            _write_jpeg(tmp / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
-            _write_jpeg(tmp / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
+        partial = None
+        try:
+            for i, pair in enumerate(iter_flow(frames(), method=flow, tvl1=tvl1), start=1):
+                q = quantize_flow(pair, bound)
+                _write_jpeg(tmp / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
+                _write_jpeg(tmp / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
+        except VideoDecodeError as exc:
+            # A clip cut short keeps its good frames when they are enough for one flow stack:
+            # the frames and flow written so far are whole.
+            if exc.frames < MIN_PARTIAL_FRAMES or exc.frames != n:
+                raise
+            partial = exc.reason
         pad_flow(tmp, n)
-        (tmp / MARKER).write_text(
-            json.dumps({"total_frames": n, "settings": settings}), encoding="utf-8"
-        )
+        record = {"total_frames": n, "settings": settings}
+        if partial:
+            record["partial"] = partial
+        (tmp / MARKER).write_text(json.dumps(record), encoding="utf-8")
         if clip_dir.exists():  # an older output made with other settings
             shutil.rmtree(clip_dir)
         os.rename(tmp, clip_dir)
@@ -179,6 +234,8 @@ class ClipResult:
     frames: int = 0
     seconds: float = 0.0
     error: str | None = None
+    disk_full: bool = False  # the error was ENOSPC: the run must stop, not skip the clip
+    partial: str | None = None  # kept, but fewer frames decoded than declared: why
 
 
 def _extract_job(video: str, clip_dir: str, kwargs: dict[str, Any], key: str) -> ClipResult:
@@ -187,18 +244,26 @@ def _extract_job(video: str, clip_dir: str, kwargs: dict[str, Any], key: str) ->
         n = extract_clip(video, clip_dir, **kwargs)
     except VideoDecodeError as exc:
         return ClipResult(key, error=exc.reason)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            logger.exception("extracting %s failed", video)
+        return ClipResult(key, error=f"{type(exc).__name__}: {exc}",
+                          disk_full=exc.errno in (errno.ENOSPC, errno.EDQUOT))
     except Exception as exc:  # one bad clip must not stop the batch; the report names it
         logger.exception("extracting %s failed", video)
         return ClipResult(key, error=f"{type(exc).__name__}: {exc}")
-    return ClipResult(key, frames=n, seconds=time.perf_counter() - start)
+    partial = (_read_marker(Path(clip_dir)) or {}).get("partial")
+    return ClipResult(key, frames=n, seconds=time.perf_counter() - start, partial=partial)
 
 
 def _init_worker() -> None:
     # One OpenCV thread per process: parallelism comes from the pool, not from oversubscribing.
     cv2.setNumThreads(1)
+    # Ctrl-C reaches the whole process group: the parent alone handles it (and stops the
+    # workers), so a worker never swallows it and moves on to its next queued clip.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:  # Linux: die with the parent, so `kill -9` of the run leaves no worker writing on.
         import ctypes
-        import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -218,6 +283,8 @@ class ExtractSummary:
     frames_extracted: int = 0
     seconds: float = 0.0
     failed: list[dict[str, str]] = field(default_factory=list)
+    partial: list[dict[str, str]] = field(default_factory=list)  # kept with fewer frames
+    classes_without_splits: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unlisted: list[str] = field(default_factory=list)
     bad_lines: list[str] = field(default_factory=list)
@@ -259,6 +326,7 @@ def extract_dataset(
     progress: bool = True,
     device: str = "auto",
     flow_batch: int = 16,
+    force: bool = False,
 ) -> ExtractSummary:
     """Extract frames and flow for every clip the splits use, resumably and in parallel.
 
@@ -287,6 +355,9 @@ def extract_dataset(
         ``tvl1-torch`` only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``, and the frame
         pairs per flow batch; the workers decode and write JPEGs meanwhile
         (:mod:`twostream.extract_batched`).
+    force:
+        Redo clips that ``out_dir`` holds from a run with other settings. Without it such
+        clips stop the run before anything is touched (:class:`SettingsMismatchError`).
 
     Clips whose complete output with the same settings exists are skipped; bad clips are
     skipped and reported. Only clips extracted whole are listed in the annotation files.
@@ -295,6 +366,8 @@ def extract_dataset(
     ------
     DatasetError
         ``videos_dir`` or ``splits_dir`` is missing or holds nothing usable.
+    SettingsMismatchError
+        ``out_dir`` holds clips made with other settings and ``force`` is off.
     ValueError
         Bad options.
     """
@@ -302,11 +375,16 @@ def extract_dataset(
         raise ValueError(f"unknown flow method {flow!r}; allowed: {', '.join(FLOW_METHODS)}")
     if bound <= 0:
         raise ValueError(f"bound must be positive, got {bound}")
-    if short_side is not None and short_side <= 0:
-        raise ValueError(f"short_side must be positive or None, got {short_side}")
-    workers = workers or os.cpu_count() or 1
+    if short_side is not None and short_side < MIN_SHORT_SIDE:
+        raise ValueError(f"--short-side must be 0 (native size) or at least {MIN_SHORT_SIDE} "
+                         f"(smaller frames break optical flow), got {short_side}")
+    if not 1 <= jpeg_quality <= 100:
+        raise ValueError(f"--jpeg-quality must be 1-100, got {jpeg_quality}")
+    if tvl1 is not None:
+        tvl1.check()
+    workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise ValueError(f"--workers must be at least 1, got {workers}")
     videos_dir, out = Path(videos_dir), Path(out_dir)
     splits = load_splits(splits_dir, videos_dir)
     used = splits.used_clips()
@@ -316,25 +394,38 @@ def extract_dataset(
             f"({len(splits.missing)} named clips missing)"
         )
     rawframes = out / "rawframes"
-    rawframes.mkdir(parents=True, exist_ok=True)
-    write_classes(splits.classes, out / "classes.txt")
-
     kwargs = {"flow": flow, "short_side": short_side, "bound": bound, "tvl1": tvl1,
               "jpeg_quality": jpeg_quality}
     settings = clip_settings(**kwargs)
     summary = ExtractSummary(out_dir=out, settings=settings, clips_in_splits=len(used),
                              missing=splits.missing, unlisted=splits.unlisted,
-                             bad_lines=splits.bad_lines)
+                             bad_lines=splits.bad_lines,
+                             classes_without_splits=splits.without_splits)
     total_frames: dict[str, int] = {}
     todo: list[tuple[str, str, str]] = []
+    other_settings: list[tuple[str, list[str]]] = []
     for cls, clip in used:
         key, clip_dir = f"{cls}/{clip}", rawframes / cls / _stem(clip)
         marker = _read_marker(clip_dir)
         if marker is not None and marker.get("settings") == settings:
             total_frames[key] = int(marker["total_frames"])
             pad_flow(clip_dir, total_frames[key])  # clips extracted before the padding existed
-        else:
-            todo.append((str(videos_dir / cls / clip), str(clip_dir), key))
+            continue
+        if marker is not None:
+            other_settings.append((key, settings_difference(marker.get("settings"), settings)))
+        todo.append((str(videos_dir / cls / clip), str(clip_dir), key))
+    if other_settings and not force:
+        key, diff = other_settings[0]
+        raise SettingsMismatchError(
+            f"{out} holds {len(other_settings)} clip(s) extracted with other settings "
+            f"({'; '.join(diff)}; e.g. {key}): rerun with the old settings to resume, pass "
+            "--force to redo them with the new ones, or choose a new OUT"
+        )
+    if other_settings:
+        logger.warning("--force: redoing %d clip(s) extracted with other settings",
+                       len(other_settings))
+    rawframes.mkdir(parents=True, exist_ok=True)
+    write_classes(splits.classes, out / "classes.txt")
     summary.already_done = len(total_frames)
     if summary.already_done:
         logger.info("%d clips already extracted, %d to do", summary.already_done, len(todo))
@@ -348,11 +439,17 @@ def extract_dataset(
             total_frames[result.key] = result.frames
             summary.extracted_now += 1
             summary.frames_extracted += result.frames
+            if result.partial:
+                summary.partial.append({"clip": result.key, "frames": str(result.frames),
+                                        "reason": result.partial})
+        elif result.disk_full:
+            raise _disk_full(out, result, total_frames, len(used))
         else:
             cls, clip = result.key.split("/", 1)
             summary.failed.append({"clip": result.key, "path": str(videos_dir / cls / clip),
                                    "reason": result.error})
-            logger.warning("skipped %s: %s", result.key, result.error)
+            # Reported once, by the caller (the CLI lists skipped clips); debug for others.
+            logger.debug("skipped %s: %s", result.key, result.error)
         elapsed = time.perf_counter() - start
         bar.set_postfix_str(f"{summary.frames_extracted / max(elapsed, 1e-9):.1f} frames/s, "
                             f"{len(summary.failed)} failed", refresh=False)
@@ -371,6 +468,7 @@ def extract_dataset(
                 record(_extract_job(video, clip_dir, kwargs, key))
         else:
             ctx = multiprocessing.get_context("spawn")  # fork + OpenCV threads can deadlock
+            others = set(multiprocessing.active_children())
             with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx,
                                      initializer=_init_worker) as pool:
                 futures = [pool.submit(_extract_job, v, d, kwargs, k) for v, d, k in todo]
@@ -378,15 +476,24 @@ def extract_dataset(
                     for fut in as_completed(futures):
                         record(fut.result())
                 except BaseException:
+                    # Stop now (Ctrl-C, disk full): queued clips are cancelled and the clips
+                    # in progress killed; their half-written folders are hidden and removed
+                    # by the next run.
                     pool.shutdown(wait=False, cancel_futures=True)
+                    for worker in set(multiprocessing.active_children()) - others:
+                        worker.terminate()
                     raise
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - start
         summary.complete = len(total_frames)
         summary.failed.sort(key=lambda f: f["clip"])
-        summary.annotation_files = _write_annotations(out, splits, total_frames)
-        _write_atomic(out / REPORT, json.dumps(summary.to_json(), indent=2) + "\n")
+        summary.partial.sort(key=lambda f: f["clip"])
+        try:
+            summary.annotation_files = _write_annotations(out, splits, total_frames)
+            _write_atomic(out / REPORT, json.dumps(summary.to_json(), indent=2) + "\n")
+        except OSError as exc:  # e.g. the disk is still full: the lists of the last run stay
+            logger.warning("could not update the annotation lists in %s: %s", out, exc)
 
     logger.info(
         "%d/%d clips complete (%d now, %d earlier), %d failed, %.1f frames/s",
@@ -394,6 +501,28 @@ def extract_dataset(
         len(summary.failed), summary.frames_per_second,
     )
     return summary
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def _disk_full(out: Path, result: ClipResult, total_frames: dict[str, int],
+               clips: int) -> DiskFullError:
+    """The error to stop on, with the space the clips still to do need (measured on up to 20
+    finished clips)."""
+    left = clips - len(total_frames)
+    sample = [out / "rawframes" / Path(key).parent / _stem(key) for key in list(total_frames)[:20]]
+    sizes = [_folder_bytes(d) for d in sample if d.is_dir()]
+    if sizes:
+        need = f"about {sum(sizes) / len(sizes) * left / 1e9:.2f} GB more"
+    else:
+        need = "more space than is free (not one clip fit)"
+    return DiskFullError(
+        f"disk full while writing {result.key} into {out}: {len(total_frames)}/{clips} clips "
+        f"are extracted and kept; the {left} left need {need}; free space, then rerun the "
+        "same command to resume"
+    )
 
 
 def _write_annotations(out: Path, splits, total_frames: dict[str, int]) -> list[str]:

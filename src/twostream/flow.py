@@ -66,6 +66,27 @@ class TVL1Params:
         """Return a copy with the given fields changed; ``None`` values are ignored."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first parameter out of its range (OpenCV would
+        fail on every frame pair, or silently return NaN flow, e.g. for ``theta = 0``)."""
+        ranges = [
+            ("tau", self.tau, 0 < self.tau <= 0.25, "in (0, 0.25] (the scheme's stability bound)"),
+            ("lambda", self.lambda_, self.lambda_ > 0, "positive"),
+            ("theta", self.theta, self.theta > 0, "positive"),
+            ("nscales", self.nscales, self.nscales >= 1, "at least 1"),
+            ("warps", self.warps, self.warps >= 1, "at least 1"),
+            ("epsilon", self.epsilon, self.epsilon > 0, "positive"),
+            ("inner-iterations", self.inner_iterations, self.inner_iterations >= 1, "at least 1"),
+            ("outer-iterations", self.outer_iterations, self.outer_iterations >= 1, "at least 1"),
+            ("scale-step", self.scale_step, 0 < self.scale_step < 1, "in (0, 1)"),
+            ("gamma", self.gamma, self.gamma >= 0, "0 or more"),
+            ("median-filtering", self.median_filtering,
+             self.median_filtering >= 1 and self.median_filtering % 2 == 1, "odd and positive"),
+        ]
+        for name, value, ok, allowed in ranges:
+            if not ok:
+                raise ValueError(f"--tvl1-{name} must be {allowed}, got {value}")
+
     def create(self) -> cv2.optflow.DualTVL1OpticalFlow:
         return cv2.optflow.DualTVL1OpticalFlow_create(
             tau=self.tau,

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from twostream.errors import TwostreamError
 from twostream.evaluate import classification_report, load_scores
 from twostream.train import load_run
 
@@ -56,7 +57,7 @@ FUSION_MODEL = "fusion_model.json"
 logger = logging.getLogger(__name__)
 
 
-class FusionError(ValueError):
+class FusionError(TwostreamError):
     """The two runs cannot be fused (different classes, splits or clips)."""
 
 

@@ -23,7 +23,8 @@ from twostream.datasets import Clip, DatasetError, RawframeDataset
 from twostream.extract import clip_settings, extract_clip
 from twostream.flow import TVL1Params
 from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, load_run_pair
-from twostream.train import load_stream_model, trained_splits
+from twostream.options import check_test_options
+from twostream.train import load_stream_model, resolve_device, trained_splits
 
 __all__ = ["predict_video", "video_scores"]
 
@@ -132,15 +133,20 @@ def predict_video(
             weighted/svm fusion was asked for and ``fuse`` was never run on these runs.
     """
     video = Path(video)
+    check_test_options(crops=crops, segments=segments, top_k=top_k)
+    resolve_device(device)
     if fusion is not None and fusion not in FUSIONS:
-        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+        raise FusionError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
     s_run, t_run = load_run_pair(spatial_run, temporal_run)
+    in_temporal = trained_splits(temporal_run)
+    both = [k for k in trained_splits(spatial_run) if k in in_temporal]
     if split is None:
-        in_temporal = trained_splits(temporal_run)
-        both = [k for k in trained_splits(spatial_run) if k in in_temporal]
         if not both:
             raise FusionError("no split has a checkpoint in both runs")
         split = both[0]
+    elif split not in both:
+        raise FusionError(f"split {split} has no checkpoint in both runs (both have: "
+                          f"{', '.join(map(str, both)) or 'none'})")
     learned = load_fusion(spatial_run, temporal_run, split)
     if fusion is None:
         fusion = learned["best"] if learned else "average"

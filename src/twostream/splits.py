@@ -13,12 +13,15 @@ cannot be parsed) are collected in :class:`Splits` and logged, never raised: one
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from twostream.errors import TwostreamError
 
 __all__ = [
     "DatasetError",
@@ -34,10 +37,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
+FLAGS = {0: "unused", 1: "train", 2: "test"}
 _SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>\d+)\.txt$")
 
 
-class DatasetError(ValueError):
+class DatasetError(TwostreamError):
     """A dataset folder is missing or holds nothing usable; the message names it."""
 
 
@@ -61,11 +65,13 @@ class Splits:
 
     ``entries[k]`` lists split k's entries whose video exists, sorted by class then clip.
     ``missing`` lists ``<class>/<clip>`` named in a split with no such video; ``unlisted``
-    videos no split names; ``bad_lines`` lines that could not be parsed (``file:line: text``).
+    videos no split names; ``bad_lines`` lines that could not be parsed (``file:line: text``);
+    ``without_splits`` class folders no split file names (left out of ``classes``).
     """
 
     classes: list[str]
     entries: dict[int, list[SplitEntry]] = field(default_factory=dict)
+    without_splits: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unlisted: list[str] = field(default_factory=list)
     bad_lines: list[str] = field(default_factory=list)
@@ -76,6 +82,11 @@ class Splits:
     def subset(self, k: int, flag: int) -> list[SplitEntry]:
         """Entries of split ``k`` with ``flag`` (1 = train, 2 = test)."""
         return [e for e in self.entries.get(k, []) if e.flag == flag]
+
+    def empty_classes(self, k: int, flag: int) -> list[str]:
+        """Classes with no clip in split ``k`` with ``flag`` (1 = train, 2 = test)."""
+        present = {e.class_name for e in self.subset(k, flag)}
+        return [c for c in self.classes if c not in present]
 
     def used_clips(self) -> list[tuple[str, str]]:
         """Sorted ``(class, clip)`` pairs that some split puts in train or test."""
@@ -116,6 +127,18 @@ def write_classes(classes: list[str], path: str | os.PathLike[str]) -> None:
 
 
 def _decode(raw: bytes) -> str:
+    """Text of a split file: UTF-16 (with or without a BOM), UTF-8 (with or without a BOM),
+    else Latin-1."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16")  # the BOM picks the byte order and is dropped
+    # UTF-16 without a BOM (as Windows editors save "Unicode"): ASCII names put a NUL in
+    # every other byte, on the odd positions for little-endian.
+    if len(raw) >= 4 and raw.count(0) * 3 >= len(raw):
+        odd = raw[1::2].count(0) >= raw[0::2].count(0)
+        try:
+            return raw.decode("utf-16-le" if odd else "utf-16-be")
+        except UnicodeDecodeError:
+            pass
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -153,8 +176,9 @@ def load_splits(
 
     Raises :class:`DatasetError` when a folder is missing, ``videos_dir`` has no class
     folders, or ``splits_dir`` has no ``<class>_test_split<k>.txt`` file. Everything else
-    (missing clips, unlisted clips, bad lines, split files for unknown classes) is reported
-    in the result and logged.
+    (missing clips, unlisted clips, bad lines, split files for unknown classes, class folders
+    without split files, classes with no train or test clip in a split) is reported in the
+    result and logged as a warning.
     """
     splits_root, videos_root = Path(splits_dir), Path(videos_dir)
     classes = read_classes(videos_root)
@@ -171,8 +195,12 @@ def load_splits(
         raise DatasetError(
             f"no split files in {splits_root} (expected <class>_test_split<k>.txt, k = 1, 2, 3)"
         )
+    # A class folder without split files would become a class no clip ever trains.
+    named_classes = {cls for cls, _, _ in split_files}
+    without = [c for c in classes if c not in named_classes]
+    classes = [c for c in classes if c in named_classes]
     on_disk = {c: set(_video_files(videos_root / c)) for c in classes}
-    result = Splits(classes=classes)
+    result = Splits(classes=classes, without_splits=without)
     named: set[tuple[str, str]] = set()
     missing: set[str] = set()
     per_split: dict[int, list[SplitEntry]] = defaultdict(list)
@@ -201,4 +229,13 @@ def load_splits(
     if result.bad_lines:
         logger.warning("%d unparseable split lines, e.g. %s",
                        len(result.bad_lines), result.bad_lines[0])
+    if without:
+        logger.warning("%d class folder(s) have no split file and are left out of the class "
+                       "list: %s", len(without), ", ".join(without))
+    for k in result.entries:
+        for flag in (1, 2):
+            empty = result.empty_classes(k, flag)
+            if empty:
+                logger.warning("split %d has no %s clip of %d class(es): %s", k, FLAGS[flag],
+                               len(empty), ", ".join(empty))
     return result

@@ -18,6 +18,7 @@ bytes.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -28,18 +29,23 @@ import av
 import cv2
 import numpy as np
 
+from twostream.errors import TwostreamError
+
 __all__ = [
     "APPEARANCES",
     "MOTIONS",
     "SynthInfo",
     "class_names",
     "make_synthetic_dataset",
+    "read_synth_record",
     "render_appearance_clip",
     "render_motion_clip",
     "write_avi",
 ]
 
 logger = logging.getLogger(__name__)
+
+SYNTH_RECORD = "synth.json"
 
 _COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (200, 40, 40),
@@ -279,7 +285,8 @@ def make_synthetic_dataset(
     Parameters
     ----------
     out_dir:
-        Receives ``videos/<class>/<clip>.avi`` and ``splits/<class>_test_split{1,2,3}.txt``.
+        Receives ``videos/<class>/<clip>.avi``, ``splits/<class>_test_split{1,2,3}.txt`` and,
+        last, ``synth.json`` (these arguments). Must be missing or empty.
     classes:
         Number of classes (2..); ``classes - classes // 2`` are ``appearance_*``, the rest
         ``motion_*``.
@@ -309,6 +316,11 @@ def make_synthetic_dataset(
         raise ValueError(f"frames must be >= 2, got {frames}")
     names = class_names(classes)
     out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # Writing into an existing dataset would rewrite its split files and mix its videos
+        # with new ones.
+        raise TwostreamError(f"{out} is not empty: synth writes a whole new dataset; choose "
+                             "a new folder or empty this one")
     info = SynthInfo(
         out_dir=out, videos_dir=out / "videos", splits_dir=out / "splits", classes=names,
         seed=seed, width=width, height=height, frames=frames, fps=fps,
@@ -336,5 +348,18 @@ def make_synthetic_dataset(
             pairs = zip(clips, flags, strict=True)
             lines = "".join(f"{clip} {flag} {newline}" for clip, flag in pairs)
             (info.splits_dir / f"{cls}_test_split{k}.txt").write_bytes(lines.encode())
+    # Written last: its presence says the dataset is whole, and what made it.
+    record = {"classes": names, "clips_per_class": clips_per_class, "seed": seed,
+              "width": width, "height": height, "frames": frames, "fps": fps}
+    (out / SYNTH_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     logger.info("wrote %d classes x %d clips to %s", classes, clips_per_class, out)
     return info
+
+
+def read_synth_record(out_dir: str | os.PathLike[str]) -> dict | None:
+    """What :func:`make_synthetic_dataset` recorded in ``out_dir``; None if it never finished
+    there."""
+    try:
+        return json.loads((Path(out_dir) / SYNTH_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -13,7 +13,9 @@ Run folder (``RUN_DIR``)::
                               by other tools)
     checkpoint_split{k}.pt    written after every epoch (model, optimizer, lr_scheduler, scaler,
                               epoch, RNG states, config as a plain dict)
-    metrics.csv               one row per (split, epoch)
+    metrics.csv               one row per (split, epoch); epochs count from 1, as in the logs
+                              and curves.png (the checkpoint's ``epoch`` is the 0-based index
+                              of the last finished epoch, as in torchvision)
     curves.png                loss and accuracy per epoch, one line per split
 
 Optimisation: SGD (momentum 0.9, weight decay 5e-4), cosine learning-rate decay stepped per
@@ -41,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -58,23 +61,28 @@ from twostream.datasets import (
     read_class_list,
     read_extract_settings,
 )
-from twostream.models import build_model
+from twostream.errors import TwostreamError
+from twostream.models import build_model, read_torch_file
+from twostream.options import parse_splits
 
 __all__ = [
     "METRIC_FIELDS",
     "TrainConfig",
     "checkpoint_path",
+    "curves_figure",
     "evaluate",
     "load_run",
     "load_stream_model",
     "main",
     "resolve_device",
+    "resume_config",
     "train_one_epoch",
     "trained_splits",
 ]
 
 logger = logging.getLogger(__name__)
 
+MIN_CROP = 32
 METRIC_FIELDS = [
     "split", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_frame_acc",
     "val_video_acc", "skipped", "seconds",
@@ -109,11 +117,27 @@ class TrainConfig:
     progress: bool = True
 
     def splits(self) -> list[int]:
-        if str(self.split) == "all":
-            return [1, 2, 3]
-        if str(self.split) in ("1", "2", "3"):
-            return [int(self.split)]
-        raise ValueError(f"split must be 1, 2, 3 or 'all', got {self.split!r}")
+        return parse_splits(self.split)
+
+    def check(self) -> None:
+        """Raise :class:`TwostreamError` naming the first option out of its range."""
+        self.splits()
+        if self.stream not in ("spatial", "temporal"):
+            raise TwostreamError(f"--stream must be spatial or temporal, got {self.stream!r}")
+        limits = [
+            ("--epochs", self.epochs, self.epochs >= 1, "at least 1"),
+            ("--batch-size", self.batch_size, self.batch_size >= 1, "at least 1"),
+            ("--lr", self.lr, self.lr > 0, "positive"),
+            # ResNets downsample 32x: below that the last blocks see less than one pixel.
+            ("--crop", self.crop, self.crop >= MIN_CROP, f"at least {MIN_CROP}"),
+            ("--new-length", self.new_length, self.new_length >= 1, "at least 1"),
+            ("--dropout", self.drop_rate, 0 <= self.drop_rate < 1, "in [0, 1)"),
+            ("--workers", self.workers, self.workers >= 0, "0 or more"),
+            ("--val-segments", self.val_segments, self.val_segments >= 0, "0 or more"),
+        ]
+        for name, value, ok, allowed in limits:
+            if not ok:
+                raise TwostreamError(f"{name} must be {allowed}, got {value}")
 
 
 def checkpoint_path(run_dir: str | Path, split: int) -> Path:
@@ -186,7 +210,7 @@ def train_one_epoch(
     model.train()
     distributed = dist.is_available() and dist.is_initialized()
     sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
-    for batch in tqdm(loader, desc=f"epoch {epoch}", disable=not progress, leave=False):
+    for batch in tqdm(loader, desc=f"epoch {epoch + 1}", disable=not progress, leave=False):
         if distributed:
             # Ranks must step together (DDP all-reduces gradients): if any rank's batch was
             # entirely unreadable, every rank skips this step.
@@ -299,6 +323,21 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _reschedule(scheduler: torch.optim.lr_scheduler.CosineAnnealingLR, total_steps: int) -> None:
+    """Stretch (or shrink) a cosine schedule to ``total_steps``, continuing from its step.
+
+    The scheduler's update is recursive (each lr from the last), so the current lr is reset
+    to the closed form of the new schedule; a finished 2-epoch run resumed with 3 epochs
+    would otherwise train the extra epoch at lr 0.
+    """
+    scheduler.T_max = max(1, total_steps)
+    step = scheduler.last_epoch
+    for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
+        group["lr"] = scheduler.eta_min + (base - scheduler.eta_min) * (
+            1 + math.cos(math.pi * min(step, scheduler.T_max) / scheduler.T_max)) / 2
+    scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
+
+
 def _save_atomic(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -322,18 +361,22 @@ def _append_metrics(path: Path, row: dict[str, Any]) -> None:
         writer.writerows(rows)
 
 
-def _plot_curves(metrics: Path, out: Path) -> None:
+def curves_figure(rows: list[dict[str, str]], title: str):
+    """Loss and accuracy per epoch (rows of ``metrics.csv``), one line per split.
+
+    Epochs count from 1 on integer ticks. The loss axis is logarithmic, so one early spike
+    does not flatten the rest of the curve.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    with metrics.open(newline="") as f:
-        rows = list(csv.DictReader(f))
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for split in sorted({r["split"] for r in rows}):
         rs = [r for r in rows if r["split"] == split]
-        ep = [int(r["epoch"]) + 1 for r in rs]
+        ep = [int(r["epoch"]) for r in rs]
 
         def col(name: str, rs: list[dict[str, str]] = rs) -> list[float]:
             return [float(r[name]) if r[name] not in ("", "nan") else math.nan for r in rs]
@@ -343,12 +386,22 @@ def _plot_curves(metrics: Path, out: Path) -> None:
         if not all(math.isnan(v) for v in col("val_loss")):  # validation may be off
             ax_loss.plot(ep, col("val_loss"), "--o", label=f"test, split {split}")
             ax_acc.plot(ep, col("val_video_acc"), "--o", label=f"test (clip), split {split}")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.set(xlabel="epoch", ylabel="loss (log scale)", title="loss", yscale="log")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def _plot_curves(metrics: Path, out: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    with metrics.open(newline="") as f:
+        fig = curves_figure(list(csv.DictReader(f)), title)
     fig.savefig(out, dpi=100)
     plt.close(fig)
 
@@ -361,7 +414,24 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "run.json"
     if not path.is_file():
         raise DatasetError(f"not a training run (no run.json): {run_dir}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DatasetError(f"{path} is not valid JSON ({exc}); restore it or train again "
+                           "into a new --out") from None
+    absent = [k for k in RUN_KEYS if not isinstance(run, dict) or k not in run]
+    if absent:
+        raise DatasetError(f"{path} lacks {', '.join(absent)}: not written by `twostream "
+                           "train`, or damaged; restore it or train again into a new --out")
+    return run
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`main`; one clear error if it is damaged."""
+    ckpt = read_torch_file(path, "checkpoint")
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise DatasetError(f"checkpoint {path} holds no model: not written by `twostream train`")
+    return ckpt
 
 
 def load_stream_model(
@@ -372,13 +442,72 @@ def load_stream_model(
     path = checkpoint_path(run_dir, split)
     if not path.is_file():
         raise DatasetError(f"no checkpoint for split {split} in {run_dir} ({path.name})")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_checkpoint(path)
     model = build_model(
         run["arch"], in_chans=run["in_chans"], num_classes=len(run["classes"]), weights="none",
         drop_rate=run.get("drop_rate", 0.0),
     )
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), run
+
+
+RUN_KEYS = ("stream", "classes")  # what every reader of run.json needs
+
+
+# Options that belong to one invocation, not to the run.
+_SESSION_KEYS = ("resume", "progress", "out")
+# Options a resumed run must keep: changing them mid-run would mix two different trainings.
+_FIXED_ON_RESUME = ("rawframes", "stream", "arch", "weights", "crop", "new_length", "drop_rate",
+                    "seed", "lr", "batch_size", "momentum", "weight_decay", "flip")
+
+
+def resume_config(out: str | Path, given: dict[str, Any]) -> TrainConfig:
+    """The config to continue the run in ``out``: the run's own settings, updated by the
+    options in ``given`` that may change (``epochs``, ``split``, ``device``, ``workers``,
+    ``val_segments``, ...).
+
+    Raises:
+        TwostreamError: nothing to resume in ``out``, or ``given`` changes a setting the run
+            must keep (the message names it), or the rawframes folder's class list differs.
+    """
+    out = Path(out)
+    if not (out / "run.json").is_file():
+        raise TwostreamError(f"nothing to resume in {out} (no run.json); drop --resume to "
+                             "start a new run there")
+    run = load_run(out)
+    stored = run.get("train_config")
+    if stored is None:  # runs from before run.json kept it: the checkpoint has it
+        splits = trained_splits(out)
+        if not splits:
+            raise TwostreamError(f"nothing to resume in {out} (no checkpoint); drop --resume "
+                                 "to start a new run there")
+        stored = load_checkpoint(checkpoint_path(out, splits[0]))["config"]
+    conflicts = []
+    for key in _FIXED_ON_RESUME:
+        if key not in given or key not in stored:
+            continue
+        old, new = stored[key], given[key]
+        if key == "rawframes":
+            if Path(new).resolve() == Path(old).resolve() or not Path(old).exists():
+                continue  # the same folder, or the run's folder moved here
+        if old != new:
+            conflicts.append(f"{key}={old!r}, not {new!r}")
+    if conflicts:
+        raise TwostreamError(
+            f"cannot resume {out}: it was trained with {'; '.join(conflicts)}; drop those "
+            "options to keep the run's values, or start a new run in another --out"
+        )
+    fields = {f for f in TrainConfig.__dataclass_fields__}
+    merged = {**stored, **given, "out": str(out), "resume": True}
+    config = TrainConfig(**{k: v for k, v in merged.items() if k in fields})
+    classes = read_class_list(config.rawframes)
+    if classes != run["classes"]:
+        raise TwostreamError(
+            f"cannot resume {out}: {Path(config.rawframes) / 'classes.txt'} lists "
+            f"{len(classes)} classes, the run was trained on {len(run['classes'])} (or in "
+            "another order); pass the rawframes folder the run was trained on"
+        )
+    return config
 
 
 def _bound(config: TrainConfig) -> float:
@@ -397,6 +526,8 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
         # "unknown" for rawframes made by other tools (MMAction2's denseflow): predict then
         # asks for --flow/--short-side/--bound rather than guess how to treat a new video.
         "extract_settings": read_extract_settings(config.rawframes) or "unknown",
+        # What `train --resume` reuses so the user need not retype it.
+        "train_config": {k: v for k, v in asdict(config).items() if k not in _SESSION_KEYS},
     }
     if path.exists():
         old = json.loads(path.read_text(encoding="utf-8"))
@@ -416,6 +547,12 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
     val_clips = read_annotations(annotation_path(root, split, "val"), classes)
     if not train_clips:
         raise DatasetError(f"training list is empty: {annotation_path(root, split, 'train')}")
+    for subset, clips in (("training", train_clips), ("test", val_clips)):
+        labels = {c.label for c in clips}
+        empty = [c for i, c in enumerate(classes) if i not in labels]
+        if empty:
+            logger.warning("split %d has no %s clip of %d class(es): %s", split, subset,
+                           len(empty), ", ".join(empty))
     common = dict(stream=config.stream, crop=config.crop, new_length=config.new_length,
                   bound=_bound(config))
     ds_train = RawframeDataset(root, train_clips, train=True, seed=config.seed, flip=config.flip,
@@ -468,7 +605,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
 
     start_epoch = 0
     if resuming:
-        ckpt = torch.load(ckpt_file, map_location="cpu", weights_only=True)
+        ckpt = load_checkpoint(ckpt_file)
         for key in ("stream", "arch", "crop", "new_length"):
             if ckpt["config"][key] != getattr(config, key):
                 raise ValueError(f"cannot resume {ckpt_file}: it was trained with "
@@ -480,7 +617,23 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
             scaler.load_state_dict(ckpt["scaler"])
         _set_rng_state(ckpt["rng"])
         start_epoch = ckpt["epoch"] + 1
-        logger.info("split %d: resumed from %s at epoch %d", split, ckpt_file, start_epoch)
+        planned = ckpt["config"]["epochs"]
+        if start_epoch >= config.epochs:
+            logger.info("split %d: already trained %d epoch(s) (pass a larger --epochs to "
+                        "train on)", split, start_epoch)
+        elif planned != config.epochs:
+            _reschedule(lr_scheduler, config.epochs * len(loader))
+            logger.warning("split %d: --epochs %d instead of the run's %d: the learning-rate "
+                           "schedule now ends at epoch %d (lr %.3g at epoch %d)", split,
+                           config.epochs, planned, config.epochs,
+                           optimizer.param_groups[0]["lr"], start_epoch + 1)
+        else:
+            logger.info("split %d: resumed from %s at epoch %d", split, ckpt_file,
+                        start_epoch + 1)
+        if (out / f"eval_split{split}.json").exists() and start_epoch < config.epochs:
+            logger.warning("split %d: the evaluation files in %s describe the checkpoint "
+                           "before this training; rerun `twostream evaluate %s`", split, out,
+                           out)
 
     last: dict[str, Any] = {}
     for epoch in range(start_epoch, config.epochs):
@@ -507,7 +660,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
                 ckpt_file,
             )
             last = {
-                "split": split, "epoch": epoch, "lr": lr,
+                "split": split, "epoch": epoch + 1, "lr": lr,
                 "train_loss": train_stats["loss"], "train_acc": train_stats["acc"],
                 "val_loss": val["loss"], "val_frame_acc": val["frame_acc"],
                 "val_video_acc": val["video_acc"],
@@ -515,15 +668,34 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
                 "seconds": round(time.perf_counter() - t0, 2),
             }
             _append_metrics(out / "metrics.csv", last)
-            _plot_curves(out / "metrics.csv", out / "curves.png")
+            _plot_curves(out / "metrics.csv", out / "curves.png",
+                         f"{config.stream} stream, {config.arch}: {config.crop} px crops, "
+                         f"random in training, centre on {config.val_segments} views per "
+                         "test clip")
             logger.info(
                 "split %d epoch %d: loss %.3f acc %.3f | test clip acc %.3f (%.1fs)",
-                split, epoch, last["train_loss"], last["train_acc"], last["val_video_acc"],
+                split, epoch + 1, last["train_loss"], last["train_acc"], last["val_video_acc"],
                 last["seconds"],
             )
         if info.enabled:
             dist.barrier()
     return last
+
+
+def _check_crop(config: TrainConfig, clips: list) -> None:
+    """Refuse a crop larger than the frames: upscaling every frame to it wastes memory and
+    time (a 10000 px crop runs out of memory minutes later) and invents no detail."""
+    for clip in clips[:1]:
+        frame = Path(config.rawframes) / "rawframes" / clip.name / "img_00001.jpg"
+        img = cv2.imread(str(frame), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            continue  # unreadable clips are skipped and reported later
+        h, w = img.shape
+        if config.crop > min(h, w):
+            raise TwostreamError(
+                f"--crop {config.crop} is larger than the frames ({w}x{h} in {clip.name}): "
+                f"use --crop {min(h, w)} or less, or extract with a larger --short-side"
+            )
 
 
 def main(config: TrainConfig) -> dict[int, dict[str, Any]]:
@@ -534,16 +706,22 @@ def main(config: TrainConfig) -> dict[int, dict[str, Any]]:
             training list (before any training starts).
         ValueError: bad options, or an existing checkpoint without ``resume``.
     """
+    config.check()
     splits = config.splits()
-    if config.stream not in ("spatial", "temporal"):
-        raise ValueError(f"stream must be spatial or temporal, got {config.stream!r}")
+    resolve_device(config.device)  # `--device cuda` without a GPU fails before any reading
+    out = Path(config.out)
+    if config.resume and not trained_splits(out) and not (out / "run.json").is_file():
+        raise TwostreamError(f"nothing to resume in {out} (no run.json, no checkpoint); "
+                             "drop --resume to start a new run there")
     # Check every split's inputs before training any of them.
     classes = read_class_list(config.rawframes)
     for split in splits:
         train_list = annotation_path(config.rawframes, split, "train")
-        if not read_annotations(train_list, classes):
+        train_clips = read_annotations(train_list, classes)
+        if not train_clips:
             raise DatasetError(f"training list is empty: {train_list}")
         read_annotations(annotation_path(config.rawframes, split, "val"), classes)  # must exist
+    _check_crop(config, train_clips)
     info = _init_distributed(resolve_device(config.device).type)
     device = resolve_device(config.device, info.local_rank)
     if device.type == "cuda":

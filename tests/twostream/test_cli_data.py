@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from typer.testing import CliRunner
 
 from twostream.cli import app
@@ -30,6 +31,20 @@ def test_synth_writes_a_dataset(tmp_path):
     assert len(list((tmp_path / "d" / "splits").glob("*_test_split*.txt"))) == 6
 
 
+def test_synth_refuses_a_folder_that_is_not_empty(tmp_path):
+    args = ["synth", str(tmp_path / "d"), "--classes", "2", "--clips-per-class", "2",
+            "--width", "32", "--height", "32", "--frames", "2"]
+    assert runner.invoke(app, args).exit_code == 0
+    before = sorted(str(p) for p in (tmp_path / "d").rglob("*"))
+    split = next((tmp_path / "d" / "splits").iterdir()).read_bytes()
+    again = runner.invoke(app, [*args, "--seed", "5"])
+    assert again.exit_code == 1
+    assert again.stderr.strip() == f"Error: {tmp_path / 'd'} is not empty: synth writes a " \
+        "whole new dataset; choose a new folder or empty this one"
+    assert sorted(str(p) for p in (tmp_path / "d").rglob("*")) == before
+    assert next((tmp_path / "d" / "splits").iterdir()).read_bytes() == split
+
+
 def test_synth_bad_option_is_one_red_line(tmp_path):
     result = runner.invoke(app, ["synth", str(tmp_path / "d"), "--classes", "1"])
     assert result.exit_code == 1
@@ -49,6 +64,13 @@ def test_extract_runs_and_reruns(tmp_path, synth_dataset):
     assert "5/5 clips extracted (0 now, 5 already done)" in again.stdout
     report = json.loads((tmp_path / "out" / "extract_report.json").read_text())
     assert report["settings"]["flow"] == "dis" and report["settings"]["short_side"] is None
+    other = runner.invoke(app, [*args[:4], "--flow", "farneback", *args[6:]])
+    assert other.exit_code == 1
+    assert len(other.stderr.strip().splitlines()) == 1
+    assert "flow: 'dis' -> 'farneback'" in other.stderr and "--force" in other.stderr
+    forced = runner.invoke(app, [*args[:4], "--flow", "farneback", *args[6:], "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert "5/5 clips extracted (5 now, 0 already done)" in forced.stdout
 
 
 def test_extract_passes_tvl1_options(tmp_path, synth_dataset):
@@ -102,6 +124,31 @@ def test_extract_exits_1_when_every_clip_is_bad(tmp_path):
     assert result.exit_code == 1
     assert "skipped wave/bad_(1).avi: corrupt" in result.stderr
     assert "no clip could be extracted" in result.stderr
+
+
+@pytest.mark.parametrize("option, value, needle", [
+    ("--short-side", "3", "--short-side must be 0 (native size) or at least 16"),
+    ("--short-side", "-1", "--short-side"),
+    ("--tvl1-nscales", "0", "--tvl1-nscales must be at least 1"),
+    ("--tvl1-tau", "0", "--tvl1-tau must be in (0, 0.25]"),
+    ("--tvl1-theta", "0", "--tvl1-theta must be positive"),
+    ("--tvl1-scale-step", "1.5", "--tvl1-scale-step must be in (0, 1)"),
+    ("--tvl1-warps", "0", "--tvl1-warps"),
+    ("--tvl1-inner-iterations", "0", "--tvl1-inner-iterations"),
+    ("--jpeg-quality", "0", "--jpeg-quality must be 1-100"),
+    ("--workers", "0", "--workers must be at least 1"),
+    ("--bound", "0", "bound must be positive"),
+])
+def test_extract_option_out_of_range_is_one_line_before_any_work(tmp_path, synth_dataset,
+                                                                  option, value, needle):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["extract", str(synth_dataset.videos_dir),
+                                 str(synth_dataset.splits_dir), str(out), option, value,
+                                 "--no-progress"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {needle}" or (
+        needle in result.stderr and len(result.stderr.strip().splitlines()) == 1), result.stderr
+    assert not out.exists()
 
 
 def test_extract_help_says_how_to_measure_flow_accuracy():

@@ -88,7 +88,8 @@ def test_bad_input_is_one_red_line(trained, tmp_path):
     _one_red_line(_run("train", raw, "--stream", "spatial", "--out", out / "spatial",
                        "--weights", "none", "--arch", "resnet18", "--crop", "32"), "--resume")
     _one_red_line(_run("train", raw, "--stream", "spatial", "--out", out / "spatial",
-                       "--resume"), "another arch")
+                       "--resume", "--arch", "resnet50"), "arch='resnet18', not 'resnet50'")
+    _one_red_line(_run("train", raw, "--out", tmp_path / "r"), "RAWFRAMES and --stream")
     _one_red_line(_run("train", raw, "--stream", "depth", "--out", tmp_path / "r"), "stream")
     (tmp_path / "a_file").write_text("")
     _one_red_line(_run("train", raw, "--stream", "spatial", "--out", tmp_path / "a_file",
@@ -96,7 +97,7 @@ def test_bad_input_is_one_red_line(trained, tmp_path):
     _one_red_line(_run("train", raw, "--stream", "spatial", "--out", tmp_path / "r",
                        "--device", "tpu"), "device")
     _one_red_line(_run("evaluate", out / "spatial", "--crops", "3"), "--crops")
-    _one_red_line(_run("evaluate", tmp_path), "checkpoint")
+    _one_red_line(_run("evaluate", tmp_path), "no run.json")
     _one_red_line(_run("fuse", out / "temporal", out / "spatial"), "spatial run then")
     broken = tmp_path / "broken.avi"
     broken.write_bytes(b"\x00" * 64)
@@ -105,12 +106,108 @@ def test_bad_input_is_one_red_line(trained, tmp_path):
     _one_red_line(_run("export", tmp_path, tmp_path / "x.onnx"), "run.json")
 
 
+def _damaged_run(src, dst, what: str):
+    """A copy of run ``src`` (run.json and checkpoint only) with one thing damaged."""
+    dst.mkdir()
+    shutil.copy(src / "run.json", dst / "run.json")
+    ckpt = (src / "checkpoint_split1.pt").read_bytes()
+    if what == "truncated checkpoint":
+        ckpt = ckpt[: len(ckpt) // 2]
+    elif what == "empty checkpoint":
+        ckpt = b""
+    (dst / "checkpoint_split1.pt").write_bytes(ckpt)
+    if what == "broken run.json":
+        (dst / "run.json").write_text('{"stream": "spatial", ')
+    elif what == "moved rawframes":
+        run = json.loads((src / "run.json").read_text())
+        run["rawframes"] = str(dst / "gone")
+        (dst / "run.json").write_text(json.dumps(run))
+    return dst
+
+
+# (command and options, damage to a copy of the spatial run or None, words the line must hold)
+BAD_OPTIONS = [
+    (["train", "{raw}", "--stream", "spatial", "--epochs", "0"], None, ["--epochs", "at least 1"]),
+    (["train", "{raw}", "--stream", "spatial", "--crop", "0"], None, ["--crop", "at least 32"]),
+    (["train", "{raw}", "--stream", "spatial", "--crop", "10000"], None,
+     ["--crop 10000 is larger than the frames", "64x48"]),
+    (["train", "{raw}", "--stream", "temporal", "--new-length", "0"], None, ["--new-length"]),
+    (["train", "{raw}", "--stream", "spatial", "--device", "cuda"], None, ["no CUDA"]),
+    (["train", "{raw}", "--stream", "spatial", "--resume"], None, ["nothing to resume"]),
+    (["evaluate", "{run}", "--segments", "0"], None, ["--segments", "at least 1"]),
+    (["evaluate", "{run}", "--train-segments", "0"], None, ["--train-segments"]),
+    (["evaluate", "{run}", "--split", "4"], None, ["--split", "'4'"]),
+    (["evaluate", "{run}", "--split", "2"], None, ["no checkpoint for split 2"]),
+    (["evaluate", "{run}", "--device", "cuda"], None, ["no CUDA"]),
+    (["evaluate", "{run}"], "truncated checkpoint", ["checkpoint_split1.pt", "unreadable"]),
+    (["evaluate", "{run}"], "empty checkpoint", ["checkpoint_split1.pt", "empty"]),
+    (["evaluate", "{run}"], "broken run.json", ["run.json", "not valid JSON"]),
+    (["evaluate", "{run}"], "moved rawframes", ["is gone", "--rawframes"]),
+    (["evaluate", "{run}", "--rawframes", "{other}"], None,
+     ["classes.txt", "does not match", "3 classes there, 4 in the run"]),
+    (["predict", "{video}", "--spatial", "{run}", "--temporal", "{temporal}", "--top-k", "0"],
+     None, ["--top-k", "at least 1"]),
+    (["predict", "{video}", "--spatial", "{run}", "--temporal", "{temporal}", "--top-k", "-1"],
+     None, ["--top-k"]),
+    (["predict", "{video}", "--spatial", "{run}", "--temporal", "{temporal}", "--device",
+      "cuda"], None, ["no CUDA"]),
+    (["predict", "{video}", "--spatial", "{run}", "--temporal", "{temporal}", "--split", "4"],
+     None, ["--split must be 1, 2 or 3"]),
+    (["predict", "{video}", "--spatial", "{run}", "--temporal", "{temporal}"],
+     "truncated checkpoint", ["checkpoint_split1.pt", "unreadable"]),
+    (["export", "{run}", "{tmp}/x.onnx"], "empty checkpoint", ["checkpoint_split1.pt"]),
+    (["export", "{run}", "{tmp}/x.onnx", "--split", "4"], None, ["--split"]),
+]
+
+
+@pytest.mark.parametrize("args, damage, needles", BAD_OPTIONS,
+                         ids=[" ".join(a[:1] + a[2:]) + (f" [{d}]" if d else "")
+                              for a, d, _ in BAD_OPTIONS])
+def test_bad_option_or_damaged_file_is_one_red_line(trained, synth_dataset, tmp_path, args,
+                                                    damage, needles):
+    raw, out = trained
+    run = out / "spatial" if damage is None else _damaged_run(out / "spatial",
+                                                              tmp_path / "run", damage)
+    other = tmp_path / "other"
+    if "{other}" in args:  # the same rawframes with one class fewer
+        shutil.copytree(raw, other)
+        classes = (other / "classes.txt").read_text().splitlines()
+        (other / "classes.txt").write_text("\n".join(classes[:-1]) + "\n")
+    values = dict(raw=raw, run=run, temporal=out / "temporal", other=other, tmp=tmp_path,
+                  video=next((synth_dataset.videos_dir / synth_dataset.classes[0]).iterdir()))
+    full = [a.format(**values) for a in args]
+    if full[0] == "train":
+        full += ["--out", str(tmp_path / "new"), "--arch", "resnet18", "--weights", "none"]
+        full += [] if "--crop" in full else ["--crop", "32"]
+    _one_red_line(_run(*full), *needles)
+    assert not (tmp_path / "new").exists() and not (tmp_path / "x.onnx").exists()
+
+
 def test_group_accuracy():
     classes = ["appearance_a", "appearance_b", "motion_a", "motion_b"]
     labels = np.array([0, 1, 2, 3, 3])
     scores = np.eye(4)[[0, 0, 2, 3, 2]]
     acc = group_accuracy(scores, labels, classes)
     assert acc == {"appearance": 0.5, "motion": 2 / 3, "overall": 0.6}
+
+
+def test_demo_refuses_a_folder_made_with_other_settings_or_by_something_else(tmp_path):
+    from dataclasses import asdict
+
+    from twostream.demo import DEMO_RECORD, DemoConfig
+
+    old = {k: v for k, v in asdict(DemoConfig(seed=1, epochs=3)).items() if k != "workers"}
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / DEMO_RECORD).write_text(json.dumps(old))
+    _one_red_line(_run("demo", "--out", tmp_path / "demo", "--seed", "0", "--epochs", "3"),
+                  "--seed 1 (now 0)", "another --out")
+    _one_red_line(_run("demo", "--out", tmp_path / "demo", "--seed", "1", "--epochs", "2"),
+                  "--epochs 3 (now 2)")
+    assert [p.name for p in (tmp_path / "demo").iterdir()] == [DEMO_RECORD]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    _one_red_line(_run("demo", "--out", tmp_path / "other"), "not empty", DEMO_RECORD)
+    assert [p.name for p in (tmp_path / "other").iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.slow

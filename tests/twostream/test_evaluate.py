@@ -15,7 +15,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_rawframes  # noqa: E402
 
 from twostream.datasets import DatasetError  # noqa: E402
-from twostream.evaluate import classification_report, evaluate_run, load_scores  # noqa: E402
+from twostream.evaluate import (  # noqa: E402
+    classification_report,
+    evaluate_run,
+    file_sha256,
+    load_scores,
+)
 from twostream.train import TrainConfig, main  # noqa: E402
 
 
@@ -57,6 +62,11 @@ def test_evaluate_run_writes_scores_reports_and_summary(trained):
     assert test["name"][0].startswith("appearance_blue/")
     report = json.loads((out / "eval_split2.json").read_text())
     assert report["crops"] == 10 and report["clips"] == n_test
+    evaluation = report["evaluation"]
+    assert (evaluation["crops"], evaluation["segments"], evaluation["train_segments"]) == (
+        10, 3, 2)
+    assert evaluation["sha256"] == file_sha256(out / "checkpoint_split2.pt")
+    assert not list(out.glob(".*tmp*"))
     assert set(report) >= {"top1", "top5", "mean_class_accuracy", "per_class", "skipped"}
     assert report["top1"] == pytest.approx(
         float((load_scores(out, 2)["scores"].argmax(1) == load_scores(out, 2)["label"]).mean())
@@ -83,5 +93,44 @@ def test_unreadable_test_clips_are_skipped_and_listed(trained, tmp_path):
 
 
 def test_not_a_run(tmp_path):
+    with pytest.raises(DatasetError, match="no run.json"):
+        evaluate_run(tmp_path, device="cpu")
+    (tmp_path / "run.json").write_text('{"stream": "spatial", "classes": ["a", "b"]}')
     with pytest.raises(DatasetError, match="checkpoint"):
         evaluate_run(tmp_path, device="cpu")
+
+
+def test_a_crash_half_way_leaves_the_previous_result_set_whole(trained, tmp_path, monkeypatch):
+    from twostream import evaluate as evaluate_mod
+
+    root, out = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    evaluate_run(run, splits=[1], segments=2, train_segments=1, device="cpu", progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if "split1" in p.name}
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed while plotting")
+
+    monkeypatch.setattr(evaluate_mod, "plot_confusion", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        evaluate_run(run, splits=[1], crops=10, segments=3, device="cpu", progress=False)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if "split1" in p.name} == before
+    assert not list(run.glob(".*tmp*"))
+    assert json.loads((run / "eval_split1.json").read_text())["evaluation"]["crops"] == 1
+    load_scores(run, 1, "train")  # still one consistent set
+
+
+@pytest.mark.parametrize("n_classes, counts_shown", [(4, True), (21, False)])
+def test_confusion_figure_shows_counts_and_a_labelled_colour_bar(n_classes, counts_shown):
+    from twostream.evaluate import confusion_figure
+
+    confusion = np.eye(n_classes, dtype=np.int64) * 3
+    confusion[0, 1] = 2
+    fig = confusion_figure(confusion, [f"c{i}" for i in range(n_classes)],
+                           "spatial stream, split 1: 25 views x 10 crops")
+    ax, bar = fig.axes
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == (sorted(["2"] + ["3"] * n_classes) if counts_shown else [])
+    assert bar.get_ylabel() == "fraction of the true class's test clips"
+    assert "10 crops" in ax.get_title()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from twostream.decode import decode_video
-from twostream.extract import extract_clip, extract_dataset
+from twostream.extract import SettingsMismatchError, extract_clip, extract_dataset
 from twostream.flow import TVL1_PRESETS
 from twostream.splits import DatasetError
 from twostream.synth import make_synthetic_dataset, render_motion_clip, write_avi
@@ -123,14 +123,17 @@ def test_bad_clips_are_reported_and_the_rest_extracted(tmp_path, synth_dataset):
     bad = {
         "Garbage_(bytes)_0.avi": bytes(range(256)) * 40,
         "Empty_file_1.avi": b"",
-        "Cut_off!_2.avi": long.read_bytes()[: long.stat().st_size * 7 // 10],
+        "Cut_off!_2.avi": long.read_bytes()[: long.stat().st_size * 5 // 10],  # 8 frames
     }
+    # Cut later: 17 of 30 frames decode, enough for a flow stack of 10, so it is kept.
+    (cls / "Cut_late_5.avi").write_bytes(long.read_bytes()[: long.stat().st_size * 7 // 10])
     for name, data in bad.items():
         (cls / name).write_bytes(data)
     write_avi(cls / "One_frame_3.avi", np.full((1, 48, 64, 3), 100, np.uint8))
     assert good  # the original clips stay intact
     with open(splits / "motion_left_test_split1.txt", "a", newline="") as f:
-        f.writelines(f"{n} 1 \n" for n in [*bad, "One_frame_3.avi", "Not_there_4.avi"])
+        f.writelines(f"{n} 1 \n" for n in [*bad, "One_frame_3.avi", "Not_there_4.avi",
+                                            "Cut_late_5.avi"])
     out = tmp_path / "out"
     summary = extract_dataset(videos, splits, out, flow="dis", short_side=None, workers=2,
                               progress=False)
@@ -143,12 +146,17 @@ def test_bad_clips_are_reported_and_the_rest_extracted(tmp_path, synth_dataset):
     assert reasons["One_frame_3.avi"].startswith("too short")
     assert all(f["path"].startswith(str(videos)) for f in report["failed"])
     assert report["missing"] == ["motion_left/Not_there_4.avi"]
-    assert summary.complete == report["complete"] == 10
+    assert report["partial"] == [{"clip": "motion_left/Cut_late_5.avi", "frames": "17",
+                                  "reason": "truncated: decoded 17 frames but the container "
+                                            "declares 30"}]
+    assert len(list((out / "rawframes" / "motion_left" / "Cut_late_5").glob("flow_x_*"))) == 16
+    assert summary.complete == report["complete"] == 11
     listed = [row[0] for row in _annotations(out, "train", 1) + _annotations(out, "val", 1)]
-    assert len(listed) == 10 and not any("Garbage" in x or "One_frame" in x for x in listed)
+    assert len(listed) == 11 and not any("Garbage" in x or "One_frame" in x for x in listed)
+    assert ["motion_left/Cut_late_5", "17", "0"] in _annotations(out, "train", 1)
     # Nothing half-written is left for the bad clips.
     assert sorted(p.name for p in (out / "rawframes" / "motion_left").iterdir()) == sorted(
-        Path(c).stem for c in synth_dataset.clips["motion_left"])
+        [Path(c).stem for c in synth_dataset.clips["motion_left"]] + ["Cut_late_5"])
 
 
 def test_rerun_skips_complete_clips_and_redoes_half_written_ones(tmp_path, synth_dataset,
@@ -209,17 +217,32 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
     assert _tree(out) == _tree(extracted_dataset.out_dir)
 
 
-def test_changed_settings_redo_clips(tmp_path, synth_dataset):
+def test_changed_settings_stop_before_touching_anything_unless_forced(tmp_path, synth_dataset):
     videos, splits = _copy_dataset(synth_dataset, tmp_path, ["motion_right"])
     out = tmp_path / "out"
     first = extract_dataset(videos, splits, out, flow="dis", short_side=None, workers=1,
                             progress=False)
     again = extract_dataset(videos, splits, out, flow="dis", short_side=None, workers=1,
                             progress=False)
-    other = extract_dataset(videos, splits, out, flow="farneback", short_side=None, workers=1,
-                            progress=False)
     assert (first.extracted_now, again.extracted_now, again.already_done) == (5, 0, 5)
-    assert other.extracted_now == 5
+    before = {**_tree(out), "report": (out / "extract_report.json").read_text()}
+    for changes, difference in [
+        (dict(flow="farneback"), "flow: 'dis' -> 'farneback'"),
+        (dict(short_side=32), "short_side: None -> 32"),
+        (dict(bound=10.0), "bound: 20.0 -> 10.0"),
+        (dict(flow="tvl1", tvl1=TVL1_PRESETS["fast"]), "flow: 'dis' -> 'tvl1'"),
+        (dict(jpeg_quality=80), "jpeg_quality: 95 -> 80"),
+    ]:
+        kw = dict(flow="dis", short_side=None, workers=1, progress=False) | changes
+        with pytest.raises(SettingsMismatchError) as err:
+            extract_dataset(videos, splits, out, **kw)
+        msg = str(err.value)
+        assert "5 clip(s) extracted with other settings" in msg and difference in msg
+        assert "--force" in msg and "new OUT" in msg
+        assert {**_tree(out), "report": (out / "extract_report.json").read_text()} == before
+    other = extract_dataset(videos, splits, out, flow="farneback", short_side=None, workers=1,
+                            progress=False, force=True)
+    assert (other.extracted_now, other.already_done) == (5, 0)
     report = json.loads((out / "extract_report.json").read_text())
     assert report["settings"]["flow"] == "farneback"
 
@@ -250,3 +273,68 @@ def test_rerun_pads_clips_extracted_before_the_flow_copy_existed(tmp_path, synth
                               workers=1)
     assert (summary.extracted_now, summary.already_done) == (0, 20)
     assert _tree(out) == _tree(extracted_dataset.out_dir)
+def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
+        tmp_path, synth_dataset, extracted_dataset, monkeypatch):
+    import errno
+
+    from twostream import extract as extract_mod
+
+    out = tmp_path / "out"
+    real_write, writes = extract_mod._write_jpeg, []
+
+    def fills_up(path, image, quality):
+        writes.append(path)
+        if len(writes) > 3 * 22 + 5:  # 3 clips of 8 frames + 7 flow pairs, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(path, image, quality)
+
+    monkeypatch.setattr(extract_mod, "_write_jpeg", fills_up)
+    with pytest.raises(extract_mod.DiskFullError) as err:
+        extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **FAST,
+                        workers=1)
+    msg = str(err.value)
+    assert "disk full while writing" in msg and "3/20 clips are extracted and kept" in msg
+    assert "the 17 left need about" in msg and "GB more" in msg and "rerun" in msg
+    assert len(writes) == 3 * 22 + 6  # nothing was tried after the first failure
+    assert len(list(out.glob("rawframes/*/*/.complete.json"))) == 3
+    assert len(_annotations(out, "train", 1)) + len(_annotations(out, "val", 1)) == 3
+    monkeypatch.setattr(extract_mod, "_write_jpeg", real_write)
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **FAST,
+                              workers=1)
+    assert (summary.already_done, summary.extracted_now) == (3, 17)
+    assert _tree(out) == _tree(extracted_dataset.out_dir)
+
+
+def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, synth_dataset):
+    out = tmp_path / "out"
+    code = "import sys; from twostream.cli import main; sys.argv[0] = 'twostream'; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "extract", str(synth_dataset.videos_dir),
+         str(synth_dataset.splits_dir), str(out), "--short-side", "0", "--workers", "2",
+         "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("rawframes/*/*/.complete.json")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        done_at_interrupt = len(list(out.glob("rawframes/*/*/.complete.json")))
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted:")
+    assert "rerun the same command to resume" in stderr and "Traceback" not in stderr
+    # The workers stopped with the run: at most the clips in progress when Ctrl-C came
+    # (one per worker) finished after it; none of the queued ones started.
+    done = len(list(out.glob("rawframes/*/*/.complete.json")))
+    assert done_at_interrupt <= done <= done_at_interrupt + 2 < 20
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out,
+                              short_side=None, workers=1, progress=False)
+    assert (summary.already_done, summary.complete) == (done, 20)
+    assert not list(out.glob("rawframes/*/.*partial*"))

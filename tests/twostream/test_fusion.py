@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
-from twostream.evaluate import load_scores
+from twostream.errors import TwostreamError
+from twostream.evaluate import file_sha256, load_scores
 from twostream.fusion import (
     FusionError,
     apply_fusion,
@@ -38,11 +40,18 @@ def _scores(labels, informative, rng, strength=3.0):
 
 
 def _fake_run(path, stream, names, labels, scores, train, classes=CLASSES):
+    """A run folder as `twostream evaluate` leaves it, with a stand-in checkpoint."""
     path.mkdir(parents=True)
     (path / "run.json").write_text(json.dumps({"stream": stream, "classes": classes}))
-    np.savez(path / "scores_split1.npz", name=np.array(names), label=labels, scores=scores)
+    (path / "checkpoint_split1.pt").write_bytes(f"{stream} weights".encode())
+    evaluation = {"id": f"eval-{stream}", "checkpoint": "checkpoint_split1.pt",
+                  "sha256": file_sha256(path / "checkpoint_split1.pt")}
+    (path / "eval_split1.json").write_text(json.dumps({"evaluation": evaluation}))
+    meta = np.array(json.dumps(evaluation))
+    np.savez(path / "scores_split1.npz", name=np.array(names), label=labels, scores=scores,
+             evaluation=meta)
     np.savez(path / "train_scores_split1.npz", name=np.array(train[0]), label=train[1],
-             scores=train[2])
+             scores=train[2], evaluation=meta)
 
 
 @pytest.fixture()
@@ -122,9 +131,15 @@ def _empty(tmp_path):
 def test_several_splits_give_a_mean_column(runs, tmp_path):
     s, t = runs
     for run in (s, t):  # split 2 = split 1 reversed (same clips, so fusable)
+        shutil.copy(run / "checkpoint_split1.pt", run / "checkpoint_split2.pt")
+        report = json.loads((run / "eval_split1.json").read_text())
+        report["evaluation"]["checkpoint"] = "checkpoint_split2.pt"
+        (run / "eval_split2.json").write_text(json.dumps(report))
         for prefix in ("scores", "train_scores"):
             with np.load(run / f"{prefix}_split1.npz") as z:
-                np.savez(run / f"{prefix}_split2.npz", **{k: z[k][::-1] for k in z.files})
+                arrays = {k: z[k][::-1] for k in ("name", "label", "scores")}
+                np.savez(run / f"{prefix}_split2.npz", **arrays,
+                         evaluation=np.array(json.dumps(report["evaluation"])))
     result = fuse_runs(s, t, out=tmp_path)
     assert result["splits"] == [1, 2]
     header, *rows = result["table"].splitlines()
@@ -189,3 +204,29 @@ def test_binary_svm_gives_one_column_per_class():
     assert scores.shape == (40, 2) and (scores.argmax(1) == y).mean() > 0.9
     with pytest.raises(FusionError, match="fuse"):
         apply_fusion("svm", s, t, None)
+def _evaluation_of(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("retrained", "made from another checkpoint_split1.pt"),
+    ("half-written set", "come from different evaluations"),
+    ("older evaluate", "records no checkpoint"),
+    ("never evaluated", "never evaluated"),
+])
+def test_stale_or_mixed_results_are_refused(runs, damage, message):
+    s, t = runs
+    if damage == "retrained":  # the checkpoint changed after the evaluation
+        (t / "checkpoint_split1.pt").write_bytes(b"weights after more epochs")
+    elif damage == "half-written set":  # a new train_scores beside the old eval json
+        arrays = _evaluation_of(t / "train_scores_split1.npz")
+        arrays["evaluation"] = np.array(json.dumps({"id": "a newer evaluation"}))
+        np.savez(t / "train_scores_split1.npz", **arrays)
+    elif damage == "older evaluate":
+        (t / "eval_split1.json").write_text(json.dumps({"top1": 0.375}))
+    else:
+        (t / "eval_split1.json").unlink()
+    with pytest.raises(TwostreamError, match=message) as err:
+        fuse_runs(s, t, splits=[1])
+    assert f"twostream evaluate {t}" in str(err.value)

@@ -7,6 +7,7 @@ import logging
 import pytest
 import torch
 
+from twostream.errors import TwostreamError
 from twostream.models import StreamResNet, WeightsMismatchError, build_model, load_weights
 
 
@@ -75,13 +76,33 @@ def test_weights_of_another_architecture_are_a_clear_error(imagenet_like):
     assert "layer1.0.conv1.weight" in msg  # a mismatched key is named
 
 
-def test_missing_or_garbage_weights_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.pth"):
-        build_model("resnet18", in_chans=3, num_classes=2, weights=tmp_path / "nope.pth")
-    bad = tmp_path / "bad.pth"
-    bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsMismatchError, match="bad.pth"):
-        build_model("resnet18", in_chans=3, num_classes=2, weights=bad)
+class _NotAllowed:  # a pickled custom class: weights_only=True refuses it
+    pass
+
+
+def _weights_file(tmp_path, kind: str):
+    path = tmp_path / f"{kind}.pth"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "garbage":
+        path.write_bytes(b"not a checkpoint")
+    elif kind == "truncated":
+        torch.save(build_model("resnet18", in_chans=3, num_classes=2, weights="none")
+                   .state_dict(), path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "pickle":
+        torch.save({"model": _NotAllowed()}, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "garbage", "truncated", "pickle"])
+def test_bad_weights_file_is_one_clear_error_without_unsafe_advice(tmp_path, kind):
+    path = _weights_file(tmp_path, kind)
+    with pytest.raises(TwostreamError) as err:
+        build_model("resnet18", in_chans=3, num_classes=2, weights=path)
+    msg = str(err.value)
+    assert str(path) in msg and "\n" not in msg
+    assert "weights_only" not in msg  # PyTorch's advice would make loading unsafe
 
 
 def test_torchvision_cache_is_used_else_one_warning(torch_home, imagenet_like, caplog):

@@ -101,3 +101,30 @@ def test_missing_or_empty_folders_raise_naming_the_path(tmp_path, hmdb):
         read_classes(tmp_path / "empty")
     with pytest.raises(DatasetError, match="no split files in"):
         load_splits(tmp_path / "empty", videos)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-8-sig",
+                                      "utf-8", "latin-1"])
+def test_split_files_in_any_usual_encoding_parse_alike(tmp_path, encoding):
+    # "utf-16" writes a BOM; "utf-16-le"/"-be" do not (as some Windows tools save).
+    clips = CLAP if encoding != "latin-1" else [c for c in CLAP if "¢" not in c]
+    text = "".join(f"{c} {1 + i % 2} \r\n" for i, c in enumerate(clips))
+    path = tmp_path / "clap_test_split1.txt"
+    path.write_bytes(text.encode(encoding))
+    pairs, bad = parse_split_file(path)
+    assert pairs == [(c, 1 + i % 2) for i, c in enumerate(clips)] and bad == []
+
+
+def test_class_folders_without_split_files_stay_out_of_the_class_list(hmdb, caplog):
+    videos, splits_dir = hmdb
+    (videos / "wave").mkdir()
+    (videos / "wave" / "wave_clip_0.avi").write_bytes(b"x")
+    with caplog.at_level("WARNING", logger="twostream"):
+        splits = load_splits(splits_dir, videos)
+    assert splits.classes == ["brush_hair", "clap"] and splits.without_splits == ["wave"]
+    assert "1 class folder(s) have no split file and are left out of the class list: wave" \
+        in caplog.text
+    # Split 2 names no brush_hair clip and no training clip at all: both are warned about.
+    assert splits.empty_classes(2, 1) == ["brush_hair", "clap"]
+    assert "split 2 has no train clip of 2 class(es): brush_hair, clap" in caplog.text
+    assert "split 2 has no test clip of 1 class(es): brush_hair" in caplog.text

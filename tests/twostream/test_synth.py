@@ -25,7 +25,7 @@ def test_same_seed_gives_same_bytes_and_other_seed_other_videos(tmp_path):
     make_synthetic_dataset(tmp_path / "b", seed=7, **SMALL)
     make_synthetic_dataset(tmp_path / "c", seed=8, **SMALL)
     a, b, c = (_hashes(tmp_path / x) for x in "abc")
-    assert len(a) == 4 * 3 + 4 * 3  # videos + split files
+    assert len(a) == 4 * 3 + 4 * 3 + 1  # videos + split files + synth.json
     assert a == b
     assert set(a.values()) != set(c.values())
 

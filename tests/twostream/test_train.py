@@ -17,6 +17,7 @@ from _model_fixtures import make_rawframes  # noqa: E402
 
 from twostream import train as train_mod  # noqa: E402
 from twostream.datasets import DatasetError  # noqa: E402
+from twostream.errors import TwostreamError  # noqa: E402
 from twostream.train import TrainConfig, checkpoint_path, main  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def test_run_folder_and_checkpoint_keys(raw, tmp_path):
     with (out / "metrics.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["split"], r["epoch"]) for r in rows] == [
-        (str(k), str(e)) for k in (1, 2, 3) for e in (0, 1)
+        (str(k), str(e)) for k in (1, 2, 3) for e in (1, 2)
     ]
     assert all(0.0 <= float(r["train_acc"]) <= 1.0 and float(r["train_loss"]) > 0 for r in rows)
     assert (out / "curves.png").stat().st_size > 1000
@@ -97,7 +98,7 @@ def test_killed_and_resumed_run_ends_with_identical_weights(raw, tmp_path, monke
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     with (Path(part.out) / "metrics.csv").open(newline="") as f:
-        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1", "2"]
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
 
 
 def test_unreadable_training_clips_are_skipped_not_fatal(raw, tmp_path):
@@ -126,3 +127,62 @@ def test_bad_input_fails_before_training(raw, tmp_path):
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match="split"):
         main(_config(raw, tmp_path / "run", split="4"))
+
+
+def test_resume_with_more_epochs_stretches_the_schedule(raw, tmp_path, caplog):
+    out = tmp_path / "run"
+    main(_config(raw, out, epochs=1, split="1"))
+    with caplog.at_level("WARNING", logger="twostream"):
+        main(train_mod.resume_config(out, {"epochs": 2}))
+    assert "--epochs 2 instead of the run's 1" in caplog.text
+    with (out / "metrics.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    # The finished 1-epoch schedule had reached lr 0; stretched to 2 epochs, the second
+    # starts half-way down the cosine: 0.01 * (1 + cos(pi / 2)) / 2.
+    assert float(rows[1]["lr"]) == pytest.approx(0.005)
+    ckpt = torch.load(checkpoint_path(out, 1), weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["config"]["epochs"] == 2
+    assert main(train_mod.resume_config(out, {}))[1] == {}  # nothing left to train
+
+
+def test_resume_reuses_the_runs_settings_and_refuses_changes(raw, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(TwostreamError, match="nothing to resume"):
+        train_mod.resume_config(out, {})
+    main(_config(raw, out, epochs=1))
+    config = train_mod.resume_config(out, {"workers": 0, "epochs": 3})
+    assert (config.stream, config.crop, config.new_length, config.epochs) == (
+        "temporal", 32, 4, 3)
+    assert config.rawframes == str(raw) and config.resume
+    with pytest.raises(TwostreamError, match=r"crop=32, not 40; new_length=4, not 2"):
+        train_mod.resume_config(out, {"crop": 40, "new_length": 2})
+    other = tmp_path / "other"
+    shutil.copytree(raw, other)
+    with pytest.raises(TwostreamError, match=f"rawframes='{raw}', not '{other}'"):
+        train_mod.resume_config(out, {"rawframes": str(other)})
+    # The run's folder moved: the new place is taken when its class list matches.
+    moved = tmp_path / "moved"
+    shutil.copytree(raw, moved)
+    run = json.loads((out / "run.json").read_text())
+    run["rawframes"] = run["train_config"]["rawframes"] = str(tmp_path / "gone")
+    (out / "run.json").write_text(json.dumps(run))
+    assert train_mod.resume_config(out, {"rawframes": str(moved)}).rawframes == str(moved)
+    (moved / "classes.txt").write_text("a\nb\n")
+    with pytest.raises(TwostreamError, match="lists 2 classes, the run was trained on 6"):
+        train_mod.resume_config(out, {"rawframes": str(moved)})
+
+
+def test_curves_use_whole_epochs_from_1_and_a_log_loss_axis():
+    from twostream.train import curves_figure
+
+    rows = [{"split": "1", "epoch": str(e), "train_loss": loss, "train_acc": "0.5",
+             "val_loss": "nan", "val_video_acc": "nan"}
+            for e, loss in ((1, "250.0"), (2, "1.2"), (3, "0.9"))]  # one early spike
+    fig = curves_figure(rows, "temporal stream, crop 32")
+    ax_loss, ax_acc = fig.axes
+    assert ax_loss.get_yscale() == "log"
+    ticks = [t for t in ax_loss.get_xticks() if 1 <= t <= 3]
+    assert ticks == [1, 2, 3]
+    assert list(ax_loss.lines[0].get_xdata()) == [1, 2, 3]
+    assert fig._suptitle.get_text() == "temporal stream, crop 32"

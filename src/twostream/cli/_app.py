@@ -14,10 +14,10 @@ app = typer.Typer(
 )
 
 
-def fail(message: str) -> typer.Exit:
+def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` as one red line on stderr; return the exit (code 1) to raise."""
     typer.secho(f"Error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
+    return typer.Exit(code)
 
 
 @app.callback()

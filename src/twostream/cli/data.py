@@ -91,6 +91,8 @@ def extract(
                                "present), cpu or cuda."),
     flow_batch: int = typer.Option(16, "--flow-batch", help="tvl1-torch: frame pairs per "
                                    "flow batch on the device (GPU: 64 or more)."),
+    force: bool = typer.Option(False, "--force", help="Redo clips OUT_DIR holds from a run "
+                               "with other settings (without it such clips stop the run)."),
 ) -> None:
     """Extract RGB frames and optical flow from HMDB51-format videos, MMAction2 layout.
 
@@ -99,6 +101,8 @@ def extract(
     and OUT_DIR/classes.txt, OUT_DIR/hmdb51_{train,val}_split_{1,2,3}_rawframes.txt.
 
     Resumable: a rerun skips finished clips. Bad clips are skipped, listed in extract_report.json.
+    Every clip records the settings it was made with; a rerun with other settings stops and
+    names the difference (--force redoes those clips).
 
     Example: twostream extract hmdb51/videos hmdb51/splits hmdb51/out --workers 2
 
@@ -118,16 +122,24 @@ def extract(
         summary = extract_dataset(
             videos_dir, splits_dir, out_dir, flow=flow, short_side=short_side or None,
             bound=bound, workers=workers, tvl1=params, jpeg_quality=jpeg_quality,
-            progress=progress, device=device, flow_batch=flow_batch,
+            progress=progress, device=device, flow_batch=flow_batch, force=force,
         )
     except ValueError as exc:  # DatasetError is one
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. OUT_DIR below a file, or not writable
         raise fail(f"cannot write {out_dir}: {exc}") from None
+    except KeyboardInterrupt:
+        raise fail(f"interrupted: the clips finished so far are kept in {out_dir}; rerun the "
+                   "same command to resume", code=130) from None
     for failure in summary.failed[:10]:
         typer.echo(f"  skipped {failure['clip']}: {failure['reason']}", err=True)
     if len(summary.failed) > 10:
         typer.echo(f"  ... and {len(summary.failed) - 10} more", err=True)
+    if summary.partial:
+        first = summary.partial[0]
+        typer.echo(f"  kept {len(summary.partial)} clip(s) cut short with the frames that "
+                   f"decode, e.g. {first['clip']} ({first['frames']} frames; {first['reason']})",
+                   err=True)
     report = Path(out_dir) / "extract_report.json"
     if summary.complete == 0:
         raise fail(f"no clip could be extracted from {videos_dir} "

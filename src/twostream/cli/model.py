@@ -11,6 +11,8 @@ from pathlib import Path
 import typer
 
 from twostream.cli._app import app, fail
+from twostream.errors import TwostreamError
+from twostream.options import check_test_options, parse_splits
 
 # Errors a user can fix (bad paths, bad options, mismatched runs): one line, no traceback.
 # The domain errors (DatasetError, FusionError, WeightsMismatchError, VideoDecodeError) are
@@ -29,20 +31,27 @@ def _logging(verbose: bool = True) -> None:
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def _splits(split: str | None) -> list[int] | None:
-    if split is None:
-        return None
-    if split == "all":
-        return [1, 2, 3]
-    if split in ("1", "2", "3"):
-        return [int(split)]
-    raise fail(f"--split must be 1, 2, 3 or all, got {split!r}")
+def _splits(split: str | int | None, *, allow_all: bool = True) -> list[int] | None:
+    try:
+        return parse_splits(split, allow_all=allow_all)
+    except TwostreamError as exc:
+        raise fail(str(exc)) from None
+
+
+def _check_test_options(**options: int) -> None:
+    try:
+        check_test_options(**options)
+    except TwostreamError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()
 def train(
-    rawframes: Path = typer.Argument(..., help="Folder written by `twostream extract`."),
-    stream: str = typer.Option(..., "--stream", help="spatial (RGB frames) or temporal (flow)."),
+    ctx: typer.Context,
+    rawframes: Path | None = typer.Argument(None, help="Folder written by `twostream extract` "
+                                            "(with --resume: the run's, unless given)."),
+    stream: str | None = typer.Option(None, "--stream", help="spatial (RGB frames) or temporal "
+                                      "(flow); required unless --resume."),
     out: Path = typer.Option(..., "--out", help="Run folder (checkpoints, metrics, curves)."),
     split: str = typer.Option("1", "--split", help="1, 2, 3 or all (trains the 3 in turn)."),
     arch: str = typer.Option("resnet50", "--arch", help="resnet18 or resnet50."),
@@ -64,7 +73,10 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     val_segments: int = typer.Option(3, "--val-segments", help="Views per test clip for the "
                                      "quick test accuracy after each epoch (0: none)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out with its "
+                                "own settings; options given again must match them, except "
+                                "--epochs (the schedule is stretched), --split, --device, "
+                                "--workers and --val-segments."),
 ) -> None:
     """Train the spatial or the temporal stream on HMDB51 split(s).
 
@@ -74,24 +86,41 @@ def train(
 
     Example: twostream train data/rawframes --stream temporal --split 1 --out runs/temporal
     --arch resnet18 --crop 112 --epochs 5
+
+    Continue it (after Ctrl-C or a kill), or train it on to 8 epochs: twostream train --resume
+    --out runs/temporal --epochs 8
     """
-    from twostream.train import TrainConfig, main
+    from twostream.train import TrainConfig, main, resume_config
 
     _logging()
-    config = TrainConfig(
-        rawframes=str(rawframes), stream=stream, out=str(out), split=split, arch=arch,
-        weights=weights, epochs=epochs, batch_size=batch_size, lr=lr, crop=crop,
+    options = dict(
+        rawframes=None if rawframes is None else str(rawframes), stream=stream, split=split,
+        arch=arch, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr, crop=crop,
         new_length=new_length, drop_rate=drop_rate, flip=flip, workers=workers, device=device,
-        seed=seed, val_segments=val_segments, resume=resume,
+        seed=seed, val_segments=val_segments,
     )
+    # The options typed on this command line (not defaults): what --resume may not change.
+    given = {k: v for k, v in options.items()
+             if v is not None and getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}
     try:
+        if resume:
+            config = resume_config(out, given)
+        elif rawframes is None or stream is None:
+            raise fail("RAWFRAMES and --stream are required (unless --resume continues a run)")
+        else:
+            config = TrainConfig(out=str(out), **options)
         results = main(config)
     except _USER_ERRORS as exc:
         raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise fail(f"interrupted: every finished epoch is saved in {out}; continue with "
+                   f"`twostream train --resume --out {out}`", code=130) from None
     for k, row in results.items():
         if row:
             typer.echo(f"split {k}: train acc {row['train_acc']:.1%}, test clip acc "
-                       f"{row['val_video_acc']:.1%} after epoch {row['epoch'] + 1}")
+                       f"{row['val_video_acc']:.1%} after epoch {row['epoch']}")
+        else:
+            typer.echo(f"split {k}: already trained {config.epochs} epoch(s); nothing to do")
     typer.echo(f"run folder: {out}")
 
 
@@ -118,13 +147,14 @@ def evaluate(
 
     Example: twostream evaluate runs/temporal --crops 10
     """
+    splits = _splits(split)
+    _check_test_options(crops=crops, segments=segments, train_segments=train_segments,
+                        batch_size=batch_size, workers=workers)
     from twostream.evaluate import evaluate_run
 
-    if crops not in (1, 10):
-        raise fail(f"--crops must be 1 or 10, got {crops}")
     _logging(verbose=False)
     try:
-        result = evaluate_run(run_dir, splits=_splits(split), crops=crops, segments=segments,
+        result = evaluate_run(run_dir, splits=splits, crops=crops, segments=segments,
                               train_segments=train_segments, rawframes=rawframes,
                               device=device, batch_size=batch_size, workers=workers)
     except _USER_ERRORS as exc:
@@ -156,10 +186,11 @@ def fuse(
 
     Example: twostream fuse runs/spatial runs/temporal --split 1
     """
+    splits = _splits(split)
     from twostream.fusion import fuse_runs
 
     try:
-        result = fuse_runs(spatial_run, temporal_run, splits=_splits(split), out=out)
+        result = fuse_runs(spatial_run, temporal_run, splits=splits, out=out)
     except _USER_ERRORS as exc:
         raise fail(str(exc)) from None
     typer.echo(result["table"])
@@ -189,7 +220,7 @@ def predict(
         "learned from the training clips (svm scores are SVM decision values). Default: the "
         "one `fuse` found best on the training clips, or average if `fuse` was never run."),
     crops: int = typer.Option(1, "--crops", help="1 or 10 crops per view."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     flow: str | None = typer.Option(None, "--flow", help="Flow method the training rawframes "
                                     "were made with (default: as the runs record; required "
                                     "when they record none, e.g. rawframes made by MMAction2)."),
@@ -205,6 +236,8 @@ def predict(
     For runs trained on rawframes made by MMAction2's tools, say how they were made:
     twostream predict clip.avi --spatial S --temporal T --flow tvl1 --short-side 0 --bound 20
     """
+    _splits(split, allow_all=False)
+    _check_test_options(crops=crops, top_k=top_k)
     from twostream.decode import VideoDecodeError
     from twostream.predict import predict_video
 
@@ -237,6 +270,7 @@ def export(
 
     Example: twostream export runs/temporal temporal.onnx
     """
+    _splits(split, allow_all=False)
     from twostream.export import export_onnx
 
     try:
@@ -259,7 +293,8 @@ def demo(
     synth -> extract -> train both streams -> evaluate -> fuse -> predict one clip; ends with
     accuracy per stream (and fusion) on appearance classes, motion classes and overall.
 
-    About 5 minutes on 2 CPU cores. Re-running reuses finished steps in --out.
+    About 5 minutes on 2 CPU cores. Re-running with the same options reuses finished steps
+    in --out; other options (seed, sizes, epochs) are refused there.
 
     Example: twostream demo --out /tmp/twostream-demo
     """

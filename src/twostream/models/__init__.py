@@ -9,6 +9,7 @@ from twostream.models.resnet import (
     build_model,
     find_cached_weights,
     load_weights,
+    read_torch_file,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "build_model",
     "find_cached_weights",
     "load_weights",
+    "read_torch_file",
 ]

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from twostream.errors import TwostreamError
+
 __all__ = [
     "ARCHS",
     "StreamResNet",
@@ -31,6 +33,7 @@ __all__ = [
     "build_model",
     "find_cached_weights",
     "load_weights",
+    "read_torch_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -42,7 +45,7 @@ ARCHS: dict[str, tuple[type[nn.Module], list[int]]] = {
 }
 
 
-class WeightsMismatchError(ValueError):
+class WeightsMismatchError(TwostreamError):
     """A weights file whose tensors do not fit the requested architecture."""
 
 
@@ -104,6 +107,30 @@ def _adapt_conv1(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     return weight.mean(dim=1, keepdim=True).repeat(1, in_chans, 1, 1)
 
 
+def read_torch_file(path: str | Path, what: str = "PyTorch weights file") -> object:
+    """``torch.load(path, weights_only=True)`` on CPU, with one clear error for a bad file.
+
+    Raises:
+        TwostreamError: the file is missing, empty, truncated or not a PyTorch file. The
+            message never repeats PyTorch's advice to pass ``weights_only=False``: loading an
+            untrusted file that way can run arbitrary code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TwostreamError(f"{what} not found: {path}")
+    if path.stat().st_size == 0:
+        raise TwostreamError(f"{what} {path} is empty (0 bytes): restore or recreate it")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a truncated or foreign file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = "not a PyTorch file" if "weights_only" in str(exc) else first
+        raise TwostreamError(
+            f"{what} {path} is unreadable (truncated or not made by PyTorch: {reason}); "
+            "restore or recreate it"
+        ) from None
+
+
 def load_weights(model: StreamResNet, path: str | Path) -> None:
     """Load a weights file into ``model``, adapting ``conv1`` and the head where needed.
 
@@ -111,16 +138,11 @@ def load_weights(model: StreamResNet, path: str | Path) -> None:
     (a dict with a ``"model"`` entry).
 
     Raises:
-        FileNotFoundError: the file does not exist.
+        TwostreamError: the file is missing, empty or unreadable.
         WeightsMismatchError: tensors of the backbone do not fit this architecture.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a non-checkpoint file
-        raise WeightsMismatchError(f"{path} is not a readable PyTorch weights file: {exc}") from exc
+    state = read_torch_file(path, "weights file")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict):
