@@ -149,7 +149,8 @@ def test_bad_clips_are_reported_and_the_rest_extracted(tmp_path, synth_dataset):
     assert report["partial"] == [{"clip": "motion_left/Cut_late_5.avi", "frames": "17",
                                   "reason": "truncated: decoded 17 frames but the container "
                                             "declares 30"}]
-    assert len(list((out / "rawframes" / "motion_left" / "Cut_late_5").glob("flow_x_*"))) == 16
+    # 16 flow fields between the 17 frames that decode, plus flow 17, the copy for MMAction2.
+    assert len(list((out / "rawframes" / "motion_left" / "Cut_late_5").glob("flow_x_*"))) == 17
     assert summary.complete == report["complete"] == 11
     listed = [row[0] for row in _annotations(out, "train", 1) + _annotations(out, "val", 1)]
     assert len(listed) == 11 and not any("Garbage" in x or "One_frame" in x for x in listed)
