@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -129,6 +130,13 @@ class BuildParams:
             raise ValueError(f"every_nth must be 1 or more, got {self.every_nth}")
         if self.weight not in WEIGHTS:
             raise ValueError(f"weight must be one of {', '.join(WEIGHTS)}, got {self.weight!r}")
+        for name in ("min_live_minutes", "min_viewer_mean", "min_chatter_mean", "min_weight",
+                     "min_game_minutes"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if self.weight != "shared" and self.min_weight > 100:
+            raise ValueError(f"min_weight must be between 0 and 100 with weight {self.weight} "
+                             f"(a percentage), got {self.min_weight}")
         if not 0 < self.bot_channel_share <= 1:
             raise ValueError(
                 f"bot_channel_share must be in (0, 1], got {self.bot_channel_share}"

@@ -63,3 +63,12 @@ def open_store_or_exit(db: Path) -> duckdb.DuckDBPyConnection:
         raise store_busy(db, exc) from None
     except OSError as exc:  # e.g. a --db whose folder is a file
         raise fail(f"cannot open the store {db}: {exc}") from None
+
+
+def check_out_dir(out: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that is a file (or lies under one)."""
+    clash = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if clash is not None:
+        where = "" if clash == out else f" ({clash} is a file)"
+        raise fail(f"{option} {out} is not a folder{where}: pass a folder, which is created "
+                   "if missing")

@@ -39,6 +39,12 @@ MemoryOption = typer.Option("4GB", "--memory-limit", help="DuckDB memory cap, e.
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 
+def _out_of_memory(memory_limit: str, *, window: bool) -> typer.Exit:
+    hint = " or narrow --since/--until" if window else ""
+    return _fail(f"DuckDB ran out of memory within --memory-limit {memory_limit.strip()}: "
+                 f"raise --memory-limit (e.g. 8GB){hint}")
+
+
 def _unwritable(out: Path, exc: OSError) -> typer.Exit:
     return _fail(f"cannot write to --out {out}: {exc.strerror or exc} ({exc.filename}); "
                  "pass a directory you can write")  # fmt: skip
@@ -122,6 +128,8 @@ def build(
 
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
     """
+    import duckdb
+
     from twitchgraph.build import BuildError, build_graph, write_graph_dir
 
     with _store(db, memory_limit=memory_limit) as con, _err.status("building") as status:
@@ -144,6 +152,8 @@ def build(
             )
         except (BuildError, ValueError) as exc:
             raise _fail(str(exc)) from None
+        except duckdb.OutOfMemoryException:
+            raise _out_of_memory(memory_limit, window=True) from None
     try:
         write_graph_dir(result, out)
     except OSError as exc:
@@ -177,6 +187,8 @@ def report(
     Example: twitchgraph report quality --db twitchgraph.duckdb --out reports/
              twitchgraph report explore --db twitchgraph.duckdb --graph graph/ --out reports/
     """
+    import duckdb
+
     from twitchgraph.reports import write_explore_report, write_quality_report
 
     if db is None and (kind is ReportKind.quality or graph is None or DEFAULT_DB.exists()):
@@ -193,6 +205,8 @@ def report(
     except (FileNotFoundError, ValueError) as exc:
         # e.g. a --graph that is not a GRAPH_DIR, a --bot-channel-share outside (0, 1]
         raise _fail(str(exc)) from None
+    except duckdb.OutOfMemoryException:
+        raise _out_of_memory(memory_limit, window=False) from None
     except OSError as exc:
         raise _unwritable(out, exc) from None
     _out.print(f"wrote {page}")
