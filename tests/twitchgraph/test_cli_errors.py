@@ -40,10 +40,16 @@ def paths(tmp_path_factory) -> dict[str, Path]:
     edges = pd.read_csv(negative / "edges.csv")
     edges.loc[0, "Weight"] = -3.0
     edges.to_csv(negative / "edges.csv", index=False)
+    broken = root / "broken"
+    write_planted_graph_dir(broken, communities=2, size=6, seed=4)
+    with (broken / "edges.csv").open("a") as f:
+        f.write('a,b\n1,2,3,4\n"unclosed\n')
+    (root / "binary.env").write_bytes(b"TWITCH_CLIENT_ID=\xff\xfe\x00\x81")
     (root / "a_file").write_text("not a folder")
     (root / "a_folder").mkdir()
     return {"root": root, "store": store, "graph": graph, "negative": negative,
-            "file": root / "a_file", "folder": root / "a_folder"}
+            "broken": broken, "binary_env": root / "binary.env", "file": root / "a_file",
+            "folder": root / "a_folder"}
 
 
 @dataclass
@@ -111,6 +117,26 @@ CASES = [
          lambda p: ["build", "--db", str(p["store"]), "--out", str(p["root"] / "neg"),
                     "--min-weight", "-5"],
          "min_weight must be a finite number >= 0, got -5.0"),
+    # messages that name the file
+    Case("report explore on a broken CSV",
+         lambda p: ["report", "explore", "--graph", str(p["broken"]), "--out",
+                    str(p["root"] / "explore")],
+         "edges.csv is not a readable CSV"),
+    Case("collect with a binary --env-file",
+         lambda p: ["collect", "--once", "--env-file", str(p["binary_env"]), "--db",
+                    str(p["root"] / "collect.duckdb")],
+         "binary.env is not a text .env file"),
+    Case("collect with a missing --env-file",
+         lambda p: ["collect", "--once", "--env-file", str(p["root"] / "none.env"), "--db",
+                    str(p["root"] / "collect.duckdb")],
+         "none.env is not a file: pass an existing .env file"),
+    Case("enrich with a missing --env-file",
+         lambda p: ["enrich", "--env-file", str(p["root"] / "none.env"), "--db",
+                    str(p["store"])],
+         "none.env is not a file: pass an existing .env file"),
+    Case("enrich with a binary --env-file",
+         lambda p: ["enrich", "--env-file", str(p["binary_env"]), "--db", str(p["store"])],
+         "binary.env is not a text .env file"),
 ]
 
 
@@ -131,3 +157,23 @@ def test_sim_serve_writes_an_env_file_into_a_new_folder(paths):
                                  "--for", "0", "--env-file", str(env_file)])
     assert result.exit_code == 0, result.output
     assert "TWITCH_CLIENT_ID=" in env_file.read_text()
+
+
+def test_enrich_reads_credentials_and_urls_from_its_env_file(paths, tmp_path, monkeypatch):
+    from twitchgraph.sim import run_simulator
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for var in ("TWITCH_CLIENT_ID", "TWITCH_CLIENT_SECRET", "TWITCH_API_URL", "STEAM_API_URL"):
+        monkeypatch.delenv(var, raising=False)
+    store = tmp_path / "store.duckdb"
+    store.write_bytes(paths["store"].read_bytes())
+    with run_simulator(channels=10, users=100, seed=1) as sim:
+        env_file = tmp_path / "sim.env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in sim.env().items()))
+        result = runner.invoke(app, ["enrich", "--db", str(store), "--env-file", str(env_file),
+                                     "--no-igdb"])
+        requests = sim.stats()["http_requests"]
+    assert result.exit_code == 0, result.output
+    assert "credentials missing" not in result.output and "FAILED" not in result.output
+    assert "helix games: asked 1" in result.output and "steam: asked 1" in result.output
+    assert requests > 0  # the simulator's Helix and Steam answered, not the real ones

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from twitchgraph.cli._app import DEFAULT_DB, DbOption, app
+from twitchgraph.cli._app import DEFAULT_DB, DbOption, EnvFileOption, app
+from twitchgraph.cli._app import env_file_or_exit as _env_file
 from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import open_store_or_exit as _open_store
@@ -229,12 +230,13 @@ def enrich(
         85.0, "--match-threshold", help="Lowest fuzzy score (0-100) accepted for Steam titles."
     ),
     strict: bool = typer.Option(False, help="Exit 1 when any source failed."),
+    env_file: Path | None = EnvFileOption,
 ) -> None:
     """Enrich the store: Helix profiles and games, IGDB, Steam, social links (cached).
 
     A rerun asks only for what is missing; a failing source is reported and the others go on.
-    Credentials come from TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET (environment or .env);
-    service URLs from the TWITCH_*_URL / IGDB_API_URL / STEAM_*_URL variables.
+    Credentials come from TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET (environment, or .env or
+    --env-file); service URLs from the TWITCH_*_URL / IGDB_API_URL / STEAM_*_URL variables.
 
     Example: twitchgraph enrich --db twitchgraph.duckdb --social-source gql
     """
@@ -247,13 +249,13 @@ def enrich(
 
     if not 0 <= match_threshold <= 100:
         raise _fail(f"--match-threshold must be between 0 and 100, got {match_threshold}")
-    env = read_env()
-    try:
+    try:  # a malformed .env or service URL
+        env = read_env(dotenv_path=_env_file(env_file))
         endpoints = Endpoints.from_env(env)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     try:
-        credentials = load_credentials(env)
+        credentials = load_credentials(env, dotenv_path=None)
     except MissingCredentials as exc:
         _err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; Helix and IGDB are skipped",
                    markup=True)
