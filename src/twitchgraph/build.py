@@ -494,8 +494,9 @@ def _edges(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> pd.Da
         "before": candidates,
         "after": len(edges),
     }
-    if edges.empty:
-        logger.warning("min_weight=%s left no edge of %d candidate pairs", p.min_weight, candidates)
+    if edges.empty and candidates:
+        stats["warnings"].append(f"min_weight={p.min_weight} left no edge ({candidates} "
+                                 "candidate pairs before, 0 after): lower --min-weight")
     edges["shared"] = edges["shared"].astype("int64")
     return edges
 
@@ -513,8 +514,14 @@ def _played(
         ORDER BY minutes_played DESC, "Source", "Target"
         """
     ).df()
-    before = len(played)
+    before, longest = len(played), played["minutes_played"].max()
     played = played[played["minutes_played"] >= p.min_game_minutes - 1e-9].reset_index(drop=True)
+    if before and played.empty:  # short collections: easy to miss in the summary
+        stats["warnings"].append(
+            f"min_game_minutes={p.min_game_minutes} left no played edge and so no game "
+            f"({before} before, 0 after; the longest was {longest:g} minutes): lower "
+            "--min-game-minutes"
+        )
     stats["played"] = {
         "filter": "min_game_minutes",
         "value": p.min_game_minutes,
@@ -634,6 +641,7 @@ def build_graph(
         "parameters": {
             k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(p).items()
         },
+        "warnings": [],  # a filter that emptied a whole table
     }
     def report(step: str) -> None:
         logger.debug("build: %s", step)

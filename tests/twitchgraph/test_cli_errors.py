@@ -3,6 +3,7 @@ the exit code saying what happened, and no traceback."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,3 +178,22 @@ def test_enrich_reads_credentials_and_urls_from_its_env_file(paths, tmp_path, mo
     assert "credentials missing" not in result.output and "FAILED" not in result.output
     assert "helix games: asked 1" in result.output and "steam: asked 1" in result.output
     assert requests > 0  # the simulator's Helix and Steam answered, not the real ones
+
+
+def test_build_warns_when_a_filter_empties_a_whole_table(paths, tmp_path):
+    out = tmp_path / "graph"
+    # Four snapshots 5 minutes apart: every game was played 20 minutes, under the default 30.
+    result = runner.invoke(app, ["build", "--db", str(paths["store"]), "--out", str(out),
+                                 "--every-nth", "1", "--min-live-minutes", "15"])
+    assert result.exit_code == 0, result.output
+    assert "0 played edges, 0 games" in result.stdout
+    warning = ("min_game_minutes=30.0 left no played edge and so no game (2 before, 0 after; "
+               "the longest was 20 minutes): lower --min-game-minutes")
+    assert result.stderr.strip() == f"warning: {warning}"
+    assert json.loads((out / "build.json").read_text())["warnings"] == [warning]
+    result = runner.invoke(app, ["build", "--db", str(paths["store"]), "--out", str(out),
+                                 "--every-nth", "1", "--min-live-minutes", "15",
+                                 "--min-game-minutes", "20"])
+    assert result.exit_code == 0 and "2 played edges, 1 games" in result.stdout
+    assert result.stderr == ""
+    assert json.loads((out / "build.json").read_text())["warnings"] == []

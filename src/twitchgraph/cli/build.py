@@ -165,6 +165,8 @@ def build(
         f"{len(result.played)} played edges, {len(result.games)} games -> {out} "
         f"(bots removed: " + ", ".join(f"{k} {v['users']}" for k, v in removed.items()) + ")"
     )
+    for warning in result.stats["warnings"]:
+        _err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
 
 
 class ReportKind(StrEnum):
