@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -129,6 +130,13 @@ class BuildParams:
             raise ValueError(f"every_nth must be 1 or more, got {self.every_nth}")
         if self.weight not in WEIGHTS:
             raise ValueError(f"weight must be one of {', '.join(WEIGHTS)}, got {self.weight!r}")
+        for name in ("min_live_minutes", "min_viewer_mean", "min_chatter_mean", "min_weight",
+                     "min_game_minutes"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        if self.weight != "shared" and self.min_weight > 100:
+            raise ValueError(f"min_weight must be between 0 and 100 with weight {self.weight} "
+                             f"(a percentage), got {self.min_weight}")
         if not 0 < self.bot_channel_share <= 1:
             raise ValueError(
                 f"bot_channel_share must be in (0, 1], got {self.bot_channel_share}"
@@ -486,8 +494,9 @@ def _edges(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> pd.Da
         "before": candidates,
         "after": len(edges),
     }
-    if edges.empty:
-        logger.warning("min_weight=%s left no edge of %d candidate pairs", p.min_weight, candidates)
+    if edges.empty and candidates:
+        stats["warnings"].append(f"min_weight={p.min_weight} left no edge ({candidates} "
+                                 "candidate pairs before, 0 after): lower --min-weight")
     edges["shared"] = edges["shared"].astype("int64")
     return edges
 
@@ -505,8 +514,14 @@ def _played(
         ORDER BY minutes_played DESC, "Source", "Target"
         """
     ).df()
-    before = len(played)
+    before, longest = len(played), played["minutes_played"].max()
     played = played[played["minutes_played"] >= p.min_game_minutes - 1e-9].reset_index(drop=True)
+    if before and played.empty:  # short collections: easy to miss in the summary
+        stats["warnings"].append(
+            f"min_game_minutes={p.min_game_minutes} left no played edge and so no game "
+            f"({before} before, 0 after; the longest was {longest:g} minutes): lower "
+            "--min-game-minutes"
+        )
     stats["played"] = {
         "filter": "min_game_minutes",
         "value": p.min_game_minutes,
@@ -626,6 +641,7 @@ def build_graph(
         "parameters": {
             k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(p).items()
         },
+        "warnings": [],  # a filter that emptied a whole table
     }
     def report(step: str) -> None:
         logger.debug("build: %s", step)

@@ -15,6 +15,7 @@ by audience size instead of by shared audience.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,14 +108,16 @@ def find_communities(
     to Q). Community ids are relabelled by size, ties broken by the smallest member login, so
     the ids do not depend on Leiden's internal numbering.
     """
-    if resolution <= 0:
-        raise ValueError(f"resolution must be > 0, got {resolution}")
+    if not 0 < resolution < math.inf:  # also refuses nan, which Leiden takes silently
+        raise ValueError(f"resolution must be a finite number > 0 (e.g. 1.0; the original map used "
+                         f"0.7), got {resolution}")
     if n_iterations == 0 or n_iterations < -1:
         raise ValueError(f"n_iterations must be -1 (until stable) or >= 1, got {n_iterations}")
     graph = to_igraph(data)
     if graph.vcount() == 0:
         raise ValueError("the graph has no streamers")
     weights = "weight" if graph.ecount() else None
+    _check_weights(graph)
     partition = leidenalg.find_partition(
         graph,
         leidenalg.RBConfigurationVertexPartition,
@@ -136,6 +139,19 @@ def find_communities(
         resolution=resolution,
         table=table,
     )
+
+
+def _check_weights(graph: ig.Graph) -> None:
+    """Modularity needs weights >= 0; Leiden fails on others with a bare BaseException."""
+    weights = np.asarray(graph.es["weight"] if graph.ecount() else [], dtype=float)
+    bad = np.flatnonzero(~((weights >= 0) & np.isfinite(weights)))
+    if len(bad):
+        first = graph.es[int(bad[0])]
+        raise ValueError(
+            f"{len(bad)} edges have a Weight that is negative or not a number (first: "
+            f"{graph.vs[first.source]['name']} - {graph.vs[first.target]['name']}: "
+            f"{first['weight']}); weights must be >= 0: rebuild with `twitchgraph build`"
+        )
 
 
 def _relabel_by_size(membership: list[int], names: list[str]) -> list[int]:

@@ -76,10 +76,10 @@ class ForceAtlas2Settings:
             raise ValueError(f"scaling must be > 0, got {self.scaling}")
         if self.gravity < 0:
             raise ValueError(f"gravity must be >= 0, got {self.gravity}")
-        if self.edge_weight_influence < 0:
-            raise ValueError(
-                f"edge_weight_influence must be >= 0, got {self.edge_weight_influence}"
-            )
+        # w ** influence overflows a double beyond ~10 with overlap weights up to 100.
+        if not 0 <= self.edge_weight_influence <= 10:
+            raise ValueError("edge weight influence must be between 0 and 10, got "
+                             f"{self.edge_weight_influence}")
         if self.jitter_tolerance <= 0:
             raise ValueError(f"jitter_tolerance must be > 0, got {self.jitter_tolerance}")
         if self.barnes_hut_theta <= 0:

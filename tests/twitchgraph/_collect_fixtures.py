@@ -383,3 +383,10 @@ def store_held_by_another_process(db: Path | str, *, read_only: bool = False
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def empty_env_file(folder: Path) -> Path:
+    """An existing, empty --env-file: keeps a developer's own .env out of a test."""
+    path = folder / "empty.env"
+    path.write_text("")
+    return path

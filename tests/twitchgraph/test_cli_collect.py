@@ -17,7 +17,7 @@ from twitchgraph.cli import app
 from twitchgraph.sim import run_simulator
 from twitchgraph.store import open_store
 
-from ._collect_fixtures import make_stream, store_held_by_another_process
+from ._collect_fixtures import empty_env_file, make_stream, store_held_by_another_process
 
 runner = CliRunner()
 NO_CREDS = {"TWITCH_CLIENT_ID": "", "TWITCH_CLIENT_SECRET": ""}
@@ -35,7 +35,7 @@ def test_collect_once_against_the_simulator(sim, tmp_path) -> None:
     db = tmp_path / "tg.duckdb"
     result = runner.invoke(app, ["collect", "--once", "--db", str(db), "--top", "12",
                                  "--window", "1.5s", "--joins-per-10s", "1000",
-                                 "--env-file", str(tmp_path / "none.env")], env=sim.env())
+                                 "--env-file", str(empty_env_file(tmp_path))], env=sim.env())
     assert result.exit_code == 0, result.output
     assert "snapshot 1 complete" in result.output and "12 streams" in result.output
     assert "1 of 1 snapshot(s) complete" in result.output
@@ -54,7 +54,7 @@ def test_collect_once_against_the_simulator(sim, tmp_path) -> None:
 
 def test_missing_credentials_is_one_clear_line(tmp_path) -> None:
     result = runner.invoke(app, ["collect", "--once", "--db", str(tmp_path / "x.duckdb"),
-                                 "--env-file", str(tmp_path / "none.env")], env=NO_CREDS)
+                                 "--env-file", str(empty_env_file(tmp_path))], env=NO_CREDS)
     assert result.exit_code == 1
     assert "TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET" in result.output
     assert "Traceback" not in result.output
@@ -64,7 +64,7 @@ def test_missing_credentials_is_one_clear_line(tmp_path) -> None:
 def test_refused_credentials_fail_without_printing_the_secret(sim, tmp_path) -> None:
     env = dict(sim.env(), TWITCH_CLIENT_SECRET="wrong-secret-value-xyz")
     result = runner.invoke(app, ["collect", "--once", "--db", str(tmp_path / "x.duckdb"),
-                                 "--window", "0s", "--env-file", str(tmp_path / "n.env")],
+                                 "--window", "0s", "--env-file", str(empty_env_file(tmp_path))],
                            env=env)
     assert result.exit_code == 1
     assert "snapshot 1 failed" in result.output and "TWITCH_CLIENT_SECRET" in result.output
@@ -127,7 +127,7 @@ def test_a_db_path_under_a_file_is_one_line(tmp_path) -> None:
     db = str(tmp_path / "f" / "tg.duckdb")
     creds = {"TWITCH_CLIENT_ID": "id", "TWITCH_CLIENT_SECRET": "s3cret"}
     for args, env in ((["import", str(tmp_path / "d")], {}),
-                      (["collect", "--once", "--env-file", str(tmp_path / "none")], creds)):
+                      (["collect", "--once", "--env-file", str(empty_env_file(tmp_path))], creds)):
         result = runner.invoke(app, [*args, "--db", db], env=env)
         assert result.exit_code == 1, result.output
         assert "File exists" in result.output and "Traceback" not in result.output
@@ -163,7 +163,7 @@ def test_sigterm_ends_every_cleanly_and_leaves_only_whole_snapshots(sim, tmp_pat
     proc = subprocess.Popen(
         [sys.executable, "-c", "from twitchgraph.cli import main; main()", "collect",
          "--every", "3s", "--window", "2s", "--top", "10", "--joins-per-10s", "1000",
-         "--db", str(db), "--env-file", str(tmp_path / "none.env")],
+         "--db", str(db), "--env-file", str(empty_env_file(tmp_path))],
         env={**os.environ, **sim.env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     seen = []

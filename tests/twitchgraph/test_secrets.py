@@ -14,7 +14,7 @@ from twitchgraph.twitch.credentials import load_credentials
 from twitchgraph.twitch.endpoints import Endpoints
 from twitchgraph.twitch.errors import MissingCredentials, TwitchAPIError
 
-from ._collect_fixtures import SECRET
+from ._collect_fixtures import SECRET, empty_env_file
 
 runner = CliRunner()
 
@@ -103,7 +103,7 @@ def test_no_secret_or_token_in_output_logs_or_database(tmp_path) -> None:
         try:
             result = CliRunner().invoke(app, [
                 "collect", "--every", "2s", "--for", "3s", "--window", "1s", "--db", str(db),
-                "--joins-per-10s", "1000", "-v", "--env-file", str(tmp_path / "n.env")],
+                "--joins-per-10s", "1000", "-v", "--env-file", str(empty_env_file(tmp_path))],
                 env=sim.env())
         finally:
             for lg, level in zip(loggers, levels, strict=True):

@@ -67,3 +67,28 @@ def open_store_or_exit(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyC
         raise fail(str(exc)) from None
     except OSError as exc:  # e.g. a --db whose folder is a file
         raise fail(f"cannot open the store {db}: {exc}") from None
+
+
+def check_out_dir(out: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that is a file (or lies under one)."""
+    clash = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if clash is not None:
+        where = "" if clash == out else f" ({clash} is a file)"
+        raise fail(f"{option} {out} is not a folder{where}: pass a folder, which is created "
+                   "if missing")
+
+
+EnvFileOption = typer.Option(
+    None, "--env-file", help="A .env file with TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET and "
+    "service URLs; the environment wins over it. Default: .env when it exists.",
+)
+
+
+def env_file_or_exit(env_file: Path | None) -> Path:
+    """The .env file to read: `env_file` when given (it must exist), else .env if present."""
+    if env_file is None:
+        return Path(".env")  # read only when it exists
+    if not env_file.is_file():
+        raise fail(f"--env-file {env_file} is not a file: pass an existing .env file, or leave "
+                   "the option out to use .env when it exists")
+    return env_file

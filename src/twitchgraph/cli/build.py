@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
-from twitchgraph.cli._app import DEFAULT_DB, DbOption, app
+from twitchgraph.cli._app import DEFAULT_DB, DbOption, EnvFileOption, app
+from twitchgraph.cli._app import env_file_or_exit as _env_file
 from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import open_store_or_exit as _open_store
@@ -37,6 +38,12 @@ app.add_typer(bots_app, name="bots")
 # (DuckDB spills to disk beyond it). The full two weeks build in ~30 s within 2-4 GB.
 MemoryOption = typer.Option("4GB", "--memory-limit", help="DuckDB memory cap, e.g. 2GB.")
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+
+
+def _out_of_memory(memory_limit: str, *, window: bool) -> typer.Exit:
+    hint = " or narrow --since/--until" if window else ""
+    return _fail(f"DuckDB ran out of memory within --memory-limit {memory_limit.strip()}: "
+                 f"raise --memory-limit (e.g. 8GB){hint}")
 
 
 def _unwritable(out: Path, exc: OSError) -> typer.Exit:
@@ -123,6 +130,8 @@ def build(
 
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
     """
+    import duckdb
+
     from twitchgraph.build import BuildError, build_graph, write_graph_dir
 
     with (
@@ -148,6 +157,8 @@ def build(
             )
         except (BuildError, ValueError) as exc:
             raise _fail(str(exc)) from None
+        except duckdb.OutOfMemoryException:
+            raise _out_of_memory(memory_limit, window=True) from None
     try:
         write_graph_dir(result, out)
     except OSError as exc:
@@ -158,6 +169,8 @@ def build(
         f"{len(result.played)} played edges, {len(result.games)} games -> {out} "
         f"(bots removed: " + ", ".join(f"{k} {v['users']}" for k, v in removed.items()) + ")"
     )
+    for warning in result.stats["warnings"]:
+        _err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
 
 
 class ReportKind(StrEnum):
@@ -181,6 +194,8 @@ def report(
     Example: twitchgraph report quality --db twitchgraph.duckdb --out reports/
              twitchgraph report explore --db twitchgraph.duckdb --graph graph/ --out reports/
     """
+    import duckdb
+
     from twitchgraph.reports import write_explore_report, write_quality_report
 
     if db is None and (kind is ReportKind.quality or graph is None or DEFAULT_DB.exists()):
@@ -197,6 +212,8 @@ def report(
     except (FileNotFoundError, ValueError) as exc:
         # e.g. a --graph that is not a GRAPH_DIR, a --bot-channel-share outside (0, 1]
         raise _fail(str(exc)) from None
+    except duckdb.OutOfMemoryException:
+        raise _out_of_memory(memory_limit, window=False) from None
     except OSError as exc:
         raise _unwritable(out, exc) from None
     _out.print(f"wrote {page}")
@@ -219,12 +236,13 @@ def enrich(
         85.0, "--match-threshold", help="Lowest fuzzy score (0-100) accepted for Steam titles."
     ),
     strict: bool = typer.Option(False, help="Exit 1 when any source failed."),
+    env_file: Path | None = EnvFileOption,
 ) -> None:
     """Enrich the store: Helix profiles and games, IGDB, Steam, social links (cached).
 
     A rerun asks only for what is missing; a failing source is reported and the others go on.
-    Credentials come from TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET (environment or .env);
-    service URLs from the TWITCH_*_URL / IGDB_API_URL / STEAM_*_URL variables.
+    Credentials come from TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET (environment, or .env or
+    --env-file); service URLs from the TWITCH_*_URL / IGDB_API_URL / STEAM_*_URL variables.
 
     Example: twitchgraph enrich --db twitchgraph.duckdb --social-source gql
     """
@@ -237,13 +255,13 @@ def enrich(
 
     if not 0 <= match_threshold <= 100:
         raise _fail(f"--match-threshold must be between 0 and 100, got {match_threshold}")
-    env = read_env()
-    try:
+    try:  # a malformed .env or service URL
+        env = read_env(dotenv_path=_env_file(env_file))
         endpoints = Endpoints.from_env(env)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     try:
-        credentials = load_credentials(env)
+        credentials = load_credentials(env, dotenv_path=None)
     except MissingCredentials as exc:
         _err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; Helix and IGDB are skipped",
                    markup=True)

@@ -16,7 +16,8 @@ import typer
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from twitchgraph.cli._app import DbOption, app
+from twitchgraph.cli._app import DbOption, EnvFileOption, app
+from twitchgraph.cli._app import env_file_or_exit as _env_file
 from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import open_store_or_exit as _open_store
@@ -74,8 +75,7 @@ def collect(
                                         "channels than this allows are rotated through."),
     joins_per_10s: int = typer.Option(20, "--joins-per-10s", min=1,
                                       help="Chat JOIN rate limit."),
-    env_file: Path = typer.Option(Path(".env"), "--env-file",
-                                  help="Where TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET may be."),
+    env_file: Path | None = EnvFileOption,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Snapshot live streams (Helix) and who is in their chat (anonymous IRC) into the store.
@@ -95,6 +95,7 @@ def collect(
     from twitchgraph.collect import ChatLimits, CollectError, CollectOptions, run_collector
     from twitchgraph.twitch.errors import TwitchError
 
+    env_file = _env_file(env_file)
     if once and every:
         raise _fail("use either --once or --every, not both")
     if for_ and not every:

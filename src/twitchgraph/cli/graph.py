@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from twitchgraph.cli._app import DbOption, app
+from twitchgraph.cli._app import DbOption, app, check_out_dir
 from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import out as _out
@@ -194,6 +194,7 @@ def evolve(
 
     if not db.exists():
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
+    check_out_dir(out)
     try:
         length = parse_window(window)
     except ValueError as exc:
@@ -238,6 +239,7 @@ def demo(
     """
     from twitchgraph.demo import DemoConfig, DemoError, run_demo
 
+    check_out_dir(out)
     config = DemoConfig(channels=channels, users=users, seed=seed, snapshots=snapshots,
                         time_scale=time_scale)
     try:

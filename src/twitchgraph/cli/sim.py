@@ -23,6 +23,22 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _check_port(port: int, option: str) -> None:
+    if not 0 <= port <= 65535:
+        raise _fail(f"sim serve: {option} {port} is not a port: use 0-65535 (0 = any free port)")
+
+
+def _check_output_file(path: Path | None, option: str) -> None:
+    """Refuse, before the simulator starts, an output file that cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise _fail(f"sim serve: {option} {path} is a folder: pass a file name")
+    folder = next((p for p in path.parents if p.exists()), Path("."))
+    if not folder.is_dir():
+        raise _fail(f"sim serve: {option} {path}: {folder} is a file, not a folder")
+
+
 @sim_app.command("serve")
 def serve(
     channels: int = typer.Option(200, help="Channels in the simulated world."),
@@ -48,6 +64,11 @@ def serve(
     from twitchgraph.sim import start_simulator  # the simulator loads only for this command
     from twitchgraph.sim.config import FAULTS
 
+    _check_port(port, "--port")
+    _check_port(chat_port, "--chat-port")
+    for path, option in ((ground_truth, "--ground-truth"), (bot_list, "--bot-list"),
+                         (env_file, "--env-file")):
+        _check_output_file(path, option)
     try:
         sim = start_simulator(
             channels=channels, users=users, seed=seed, time_scale=time_scale, faults=faults,
@@ -74,6 +95,7 @@ def serve(
             sim.bot_list_csv(bot_list)
             typer.echo(f"# bot list written to {bot_list}")
         if env_file is not None:
+            env_file.parent.mkdir(parents=True, exist_ok=True)  # as --ground-truth does
             env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
             typer.echo(f"# variables written to {env_file}")
         typer.echo("# simulated Twitch - fake credentials, loopback only; export these:")

@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from twitchgraph.graphio import read_graph_dir
 from twitchgraph.reports.html import HtmlReport, new_figure
 
 __all__ = ["explore_tables", "write_explore_report"]
@@ -30,12 +31,11 @@ def _read_graph(graph_dir: Path) -> dict[str, pd.DataFrame]:
             f"{graph_dir} is not a GRAPH_DIR (missing {', '.join(missing)}): "
             "run `twitchgraph build --out` first"
         )
-    out = {
-        "streamers": pd.read_csv(graph_dir / "streamers.csv"),
-        "edges": pd.read_csv(graph_dir / "edges.csv"),
-    }
+    # graphio's reader names the file in its errors (a broken CSV, a missing column).
+    data = read_graph_dir(graph_dir)
+    out = {"streamers": data.streamers, "edges": data.edges}
     if (graph_dir / "played.csv").is_file():
-        out["played"] = pd.read_csv(graph_dir / "played.csv")
+        out["played"] = data.played
     return out
 
 

@@ -40,11 +40,17 @@ def read_env(
 ) -> dict[str, str]:
     """`env` (default `os.environ`) layered over the values of `dotenv_path`, if it exists.
 
-    Nothing is written to `os.environ`.
+    Nothing is written to `os.environ`. Raises ValueError, naming the file, when it is not
+    UTF-8 text.
     """
     merged: dict[str, str] = {}
     if dotenv_path is not None and Path(dotenv_path).is_file():
-        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        try:
+            values = dotenv_values(dotenv_path, encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{dotenv_path} is not a text .env file ({exc.reason} at byte "
+                             f"{exc.start}): pass a file of NAME=value lines") from None
+        merged.update({k: v for k, v in values.items() if v is not None})
     merged.update(os.environ if env is None else env)
     return merged
 

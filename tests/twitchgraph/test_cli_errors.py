@@ -1,0 +1,199 @@
+"""Every failure case of issue 12, through the CLI: one line naming the thing and what to do,
+the exit code saying what happened, and no traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _build_fixtures import add_live, add_snapshots, new_store, users_named  # noqa: E402
+from _graph_fixtures import write_planted_graph_dir  # noqa: E402
+
+from twitchgraph.cli import app  # noqa: E402
+from twitchgraph.export.kuzu_db import export_kuzu  # noqa: E402
+from twitchgraph.graphio import read_graph_dir  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("errors")
+    store = root / "store.duckdb"
+    con = new_store(str(store))
+    sids = add_snapshots(con, 4)
+    add_live(con, sids, "alpha", viewers=300, chatters=users_named("u", 20))
+    add_live(con, sids, "beta", viewers=200, chatters=users_named("u", 20, start=10))
+    con.close()
+    graph = root / "graph"
+    write_planted_graph_dir(graph, communities=2, size=6, seed=4)
+    export_kuzu(read_graph_dir(graph), graph)
+    negative = root / "negative"
+    write_planted_graph_dir(negative, communities=2, size=6, seed=4)
+    edges = pd.read_csv(negative / "edges.csv")
+    edges.loc[0, "Weight"] = -3.0
+    edges.to_csv(negative / "edges.csv", index=False)
+    broken = root / "broken"
+    write_planted_graph_dir(broken, communities=2, size=6, seed=4)
+    with (broken / "edges.csv").open("a") as f:
+        f.write('a,b\n1,2,3,4\n"unclosed\n')
+    (root / "binary.env").write_bytes(b"TWITCH_CLIENT_ID=\xff\xfe\x00\x81")
+    (root / "a_file").write_text("not a folder")
+    (root / "a_folder").mkdir()
+    return {"root": root, "store": store, "graph": graph, "negative": negative,
+            "broken": broken, "binary_env": root / "binary.env", "file": root / "a_file",
+            "folder": root / "a_folder"}
+
+
+@dataclass
+class Case:
+    name: str
+    args: Callable[[dict[str, Path]], list[str]]
+    expected: str  # in the one error line
+    code: int = 1
+
+
+CASES = [
+    # query: read-only in fact
+    Case("query with two statements",
+         lambda p: ["query", str(p["graph"]), "MATCH (s:Streamer) RETURN count(s); "
+                    "MATCH (s:Streamer) RETURN count(s)"],
+         "second statement after ';'"),
+    Case("query $name without --param",
+         lambda p: ["query", str(p["graph"]), "MATCH (s:Streamer {login: $login}) RETURN s"],
+         "query uses $login but no --param login=… was given"),
+    Case("query COPY TO a file",
+         lambda p: ["query", str(p["graph"]),
+                    f"COPY (MATCH (s:Streamer) RETURN s.login) TO '{p['root'] / 'leak.csv'}'"],
+         "query is read-only: COPY reads or writes files"),
+    Case("query INSTALL httpfs", lambda p: ["query", str(p["graph"]), "INSTALL httpfs"],
+         "query is read-only: INSTALL downloads extensions"),
+    # DuckDB out of memory
+    Case("build out of memory",
+         lambda p: ["build", "--db", str(p["store"]), "--out", str(p["root"] / "oom"),
+                    "--memory-limit", "1KB", "--every-nth", "1"],
+         "raise --memory-limit (e.g. 8GB) or narrow --since/--until"),
+    Case("report quality out of memory",
+         lambda p: ["report", "quality", "--db", str(p["store"]), "--out",
+                    str(p["root"] / "oom-report"), "--memory-limit", "1KB"],
+         "DuckDB ran out of memory within --memory-limit 1KB: raise --memory-limit"),
+    # --out naming a file
+    Case("evolve --out a file",
+         lambda p: ["evolve", "--db", str(p["store"]), "--out", str(p["file"])],
+         "is not a folder: pass a folder"),
+    Case("demo --out a file", lambda p: ["demo", "--out", str(p["file"])],
+         "is not a folder: pass a folder"),
+    # values out of range
+    Case("sim serve --port 99999", lambda p: ["sim", "serve", "--port", "99999"],
+         "--port 99999 is not a port: use 0-65535"),
+    Case("sim serve --port -1", lambda p: ["sim", "serve", "--port", "-1"],
+         "--port -1 is not a port: use 0-65535"),
+    Case("sim serve --ground-truth a folder",
+         lambda p: ["sim", "serve", "--ground-truth", str(p["folder"])],
+         "is a folder: pass a file name"),
+    Case("collect --every 99999999999999h",
+         lambda p: ["collect", "--every", "99999999999999h", "--db", str(p["store"])],
+         "--every: '99999999999999h' is longer than the 366 days allowed"),
+    Case("evolve --window 99999999999d",
+         lambda p: ["evolve", "--db", str(p["store"]), "--window", "99999999999d",
+                    "--out", str(p["root"] / "evolve")],
+         "--window: '99999999999d' is longer than the 366 days allowed"),
+    Case("layout --edge-weight-influence 1e6",
+         lambda p: ["layout", str(p["negative"]), "--edge-weight-influence", "1e6"],
+         "edge weight influence must be between 0 and 10"),
+    Case("communities on a negative edge weight", lambda p: ["communities", str(p["negative"])],
+         "1 edges have a Weight that is negative"),
+    Case("communities --resolution nan",
+         lambda p: ["communities", str(p["graph"]), "--resolution", "nan"],
+         "resolution must be a finite number > 0"),
+    Case("build --min-weight -5",
+         lambda p: ["build", "--db", str(p["store"]), "--out", str(p["root"] / "neg"),
+                    "--min-weight", "-5"],
+         "min_weight must be a finite number >= 0, got -5.0"),
+    # messages that name the file
+    Case("report explore on a broken CSV",
+         lambda p: ["report", "explore", "--graph", str(p["broken"]), "--out",
+                    str(p["root"] / "explore")],
+         "edges.csv is not a readable CSV"),
+    Case("collect with a binary --env-file",
+         lambda p: ["collect", "--once", "--env-file", str(p["binary_env"]), "--db",
+                    str(p["root"] / "collect.duckdb")],
+         "binary.env is not a text .env file"),
+    Case("collect with a missing --env-file",
+         lambda p: ["collect", "--once", "--env-file", str(p["root"] / "none.env"), "--db",
+                    str(p["root"] / "collect.duckdb")],
+         "none.env is not a file: pass an existing .env file"),
+    Case("enrich with a missing --env-file",
+         lambda p: ["enrich", "--env-file", str(p["root"] / "none.env"), "--db",
+                    str(p["store"])],
+         "none.env is not a file: pass an existing .env file"),
+    Case("enrich with a binary --env-file",
+         lambda p: ["enrich", "--env-file", str(p["binary_env"]), "--db", str(p["store"])],
+         "binary.env is not a text .env file"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_each_failure_is_one_line_with_its_exit_code(case, paths):
+    result = runner.invoke(app, case.args(paths))
+    assert result.exit_code == case.code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        result.exception
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and case.expected in lines[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_sim_serve_writes_an_env_file_into_a_new_folder(paths):
+    env_file = paths["root"] / "new" / "sim.env"
+    result = runner.invoke(app, ["sim", "serve", "--channels", "10", "--users", "100",
+                                 "--for", "0", "--env-file", str(env_file)])
+    assert result.exit_code == 0, result.output
+    assert "TWITCH_CLIENT_ID=" in env_file.read_text()
+
+
+def test_enrich_reads_credentials_and_urls_from_its_env_file(paths, tmp_path, monkeypatch):
+    from twitchgraph.sim import run_simulator
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for var in ("TWITCH_CLIENT_ID", "TWITCH_CLIENT_SECRET", "TWITCH_API_URL", "STEAM_API_URL"):
+        monkeypatch.delenv(var, raising=False)
+    store = tmp_path / "store.duckdb"
+    store.write_bytes(paths["store"].read_bytes())
+    with run_simulator(channels=10, users=100, seed=1) as sim:
+        env_file = tmp_path / "sim.env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in sim.env().items()))
+        result = runner.invoke(app, ["enrich", "--db", str(store), "--env-file", str(env_file),
+                                     "--no-igdb"])
+        requests = sim.stats()["http_requests"]
+    assert result.exit_code == 0, result.output
+    assert "credentials missing" not in result.output and "FAILED" not in result.output
+    assert "helix games: asked 1" in result.output and "steam: asked 1" in result.output
+    assert requests > 0  # the simulator's Helix and Steam answered, not the real ones
+
+
+def test_build_warns_when_a_filter_empties_a_whole_table(paths, tmp_path):
+    out = tmp_path / "graph"
+    # Four snapshots 5 minutes apart: every game was played 20 minutes, under the default 30.
+    result = runner.invoke(app, ["build", "--db", str(paths["store"]), "--out", str(out),
+                                 "--every-nth", "1", "--min-live-minutes", "15"])
+    assert result.exit_code == 0, result.output
+    assert "0 played edges, 0 games" in result.stdout
+    warning = ("min_game_minutes=30.0 left no played edge and so no game (2 before, 0 after; "
+               "the longest was 20 minutes): lower --min-game-minutes")
+    assert result.stderr.strip() == f"warning: {warning}"
+    assert json.loads((out / "build.json").read_text())["warnings"] == [warning]
+    result = runner.invoke(app, ["build", "--db", str(paths["store"]), "--out", str(out),
+                                 "--every-nth", "1", "--min-live-minutes", "15",
+                                 "--min-game-minutes", "20"])
+    assert result.exit_code == 0 and "2 played edges, 1 games" in result.stdout
+    assert result.stderr == ""
+    assert json.loads((out / "build.json").read_text())["warnings"] == []
