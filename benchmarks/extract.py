@@ -5,7 +5,9 @@ One run, the same synthetic clips for every row:
   (a) a plain sequential loop, as a first script would do it: cv2.VideoCapture, OpenCV's
       default TV-L1, one process, JPEGs written with cv2.imwrite;
   (b) `twostream extract --flow tvl1` (default parameters) with 2 workers;
-  (c) the fast TV-L1 preset; (d) --flow dis; (e) --flow farneback (2 workers each).
+  (c) the fast TV-L1 preset; (d) --flow dis; (e) --flow farneback (2 workers each);
+  (f) --flow tvl1-torch (TV-L1 in PyTorch, batched on --device auto; 2 I/O workers).
+  benchmarks/tvl1_torch.py compares tvl1-torch with OpenCV per device and batch size.
 
 Accuracy is the mean endpoint error (EPE) of each row's stored flow (dequantised JPEGs)
 against (a)'s float TV-L1 flow, on moving pixels only (reference motion > 1 px): averaging over
@@ -164,6 +166,7 @@ def main() -> None:
             ("(c) extract --flow tvl1 --tvl1-preset fast", "tvl1", TVL1_PRESETS["fast"]),
             ("(d) extract --flow dis", "dis", None),
             ("(e) extract --flow farneback", "farneback", None),
+            ("(f) extract --flow tvl1-torch", "tvl1-torch", TVL1_PRESETS["default"]),
         ]
         for label, method, params in runs:
             out = tmp / label[:3].strip("()")
@@ -198,8 +201,10 @@ def main() -> None:
         proj.append((f"(b) TV-L1 default, {args.workers} workers", t_1, args.workers, ref_real))
         for label, method, params in runs[1:]:
             t, flows = time_pairs(clips, method, params, threads=1)
+            # tvl1-torch computes flow in one process (on one device); workers only do I/O.
+            n = 1 if method == "tvl1-torch" else args.workers
             proj.append((f"{label[:3]} {method}{' fast' if label.startswith('(c)') else ''}, "
-                         f"{args.workers} workers", t, args.workers, flows))
+                         f"{n} flow process(es)", t, n, flows))
         names = list(clips)
         short = [n.split(".")[0].split("_")[0][:8] for n in names]
         print(f"{'':<44} {'s/pair per clip':^26} {'mean':>6} {'HMDB51':>7}   "

@@ -18,8 +18,8 @@ Zach, Pock & Bischof 2007, in the form of Sanchez Perez, Meinhardt-Llopis & Facc
   the image drops to ``epsilon**2 * area``. Here every pair of a batch keeps its own stop flag:
   a pair that has converged is frozen (its flow and dual variables are no longer updated, and
   its median filtering stops) while the rest of the batch iterates on, so each pair gets the
-  iterations OpenCV would give it. A batch costs as much as its slowest pair; on CPU the loop
-  leaves a warp as soon as every pair has stopped. ``epsilon=0`` runs the full
+  iterations OpenCV would give it; converged pairs leave the batch at the next outer
+  iteration, so they cost nothing more. ``epsilon=0`` runs the full
   ``outer_iterations * inner_iterations`` steps per warp, a fixed count.
 
 Everything is whole-tensor arithmetic on ``(B, C, H, W)`` tensors, the same code on CPU and
@@ -236,9 +236,11 @@ def _one_scale(
     stacked = torch.stack((i1, i1x, i1y), dim=1)
     px = torch.zeros_like(u)
     py = torch.zeros_like(u)
-    # On CPU, asking whether pairs are still running costs nothing, so finished pairs are
-    # skipped without masking and the warp ends as soon as all are done. On a GPU the answer
-    # would stall the queue of kernels: mask every step, ask once per outer iteration.
+    # Pairs that have converged drop out of the batch at each outer iteration (a gather and
+    # a scatter per inner_iterations steps), so a batch costs about the sum of its pairs'
+    # iterations, not its slowest pair's times the batch size. Within an outer iteration a
+    # converged pair is masked. On CPU, asking whether pairs still run costs nothing, so it
+    # is asked every step; on a GPU the answer would stall the queue of kernels.
     on_cpu = u.device.type == "cpu"
     for _ in range(params.warps):
         warped = _warp(stacked, u)
@@ -250,20 +252,30 @@ def _one_scale(
         grads = torch.stack(grads, dim=1)
         active = torch.ones(batch, dtype=torch.bool, device=u.device)
         for _ in range(params.outer_iterations):
-            if params.median_filtering > 1:
-                filtered = _median(u[:, :2], params.median_filtering)
-                keep = active.view(-1, 1, 1, 1)
-                u = torch.cat((torch.where(keep, filtered, u[:, :2]), u[:, 2:]), dim=1)
-            for _ in range(params.inner_iterations):
-                mask = None if on_cpu and bool(active.all()) else active
-                u, px, py, error = step(
-                    u, px, py, grads, neg_inv_grad, rho_c, mask, l_t, params.theta, taut
-                )
-                active = active & (error > scaled_eps)
-                if on_cpu and not bool(active.any()):
-                    break
-            if not bool(active.any()):
+            idx = torch.nonzero(active).squeeze(1)
+            n = idx.numel()
+            if n == 0:
                 break
+            state = (u, px, py, grads, neg_inv_grad, rho_c)
+            if n < batch:
+                state = tuple(t.index_select(0, idx) for t in state)
+            us, pxs, pys, *fixed = state
+            running = torch.ones(n, dtype=torch.bool, device=u.device)
+            if params.median_filtering > 1:
+                us = torch.cat((_median(us[:, :2], params.median_filtering), us[:, 2:]), dim=1)
+            for _ in range(params.inner_iterations):
+                mask = None if on_cpu and bool(running.all()) else running
+                us, pxs, pys, error = step(us, pxs, pys, *fixed, mask, l_t, params.theta, taut)
+                running = running & (error > scaled_eps)
+                if on_cpu and not bool(running.any()):
+                    break
+            if n == batch:
+                u, px, py, active = us, pxs, pys, running
+            else:
+                u = u.index_copy(0, idx, us)
+                px = px.index_copy(0, idx, pxs)
+                py = py.index_copy(0, idx, pys)
+                active = active.index_copy(0, idx, running)
     return u
 
 
@@ -330,7 +342,7 @@ def tvl1_flow(
     batch, h, w = frames0.shape
     if h < 3 or w < 3:
         raise ValueError(f"frames must be at least 3x3 px, got {h}x{w}")
-    step = torch.compile(_step, dynamic=False) if compile else _step
+    step = torch.compile(_step, dynamic=True) if compile else _step
     sizes = pyramid_sizes(h, w, params.nscales, params.scale_step)
     inv = 1.0 / params.scale_step
     with torch.inference_mode():
