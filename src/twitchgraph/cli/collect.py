@@ -8,6 +8,7 @@ never printed: credentials are only ever passed to the token request.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -220,22 +221,42 @@ def import_json(
 def export_parquet(
     out_dir: Path = typer.Argument(..., help="Directory to write <table>.parquet files to."),
     db: Path = DbOption,
+    partitioned: bool = typer.Option(
+        False, "--partitioned", help="Write a Hive-partitioned dataset (OUT/<table>/"
+        "date=YYYY-MM-DD/...) that Spark and other engines read, and `build --dataset` too."),
+    writer: str | None = typer.Option(
+        None, "--writer", help="With --partitioned: this store's name in the dataset "
+        "(default: the store's file name); each writer replaces only its own files."),
 ) -> None:
     """Write every table of the store as Parquet (complete snapshots only) for other tools.
 
+    With --partitioned, OUT is a dataset shared by several stores (one per collector shard):
+    each export replaces its own files only, and the schema version is in OUT/_twitchgraph.json.
+
     Example: twitchgraph export-parquet parquet/ --db twitchgraph.duckdb
+             twitchgraph export-parquet --partitioned dataset/ --db shard1.duckdb
     """
     import duckdb
 
+    from twitchgraph.dataset import DatasetError, export_partitioned
     from twitchgraph.store import export_parquet as export
 
+    if writer is not None and not partitioned:
+        raise _fail("--writer needs --partitioned")
     con = _open_store(db, read_only=True)
     try:
-        counts = export(con, out_dir)
+        if partitioned:
+            name = writer or re.sub(r"[^A-Za-z0-9_-]", "_", db.stem)[:64] or "store"
+            counts = export_partitioned(con, out_dir, writer=name)
+        else:
+            counts = export(con, out_dir)
+    except DatasetError as exc:
+        raise _fail(str(exc)) from None
     except (OSError, duckdb.IOException) as exc:
         raise _fail(f"cannot write Parquet files to {out_dir}: {str(exc).splitlines()[0]}"
                     ) from None
     finally:
         con.close()
     for table, rows in counts.items():
-        _out.print(f"{out_dir / (table + '.parquet')}: {rows:,} rows")
+        where = out_dir / table if partitioned else out_dir / (table + ".parquet")
+        _out.print(f"{where}: {rows:,} rows")
