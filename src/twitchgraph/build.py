@@ -1,7 +1,7 @@
 """From stored snapshots to a streamer graph: filters, bot removal, weighted edges.
 
 All the work is DuckDB SQL over the store; Python only strings the steps together and
-keeps the counts. The result is four tables (streamers, edges, played, games) and the
+keeps the counts. The result is five tables (streamers, edges, played, games, raids) and the
 statistics that ``build.json`` records, so that any graph can be traced back to how it
 was made.
 
@@ -20,7 +20,10 @@ Definitions (the original Italian-Twitch study's, parameterised):
   an edge is kept when the chosen weight reaches ``min_weight`` and points from the streamer
   with the higher viewer mean (ties: alphabetical login order);
 * thresholds keep values that reach them (``>=``), applied in order: minutes live,
-  viewer mean, chatter mean.
+  viewer mean, chatter mean;
+* raids: every raid stored with a complete snapshot of the window (all of them, not every
+  ``every_nth``: a raid is an event, not a sample) between two kept streamers, summed per
+  (raider, raided) pair; raids with either side not kept are only counted.
 
 Examples
 --------
@@ -52,6 +55,7 @@ __all__ = [
     "BuildParams",
     "BuildResult",
     "GAMES_COLUMNS",
+    "RAIDS_COLUMNS",
     "STREAMERS_COLUMNS",
     "build_graph",
     "write_graph_dir",
@@ -66,6 +70,7 @@ STREAMERS_COLUMNS = [
 ]  # fmt: skip
 EDGES_COLUMNS = ["Source", "Target", "Weight", "shared", "overlap", "jaccard", "Type"]
 PLAYED_COLUMNS = ["Source", "Target", "minutes_played"]
+RAIDS_COLUMNS = ["Source", "Target", "raids", "viewers_total", "first_at", "last_at", "Type"]
 GAMES_COLUMNS = [
     "Id", "Label", "game_id", "igdb_id", "genres", "themes", "release_date", "developers",
     "publishers", "steam_appid", "steam_match", "steam_match_score", "categories", "tags",
@@ -81,6 +86,8 @@ DEFINITIONS = {
     "minutes_live": "snapshots live x snapshot_minutes",
     "viewer_mean, chatter_mean": "means over the snapshots the streamer was live in",
     "thresholds": "a value is kept when it reaches the threshold (>=)",
+    "raids": "raids of the window's complete snapshots between kept streamers, per "
+             "(raider, raided): count, summed viewers, first and last time (UTC)",
 }
 _MAX_LISTED = 200  # removed bot logins listed per rule in build.json
 
@@ -158,6 +165,7 @@ class BuildResult:
     played: pd.DataFrame
     games: pd.DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
+    raids: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RAIDS_COLUMNS))
 
 
 def _as_utc(value: datetime | str) -> datetime:
@@ -570,6 +578,37 @@ def _games(con: duckdb.DuckDBPyConnection, played: pd.DataFrame) -> pd.DataFrame
     return games[GAMES_COLUMNS]
 
 
+def _raids(con: duckdb.DuckDBPyConnection, stats: dict) -> pd.DataFrame:
+    """Raids between kept streamers in the window, one row per (raider, raided)."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _tg_raids AS
+        SELECT r.from_login, r.to_login, r.viewers, r.raided_at,
+               r.from_login IN (SELECT login FROM _tg_kept)
+                   AND r.to_login IN (SELECT login FROM _tg_kept) AS kept
+        FROM raids r JOIN _tg_window w USING (snapshot_id)
+        """
+    )
+    raids = con.execute(
+        """
+        SELECT from_login AS "Source", to_login AS "Target", count(*) AS raids,
+               sum(viewers) AS viewers_total,
+               strftime(min(raided_at) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS first_at,
+               strftime(max(raided_at) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS last_at,
+               'Directed' AS "Type"
+        FROM _tg_raids WHERE kept GROUP BY 1, 2
+        ORDER BY raids DESC, viewers_total DESC, "Source", "Target"
+        """
+    ).df()
+    seen, outside = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE NOT kept) FROM _tg_raids").fetchall()[0]
+    stats["raids"] = {"in_window": int(seen), "between_streamers": int(seen - outside),
+                      "outside_streamers": int(outside), "pairs": len(raids)}
+    for column in ("raids", "viewers_total"):
+        raids[column] = raids[column].astype("int64")
+    return raids
+
+
 def _streamers_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(
         """
@@ -665,6 +704,8 @@ def build_graph(
         report("games")
         played = _played(con, p, step, stats)
         games = _games(con, played)
+        report("raids")
+        raids = _raids(con, stats)
         streamers = _streamers_frame(con)
     finally:
         _cleanup(con)
@@ -679,11 +720,13 @@ def build_graph(
         played=played[PLAYED_COLUMNS],
         games=games,
         stats=stats,
+        raids=raids[RAIDS_COLUMNS],
     )
 
 
 def write_graph_dir(result: BuildResult, out_dir: str | Path) -> Path:
-    """Write ``streamers.csv``, ``edges.csv``, ``played.csv``, ``games.csv`` and ``build.json``.
+    """Write ``streamers.csv``, ``edges.csv``, ``played.csv``, ``games.csv``, ``raids.csv``
+    and ``build.json``.
 
     The CSVs are written first and ``build.json`` last, so a directory with a ``build.json``
     holds a finished graph.
@@ -695,11 +738,13 @@ def write_graph_dir(result: BuildResult, out_dir: str | Path) -> Path:
     result.edges.to_csv(out / "edges.csv", index=False)
     result.played.to_csv(out / "played.csv", index=False)
     result.games.to_csv(out / "games.csv", index=False)
+    result.raids.to_csv(out / "raids.csv", index=False)
     counts = {
         "streamers": len(result.streamers),
         "edges": len(result.edges),
         "played": len(result.played),
         "games": len(result.games),
+        "raids": len(result.raids),
     }
     payload = {**result.stats, "outputs": counts}
     (out / "build.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")

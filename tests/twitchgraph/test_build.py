@@ -278,7 +278,8 @@ def test_write_graph_dir(tmp_path, triangle):
     assert meta["filters"][1] == {
         "filter": "min_viewer_mean", "value": 150, "before": 3, "after": 2
     }  # fmt: skip
-    assert meta["outputs"] == {"streamers": 2, "edges": 1, "played": 2, "games": 1}
+    assert meta["outputs"] == {"streamers": 2, "edges": 1, "played": 2, "games": 1,
+                              "raids": 0}
     assert "removed_bots" in meta
 
 
@@ -297,3 +298,34 @@ def test_minutes_follow_the_schedule_when_snapshots_run_a_little_late():
     assert r.stats["snapshot_minutes"] == 5.0
     with pytest.raises(BuildError, match="only one snapshot .* no schedule interval"):
         build_graph(con, **_params(since=T0 + timedelta(minutes=29)))
+
+
+def test_raids_per_pair_between_kept_streamers_and_the_rest_counted(triangle, tmp_path):
+    from twitchgraph.build import RAIDS_COLUMNS
+
+    add_snapshots(triangle, 1, start=T0 + timedelta(days=1), first_id=3, status="failed")
+    at = T0 + timedelta(seconds=30)
+    rows = [
+        (1, at, "a", "A", "b", 50), (2, at + timedelta(minutes=5), "a", "A", "b", 70),
+        (2, at, "c", "C", "a", 9),
+        (1, at, "nobody", "Nobody", "a", 400),  # raider not in streamers.csv
+        (2, at, "b", "B", "elsewhere", 3),  # raided not in streamers.csv
+        (3, at, "b", "B", "c", 1),  # a failed snapshot's raid never counts
+    ]
+    triangle.executemany("INSERT INTO raids VALUES (?, ?, ?, ?, ?, ?)", rows)
+    r = build_graph(triangle, **_params())
+    assert list(r.raids.columns) == RAIDS_COLUMNS
+    assert r.raids.to_dict(orient="records") == [
+        {"Source": "a", "Target": "b", "raids": 2, "viewers_total": 120,
+         "first_at": "2022-05-02T10:00:30Z", "last_at": "2022-05-02T10:05:30Z",
+         "Type": "Directed"},
+        {"Source": "c", "Target": "a", "raids": 1, "viewers_total": 9,
+         "first_at": "2022-05-02T10:00:30Z", "last_at": "2022-05-02T10:00:30Z",
+         "Type": "Directed"},
+    ]
+    assert r.stats["raids"] == {"in_window": 5, "between_streamers": 3,
+                                "outside_streamers": 2, "pairs": 2}
+    out = write_graph_dir(r, tmp_path / "g")
+    assert (out / "raids.csv").read_text().splitlines()[0] == ",".join(RAIDS_COLUMNS)
+    built = json.loads((out / "build.json").read_text())
+    assert built["raids"]["outside_streamers"] == 2 and built["outputs"]["raids"] == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import pandas as pd
 import pytest
 
 from twitchgraph.collect import CollectOptions, Collector, parse_duration
@@ -562,3 +563,53 @@ def test_a_full_disk_fails_one_snapshot_and_the_schedule_goes_on(tmp_path, monke
     assert con.execute("SELECT status FROM snapshots ORDER BY snapshot_id").fetchall() == [
         ("failed",), ("complete",)]
     con.close()
+
+
+@pytest.mark.slow
+def test_raids_from_the_simulator_reach_raids_csv_with_exact_counts(tmp_path) -> None:
+    from twitchgraph.build import build_graph, write_graph_dir
+    from twitchgraph.sim import run_simulator
+
+    con = open_store(":memory:")
+    scale = 600.0
+    with run_simulator(channels=60, users=900, seed=21, time_scale=scale, live_fraction=0.6,
+                       chat_joins_per_10s=1000, membership_interval_s=0.3) as sim:
+        endpoints, helix = _sim_clients(sim)
+
+        async def scenario():
+            chat = ChatClient.from_endpoints(endpoints, clock=sim.clock, joins_per_window=1000)
+            collector = Collector(con, helix=helix, chat=chat, clock=sim.clock, options=(
+                CollectOptions(window_s=600, every_s=900, for_s=3 * 3600, fetch_users=False)))
+            async with chat:
+                return await collector.run()
+
+        summaries = asyncio.run(scenario())
+        sent = sim.raids_sent()
+    assert {s.status for s in summaries} == {"complete"}
+    start = sim.population.start.timestamp()
+    # Twitch's tmi-sent-ts is whole milliseconds
+    sent_rows = {(int((start + t) * 1000), raider, raided, viewers)
+                 for t, raider, raided, viewers, _ in sent}
+    stored = {(round(at.timestamp() * 1000), a, b, v) for at, a, b, v in con.execute(
+        "SELECT raided_at, from_login, to_login, viewers FROM raids").fetchall()}
+    last = con.execute("SELECT max(finished_at) FROM snapshots").fetchone()[0].timestamp()
+    assert len(sent_rows) >= 5
+    # Every raid stored was sent; every raid sent is stored, but for those sent after the
+    # last snapshot took its raids (within a few simulated seconds of its end).
+    assert stored <= sent_rows
+    assert all(row[0] > (last - 0.5 * scale) * 1000 for row in sent_rows - stored)
+    result = build_graph(con, every_nth=1, min_live_minutes=0, min_viewer_mean=0,
+                         min_chatter_mean=0, min_weight=0, min_game_minutes=0)
+    out = write_graph_dir(result, tmp_path / "g")
+    kept = set(result.streamers["Id"])
+    expected: dict[tuple[str, str], list[int]] = {}
+    for _, a, b, v in stored:
+        if a in kept and b in kept:
+            expected.setdefault((a, b), []).append(v)
+    csv = pd.read_csv(out / "raids.csv", dtype={"Source": str, "Target": str})
+    got = {(r.Source, r.Target): (r.raids, r.viewers_total) for r in csv.itertuples()}
+    assert len(got) >= 3
+    assert got == {pair: (len(v), sum(v)) for pair, v in expected.items()}
+    assert result.stats["raids"]["outside_streamers"] == len(stored) - sum(
+        len(v) for v in expected.values())
+    assert set(csv["Type"]) <= {"Directed"}

@@ -147,3 +147,22 @@ def test_manual_clock_sleeps_in_virtual_time():
     assert clock.now() == START.replace(minute=10)
     with pytest.raises(ValueError):
         clock.advance(-1)
+
+
+def test_raids_come_at_session_ends_mostly_within_communities_and_toward_big_audiences(pop):
+    week = 2 * 86400.0
+    raids = pop.raids_between(0.0, week)
+    # pure: the same interval, split or not, gives the same raids
+    assert pop.raids_between(0.0, week / 2) + pop.raids_between(week / 2, week) == raids
+    assert len(raids) > 200
+    for t, raider, target, viewers in raids[:50]:
+        live_before = pop.live_channels(t - 1.0)
+        assert raider in live_before and raider not in pop.live_channels(t + 1.0)
+        assert target in pop.live_channels(t) and target != raider
+        assert viewers == pop.viewer_counts(np.asarray([raider]), t - 1.0)[0] > 0
+    comm = pop.acc_community
+    home = np.mean([comm[r] == comm[g] for _, r, g, _ in raids])
+    assert home > 0.6  # well above what the communities' sizes alone would give
+    # raided channels are the big ones: their typical audience beats the average channel's
+    raided = np.asarray([g for _, _, g, _ in raids])
+    assert np.median(pop.ch_base[raided]) > 3 * np.median(pop.ch_base)

@@ -126,7 +126,7 @@ def build(
     ),
     memory_limit: str = MemoryOption,
 ) -> None:
-    """Build the streamer graph (streamers, edges, played, games CSVs + build.json).
+    """Build the streamer graph (streamers, edges, played, games, raids CSVs + build.json).
 
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
     """
@@ -166,7 +166,8 @@ def build(
     removed = result.stats["removed_bots"]
     _out.print(
         f"{len(result.streamers)} streamers, {len(result.edges)} edges, "
-        f"{len(result.played)} played edges, {len(result.games)} games -> {out} "
+        f"{len(result.played)} played edges, {len(result.games)} games, "
+        f"{len(result.raids)} raid pairs -> {out} "
         f"(bots removed: " + ", ".join(f"{k} {v['users']}" for k, v in removed.items()) + ")"
     )
     for warning in result.stats["warnings"]:

@@ -26,6 +26,11 @@ What a client sees (lines end with CRLF):
   show their message senders. To clients with tags and commands, a share
   (``usernotice_share``) comes as ``USERNOTICE`` (resubscriptions) whose sender is in the
   ``login`` tag, with the escaped ``system-msg`` Twitch sends.
+- Raids (`Population.raids_between`): when a stream ends and raids, clients with tags and
+  commands in the raided channel's room get ``USERNOTICE`` with ``msg-id=raid``,
+  ``msg-param-login``, ``msg-param-displayName`` and ``msg-param-viewerCount``, stamped
+  (``tmi-sent-ts``) with the simulated time of the raid. Every raid sent is recorded in
+  `ChatServer.raids_sent`, the truth a test compares the collected raids with.
 - ``PING :tmi.twitch.tv`` every ``ping_interval_s``; no PONG within ``pong_timeout_s`` closes the
   connection. A client ``PING :x`` gets ``PONG :x``. A client that stops reading (over 4 MB
   queued) is dropped, as Twitch drops slow readers.
@@ -266,6 +271,23 @@ class _Conn:
         for room in self.rooms.values():
             self._messages(room, dt)
 
+    def raid(self, t: float, raider: int, target: int, viewers: int) -> bool:
+        """Announce a raid in the raided room if this client is there; True when sent."""
+        pop, login = self.server.pop, self.server.pop.acc_login[target]
+        if (login not in self.rooms or "twitch.tv/tags" not in self.caps
+                or "twitch.tv/commands" not in self.caps):
+            return False
+        who, name = pop.acc_login[raider], pop.acc_display[raider]
+        sent_ms = int((pop.start.timestamp() + t) * 1000)
+        self.send(f"@badge-info=;badges=;color=;display-name={name};emotes=;flags=;"
+                  f"id={uuid.UUID(bytes=self.rng.bytes(16), version=4)};login={who};mod=0;"
+                  f"msg-id=raid;msg-param-displayName={name};msg-param-login={who};"
+                  f"msg-param-viewerCount={viewers};room-id={pop.acc_id[target]};subscriber=0;"
+                  f"system-msg={viewers}\\sraiders\\sfrom\\s{name}\\shave\\sjoined!;"
+                  f"tmi-sent-ts={sent_ms};user-id={pop.acc_id[raider]};user-type= "
+                  f":{_HOST} USERNOTICE #{login}")
+        return True
+
     def _membership(self, room: _Room) -> None:
         present = self.server.membership(room.channel)
         if present is None:
@@ -338,7 +360,11 @@ class ChatServer:
         self.budget = _JoinBudget(config.chat_joins_per_10s)
         self.conns: set[_Conn] = set()
         self.stats = {"connections": 0, "joins": 0, "joins_dropped": 0,
-                      "joins_over_channel_limit": 0, "messages": 0, "usernotices": 0}
+                      "joins_over_channel_limit": 0, "messages": 0, "usernotices": 0,
+                      "raids": 0}
+        # (sim time, raider login, raided login, viewers, connection number) of raids sent
+        self.raids_sent: list[tuple[float, str, str, int, int]] = []
+        self._raids_until: float | None = None
         self._server: asyncio.base_events.Server | None = None
         self._ticker: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -385,12 +411,27 @@ class ChatServer:
             await asyncio.sleep(self.tick_s)
             now = time.monotonic()
             dt, last = now - last, now
+            self._raids()
             for conn in list(self.conns):
                 try:
                     conn.tick(dt)
                 except Exception:  # one bad connection must not stop the others
                     logger.exception("chat: tick failed for connection %d", conn.number)
                     conn.close(abort=True)
+
+    def _raids(self) -> None:
+        t = self.clock.elapsed()
+        since, self._raids_until = self._raids_until, t
+        if since is None:
+            return
+        cfg = self.config
+        for at, raider, target, viewers in self.pop.raids_between(
+                since, t, share=cfg.raid_share, home_weight=cfg.raid_home_weight):
+            for conn in list(self.conns):
+                if conn.nick is not None and conn.raid(at, raider, target, viewers):
+                    self.stats["raids"] += 1
+                    self.raids_sent.append((at, self.pop.acc_login[raider],
+                                            self.pop.acc_login[target], viewers, conn.number))
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats["connections"] += 1

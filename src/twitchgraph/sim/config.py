@@ -55,6 +55,9 @@ class SimConfig:
         max_messages_per_room_per_s: cap on PRIVMSGs per room per real second.
         usernotice_share: share of messages sent as USERNOTICE (subscriptions; the sender is
             in the ``login`` tag, not the prefix) to clients with tags and commands.
+        raid_share: probability that a channel raids when its stream ends.
+        raid_home_weight: how much more a channel of the raider's community is picked as the
+            raid's target (beyond its audience).
         ping_interval_s, pong_timeout_s: server PING period and how long it waits for PONG.
         chat_disconnect_s: (min, max) connection life with the ``chat_disconnect`` fault.
     """
@@ -74,6 +77,8 @@ class SimConfig:
     messages_per_chatter_per_min: float = 2.0
     max_messages_per_room_per_s: float = 20.0
     usernotice_share: float = 0.03
+    raid_share: float = 0.6
+    raid_home_weight: float = 8.0
     ping_interval_s: float = 60.0
     pong_timeout_s: float = 10.0
     chat_disconnect_s: tuple[float, float] = (4.0, 10.0)

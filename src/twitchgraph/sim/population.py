@@ -13,6 +13,9 @@ Shape (all drawn from one ``seed``):
   two of them are missing from the published bot list so heuristics have something to find.
 - Streams start and end on per-channel schedules (sessions of 2-8 h, ``live_fraction`` of the
   time on average); viewer counts ramp up after a start, follow a daily wave and drift each minute.
+- At the end of a session a channel may raid (`raids_between`): it sends its viewers to a live
+  channel picked in proportion to audience, with channels of its own community weighted
+  ``raid_home_weight`` times more, so most raids stay within the planted communities.
 
 Times are simulated seconds since ``start`` (see `AcceleratedClock.elapsed`). Accounts share one
 index space: channels ``[0, C)``, viewers ``[C, C + U)``, bots after them.
@@ -226,6 +229,45 @@ class Population:
                 "is_mature": bool(self.ch_mature[c]),
             })
         return out
+
+    def raids_between(self, t0: float, t1: float, *, share: float = 0.6,
+                      home_weight: float = 8.0) -> list[tuple[float, int, int, int]]:
+        """Raids at the session ends in ``(t0, t1]``: (time, raider, raided, viewers), in time
+        order.
+
+        A channel raids at a session end with probability `share`; the raided channel is live
+        then, picked with weight viewers x (`home_weight` when in the raider's community, else
+        1); the raid brings the raider's viewer count just before the end. A pure function of
+        the seed: the same interval gives the same raids.
+        """
+        if t1 <= t0:
+            return []
+        ch = np.arange(self.n_channels)
+        period, duty, phase = self.ch_period, self.ch_duty, self.ch_phase
+        live_len = duty * period
+        # Session k ends at k * period - phase + live_len.
+        k_lo = np.floor((t0 + phase - live_len) / period).astype(np.int64) + 1
+        k_hi = np.floor((t1 + phase - live_len) / period).astype(np.int64)
+        out: list[tuple[float, int, int, int]] = []
+        for c in ch[(k_hi >= k_lo) & (duty < 1.0)].tolist():
+            for k in range(int(k_lo[c]), int(k_hi[c]) + 1):
+                if _uniform(self.seed, 40, c, k)[0] >= share:
+                    continue
+                t = float(k * period[c] - phase[c] + live_len[c])
+                viewers = int(self.viewer_counts(np.asarray([c]), t - 1.0)[0])
+                live = self.live_channels(t)
+                live = live[live != c]
+                if viewers <= 0 or len(live) == 0:
+                    continue
+                weight = self.viewer_counts(live, t).astype(np.float64) * np.where(
+                    self.acc_community[live] == self.acc_community[c], home_weight, 1.0)
+                if weight.sum() <= 0:
+                    continue
+                pick = _uniform(self.seed, 41, c, k)[0] * weight.sum()
+                target = int(live[min(len(live) - 1, int(np.searchsorted(np.cumsum(weight),
+                                                                         pick, side="right")))])
+                out.append((t, int(c), target, viewers))
+        return sorted(out)
 
     def stream(self, c: int, t: float, viewers: int | None = None) -> dict | None:
         """The Helix stream object of channel ``c`` at sim time t, or None when offline."""

@@ -131,6 +131,11 @@ class Simulator:
         out.update({f"chat_{k}": v for k, v in self._chat.server.stats.items()})
         return out
 
+    def raids_sent(self) -> list[tuple[float, str, str, int, int]]:
+        """Every raid announced so far: (sim time, raider login, raided login, viewers,
+        connection number), one row per connection it went to."""
+        return list(self._chat.server.raids_sent)
+
     # ----- control -----------------------------------------------------------------------
     def advance(self, minutes: float) -> None:
         """Move simulated time forward (streams start and end, viewers drift, chat changes)."""
