@@ -80,8 +80,11 @@ def test_reading_commands_work_while_collect_every_runs(sim, tmp_path) -> None:
         results.append(runner.invoke(app, ["export-parquet", str(tmp_path / "pq0"),
                                            "--db", str(db)]))
         time.sleep(4)
+    bots = tmp_path / "bots.csv"
+    bots.write_text("login\nsome_bot\n")
     while proc.poll() is None:
         for args in (["export-parquet", str(tmp_path / "pq")],
+                     ["bots", "import", str(bots)],  # a writer, beside the collector too
                      ["status", "--json"],
                      ["report", "quality", "--out", str(tmp_path / "rq")]):
             results.append(runner.invoke(app, [*args, "--db", str(db)]))
