@@ -48,7 +48,14 @@ import httpx
 from twitchgraph.clock import Clock, SystemClock, utcnow
 from twitchgraph.durations import parse_duration  # re-exported; shared with `evolve --window`
 from twitchgraph.spool import Spool
-from twitchgraph.store import SnapshotData, StoreBusy, StoreError, open_store, write_snapshot
+from twitchgraph.store import (
+    SnapshotData,
+    StoreBusy,
+    StoreError,
+    collector_lock_path,
+    open_store,
+    write_snapshot,
+)
 from twitchgraph.twitch.auth import AppTokenAuth
 from twitchgraph.twitch.chat import ChannelView, ChatClient, Raid
 from twitchgraph.twitch.credentials import load_credentials, read_env
@@ -182,6 +189,7 @@ class Collector:
         self._progress: dict[str, Any] = {}
         self._abort = False
         self._confirmed = 0  # channels whose JOIN was confirmed during this snapshot
+        self._spooled: Path | None = None  # the last snapshot's spool file, to commit
         self.slots_missed = 0  # schedule slots skipped because a snapshot overran
 
     # -- schedule ----------------------------------------------------------------------------
@@ -206,17 +214,23 @@ class Collector:
                 break
             summary = await self.snapshot(keep_joined=every is not None, interval_s=every)
             summaries.append(summary)
+            if every is not None:
+                # The next slot is fixed before committing: the commit runs in the wait.
+                elapsed = (self.clock.now() - start).total_seconds()
+                next_k = max(k + 1, math.ceil(elapsed / every))
+                if next_k > k + 1:
+                    log.warning("snapshot of %s overran the %g s interval; skipping %d "
+                                "slot(s)", f"{summary.started_at:%H:%M:%S}", every,
+                                next_k - k - 1)
+                    self.slots_missed += next_k - k - 1
+                k = next_k
+            if self._spooled is not None:
+                summary.snapshot_id = await asyncio.to_thread(self._commit, self._spooled)
+                self._spooled = None
             if on_snapshot is not None:
                 on_snapshot(summary)
             if every is None or summary.fatal:
                 break
-            elapsed = (self.clock.now() - start).total_seconds()
-            next_k = max(k + 1, math.ceil(elapsed / every))
-            if next_k > k + 1:
-                log.warning("snapshot of %s overran the %g s interval; skipping %d slot(s)",
-                            f"{summary.started_at:%H:%M:%S}", every, next_k - k - 1)
-                self.slots_missed += next_k - k - 1
-            k = next_k
         return summaries
 
     async def _sleep_or_stop(self, seconds: float, stop: asyncio.Event) -> bool:
@@ -328,14 +342,20 @@ class Collector:
         )
 
     def _store(self, data: SnapshotData) -> int | None:
-        """Write a finished snapshot; its id, or None while it waits in the spool."""
+        """Write a finished snapshot: its id, or None once it is safe in the spool (`run`
+        then commits it, off the schedule's clock)."""
         if not isinstance(self.store, Spool):
             return write_snapshot(self.store, data)
         try:
-            path = self.store.put(data)
+            self._spooled = self.store.put(data)
         except OSError as exc:
             raise CollectError(f"cannot write the snapshot to {self.store.dir}: "
                                f"{exc.strerror or exc}") from exc
+        return None
+
+    def _commit(self, path: Path) -> int | None:
+        """Commit the spool now if the store is free; the snapshot's id, or None."""
+        assert isinstance(self.store, Spool)
         try:
             return self.store.commit().get(path.name)
         except StoreBusy:
@@ -516,11 +536,6 @@ class CollectRun:
     @property
     def complete(self) -> int:
         return sum(s.status == "complete" for s in self.summaries)
-
-
-def collector_lock_path(db: str | Path) -> Path:
-    """The file a running collector holds locked (one collector per store)."""
-    return Path(f"{db}.collector.lock")
 
 
 def collector_state_path(db: str | Path) -> Path:

@@ -104,8 +104,8 @@ class Spool:
             StoreBusy: another process holds the store (nothing was done; try later).
             StoreError: the store cannot be used at all (newer, foreign, not DuckDB).
         """
-        if not self._lock.acquire(timeout=wait_s if wait_s > 0 else -1,
-                                  blocking=wait_s > 0):
+        # Another thread's commit may be moving our file right now: let it finish.
+        if not self._lock.acquire(timeout=max(wait_s, 1.0)):
             return {}
         try:
             files = self.pending()

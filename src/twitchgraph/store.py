@@ -60,8 +60,9 @@ __all__ = [
     "SOURCES",
     "SnapshotData",
     "StoreBusy",
-    "announce_write",
     "StoreError",
+    "announce_write",
+    "collector_lock_path",
     "export_parquet",
     "fail_snapshot",
     "open_store",
@@ -164,7 +165,7 @@ def open_store(
     path: str | Path,
     *,
     read_only: bool = False,
-    wait_s: float = 15.0,
+    wait_s: float = 10.0,
     notify: Callable[[str], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open the store at `path` (":memory:" for a throwaway one), migrating an older one.
@@ -215,6 +216,19 @@ _PID = re.compile(r"\(PID (\d+)\)")
 _WANTED_FRESH_S = 2.0  # a writer refreshes its note while it waits; older means it is gone
 
 
+def collector_lock_path(path: str | Path) -> Path:
+    """The file a running collector keeps locked, its PID inside (one collector per store)."""
+    return Path(f"{path}.collector.lock")
+
+
+def _collector_pid(path: Path) -> int | None:
+    try:
+        text = collector_lock_path(path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 def write_wanted_path(path: str | Path) -> Path:
     """The note a waiting writer (the collector's commit) leaves for readers."""
     return Path(f"{path}.write-wanted")
@@ -241,10 +255,15 @@ def _writer_waiting(path: Path) -> bool:
 
 
 def _connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
-    """Connect, retrying while another process holds the file's lock."""
-    deadline = time.monotonic() + wait_s
+    """Connect, retrying while another process holds the file's lock.
+
+    A reader waits up to `wait_s` only for the collector's commit (seconds at most); any
+    other writer (enrich, import) may hold the store for minutes, so it gives up after 1 s.
+    A writer waits up to `wait_s` for readers and writers alike.
+    """
+    started = time.monotonic()
     delay = 0.02
-    while read_only and _writer_waiting(path) and time.monotonic() < deadline:
+    while read_only and _writer_waiting(path) and time.monotonic() < started + wait_s:
         time.sleep(0.02)
     while True:
         try:
@@ -258,15 +277,20 @@ def _connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyCo
                                  "store (a .duckdb file made by `twitchgraph collect`)") from None
             if "Could not set lock" not in message and "different configuration" not in message:
                 raise StoreError(f"cannot open the store {path}: {message}") from None
-            if time.monotonic() >= deadline:
-                pid = _PID.search(message)
-                holder = f"process {pid.group(1)}" if pid else "another process"
-                what = "reads or writes it" if not read_only else "writes it"
-                raise StoreBusy(
-                    f"cannot open the store {path}: {holder} {what} (an enrich, import, "
-                    "bots import, a report or build beside a collector, or another collector "
-                    f"from an older version); waited {wait_s:g} s, try again when it is done"
-                ) from None
+            found = _PID.search(message)
+            pid = int(found.group(1)) if found else None
+            committing = pid is not None and pid == _collector_pid(path)
+            patience = wait_s if committing or not read_only else min(wait_s, 1.0)
+            if time.monotonic() >= started + patience:
+                holder = f"process {pid}" if pid else "another process"
+                if committing:
+                    what = f"the collector ({holder}) is committing into it"
+                elif read_only:
+                    what = f"{holder} is writing to it (an enrich, import or bots import)"
+                else:
+                    what = f"{holder} has it open (a reading command, or a writer)"
+                raise StoreBusy(f"cannot open the store {path}: {what}; waited {patience:g} "
+                                "s, try again when it is done") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
     con.execute("SET TimeZone = 'UTC'")

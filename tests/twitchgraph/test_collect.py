@@ -127,7 +127,7 @@ def test_every_stays_joined_follows_live_changes_and_does_not_drift() -> None:
         _chat_server(server, fake, big=0)
         server.rooms["chan00099"] = ["late"]
         collector = _collector(con, fake, server, CollectOptions(
-            window_s=10, every_s=40, for_s=115), FastClock(200))
+            window_s=10, every_s=40, for_s=115), FastClock(40))
         stream_requests = 0
 
         def churn(request: httpx.Request) -> None:
@@ -166,7 +166,7 @@ def test_rotates_when_more_channels_are_live_than_chat_may_hold() -> None:
     async def scenario(server: FakeChatServer):
         _chat_server(server, fake, big=0)
         collector = _collector(con, fake, server, CollectOptions(
-            window_s=5, every_s=30, for_s=100), FastClock(200),
+            window_s=5, every_s=30, for_s=100), FastClock(40),
             channels_per_connection=1, max_connections=2)
         async with collector.chat:
             return await collector.run()

@@ -80,9 +80,19 @@ def test_reading_commands_work_while_collect_every_runs(sim, tmp_path) -> None:
         results.append(runner.invoke(app, ["export-parquet", str(tmp_path / "pq0"),
                                            "--db", str(db)]))
         time.sleep(4)
+    _wait_for(lambda: _snapshots_in(db) >= 1)  # a build needs one snapshot to build from
+    bots = tmp_path / "bots.csv"
+    bots.write_text("login\nsome_bot\n")
+    loose = ["--every-nth", "1", "--min-live-minutes", "0", "--min-viewer-mean", "0",
+             "--min-chatter-mean", "0", "--min-weight", "1"]
     while proc.poll() is None:
         for args in (["export-parquet", str(tmp_path / "pq")],
+                     ["bots", "import", str(bots)],  # a writer, beside the collector too
                      ["status", "--json"],
+                     ["build", "--out", str(tmp_path / "graph"), *loose],
+                     ["report", "explore", "--graph", str(tmp_path / "graph"),
+                      "--out", str(tmp_path / "re")],
+                     ["evolve", "--window", "1h", "--out", str(tmp_path / "ev"), *loose],
                      ["report", "quality", "--out", str(tmp_path / "rq")]):
             results.append(runner.invoke(app, [*args, "--db", str(db)]))
             if args[0] == "status" and results[-1].exit_code == 0:
@@ -91,6 +101,7 @@ def test_reading_commands_work_while_collect_every_runs(sim, tmp_path) -> None:
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "4 of 4 snapshot(s) complete" in out and "missed" not in out, out + err
+    assert len(results) >= 8
     for result in results:
         assert result.exit_code == 0, result.output
     assert _whole_snapshots(db) == 4

@@ -162,3 +162,35 @@ def test_reading_commands_open_read_only_and_create_no_table(tmp_path):
     finally:
         reader.close()
     assert _tables(db) == before
+
+
+def test_a_reader_waits_out_a_commit_but_not_a_long_writer(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from twitchgraph.store import StoreBusy, collector_lock_path
+
+    db = tmp_path / "s.duckdb"
+    open_store(db).close()
+    # a writer holding the store for 1.5 s, then letting go
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(1.5); con.close(); time.sleep(30)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusy, match=rf"process {child.pid} is writing to it"):
+            open_store(db, read_only=True)  # not the collector: gives up after 1 s
+        child.kill()
+        child.wait()
+        child = subprocess.Popen(child.args, stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "held"
+        collector_lock_path(db).write_text(str(child.pid))  # the holder is the collector
+        started = time.monotonic()
+        open_store(db, read_only=True, wait_s=10).close()  # its commit is waited out
+        assert time.monotonic() - started > 0.5
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()

@@ -46,11 +46,6 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def store_busy(db: Path, exc: Exception) -> typer.Exit:
-    return fail(f"cannot open the store {db}: {str(exc).splitlines()[0]} (is another "
-                "collector using it?)")
-
-
 def notice(line: str) -> None:
     """One yellow line on stderr (e.g. the store was migrated)."""
     err.print(f"[yellow]{escape(line)}[/yellow]", markup=True)

@@ -189,6 +189,7 @@ class _Connection:
     writer: asyncio.StreamWriter | None = None
     task: asyncio.Task[None] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: asyncio.Event = field(default_factory=asyncio.Event)  # down, backing off
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -369,13 +370,21 @@ class ChatClient:
                 continue
             if conn.writer is None:
                 # Not connected (yet): once up, the connection joins all its channels itself.
+                # A refused connection says so at once; no need to wait out the timeout.
+                up = asyncio.ensure_future(conn.ready.wait())
+                down = asyncio.ensure_future(conn.failed.wait())
                 try:
-                    async with asyncio.timeout(self.connect_timeout_s):
-                        await conn.ready.wait()
-                except TimeoutError:
+                    await asyncio.wait({up, down}, timeout=self.connect_timeout_s,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    up.cancel()
+                    down.cancel()
+                if conn.writer is None:
                     unreachable.add(conn.index)
-                    log.warning("chat connection %d not up after %.0f s; its channels will be "
-                                "joined when it connects", conn.index, self.connect_timeout_s)
+                    # info: the caller reports what it cost (e.g. a failed snapshot's reason)
+                    log.info("chat connection %d not up (%s); its channels will be joined "
+                                "when it connects", conn.index,
+                                self.last_error or f"none after {self.connect_timeout_s:.0f} s")
                     continue
             await self._send_join(conn, name)
         return taken
@@ -390,10 +399,13 @@ class ChatClient:
             return [n for n in names if n in self._channels and n not in self.unavailable
                     and self._channels[n].joined_at is None]
 
+        def all_down() -> bool:  # nothing can be confirmed until a connection is back
+            return all(c.failed.is_set() and c.writer is None for c in self._connections)
+
         try:
             async with asyncio.timeout(self.join_confirm_timeout_s + 5.0
                                        if timeout is None else timeout):
-                while pending():
+                while pending() and not all_down():
                     await asyncio.sleep(0.05)
         except TimeoutError:
             log.warning("%d channel(s) not confirmed joined; listening anyway", len(pending()))
@@ -484,6 +496,7 @@ class ChatClient:
                 await self._pause(conn, failures, f"cannot connect to chat: {exc}")
                 continue
             conn.writer, conn.sent, conn.confirmed = writer, {}, set()
+            conn.failed.clear()
             self.stats.connections += 1
             connected_at = asyncio.get_running_loop().time()
             try:
@@ -516,6 +529,7 @@ class ChatClient:
                 await self._pause(conn, failures, f"chat connection {conn.index} lost ({reason})")
 
     async def _pause(self, conn: _Connection, failures: int, why: str) -> None:
+        conn.failed.set()
         wait = min(self.max_backoff_s, self.reconnect_backoff_s * 2 ** max(0, failures - 1))
         # The same failure again (an unreachable host) is logged once, not at every retry.
         level = logging.INFO if why == self.last_error else logging.WARNING
