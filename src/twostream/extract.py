@@ -79,15 +79,19 @@ def clip_settings(
     bound: float = 20.0,
     tvl1: TVL1Params | None = None,
     jpeg_quality: int = 95,
+    flow_scale: float = 1.0,
 ) -> dict[str, Any]:
     """The settings a clip's outputs depend on, as stored in its completion marker."""
-    return {
+    settings = {
         "flow": flow,
         "short_side": short_side,
         "bound": float(bound),
         "tvl1": dataclasses.asdict(tvl1 or TVL1Params()) if flow.startswith("tvl1") else None,
         "jpeg_quality": int(jpeg_quality),
     }
+    if flow_scale != 1.0:  # only then: clips extracted before the option existed stay valid
+        settings["flow_scale"] = float(flow_scale)
+    return settings
 
 
 class DiskFullError(TwostreamError):
@@ -171,6 +175,7 @@ def extract_clip(
     bound: float = 20.0,
     tvl1: TVL1Params | None = None,
     jpeg_quality: int = 95,
+    flow_scale: float = 1.0,
 ) -> int:
     """Write one clip's frames and flow into ``clip_dir`` atomically; return its frame count.
 
@@ -183,7 +188,8 @@ def extract_clip(
     """
     video_path, clip_dir = Path(video_path), Path(clip_dir)
     settings = clip_settings(
-        flow=flow, short_side=short_side, bound=bound, tvl1=tvl1, jpeg_quality=jpeg_quality
+        flow=flow, short_side=short_side, bound=bound, tvl1=tvl1, jpeg_quality=jpeg_quality,
+        flow_scale=flow_scale,
     )
     clip_dir.parent.mkdir(parents=True, exist_ok=True)
     for stale in _partial_dirs(clip_dir):
@@ -202,7 +208,8 @@ def extract_clip(
 
         partial = None
         try:
-            for i, pair in enumerate(iter_flow(frames(), method=flow, tvl1=tvl1), start=1):
+            pairs = iter_flow(frames(), method=flow, tvl1=tvl1, scale=flow_scale)
+            for i, pair in enumerate(pairs, start=1):
                 q = quantize_flow(pair, bound)
                 _write_jpeg(tmp / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
                 _write_jpeg(tmp / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
@@ -323,6 +330,7 @@ def extract_dataset(
     workers: int | None = None,
     tvl1: TVL1Params | None = None,
     jpeg_quality: int = 95,
+    flow_scale: float = 1.0,
     progress: bool = True,
     device: str = "auto",
     flow_batch: int = 16,
@@ -346,9 +354,11 @@ def extract_dataset(
     workers:
         Processes (default ``os.cpu_count()``); 1 runs in this process.
     tvl1:
-        TV-L1 parameters (default OpenCV's; ``flow.TVL1_PRESETS["fast"]`` is faster).
+        TV-L1 parameters (default OpenCV's; ``flow.TVL1_PRESETS`` and ``flow.PRESET_TABLE``).
     jpeg_quality:
         JPEG quality of frames and flow.
+    flow_scale:
+        Compute flow on frames shrunk by this factor (0 < s <= 1), stored at full size.
     progress:
         Show a progress bar (clips done, frames/s, ETA) on stderr.
     device, flow_batch:
@@ -373,6 +383,11 @@ def extract_dataset(
     """
     if flow not in FLOW_METHODS:
         raise ValueError(f"unknown flow method {flow!r}; allowed: {', '.join(FLOW_METHODS)}")
+    if not 0.0 < flow_scale <= 1.0:
+        raise ValueError(f"--flow-scale must be in (0, 1], got {flow_scale}")
+    if flow == "tvl1-torch" and flow_scale != 1.0:
+        raise ValueError("--flow-scale works with tvl1, dis and farneback, not tvl1-torch "
+                         "(run tvl1-torch at full size, or pick another --flow)")
     if bound <= 0:
         raise ValueError(f"bound must be positive, got {bound}")
     if short_side is not None and short_side < MIN_SHORT_SIDE:
@@ -395,7 +410,7 @@ def extract_dataset(
         )
     rawframes = out / "rawframes"
     kwargs = {"flow": flow, "short_side": short_side, "bound": bound, "tvl1": tvl1,
-              "jpeg_quality": jpeg_quality}
+              "jpeg_quality": jpeg_quality, "flow_scale": flow_scale}
     settings = clip_settings(**kwargs)
     summary = ExtractSummary(out_dir=out, settings=settings, clips_in_splits=len(used),
                              missing=splits.missing, unlisted=splits.unlisted,

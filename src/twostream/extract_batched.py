@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from twostream.decode import VideoDecodeError, iter_frames
-from twostream.extract import MARKER, ClipResult, _partial_dirs, _write_jpeg
+from twostream.extract import MARKER, ClipResult, _partial_dirs, _write_jpeg, pad_flow
 from twostream.flow import quantize_flow
 
 __all__ = ["extract_batched"]
@@ -79,6 +79,7 @@ def _finish_job(tmp: str, clip_dir: str, flow_u8: np.ndarray, total_frames: int,
         for i, q in enumerate(flow_u8, start=1):
             _write_jpeg(tmp_dir / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
             _write_jpeg(tmp_dir / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
+        pad_flow(tmp_dir, total_frames)  # the same layout as the other methods (MMAction2)
         (tmp_dir / MARKER).write_text(
             json.dumps({"total_frames": total_frames, "settings": settings}), encoding="utf-8"
         )

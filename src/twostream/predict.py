@@ -77,7 +77,7 @@ def _extract(video: Path, work: Path, settings: dict[str, Any]) -> int:
     return extract_clip(
         video, work / "rawframes" / "video" / "clip", flow=settings["flow"],
         short_side=settings["short_side"], bound=settings["bound"], tvl1=tvl1,
-        jpeg_quality=settings["jpeg_quality"],
+        jpeg_quality=settings["jpeg_quality"], flow_scale=settings.get("flow_scale", 1.0),
     )
 
 

@@ -84,6 +84,21 @@ def test_extract_passes_tvl1_options(tmp_path, synth_dataset):
     assert (tvl1["warps"], tvl1["tau"], tvl1["nscales"]) == (1, 0.2, 4)
 
 
+def test_extract_scaled_preset_and_flow_scale_reach_the_settings(tmp_path, synth_dataset):
+    videos, splits = _copy(synth_dataset, tmp_path, ["motion_right"])
+    common = [str(videos), str(splits), "--short-side", "0", "--workers", "1", "--no-progress"]
+    r = runner.invoke(app, ["extract", *common[:2], str(tmp_path / "a"), *common[2:],
+                            "--tvl1-preset", "fast-third", "--tvl1-warps", "1"])
+    assert r.exit_code == 0, r.output
+    settings = json.loads((tmp_path / "a" / "extract_report.json").read_text())["settings"]
+    assert (settings["flow_scale"], settings["tvl1"]["nscales"]) == (0.33, 4)
+    r = runner.invoke(app, ["extract", *common[:2], str(tmp_path / "b"), *common[2:],
+                            "--flow", "dis", "--flow-scale", "0.25"])
+    assert r.exit_code == 0, r.output
+    settings = json.loads((tmp_path / "b" / "extract_report.json").read_text())["settings"]
+    assert (settings["flow"], settings["flow_scale"]) == ("dis", 0.25)
+
+
 def test_extract_missing_or_empty_folders_exit_1_naming_the_path(tmp_path, synth_dataset):
     out = str(tmp_path / "out")
     missing = tmp_path / "no_such_videos"

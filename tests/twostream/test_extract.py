@@ -113,6 +113,22 @@ def _copy_dataset(info, dst: Path, classes: list[str]) -> tuple[Path, Path]:
     return videos, splits
 
 
+def test_flow_scale_is_recorded_and_flow_stays_full_size(tmp_path, synth_dataset):
+    from twostream.extract import clip_settings
+
+    clip = synth_dataset.videos_dir / "motion_right" / synth_dataset.clips["motion_right"][0]
+    extract_clip(clip, tmp_path / "half", flow="dis", short_side=96, flow_scale=0.5)
+    marker = json.loads((tmp_path / "half" / ".complete.json").read_text())
+    assert marker["settings"]["flow_scale"] == 0.5
+    flow = cv2.imread(str(tmp_path / "half" / "flow_x_00001.jpg"), cv2.IMREAD_GRAYSCALE)
+    assert flow.shape == (96, 128)
+    # Full-resolution settings carry no flow_scale, so markers written before it existed match.
+    assert "flow_scale" not in clip_settings(flow="dis")
+    with pytest.raises(ValueError, match="--flow-scale"):
+        extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, tmp_path / "x",
+                        flow_scale=0.0, progress=False)
+
+
 def test_bad_clips_are_reported_and_the_rest_extracted(tmp_path, synth_dataset):
     videos, splits = _copy_dataset(synth_dataset, tmp_path, ["motion_left", "motion_right"])
     cls = videos / "motion_left"

@@ -114,3 +114,21 @@ def test_endpoint_error_counts_only_pixels_where_reference_moves():
     assert np.isnan(endpoint_error(flow, np.zeros_like(ref)))
     with pytest.raises(ValueError, match="shapes"):
         endpoint_error(flow[0], ref)
+
+
+@pytest.mark.parametrize("method", ["tvl1", "dis"])
+def test_reduced_resolution_flow_comes_back_at_full_size_in_full_size_pixels(method):
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.uniform(0, 255, (96, 128)).astype(np.float32), (0, 0), 2.0)
+    img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    frames = np.stack([img, np.roll(img, (-2, 4), axis=(0, 1))])  # 4 px right, 2 px up
+    params = TVL1_PRESETS["fast"] if method == "tvl1" else None
+    full = compute_flow(frames, method=method, tvl1=params)
+    half = compute_flow(frames, method=method, tvl1=params, scale=0.5)
+    assert half.shape == full.shape == (1, 96, 128, 2)
+    # On the half-size frames the content moves 2 and -1 px; returned: 4 and -2 again.
+    inner = half[0, 16:-16, 16:-16].reshape(-1, 2)
+    np.testing.assert_allclose(np.median(inner, axis=0), [4.0, -2.0], atol=0.3)
+    assert endpoint_error(half, full) < 1.0
+    with pytest.raises(ValueError, match=r"scale must be in \(0, 1\]"):
+        compute_flow(frames, scale=1.5)

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from twostream import datasets
-from twostream.cli import app
-from twostream.datasets import RawframeDataset, read_annotations, read_class_list
+sys.path.insert(0, str(Path(__file__).parent))
+from test_cli_model import _one_red_line, _run  # noqa: E402
+
+from twostream import datasets  # noqa: E402
+from twostream.datasets import RawframeDataset, read_annotations, read_class_list  # noqa: E402
 
 # What MMAction2 configs use: TSN RGB and Flow test pipelines, the clip_len=10 test
 # protocol, and training-mode sampling.
@@ -181,21 +183,6 @@ def make_mmaction2_folder(extracted: Path, videos_dir: Path, splits_dir: Path, d
             rng.shuffle(lines)
             (dst / f"hmdb51_{name}_split_{k}_rawframes.txt").write_text("".join(lines))
     return dst
-
-
-runner = CliRunner()
-
-
-def _run(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def _one_red_line(result, *needles: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,18 @@ from twostream.cli._app import app, fail
 FLOW_HELP = (
     "Optical flow: tvl1 (OpenCV Dual TV-L1, the reference), tvl1-torch (the same TV-L1 in "
     "PyTorch, batched on --device: the choice with a GPU; within 0.3 px of tvl1), dis or "
-    "farneback (about 100x "
-    "faster per frame pair). DIS and Farneback look close to TV-L1 over whole frames because "
-    "most pixels are still, but on the pixels that move they are off by several px: measured "
-    "vs default TV-L1 at 340x256 on real clips, mean endpoint error on moving pixels was "
-    "0.6-14.4 px for DIS and 1.1-9.4 px for Farneback (0.1-2.7 px for --tvl1-preset fast, "
-    "~15x faster than default TV-L1). "
-    "Measure accuracy as endpoint error vs default TV-L1 on moving pixels (> 1 px of motion), "
-    "never over whole frames: benchmarks/extract.py does."
+    "farneback (much faster, much less accurate on the pixels that move; see --tvl1-preset "
+    "for the measured table)."
 )
+
+
+def _flow_table_epilog() -> str:
+    from twostream.flow_table import PRESET_TABLE, PRESET_TABLE_SOURCE, format_flow_table
+
+    # "\b" keeps the table's line breaks in the help output.
+    return (f"Flow settings measured {PRESET_TABLE_SOURCE}. EPE: endpoint error on moving "
+            "pixels against default TV-L1, not against ground truth; benchmarks/extract.py "
+            "prints this table.\n\n\b\n" + format_flow_table(PRESET_TABLE))
 
 
 @app.command()
@@ -59,7 +62,7 @@ def synth(
     )
 
 
-@app.command()
+@app.command(epilog=_flow_table_epilog())
 def extract(
     videos_dir: Path = typer.Argument(..., help="HMDB51 videos: <videos>/<class>/<clip>.avi."),
     splits_dir: Path = typer.Argument(..., help="Folder of <class>_test_split<k>.txt files."),
@@ -71,8 +74,12 @@ def extract(
                                 "to 0-255."),
     workers: int | None = typer.Option(None, "--workers",
                                        help="Worker processes (default: all cores)."),
-    tvl1_preset: str = typer.Option("default", "--tvl1-preset",
-                                    help="TV-L1 parameter preset: default (OpenCV's) or fast."),
+    tvl1_preset: str = typer.Option("default", "--tvl1-preset", help="TV-L1 preset: default "
+                                    "(OpenCV's), fast, or fast-third (fast on frames shrunk to "
+                                    "a third); speed and error in the table below."),
+    flow_scale: float | None = typer.Option(
+        None, "--flow-scale", help="Compute flow on frames shrunk by this factor (0-1; e.g. "
+        "0.5), stored at full size. Default: the preset's (0.33 for fast-third, else 1)."),
     tau: float | None = typer.Option(None, "--tvl1-tau", help="TV-L1 time step."),
     lambda_: float | None = typer.Option(None, "--tvl1-lambda", help="TV-L1 data term weight."),
     theta: float | None = typer.Option(None, "--tvl1-theta", help="TV-L1 coupling weight."),
@@ -110,9 +117,12 @@ def extract(
     """
     from twostream.extract import extract_dataset
     from twostream.flow import TVL1_PRESETS
+    from twostream.flow_table import PRESET_SCALES
 
     if tvl1_preset not in TVL1_PRESETS:
         raise fail(f"unknown --tvl1-preset {tvl1_preset!r}; allowed: {', '.join(TVL1_PRESETS)}")
+    if flow_scale is None:
+        flow_scale = PRESET_SCALES[tvl1_preset] if flow == "tvl1" else 1.0
     params = TVL1_PRESETS[tvl1_preset].replace(
         tau=tau, lambda_=lambda_, theta=theta, nscales=nscales, warps=warps, epsilon=epsilon,
         inner_iterations=inner_iterations, outer_iterations=outer_iterations,
@@ -121,6 +131,7 @@ def extract(
     try:
         summary = extract_dataset(
             videos_dir, splits_dir, out_dir, flow=flow, short_side=short_side or None,
+            flow_scale=flow_scale,
             bound=bound, workers=workers, tvl1=params, jpeg_quality=jpeg_quality,
             progress=progress, device=device, flow_batch=flow_batch, force=force,
         )
