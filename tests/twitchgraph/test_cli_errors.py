@@ -110,6 +110,8 @@ CASES = [
     Case("layout --edge-weight-influence 1e6",
          lambda p: ["layout", str(p["negative"]), "--edge-weight-influence", "1e6"],
          "edge weight influence must be between 0 and 10"),
+    Case("layout --scaling nan", lambda p: ["layout", str(p["negative"]), "--scaling", "nan"],
+         "scaling must be a finite number, got nan"),
     Case("communities on a negative edge weight", lambda p: ["communities", str(p["negative"])],
          "1 edges have a Weight that is negative"),
     Case("communities --resolution nan",
