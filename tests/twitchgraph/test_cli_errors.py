@@ -190,6 +190,7 @@ def test_build_warns_when_a_filter_empties_a_whole_table(paths, tmp_path):
                                  "--every-nth", "1", "--min-live-minutes", "15"])
     assert result.exit_code == 0, result.output
     assert "0 played edges, 0 games" in result.stdout
+    assert result.stdout.strip().endswith("; warning: a filter emptied a table, see below")
     warning = ("min_game_minutes=30.0 left no played edge and so no game (2 before, 0 after; "
                "the longest was 20 minutes): lower --min-game-minutes")
     assert result.stderr.strip() == f"warning: {warning}"

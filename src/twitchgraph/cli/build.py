@@ -159,11 +159,12 @@ def build(
         write_graph_dir(result, out)
     except OSError as exc:
         raise _unwritable(out, exc) from None
-    removed = result.stats["removed_bots"]
+    removed, warnings = result.stats["removed_bots"], result.stats["warnings"]
     _out.print(
         f"{len(result.streamers)} streamers, {len(result.edges)} edges, "
         f"{len(result.played)} played edges, {len(result.games)} games -> {out} "
         f"(bots removed: " + ", ".join(f"{k} {v['users']}" for k, v in removed.items()) + ")"
+        + ("; warning: a filter emptied a table, see below" if warnings else "")
     )
     for warning in result.stats["warnings"]:
         _err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
