@@ -204,8 +204,8 @@ def test_build_warns_when_a_filter_empties_a_whole_table(paths, tmp_path):
 
 
 def test_export_removes_the_outputs_a_rebuild_made_stale_and_says_which(tmp_path):
-    from twitchgraph.export import OUTPUTS
     from twitchgraph.export.kuzu_db import DB_NAME
+    from twitchgraph.export.stale import OUTPUTS
 
     assert OUTPUTS["db"] == DB_NAME
     graph = tmp_path / "graph"

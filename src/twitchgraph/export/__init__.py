@@ -11,23 +11,16 @@ from __future__ import annotations
 import colorsys
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from twitchgraph.graphio import GraphData, read_graph_dir
 
-__all__ = ["OUTPUTS", "TARGETS", "Exported", "community_colors", "export_graph",
-           "remove_stale_outputs", "require_columns"]
+__all__ = ["TARGETS", "Exported", "community_colors", "export_graph", "require_columns"]
 
 logger = logging.getLogger(__name__)
 
 TARGETS = ("db", "neo4j", "gexf", "png", "html")
-# What each target writes in the output folder (kuzu_db.DB_NAME for the db).
-OUTPUTS = {"db": "graph.kuzu", "neo4j": "neo4j", "gexf": "graph.gexf", "png": "graph.png",
-           "html": "map.html"}
-# The GRAPH_DIR's tables: build writes them all, communities and layout rewrite streamers.csv.
-_TABLES = ("streamers.csv", "edges.csv", "played.csv", "games.csv", "build.json")
 
 # Tableau 20 (matplotlib's tab20), reordered so the first ten are the saturated ones.
 _BASE = [
@@ -100,41 +93,9 @@ def export_graph(
     for target in wanted:
         done.append(_EXPORTERS[target](data, out))
         logger.info(done[-1].message)
+    from twitchgraph.export.stale import remove_stale_outputs  # it imports Exported from here
+
     return done + remove_stale_outputs(Path(graph_dir), out, keep=wanted)
-
-
-def _mtime(path: Path) -> float:
-    if path.is_dir():
-        return max((p.stat().st_mtime for p in path.rglob("*")), default=path.stat().st_mtime)
-    return path.stat().st_mtime
-
-
-def remove_stale_outputs(
-    graph_dir: Path, out: Path, *, keep: list[str] | tuple[str, ...] = ()
-) -> list[Exported]:
-    """Remove the outputs in `out` (except those of the `keep` targets) that are older than
-    the newest table of `graph_dir`, and say which, with the command that remakes each."""
-    tables = [graph_dir / name for name in _TABLES if (graph_dir / name).exists()]
-    if not tables:
-        return []
-    newest = max(p.stat().st_mtime for p in tables)
-    removed = []
-    for target, name in OUTPUTS.items():
-        path = out / name
-        if target in keep or not path.exists() or _mtime(path) >= newest:
-            continue
-        if target == "db":
-            from twitchgraph.export.kuzu_db import _remove_db  # with its .wal and .lock
-
-            _remove_db(path)
-        elif path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-        removed.append(Exported(target, path, f"{target}: removed {path}, older than the "
-                                f"graph's tables (remake it with --to {target})"))
-        logger.info(removed[-1].message)
-    return removed
 
 
 def _db(data: GraphData, out: Path) -> Exported:
@@ -148,7 +109,7 @@ def _db(data: GraphData, out: Path) -> Exported:
 def _neo4j(data: GraphData, out: Path) -> Exported:
     from twitchgraph.export.neo4j import export_neo4j
 
-    r = export_neo4j(data, out / OUTPUTS["neo4j"])
+    r = export_neo4j(data, out / "neo4j")
     return Exported("neo4j", r, f"neo4j: wrote neo4j-admin import files, load.cypher and "
                     f"queries.cypher to {r}/")
 
@@ -156,7 +117,7 @@ def _neo4j(data: GraphData, out: Path) -> Exported:
 def _gexf(data: GraphData, out: Path) -> Exported:
     from twitchgraph.export.gexf import export_gexf
 
-    r = export_gexf(data, out / OUTPUTS["gexf"])
+    r = export_gexf(data, out / "graph.gexf")
     return Exported("gexf", r, f"gexf: wrote GEXF 1.3 with positions, sizes and community "
                     f"colours to {r}")
 
@@ -164,14 +125,14 @@ def _gexf(data: GraphData, out: Path) -> Exported:
 def _png(data: GraphData, out: Path) -> Exported:
     from twitchgraph.export.png import export_png
 
-    r = export_png(data, out / OUTPUTS["png"])
+    r = export_png(data, out / "graph.png")
     return Exported("png", r, f"png: wrote the map picture to {r}")
 
 
 def _html(data: GraphData, out: Path) -> Exported:
     from twitchgraph.export.html import export_html
 
-    r = export_html(data, out / OUTPUTS["html"])
+    r = export_html(data, out / "map.html")
     return Exported("html", r, f"html: wrote the offline web map to {r} (open it in a browser)")
 
 
