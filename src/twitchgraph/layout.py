@@ -14,6 +14,7 @@ the start, anti-collision slows the convergence of the global shape); see `remov
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -72,6 +73,10 @@ class ForceAtlas2Settings:
     overlap_iterations: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("scaling", "gravity", "edge_weight_influence", "jitter_tolerance",
+                     "barnes_hut_theta"):
+            if not math.isfinite(getattr(self, name)):  # nan passes every comparison below
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.scaling <= 0:
             raise ValueError(f"scaling must be > 0, got {self.scaling}")
         if self.gravity < 0:

@@ -4,6 +4,7 @@ the exit code saying what happened, and no traceback."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,6 +110,8 @@ CASES = [
     Case("layout --edge-weight-influence 1e6",
          lambda p: ["layout", str(p["negative"]), "--edge-weight-influence", "1e6"],
          "edge weight influence must be between 0 and 10"),
+    Case("layout --scaling nan", lambda p: ["layout", str(p["negative"]), "--scaling", "nan"],
+         "scaling must be a finite number, got nan"),
     Case("communities on a negative edge weight", lambda p: ["communities", str(p["negative"])],
          "1 edges have a Weight that is negative"),
     Case("communities --resolution nan",
@@ -187,6 +190,7 @@ def test_build_warns_when_a_filter_empties_a_whole_table(paths, tmp_path):
                                  "--every-nth", "1", "--min-live-minutes", "15"])
     assert result.exit_code == 0, result.output
     assert "0 played edges, 0 games" in result.stdout
+    assert result.stdout.strip().endswith("; warning: a filter emptied a table, see below")
     warning = ("min_game_minutes=30.0 left no played edge and so no game (2 before, 0 after; "
                "the longest was 20 minutes): lower --min-game-minutes")
     assert result.stderr.strip() == f"warning: {warning}"
@@ -197,3 +201,33 @@ def test_build_warns_when_a_filter_empties_a_whole_table(paths, tmp_path):
     assert result.exit_code == 0 and "2 played edges, 1 games" in result.stdout
     assert result.stderr == ""
     assert json.loads((out / "build.json").read_text())["warnings"] == []
+
+
+def test_export_removes_the_outputs_a_rebuild_made_stale_and_says_which(tmp_path):
+    from twitchgraph.export.kuzu_db import DB_NAME
+    from twitchgraph.export.stale import OUTPUTS
+
+    assert OUTPUTS["db"] == DB_NAME
+    graph = tmp_path / "graph"
+    write_planted_graph_dir(graph, communities=2, size=5, seed=2)
+    for command in (["communities", str(graph)], ["layout", str(graph), "--iterations", "20"],
+                    ["export", str(graph), "--to", "db,gexf,html,neo4j"]):
+        assert runner.invoke(app, command).exit_code == 0
+    made = {t: graph / OUTPUTS[t] for t in ("db", "gexf", "html", "neo4j")}
+    assert all(p.exists() for p in made.values())
+    # Nothing is stale yet: exporting one target leaves the others alone.
+    result = runner.invoke(app, ["export", str(graph), "--to", "png"])
+    assert result.exit_code == 0 and "removed" not in result.output
+    assert all(p.exists() for p in made.values())
+    # A rebuild rewrites the tables (here: a newer streamers.csv).
+    later = (graph / OUTPUTS["png"]).stat().st_mtime + 10
+    os.utime(graph / "streamers.csv", (later, later))
+    result = runner.invoke(app, ["export", str(graph), "--to", "gexf"])
+    assert result.exit_code == 0, result.output
+    for target in ("db", "html", "neo4j", "png"):
+        assert f"{target}: removed {graph / OUTPUTS[target]}, older than the graph's tables " \
+               f"(remake it with --to {target})" in result.stdout
+        assert not (graph / OUTPUTS[target]).exists()
+    assert (graph / OUTPUTS["gexf"]).exists() and not list(graph.glob("graph.kuzu*"))
+    result = runner.invoke(app, ["query", str(graph), "RETURN 1"])
+    assert result.exit_code == 1 and "--to db" in result.stderr

@@ -6,13 +6,14 @@ function and turns domain errors into one red line on stderr with exit code 1.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -25,7 +26,7 @@ from twitchgraph.cli._app import open_store_or_exit as _open_store
 from twitchgraph.cli._app import out as _out
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     import duckdb
 
@@ -40,10 +41,26 @@ MemoryOption = typer.Option("4GB", "--memory-limit", help="DuckDB memory cap, e.
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 
-def _out_of_memory(memory_limit: str, *, window: bool) -> typer.Exit:
-    hint = " or narrow --since/--until" if window else ""
-    return _fail(f"DuckDB ran out of memory within --memory-limit {memory_limit.strip()}: "
-                 f"raise --memory-limit (e.g. 8GB){hint}")
+def _memory_hint(*, window: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """DuckDB running out of memory anywhere in the command (setting --memory-limit, a query)
+    becomes one line saying what to raise; `window`: the command also takes --since/--until."""
+
+    def wrap(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> None:
+            import duckdb
+
+            try:
+                command(*args, **kwargs)
+            except duckdb.OutOfMemoryException:
+                hint = " or narrow --since/--until" if window else ""
+                raise _fail(f"DuckDB ran out of memory within --memory-limit "
+                            f"{kwargs['memory_limit'].strip()}: raise --memory-limit "
+                            f"(e.g. 8GB){hint}") from None
+
+        return run
+
+    return wrap
 
 
 def _unwritable(out: Path, exc: OSError) -> typer.Exit:
@@ -107,6 +124,7 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 
 @app.command("build")
+@_memory_hint(window=True)
 def build(
     out: Path = typer.Option(..., "--out", help="GRAPH_DIR to write the CSVs and build.json to."),
     db: Path = DbOption,
@@ -130,8 +148,6 @@ def build(
 
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
     """
-    import duckdb
-
     from twitchgraph.build import BuildError, build_graph, write_graph_dir
 
     with (
@@ -157,18 +173,17 @@ def build(
             )
         except (BuildError, ValueError) as exc:
             raise _fail(str(exc)) from None
-        except duckdb.OutOfMemoryException:
-            raise _out_of_memory(memory_limit, window=True) from None
     try:
         write_graph_dir(result, out)
     except OSError as exc:
         raise _unwritable(out, exc) from None
-    removed = result.stats["removed_bots"]
+    removed, warnings = result.stats["removed_bots"], result.stats["warnings"]
     _out.print(
         f"{len(result.streamers)} streamers, {len(result.edges)} edges, "
         f"{len(result.played)} played edges, {len(result.games)} games, "
         f"{len(result.raids)} raid pairs -> {out} "
         f"(bots removed: " + ", ".join(f"{k} {v['users']}" for k, v in removed.items()) + ")"
+        + ("; warning: a filter emptied a table, see below" if warnings else "")
     )
     for warning in result.stats["warnings"]:
         _err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
@@ -180,6 +195,7 @@ class ReportKind(StrEnum):
 
 
 @app.command("report")
+@_memory_hint(window=False)
 def report(
     kind: ReportKind = typer.Argument(..., help="quality (the store) or explore (store + graph)."),
     out: Path = typer.Option(..., "--out", help="Directory for the HTML page and figures."),
@@ -195,8 +211,6 @@ def report(
     Example: twitchgraph report quality --db twitchgraph.duckdb --out reports/
              twitchgraph report explore --db twitchgraph.duckdb --graph graph/ --out reports/
     """
-    import duckdb
-
     from twitchgraph.reports import write_explore_report, write_quality_report
 
     if db is None and (kind is ReportKind.quality or graph is None or DEFAULT_DB.exists()):
@@ -213,8 +227,6 @@ def report(
     except (FileNotFoundError, ValueError) as exc:
         # e.g. a --graph that is not a GRAPH_DIR, a --bot-channel-share outside (0, 1]
         raise _fail(str(exc)) from None
-    except duckdb.OutOfMemoryException:
-        raise _out_of_memory(memory_limit, window=False) from None
     except OSError as exc:
         raise _unwritable(out, exc) from None
     _out.print(f"wrote {page}")

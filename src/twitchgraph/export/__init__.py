@@ -88,8 +88,10 @@ def export_graph(
 ) -> list[Exported]:
     """Run the exports named in `targets` ("all" means every one) for a GRAPH_DIR.
 
-    Files go to `out_dir` (default: the GRAPH_DIR itself). Raises ValueError for an unknown
-    target or a GRAPH_DIR missing communities/layout that an export needs.
+    Files go to `out_dir` (default: the GRAPH_DIR itself). Outputs of the other targets that
+    are older than the GRAPH_DIR's tables are removed, each with an `Exported` record saying
+    so, rather than left to show an old graph beside the new one. Raises ValueError for an
+    unknown target or a GRAPH_DIR missing communities/layout that an export needs.
     """
     unknown = [t for t in targets if t not in (*TARGETS, "all")]
     if unknown:
@@ -102,7 +104,9 @@ def export_graph(
     for target in wanted:
         done.append(_EXPORTERS[target](data, out))
         logger.info(done[-1].message)
-    return done
+    from twitchgraph.export.stale import remove_stale_outputs  # it imports Exported from here
+
+    return done + remove_stale_outputs(Path(graph_dir), out, keep=wanted)
 
 
 def _db(data: GraphData, out: Path) -> Exported:
