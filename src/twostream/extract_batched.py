@@ -30,6 +30,11 @@ from twostream.decode import VideoDecodeError, iter_frames
 from twostream.extract import MARKER, ClipResult, _partial_dirs, _write_jpeg
 from twostream.flow import quantize_flow
 
+try:  # main's MMAction2 padding (flow image n = copy of n - 1), written as extract_clip does
+    from twostream.extract import pad_flow
+except ImportError:  # this branch predates it; drop the fallback once both are merged
+    pad_flow = None
+
 __all__ = ["extract_batched"]
 
 logger = logging.getLogger(__name__)
@@ -79,6 +84,8 @@ def _finish_job(tmp: str, clip_dir: str, flow_u8: np.ndarray, total_frames: int,
         for i, q in enumerate(flow_u8, start=1):
             _write_jpeg(tmp_dir / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
             _write_jpeg(tmp_dir / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
+        if pad_flow is not None:
+            pad_flow(tmp_dir, total_frames)
         (tmp_dir / MARKER).write_text(
             json.dumps({"total_frames": total_frames, "settings": settings}), encoding="utf-8"
         )
