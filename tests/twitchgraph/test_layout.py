@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
-from twitchgraph.graphio import read_graph_dir  # noqa: E402
+from twitchgraph.graphio import GraphData, read_graph_dir  # noqa: E402
 from twitchgraph.layout import (  # noqa: E402
     ForceAtlas2Settings,
     forceatlas2_layout,
@@ -87,9 +87,42 @@ def test_node_size_grows_with_viewers():
     assert sizes[1] == pytest.approx(1 + 10 * (10 - 1) / (100 - 1))
 
 
+def test_run_stops_once_converged(planted):
+    data, truth = planted
+    fixed = forceatlas2_layout(data, iterations=400, seed=0,
+                               settings=ForceAtlas2Settings(tolerance=0, start="random"))
+    assert fixed.attrs["iterations"] == 400
+    ticks: list[int] = []
+    stopped = forceatlas2_layout(data, iterations=400, seed=0, progress=ticks.append,
+                                 settings=ForceAtlas2Settings(start="random"))
+    done = stopped.attrs["iterations"]
+    assert 10 <= done < 400 and done % 10 == 0
+    assert ticks[-1] == 400  # the progress bar completes
+    assert _separation(stopped, truth) > 1.5
+
+
+def test_start_from_communities_separates_them_at_once(planted):
+    data, truth = planted
+    with_communities = GraphData(streamers=data.streamers.assign(
+        community=data.streamers["Id"].map(truth)), edges=data.edges)
+    settings = ForceAtlas2Settings(tolerance=0, prevent_overlap=False)
+    seeded = forceatlas2_layout(with_communities, iterations=1, seed=0, settings=settings)
+    scattered = forceatlas2_layout(data, iterations=1, seed=0, settings=settings)
+    assert _separation(seeded, truth) > 1.5  # after a single iteration
+    assert _separation(scattered, truth) < 1.2
+    # The networkx engine starts from the same places.
+    reference = forceatlas2_layout(with_communities, iterations=1, seed=0, settings=settings,
+                                   engine="networkx")
+    assert _separation(reference, truth) > 1.5
+
+
 def test_bad_settings_are_refused(planted):
     with pytest.raises(ValueError, match="scaling"):
         ForceAtlas2Settings(scaling=0)
+    with pytest.raises(ValueError, match="start"):
+        ForceAtlas2Settings(start="gephi")
+    with pytest.raises(ValueError, match="tolerance"):
+        ForceAtlas2Settings(tolerance=-0.1)
     with pytest.raises(ValueError, match="engine"):
         forceatlas2_layout(planted[0], engine="gephi")
 

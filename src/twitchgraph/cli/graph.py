@@ -55,7 +55,8 @@ def communities(
 @app.command()
 def layout(
     graph_dir: Path = GraphDirArg,
-    iterations: int = typer.Option(1000, min=1, help="ForceAtlas2 iterations."),
+    iterations: int = typer.Option(1000, min=1, help="At most this many ForceAtlas2 "
+                                   "iterations; it stops earlier once converged."),
     seed: int = typer.Option(0, help="Seed of the initial positions."),
     scaling: float = typer.Option(2.0, help="Repulsion (Gephi's Scaling)."),
     gravity: float = typer.Option(1.0, help="Pull towards the centre."),
@@ -68,6 +69,10 @@ def layout(
     barnes_hut: bool = typer.Option(True, help="Approximate repulsion (Barnes-Hut)."),
     barnes_hut_theta: float = typer.Option(1.2, help="Barnes-Hut accuracy (lower: exact)."),
     engine: str = typer.Option("fa2", help="fa2 (Barnes-Hut) or networkx (O(n²) reference)."),
+    start: str = typer.Option("communities", help="Start from the communities' places "
+                              "(when found) or from random positions (random)."),
+    tolerance: float = typer.Option(0.005, help="Converged when nodes move less than this "
+                                    "share of the map's radius in 10 iterations (0: never)."),
 ) -> None:
     """Lay GRAPH_DIR out with ForceAtlas2 and write x, y, size into streamers.csv.
 
@@ -83,7 +88,8 @@ def layout(
             scaling=scaling, gravity=gravity, strong_gravity=strong_gravity, linlog=linlog,
             edge_weight_influence=edge_weight_influence, dissuade_hubs=dissuade_hubs,
             prevent_overlap=prevent_overlap, jitter_tolerance=jitter_tolerance,
-            barnes_hut=barnes_hut, barnes_hut_theta=barnes_hut_theta,
+            barnes_hut=barnes_hut, barnes_hut_theta=barnes_hut_theta, start=start,
+            tolerance=tolerance,
         )
         with Progress(console=_err, transient=True) as progress:
             task = progress.add_task("ForceAtlas2", total=iterations)
@@ -93,7 +99,8 @@ def layout(
             )
     except (GraphDirError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    _out.print(f"laid out {len(positions)} streamers ({iterations} iterations, {engine}); "
+    done = positions.attrs.get("iterations", iterations)
+    _out.print(f"laid out {len(positions)} streamers ({done} iterations, {engine}); "
                f"wrote x, y, size to {target}")
 
 
