@@ -1,0 +1,54 @@
+// twitchgraph serve: keeps the map's state in the URL's hash (selected streamer, hidden
+// communities, raid layer, camera), so a view can be shared and reloaded, and links the
+// selected streamer to their page. Loaded after map.js, which exposes window.__map.
+(function () {
+  "use strict";
+  var map = window.__map;
+  if (!map) return;
+  var link = document.getElementById("streamer-link");
+
+  function boxes() { return Array.prototype.slice.call(document.querySelectorAll("#legend input[type=checkbox]")); }
+  function read() {
+    var params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    return {
+      q: params.get("q") || "",
+      hide: (params.get("hide") || "").split(",").filter(function (x) { return x !== ""; }),
+      raids: params.get("raids") === "1",
+      cam: (params.get("cam") || "").split(",").map(Number),
+    };
+  }
+  function write() {
+    var params = new URLSearchParams();
+    if (map.selected) params.set("q", map.selected);
+    var hidden = boxes().filter(function (b) { return !b.checked; }).map(function (b) { return b.dataset.community; });
+    if (hidden.length) params.set("hide", hidden.join(","));
+    if (map.raids) params.set("raids", "1");
+    var c = map.renderer.getCamera().getState();
+    params.set("cam", [c.x, c.y, c.ratio].map(function (v) { return Math.round(v * 10000) / 10000; }).join(","));
+    var hash = "#" + params.toString();
+    if (hash !== location.hash) history.replaceState(null, "", hash);
+    if (map.selected) {
+      link.href = "/streamer/" + encodeURIComponent(map.selected);
+      link.hidden = false;
+    } else {
+      link.hidden = true;
+    }
+  }
+  function apply(state) {
+    var hide = Object.create(null);
+    state.hide.forEach(function (c) { hide[c] = true; });
+    boxes().forEach(function (b) {
+      var want = !hide[b.dataset.community];
+      if (b.checked !== want) { b.checked = want; b.dispatchEvent(new Event("change")); }
+    });
+    if (state.raids !== map.raids) map.showRaids(state.raids);
+    if (state.q) map.search(state.q);
+    if (state.cam.length === 3 && state.cam.every(isFinite)) {
+      // after the animations the filters and the search start
+      setTimeout(function () { map.renderer.getCamera().setState({ x: state.cam[0], y: state.cam[1], ratio: state.cam[2], angle: 0 }); }, 450);
+    }
+  }
+  apply(read());
+  setTimeout(function () { setInterval(write, 250); map.urlReady = true; }, 500);
+  window.addEventListener("hashchange", function () { apply(read()); });
+})();
