@@ -168,3 +168,49 @@ def test_serve_refuses_a_missing_store_and_a_bad_interval(tmp_path):
     db = small_store(tmp_path / "s.duckdb")
     result = runner.invoke(app, ["serve", "--db", str(db), "--rebuild-every", "soon"])
     assert result.exit_code == 1 and "--rebuild-every" in result.stderr
+
+
+@pytest.mark.slow
+def test_rebuilds_run_while_a_collector_writes_the_same_store(tmp_path):
+    import os
+    import subprocess
+    import time
+
+    import duckdb
+
+    from twitchgraph.sim import run_simulator
+
+    db = tmp_path / "tg.duckdb"
+    with run_simulator(channels=30, users=600, seed=5, time_scale=1.0,
+                       chat_joins_per_10s=1000) as sim:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from twitchgraph.cli import main; main()", "collect",
+             "--window", "1s", "--top", "8", "--joins-per-10s", "1000", "--no-users",
+             "--every", "2s", "--for", "12s", "--db", str(db),
+             "--env-file", str(tmp_path / "none.env")],
+            env={**os.environ, **sim.env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        try:
+            rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
+                                  layout_iterations=20)
+            deadline = time.monotonic() + 30
+            while not (db.exists() and rebuilder.rebuild_now()):
+                assert time.monotonic() < deadline, rebuilder.state.last_error
+                time.sleep(0.2)
+            with TestClient(create_app(rebuilder, start=False)) as client:
+                seen = set()
+                while proc.poll() is None:  # rebuild over and over while it collects
+                    assert rebuilder.rebuild_now(), rebuilder.state.last_error
+                    status = client.get("/status.json").json()
+                    seen.add(status["store"]["complete"])
+                    assert client.get("/map.json").status_code == 200
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, stderr
+    assert rebuilder.state.rebuilds >= 3 and len(seen) >= 2  # the graph followed the store
+    con = duckdb.connect(str(db), read_only=True)
+    statuses = [r[0] for r in con.execute("SELECT status FROM snapshots").fetchall()]
+    con.close()
+    assert len(statuses) >= 5 and set(statuses) == {"complete"}  # the collector never waited
