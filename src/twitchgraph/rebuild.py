@@ -5,6 +5,9 @@ wait at most for the build's read, and readers let a waiting commit in first), w
 GRAPH_DIR next to the older ones and only then makes it current, so a page is always served
 from a whole graph. The last good graph stays current when a rebuild fails (an empty store,
 a window with no snapshot), and the failure is kept for the status page.
+
+With a `window` (a day, a week), each rebuild also tracks communities window by window (as
+`twitchgraph evolve`), for the map's time slider and the streamers' trends.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,8 @@ class RebuildState:
     rebuilds: int = 0
     failures: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    timeline: Any = None  # an evolve.Evolution of the same store, or None
+    timeline_error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         g = self.graph
@@ -85,6 +90,8 @@ class RebuildState:
             "streamers": None if g is None else len(g.streamers),
             "edges": None if g is None else len(g.edges),
             "raid_pairs": None if g is None else len(g.raids),
+            "windows": [] if self.timeline is None else list(self.timeline.windows),
+            "timeline_error": self.timeline_error,
             "params": self.params,
         }
 
@@ -101,12 +108,14 @@ class Rebuilder:
 
     def __init__(self, db: str | Path, root: str | Path, *, every_s: float | None = 1800.0,
                  build_params: dict[str, Any] | None = None, resolution: float = 1.0,
-                 layout_iterations: int = 300, seed: int = 0) -> None:
+                 layout_iterations: int = 300, seed: int = 0,
+                 window: timedelta | None = None) -> None:
         self.db = Path(db)
         self.root = Path(root)
         self.every_s = every_s
         self.options = {"build_params": dict(build_params or {}), "resolution": resolution,
                         "layout_iterations": layout_iterations, "seed": seed}
+        self.window = window
         self.state = RebuildState(params=dict(build_params or {}))
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -136,6 +145,7 @@ class Rebuilder:
             try:
                 rebuild_graph(self.db, folder, **self.options)
                 graph = read_graph_dir(folder)
+                timeline = self._timeline()
             except Exception as exc:  # noqa: BLE001 - kept for the status page; retried later
                 shutil.rmtree(folder, ignore_errors=True)
                 self.state.failures += 1
@@ -145,7 +155,7 @@ class Rebuilder:
                 return False
             finally:
                 self.state.running = False
-            self.state.graph = graph
+            self.state.graph, self.state.timeline = graph, timeline
             self.state.built_at = utcnow()
             self.state.seconds = time.monotonic() - started
             self.state.last_error = ""
@@ -154,6 +164,24 @@ class Rebuilder:
             logger.info("rebuilt the graph in %.1f s: %d streamers, %d edges",
                         self.state.seconds, len(graph.streamers), len(graph.edges))
             return True
+
+    def _timeline(self) -> Any:
+        """Communities window by window, or None (no window asked, or too little data yet:
+        the reason goes to `state.timeline_error`, the rebuild itself still counts)."""
+        from twitchgraph.evolve import EvolveError, evolve_store
+
+        if self.window is None:
+            return None
+        try:
+            evolution = evolve_store(self.db, window=self.window,
+                                     resolution=self.options["resolution"],
+                                     seed=self.options["seed"],
+                                     build_params=self.options["build_params"])
+        except EvolveError as exc:
+            self.state.timeline_error = str(exc)
+            return None
+        self.state.timeline_error = ""
+        return evolution
 
     def request(self) -> None:
         """Ask the background thread for a rebuild now (e.g. on SIGHUP)."""

@@ -140,6 +140,9 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
             return (as_json(_no_graph(rebuilder), 503) if wants_json
                     else page("serve_wait.html", 503, state=rebuilder.state.as_dict()))
         facts = streamer_facts(data, login)
+        if facts is not None and rebuilder.state.timeline is not None:
+            facts.update(_history(rebuilder.state.timeline, facts["login"],
+                                  [o["login"] for o in facts["overlaps"]]))
         if facts is None:
             message = {"error": f"{login} is not in the graph"}
             return (as_json(message, 404) if wants_json
@@ -250,5 +253,50 @@ def _map_payload(rebuilder: Rebuilder) -> dict[str, Any] | None:
     if cached is not None and cached[0] is data:
         return cached[1]
     payload = map_payload(data, title="twitchgraph live map")
+    if state.timeline is not None:
+        payload["timeline"] = timeline_payload(state.timeline,
+                                               [n["key"] for n in payload["nodes"]])
     rebuilder._payload = (data, payload)  # type: ignore[attr-defined]
     return payload
+
+
+def timeline_payload(evolution: Any, logins: list[str]) -> dict[str, Any]:
+    """The time slider's data: per window, each node's community lineage (-1: not in the
+    graph of that window), and one colour per lineage, kept as the community moves.
+
+    Lineages are coloured largest first (summed over windows), with the maps' palette.
+    """
+    from twitchgraph.export import community_colors
+
+    per_window = []
+    totals: dict[int, int] = {}
+    for members, lineage in zip(evolution.memberships, evolution.lineages, strict=True):
+        row = [lineage[members[login]] if login in members else -1 for login in logins]
+        for lin in row:
+            if lin >= 0:
+                totals[lin] = totals.get(lin, 0) + 1
+        per_window.append(row)
+    order = sorted(totals, key=lambda lin: (-totals[lin], lin))
+    colors = dict(zip(order, community_colors(len(order)), strict=True))
+    return {"windows": list(evolution.windows), "lineage": per_window,
+            "colors": {str(lin): color for lin, color in colors.items()}}
+
+
+def _history(evolution: Any, login: str, partners: list[str]) -> dict[str, Any]:
+    """A streamer's community lineage per window and the weight of each of `partners`'
+    edges with them per window (None where there was none)."""
+    history = []
+    for window, members, lineage, sizes in zip(evolution.windows, evolution.memberships,
+                                               evolution.lineages, evolution.sizes,
+                                               strict=True):
+        c = members.get(login)
+        history.append({"window": window, "community": None if c is None else f"L{lineage[c]}",
+                        "size": None if c is None else sizes[c]})
+    trends: dict[str, list[float | None]] = {p: [] for p in partners}
+    for edges in evolution.edges:
+        mine = edges[(edges["Source"] == login) | (edges["Target"] == login)]
+        weight = {(t if s == login else s): float(w) for s, t, w in
+                  zip(mine["Source"], mine["Target"], mine["Weight"], strict=True)}
+        for partner in partners:
+            trends[partner].append(weight.get(partner))
+    return {"windows": list(evolution.windows), "history": history, "trends": trends}

@@ -36,6 +36,18 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _two_windows(data):
+    """Day 1: the planted communities; day 2: communities 0 and 1 merged, 3 gone."""
+    from twitchgraph.evolve import track_communities
+
+    community = dict(zip(data.streamers["Id"], data.streamers["community"], strict=True))
+    day1 = {k: int(c) for k, c in community.items()}
+    day2 = {k: (0 if c in (0, 1) else int(c)) for k, c in community.items() if c != 3}
+    evolution = track_communities(["2026-05-01", "2026-05-02"], [day1, day2], min_jaccard=0.3)
+    evolution.edges = [data.edges, data.edges]
+    return evolution
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     import uvicorn
@@ -48,6 +60,7 @@ def server(tmp_path_factory):
     layout_for_dir(graph, iterations=100, seed=0)
     rebuilder = Rebuilder(db, root / "graphs", every_s=None, build_params=OPEN)
     rebuilder.state.graph = read_graph_dir(graph)
+    rebuilder.state.timeline = _two_windows(rebuilder.state.graph)
     port = _free_port()
     config = uvicorn.Config(create_app(rebuilder, start=False), host="127.0.0.1", port=port,
                             log_level="warning")
@@ -161,4 +174,33 @@ def test_hostile_names_stay_inert_on_every_page(server, page):
         assert page.evaluate("document.querySelectorAll('main img, main script').length") == 0
     page.goto(f"{url}/streamer/{evil}")
     assert page.text_content("#name") == EVIL
+    assert page.errors == [] and page.csp == []
+
+
+def test_time_slider_shows_each_windows_communities_and_is_kept_in_the_url(server, page):
+    url, data = server
+    _open_map(page, url + "/")
+    assert page.text_content("#time-label") == "whole period"
+    community = dict(zip(data.streamers["Id"], data.streamers["community"], strict=True))
+    gone = next(k for k, c in community.items() if c == 3)
+    a = next(k for k, c in community.items() if c == 0)
+    b = next(k for k, c in community.items() if c == 1)
+    colour = "(k => window.__map.graph.getNodeAttribute(k, 'color'))"
+    before = [page.evaluate(f"{colour}({k!r})") for k in (a, b)]
+    assert before[0] != before[1]
+    page.fill("#time-slider", "1")  # day 2
+    page.wait_for_timeout(400)
+    assert page.text_content("#time-label") == "2026-05-02"
+    assert page.evaluate(f"window.__map.renderer.getNodeDisplayData({gone!r}).hidden") is True
+    after = [page.evaluate(f"{colour}({k!r})") for k in (a, b)]
+    assert after[0] == after[1]  # merged: one lineage, one colour
+    assert page.evaluate("window.__map.sliderMs") < 1000
+    assert "t=1" in page.url
+    again = page.context.browser.new_page(viewport={"width": 1000, "height": 800})
+    _open_map(again, page.url)
+    assert again.text_content("#time-label") == "2026-05-02"
+    assert again.evaluate(f"window.__map.renderer.getNodeDisplayData({gone!r}).hidden") is True
+    again.close()
+    page.fill("#time-slider", "2")  # back to the whole period
+    assert page.evaluate(f"window.__map.renderer.getNodeDisplayData({gone!r}).hidden") is False
     assert page.errors == [] and page.csp == []

@@ -214,3 +214,36 @@ def test_rebuilds_run_while_a_collector_writes_the_same_store(tmp_path):
     statuses = [r[0] for r in con.execute("SELECT status FROM snapshots").fetchall()]
     con.close()
     assert len(statuses) >= 5 and set(statuses) == {"complete"}  # the collector never waited
+
+
+def test_windows_give_the_slider_its_lineages_and_streamers_their_trends(tmp_path):
+    from datetime import timedelta
+
+    from _build_fixtures import T0
+
+    db = small_store(tmp_path / "s.duckdb")
+    con = open_store(db)
+    day2 = add_snapshots(con, 2, start=T0 + timedelta(days=1), first_id=3)
+    add_live(con, day2, "a", viewers=300, chatters=users_named("u", 10))
+    add_live(con, day2, "b", viewers=200, chatters=users_named("u", 10, start=8))  # less alike
+    con.close()
+    rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
+                          layout_iterations=20, window=timedelta(days=1))
+    assert rebuilder.rebuild_now()
+    with TestClient(create_app(rebuilder, start=False)) as client:
+        data = client.get("/map.json").json()
+        timeline = data["timeline"]
+        assert timeline["windows"] == ["2022-05-02", "2022-05-03"]
+        logins = [n["key"] for n in data["nodes"]]
+        day1, day2_ = ({k: lin for k, lin in zip(logins, row, strict=True)}
+                       for row in timeline["lineage"])
+        assert day2_["c"] == -1 and day1["c"] >= 0  # c was not live on day 2
+        assert set(timeline["colors"]) == {str(v) for v in [*day1.values(), *day2_.values()]
+                                           if v >= 0}
+        facts = client.get("/streamer/a.json").json()
+        assert [h["window"] for h in facts["history"]] == timeline["windows"]
+        # a-b overlap: 5 of 10 shared on day 1 (50 %), 2 of 10 on day 2 (20 %)
+        assert facts["trends"]["b"] == [50.0, 20.0]
+        assert facts["trends"]["c"] == [100.0, None]
+        page = client.get("/streamer/a").text
+        assert "Community history" in page and "2022-05-03" in page

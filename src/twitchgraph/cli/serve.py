@@ -45,6 +45,8 @@ def serve(
     min_weight: float = typer.Option(10, help="Build: keep edges whose weight reaches this."),
     resolution: float = typer.Option(1.0, help="Communities: modularity resolution."),
     layout_iterations: int = typer.Option(300, min=1, help="Layout: ForceAtlas2 iterations."),
+    window: str = typer.Option("1d", help="Windows of the map's time slider and the "
+                               "streamers' trends, as in `evolve` (1d, 1w); 'none' to skip."),
 ) -> None:
     """Serve the live map, streamer pages and collection status over the store, read-only.
 
@@ -58,6 +60,7 @@ def serve(
     import uvicorn
 
     from twitchgraph.collect import parse_duration
+    from twitchgraph.evolve import parse_window
     from twitchgraph.rebuild import Rebuilder
     from twitchgraph.webapp import create_app
 
@@ -67,6 +70,10 @@ def serve(
         every_s = parse_duration(rebuild_every)
     except ValueError as exc:
         raise _fail(f"--rebuild-every: {exc}") from None
+    try:
+        windows = None if window.strip().lower() == "none" else parse_window(window)
+    except ValueError as exc:
+        raise _fail(f"--window: {exc}") from None
     root = graph_dir or Path(f"{db}.serve")
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -77,7 +84,8 @@ def serve(
               "min_live_minutes": min_live_minutes, "min_viewer_mean": min_viewer_mean,
               "min_chatter_mean": min_chatter_mean, "min_weight": min_weight}
     rebuilder = Rebuilder(db, root, every_s=every_s or None, build_params=params,
-                          resolution=resolution, layout_iterations=layout_iterations)
+                          resolution=resolution, layout_iterations=layout_iterations,
+                          window=windows)
     rebuilder.adopt_latest()
     app_ = create_app(rebuilder)
     if not _loopback(host):

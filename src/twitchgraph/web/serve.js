@@ -7,6 +7,51 @@
   if (!map) return;
   var link = document.getElementById("streamer-link");
 
+  // ----- time slider: each window's communities (lineages keep their colour as they move) --
+  var DATA = JSON.parse(document.getElementById("graph-data").textContent);
+  var T = DATA.timeline;
+  var slider = null;
+  var original = DATA.nodes.map(function (n) { return n.color; });
+  function showWindow(w) {
+    var t0 = performance.now();
+    var all = !T || w >= T.windows.length;
+    var row = all ? null : T.lineage[w];
+    var i = 0;
+    map.graph.updateEachNodeAttributes(function (key, attrs) {
+      var lin = row ? row[i] : 0;
+      attrs.color = all ? original[i] : (lin < 0 ? original[i] : T.colors[String(lin)]);
+      attrs.hidden = !all && lin < 0;
+      i += 1;
+      return attrs;
+    });
+    if (slider) {
+      slider.value = String(all ? T.windows.length : w);
+      document.getElementById("time-label").textContent = all ? "whole period" : T.windows[w];
+    }
+    map.window = all ? null : w;
+    map.sliderMs = performance.now() - t0;
+  }
+  if (T && T.windows.length) {
+    var box = document.createElement("div");
+    box.id = "time";
+    var label = document.createElement("label");
+    label.textContent = "Window: ";
+    var name = document.createElement("span");
+    name.id = "time-label";
+    name.textContent = "whole period";
+    slider = document.createElement("input");
+    slider.type = "range"; slider.id = "time-slider"; slider.min = "0";
+    slider.max = String(T.windows.length); slider.step = "1"; slider.value = slider.max;
+    slider.setAttribute("aria-label", "time window");
+    slider.addEventListener("input", function () { showWindow(Number(slider.value)); });
+    label.appendChild(name);
+    box.appendChild(label);
+    box.appendChild(slider);
+    var summary = document.getElementById("summary");
+    summary.parentNode.insertBefore(box, summary.nextSibling);
+  }
+  map.showWindow = showWindow;
+
   function boxes() { return Array.prototype.slice.call(document.querySelectorAll("#legend input[type=checkbox]")); }
   function read() {
     var params = new URLSearchParams(location.hash.replace(/^#/, ""));
@@ -15,6 +60,7 @@
       hide: (params.get("hide") || "").split(",").filter(function (x) { return x !== ""; }),
       raids: params.get("raids") === "1",
       cam: (params.get("cam") || "").split(",").map(Number),
+      t: params.has("t") ? Number(params.get("t")) : null,
     };
   }
   function write() {
@@ -23,6 +69,7 @@
     var hidden = boxes().filter(function (b) { return !b.checked; }).map(function (b) { return b.dataset.community; });
     if (hidden.length) params.set("hide", hidden.join(","));
     if (map.raids) params.set("raids", "1");
+    if (map.window !== null && map.window !== undefined) params.set("t", String(map.window));
     var c = map.renderer.getCamera().getState();
     params.set("cam", [c.x, c.y, c.ratio].map(function (v) { return Math.round(v * 10000) / 10000; }).join(","));
     var hash = "#" + params.toString();
@@ -42,6 +89,7 @@
       if (b.checked !== want) { b.checked = want; b.dispatchEvent(new Event("change")); }
     });
     if (state.raids !== map.raids) map.showRaids(state.raids);
+    if (T && state.t !== null && isFinite(state.t)) showWindow(Math.max(0, Math.min(state.t, T.windows.length)));
     if (state.q) map.search(state.q);
     if (state.cam.length === 3 && state.cam.every(isFinite)) {
       // after the animations the filters and the search start
