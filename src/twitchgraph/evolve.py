@@ -122,6 +122,8 @@ class Evolution:
     transitions: list[Transition]
     sizes: list[dict[int, int]] = field(default_factory=list)
     modularity: list[float] = field(default_factory=list)
+    # per window, the built edges (Source, Target, Weight, ...); empty when not kept
+    edges: list[pd.DataFrame] = field(default_factory=list)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -282,7 +284,7 @@ def evolve_store(
         bounds = _window_bounds(con, window)
         if len(bounds) > 1000:
             raise EvolveError(f"{len(bounds)} windows of {window}: choose a longer --window")
-        labels, memberships, modularity = [], [], []
+        labels, memberships, modularity, edges = [], [], [], []
         for since, until in bounds:
             labels.append(_label(since, window))
             try:
@@ -291,20 +293,24 @@ def evolve_store(
                 logger.info("window %s: no graph (%s)", labels[-1], exc)
                 memberships.append({})
                 modularity.append(0.0)
+                edges.append(pd.DataFrame(columns=["Source", "Target", "Weight"]))
                 continue
             data = GraphData(streamers=result.streamers, edges=result.edges,
                              played=result.played, games=result.games, build=result.stats)
             found = find_communities(data, resolution=resolution, seed=seed)
             memberships.append(found.membership)
             modularity.append(found.modularity)
+            edges.append(result.edges)
             logger.info("window %s: %d streamers, %d communities", labels[-1],
                         len(found.membership), len(found.table))
     finally:
         con.close()
     if sum(bool(m) for m in memberships) == 0:
         raise EvolveError("no window has a graph: lower the build thresholds or collect more")
-    return track_communities(labels, memberships, min_jaccard=min_jaccard,
-                             modularity=modularity)
+    evolution = track_communities(labels, memberships, min_jaccard=min_jaccard,
+                                  modularity=modularity)
+    evolution.edges = edges
+    return evolution
 
 
 def write_evolution(evolution: Evolution, out_dir: str | os.PathLike) -> list[Path]:

@@ -2,7 +2,8 @@
 
 A GRAPH_DIR holds `streamers.csv` (one row per streamer, Gephi's `Id, Label` first),
 `edges.csv` (streamer -> streamer, shared-viewer overlap), `played.csv` (streamer -> game,
-minutes played), `games.csv` (game metadata) and `build.json` (build parameters). Communities
+minutes played), `games.csv` (game metadata), `raids.csv` (raider -> raided streamer, optional:
+older builds have none) and `build.json` (build parameters). Communities
 and the layout add `community`, `x`, `y` and `size` columns to `streamers.csv`.
 
 Logins are read as strings on purpose: a login such as ``"1234"`` must never become a number.
@@ -26,6 +27,7 @@ __all__ = [
     "EDGE_COLUMNS",
     "GAME_COLUMNS",
     "PLAYED_COLUMNS",
+    "RAID_COLUMNS",
     "STREAMER_COLUMNS",
     "GraphData",
     "GraphDirError",
@@ -46,6 +48,7 @@ STREAMER_COLUMNS = [
 ADDED_STREAMER_COLUMNS = ["community", "x", "y", "size"]
 EDGE_COLUMNS = ["Source", "Target", "Weight", "shared", "overlap", "jaccard", "Type"]
 PLAYED_COLUMNS = ["Source", "Target", "minutes_played"]
+RAID_COLUMNS = ["Source", "Target", "raids", "viewers_total", "first_at", "last_at", "Type"]
 GAME_COLUMNS = [
     "Id", "Label", "game_id", "igdb_id", "genres", "themes", "release_date", "developers",
     "publishers", "steam_appid", "steam_match", "steam_match_score", "categories", "tags",
@@ -56,6 +59,7 @@ _STRING_COLUMNS = {
                       "social_links"],
     "edges.csv": ["Source", "Target", "Type"],
     "played.csv": ["Source", "Target"],
+    "raids.csv": ["Source", "Target", "first_at", "last_at", "Type"],
     "games.csv": ["Id", "Label", "game_id", "igdb_id", "genres", "themes", "release_date",
                   "developers", "publishers", "steam_appid", "steam_match", "categories", "tags"],
 }
@@ -63,6 +67,7 @@ _REQUIRED = {
     "streamers.csv": STREAMER_COLUMNS,
     "edges.csv": ["Source", "Target", "Weight"],
     "played.csv": PLAYED_COLUMNS,
+    "raids.csv": RAID_COLUMNS,
     "games.csv": ["Id", "Label"],
 }
 
@@ -76,7 +81,7 @@ class GraphData:
     """The tables of one GRAPH_DIR.
 
     `streamers` is indexed by nothing in particular; `streamers["Id"]` holds the login.
-    Optional tables (`played`, `games`) are empty frames with the expected columns when the
+    Optional tables (`played`, `games`, `raids`) are empty frames with the expected columns when the
     file is absent.
     """
 
@@ -86,6 +91,7 @@ class GraphData:
     games: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=GAME_COLUMNS))
     build: dict = field(default_factory=dict)
     path: Path | None = None
+    raids: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RAID_COLUMNS))
 
     @property
     def logins(self) -> list[str]:
@@ -138,6 +144,7 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
     edges = _read_csv(root, "edges.csv", required=True)
     played = _read_csv(root, "played.csv", required=False)
     games = _read_csv(root, "games.csv", required=False)
+    raids = _read_csv(root, "raids.csv", required=False)
     if streamers["Id"].duplicated().any():
         dupes = streamers.loc[streamers["Id"].duplicated(), "Id"].head(3).tolist()
         raise GraphDirError(f"{root / 'streamers.csv'} repeats Id {dupes}; rebuild it.")
@@ -147,6 +154,13 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
         logger.warning("dropping %d edges whose endpoints are not in streamers.csv",
                        int(dangling.sum()))
         edges = edges.loc[~dangling].reset_index(drop=True)
+    if raids is None:
+        raids = pd.DataFrame(columns=RAID_COLUMNS)
+    else:
+        # The build writes only raids between its streamers; a hand-trimmed streamers.csv
+        # (or an older one) leaves raids that cannot be drawn.
+        raids = raids.loc[raids["Source"].isin(known) & raids["Target"].isin(known)]
+        raids = raids.reset_index(drop=True)
     build: dict = {}
     if (root / "build.json").exists():
         try:
@@ -160,6 +174,7 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
         games=games if games is not None else pd.DataFrame(columns=GAME_COLUMNS),
         build=build,
         path=root,
+        raids=raids,
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from twitchgraph.build import BuildResult, write_graph_dir
+from twitchgraph.build import RAIDS_COLUMNS, BuildResult, write_graph_dir
 
 LANGUAGES = ["it", "en", "es", "de", "fr", "pt", "ja", "ko"]
 GENRES = ["Shooter", "Role-playing (RPG)", "Strategy", "Sport", "Adventure", "Racing",
@@ -33,7 +33,7 @@ def planted_graph(
     `loners` adds that many isolated streamers (no overlap with anyone, as a real build keeps
     them; planted community -1), named ``loner_000``...
 
-    Returns a dict with streamers, edges, played, games (DataFrames), build (dict) and
+    Returns a dict with streamers, edges, played, games, raids (DataFrames), build (dict) and
     truth (login -> planted community).
     """
     rng = np.random.default_rng(seed)
@@ -110,10 +110,27 @@ def planted_graph(
         "categories": ["Single-player;Multi-player"] * len(game_names),
         "tags": ["Open World;Action" if i % 3 == 0 else "Indie" for i in range(len(game_names))],
     })
+    # Raids, drawn last so the tables above stay what they were: each planted streamer raids
+    # one of its community once in three, and the first streamer raids the second twice.
+    raid_rows = []
+    for i, login in enumerate(logins):
+        if truth[login] < 0 or rng.random() >= 1 / 3:
+            continue
+        peers = [x for x in logins if truth[x] == truth[login] and x != login]
+        target = peers[int(rng.integers(0, len(peers)))]
+        viewers = int(rng.integers(5, 500))
+        raid_rows.append((login, target, 1, viewers, f"2026-05-0{1 + i % 7}T20:00:00Z",
+                          f"2026-05-0{1 + i % 7}T20:00:00Z", "Directed"))
+    raid_rows.append((logins[0], logins[1], 2, 321, "2026-05-01T18:00:00Z",
+                      "2026-05-03T19:30:00Z", "Directed"))
+    raids = pd.DataFrame(raid_rows, columns=RAIDS_COLUMNS)
+    raids = raids.groupby(["Source", "Target"], as_index=False).agg(
+        raids=("raids", "sum"), viewers_total=("viewers_total", "sum"),
+        first_at=("first_at", "min"), last_at=("last_at", "max"), Type=("Type", "first"))
     build = {"params": {"min_overlap": 10.0, "fixture": True, "seed": seed},
              "counts": {"streamers": n, "edges": len(edges)}}
     return {"streamers": streamers, "edges": edges, "played": played, "games": games,
-            "build": build, "truth": truth}
+            "raids": raids, "build": build, "truth": truth}
 
 
 def write_planted_graph_dir(path: Path, **kwargs) -> dict[str, str | int]:
@@ -122,5 +139,5 @@ def write_planted_graph_dir(path: Path, **kwargs) -> dict[str, str | int]:
     # The build's own writer, so the readers are tested on what `twitchgraph build` writes.
     write_graph_dir(BuildResult(streamers=tables["streamers"], edges=tables["edges"],
                                 played=tables["played"], games=tables["games"],
-                                stats=tables["build"]), path)
+                                stats=tables["build"], raids=tables["raids"]), path)
     return tables["truth"]

@@ -36,7 +36,16 @@ def test_networkx_reads_nodes_edges_and_attributes(exported):
     graph = nx.read_gexf(path)
     assert graph.is_directed()
     assert graph.number_of_nodes() == len(data.streamers)
-    assert graph.number_of_edges() == len(data.edges)
+    assert len(data.raids) > 0
+    assert graph.number_of_edges() == len(data.edges) + len(data.raids)
+    kinds = {}
+    for source, target, attrs in graph.edges(data=True):
+        kinds.setdefault(attrs["kind"], []).append((source, target, attrs))
+    assert len(kinds["overlap"]) == len(data.edges) and len(kinds["raid"]) == len(data.raids)
+    raid = data.raids.iloc[0]
+    (got,) = [a for s, t, a in kinds["raid"] if (s, t) == (raid["Source"], raid["Target"])]
+    assert got["raids"] == raid["raids"] and got["viewers_total"] == raid["viewers_total"]
+    assert got["weight"] == raid["raids"] and got["first_at"] == raid["first_at"]
     row = data.streamers.iloc[0]
     node = graph.nodes[row["Id"]]
     assert node["label"] == row["Label"]  # hostile label survives as text
@@ -46,7 +55,7 @@ def test_networkx_reads_nodes_edges_and_attributes(exported):
     assert node["viz"]["position"]["x"] == pytest.approx(row["x"])
     assert node["viz"]["size"] == pytest.approx(row["size"])
     edge = data.edges.iloc[0]
-    attrs = graph.edges[edge["Source"], edge["Target"]]
+    (attrs,) = [a for s, t, a in kinds["overlap"] if (s, t) == (edge["Source"], edge["Target"])]
     assert attrs["weight"] == pytest.approx(edge["Weight"])
     assert attrs["shared"] == edge["shared"] and attrs["jaccard"] == pytest.approx(edge["jaccard"])
 

@@ -175,3 +175,16 @@ def test_played_games_missing_from_games_csv_get_a_name_only_node(tmp_path):
         while rows.has_next():
             found.append(rows.get_next())
     assert found == [["a", "Known"], ["b", "Unlisted"]]
+
+
+def test_raids_are_raided_relationships_with_their_counts(graph_dir, data):
+    assert len(data.raids) > 10
+    got = run_query(graph_dir, "MATCH (a:Streamer)-[r:RAIDED]->(b:Streamer) "
+                    "RETURN a.login, b.login, r.raids, r.viewers_total").rows
+    expected = [[r.Source, r.Target, r.raids, r.viewers_total] for r in data.raids.itertuples()]
+    assert sorted(got) == sorted(expected)
+    # raids in and out of the first streamer (it raids the second twice)
+    first, second = data.logins[0], data.logins[1]
+    rows = run_query(graph_dir, "MATCH (a:Streamer {login: $a})-[r:RAIDED]->(b:Streamer "
+                     "{login: $b}) RETURN r.raids", {"a": first, "b": second}).rows
+    assert rows[0][0] >= 2

@@ -51,6 +51,9 @@ def test_headers_follow_neo4j_admin_format(exported):
     script = (out / "import.sh").read_text()
     assert "neo4j-admin database import full" in script
     assert "--nodes=Streamer=streamers.csv" in script and "--array-delimiter=';'" in script
+    assert "--relationships=RAIDED=raids.csv" in script
+    assert _header(out / "raids.csv") == [":START_ID(Streamer)", ":END_ID(Streamer)",
+                                          "raids:long", "viewers_total:long", ":TYPE"]
 
 
 _TYPED = re.compile(r"^(?P<name>[^:]*)(?::(?P<kind>[A-Za-z_\[\]]+)(?:\((?P<group>\w+)\))?)?$")
@@ -91,6 +94,13 @@ def test_files_parse_back_to_the_same_data(exported):
     assert overlaps["overlap"].tolist() == pytest.approx(data.edges["overlap"].tolist())
     played, _ = _read_neo4j_csv(out / "played.csv")
     assert len(played) == len(data.played)
+    raids, kinds = _read_neo4j_csv(out / "raids.csv")
+    assert kinds["raids"] == "long" and kinds["viewers_total"] == "long"
+    assert set(raids["TYPE"]) == {"RAIDED"} and len(raids) == len(data.raids) > 0
+    assert list(zip(raids["START_ID"], raids["END_ID"], raids["raids"], raids["viewers_total"],
+                    strict=True)) == list(zip(data.raids["Source"], data.raids["Target"],
+                                              data.raids["raids"], data.raids["viewers_total"],
+                                              strict=True))
 
 
 def test_same_data_loaded_into_kuzu_answers_the_readme_queries_alike(exported, tmp_path):
@@ -130,7 +140,8 @@ def test_load_cypher_uses_constraints_merge_and_parameters(exported):
     statements = _statements((out / "load.cypher").read_text())
     assert sum(s.startswith("CREATE CONSTRAINT") for s in statements) == 2
     loads = [s for s in statements if s.startswith("LOAD CSV")]
-    assert len(loads) == 4
+    assert len(loads) == 5
+    assert any("raids.csv" in s and "MERGE (a)-[r:RAIDED]->(b)" in s for s in loads)
     for statement in loads:
         assert "$base +" in statement and "MERGE" in statement
         file = re.search(r"\$base \+ '([^']+)'", statement)[1]

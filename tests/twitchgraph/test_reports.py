@@ -74,7 +74,13 @@ def test_explore_with_store_and_graph(store, tmp_path):
                          min_chatter_mean=0, min_weight=0, min_game_minutes=0,
                          drop_suspected=True)  # fmt: skip
     graph = write_graph_dir(result, tmp_path / "g")
+    (graph / "raids.csv").write_text(
+        "Source,Target,raids,viewers_total,first_at,last_at,Type\n"
+        "ch1,ch2,1,30,2022-05-02T10:01:00Z,2022-05-02T10:01:00Z,Directed\n"
+        "ch3,ch0,2,300,2022-05-02T10:02:00Z,2022-05-02T10:07:00Z,Directed\n")
     t = explore_tables(store, graph)
+    assert t["top_raids"][["Source", "Target", "viewers_total"]].values.tolist() == [
+        ["ch3", "ch0", 300], ["ch1", "ch2", 30]]
     degree = t["degree"].set_index("Id")["degree"]
     assert degree["ch0"] == 1 and degree["ch1"] == 1 and degree["ch5"] == 0  # via "shared"
     assert t["languages"].set_index("language").loc["it", "streamers"] == 11  # ch0..ch9 + big
@@ -83,6 +89,7 @@ def test_explore_with_store_and_graph(store, tmp_path):
     html = page.read_text()
     assert len(_embedded_pngs(html)) == 7
     assert "min_weight=0" in html
+    assert html.index("Top raid flows") > html.index("Top edges")
 
 
 def test_explore_needs_an_input(tmp_path):

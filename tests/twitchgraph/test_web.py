@@ -62,6 +62,10 @@ def test_payload_has_communities_colours_and_games(map_file):
     payload = map_payload(data)
     assert len(payload["nodes"]) == len(data.streamers)
     assert len(payload["edges"]) == len(data.edges)
+    logins = [n["key"] for n in payload["nodes"]]
+    assert [(logins[s], logins[t], n, v) for s, t, n, v in payload["raids"]] == list(zip(
+        data.raids["Source"], data.raids["Target"], data.raids["raids"],
+        data.raids["viewers_total"], strict=True))
     legend = payload["communities"]
     assert [c["id"] for c in legend] == [*range(COMMUNITIES), OTHER]
     assert [c["color"] for c in legend] == [*community_colors(COMMUNITIES), OTHER_COLOR]
@@ -238,6 +242,31 @@ def test_hover_greys_out_everything_but_the_neighbours(page):
     grey = {c for near, c in colours.values() if not near}
     kept = {c for near, c in colours.values() if near}
     assert grey == {"#2b2f38"} and "#2b2f38" not in kept
+
+
+@pytest.mark.slow
+def test_raid_layer_is_off_by_default_and_draws_raids_as_arrows(page):
+    data = read_graph_dir(Path(page.url.removeprefix("file://")).parent)
+    overlaps = page.evaluate("window.__map.graph.size")
+    assert page.evaluate("window.__map.raids") is False
+    assert not page.is_checked("#raids-layer") and page.is_visible("#raids-layer")
+    page.click("#raids-layer")
+    raids = page.evaluate("window.__map.graph.filterEdges((e, a) => a.raid)"
+                          ".map(e => [window.__map.graph.source(e), window.__map.graph.target(e),"
+                          " window.__map.graph.getEdgeAttribute(e, 'weight')])")
+    assert sorted(map(tuple, raids)) == sorted(
+        zip(data.raids["Source"], data.raids["Target"], data.raids["raids"], strict=True))
+    assert page.evaluate("window.__map.graph.filterEdges((e, a) => a.raid)"
+                         ".every(e => window.__map.graph.isDirected(e))")
+    # the first streamer raided the second twice: its panel lists it
+    first, second = data.logins[0], data.logins[1]
+    page.evaluate(f"window.__map.select({json.dumps(first)})")
+    label = data.streamers.set_index("Id").loc[second, "Label"]
+    assert any(t.startswith("raided " + label) and "2×" in t for t in page.evaluate(
+        "Array.from(document.querySelectorAll('#panel-raids li')).map(li => li.textContent)"))
+    page.click("#raids-layer")
+    assert page.evaluate("window.__map.graph.size") == overlaps
+    assert page.errors == []
 
 
 def test_vendored_bundle_has_versions_and_licences():

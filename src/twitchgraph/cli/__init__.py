@@ -10,6 +10,7 @@ from twitchgraph.cli import collect as _collect  # noqa: F401,E402  (collect, im
 from twitchgraph.cli import build as _build  # noqa: F401,E402  (bots, enrich, build, report)
 from twitchgraph.cli import graph as _graph  # noqa: F401,E402  (communities, layout, export, ...)
 from twitchgraph.cli import sim as _sim  # noqa: F401,E402  (sim serve)
+from twitchgraph.cli import serve as _serve  # noqa: F401,E402  (serve)
 # isort: on
 
 __all__ = ["app", "main"]

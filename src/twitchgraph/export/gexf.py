@@ -3,7 +3,9 @@
 Gephi opens the file as the finished map: `viz:position` from the ForceAtlas2 layout,
 `viz:size` from mean viewers, `viz:color` by community, every streamers.csv column as a node
 attribute and every edges.csv column as an edge attribute (edges keep their direction,
-weighted by `Weight`).
+weighted by `Weight`). Raids (raids.csv) are edges too, raider -> raided, weighted by their
+number of raids; the edge attribute `kind` tells ``overlap`` from ``raid`` (filter on it in
+Gephi to see either graph).
 
 The file is streamed row by row. networkx's writer (which reads these files back in the
 tests) first builds the whole XML tree: on a 30,000-streamer, 480,000-edge graph that took
@@ -24,6 +26,7 @@ import pandas as pd
 
 from twitchgraph import __version__
 from twitchgraph.export import require_columns
+from twitchgraph.export.kuzu_db import known_raids
 from twitchgraph.export.mapview import map_view
 from twitchgraph.graphio import GraphData
 
@@ -87,6 +90,16 @@ def _attvalues(row: tuple, columns: list[str], types: dict, ids: dict, indent: s
     return f"{indent}<attvalues>\n{''.join(parts)}{indent}</attvalues>\n"
 
 
+def _edges_with_kind(data: GraphData) -> pd.DataFrame:
+    """Overlap edges and raid edges in one table, told apart by `kind`."""
+    edges = data.edges.assign(kind="overlap")
+    raids = known_raids(data)
+    if len(raids):
+        raids = raids.assign(kind="raid", Weight=raids["raids"].astype(float))
+        edges = pd.concat([edges, raids], ignore_index=True)
+    return edges.reset_index(drop=True)
+
+
 def export_gexf(data: GraphData, path: str | os.PathLike) -> Path:
     """Write the map as GEXF 1.3 to `path`; returns the path.
 
@@ -94,7 +107,7 @@ def export_gexf(data: GraphData, path: str | os.PathLike) -> Path:
     """
     require_columns(data, ["community", "x", "y", "size"], target="gexf")
     streamers = data.streamers.reset_index(drop=True)
-    edges = data.edges.reset_index(drop=True)
+    edges = _edges_with_kind(data)
     # The PNG's and the web map's colours: shown communities, the rest in grey "other".
     colors = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in map_view(data).color]
     node_cols = [c for c in streamers.columns if c not in _NODE_SKIP]

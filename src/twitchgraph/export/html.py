@@ -73,7 +73,8 @@ def _text(value: Any) -> str:
 
 
 def map_payload(data: GraphData, *, top_games: int = 5, title: str = "") -> dict[str, Any]:
-    """The JSON the page reads: nodes, edges (as index pairs), legend, frame, metadata.
+    """The JSON the page reads: nodes, edges (as index pairs), raids (raider and raided index,
+    raids, viewers), legend, frame, metadata.
 
     Each node has its `community` and its legend `group` (the community, or -1 for "other",
     see `export.mapview`); `communities` are the legend's entries; `meta.frame` is the box the
@@ -115,10 +116,14 @@ def map_payload(data: GraphData, *, top_games: int = 5, title: str = "") -> dict
         })
     edges = [[index[s], index[t], _num(w)] for s, t, w in
              zip(data.edges["Source"], data.edges["Target"], data.edges["Weight"], strict=True)]
+    raids = [[index[s], index[t], int(n), _num(v)] for s, t, n, v in
+             zip(data.raids["Source"], data.raids["Target"], data.raids["raids"],
+                 data.raids["viewers_total"], strict=True) if s in index and t in index]
     xmin, xmax, ymin, ymax = view.frame
     return {
         "nodes": nodes,
         "edges": edges,
+        "raids": raids,
         "communities": [{"id": e.id, "color": e.color, "size": e.size, "name": e.name}
                         for e in view.legend],
         "meta": {"title": title or "twitchgraph map", "bundle": bundle_versions(),

@@ -8,6 +8,7 @@ Model (the original's Neo4j model, with the build's columns)::
             categories, tags, steam_appid, steam_match, steam_match_score})
     (:Streamer)-[:HAS_VIEWERSHIP_OVERLAPPED_WITH {overlap, shared, jaccard, weight}]->(:Streamer)
     (:Streamer)-[:PLAYED {minutes_played}]->(:Game)
+    (:Streamer)-[:RAIDED {raids, viewers_total}]->(:Streamer)   (raider -> raided, raids.csv)
 
 Multi-valued fields (social links, genres, …) are `STRING[]` lists, so Cypher can ask
 ``'Shooter' IN g.genres``. Tables are bulk-loaded with `COPY … FROM (LOAD FROM df …)`: the
@@ -32,7 +33,7 @@ import pandas as pd
 
 from twitchgraph.graphio import GraphData
 
-__all__ = ["DB_NAME", "KuzuExport", "connect", "export_kuzu", "played_and_games"]
+__all__ = ["DB_NAME", "KuzuExport", "connect", "export_kuzu", "known_raids", "played_and_games"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ OVERLAP_PROPS = [
     ("weight", "DOUBLE", "Weight"),
 ]
 PLAYED_PROPS = [("minutes_played", "DOUBLE", "minutes_played")]
+RAID_PROPS = [("raids", "INT64", "raids"), ("viewers_total", "INT64", "viewers_total")]
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class KuzuExport:
     games: int
     overlaps: int
     played: int
+    raids: int = 0
 
 
 def _frame(table: pd.DataFrame, props: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -135,6 +138,7 @@ def _create_schema(con: kuzu.Connection) -> None:
     con.execute("CREATE REL TABLE HAS_VIEWERSHIP_OVERLAPPED_WITH(FROM Streamer TO Streamer, "
                 f"{_schema(OVERLAP_PROPS)})")
     con.execute(f"CREATE REL TABLE PLAYED(FROM Streamer TO Game, {_schema(PLAYED_PROPS)})")
+    con.execute(f"CREATE REL TABLE RAIDED(FROM Streamer TO Streamer, {_schema(RAID_PROPS)})")
 
 
 def _copy(con: kuzu.Connection, table: str, frame: pd.DataFrame, projection: str) -> None:
@@ -157,6 +161,13 @@ def played_and_games(data: GraphData) -> tuple[pd.DataFrame, pd.DataFrame]:
     return played, games
 
 
+def known_raids(data: GraphData) -> pd.DataFrame:
+    """The raids whose raider and raided are both streamers of `data` (a trimmed streamers
+    table leaves others, which no relationship could hold)."""
+    known = set(data.logins)
+    return data.raids[data.raids["Source"].isin(known) & data.raids["Target"].isin(known)]
+
+
 def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
     """Write `data` as a Kùzu database at `out_dir/graph.kuzu` (replacing an older one).
 
@@ -177,6 +188,8 @@ def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
                       + OVERLAP_PROPS)
     played_frame = _frame(played, [("src", "STRING", "Source"), ("dst", "STRING", "Target")]
                           + PLAYED_PROPS)
+    raids = _frame(known_raids(data), [("src", "STRING", "Source"),
+                                       ("dst", "STRING", "Target")] + RAID_PROPS)
 
     db = kuzu.Database(str(staging))
     con = kuzu.Connection(db)
@@ -187,6 +200,7 @@ def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
         _copy(con, "HAS_VIEWERSHIP_OVERLAPPED_WITH", overlaps,
               _projection(OVERLAP_PROPS, prefix=["src", "dst"]))
         _copy(con, "PLAYED", played_frame, _projection(PLAYED_PROPS, prefix=["src", "dst"]))
+        _copy(con, "RAIDED", raids, _projection(RAID_PROPS, prefix=["src", "dst"]))
     finally:
         # Close explicitly: leaving it to the garbage collector has crashed Kùzu at exit.
         con.close()
@@ -195,7 +209,7 @@ def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
     os.replace(staging, target)
     logger.info("wrote %s", target)
     return KuzuExport(path=target, streamers=len(streamers), games=len(games),
-                      overlaps=len(overlaps), played=len(played_frame))
+                      overlaps=len(overlaps), played=len(played_frame), raids=len(raids))
 
 
 def _remove_db(path: Path) -> None:

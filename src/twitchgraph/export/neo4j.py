@@ -25,7 +25,9 @@ from twitchgraph.export.kuzu_db import (
     GAME_PROPS,
     OVERLAP_PROPS,
     PLAYED_PROPS,
+    RAID_PROPS,
     STREAMER_PROPS,
+    known_raids,
     played_and_games,
 )
 from twitchgraph.export.query import README_QUERIES
@@ -35,10 +37,11 @@ __all__ = ["NEO4J_FILES", "export_neo4j", "neo4j_header"]
 
 logger = logging.getLogger(__name__)
 
-NEO4J_FILES = ("streamers.csv", "games.csv", "overlaps.csv", "played.csv", "import.sh",
-               "load.cypher", "queries.cypher")
+NEO4J_FILES = ("streamers.csv", "games.csv", "overlaps.csv", "played.csv", "raids.csv",
+               "import.sh", "load.cypher", "queries.cypher")
 REL_OVERLAP = "HAS_VIEWERSHIP_OVERLAPPED_WITH"
 REL_PLAYED = "PLAYED"
+REL_RAIDED = "RAIDED"
 # Kùzu type -> neo4j-admin header type.
 _TYPES = {"STRING": "string", "DOUBLE": "float", "INT64": "long", "STRING[]": "string[]"}
 
@@ -105,6 +108,10 @@ def export_neo4j(data: GraphData, out_dir: str | os.PathLike) -> Path:
            [":START_ID(Streamer)", ":END_ID(Game)"]
            + [neo4j_header(n, k) for n, k, _ in PLAYED_PROPS] + [":TYPE"],
            _rel_rows(played, PLAYED_PROPS, REL_PLAYED))
+    _write(out / "raids.csv",
+           [":START_ID(Streamer)", ":END_ID(Streamer)"]
+           + [neo4j_header(n, k) for n, k, _ in RAID_PROPS] + [":TYPE"],
+           _rel_rows(known_raids(data), RAID_PROPS, REL_RAIDED))
     (out / "import.sh").write_text(_import_script(), encoding="utf-8")
     (out / "load.cypher").write_text(load_cypher(), encoding="utf-8")
     (out / "queries.cypher").write_text(queries_cypher(), encoding="utf-8")
@@ -121,6 +128,7 @@ neo4j-admin database import full "${1:-neo4j}" \\
   --nodes=Streamer=streamers.csv --nodes=Game=games.csv \\
   --relationships=HAS_VIEWERSHIP_OVERLAPPED_WITH=overlaps.csv \\
   --relationships=PLAYED=played.csv \\
+  --relationships=RAIDED=raids.csv \\
   --array-delimiter=';' --multiline-fields=true --overwrite-destination=true
 """
 
@@ -148,7 +156,8 @@ def load_cypher() -> str:
     Neo4j's import directory).
     """
     return f"""// Load the twitchgraph export into a running Neo4j 5 (cypher-shell or Browser).
-// Copy streamers.csv, games.csv, overlaps.csv and played.csv into Neo4j's import directory,
+// Copy streamers.csv, games.csv, overlaps.csv, played.csv and raids.csv into Neo4j's import
+// directory,
 // then set the parameter and run this file:
 //   cypher-shell --param "base => 'file:///'" -f load.cypher
 // Re-running it is safe: MERGE updates existing nodes and relationships.
@@ -175,6 +184,12 @@ MATCH (s:Streamer {{login: row.`:START_ID(Streamer)`}})
 MATCH (g:Game {{name: row.`:END_ID(Game)`}})
 MERGE (s)-[p:{REL_PLAYED}]->(g)
 SET {_set_clause("p", PLAYED_PROPS, skip_first=False)};
+
+LOAD CSV WITH HEADERS FROM $base + 'raids.csv' AS row
+MATCH (a:Streamer {{login: row.`:START_ID(Streamer)`}})
+MATCH (b:Streamer {{login: row.`:END_ID(Streamer)`}})
+MERGE (a)-[r:{REL_RAIDED}]->(b)
+SET {_set_clause("r", RAID_PROPS, skip_first=False)};
 """
 
 

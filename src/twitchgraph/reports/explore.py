@@ -1,9 +1,9 @@
 """Exploration report: what the collected data and the built graph look like.
 
 Distributions (viewers, chatters, minutes live, degree, edge weights), activity by hour of
-day, top games and languages, top edges. Store-based sections need ``con``; graph-based
-sections need a GRAPH_DIR written by ``twitchgraph build``. Either may be missing; the page
-says which sections it left out.
+day, top games and languages, top edges, top raid flows. Store-based sections need ``con``;
+graph-based sections need a GRAPH_DIR written by ``twitchgraph build``. Either may be
+missing; the page says which sections it left out.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def _read_graph(graph_dir: Path) -> dict[str, pd.DataFrame]:
     out = {"streamers": data.streamers, "edges": data.edges}
     if (graph_dir / "played.csv").is_file():
         out["played"] = data.played
+    if (graph_dir / "raids.csv").is_file():
+        out["raids"] = pd.read_csv(graph_dir / "raids.csv", dtype={"Source": str, "Target": str},
+                                   keep_default_na=False)
     return out
 
 
@@ -96,6 +99,10 @@ def explore_tables(
                 .sort_values("minutes", ascending=False)
                 .head(20)
             )  # fmt: skip
+        if "raids" in g:
+            t["top_raids"] = g["raids"].sort_values(
+                ["viewers_total", "raids", "Source", "Target"],
+                ascending=[False, False, True, True]).head(30)
     return t
 
 
@@ -182,4 +189,11 @@ def write_explore_report(
         report.table(t["top_edges"], caption="Strongest edges")
         report.heading("Most connected streamers")
         report.table(t["degree"].head(20), caption="Degree")
+    if "top_raids" in t:
+        report.heading("Top raid flows")
+        if t["top_raids"].empty:
+            report.text("No raid between two streamers of the graph.", note=True)
+        else:
+            report.table(t["top_raids"], caption="Raids sending the most viewers "
+                         "(raider -> raided)")
     return report.write("explore")

@@ -7,7 +7,8 @@
   var Graph = window.graphology.Graph;
   var Sigma = window.Sigma;
 
-  var graph = new Graph({ type: "undirected", multi: false, allowSelfLoops: false });
+  // Mixed and multi: raids (directed) may join two streamers an overlap already links.
+  var graph = new Graph({ type: "mixed", multi: true, allowSelfLoops: false });
   var byLogin = Object.create(null);
   DATA.nodes.forEach(function (n) {
     graph.addNode(n.key, {
@@ -19,7 +20,7 @@
   DATA.edges.forEach(function (e) {
     var s = DATA.nodes[e[0]].key, t = DATA.nodes[e[1]].key;
     if (s === t || graph.hasEdge(s, t)) return;
-    graph.addEdge(s, t, { weight: e[2], size: 0.3 + 1.2 * Math.min(1, e[2] / 100), color: "#3a3f4b" });
+    graph.addUndirectedEdge(s, t, { weight: e[2], size: 0.3 + 1.2 * Math.min(1, e[2] / 100), color: "#3a3f4b" });
   });
 
   var state = { hovered: null, hoveredNeighbours: null, selected: null, hidden: Object.create(null) };
@@ -152,7 +153,7 @@
     var list = document.getElementById("panel-neighbours");
     clear(list);
     var neighbours = [];
-    graph.forEachEdge(key, function (edge, attrs, s, t) { neighbours.push([s === key ? t : s, attrs.weight]); });
+    graph.forEachEdge(key, function (edge, attrs, s, t) { if (!attrs.raid) neighbours.push([s === key ? t : s, attrs.weight]); });
     neighbours.sort(function (a, b) { return b[1] - a[1]; });
     neighbours.slice(0, 10).forEach(function (pair) {
       var li = el("li");
@@ -163,6 +164,7 @@
       list.appendChild(li);
     });
     if (!neighbours.length) list.appendChild(el("li", "none"));
+    showRaidsOf(key);
     var games = document.getElementById("panel-games");
     clear(games);
     (n.games || []).forEach(function (g) { games.appendChild(el("li", g[0] + " — " + fmt(g[1]) + " min")); });
@@ -268,8 +270,44 @@
   document.getElementById("summary").textContent = DATA.nodes.length + " streamers, " + graph.size +
     " overlaps, " + total + " communities" + (total > shown ? " (" + shown + " shown, the rest in grey)" : "");
 
+  // ----- raids: a layer of raider -> raided arrows, off by default, and a panel list -----
+  var raidEdges = [];
+  function showRaids(on) {
+    raidEdges.forEach(function (e) { if (graph.hasEdge(e)) graph.dropEdge(e); });
+    raidEdges = [];
+    if (on) (DATA.raids || []).forEach(function (r) {
+      raidEdges.push(graph.addDirectedEdge(DATA.nodes[r[0]].key, DATA.nodes[r[1]].key, {
+        raid: true, type: "arrow", weight: r[2], size: 1 + Math.min(4, r[2]), color: "#f5a524" }));
+    });
+    document.getElementById("raids-layer").checked = !!on;
+    window.__map.raids = !!on;
+    renderer.refresh();
+  }
+  function showRaidsOf(key) {
+    var list = document.getElementById("panel-raids");
+    if (!list) return;
+    clear(list);
+    (DATA.raids || []).forEach(function (r) {
+      var s = DATA.nodes[r[0]].key, t = DATA.nodes[r[1]].key;
+      if (s !== key && t !== key) return;
+      var other = s === key ? t : s;
+      var li = el("li", s === key ? "raided " : "raided by ");
+      var name = el("span", graph.getNodeAttribute(other, "label"), "link");
+      name.addEventListener("click", function () { select(other); focusNode(other); });
+      li.appendChild(name);
+      li.appendChild(document.createTextNode(" — " + r[2] + "× , " + fmt(r[3]) + " viewers"));
+      list.appendChild(li);
+    });
+    if (!list.firstChild) list.appendChild(el("li", "none"));
+  }
+  var raidBox = document.getElementById("raids-layer");
+  if (raidBox) {
+    raidBox.parentNode.hidden = !(DATA.raids || []).length;
+    raidBox.addEventListener("change", function () { showRaids(raidBox.checked); });
+  }
+
   // Handle for tests and the console.
   window.__map = { renderer: renderer, graph: graph, search: search, select: select,
     zoomToCommunity: zoomToCommunity, home: home, goHome: goHome, selected: null, focused: null,
-    hovered: null, ready: true };
+    hovered: null, showRaids: showRaids, raids: false, ready: true };
 })();

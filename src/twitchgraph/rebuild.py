@@ -1,0 +1,211 @@
+"""Rebuild the graph from a live store for `twitchgraph serve`: build, communities, layout.
+
+A rebuild reads the store read-only (so it runs beside a collector: the collector's commits
+wait at most for the build's read, and readers let a waiting commit in first), writes a new
+GRAPH_DIR next to the older ones and only then makes it current, so a page is always served
+from a whole graph. The last good graph stays current when a rebuild fails (an empty store,
+a window with no snapshot), and the failure is kept for the status page.
+
+With a `window` (a day, a week), each rebuild also tracks communities window by window (as
+`twitchgraph evolve`), for the map's time slider and the streamers' trends.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from twitchgraph.clock import utcnow
+from twitchgraph.graphio import GraphData, read_graph_dir
+
+__all__ = ["Rebuilder", "RebuildState", "rebuild_graph"]
+
+logger = logging.getLogger(__name__)
+
+_KEEP = 2  # graph folders kept: the current one and the one before (a page may still read it)
+
+
+def rebuild_graph(
+    db: str | Path,
+    out_dir: str | Path,
+    *,
+    build_params: dict[str, Any] | None = None,
+    resolution: float = 1.0,
+    layout_iterations: int = 300,
+    seed: int = 0,
+) -> Path:
+    """Build the graph of the store at `db` into the new folder `out_dir`, with communities
+    and a layout; returns `out_dir`.
+
+    Raises BuildError (nothing to build), StoreError (the store cannot be read).
+    """
+    from twitchgraph.build import build_graph, write_graph_dir
+    from twitchgraph.communities import communities_for_dir
+    from twitchgraph.layout import layout_for_dir
+    from twitchgraph.store import open_store
+
+    con = open_store(db, read_only=True)
+    try:
+        result = build_graph(con, **(build_params or {}))
+    finally:
+        con.close()  # before the slow steps: the collector's next commit need not wait
+    out = write_graph_dir(result, out_dir)
+    communities_for_dir(out, resolution=resolution, seed=seed)
+    layout_for_dir(out, iterations=layout_iterations, seed=seed)
+    return out
+
+
+@dataclass
+class RebuildState:
+    """What the server shows about its graph: the current one and the last attempt."""
+
+    graph: GraphData | None = None
+    built_at: datetime | None = None
+    seconds: float | None = None
+    running: bool = False
+    last_error: str = ""
+    last_attempt: datetime | None = None
+    rebuilds: int = 0
+    failures: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    timeline: Any = None  # an evolve.Evolution of the same store, or None
+    timeline_error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        g = self.graph
+        return {
+            "built_at": self.built_at.isoformat() if self.built_at else None,
+            "seconds": None if self.seconds is None else round(self.seconds, 2),
+            "running": self.running,
+            "last_error": self.last_error,
+            "last_attempt": self.last_attempt.isoformat() if self.last_attempt else None,
+            "rebuilds": self.rebuilds,
+            "failures": self.failures,
+            "streamers": None if g is None else len(g.streamers),
+            "edges": None if g is None else len(g.edges),
+            "raid_pairs": None if g is None else len(g.raids),
+            "windows": [] if self.timeline is None else list(self.timeline.windows),
+            "timeline_error": self.timeline_error,
+            "params": self.params,
+        }
+
+
+class Rebuilder:
+    """Rebuilds on a schedule (`every_s`; None = only on request) in a background thread.
+
+    Args:
+        db: the store.
+        root: folder for the graphs (one sub-folder per rebuild).
+        every_s: seconds between rebuilds, counted from the end of the last one.
+        build_params, resolution, layout_iterations, seed: as `rebuild_graph`.
+    """
+
+    def __init__(self, db: str | Path, root: str | Path, *, every_s: float | None = 1800.0,
+                 build_params: dict[str, Any] | None = None, resolution: float = 1.0,
+                 layout_iterations: int = 300, seed: int = 0,
+                 window: timedelta | None = None) -> None:
+        self.db = Path(db)
+        self.root = Path(root)
+        self.every_s = every_s
+        self.options = {"build_params": dict(build_params or {}), "resolution": resolution,
+                        "layout_iterations": layout_iterations, "seed": seed}
+        self.window = window
+        self.state = RebuildState(params=dict(build_params or {}))
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # one rebuild at a time
+        self._thread: threading.Thread | None = None
+
+    def adopt_latest(self) -> bool:
+        """Serve the newest finished graph of an earlier run while the first rebuild runs."""
+        for folder in sorted(self.root.glob("graph-*"), reverse=True):
+            if (folder / "build.json").exists():
+                try:
+                    self.state.graph = read_graph_dir(folder)
+                except ValueError:
+                    continue
+                self.state.built_at = datetime.fromtimestamp(
+                    (folder / "build.json").stat().st_mtime).astimezone()
+                return True
+        return False
+
+    def rebuild_now(self) -> bool:
+        """Rebuild in this thread; True when a new graph became current."""
+        with self._lock:
+            self.state.running = True
+            started = time.monotonic()
+            self.state.last_attempt = utcnow()
+            folder = self.root / f"graph-{utcnow():%Y%m%dT%H%M%S%f}"
+            try:
+                rebuild_graph(self.db, folder, **self.options)
+                graph = read_graph_dir(folder)
+                timeline = self._timeline()
+            except Exception as exc:  # noqa: BLE001 - kept for the status page; retried later
+                shutil.rmtree(folder, ignore_errors=True)
+                self.state.failures += 1
+                self.state.last_error = str(exc).splitlines()[0] if str(exc) else type(
+                    exc).__name__
+                logger.warning("rebuild failed: %s", self.state.last_error)
+                return False
+            finally:
+                self.state.running = False
+            self.state.graph, self.state.timeline = graph, timeline
+            self.state.built_at = utcnow()
+            self.state.seconds = time.monotonic() - started
+            self.state.last_error = ""
+            self.state.rebuilds += 1
+            self._prune()
+            logger.info("rebuilt the graph in %.1f s: %d streamers, %d edges",
+                        self.state.seconds, len(graph.streamers), len(graph.edges))
+            return True
+
+    def _timeline(self) -> Any:
+        """Communities window by window, or None (no window asked, or too little data yet:
+        the reason goes to `state.timeline_error`, the rebuild itself still counts)."""
+        from twitchgraph.evolve import EvolveError, evolve_store
+
+        if self.window is None:
+            return None
+        try:
+            evolution = evolve_store(self.db, window=self.window,
+                                     resolution=self.options["resolution"],
+                                     seed=self.options["seed"],
+                                     build_params=self.options["build_params"])
+        except EvolveError as exc:
+            self.state.timeline_error = str(exc)
+            return None
+        self.state.timeline_error = ""
+        return evolution
+
+    def request(self) -> None:
+        """Ask the background thread for a rebuild now (e.g. on SIGHUP)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Rebuild at once, then on the schedule, in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="twitchgraph-rebuild",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.rebuild_now()
+            self._wake.clear()
+            self._wake.wait(self.every_s)
+
+    def _prune(self) -> None:
+        folders = sorted(self.root.glob("graph-*"))
+        for folder in folders[:-_KEEP]:
+            shutil.rmtree(folder, ignore_errors=True)

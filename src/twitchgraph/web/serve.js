@@ -1,0 +1,102 @@
+// twitchgraph serve: keeps the map's state in the URL's hash (selected streamer, hidden
+// communities, raid layer, camera), so a view can be shared and reloaded, and links the
+// selected streamer to their page. Loaded after map.js, which exposes window.__map.
+(function () {
+  "use strict";
+  var map = window.__map;
+  if (!map) return;
+  var link = document.getElementById("streamer-link");
+
+  // ----- time slider: each window's communities (lineages keep their colour as they move) --
+  var DATA = JSON.parse(document.getElementById("graph-data").textContent);
+  var T = DATA.timeline;
+  var slider = null;
+  var original = DATA.nodes.map(function (n) { return n.color; });
+  function showWindow(w) {
+    var t0 = performance.now();
+    var all = !T || w >= T.windows.length;
+    var row = all ? null : T.lineage[w];
+    var i = 0;
+    map.graph.updateEachNodeAttributes(function (key, attrs) {
+      var lin = row ? row[i] : 0;
+      attrs.color = all ? original[i] : (lin < 0 ? original[i] : T.colors[String(lin)]);
+      attrs.hidden = !all && lin < 0;
+      i += 1;
+      return attrs;
+    });
+    if (slider) {
+      slider.value = String(all ? T.windows.length : w);
+      document.getElementById("time-label").textContent = all ? "whole period" : T.windows[w];
+    }
+    map.window = all ? null : w;
+    map.sliderMs = performance.now() - t0;
+  }
+  if (T && T.windows.length) {
+    var box = document.createElement("div");
+    box.id = "time";
+    var label = document.createElement("label");
+    label.textContent = "Window: ";
+    var name = document.createElement("span");
+    name.id = "time-label";
+    name.textContent = "whole period";
+    slider = document.createElement("input");
+    slider.type = "range"; slider.id = "time-slider"; slider.min = "0";
+    slider.max = String(T.windows.length); slider.step = "1"; slider.value = slider.max;
+    slider.setAttribute("aria-label", "time window");
+    slider.addEventListener("input", function () { showWindow(Number(slider.value)); });
+    label.appendChild(name);
+    box.appendChild(label);
+    box.appendChild(slider);
+    var summary = document.getElementById("summary");
+    summary.parentNode.insertBefore(box, summary.nextSibling);
+  }
+  map.showWindow = showWindow;
+
+  function boxes() { return Array.prototype.slice.call(document.querySelectorAll("#legend input[type=checkbox]")); }
+  function read() {
+    var params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    return {
+      q: params.get("q") || "",
+      hide: (params.get("hide") || "").split(",").filter(function (x) { return x !== ""; }),
+      raids: params.get("raids") === "1",
+      cam: (params.get("cam") || "").split(",").map(Number),
+      t: params.has("t") ? Number(params.get("t")) : null,
+    };
+  }
+  function write() {
+    var params = new URLSearchParams();
+    if (map.selected) params.set("q", map.selected);
+    var hidden = boxes().filter(function (b) { return !b.checked; }).map(function (b) { return b.dataset.community; });
+    if (hidden.length) params.set("hide", hidden.join(","));
+    if (map.raids) params.set("raids", "1");
+    if (map.window !== null && map.window !== undefined) params.set("t", String(map.window));
+    var c = map.renderer.getCamera().getState();
+    params.set("cam", [c.x, c.y, c.ratio].map(function (v) { return Math.round(v * 10000) / 10000; }).join(","));
+    var hash = "#" + params.toString();
+    if (hash !== location.hash) history.replaceState(null, "", hash);
+    if (map.selected) {
+      link.href = "/streamer/" + encodeURIComponent(map.selected);
+      link.hidden = false;
+    } else {
+      link.hidden = true;
+    }
+  }
+  function apply(state) {
+    var hide = Object.create(null);
+    state.hide.forEach(function (c) { hide[c] = true; });
+    boxes().forEach(function (b) {
+      var want = !hide[b.dataset.community];
+      if (b.checked !== want) { b.checked = want; b.dispatchEvent(new Event("change")); }
+    });
+    if (state.raids !== map.raids) map.showRaids(state.raids);
+    if (T && state.t !== null && isFinite(state.t)) showWindow(Math.max(0, Math.min(state.t, T.windows.length)));
+    if (state.q) map.search(state.q);
+    if (state.cam.length === 3 && state.cam.every(isFinite)) {
+      // after the animations the filters and the search start
+      setTimeout(function () { map.renderer.getCamera().setState({ x: state.cam[0], y: state.cam[1], ratio: state.cam[2], angle: 0 }); }, 450);
+    }
+  }
+  apply(read());
+  setTimeout(function () { setInterval(write, 250); map.urlReady = true; }, 500);
+  window.addEventListener("hashchange", function () { apply(read()); });
+})();

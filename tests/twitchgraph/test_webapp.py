@@ -1,0 +1,249 @@
+"""`twitchgraph serve` in-process (Starlette's TestClient): pages, JSON twins, read-only,
+escaping, CSP, static files, rebuilds from a store."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _build_fixtures import add_live, add_snapshots, users_named  # noqa: E402
+from _graph_fixtures import write_planted_graph_dir  # noqa: E402
+
+from twitchgraph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.graphio import read_graph_dir  # noqa: E402
+from twitchgraph.layout import layout_for_dir  # noqa: E402
+from twitchgraph.rebuild import Rebuilder  # noqa: E402
+from twitchgraph.store import open_store  # noqa: E402
+from twitchgraph.webapp import CSP, create_app, served_map  # noqa: E402
+
+EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+OPEN = {"every_nth": 1, "min_live_minutes": 0, "min_viewer_mean": 0, "min_chatter_mean": 0,
+        "min_weight": 0}
+
+
+def small_store(path: Path) -> Path:
+    """Two snapshots: a, b, c sharing chatters, and a raid from a to b."""
+    con = open_store(path)
+    sids = add_snapshots(con, 2)
+    add_live(con, sids, "a", viewers=300, chatters=users_named("u", 10))
+    add_live(con, sids, "b", viewers=200, chatters=users_named("u", 10, start=5))
+    add_live(con, sids, "c", viewers=100, chatters=users_named("u", 4))
+    con.execute("INSERT INTO raids SELECT 1, started_at, 'a', 'A', 'b', 77 FROM snapshots "
+                "WHERE snapshot_id = 1")
+    con.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    db = small_store(root / "s.duckdb")
+    graph = root / "graph"
+    write_planted_graph_dir(graph, communities=3, size=12, seed=1, evil_names=True)
+    communities_for_dir(graph, seed=0)
+    layout_for_dir(graph, iterations=50, seed=0)
+    rebuilder = Rebuilder(db, root / "graphs", every_s=None, build_params=OPEN,
+                          layout_iterations=20)
+    rebuilder.state.graph = read_graph_dir(graph)
+    with TestClient(create_app(rebuilder, start=False)) as client:
+        yield client, rebuilder
+
+
+def test_map_page_links_its_code_and_carries_the_graph_as_inert_json(served):
+    client, rebuilder = served
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.headers["content-security-policy"] == CSP
+    assert "script-src 'self'" in CSP and "unsafe-inline" not in CSP
+    html = r.text
+    # no inline code: every <script> either has a src or is the JSON data block
+    for attrs, body in re.findall(r"<script([^>]*)>(.*?)</script>", html, re.DOTALL):
+        assert "src=" in attrs or ('type="application/json"' in attrs and body), attrs
+    assert "<script>window.__pwned" not in html and "unsafe-inline" not in html
+    data = json.loads(re.search(r'id="graph-data">(.*?)</script>', html, re.DOTALL)[1])
+    assert data["nodes"][0]["label"] == EVIL
+    assert data == client.get("/map.json").json()
+    assert len(data["raids"]) == len(rebuilder.state.graph.raids) > 0
+
+
+def test_streamer_page_and_its_json_twin(served):
+    client, rebuilder = served
+    data = rebuilder.state.graph
+    login = data.logins[0]  # the hostile display name; raids the second streamer twice
+    facts = client.get(f"/streamer/{login}.json").json()
+    assert facts["name"] == EVIL and facts["login"] == login
+    edges = data.edges[(data.edges.Source == login) | (data.edges.Target == login)]
+    assert [o["weight"] for o in facts["overlaps"]] == sorted(edges["Weight"], reverse=True)[:20]
+    out = {r["login"]: r["raids"] for r in facts["raids_out"]}
+    assert out[data.logins[1]] >= 2
+    expected_in = data.raids[data.raids.Target == login]
+    assert {r["login"] for r in facts["raids_in"]} == set(expected_in["Source"])
+    assert {g["game"] for g in facts["games"]} == set(data.played[data.played.Source == login]
+                                                      ["Target"])
+    page = client.get(f"/streamer/{login}")
+    assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
+    assert EVIL not in page.text and "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page.text
+    assert 'href="javascript:' not in page.text  # a javascript: link is shown as text only
+    assert "javascript:alert(1)" in page.text
+    assert f'/streamer/{data.logins[1]}"' in page.text  # raids out link to the raided
+
+
+def test_unknown_streamer_is_a_404_that_echoes_escaped(served):
+    client, _ = served
+    r = client.get("/streamer/%3Cb%3Enobody")
+    assert r.status_code == 404 and "<b>nobody" not in r.text and "&lt;b&gt;nobody" in r.text
+    assert client.get("/streamer/nobody.json").status_code == 404
+
+
+def test_status_page_has_the_facts_of_twitchgraph_status(served):
+    client, _ = served
+    status = client.get("/status.json").json()
+    assert status["store"]["complete"] == 2
+    assert status["server"]["streamers"] == 36 and status["server"]["rebuilds"] == 0
+    page = client.get("/status")
+    assert "store: 2 complete, 0 failed" in page.text
+    assert page.headers["content-security-policy"] == CSP
+
+
+def test_static_files_come_only_from_the_package_list(served):
+    client, _ = served
+    js = client.get("/static/map.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert client.get("/static/vendor/sigma-graphology.min.js").status_code == 200
+    for path in ("/static/../store.py", "/static/%2e%2e/store.py", "/static/..%2Fstore.py",
+                 "/static/vendor/../../store.py", "/static/__init__.py", "/static/map.html",
+                 "/static//etc/passwd", "/static/serve_base.html", "/etc/passwd"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_no_endpoint_writes(served):
+    client, _ = served
+    for path in ("/", "/map.json", "/status", "/streamer/a", "/static/map.js"):
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            r = client.request(method, path)
+            assert r.status_code == 405, (method, path)
+            assert r.headers["content-security-policy"] == CSP
+
+
+def test_served_map_replaces_every_inline_part():
+    html = served_map('{"nodes":[]}')
+    assert "/*__" not in html and 'http-equiv="Content-Security-Policy"' not in html
+    assert '<script src="/static/map.js">' in html and '<script src="/static/serve.js">' in html
+
+
+def test_rebuild_from_the_store_and_a_failure_keeps_the_last_graph(tmp_path):
+    db = small_store(tmp_path / "s.duckdb")
+    rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
+                          layout_iterations=20)
+    with TestClient(create_app(rebuilder, start=False)) as client:
+        assert client.get("/").status_code == 503  # no graph yet
+        assert client.get("/map.json").status_code == 503
+        assert rebuilder.rebuild_now()
+        data = client.get("/map.json").json()
+        assert sorted(n["key"] for n in data["nodes"]) == ["a", "b", "c"]
+        logins = [n["key"] for n in data["nodes"]]
+        assert [[logins[s], logins[t], n, v] for s, t, n, v in data["raids"]] == [
+            ["a", "b", 1, 77]]
+        rebuilder.options["build_params"] = {**OPEN, "min_viewer_mean": 10_000}
+        assert not rebuilder.rebuild_now()
+        status = client.get("/status.json").json()["server"]
+        assert "min_viewer_mean" in status["last_error"] and status["failures"] == 1
+        assert client.get("/map.json").status_code == 200  # still the last good graph
+        assert len(list((tmp_path / "graphs").iterdir())) == 1
+
+
+def test_serve_refuses_a_missing_store_and_a_bad_interval(tmp_path):
+    from twitchgraph.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["serve", "--db", str(tmp_path / "none.duckdb")])
+    assert result.exit_code == 1 and "no store at" in result.stderr
+    db = small_store(tmp_path / "s.duckdb")
+    result = runner.invoke(app, ["serve", "--db", str(db), "--rebuild-every", "soon"])
+    assert result.exit_code == 1 and "--rebuild-every" in result.stderr
+
+
+@pytest.mark.slow
+def test_rebuilds_run_while_a_collector_writes_the_same_store(tmp_path):
+    import os
+    import subprocess
+    import time
+
+    import duckdb
+
+    from twitchgraph.sim import run_simulator
+
+    db = tmp_path / "tg.duckdb"
+    with run_simulator(channels=30, users=600, seed=5, time_scale=1.0,
+                       chat_joins_per_10s=1000) as sim:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from twitchgraph.cli import main; main()", "collect",
+             "--window", "1s", "--top", "8", "--joins-per-10s", "1000", "--no-users",
+             "--every", "2s", "--for", "12s", "--db", str(db),
+             "--env-file", str(tmp_path / "none.env")],
+            env={**os.environ, **sim.env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        try:
+            rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
+                                  layout_iterations=20)
+            deadline = time.monotonic() + 30
+            while not (db.exists() and rebuilder.rebuild_now()):
+                assert time.monotonic() < deadline, rebuilder.state.last_error
+                time.sleep(0.2)
+            with TestClient(create_app(rebuilder, start=False)) as client:
+                seen = set()
+                while proc.poll() is None:  # rebuild over and over while it collects
+                    assert rebuilder.rebuild_now(), rebuilder.state.last_error
+                    status = client.get("/status.json").json()
+                    seen.add(status["store"]["complete"])
+                    assert client.get("/map.json").status_code == 200
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, stderr
+    assert rebuilder.state.rebuilds >= 3 and len(seen) >= 2  # the graph followed the store
+    con = duckdb.connect(str(db), read_only=True)
+    statuses = [r[0] for r in con.execute("SELECT status FROM snapshots").fetchall()]
+    con.close()
+    assert len(statuses) >= 5 and set(statuses) == {"complete"}  # the collector never waited
+
+
+def test_windows_give_the_slider_its_lineages_and_streamers_their_trends(tmp_path):
+    from datetime import timedelta
+
+    from _build_fixtures import T0
+
+    db = small_store(tmp_path / "s.duckdb")
+    con = open_store(db)
+    day2 = add_snapshots(con, 2, start=T0 + timedelta(days=1), first_id=3)
+    add_live(con, day2, "a", viewers=300, chatters=users_named("u", 10))
+    add_live(con, day2, "b", viewers=200, chatters=users_named("u", 10, start=8))  # less alike
+    con.close()
+    rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
+                          layout_iterations=20, window=timedelta(days=1))
+    assert rebuilder.rebuild_now()
+    with TestClient(create_app(rebuilder, start=False)) as client:
+        data = client.get("/map.json").json()
+        timeline = data["timeline"]
+        assert timeline["windows"] == ["2022-05-02", "2022-05-03"]
+        logins = [n["key"] for n in data["nodes"]]
+        day1, day2_ = ({k: lin for k, lin in zip(logins, row, strict=True)}
+                       for row in timeline["lineage"])
+        assert day2_["c"] == -1 and day1["c"] >= 0  # c was not live on day 2
+        assert set(timeline["colors"]) == {str(v) for v in [*day1.values(), *day2_.values()]
+                                           if v >= 0}
+        facts = client.get("/streamer/a.json").json()
+        assert [h["window"] for h in facts["history"]] == timeline["windows"]
+        # a-b overlap: 5 of 10 shared on day 1 (50 %), 2 of 10 on day 2 (20 %)
+        assert facts["trends"]["b"] == [50.0, 20.0]
+        assert facts["trends"]["c"] == [100.0, None]
+        page = client.get("/streamer/a").text
+        assert "Community history" in page and "2022-05-03" in page
