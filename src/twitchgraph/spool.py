@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from dataclasses import asdict
 from datetime import datetime
@@ -94,8 +95,12 @@ class Spool:
             return []
         return sorted(self.dir.glob("*.json"))
 
-    def commit(self, *, wait_s: float = 0.0) -> dict[str, int]:
-        """Move every spooled snapshot into the store; returns {file name: snapshot id}.
+    def commit(self, *, wait_s: float = 0.0, budget_s: float = 2.0) -> dict[str, int]:
+        """Move spooled snapshots into the store; returns {file name: snapshot id}.
+
+        Stops taking new files after `budget_s` so that a backlog (after a long `enrich`)
+        goes in over several short holds of the store, with readers let in between; call
+        again while `pending()` is not empty.
 
         Returns what it committed before a failure: a file whose transaction failed stays
         spooled (and is tried again next time); the error is logged once until it changes.
@@ -122,7 +127,10 @@ class Spool:
             try:
                 # This process holds the collector lock: a running row is a dead writer's.
                 recover_stale(con)
+                until = time.monotonic() + budget_s
                 for path in files:
+                    if committed and time.monotonic() > until:
+                        break
                     snapshot_id = self._commit_one(con, path)
                     if snapshot_id >= 0:
                         committed[path.name] = snapshot_id
