@@ -20,7 +20,8 @@ tables and is the one place that creates and migrates them (`open_store`):
   profile_image_url, type, fetched_at)``: the latest profile per user id.
 - ``snapshot_info(snapshot_id, source, params, stats)``: how a snapshot was taken (JSON text);
   ``stats.rows`` holds its row counts per table, written in the same transaction.
-- ``imports(file_key, file_name, snapshot_id, imported_at)``: JSON files already imported.
+- ``imports(file_key, file_name, snapshot_id, imported_at)``: JSON files already imported
+  (dumps by `twitchgraph import`; the collector's spool files under ``spool:<name>``).
 
 `write_snapshot` writes a whole snapshot in ONE transaction, flipping its status to complete
 in the same commit, so a crash (even ``kill -9``) at any moment leaves only whole snapshots.
