@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from twitchgraph.store import (
     SnapshotData,
     StoreBusy,
@@ -134,9 +136,7 @@ class Spool:
                     snapshot_id = self._commit_one(con, path)
                     if snapshot_id >= 0:
                         committed[path.name] = snapshot_id
-            except StoreBusy:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported once; the file stays spooled
+            except (duckdb.Error, OSError) as exc:  # disk full, I/O: the file stays spooled
                 message = f"cannot commit {path.name} into {self.db}: {exc}"
                 if message != self._last_error:
                     log.error("%s (kept in the spool, tried again later)", message)
