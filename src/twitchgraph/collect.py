@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -634,7 +635,7 @@ def run_collector(
             pass  # readers or a writer have it: the spool waits for them
         spool = Spool(db, notify=notify)
         with contextlib.suppress(StoreBusy):
-            spool.commit()  # what a previous run left spooled
+            spool.commit(budget_s=math.inf)  # what a previous run left spooled
         http = httpx.Client(timeout=httpx.Timeout(15.0, connect=10.0), transport=transport)
         auth = AppTokenAuth(credentials, auth_url=endpoints.auth_url, http=http)
         # Helix rate limits run on real time, whatever clock drives the schedule.
@@ -644,10 +645,14 @@ def run_collector(
                                        console))
         finally:
             helix.close()
-        try:
-            spool.commit(wait_s=commit_wait_s)
-        except StoreBusy as exc:
-            log.warning("%s", exc)
+        deadline = time.monotonic() + commit_wait_s
+        while spool.pending() and time.monotonic() < deadline:
+            try:
+                if not spool.commit(wait_s=max(0.0, deadline - time.monotonic())):
+                    break  # a file that cannot go in (logged); it stays for the next run
+            except StoreBusy as exc:
+                log.warning("%s", exc)
+                break
         run.spooled = len(spool.pending())
         state_path = collector_state_path(db)
         with contextlib.suppress(OSError, ValueError):

@@ -16,11 +16,14 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from twitchgraph.store import (
     SnapshotData,
@@ -94,8 +97,12 @@ class Spool:
             return []
         return sorted(self.dir.glob("*.json"))
 
-    def commit(self, *, wait_s: float = 0.0) -> dict[str, int]:
-        """Move every spooled snapshot into the store; returns {file name: snapshot id}.
+    def commit(self, *, wait_s: float = 0.0, budget_s: float = 2.0) -> dict[str, int]:
+        """Move spooled snapshots into the store; returns {file name: snapshot id}.
+
+        Stops taking new files after `budget_s` so that a backlog (after a long `enrich`)
+        goes in over several short holds of the store, with readers let in between; call
+        again while `pending()` is not empty.
 
         Returns what it committed before a failure: a file whose transaction failed stays
         spooled (and is tried again next time); the error is logged once until it changes.
@@ -122,13 +129,14 @@ class Spool:
             try:
                 # This process holds the collector lock: a running row is a dead writer's.
                 recover_stale(con)
+                until = time.monotonic() + budget_s
                 for path in files:
+                    if committed and time.monotonic() > until:
+                        break
                     snapshot_id = self._commit_one(con, path)
                     if snapshot_id >= 0:
                         committed[path.name] = snapshot_id
-            except StoreBusy:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported once; the file stays spooled
+            except (duckdb.Error, OSError) as exc:  # disk full, I/O: the file stays spooled
                 message = f"cannot commit {path.name} into {self.db}: {exc}"
                 if message != self._last_error:
                     log.error("%s (kept in the spool, tried again later)", message)

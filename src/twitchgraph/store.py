@@ -20,7 +20,8 @@ tables and is the one place that creates and migrates them (`open_store`):
   profile_image_url, type, fetched_at)``: the latest profile per user id.
 - ``snapshot_info(snapshot_id, source, params, stats)``: how a snapshot was taken (JSON text);
   ``stats.rows`` holds its row counts per table, written in the same transaction.
-- ``imports(file_key, file_name, snapshot_id, imported_at)``: JSON files already imported.
+- ``imports(file_key, file_name, snapshot_id, imported_at)``: JSON files already imported
+  (dumps by `twitchgraph import`; the collector's spool files under ``spool:<name>``).
 - ``raids(snapshot_id, raided_at, from_login, from_name, to_login, viewers)``: every raid
   the chat saw in a raided channel's room (whether or not the raider is live or tracked),
   stored with the snapshot that was being taken when it came; logins lower case.

@@ -123,3 +123,14 @@ def test_a_damaged_spool_file_is_set_aside_and_the_rest_committed(tmp_path) -> N
     spool.put(_snapshot(5))
     assert list(spool.commit().values()) == [1]
     assert [p.suffix for p in spool.dir.iterdir()] == [".bad"]
+
+
+def test_a_backlog_goes_in_over_several_short_holds(tmp_path) -> None:
+    db = tmp_path / "s.duckdb"
+    open_store(db).close()
+    spool = Spool(db)
+    for minute in range(3):
+        spool.put(_snapshot(minute))
+    assert len(spool.commit(budget_s=0)) == 1  # one file per hold at the least
+    assert len(spool.pending()) == 2
+    assert len(spool.commit()) == 2 and _counts(db)[0] == 3
