@@ -537,6 +537,10 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
                     f"{path} belongs to a run with another {key} ({old.get(key)!r}); "
                     "choose another --out"
                 )
+    if run["extract_settings"] == "unknown":
+        logger.warning("%s does not record how its frames and flow were extracted (no "
+                       "extract_report.json): run.json says 'unknown', and predict will ask "
+                       "for --flow, --short-side and --bound", config.rawframes)
     path.write_text(json.dumps(run, indent=2), encoding="utf-8")
 
 

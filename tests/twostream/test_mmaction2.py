@@ -224,12 +224,14 @@ def test_mislabelled_list_is_one_clear_error_naming_the_line(mm_folder, tmp_path
 
 
 @pytest.mark.slow
-def test_mmaction2_folder_trains_evaluates_and_predicts(mm_folder, synth_dataset, tmp_path):
+def test_mmaction2_folder_trains_evaluates_and_predicts(mm_folder, synth_dataset, tmp_path,
+                                                        caplog):
     for stream in ("spatial", "temporal"):
         r = _run("train", mm_folder, "--stream", stream, "--out", tmp_path / stream, "--arch",
                  "resnet18", "--weights", "none", "--epochs", "1", "--batch-size", "4",
                  "--crop", "32", "--workers", "0", "--device", "cpu", "--val-segments", "1")
         assert r.exit_code == 0, r.output
+        assert "predict will ask for --flow, --short-side and --bound" in caplog.text
         run = json.loads((tmp_path / stream / "run.json").read_text())
         assert run["classes"] == synth_dataset.classes
         assert run["extract_settings"] == "unknown"
