@@ -111,6 +111,8 @@ def find_communities(
     if not 0 < resolution < math.inf:  # also refuses nan, which Leiden takes silently
         raise ValueError(f"resolution must be a finite number > 0 (e.g. 1.0; the original map used "
                          f"0.7), got {resolution}")
+    if not -(2**63) <= seed < 2**63:  # Leiden takes a C integer
+        raise ValueError(f"seed must be an integer of at most 19 digits (e.g. 0 or 42), got {seed}")
     if n_iterations == 0 or n_iterations < -1:
         raise ValueError(f"n_iterations must be -1 (until stable) or >= 1, got {n_iterations}")
     graph = to_igraph(data)

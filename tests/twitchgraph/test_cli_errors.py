@@ -46,6 +46,7 @@ def paths(tmp_path_factory) -> dict[str, Path]:
     write_planted_graph_dir(broken, communities=2, size=6, seed=4)
     with (broken / "edges.csv").open("a") as f:
         f.write('a,b\n1,2,3,4\n"unclosed\n')
+    (broken / "graph.kuzu").write_text("not a database")
     (root / "binary.env").write_bytes(b"TWITCH_CLIENT_ID=\xff\xfe\x00\x81")
     (root / "a_file").write_text("not a folder")
     (root / "a_folder").mkdir()
@@ -75,6 +76,9 @@ CASES = [
          lambda p: ["query", str(p["graph"]),
                     f"COPY (MATCH (s:Streamer) RETURN s.login) TO '{p['root'] / 'leak.csv'}'"],
          "query is read-only: COPY reads or writes files"),
+    Case("query on a graph.kuzu that is not a database",
+         lambda p: ["query", str(p["broken"]), "RETURN 1"],
+         "graph.kuzu (Runtime exception: Unable to open database"),
     Case("query INSTALL httpfs", lambda p: ["query", str(p["graph"]), "INSTALL httpfs"],
          "query is read-only: INSTALL downloads extensions"),
     # DuckDB out of memory
@@ -97,6 +101,13 @@ CASES = [
          "--port 99999 is not a port: use 0-65535"),
     Case("sim serve --port -1", lambda p: ["sim", "serve", "--port", "-1"],
          "--port -1 is not a port: use 0-65535"),
+    Case("sim serve --for inf", lambda p: ["sim", "serve", "--for", "inf"],
+         "--for must be a number of seconds >= 0"),
+    Case("sim serve --time-scale nan", lambda p: ["sim", "serve", "--time-scale", "nan"],
+         "--time-scale must be a number > 0"),
+    Case("communities --seed beyond a C integer",
+         lambda p: ["communities", str(p["graph"]), "--seed", "99999999999999999999"],
+         "seed must be an integer of at most 19 digits"),
     Case("sim serve --ground-truth a folder",
          lambda p: ["sim", "serve", "--ground-truth", str(p["folder"])],
          "is a folder: pass a file name"),

@@ -81,7 +81,7 @@ def collect(
 ) -> None:
     """Snapshot live streams (Helix) and who is in their chat (anonymous IRC) into the store.
 
-    Needs TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET in the environment or in .env.
+    Needs TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET in the environment, .env or --env-file.
 
     Prints one summary line per snapshot.
 

@@ -244,9 +244,9 @@ def demo(
 
     Example: twitchgraph demo --out demo-output/twitchgraph
     """
+    check_out_dir(out)  # before loading the simulator
     from twitchgraph.demo import DemoConfig, DemoError, run_demo
 
-    check_out_dir(out)
     config = DemoConfig(channels=channels, users=users, seed=seed, snapshots=snapshots,
                         time_scale=time_scale)
     try:

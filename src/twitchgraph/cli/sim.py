@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 from pathlib import Path
@@ -64,6 +65,12 @@ def serve(
     from twitchgraph.sim import start_simulator  # the simulator loads only for this command
     from twitchgraph.sim.config import FAULTS
 
+    if not 0 < time_scale < math.inf:
+        raise _fail(f"sim serve: --time-scale must be a number > 0 (1 = real time), got "
+                    f"{time_scale}")
+    if duration is not None and not 0 <= duration < math.inf:
+        raise _fail(f"sim serve: --for must be a number of seconds >= 0 (leave it out to serve "
+                    f"until Ctrl-C), got {duration}")
     _check_port(port, "--port")
     _check_port(chat_port, "--chat-port")
     for path, option in ((ground_truth, "--ground-truth"), (bot_list, "--bot-list"),

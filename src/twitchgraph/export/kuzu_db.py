@@ -222,7 +222,11 @@ def _remove_db(path: Path) -> None:
 
 @contextlib.contextmanager
 def connect(path: str | os.PathLike, *, read_only: bool = True) -> Iterator[kuzu.Connection]:
-    """Open a Kùzu database file (or a GRAPH_DIR holding graph.kuzu) and close it afterwards."""
+    """Open a Kùzu database file (or a GRAPH_DIR holding graph.kuzu) and close it afterwards.
+
+    Raises FileNotFoundError when it is missing and ValueError, naming it, when Kùzu cannot
+    open it.
+    """
     db_path = Path(path)
     if db_path.is_dir():
         db_path = db_path / DB_NAME
@@ -230,7 +234,13 @@ def connect(path: str | os.PathLike, *, read_only: bool = True) -> Iterator[kuzu
         raise FileNotFoundError(
             f"{db_path} not found: run `twitchgraph export {db_path.parent} --to db` first."
         )
-    db = kuzu.Database(str(db_path), read_only=read_only)
+    try:
+        db = kuzu.Database(str(db_path), read_only=read_only)
+    except RuntimeError as exc:  # e.g. not a Kùzu file, or one of another Kùzu version
+        raise ValueError(
+            f"cannot open {db_path} ({str(exc).splitlines()[0]}): remake it with "
+            f"`twitchgraph export {db_path.parent} --to db`"
+        ) from None
     con = kuzu.Connection(db)
     try:
         yield con
