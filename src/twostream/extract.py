@@ -224,7 +224,7 @@ def extract_dataset(
     jpeg_quality: int = 95,
     progress: bool = True,
     device: str = "auto",
-    flow_batch: int = 16,
+    flow_batch: int | None = None,
 ) -> ExtractSummary:
     """Extract frames and flow for every clip the splits use, resumably and in parallel.
 
@@ -251,8 +251,8 @@ def extract_dataset(
         Show a progress bar (clips done, frames/s, ETA) on stderr.
     device, flow_batch:
         ``tvl1-torch`` only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``, and the frame
-        pairs per flow batch; the workers decode and write JPEGs meanwhile
-        (:mod:`twostream.extract_batched`).
+        pairs per flow batch (default 64 on CUDA, 1 on CPU); the workers decode and write
+        JPEGs meanwhile (:mod:`twostream.extract_batched`).
 
     Clips whose complete output with the same settings exists are skipped; bad clips are
     skipped and reported. Only clips extracted whole are listed in the annotation files.

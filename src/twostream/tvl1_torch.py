@@ -309,8 +309,8 @@ def tvl1_flow(
         Every :class:`~twostream.flow.TVL1Params` field, with OpenCV's meaning (default:
         OpenCV's defaults). See the module docstring for how ``epsilon`` maps onto a batch.
     compile:
-        Fuse each primal-dual step with ``torch.compile`` (one kernel instead of ~30 on a GPU;
-        compiling takes a while once per pyramid level size).
+        Fuse each primal-dual step with ``torch.compile`` (a few kernels instead of 26 on a
+        GPU; compiling takes a minute or two, once per process).
 
     Returns
     -------
