@@ -382,15 +382,21 @@ def iter_tvl1_flow(
     params: TVL1Params | None = None,
     *,
     device: str | torch.device = "cpu",
-    batch: int = 8,
+    batch: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the flow of each consecutive pair of ``(H, W)`` uint8 ``frames``, ``batch`` pairs
-    per call of :func:`tvl1_flow`, holding at most ``batch + 1`` frames."""
-    if batch < 1:
+    per call of :func:`tvl1_flow`, holding at most ``batch + 1`` frames.
+
+    ``batch=None`` batches small frames only (up to 8 pairs, ~64k pixels per batch): on CPU a
+    batch pays for per-call overhead on small frames but is slower per pair at 340x256.
+    """
+    if batch is not None and batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     held: list[np.ndarray] = []
     for frame in frames:
         held.append(frame)
+        if batch is None:
+            batch = max(1, min(8, 2**16 // frame.size))
         if len(held) == batch + 1:
             stack = np.stack(held)
             yield from tvl1_flow_numpy(stack[:-1], stack[1:], params, device=device)
