@@ -333,7 +333,7 @@ def extract_dataset(
     flow_scale: float = 1.0,
     progress: bool = True,
     device: str = "auto",
-    flow_batch: int = 16,
+    flow_batch: int | None = None,
     force: bool = False,
 ) -> ExtractSummary:
     """Extract frames and flow for every clip the splits use, resumably and in parallel.
@@ -363,8 +363,8 @@ def extract_dataset(
         Show a progress bar (clips done, frames/s, ETA) on stderr.
     device, flow_batch:
         ``tvl1-torch`` only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``, and the frame
-        pairs per flow batch; the workers decode and write JPEGs meanwhile
-        (:mod:`twostream.extract_batched`).
+        pairs per flow batch (default 64 on CUDA, 1 on CPU); the workers decode and write
+        JPEGs meanwhile (:mod:`twostream.extract_batched`).
     force:
         Redo clips that ``out_dir`` holds from a run with other settings. Without it such
         clips stop the run before anything is touched (:class:`SettingsMismatchError`).

@@ -122,7 +122,7 @@ def extract_batched(
     jpeg_quality: int,
     params,
     device: str = "auto",
-    flow_batch: int = 16,
+    flow_batch: int | None = None,
     workers: int = 1,
     worker_init: Callable[[], None] | None = None,
 ) -> None:
@@ -130,16 +130,21 @@ def extract_batched(
 
     Each clip's :class:`~twostream.extract.ClipResult` goes to ``record`` once it is written
     whole or skipped as bad. ``params`` are the :class:`~twostream.flow.TVL1Params`;
-    ``device`` is ``auto``, ``cpu`` or ``cuda``; ``worker_init`` runs in each worker process.
+    ``device`` is ``auto``, ``cpu`` or ``cuda`` (where each primal-dual step is fused with
+    ``torch.compile``); ``worker_init`` runs in each worker process.
     """
     import torch
 
     from twostream.train import resolve_device
     from twostream.tvl1_torch import tvl1_flow
 
+    dev = resolve_device(device)
+    if flow_batch is None:
+        # Measured (benchmarks/tvl1_torch.py): on CPU a batch is slower per pair than one pair
+        # at a time (the working set leaves the caches); a GPU needs batches to fill up.
+        flow_batch = 64 if dev.type == "cuda" else 1
     if flow_batch < 1:
         raise ValueError(f"flow_batch must be >= 1, got {flow_batch}")
-    dev = resolve_device(device)
     if workers > 1:
         import multiprocessing
 
@@ -170,7 +175,8 @@ def extract_batched(
         items, pending[size] = pending[size][:n], pending[size][n:]
         a = np.stack([clips[k].decoded.grey[i] for k, i in items])
         b = np.stack([clips[k].decoded.grey[i + 1] for k, i in items])
-        flow = tvl1_flow(torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev), params)
+        flow = tvl1_flow(torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev), params,
+                         compile=dev.type == "cuda")
         q = quantize_flow(flow.cpu().numpy(), bound)
         for (key, i), qi in zip(items, q, strict=True):
             clip = clips[key]

@@ -309,8 +309,8 @@ def tvl1_flow(
         Every :class:`~twostream.flow.TVL1Params` field, with OpenCV's meaning (default:
         OpenCV's defaults). See the module docstring for how ``epsilon`` maps onto a batch.
     compile:
-        Fuse each primal-dual step with ``torch.compile`` (one kernel instead of ~30 on a GPU;
-        compiling takes a while once per pyramid level size).
+        Fuse each primal-dual step with ``torch.compile`` (a few kernels instead of 26 on a
+        GPU; compiling takes a minute or two, once per process).
 
     Returns
     -------
@@ -382,15 +382,21 @@ def iter_tvl1_flow(
     params: TVL1Params | None = None,
     *,
     device: str | torch.device = "cpu",
-    batch: int = 8,
+    batch: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the flow of each consecutive pair of ``(H, W)`` uint8 ``frames``, ``batch`` pairs
-    per call of :func:`tvl1_flow`, holding at most ``batch + 1`` frames."""
-    if batch < 1:
+    per call of :func:`tvl1_flow`, holding at most ``batch + 1`` frames.
+
+    ``batch=None`` batches small frames only (up to 8 pairs, ~64k pixels per batch): on CPU a
+    batch pays for per-call overhead on small frames but is slower per pair at 340x256.
+    """
+    if batch is not None and batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     held: list[np.ndarray] = []
     for frame in frames:
         held.append(frame)
+        if batch is None:
+            batch = max(1, min(8, 2**16 // frame.size))
         if len(held) == batch + 1:
             stack = np.stack(held)
             yield from tvl1_flow_numpy(stack[:-1], stack[1:], params, device=device)

@@ -16,6 +16,7 @@ from twostream.flow import TVL1Params, compute_flow, endpoint_error  # noqa: E40
 from twostream.tvl1_torch import (  # noqa: E402
     _resize,
     _warp,
+    iter_tvl1_flow,
     median5,
     pyramid_sizes,
     tvl1_flow,
@@ -141,3 +142,15 @@ def test_tvl1_flow_keeps_device_shape_and_rejects_bad_input():
         tvl1_flow(a, a[:1, :, :20])
     with pytest.raises(ValueError, match="median_filtering"):
         tvl1_flow(a, a, TVL1Params(median_filtering=4))
+
+
+def test_iter_tvl1_flow_streams_every_pair_once_in_order():
+    rng = np.random.default_rng(2)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (32, 40)).astype(np.float32), (0, 0), 1.5)
+    frames = np.stack([np.roll(base, k, axis=1) for k in range(6)]).astype(np.uint8)
+    params = TVL1Params(nscales=1, warps=2, outer_iterations=2, inner_iterations=10)
+    whole = tvl1_flow_numpy(frames[:-1], frames[1:], params)
+    for batch in (2, 4, None):
+        streamed = np.stack(list(iter_tvl1_flow(iter(frames), params, batch=batch)))
+        assert streamed.shape == (5, 32, 40, 2)
+        np.testing.assert_allclose(streamed, whole, atol=1e-3)
