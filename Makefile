@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 
 .PHONY: demo test lint install system-deps clean
 
@@ -13,6 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The Spark engine's extra, for the tests only: `make demo` stays Spark-free.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
 
 # Debian packages, installed when missing: Chromium drives the web map's browser tests.
 system-deps:
@@ -27,11 +33,17 @@ system-deps:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null) \
 	      || echo "warning: could not install fonts-noto-cjk; CJK names will draw as boxes"; \
 	  else echo "warning: fonts-noto-cjk missing and not root; CJK names will draw as boxes"; fi; }
+	@# Java for the Spark engine's tests (pyspark 4 needs Java 17+; bookworm's default is 17).
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null) \
+	      || echo "warning: could not install default-jre-headless; Spark tests will be skipped"; \
+	  else echo "warning: java missing and not root; Spark tests will be skipped"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) $(SPARK_STAMP) system-deps lint
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)

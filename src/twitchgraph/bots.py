@@ -27,6 +27,7 @@ __all__ = [
     "ensure_bot_table",
     "import_bot_csv",
     "known_bots",
+    "known_bots_frame",
     "suspected_bots",
     "suspected_bots_sql",
 ]
@@ -206,6 +207,15 @@ def known_bots(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         ).df()
     finally:
         con.unregister("_tg_builtin_bots")
+
+
+def known_bots_frame(listed: list[str]) -> pd.DataFrame:
+    """(login, rule) for the built-in bots and the `listed` logins not built in, as
+    `known_bots` gives them, from a bot list read by any engine."""
+    builtin = sorted(BUILTIN_BOTS)
+    extra = sorted({login.lower() for login in listed} - BUILTIN_BOTS)
+    return pd.DataFrame({"login": builtin + extra,
+                         "rule": ["builtin"] * len(builtin) + ["list"] * len(extra)})
 
 
 def suspected_bots_sql(presence: str, live: str, *, share: float, min_channels: int) -> str:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -47,8 +48,10 @@ import duckdb
 import pandas as pd
 
 from twitchgraph import __version__
-from twitchgraph.bots import known_bots, suspected_bots_sql
-from twitchgraph.enrich.schema import readable_enrich_tables
+from twitchgraph.bots import known_bots_frame, suspected_bots_sql
+from twitchgraph.engines import DuckDBEngine, SparkEngine
+
+Engine = DuckDBEngine | SparkEngine
 
 __all__ = [
     "BuildError",
@@ -176,58 +179,71 @@ def _as_utc(value: datetime | str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> Any:
-    return con.execute(sql, params or []).fetchall()[0][0]
+def _lit(value: Any) -> str:
+    """A Python value as a SQL literal: the build's SQL is inlined, then run on any engine."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, datetime):
+        return f"CAST('{_as_utc(value).isoformat()}' AS TIMESTAMPTZ)"
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if isinstance(value, float):
+        # A DOUBLE, not a decimal literal: Spark would compute in (rounded) decimals.
+        return f"CAST('{value!r}' AS DOUBLE)"
+    return "'" + str(value).replace("'", "''") + "'"
 
 
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return int(_scalar(con, f"SELECT count(*) FROM {table}"))
+def _scalar(engine: Engine, sql: str) -> Any:
+    return engine.rows(sql)[0][0]
 
 
-def _select_snapshots(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> float:
+def _count(engine: Engine, table: str) -> int:
+    return int(_scalar(engine, f"SELECT count(*) FROM {table}"))
+
+
+def _select_snapshots(engine: Engine, p: BuildParams, stats: dict) -> float:
     """Create ``_tg_sel`` (snapshot_id, started_at) and return the minutes one stands for."""
-    total = _count(con, "snapshots")
+    total = _count(engine, "snapshots")
     if total == 0:
         raise BuildError("the store has no snapshots: run `twitchgraph collect` first")
-    complete = _count(con, "snapshots WHERE status = 'complete'")
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _tg_window AS
+    complete = _count(engine, "snapshots WHERE status = 'complete'")
+    window = "".join(
+        f" AND started_at {op} {_lit(value)}"
+        for op, value in ((">=", p.since), ("<", p.until)) if value is not None
+    )
+    engine.table(
+        "_tg_window",
+        f"""
         SELECT snapshot_id, started_at, interval_s,
                row_number() OVER (ORDER BY started_at, snapshot_id) - 1 AS rn
         FROM snapshots
-        WHERE status = 'complete'
-          AND (CAST(? AS TIMESTAMPTZ) IS NULL OR started_at >= CAST(? AS TIMESTAMPTZ))
-          AND (CAST(? AS TIMESTAMPTZ) IS NULL OR started_at < CAST(? AS TIMESTAMPTZ))
+        WHERE status = 'complete'{window}
         """,
-        [p.since, p.since, p.until, p.until],
     )
-    in_window = _count(con, "_tg_window")
+    in_window = _count(engine, "_tg_window")
     if in_window == 0:
-        first, last = con.execute(
+        first, last = engine.rows(
             "SELECT min(started_at), max(started_at) FROM snapshots WHERE status = 'complete'"
-        ).fetchall()[0]
+        )[0]
         raise BuildError(
             f"window filter (since={p.since}, until={p.until}) left no complete snapshot "
             f"({complete} complete of {total} before, 0 after; store spans {first} .. {last})"
         )
-    con.execute(
+    engine.table(
+        "_tg_sel",
         f"""
-        CREATE OR REPLACE TEMP TABLE _tg_sel AS
         SELECT snapshot_id, started_at, interval_s FROM _tg_window
         WHERE rn % {int(p.every_nth)} = 0
-        """
-    )
-    used = _count(con, "_tg_sel")
-    step = _scalar(
-        con,
-        """
-        SELECT median(epoch(started_at) - epoch(prev)) / 60.0 FROM (
-            SELECT started_at, lag(started_at) OVER (ORDER BY started_at) AS prev FROM _tg_sel
-        ) WHERE prev IS NOT NULL
         """,
     )
-    interval = _scalar(con, "SELECT median(interval_s) FROM _tg_sel")
+    # One row per used snapshot: small, and the same arithmetic on every engine.
+    times = engine.rows("SELECT started_at, interval_s FROM _tg_sel ORDER BY started_at")
+    used = len(times)
+    gaps = [(b[0] - a[0]).total_seconds() / 60.0
+            for a, b in zip(times, times[1:], strict=False)]
+    step = statistics.median(gaps) if gaps else None
+    intervals = [t[1] for t in times if t[1] is not None]
+    interval = statistics.median(intervals) if intervals else None
     scheduled = None if interval is None else interval * p.every_nth / 60.0
     measured = step
     if step is None:
@@ -245,49 +261,73 @@ def _select_snapshots(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dic
         "complete": complete,
         "in_window": in_window,
         "used": used,
-        "first_used": str(_scalar(con, "SELECT min(started_at) FROM _tg_sel")),
-        "last_used": str(_scalar(con, "SELECT max(started_at) FROM _tg_sel")),
+        "first_used": str(times[0][0]),
+        "last_used": str(times[-1][0]),
     }
+    _partial_slots(engine, stats)
     stats["snapshot_minutes"] = float(step)
     stats["snapshot_minutes_measured"] = None if measured is None else float(measured)
     return float(step)
 
 
-def _live_streams(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> None:
+def _partial_slots(engine: Engine, stats: dict) -> None:
+    """Report the slots some shards did not complete (only a sharded dataset has them)."""
+    partial = engine.rows(
+        "SELECT started_at, shards_complete, shards FROM snapshots WHERE status = 'partial' "
+        "ORDER BY started_at"
+    ) if "shards_complete" in engine.columns("snapshots") else []
+    if partial:
+        stats["snapshots"]["partial"] = len(partial)
+        stats["snapshots"]["partial_slots"] = [
+            {"slot": str(at), "shards_complete": int(done), "shards": int(n)}
+            for at, done, n in partial[:_MAX_LISTED]
+        ]
+
+
+def _live_streams(engine: Engine, p: BuildParams, stats: dict) -> None:
     """Create ``_tg_live``: one row per (snapshot, live channel) of the used snapshots."""
-    con.execute(
+    engine.table(
+        "_tg_rows",
         """
-        CREATE OR REPLACE TEMP TABLE _tg_rows AS
         SELECT st.snapshot_id, lower(st.user_login) AS login, st.user_name, st.game_id,
                st.game_name, coalesce(st.viewer_count, 0) AS viewer_count, st.language,
                sel.started_at AS snapshot_at
-        FROM streams st JOIN _tg_sel sel USING (snapshot_id)
-        """
+        FROM streams st JOIN _tg_sel sel ON sel.snapshot_id = st.snapshot_id
+        """,
     )
-    rows = _count(con, "_tg_rows")
+    rows = _count(engine, "_tg_rows")
     if rows == 0:
         raise BuildError(
             f"the {stats['snapshots']['used']} snapshots used hold no live stream: "
             "check the collector's streams table"
         )
-    # Helix paging may return a stream twice in one snapshot; keep the row with most viewers.
-    con.execute(
+    # Helix paging may return a stream twice in one snapshot; keep the row with most viewers
+    # (ties broken on every column, so that every engine keeps the same row).
+    engine.table(
+        "_tg_dedup",
         """
-        CREATE OR REPLACE TEMP TABLE _tg_dedup AS
-        SELECT * FROM _tg_rows
-        QUALIFY row_number() OVER (
-            PARTITION BY snapshot_id, login ORDER BY viewer_count DESC, game_name) = 1
-        """
+        SELECT snapshot_id, login, user_name, game_id, game_name, viewer_count, language,
+               snapshot_at
+        FROM (
+            SELECT *, row_number() OVER (
+                PARTITION BY snapshot_id, login
+                ORDER BY viewer_count DESC, game_name NULLS LAST, game_id NULLS LAST,
+                         user_name NULLS LAST, language NULLS LAST) AS _dup
+            FROM _tg_rows
+        ) WHERE _dup = 1
+        """,
     )
-    dedup = _count(con, "_tg_dedup")
-    con.execute(
-        # cid: an integer per channel, so that the chatter tables carry no channel strings
-        "CREATE OR REPLACE TEMP TABLE _tg_live AS "
-        "SELECT *, CAST(dense_rank() OVER (ORDER BY login) AS INTEGER) AS cid FROM _tg_dedup "
-        "WHERE CAST(? AS VARCHAR) IS NULL OR lower(language) = lower(CAST(? AS VARCHAR))",
-        [p.language, p.language],
+    dedup = _count(engine, "_tg_dedup")
+    language = (
+        "" if p.language is None else f" WHERE lower(language) = lower({_lit(p.language)})"
     )
-    live = _count(con, "_tg_live")
+    # cid: an integer per channel, so that the chatter tables carry no channel strings
+    engine.table(
+        "_tg_live",
+        "SELECT *, CAST(dense_rank() OVER (ORDER BY login) AS INTEGER) AS cid FROM _tg_dedup"
+        + language,
+    )
+    live = _count(engine, "_tg_live")
     stats["stream_rows"] = {"in_window": rows, "after_dedup": dedup, "after_language": live}
     if live == 0:
         raise BuildError(
@@ -296,7 +336,7 @@ def _live_streams(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -
         )
 
 
-def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> None:
+def _chatters(engine: Engine, p: BuildParams, stats: dict) -> None:
     """Create ``_tg_chat`` (snapshot_id, cid, uid): non-bot chatters of live channels.
 
     Viewers get integer ids (``_tg_uid``) once their bots are gone: every later step
@@ -305,35 +345,36 @@ def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> No
     Relies on the store's contract for ``chatters``: logins lower case, one row per
     (snapshot, channel, user). Not re-checking it here makes this step three times faster.
     """
-    con.execute(
+    engine.table(
+        "_tg_chat_raw",
         """
-        CREATE OR REPLACE TEMP TABLE _tg_chat_raw AS
         SELECT c.snapshot_id, l.cid, c.user_login AS viewer
         FROM chatters c
         JOIN _tg_live l ON l.snapshot_id = c.snapshot_id AND l.login = c.channel_login
         WHERE c.user_login <> l.login
+        """,
+    )
+    raw = _count(engine, "_tg_chat_raw")
+    listed = (
+        [r[0] for r in engine.rows("SELECT DISTINCT lower(login) FROM bots")]
+        if engine.has_table("bots") else []
+    )
+    engine.register("_tg_known_bots", known_bots_frame(listed))
+    per_login = engine.rows(
+        """
+        SELECT b.rule, r.viewer, count(*) AS chatter_rows
+        FROM _tg_chat_raw r JOIN _tg_known_bots b ON b.login = r.viewer
+        GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2
         """
     )
-    raw = _count(con, "_tg_chat_raw")
-    con.register("_tg_known_bots", known_bots(con))
-    try:
-        per_login = con.execute(
-            """
-            SELECT b.rule, r.viewer, count(*) AS chatter_rows
-            FROM _tg_chat_raw r JOIN _tg_known_bots b ON b.login = r.viewer
-            GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2
-            """
-        ).fetchall()
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE _tg_uid AS
-            SELECT viewer, CAST(row_number() OVER () AS INTEGER) AS uid
-            FROM (SELECT DISTINCT viewer FROM _tg_chat_raw
-                  WHERE viewer NOT IN (SELECT login FROM _tg_known_bots))
-            """
-        )
-    finally:
-        con.unregister("_tg_known_bots")
+    engine.table(
+        "_tg_uid",
+        """
+        SELECT viewer, CAST(row_number() OVER (ORDER BY viewer) AS INTEGER) AS uid
+        FROM (SELECT DISTINCT viewer FROM _tg_chat_raw
+              WHERE viewer NOT IN (SELECT login FROM _tg_known_bots))
+        """,
+    )
     by_rule = {rule: {"users": 0, "chatter_rows": 0} for rule in ("builtin", "list", "suspected")}
     logins: dict[str, list[str]] = {"builtin": [], "list": [], "suspected": []}
     for rule, login, rows in per_login:
@@ -341,60 +382,63 @@ def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> No
         by_rule[rule]["chatter_rows"] += int(rows)
         logins[rule].append(login)
     # Joining the dictionary drops the listed bots: they have no id.
-    con.execute(
+    engine.table(
+        "_tg_chat_all",
         """
-        CREATE OR REPLACE TEMP TABLE _tg_chat AS
-        SELECT r.snapshot_id, r.cid, u.uid FROM _tg_chat_raw r JOIN _tg_uid u USING (viewer)
-        """
+        SELECT r.snapshot_id, r.cid, u.uid FROM _tg_chat_raw r JOIN _tg_uid u
+        ON u.viewer = r.viewer
+        """,
     )
-    con.execute("DROP TABLE _tg_chat_raw")
     # Only accounts no list names can be "suspected".
-    presence = "(SELECT snapshot_id, cid AS channel, uid AS login FROM _tg_chat)"
+    presence = "(SELECT snapshot_id, cid AS channel, uid AS login FROM _tg_chat_all)"
     live = "(SELECT snapshot_id, cid AS channel FROM _tg_live)"
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tg_suspected AS "
-        + suspected_bots_sql(
+    engine.table(
+        "_tg_suspected",
+        suspected_bots_sql(
             presence, live, share=p.bot_channel_share, min_channels=p.bot_min_channels
-        )
+        ),
     )
     if p.drop_suspected:
-        users, rows = con.execute(
-            "SELECT count(DISTINCT uid), count(*) FROM _tg_chat "
+        users, rows = engine.rows(
+            "SELECT count(DISTINCT uid), count(*) FROM _tg_chat_all "
             "WHERE uid IN (SELECT login FROM _tg_suspected)"
-        ).fetchall()[0]
+        )[0]
         by_rule["suspected"] = {"users": int(users), "chatter_rows": int(rows)}
         logins["suspected"] = [
             r[0]
-            for r in con.execute(
+            for r in engine.rows(
                 "SELECT u.viewer FROM _tg_suspected s JOIN _tg_uid u ON u.uid = s.login "
                 f"ORDER BY s.snapshots_flagged DESC, u.viewer LIMIT {_MAX_LISTED}"
-            ).fetchall()
+            )
         ]
-        con.execute("DELETE FROM _tg_chat WHERE uid IN (SELECT login FROM _tg_suspected)")
-    kept = _count(con, "_tg_chat")
+        engine.view("_tg_chat", "SELECT * FROM _tg_chat_all "
+                    "WHERE uid NOT IN (SELECT login FROM _tg_suspected)")
+    else:
+        engine.view("_tg_chat", "SELECT * FROM _tg_chat_all")
+    kept = _count(engine, "_tg_chat")
     stats["chatter_rows"] = {"in_live_channels": raw, "after_bots": kept}
     stats["removed_bots"] = by_rule
     # The logins behind the counts (most chatter rows first), so a graph can be audited.
     stats["removed_bot_logins"] = {rule: names[:_MAX_LISTED] for rule, names in logins.items()}
     stats["suspected_bots"] = {
-        "flagged": _count(con, "_tg_suspected"),
+        "flagged": _count(engine, "_tg_suspected"),
         "dropped": p.drop_suspected,
         "top": [
             {"login": login, "snapshots_flagged": int(n), "max_share": round(float(s), 4)}
-            for login, n, s in con.execute(
+            for login, n, s in engine.rows(
                 "SELECT u.viewer, s.snapshots_flagged, s.max_share FROM _tg_suspected s "
                 "JOIN _tg_uid u ON u.uid = s.login "
                 "ORDER BY s.snapshots_flagged DESC, s.max_share DESC, u.viewer LIMIT 20"
-            ).fetchall()
+            )
         ],
     }
 
 
-def _streamer_stats(con: duckdb.DuckDBPyConnection, step: float) -> None:
+def _streamer_stats(engine: Engine, step: float) -> None:
     """Create ``_tg_streamers``: one row per streamer seen live in the window."""
-    con.execute(
+    engine.table(
+        "_tg_streamers",
         f"""
-        CREATE OR REPLACE TEMP TABLE _tg_streamers AS
         WITH per_snap AS (
             SELECT snapshot_id, cid, count(*) AS n FROM _tg_chat GROUP BY 1, 2
         ),
@@ -407,75 +451,84 @@ def _streamer_stats(con: duckdb.DuckDBPyConnection, step: float) -> None:
         ),
         main_game AS (
             SELECT login, arg_max(game_name, (n, last_at)) AS main_game FROM games GROUP BY 1
+        ),
+        languages AS (
+            SELECT login, language, count(*) AS n FROM _tg_live GROUP BY 1, 2
+        ),
+        main_language AS (
+            -- the most frequent; ties: the alphabetically first (a mode with a defined tie)
+            SELECT login, language FROM (
+                SELECT login, language, row_number() OVER (
+                    PARTITION BY login ORDER BY n DESC, language NULLS LAST) AS r
+                FROM languages
+            ) WHERE r = 1
         )
         SELECT l.login, l.cid,
                arg_max(l.user_name, l.snapshot_at) AS label,
-               mode(l.language) AS language,
-               count(*) * {step} AS minutes_live,
+               any_value(ml.language) AS language,
+               count(*) * {_lit(float(step))} AS minutes_live,
                avg(l.viewer_count) AS viewer_mean,
                max(l.viewer_count) AS viewer_peak,
                avg(coalesce(ps.n, 0)) AS chatter_mean,
                any_value(coalesce(t.chatters_total, 0)) AS chatters_total,
                any_value(mg.main_game) AS main_game
         FROM _tg_live l
-        LEFT JOIN per_snap ps USING (snapshot_id, cid)
-        LEFT JOIN totals t USING (cid)
-        LEFT JOIN main_game mg USING (login)
+        LEFT JOIN per_snap ps ON ps.snapshot_id = l.snapshot_id AND ps.cid = l.cid
+        LEFT JOIN totals t ON t.cid = l.cid
+        LEFT JOIN main_game mg ON mg.login = l.login
+        LEFT JOIN main_language ml ON ml.login = l.login
         GROUP BY l.login, l.cid
-        """
+        """,
     )
 
 
-def _apply_thresholds(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> None:
+def _apply_thresholds(engine: Engine, p: BuildParams, stats: dict) -> None:
     """Filter ``_tg_streamers`` into ``_tg_kept``, counting before and after each filter."""
     filters = stats["filters"] = []
-    con.execute("CREATE OR REPLACE TEMP TABLE _tg_kept AS SELECT * FROM _tg_streamers")
+    kept: list[str] = []
+    before = _count(engine, "_tg_streamers")
     for name, column, value in (
         ("min_live_minutes", "minutes_live", p.min_live_minutes),
         ("min_viewer_mean", "viewer_mean", p.min_viewer_mean),
         ("min_chatter_mean", "chatter_mean", p.min_chatter_mean),
     ):
-        before = _count(con, "_tg_kept")
         # A tiny tolerance so a mean of exactly the threshold is not lost to float rounding.
-        con.execute(f"DELETE FROM _tg_kept WHERE {column} < ? - 1e-9", [float(value)])
-        after = _count(con, "_tg_kept")
+        kept.append(f"{column} >= {_lit(float(value))} - 1e-9")
+        engine.table("_tg_kept", "SELECT * FROM _tg_streamers WHERE " + " AND ".join(kept))
+        after = _count(engine, "_tg_kept")
         filters.append({"filter": name, "value": value, "before": before, "after": after})
         if after == 0:
             raise BuildError(
                 f"filter {name}={value} left no streamer ({before} before, 0 after); "
                 f"lower --{name.replace('_', '-')}"
             )
+        before = after
 
 
-def _edges(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> pd.DataFrame:
+def _edges(engine: Engine, p: BuildParams, stats: dict) -> pd.DataFrame:
     """Weighted, directed streamer-streamer edges by a self-join on chatters per user."""
     # Integer ids (cid, uid) keep the self-join and its hash tables small.
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _tg_sid AS SELECT login, cid AS sid, viewer_mean "
-        "FROM _tg_kept"
+    engine.table("_tg_sid", "SELECT login, cid AS sid, viewer_mean FROM _tg_kept")
+    engine.table(
+        "_tg_su",
+        "SELECT DISTINCT cid AS sid, uid FROM _tg_chat WHERE cid IN (SELECT sid FROM _tg_sid)",
     )
-    con.execute(
+    engine.table(
+        "_tg_pairs",
         """
-        CREATE OR REPLACE TEMP TABLE _tg_su AS
-        SELECT DISTINCT cid AS sid, uid FROM _tg_chat WHERE cid IN (SELECT sid FROM _tg_sid)
-        """
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _tg_pairs AS
         SELECT a.sid AS a, b.sid AS b, count(*) AS shared
         FROM _tg_su a JOIN _tg_su b ON a.uid = b.uid AND a.sid < b.sid
         GROUP BY 1, 2
-        """
+        """,
     )
-    candidates = _count(con, "_tg_pairs")
-    edges = con.execute(
+    candidates = _count(engine, "_tg_pairs")
+    edges = engine.df(
         f"""
         WITH sizes AS (SELECT sid, count(*) AS n FROM _tg_su GROUP BY 1),
         w AS (
             SELECT pr.a, pr.b, pr.shared,
-                   100.0 * pr.shared / least(sa.n, sb.n) AS overlap,
-                   100.0 * pr.shared / (sa.n + sb.n - pr.shared) AS jaccard
+                   100 * CAST(pr.shared AS DOUBLE) / least(sa.n, sb.n) AS overlap,
+                   100 * CAST(pr.shared AS DOUBLE) / (sa.n + sb.n - pr.shared) AS jaccard
             FROM _tg_pairs pr
             JOIN sizes sa ON sa.sid = pr.a
             JOIN sizes sb ON sb.sid = pr.b
@@ -489,11 +542,10 @@ def _edges(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> pd.Da
         FROM w
         JOIN _tg_sid ia ON ia.sid = w.a
         JOIN _tg_sid ib ON ib.sid = w.b
-        WHERE w.{p.weight} >= ? - 1e-9
+        WHERE w.{p.weight} >= {_lit(float(p.min_weight))} - 1e-9
         ORDER BY "Weight" DESC, "Source", "Target"
-        """,
-        [float(p.min_weight)],
-    ).df()
+        """
+    )
     stats["edges"] = {
         "candidate_pairs": candidates,
         "filter": "min_weight",
@@ -509,20 +561,19 @@ def _edges(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> pd.Da
     return edges
 
 
-def _played(
-    con: duckdb.DuckDBPyConnection, p: BuildParams, step: float, stats: dict
-) -> pd.DataFrame:
-    played = con.execute(
+def _played(engine: Engine, p: BuildParams, step: float, stats: dict) -> pd.DataFrame:
+    played = engine.df(
         f"""
         SELECT l.login AS "Source", l.game_name AS "Target",
-               count(*) * {step} AS minutes_played
-        FROM _tg_live l JOIN _tg_kept k USING (login)
+               count(*) * {_lit(float(step))} AS minutes_played
+        FROM _tg_live l JOIN _tg_kept k ON k.login = l.login
         WHERE coalesce(l.game_name, '') <> ''
         GROUP BY 1, 2
         ORDER BY minutes_played DESC, "Source", "Target"
         """
-    ).df()
-    before, longest = len(played), played["minutes_played"].max()
+    )
+    before = len(played)
+    longest = played["minutes_played"].max() if before else 0.0
     played = played[played["minutes_played"] >= p.min_game_minutes - 1e-9].reset_index(drop=True)
     if before and played.empty:  # short collections: easy to miss in the summary
         stats["warnings"].append(
@@ -539,78 +590,81 @@ def _played(
     return played
 
 
-def _games(con: duckdb.DuckDBPyConnection, played: pd.DataFrame) -> pd.DataFrame:
-    names = pd.DataFrame({"name": sorted(played["Target"].unique())})
-    con.register("_tg_game_names", names)
-    try:
-        games = con.execute(
-            """
-            WITH ids AS (
-                SELECT game_name, arg_max(game_id, n) AS game_id FROM (
-                    SELECT game_name, game_id, count(*) AS n FROM _tg_live
-                    WHERE coalesce(game_id, '') <> '' GROUP BY 1, 2
-                ) GROUP BY 1
-            )
-            SELECT n.name AS "Id", n.name AS "Label", ids.game_id,
-                   g.igdb_id,
-                   array_to_string(ig.genres, ';') AS genres,
-                   array_to_string(ig.themes, ';') AS themes,
-                   coalesce(CAST(ig.release_date AS VARCHAR), sd.release_date) AS release_date,
-                   array_to_string(coalesce(ig.developers, sd.developers), ';') AS developers,
-                   array_to_string(coalesce(ig.publishers, sd.publishers), ';') AS publishers,
-                   m.steam_appid,
-                   m.method AS steam_match,
-                   m.score AS steam_match_score,
-                   array_to_string(sd.categories, ';') AS categories,
-                   array_to_string(sd.genres, ';') AS tags
-            FROM _tg_game_names n
-            LEFT JOIN ids ON ids.game_name = n.name
-            LEFT JOIN games g ON g.game_id = ids.game_id AND g.found
-            LEFT JOIN igdb_games ig ON ig.igdb_id = g.igdb_id AND ig.found
-            LEFT JOIN game_matches m ON m.game_name = n.name AND m.steam_appid IS NOT NULL
-            LEFT JOIN steam_details sd ON sd.appid = m.steam_appid AND sd.found
-            ORDER BY n.name
-            """
-        ).df()
-    finally:
-        con.unregister("_tg_game_names")
+def _games(engine: Engine, played: pd.DataFrame) -> pd.DataFrame:
+    engine.register("_tg_game_names", pd.DataFrame({"name": sorted(played["Target"].unique())}))
+    games = engine.df(
+        """
+        WITH ids AS (
+            SELECT game_name, arg_max(game_id, (n, game_id)) AS game_id FROM (
+                SELECT game_name, game_id, count(*) AS n FROM _tg_live
+                WHERE coalesce(game_id, '') <> '' GROUP BY 1, 2
+            ) GROUP BY 1
+        )
+        SELECT n.name AS "Id", n.name AS "Label", ids.game_id,
+               g.igdb_id,
+               array_to_string(ig.genres, ';') AS genres,
+               array_to_string(ig.themes, ';') AS themes,
+               coalesce(CAST(ig.release_date AS VARCHAR), sd.release_date) AS release_date,
+               array_to_string(coalesce(ig.developers, sd.developers), ';') AS developers,
+               array_to_string(coalesce(ig.publishers, sd.publishers), ';') AS publishers,
+               m.steam_appid,
+               m.method AS steam_match,
+               m.score AS steam_match_score,
+               array_to_string(sd.categories, ';') AS categories,
+               array_to_string(sd.genres, ';') AS tags
+        FROM _tg_game_names n
+        LEFT JOIN ids ON ids.game_name = n.name
+        LEFT JOIN games g ON g.game_id = ids.game_id AND g.found
+        LEFT JOIN igdb_games ig ON ig.igdb_id = g.igdb_id AND ig.found
+        LEFT JOIN game_matches m ON m.game_name = n.name AND m.steam_appid IS NOT NULL
+        LEFT JOIN steam_details sd ON sd.appid = m.steam_appid AND sd.found
+        ORDER BY n.name
+        """
+    )
     games["steam_appid"] = games["steam_appid"].astype("Int64")
     return games[GAMES_COLUMNS]
 
 
-def _raids(con: duckdb.DuckDBPyConnection, stats: dict) -> pd.DataFrame:
+def _raids(engine: Engine, stats: dict) -> pd.DataFrame:
     """Raids between kept streamers in the window, one row per (raider, raided)."""
-    con.execute(
+    if not engine.has_table("raids"):  # a dataset written before raids were recorded
+        stats["raids"] = {"in_window": 0, "between_streamers": 0, "outside_streamers": 0,
+                          "pairs": 0}
+        return pd.DataFrame(columns=RAIDS_COLUMNS)
+    engine.table(
+        "_tg_raids",
         """
-        CREATE OR REPLACE TEMP TABLE _tg_raids AS
         SELECT r.from_login, r.to_login, r.viewers, r.raided_at,
                r.from_login IN (SELECT login FROM _tg_kept)
                    AND r.to_login IN (SELECT login FROM _tg_kept) AS kept
         FROM raids r JOIN _tg_window w USING (snapshot_id)
-        """
+        """,
     )
-    raids = con.execute(
+    # Plain aggregates only, so the same SQL runs on every engine; times are formatted here.
+    raids = engine.df(
         """
         SELECT from_login AS "Source", to_login AS "Target", count(*) AS raids,
-               sum(viewers) AS viewers_total,
-               strftime(min(raided_at) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS first_at,
-               strftime(max(raided_at) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') AS last_at,
-               'Directed' AS "Type"
+               sum(viewers) AS viewers_total, min(raided_at) AS first_at,
+               max(raided_at) AS last_at, 'Directed' AS "Type"
         FROM _tg_raids WHERE kept GROUP BY 1, 2
         ORDER BY raids DESC, viewers_total DESC, "Source", "Target"
         """
-    ).df()
-    seen, outside = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE NOT kept) FROM _tg_raids").fetchall()[0]
-    stats["raids"] = {"in_window": int(seen), "between_streamers": int(seen - outside),
-                      "outside_streamers": int(outside), "pairs": len(raids)}
+    )
+    seen, outside = engine.rows(
+        "SELECT count(*), sum(CASE WHEN kept THEN 0 ELSE 1 END) FROM _tg_raids")[0]
+    seen, outside = int(seen or 0), int(outside or 0)
+    stats["raids"] = {"in_window": seen, "between_streamers": seen - outside,
+                      "outside_streamers": outside, "pairs": len(raids)}
     for column in ("raids", "viewers_total"):
         raids[column] = raids[column].astype("int64")
-    return raids
+    for column in ("first_at", "last_at"):
+        raids[column] = (pd.to_datetime(raids[column], utc=True)
+                         .dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return raids[RAIDS_COLUMNS]
 
 
-def _streamers_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return con.execute(
+def _streamers_frame(engine: Engine) -> pd.DataFrame:
+    return engine.df(
         """
         WITH u AS (
             SELECT lower(login) AS login, arg_max(broadcaster_type, fetched_at) AS bt,
@@ -631,22 +685,15 @@ def _streamers_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                u.bt AS broadcaster_type,
                coalesce(links.social_links, '') AS social_links
         FROM _tg_kept k
-        LEFT JOIN u USING (login)
-        LEFT JOIN links USING (login)
+        LEFT JOIN u ON u.login = k.login
+        LEFT JOIN links ON links.login = k.login
         ORDER BY k.viewer_mean DESC, k.login
         """
-    ).df()
-
-
-def _cleanup(con: duckdb.DuckDBPyConnection) -> None:
-    for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE '_tg_%'"
-    ).fetchall():
-        con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+    )
 
 
 def build_graph(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | Engine,
     *,
     progress: Callable[[str], None] | None = None,
     **params: Any,
@@ -655,7 +702,9 @@ def build_graph(
 
     Parameters
     ----------
-    con : an open store (``twitchgraph.store.open_store``).
+    con : an open store (``twitchgraph.store.open_store``), a dataset opened with
+        ``twitchgraph.dataset.open_dataset``, or an engine (``twitchgraph.engines``: the
+        same SQL on DuckDB or, transpiled, on Spark).
     progress : called with the name of each step as it starts (for a status line).
     **params : the fields of :class:`BuildParams` (since, until, every_nth, language,
         min_live_minutes, min_viewer_mean, min_chatter_mean, min_weight, weight,
@@ -672,7 +721,8 @@ def build_graph(
     ValueError for a parameter outside its allowed values.
     """
     p = BuildParams(**params)
-    readable_enrich_tables(con)
+    # One definition: the steps below are DuckDB SQL, which each engine runs its own way.
+    con = con if isinstance(con, DuckDBEngine | SparkEngine) else DuckDBEngine(con)
     stats: dict[str, Any] = {
         "definitions": DEFINITIONS,
         "version": __version__,
@@ -708,8 +758,9 @@ def build_graph(
         raids = _raids(con, stats)
         streamers = _streamers_frame(con)
     finally:
-        _cleanup(con)
+        con.cleanup()
     stats["games"] = {"count": len(games)}
+    stats["engine"] = con.name
     logger.info(
         "built graph: %d streamers, %d edges, %d played edges, %d games",
         len(streamers), len(edges), len(played), len(games),

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -71,7 +72,9 @@ __all__ = [
     "Collector",
     "SnapshotSummary",
     "parse_duration",
+    "parse_shard",
     "run_collector",
+    "shard_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,9 @@ class CollectOptions:
         every_s: seconds between snapshot starts; None takes one snapshot (`--once`).
         for_s: stop starting snapshots after this long (with `every_s`).
         fetch_users: fetch broadcaster profiles into the users table.
+        shard: (K, N): collect only the live channels whose login hashes to shard K of N
+            (`shard_of`), with snapshots on the schedule grid (multiples of `every_s` since
+            the epoch), so that N collectors' snapshots of one slot form one snapshot.
     """
 
     top: int | None = None
@@ -106,6 +112,7 @@ class CollectOptions:
     every_s: float | None = None
     for_s: float | None = None
     fetch_users: bool = True
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.top is not None and self.top < 1:
@@ -117,6 +124,13 @@ class CollectOptions:
         if self.every_s is not None and self.every_s < self.window_s:
             raise ValueError(f"every ({self.every_s:g} s) must not be shorter than the "
                              f"listening window ({self.window_s:g} s)")
+        if self.shard is not None:
+            k, n = self.shard
+            if not 1 <= k <= n:
+                raise ValueError(f"shard {k}/{n}: K must be between 1 and N")
+            if self.every_s is None:
+                raise ValueError("a shard needs --every: its snapshots sit on the schedule "
+                                 "grid, where the other shards' snapshots meet them")
 
 
 @dataclass
@@ -153,6 +167,24 @@ class SnapshotSummary:
             f"{self.requests} requests, {self.rate_limited} x 429, {self.malformed} malformed, "
             f"{self.joins} joins, {self.reconnects} reconnects"
         )
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """(K, N) from 'K/N' (1 <= K <= N); raises ValueError otherwise."""
+    try:
+        k, n = (int(part) for part in text.strip().split("/"))
+    except ValueError:
+        raise ValueError(f"not a shard: {text!r} (use K/N, e.g. 2/3)") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"not a shard: {text!r} (K must be between 1 and N, e.g. 2/3)")
+    return k, n
+
+
+def shard_of(login: str, shards: int) -> int:
+    """The shard (1..shards) that collects channel `login`: a hash stable across machines,
+    processes and Python versions (not Python's salted ``hash``)."""
+    digest = hashlib.blake2b(login.lower().encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards + 1
 
 
 class Collector:
@@ -203,6 +235,10 @@ class Collector:
         summaries: list[SnapshotSummary] = []
         every = self.options.every_s
         start = self.clock.now()
+        if self.options.shard is not None and every:
+            # On the grid: every shard's slot k starts at the same instant.
+            start = datetime.fromtimestamp(math.ceil(start.timestamp() / every) * every,
+                                           tz=start.tzinfo)
         k = 0
         while not stop.is_set():
             slot = start + timedelta(seconds=(every or 0) * k)
@@ -373,8 +409,12 @@ class Collector:
                 raise CollectError("interrupted")
             self._report(pages=pages, streams=kept)
 
-        return self.helix.streams(language=o.language, game_ids=o.game_ids,
-                                  min_viewers=o.min_viewers, limit=o.top, on_page=on_page)
+        streams = self.helix.streams(language=o.language, game_ids=o.game_ids,
+                                     min_viewers=o.min_viewers, limit=o.top, on_page=on_page)
+        if o.shard is None:
+            return streams
+        k, n = o.shard
+        return [s for s in streams if shard_of(s["user_login"], n) == k]
 
     def _fetch_users(self, streams: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ids = [s["user_id"] for s in streams if s["user_id"] not in self._profiled]
@@ -486,6 +526,7 @@ def _filters(options: CollectOptions) -> str:
 def _params(options: CollectOptions) -> dict[str, Any]:
     params = asdict(options)
     params["game_ids"] = list(options.game_ids)
+    params["shard"] = list(options.shard) if options.shard else None
     return params
 
 

@@ -106,6 +106,47 @@ def bots_import(
     _out.print(f"{added} new bot logins from {csv_path} ({total} in the list)")
 
 
+class EngineName(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+@contextmanager
+def _build_input(
+    db: Path, dataset: Path | None, engine: EngineName, spark_master: str, memory_limit: str
+) -> Iterator[object]:
+    """What `build_graph` reads: the store or a dataset, on DuckDB or Spark."""
+    import tempfile
+
+    from twitchgraph.dataset import DatasetError, export_partitioned, open_dataset
+    from twitchgraph.engines import EngineError, SparkEngine, spark_session
+
+    if memory_limit is not None and not _MEMORY.match(memory_limit):
+        raise _fail(f"--memory-limit {memory_limit!r} is not a size like 512MB or 4GB")
+    try:
+        if engine is EngineName.duckdb and dataset is None:
+            with _store(db, memory_limit=memory_limit, read_only=True) as con:
+                yield con
+        elif engine is EngineName.duckdb:
+            con = open_dataset(dataset)
+            con.execute(f"SET memory_limit = '{memory_limit.strip()}'")
+            try:
+                yield con
+            finally:
+                con.close()
+        else:
+            spark = spark_session(spark_master)
+            with tempfile.TemporaryDirectory(prefix="twitchgraph-dataset-") as tmp:
+                if dataset is None:
+                    # Spark reads Parquet, not DuckDB files: hand it the store as a dataset.
+                    _err.print(f"exporting {db} as a partitioned dataset for Spark")
+                    with _store(db, read_only=True) as con:
+                        export_partitioned(con, tmp)
+                yield SparkEngine(spark, dataset or tmp)
+    except (DatasetError, EngineError) as exc:
+        raise _fail(str(exc)) from None
+
+
 class Weight(StrEnum):
     overlap = "overlap"
     jaccard = "jaccard"
@@ -143,15 +184,30 @@ def build(
         0.1, help="Suspect accounts in more than this share of a snapshot's live channels."
     ),
     memory_limit: str = MemoryOption,
+    engine: EngineName = typer.Option(
+        EngineName.duckdb, "--engine", help="Run the build on DuckDB (embedded) or Apache "
+        "Spark (pip install 'streamscope[spark]', Java 17+); the same SQL, the same answers."),
+    dataset: Path | None = typer.Option(
+        None, "--dataset", help="Read a partitioned dataset (`export-parquet --partitioned`, "
+        "e.g. from several collector shards) instead of --db."),
+    spark_master: str = typer.Option(
+        "local[*]", "--spark-master", help="With --engine spark: the cluster's master URL, "
+        "e.g. spark://host:7077 or yarn (Spark Connect: set SPARK_REMOTE=sc://host:15002)."),
 ) -> None:
     """Build the streamer graph (streamers, edges, played, games, raids CSVs + build.json).
 
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
+             twitchgraph build --engine spark --dataset /shared/dataset --out graph/
     """
     from twitchgraph.build import BuildError, build_graph, write_graph_dir
 
+    if dataset is not None and not dataset.is_dir():
+        raise _fail(f"--dataset {dataset} is not a folder: write one with "
+                    "`twitchgraph export-parquet --partitioned`")
+    if dataset is None and not db.exists():
+        raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
     with (
-        _store(db, memory_limit=memory_limit, read_only=True) as con,
+        _build_input(db, dataset, engine, spark_master, memory_limit) as con,
         _err.status("building") as status,
     ):
         try:
@@ -187,6 +243,10 @@ def build(
     )
     for warning in result.stats["warnings"]:
         _err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
+    partial = result.stats["snapshots"].get("partial")
+    if partial:
+        _err.print(f"{partial} slot(s) left out: not every collector shard completed them "
+                   f"(listed in {out / 'build.json'})")
 
 
 class ReportKind(StrEnum):

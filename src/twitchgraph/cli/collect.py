@@ -77,6 +77,10 @@ def collect(
     joins_per_10s: int = typer.Option(20, "--joins-per-10s", min=1,
                                       help="Chat JOIN rate limit."),
     env_file: Path | None = EnvFileOption,
+    shard: str | None = typer.Option(
+        None, "--shard", help="K/N: collect only the live channels whose login hashes to "
+        "shard K of N (each shard its own --db; with --every, snapshots on the schedule "
+        "grid so the N shards' snapshots of one slot form one)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Snapshot live streams (Helix) and who is in their chat (anonymous IRC) into the store.
@@ -91,9 +95,20 @@ def collect(
     spooled to DB.spool/ and committed whenever no reader holds the store. Exit code 1 when
     no snapshot completed, 130 after Ctrl-C.
 
+    Several machines (or addresses) share the chat load with --shard: run
+    `collect --shard K/N --db shardK.duckdb` for K = 1..N with the same --every, then
+    `export-parquet --partitioned DATASET --db shardK.duckdb` from each and
+    `build --dataset DATASET`, which uses the slots all N shards completed.
+
     Example: twitchgraph collect --every 10m --for 24h --language it --window 60s
     """
-    from twitchgraph.collect import ChatLimits, CollectError, CollectOptions, run_collector
+    from twitchgraph.collect import (
+        ChatLimits,
+        CollectError,
+        CollectOptions,
+        parse_shard,
+        run_collector,
+    )
     from twitchgraph.twitch.errors import TwitchError
 
     env_file = _env_file(env_file)
@@ -106,6 +121,7 @@ def collect(
             top=top, min_viewers=min_viewers, language=language, game_ids=tuple(game_id),
             window_s=_duration(window, "--window") or 0.0, every_s=_duration(every, "--every"),
             for_s=_duration(for_, "--for"), fetch_users=users,
+            shard=parse_shard(shard) if shard is not None else None,
         )
     except ValueError as exc:
         raise _fail(str(exc)) from None
