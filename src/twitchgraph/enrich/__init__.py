@@ -9,7 +9,6 @@ from descriptions, and (opt-in) social links from the About panel over GQL.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,9 @@ import httpx
 
 from twitchgraph.enrich.matching import DEFAULT_THRESHOLD
 from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
-from twitchgraph.enrich.sources import SourceError, SourceReport
+from twitchgraph.enrich.sources import SourceReport
+from twitchgraph.twitch.credentials import GQL_CLIENT_ID_VAR
+from twitchgraph.twitch.errors import TwitchError
 
 if TYPE_CHECKING:
     from twitchgraph.clock import Clock
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from twitchgraph.twitch.endpoints import Endpoints
 
 __all__ = [
-    "SourceError",
     "SourceReport",
     "enrich_profiles",
     "ensure_enrich_tables",
@@ -34,8 +34,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-GQL_CLIENT_ID_VAR = "TWITCH_GQL_CLIENT_ID"
 
 
 def enrich_profiles(con: duckdb.DuckDBPyConnection, helix) -> SourceReport:
@@ -72,7 +70,7 @@ def enrich_profiles(con: duckdb.DuckDBPyConnection, helix) -> SourceReport:
 def _soft(report_name: str, step: Callable[[], SourceReport]) -> SourceReport:
     try:
         return step()
-    except Exception as exc:  # noqa: BLE001 - every source fails soft, by design
+    except TwitchError as exc:  # a service failing; a bug shows its traceback
         logger.debug("enrichment source %s failed", report_name, exc_info=True)
         message = str(exc) or type(exc).__name__
         return SourceReport(report_name, error=f"{type(exc).__name__}: {message}")
@@ -110,8 +108,8 @@ def run_enrichment(
     match_threshold : lowest fuzzy score accepted when matching names to Steam titles.
     clock : waits for pacing; default the system clock.
     steam_interval_s, igdb_requests_per_s : the services' rate limits.
-    gql_client_id : the ``Client-Id`` for GQL; default ``$TWITCH_GQL_CLIENT_ID``, else the
-        app's client id.
+    gql_client_id : the ``Client-Id`` for GQL (the caller reads ``TWITCH_GQL_CLIENT_ID``
+        with :func:`~twitchgraph.twitch.credentials.read_env`); default the app's client id.
     gql_limit : ask GQL about at most this many streamers (largest first).
     on_report : called with each report as soon as its source is done.
     progress : called as ``progress(source, done, total)`` during the long sources
@@ -166,9 +164,7 @@ def run_enrichment(
             progress=(lambda d, t: progress("steam", d, t)) if progress else None)))  # fmt: skip
     done(_soft("social (description)", lambda: enrich_social_descriptions(con)))
     if social_source == "gql":
-        client_id = gql_client_id or os.environ.get(GQL_CLIENT_ID_VAR) or (
-            credentials.client_id if credentials else None
-        )
+        client_id = gql_client_id or (credentials.client_id if credentials else None)
         if not client_id:
             done(SourceReport("social (gql)", error=f"no client id: set {GQL_CLIENT_ID_VAR}"))
         else:
