@@ -24,6 +24,7 @@ import pandas as pd
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.enrich.schema import ensure_enrich_tables
 from twitchgraph.enrich.sources import Pacer, SourceReport, decode_json
+from twitchgraph.store import registered
 from twitchgraph.twitch.errors import MalformedResponse, TwitchAPIError
 from twitchgraph.twitch.retry import Backoff, ClosingClient, send_with_retries
 
@@ -98,26 +99,20 @@ def _replace_links(
     """Replace the ``source`` links of ``logins`` by ``rows`` (login, platform, url)."""
     if not logins:
         return  # an empty frame has no column types DuckDB could compare with
-    con.register("_tg_logins", pd.DataFrame({"login": list(logins)}))
-    try:
+    with registered(con, "_tg_logins", pd.DataFrame({"login": list(logins)})):
         con.execute(
             "DELETE FROM social_links WHERE source = ? "
             "AND login IN (SELECT login FROM _tg_logins)",
             [source],
         )
-    finally:
-        con.unregister("_tg_logins")
     if not rows:
         return
-    con.register("_tg_links", pd.DataFrame(rows, columns=["login", "platform", "url"]))
-    try:
+    with registered(con, "_tg_links", pd.DataFrame(rows, columns=["login", "platform", "url"])):
         con.execute(
             "INSERT OR IGNORE INTO social_links SELECT DISTINCT login, platform, url, ? "
             "FROM _tg_links",
             [source],
         )
-    finally:
-        con.unregister("_tg_links")
 
 
 def enrich_social_descriptions(con: duckdb.DuckDBPyConnection) -> SourceReport:
@@ -283,12 +278,9 @@ def _record_fetches(
     con: duckdb.DuckDBPyConnection, logins: Sequence[str], *, ok: bool, error: str | None
 ) -> None:
     frame = pd.DataFrame({"login": list(logins)})
-    con.register("_tg_fetched", frame)
-    try:
+    with registered(con, "_tg_fetched", frame):
         con.execute(
             "INSERT OR REPLACE INTO social_fetches (login, source, ok, error, fetched_at) "
             "SELECT login, 'gql', ?, ?, now() FROM _tg_fetched",
             [ok, error],
         )
-    finally:
-        con.unregister("_tg_fetched")

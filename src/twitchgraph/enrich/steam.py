@@ -25,6 +25,7 @@ from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.enrich.matching import DEFAULT_THRESHOLD, match_titles
 from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
 from twitchgraph.enrich.sources import Pacer, SourceReport, decode_json
+from twitchgraph.store import registered
 from twitchgraph.twitch.errors import MalformedResponse
 from twitchgraph.twitch.retry import Backoff, ClosingClient, send_with_retries
 
@@ -207,9 +208,6 @@ def enrich_steam(
 
 def _insert_apps(con: duckdb.DuckDBPyConnection, apps: list[tuple[int, str]]) -> None:
     frame = pd.DataFrame(apps, columns=["appid", "name"])
-    con.register("_tg_apps", frame)
-    try:
+    with registered(con, "_tg_apps", frame):
         con.execute("DELETE FROM steam_apps")
         con.execute("INSERT INTO steam_apps SELECT appid, name FROM _tg_apps")
-    finally:
-        con.unregister("_tg_apps")
