@@ -18,6 +18,7 @@ import httpx
 from twitchgraph.enrich.matching import DEFAULT_THRESHOLD
 from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
 from twitchgraph.enrich.sources import SourceReport
+from twitchgraph.twitch.auth import AppTokenAuth
 from twitchgraph.twitch.credentials import GQL_CLIENT_ID_VAR
 from twitchgraph.twitch.errors import TwitchError
 
@@ -115,10 +116,7 @@ def run_enrichment(
     progress : called as ``progress(source, done, total)`` during the long sources
         (Steam appdetails, GQL), for a progress bar.
     """
-    from twitchgraph.enrich.games import enrich_helix_games
-    from twitchgraph.enrich.igdb import IGDBClient, enrich_igdb
-    from twitchgraph.enrich.social import GqlClient, enrich_social_descriptions, enrich_social_gql
-    from twitchgraph.enrich.steam import SteamClient, enrich_steam
+    from twitchgraph.enrich.social import enrich_social_descriptions
 
     if social_source not in (None, "gql"):
         raise ValueError(f"social_source must be 'gql' or None, got {social_source!r}")
@@ -130,47 +128,109 @@ def run_enrichment(
         if on_report is not None:
             on_report(report)
 
-    auth = helix = None
-    if credentials is not None:
-        from twitchgraph.twitch.auth import AppTokenAuth
-        from twitchgraph.twitch.helix import HelixClient
-
-        auth = AppTokenAuth(credentials, auth_url=endpoints.auth_url, http=http, clock=clock)
-        helix = HelixClient(http=http, auth=auth, api_url=endpoints.api_url, clock=clock)
-
-    def needs_credentials(name: str) -> SourceReport:
-        return SourceReport(name, error="no Twitch credentials: set TWITCH_CLIENT_ID and "
-                                        "TWITCH_CLIENT_SECRET")  # fmt: skip
-
-    if helix is None:
-        done(needs_credentials("helix users"))
-        done(needs_credentials("helix games"))
-    else:
-        done(_soft("helix users", lambda: enrich_profiles(con, helix)))
-        done(_soft("helix games", lambda: enrich_helix_games(con, helix)))
+    auth = AppTokenAuth(credentials, auth_url=endpoints.auth_url, http=http, clock=clock
+                        ) if credentials is not None else None  # fmt: skip
+    for report in _helix_steps(con, auth, endpoints=endpoints, http=http, clock=clock):
+        done(report)
     if igdb:
-        if auth is None:
-            done(needs_credentials("igdb"))
-        else:
-            client = IGDBClient(http=http, auth=auth, igdb_url=endpoints.igdb_url, clock=clock,
-                                requests_per_s=igdb_requests_per_s)  # fmt: skip
-            done(_soft("igdb", lambda: enrich_igdb(con, client)))
+        done(_igdb_step(con, auth, endpoints=endpoints, http=http, clock=clock,
+                        requests_per_s=igdb_requests_per_s))  # fmt: skip
     if steam:
-        steam_client = SteamClient(http=http, store_url=endpoints.steam_store_url,
-                                   api_url=endpoints.steam_api_url, clock=clock,
-                                   min_interval_s=steam_interval_s)  # fmt: skip
-        done(_soft("steam", lambda: enrich_steam(
-            con, steam_client, threshold=match_threshold,
-            progress=(lambda d, t: progress("steam", d, t)) if progress else None)))  # fmt: skip
+        done(_steam_step(con, endpoints=endpoints, http=http, clock=clock,
+                         interval_s=steam_interval_s, threshold=match_threshold,
+                         progress=_progress_of("steam", progress)))  # fmt: skip
     done(_soft("social (description)", lambda: enrich_social_descriptions(con)))
     if social_source == "gql":
         client_id = gql_client_id or (credentials.client_id if credentials else None)
-        if not client_id:
-            done(SourceReport("social (gql)", error=f"no client id: set {GQL_CLIENT_ID_VAR}"))
-        else:
-            gql = GqlClient(http=http, gql_url=endpoints.gql_url, client_id=client_id,
-                            clock=clock)  # fmt: skip
-            done(_soft("social (gql)", lambda: enrich_social_gql(
-                con, gql, limit=gql_limit,
-                progress=(lambda d, t: progress("gql", d, t)) if progress else None)))  # fmt: skip
+        done(_gql_step(con, client_id, endpoints=endpoints, http=http, clock=clock,
+                       limit=gql_limit, progress=_progress_of("gql", progress)))  # fmt: skip
     return reports
+
+
+def _needs_credentials(name: str) -> SourceReport:
+    return SourceReport(name, error="no Twitch credentials: set TWITCH_CLIENT_ID and "
+                                    "TWITCH_CLIENT_SECRET")  # fmt: skip
+
+
+def _progress_of(
+    source: str, progress: Callable[[str, int, int], None] | None
+) -> Callable[[int, int], None] | None:
+    """`progress` bound to one source's name, for the sources that report (done, total)."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(source, done, total)
+
+
+def _helix_steps(
+    con: duckdb.DuckDBPyConnection,
+    auth: AppTokenAuth | None,
+    *,
+    endpoints: Endpoints,
+    http: httpx.Client,
+    clock: Clock | None,
+) -> list[SourceReport]:
+    """Streamers' profiles and the games' Helix records (with their IGDB ids)."""
+    from twitchgraph.enrich.games import enrich_helix_games
+    from twitchgraph.twitch.helix import HelixClient
+
+    if auth is None:
+        return [_needs_credentials("helix users"), _needs_credentials("helix games")]
+    helix = HelixClient(http=http, auth=auth, api_url=endpoints.api_url, clock=clock)
+    return [_soft("helix users", lambda: enrich_profiles(con, helix)),
+            _soft("helix games", lambda: enrich_helix_games(con, helix))]  # fmt: skip
+
+
+def _igdb_step(
+    con: duckdb.DuckDBPyConnection,
+    auth: AppTokenAuth | None,
+    *,
+    endpoints: Endpoints,
+    http: httpx.Client,
+    clock: Clock | None,
+    requests_per_s: float,
+) -> SourceReport:
+    from twitchgraph.enrich.igdb import IGDBClient, enrich_igdb
+
+    if auth is None:
+        return _needs_credentials("igdb")
+    client = IGDBClient(http=http, auth=auth, igdb_url=endpoints.igdb_url, clock=clock,
+                        requests_per_s=requests_per_s)  # fmt: skip
+    return _soft("igdb", lambda: enrich_igdb(con, client))
+
+
+def _steam_step(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    endpoints: Endpoints,
+    http: httpx.Client,
+    clock: Clock | None,
+    interval_s: float,
+    threshold: float,
+    progress: Callable[[int, int], None] | None,
+) -> SourceReport:
+    from twitchgraph.enrich.steam import SteamClient, enrich_steam
+
+    client = SteamClient(http=http, store_url=endpoints.steam_store_url,
+                         api_url=endpoints.steam_api_url, clock=clock,
+                         min_interval_s=interval_s)  # fmt: skip
+    return _soft("steam", lambda: enrich_steam(con, client, threshold=threshold,
+                                               progress=progress))  # fmt: skip
+
+
+def _gql_step(
+    con: duckdb.DuckDBPyConnection,
+    client_id: str | None,
+    *,
+    endpoints: Endpoints,
+    http: httpx.Client,
+    clock: Clock | None,
+    limit: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> SourceReport:
+    from twitchgraph.enrich.social import GqlClient, enrich_social_gql
+
+    if not client_id:
+        return SourceReport("social (gql)", error=f"no client id: set {GQL_CLIENT_ID_VAR}")
+    client = GqlClient(http=http, gql_url=endpoints.gql_url, client_id=client_id, clock=clock)
+    return _soft("social (gql)", lambda: enrich_social_gql(con, client, limit=limit,
+                                                           progress=progress))  # fmt: skip
