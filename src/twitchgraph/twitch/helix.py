@@ -136,14 +136,8 @@ class HelixClient(ClosingClient):
         prev_bottom: int | None = None
         page = 0
         while True:
-            params: list[tuple[str, str]] = [("first", str(PAGE_SIZE))]
-            if language:
-                params.append(("language", language))
-            params += [("game_id", g) for g in game_ids]
-            if cursor:
-                params.append(("after", cursor))
             try:
-                body = self._get_json("/streams", params)
+                body = self._get_json("/streams", _stream_params(language, game_ids, cursor))
                 items = self._data_list(body, "/streams")
             except MalformedResponse as exc:
                 log.warning("skipping the rest of the stream list after page %d: %s", page, exc)
@@ -154,18 +148,8 @@ class HelixClient(ClosingClient):
             self._report_skipped(f"streams page {page}")
             fresh = [s for s in valid if s["id"] not in seen_ids]
             repeats = len(valid) - len(fresh)
-            top = max((s["viewer_count"] for s in valid), default=None)
-            if page > 1 and valid:
-                if 2 * repeats > len(valid):
-                    log.info("page %d is mostly repeats: the cursor looped; stopping", page)
-                    self.stats.duplicates += repeats
-                    break
-                if prev_bottom is not None and top is not None and (
-                    top > prev_bottom * _JUMP_FACTOR + _JUMP_SLACK
-                ):
-                    log.info("viewer counts jumped back up on page %d (%d after %d): the "
-                             "cursor looped; stopping", page, top, prev_bottom)
-                    break
+            if page > 1 and valid and self._looped(page, valid, repeats, prev_bottom):
+                break
             self.stats.duplicates += repeats
             for s in fresh:
                 seen_ids.add(s["id"])
@@ -173,11 +157,8 @@ class HelixClient(ClosingClient):
                     kept.append(s)
             if on_page is not None:
                 on_page(page, len(kept))
-            if valid and min(s["viewer_count"] for s in valid) < min_viewers:
-                break
-            if limit is not None and len(kept) >= limit:
-                break
-            if max_pages is not None and page >= max_pages:
+            if _enough(valid, kept, page, min_viewers=min_viewers, limit=limit,
+                       max_pages=max_pages):  # fmt: skip
                 break
             cursor = _cursor(body)
             if not items or not cursor:
@@ -190,6 +171,22 @@ class HelixClient(ClosingClient):
                 prev_bottom = min(s["viewer_count"] for s in valid)
         kept.sort(key=lambda s: s["viewer_count"], reverse=True)
         return kept if limit is None else kept[:limit]
+
+    def _looped(
+        self, page: int, valid: list[dict[str, Any]], repeats: int, prev_bottom: int | None
+    ) -> bool:
+        """Whether `page` shows the cursor looping back to the top of the list: it is mostly
+        repeats, or its top viewer count jumps well above the previous page's lowest."""
+        if 2 * repeats > len(valid):
+            log.info("page %d is mostly repeats: the cursor looped; stopping", page)
+            self.stats.duplicates += repeats
+            return True
+        top = max(s["viewer_count"] for s in valid)
+        if prev_bottom is not None and top > prev_bottom * _JUMP_FACTOR + _JUMP_SLACK:
+            log.info("viewer counts jumped back up on page %d (%d after %d): the "
+                     "cursor looped; stopping", page, top, prev_bottom)  # fmt: skip
+            return True
+        return False
 
     def users(
         self, *, ids: Iterable[str] = (), logins: Iterable[str] = ()
@@ -389,6 +386,36 @@ def _text(value: Any) -> str:
     if not text:
         raise ValueError("empty value")
     return text
+
+
+def _stream_params(
+    language: str | None, game_ids: Sequence[str], cursor: str | None
+) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = [("first", str(PAGE_SIZE))]
+    if language:
+        params.append(("language", language))
+    params += [("game_id", g) for g in game_ids]
+    if cursor:
+        params.append(("after", cursor))
+    return params
+
+
+def _enough(
+    valid: list[dict[str, Any]],
+    kept: list[dict[str, Any]],
+    page: int,
+    *,
+    min_viewers: int,
+    limit: int | None,
+    max_pages: int | None,
+) -> bool:
+    """Whether paging can stop: the page ended below `min_viewers` (the list is sorted by
+    viewers), `limit` streams are kept, or `max_pages` are read."""
+    return (
+        (bool(valid) and min(s["viewer_count"] for s in valid) < min_viewers)
+        or (limit is not None and len(kept) >= limit)
+        or (max_pages is not None and page >= max_pages)
+    )
 
 
 def _cursor(body: dict[str, Any]) -> str | None:
