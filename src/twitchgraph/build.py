@@ -49,7 +49,6 @@ import pandas as pd
 from twitchgraph import __version__
 from twitchgraph.bots import known_bots, suspected_bots_sql
 from twitchgraph.enrich.schema import readable_enrich_tables
-from twitchgraph.store import registered
 
 __all__ = [
     "BuildError",
@@ -316,7 +315,8 @@ def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> No
         """
     )
     raw = _count(con, "_tg_chat_raw")
-    with registered(con, "_tg_known_bots", known_bots(con)):
+    con.register("_tg_known_bots", known_bots(con))
+    try:
         per_login = con.execute(
             """
             SELECT b.rule, r.viewer, count(*) AS chatter_rows
@@ -332,6 +332,8 @@ def _chatters(con: duckdb.DuckDBPyConnection, p: BuildParams, stats: dict) -> No
                   WHERE viewer NOT IN (SELECT login FROM _tg_known_bots))
             """
         )
+    finally:
+        con.unregister("_tg_known_bots")
     by_rule = {rule: {"users": 0, "chatter_rows": 0} for rule in ("builtin", "list", "suspected")}
     logins: dict[str, list[str]] = {"builtin": [], "list": [], "suspected": []}
     for rule, login, rows in per_login:
@@ -539,7 +541,8 @@ def _played(
 
 def _games(con: duckdb.DuckDBPyConnection, played: pd.DataFrame) -> pd.DataFrame:
     names = pd.DataFrame({"name": sorted(played["Target"].unique())})
-    with registered(con, "_tg_game_names", names):
+    con.register("_tg_game_names", names)
+    try:
         games = con.execute(
             """
             WITH ids AS (
@@ -569,6 +572,8 @@ def _games(con: duckdb.DuckDBPyConnection, played: pd.DataFrame) -> pd.DataFrame
             ORDER BY n.name
             """
         ).df()
+    finally:
+        con.unregister("_tg_game_names")
     games["steam_appid"] = games["steam_appid"].astype("Int64")
     return games[GAMES_COLUMNS]
 
