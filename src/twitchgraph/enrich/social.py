@@ -4,9 +4,10 @@
   expressions, with or without a scheme (``instagram.com/x``, ``https://youtu.be/...``,
   ``discord.gg/abc``). Recomputed from the stored profiles on every run: no network.
 - ``gql``: the channel's About panel (``socialMedias[].url``) through Twitch's web GraphQL
-  endpoint, as the original study read it. The endpoint is undocumented and may change: any
-  failure is reported and the run goes on; after ``max_failures`` failed requests in a row
-  the source gives up. Logins asked once (answered or unknown) are not asked again.
+  endpoint, as the original study read it. The endpoint is undocumented and may change:
+  429s, 5xx replies and timeouts are retried, any other failure is reported and the run goes
+  on; after ``max_failures`` failed requests in a row the source gives up. Logins asked
+  once (answered or unknown) are not asked again.
 """
 
 from __future__ import annotations
