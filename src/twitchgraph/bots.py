@@ -21,6 +21,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from twitchgraph.store import registered
+
 __all__ = [
     "BUILTIN_BOTS",
     "BotListError",
@@ -174,14 +176,11 @@ def import_bot_csv(
     ensure_bot_table(con)
     frame = pd.DataFrame({"login": sorted(set(logins))})
     before = con.execute("SELECT count(*) FROM bots").fetchall()[0][0]
-    con.register("_tg_bot_import", frame)
-    try:
+    with registered(con, "_tg_bot_import", frame):
         con.execute(
             "INSERT OR IGNORE INTO bots (login, source) SELECT login, ? FROM _tg_bot_import",
             [source or path.name],
         )
-    finally:
-        con.unregister("_tg_bot_import")
     added = con.execute("SELECT count(*) FROM bots").fetchall()[0][0] - before
     logger.info("imported %d bot logins from %s (%d new)", len(frame), path, added)
     return int(added)
@@ -200,13 +199,10 @@ def known_bots(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         "UNION ALL SELECT lower(login), 'list' FROM bots "
         "WHERE lower(login) NOT IN (SELECT login FROM _tg_builtin_bots)" if imported else ""
     )
-    con.register("_tg_builtin_bots", builtin)
-    try:
+    with registered(con, "_tg_builtin_bots", builtin):
         return con.execute(
             f"SELECT login, 'builtin' AS rule FROM _tg_builtin_bots {listed}"
         ).df()
-    finally:
-        con.unregister("_tg_builtin_bots")
 
 
 def known_bots_frame(listed: list[str]) -> pd.DataFrame:

@@ -295,21 +295,7 @@ class Collector:
         self._confirmed = 0
         self._report(phase="streams", snapshot=f"{started:%H:%M:%S}", pages=0, streams=0)
         try:
-            streams = await asyncio.to_thread(self._fetch_streams)
-            if not streams:
-                raise CollectError(f"no live streams{_filters(self.options)}: nothing to "
-                                   "collect")
-            users = await asyncio.to_thread(self._fetch_users, streams) \
-                if self.options.fetch_users else []
-            wanted = list(dict.fromkeys(s["user_login"] for s in streams))
-            if keep_joined:
-                views = await self._listen_persistent(wanted)
-            else:
-                views = await self._listen_once(wanted)
-            if wanted and not self._confirmed:
-                why = f" ({self.chat.last_error})" if self.chat.last_error else ""
-                raise CollectError(f"chat: not one of {len(wanted)} channel(s) could be "
-                                   f"joined on {self.chat.host}:{self.chat.port}{why}")
+            streams, users, wanted, views = await self._gather(keep_joined)
             self._report(phase="writing")
             finished = self.clock.now()
             listens = {c: (0.0, False) for c in wanted}
@@ -346,37 +332,49 @@ class Collector:
             log.warning("snapshot of %s interrupted and discarded", f"{started:%H:%M:%S}")
             raise
         except (TwitchError, httpx.HTTPError, OSError, duckdb.Error, CollectError) as exc:
-            error = str(exc) or type(exc).__name__
-            log.info("snapshot of %s failed: %s", f"{started:%H:%M:%S}", error)
-            failed = SnapshotData(
-                started_at=started, finished_at=self.clock.now(), interval_s=interval_s,
-                params=_params(self.options), status="failed", error=error,
-                stats={"helix": _delta(self.helix.stats.as_dict(), helix_before),
-                       "chat": _delta(asdict(self.chat.stats), chat_before)})
-            try:
-                snapshot_id = await asyncio.to_thread(self._store, failed)
-            except (CollectError, duckdb.Error) as store_exc:
-                log.info("the failed snapshot could not be recorded: %s", store_exc)
-                snapshot_id = None
-            return SnapshotSummary(snapshot_id, started, "failed", error=error,
-                                   seconds=(self.clock.now() - started).total_seconds(),
-                                   fatal=isinstance(exc, AuthError | MissingCredentials))
-        return SnapshotSummary(
-            snapshot_id=snapshot_id,
-            started_at=started,
-            status="complete",
-            seconds=(finished - started).total_seconds(),
-            streams=len(streams),
-            channels_listened=len(views),
-            chatters=sum(len(v.users) for v in views.values()),
-            users=len(set().union(*(v.users.keys() for v in views.values()))),
-            pages=int(helix_stats["pages"]),
-            requests=int(helix_stats["requests"]),
-            rate_limited=int(helix_stats["rate_limited"]),
-            malformed=int(helix_stats["malformed"]),
-            joins=int(chat_stats["joins_sent"]),
-            reconnects=int(chat_stats["reconnects"]),
-        )
+            stats = {"helix": _delta(self.helix.stats.as_dict(), helix_before),
+                     "chat": _delta(asdict(self.chat.stats), chat_before)}
+            return await self._store_failed(exc, started, interval_s, stats)
+        return _summary(snapshot_id, started, finished, streams, views, helix_stats, chat_stats)
+
+    async def _gather(
+        self, keep_joined: bool
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str], dict[str, ChannelView]]:
+        """The live streams, their streamers' new profiles, the channels wanted, and who was
+        in each channel's chat."""
+        streams = await asyncio.to_thread(self._fetch_streams)
+        if not streams:
+            raise CollectError(f"no live streams{_filters(self.options)}: nothing to "
+                               "collect")
+        users = await asyncio.to_thread(self._fetch_users, streams) \
+            if self.options.fetch_users else []
+        wanted = list(dict.fromkeys(s["user_login"] for s in streams))
+        if keep_joined:
+            views = await self._listen_persistent(wanted)
+        else:
+            views = await self._listen_once(wanted)
+        if wanted and not self._confirmed:
+            why = f" ({self.chat.last_error})" if self.chat.last_error else ""
+            raise CollectError(f"chat: not one of {len(wanted)} channel(s) could be "
+                               f"joined on {self.chat.host}:{self.chat.port}{why}")
+        return streams, users, wanted, views
+
+    async def _store_failed(self, exc: Exception, started: datetime, interval_s: float | None,
+                            stats: dict[str, Any]) -> SnapshotSummary:
+        """Record a snapshot that failed with `exc` (if the store can take it) and say so."""
+        error = str(exc) or type(exc).__name__
+        log.info("snapshot of %s failed: %s", f"{started:%H:%M:%S}", error)
+        failed = SnapshotData(
+            started_at=started, finished_at=self.clock.now(), interval_s=interval_s,
+            params=_params(self.options), status="failed", error=error, stats=stats)
+        try:
+            snapshot_id = await asyncio.to_thread(self._store, failed)
+        except (CollectError, duckdb.Error) as store_exc:
+            log.info("the failed snapshot could not be recorded: %s", store_exc)
+            snapshot_id = None
+        return SnapshotSummary(snapshot_id, started, "failed", error=error,
+                               seconds=(self.clock.now() - started).total_seconds(),
+                               fatal=isinstance(exc, AuthError | MissingCredentials))
 
     def _store(self, data: SnapshotData) -> int | None:
         """Write a finished snapshot: its id, or None once it is safe in the spool (`run`
@@ -504,6 +502,34 @@ class Collector:
         self._progress.update(changes)
         if self.on_progress is not None:
             self.on_progress(dict(self._progress))
+
+
+def _summary(
+    snapshot_id: int | None,
+    started: datetime,
+    finished: datetime,
+    streams: list[dict[str, Any]],
+    views: Mapping[str, ChannelView],
+    helix_stats: Mapping[str, float],
+    chat_stats: Mapping[str, float],
+) -> SnapshotSummary:
+    """The summary of a stored snapshot."""
+    return SnapshotSummary(
+        snapshot_id=snapshot_id,
+        started_at=started,
+        status="complete",
+        seconds=(finished - started).total_seconds(),
+        streams=len(streams),
+        channels_listened=len(views),
+        chatters=sum(len(v.users) for v in views.values()),
+        users=len(set().union(*(v.users.keys() for v in views.values()))),
+        pages=int(helix_stats["pages"]),
+        requests=int(helix_stats["requests"]),
+        rate_limited=int(helix_stats["rate_limited"]),
+        malformed=int(helix_stats["malformed"]),
+        joins=int(chat_stats["joins_sent"]),
+        reconnects=int(chat_stats["reconnects"]),
+    )
 
 
 def _raid_row(raid: Raid) -> dict[str, Any]:

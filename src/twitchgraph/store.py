@@ -68,6 +68,7 @@ __all__ = [
     "fail_snapshot",
     "open_store",
     "recover_stale",
+    "registered",
     "start_snapshot",
     "upsert_users",
     "write_snapshot",
@@ -355,6 +356,20 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         raise
 
 
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> Iterator[str]:
+    """`frame` as the view `name` on `con` for the block, unregistered however it ends.
+
+    DuckDB keeps a registered frame until it is unregistered; a name left behind would
+    shadow the next caller's frame, or keep a large one alive.
+    """
+    con.register(name, frame)
+    try:
+        yield name
+    finally:
+        con.unregister(name)
+
+
 def _insert_running(con: duckdb.DuckDBPyConnection, started_at: datetime,
                     interval_s: float | None) -> int:
     """Add a ``running`` snapshot row under the next free id (inside a transaction)."""
@@ -466,8 +481,7 @@ def _insert_streams(con: duckdb.DuckDBPyConnection, snapshot_id: int,
         "tags": [_SEP.join(s.get("tags") or []) for s in streams],
         "is_mature": [s.get("is_mature") for s in streams],
     })
-    con.register("_tg_streams_in", frame)
-    try:
+    with registered(con, "_tg_streams_in", frame):
         con.execute(
             f"""INSERT INTO streams SELECT ?, stream_id, user_id, user_login, user_name,
                 game_id, game_name, title, viewer_count, TRY_CAST(started_at AS TIMESTAMPTZ),
@@ -477,8 +491,6 @@ def _insert_streams(con: duckdb.DuckDBPyConnection, snapshot_id: int,
             FROM _tg_streams_in""",
             [snapshot_id],
         )
-    finally:
-        con.unregister("_tg_streams_in")
 
 
 def _opt(value: Any) -> str | None:
@@ -495,8 +507,7 @@ def _insert_chatters(con: duckdb.DuckDBPyConnection, snapshot_id: int,
     if bad:
         raise ValueError(f"chatter source must be one of {SOURCES}, got {sorted(bad)}")
     frame = pd.DataFrame(rows, columns=["channel_login", "user_login", "source"])
-    con.register("_tg_chatters_in", frame)
-    try:
+    with registered(con, "_tg_chatters_in", frame):
         # Keep one row per (channel, user): names before join before message.
         con.execute(
             """INSERT INTO chatters
@@ -506,8 +517,6 @@ def _insert_chatters(con: duckdb.DuckDBPyConnection, snapshot_id: int,
                FROM _tg_chatters_in GROUP BY channel_login, user_login""",
             [snapshot_id],
         )
-    finally:
-        con.unregister("_tg_chatters_in")
 
 
 def _insert_listens(con: duckdb.DuckDBPyConnection, snapshot_id: int,
@@ -518,12 +527,9 @@ def _insert_listens(con: duckdb.DuckDBPyConnection, snapshot_id: int,
         [(c.lower(), float(s), bool(m)) for c, (s, m) in listens.items()],
         columns=["channel_login", "listened_s", "membership"],
     )
-    con.register("_tg_listens_in", frame)
-    try:
+    with registered(con, "_tg_listens_in", frame):
         con.execute("INSERT INTO listens SELECT ?, channel_login, listened_s, membership "
                     "FROM _tg_listens_in", [snapshot_id])
-    finally:
-        con.unregister("_tg_listens_in")
 
 
 def _insert_raids(con: duckdb.DuckDBPyConnection, snapshot_id: int,
@@ -537,12 +543,9 @@ def _insert_raids(con: duckdb.DuckDBPyConnection, snapshot_id: int,
         "to_login": [str(r["to_login"]).lower() for r in raids],
         "viewers": [int(r.get("viewers") or 0) for r in raids],
     })
-    con.register("_tg_raids_in", frame)
-    try:
+    with registered(con, "_tg_raids_in", frame):
         con.execute("INSERT INTO raids SELECT ?, CAST(raided_at AS TIMESTAMPTZ), from_login, "
                     "from_name, to_login, viewers FROM _tg_raids_in", [snapshot_id])
-    finally:
-        con.unregister("_tg_raids_in")
 
 
 def _upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]],
@@ -560,8 +563,7 @@ def _upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]
         "profile_image_url": [str(u.get("profile_image_url") or "") for u in users],
         "type": [str(u.get("type") or "") for u in users],
     })
-    con.register("_tg_users_in", frame)
-    try:
+    with registered(con, "_tg_users_in", frame):
         con.execute("DELETE FROM users WHERE user_id IN (SELECT user_id FROM _tg_users_in)")
         con.execute(
             """INSERT INTO users SELECT user_id, login, display_name, broadcaster_type,
@@ -569,8 +571,6 @@ def _upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]
                FROM _tg_users_in""",
             [fetched_at],
         )
-    finally:
-        con.unregister("_tg_users_in")
     return len(users)
 
 

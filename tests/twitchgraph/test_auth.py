@@ -9,7 +9,7 @@ import pytest
 
 from twitchgraph.twitch.auth import AppTokenAuth
 from twitchgraph.twitch.credentials import Credentials
-from twitchgraph.twitch.errors import AuthError, Unauthorized
+from twitchgraph.twitch.errors import AuthError, ServerError, Unauthorized
 
 from ._collect_fixtures import AUTH, CLIENT_ID, SECRET, FakeClock, FakeTwitch, make_stream
 
@@ -80,3 +80,27 @@ def test_credentials_repr_hides_the_secret() -> None:
     creds = Credentials(CLIENT_ID, SECRET)
     assert SECRET not in repr(creds) and SECRET not in str(creds)
     assert CLIENT_ID in repr(creds)
+
+
+def test_token_endpoint_failures_are_retried_then_reported() -> None:
+    replies: list[httpx.Response | Exception] = [
+        httpx.Response(503), httpx.ConnectError("refused"),
+        httpx.Response(200, json={"access_token": "tok", "expires_in": 3600}),
+    ]  # fmt: skip
+
+    def token_endpoint(request: httpx.Request) -> httpx.Response:
+        reply = replies.pop(0) if replies else httpx.Response(502)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    clock = FakeClock()
+    http = httpx.Client(transport=httpx.MockTransport(token_endpoint))
+    auth = AppTokenAuth(Credentials(CLIENT_ID, SECRET), auth_url=AUTH, http=http, clock=clock)
+    assert auth.token() == "tok"
+    assert clock.sleeps == [0.5, 1.0]
+    auth = AppTokenAuth(Credentials(CLIENT_ID, SECRET), auth_url=AUTH, http=http, clock=clock,
+                        max_retries=1)  # fmt: skip
+    with pytest.raises(ServerError, match="HTTP 502") as info:
+        auth.token()
+    assert SECRET not in str(info.value)

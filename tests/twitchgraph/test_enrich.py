@@ -218,3 +218,12 @@ def test_igdb_paces_four_requests_per_second_and_retries_429():
     assert clock.sleeps[0] == pytest.approx(0.5)
     assert all(s <= 0.25 + 1e-9 for s in clock.sleeps[1:])
     assert json.dumps(parse_igdb_game(IGDB[101])["release_date"], default=str) == '"2019-03-14"'
+
+
+def test_a_bug_in_a_source_is_not_reported_as_its_failure(store, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug, not a service failing")
+
+    monkeypatch.setattr("twitchgraph.enrich.steam.enrich_steam", broken)
+    with pytest.raises(ZeroDivisionError):
+        _run(store, FakeServices(), FakeClock())

@@ -14,7 +14,7 @@ from twitchgraph.enrich.social import (
     extract_links,
     platform_of,
 )
-from twitchgraph.enrich.sources import SourceError
+from twitchgraph.twitch.errors import MalformedResponse, TwitchAPIError
 
 from ._build_fixtures import add_live, add_snapshots, new_store
 
@@ -117,7 +117,7 @@ def test_gql_schema_change_fails_soft_and_gives_up():
     assert len(calls) == 2
     assert "gave up after 2 failed requests" in report.error
     assert "PersistedQueryNotFound" in report.error
-    with pytest.raises(SourceError, match="schema may have changed"):
+    with pytest.raises(MalformedResponse, match="schema may have changed"):
         client.social_medias(["alpha"])
 
 
@@ -133,5 +133,5 @@ def test_gql_refusal_names_the_client_id_variable():
     http = httpx.Client(transport=httpx.MockTransport(
         lambda request: httpx.Response(400, json={"message": "The Client-ID header is invalid"})))
     client = GqlClient(http=http, gql_url="https://gql.test/gql", client_id="app-id")
-    with pytest.raises(SourceError, match="HTTP 400 .* set TWITCH_GQL_CLIENT_ID"):
+    with pytest.raises(TwitchAPIError, match="HTTP 400 .* set TWITCH_GQL_CLIENT_ID"):
         client.social_medias(["alpha"])

@@ -7,6 +7,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import pandas as pd
 import pytest
 
 from twitchgraph.store import (
@@ -15,6 +16,7 @@ from twitchgraph.store import (
     fail_snapshot,
     open_store,
     recover_stale,
+    registered,
     start_snapshot,
     upsert_users,
     write_snapshot,
@@ -187,3 +189,13 @@ def test_kill_9_at_any_moment_leaves_only_whole_snapshots(tmp_path) -> None:
                       "WHERE status = 'complete')") == 0
         assert _count(con, "snapshots", "status = 'running'") == 0
         con.close()
+
+
+def test_registered_frame_is_gone_after_the_block_even_on_error() -> None:
+    con = duckdb.connect(":memory:")
+    with registered(con, "_tg_t", pd.DataFrame({"x": [1, 2]})) as name:
+        assert con.execute(f"SELECT sum(x) FROM {name}").fetchall() == [(3,)]
+    with pytest.raises(ZeroDivisionError), registered(con, "_tg_t", pd.DataFrame({"x": [1]})):
+        1 / 0  # noqa: B018
+    with pytest.raises(duckdb.CatalogException):
+        con.execute("SELECT * FROM _tg_t")

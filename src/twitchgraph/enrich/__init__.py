@@ -9,7 +9,6 @@ from descriptions, and (opt-in) social links from the About panel over GQL.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,10 @@ import httpx
 
 from twitchgraph.enrich.matching import DEFAULT_THRESHOLD
 from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
-from twitchgraph.enrich.sources import SourceError, SourceReport
+from twitchgraph.enrich.sources import SourceReport
+from twitchgraph.twitch.auth import AppTokenAuth
+from twitchgraph.twitch.credentials import GQL_CLIENT_ID_VAR
+from twitchgraph.twitch.errors import TwitchError
 
 if TYPE_CHECKING:
     from twitchgraph.clock import Clock
@@ -26,7 +28,6 @@ if TYPE_CHECKING:
     from twitchgraph.twitch.endpoints import Endpoints
 
 __all__ = [
-    "SourceError",
     "SourceReport",
     "enrich_profiles",
     "ensure_enrich_tables",
@@ -34,8 +35,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-GQL_CLIENT_ID_VAR = "TWITCH_GQL_CLIENT_ID"
 
 
 def enrich_profiles(con: duckdb.DuckDBPyConnection, helix) -> SourceReport:
@@ -72,7 +71,7 @@ def enrich_profiles(con: duckdb.DuckDBPyConnection, helix) -> SourceReport:
 def _soft(report_name: str, step: Callable[[], SourceReport]) -> SourceReport:
     try:
         return step()
-    except Exception as exc:  # noqa: BLE001 - every source fails soft, by design
+    except TwitchError as exc:  # a service failing; a bug shows its traceback
         logger.debug("enrichment source %s failed", report_name, exc_info=True)
         message = str(exc) or type(exc).__name__
         return SourceReport(report_name, error=f"{type(exc).__name__}: {message}")
@@ -110,17 +109,14 @@ def run_enrichment(
     match_threshold : lowest fuzzy score accepted when matching names to Steam titles.
     clock : waits for pacing; default the system clock.
     steam_interval_s, igdb_requests_per_s : the services' rate limits.
-    gql_client_id : the ``Client-Id`` for GQL; default ``$TWITCH_GQL_CLIENT_ID``, else the
-        app's client id.
+    gql_client_id : the ``Client-Id`` for GQL (the caller reads ``TWITCH_GQL_CLIENT_ID``
+        with :func:`~twitchgraph.twitch.credentials.read_env`); default the app's client id.
     gql_limit : ask GQL about at most this many streamers (largest first).
     on_report : called with each report as soon as its source is done.
     progress : called as ``progress(source, done, total)`` during the long sources
         (Steam appdetails, GQL), for a progress bar.
     """
-    from twitchgraph.enrich.games import enrich_helix_games
-    from twitchgraph.enrich.igdb import IGDBClient, enrich_igdb
-    from twitchgraph.enrich.social import GqlClient, enrich_social_descriptions, enrich_social_gql
-    from twitchgraph.enrich.steam import SteamClient, enrich_steam
+    from twitchgraph.enrich.social import enrich_social_descriptions
 
     if social_source not in (None, "gql"):
         raise ValueError(f"social_source must be 'gql' or None, got {social_source!r}")
@@ -132,49 +128,109 @@ def run_enrichment(
         if on_report is not None:
             on_report(report)
 
-    auth = helix = None
-    if credentials is not None:
-        from twitchgraph.twitch.auth import AppTokenAuth
-        from twitchgraph.twitch.helix import HelixClient
-
-        auth = AppTokenAuth(credentials, auth_url=endpoints.auth_url, http=http, clock=clock)
-        helix = HelixClient(http=http, auth=auth, api_url=endpoints.api_url, clock=clock)
-
-    def needs_credentials(name: str) -> SourceReport:
-        return SourceReport(name, error="no Twitch credentials: set TWITCH_CLIENT_ID and "
-                                        "TWITCH_CLIENT_SECRET")  # fmt: skip
-
-    if helix is None:
-        done(needs_credentials("helix users"))
-        done(needs_credentials("helix games"))
-    else:
-        done(_soft("helix users", lambda: enrich_profiles(con, helix)))
-        done(_soft("helix games", lambda: enrich_helix_games(con, helix)))
+    auth = AppTokenAuth(credentials, auth_url=endpoints.auth_url, http=http, clock=clock
+                        ) if credentials is not None else None  # fmt: skip
+    for report in _helix_steps(con, auth, endpoints=endpoints, http=http, clock=clock):
+        done(report)
     if igdb:
-        if auth is None:
-            done(needs_credentials("igdb"))
-        else:
-            client = IGDBClient(http=http, auth=auth, igdb_url=endpoints.igdb_url, clock=clock,
-                                requests_per_s=igdb_requests_per_s)  # fmt: skip
-            done(_soft("igdb", lambda: enrich_igdb(con, client)))
+        done(_igdb_step(con, auth, endpoints=endpoints, http=http, clock=clock,
+                        requests_per_s=igdb_requests_per_s))  # fmt: skip
     if steam:
-        steam_client = SteamClient(http=http, store_url=endpoints.steam_store_url,
-                                   api_url=endpoints.steam_api_url, clock=clock,
-                                   min_interval_s=steam_interval_s)  # fmt: skip
-        done(_soft("steam", lambda: enrich_steam(
-            con, steam_client, threshold=match_threshold,
-            progress=(lambda d, t: progress("steam", d, t)) if progress else None)))  # fmt: skip
+        done(_steam_step(con, endpoints=endpoints, http=http, clock=clock,
+                         interval_s=steam_interval_s, threshold=match_threshold,
+                         progress=_progress_of("steam", progress)))  # fmt: skip
     done(_soft("social (description)", lambda: enrich_social_descriptions(con)))
     if social_source == "gql":
-        client_id = gql_client_id or os.environ.get(GQL_CLIENT_ID_VAR) or (
-            credentials.client_id if credentials else None
-        )
-        if not client_id:
-            done(SourceReport("social (gql)", error=f"no client id: set {GQL_CLIENT_ID_VAR}"))
-        else:
-            gql = GqlClient(http=http, gql_url=endpoints.gql_url, client_id=client_id,
-                            clock=clock)  # fmt: skip
-            done(_soft("social (gql)", lambda: enrich_social_gql(
-                con, gql, limit=gql_limit,
-                progress=(lambda d, t: progress("gql", d, t)) if progress else None)))  # fmt: skip
+        client_id = gql_client_id or (credentials.client_id if credentials else None)
+        done(_gql_step(con, client_id, endpoints=endpoints, http=http, clock=clock,
+                       limit=gql_limit, progress=_progress_of("gql", progress)))  # fmt: skip
     return reports
+
+
+def _needs_credentials(name: str) -> SourceReport:
+    return SourceReport(name, error="no Twitch credentials: set TWITCH_CLIENT_ID and "
+                                    "TWITCH_CLIENT_SECRET")  # fmt: skip
+
+
+def _progress_of(
+    source: str, progress: Callable[[str, int, int], None] | None
+) -> Callable[[int, int], None] | None:
+    """`progress` bound to one source's name, for the sources that report (done, total)."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(source, done, total)
+
+
+def _helix_steps(
+    con: duckdb.DuckDBPyConnection,
+    auth: AppTokenAuth | None,
+    *,
+    endpoints: Endpoints,
+    http: httpx.Client,
+    clock: Clock | None,
+) -> list[SourceReport]:
+    """Streamers' profiles and the games' Helix records (with their IGDB ids)."""
+    from twitchgraph.enrich.games import enrich_helix_games
+    from twitchgraph.twitch.helix import HelixClient
+
+    if auth is None:
+        return [_needs_credentials("helix users"), _needs_credentials("helix games")]
+    helix = HelixClient(http=http, auth=auth, api_url=endpoints.api_url, clock=clock)
+    return [_soft("helix users", lambda: enrich_profiles(con, helix)),
+            _soft("helix games", lambda: enrich_helix_games(con, helix))]  # fmt: skip
+
+
+def _igdb_step(
+    con: duckdb.DuckDBPyConnection,
+    auth: AppTokenAuth | None,
+    *,
+    endpoints: Endpoints,
+    http: httpx.Client,
+    clock: Clock | None,
+    requests_per_s: float,
+) -> SourceReport:
+    from twitchgraph.enrich.igdb import IGDBClient, enrich_igdb
+
+    if auth is None:
+        return _needs_credentials("igdb")
+    client = IGDBClient(http=http, auth=auth, igdb_url=endpoints.igdb_url, clock=clock,
+                        requests_per_s=requests_per_s)  # fmt: skip
+    return _soft("igdb", lambda: enrich_igdb(con, client))
+
+
+def _steam_step(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    endpoints: Endpoints,
+    http: httpx.Client,
+    clock: Clock | None,
+    interval_s: float,
+    threshold: float,
+    progress: Callable[[int, int], None] | None,
+) -> SourceReport:
+    from twitchgraph.enrich.steam import SteamClient, enrich_steam
+
+    client = SteamClient(http=http, store_url=endpoints.steam_store_url,
+                         api_url=endpoints.steam_api_url, clock=clock,
+                         min_interval_s=interval_s)  # fmt: skip
+    return _soft("steam", lambda: enrich_steam(con, client, threshold=threshold,
+                                               progress=progress))  # fmt: skip
+
+
+def _gql_step(
+    con: duckdb.DuckDBPyConnection,
+    client_id: str | None,
+    *,
+    endpoints: Endpoints,
+    http: httpx.Client,
+    clock: Clock | None,
+    limit: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> SourceReport:
+    from twitchgraph.enrich.social import GqlClient, enrich_social_gql
+
+    if not client_id:
+        return SourceReport("social (gql)", error=f"no client id: set {GQL_CLIENT_ID_VAR}")
+    client = GqlClient(http=http, gql_url=endpoints.gql_url, client_id=client_id, clock=clock)
+    return _soft("social (gql)", lambda: enrich_social_gql(con, client, limit=limit,
+                                                           progress=progress))  # fmt: skip

@@ -19,13 +19,9 @@ import pandas as pd
 
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
-from twitchgraph.enrich.sources import (
-    Pacer,
-    SourceError,
-    SourceReport,
-    decode_json,
-    send_with_retries,
-)
+from twitchgraph.enrich.sources import Pacer, SourceReport, decode_json
+from twitchgraph.twitch.errors import MalformedResponse
+from twitchgraph.twitch.retry import Backoff, ClosingClient, send_with_retries
 
 __all__ = ["IGDB_FIELDS", "IGDBClient", "enrich_igdb", "parse_igdb_game"]
 
@@ -43,7 +39,7 @@ IGDB_FIELDS = (
 BATCH = 500
 
 
-class IGDBClient:
+class IGDBClient(ClosingClient):
     """IGDB v4 ``/games`` over an injected ``httpx.Client``.
 
     Args:
@@ -80,12 +76,14 @@ class IGDBClient:
 
     def query(self, body: str) -> list[dict[str, Any]]:
         """POST one Apicalypse body to ``/games``; the decoded list of games."""
-        response = send_with_retries(lambda: self._post(body), source="IGDB", url=self._url,
-                                     pacer=self._pacer, max_retries=self.max_retries,
-                                     backoff_s=0.5, max_backoff_s=30.0)  # fmt: skip
+        response = send_with_retries(lambda: self._post(body), service="IGDB", url=self._url,
+                                     clock=self._pacer.clock, backoff=Backoff(0.5, 30.0),
+                                     max_retries=self.max_retries,
+                                     before=self._pacer.wait)  # fmt: skip
         data = decode_json(response, source="IGDB")
         if not isinstance(data, list):
-            raise SourceError(f"IGDB reply is not a JSON list (HTTP 200 from {self._url})")
+            raise MalformedResponse("IGDB reply is not a JSON list", status=response.status_code,
+                                    url=self._url)
         return [g for g in data if isinstance(g, dict)]
 
     def games(self, ids: Sequence[int]) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ import re
 import duckdb
 import pandas as pd
 
+from twitchgraph.store import registered
+
 __all__ = ["ensure_enrich_tables", "readable_enrich_tables", "upsert_frame"]
 
 _DDL = (
@@ -130,9 +132,6 @@ def readable_enrich_tables(con: duckdb.DuckDBPyConnection) -> None:
 def upsert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
     """Insert the rows of ``frame`` into ``table`` by column name, replacing rows with the
     same primary key (every source's cache write)."""
-    con.register("_tg_upsert", frame)
-    try:
+    with registered(con, "_tg_upsert", frame):
         cols = ", ".join(frame.columns)
         con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) SELECT {cols} FROM _tg_upsert")
-    finally:
-        con.unregister("_tg_upsert")

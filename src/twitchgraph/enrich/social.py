@@ -4,9 +4,10 @@
   expressions, with or without a scheme (``instagram.com/x``, ``https://youtu.be/...``,
   ``discord.gg/abc``). Recomputed from the stored profiles on every run: no network.
 - ``gql``: the channel's About panel (``socialMedias[].url``) through Twitch's web GraphQL
-  endpoint, as the original study read it. The endpoint is undocumented and may change: any
-  failure is reported and the run goes on; after ``max_failures`` failed requests in a row
-  the source gives up. Logins asked once (answered or unknown) are not asked again.
+  endpoint, as the original study read it. The endpoint is undocumented and may change:
+  429s, 5xx replies and timeouts are retried, any other failure is reported and the run goes
+  on; after ``max_failures`` failed requests in a row the source gives up. Logins asked
+  once (answered or unknown) are not asked again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import pandas as pd
 
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.enrich.schema import ensure_enrich_tables
-from twitchgraph.enrich.sources import Pacer, SourceError, SourceReport
+from twitchgraph.enrich.sources import Pacer, SourceReport, decode_json
+from twitchgraph.store import registered
+from twitchgraph.twitch.errors import MalformedResponse, TwitchAPIError
+from twitchgraph.twitch.retry import Backoff, ClosingClient, send_with_retries
 
 __all__ = [
     "PLATFORMS",
@@ -96,26 +100,20 @@ def _replace_links(
     """Replace the ``source`` links of ``logins`` by ``rows`` (login, platform, url)."""
     if not logins:
         return  # an empty frame has no column types DuckDB could compare with
-    con.register("_tg_logins", pd.DataFrame({"login": list(logins)}))
-    try:
+    with registered(con, "_tg_logins", pd.DataFrame({"login": list(logins)})):
         con.execute(
             "DELETE FROM social_links WHERE source = ? "
             "AND login IN (SELECT login FROM _tg_logins)",
             [source],
         )
-    finally:
-        con.unregister("_tg_logins")
     if not rows:
         return
-    con.register("_tg_links", pd.DataFrame(rows, columns=["login", "platform", "url"]))
-    try:
+    with registered(con, "_tg_links", pd.DataFrame(rows, columns=["login", "platform", "url"])):
         con.execute(
             "INSERT OR IGNORE INTO social_links SELECT DISTINCT login, platform, url, ? "
             "FROM _tg_links",
             [source],
         )
-    finally:
-        con.unregister("_tg_links")
 
 
 def enrich_social_descriptions(con: duckdb.DuckDBPyConnection) -> SourceReport:
@@ -139,7 +137,7 @@ _GQL_QUERY = (
 )
 
 
-class GqlClient:
+class GqlClient(ClosingClient):
     """Twitch's web GraphQL endpoint, for the About panel's social links only.
 
     Args:
@@ -150,6 +148,7 @@ class GqlClient:
         clock: waits between calls; default ``SystemClock()``.
         min_interval_s: seconds between requests.
         batch: operations per request (the endpoint accepts a list).
+        max_retries: retries of one request after 429/5xx/timeouts.
     """
 
     def __init__(
@@ -161,39 +160,43 @@ class GqlClient:
         clock: Clock | None = None,
         min_interval_s: float = 0.2,
         batch: int = 20,
+        max_retries: int = 2,
     ) -> None:
         self._http = http
         self._url = gql_url
         self._client_id = client_id
         self._pacer = Pacer(clock or SystemClock(), min_interval_s)
         self.batch = batch
+        self.max_retries = max_retries
         self.requests = 0
+
+    def _post(self, ops: list[dict[str, Any]]) -> httpx.Response:
+        self.requests += 1
+        return self._http.post(self._url, json=ops, headers={"Client-Id": self._client_id})
 
     def social_medias(self, logins: Sequence[str]) -> dict[str, list[dict[str, Any]] | None]:
         """login -> its About-panel links (``[{name, title, url}]``), None for unknown logins.
 
-        Raises SourceError when the reply is not the expected shape (the schema changed).
+        Raises MalformedResponse when the reply is not the expected shape (the schema
+        changed), and TwitchAPIError when the endpoint refuses or keeps failing.
         """
-        self._pacer.wait()
         ops = [{"operationName": "ChannelSocialMedias", "query": _GQL_QUERY,
                 "variables": {"login": login}} for login in logins]  # fmt: skip
-        self.requests += 1
         try:
-            response = self._http.post(self._url, json=ops, headers={"Client-Id": self._client_id})
-        except httpx.TransportError as exc:
-            raise SourceError(f"GQL unreachable ({type(exc).__name__} from {self._url})") from None
-        if response.status_code != 200:
-            hint = ("; the endpoint wants the web client's id: set TWITCH_GQL_CLIENT_ID"
-                    if response.status_code in (400, 401, 403) else "")  # fmt: skip
-            raise SourceError(f"GQL refused the query (HTTP {response.status_code} from "
-                              f"{self._url}){hint}")  # fmt: skip
-        try:
-            body = response.json()
-        except ValueError:
-            raise SourceError(f"GQL sent invalid JSON (HTTP 200 from {self._url})") from None
+            response = send_with_retries(
+                lambda: self._post(ops), service="GQL", url=self._url, clock=self._pacer.clock,
+                backoff=Backoff(1.0, 30.0), max_retries=self.max_retries, before=self._pacer.wait)
+        except TwitchAPIError as exc:
+            if exc.status not in (400, 401, 403):
+                raise
+            raise TwitchAPIError("GQL refused the query", status=exc.status, url=self._url,
+                                 detail="the endpoint wants the web client's id: set "
+                                        "TWITCH_GQL_CLIENT_ID") from None  # fmt: skip
+        body = decode_json(response, source="GQL")
         answers = body if isinstance(body, list) else [body]
         if len(answers) != len(logins):
-            raise SourceError(f"GQL answered {len(answers)} of {len(logins)} operations")
+            raise MalformedResponse(f"GQL answered {len(answers)} of {len(logins)} operations",
+                                    status=response.status_code, url=self._url)
         out: dict[str, list[dict[str, Any]] | None] = {}
         for login, answer in zip(logins, answers, strict=True):
             try:
@@ -205,9 +208,11 @@ class GqlClient:
                 out[login] = [m for m in medias if isinstance(m, dict) and m.get("url")]
             except (KeyError, TypeError) as exc:
                 errors = answer.get("errors") if isinstance(answer, dict) else None
-                raise SourceError(
-                    f"GQL reply without data.user.channel.socialMedias ({exc}); the "
-                    f"undocumented schema may have changed: {json.dumps(errors)[:200]}"
+                raise MalformedResponse(
+                    f"GQL reply without data.user.channel.socialMedias ({exc})",
+                    status=response.status_code, url=self._url,
+                    detail=f"the undocumented schema may have changed: "
+                           f"{json.dumps(errors)[:200]}",
                 ) from None
         return out
 
@@ -243,7 +248,7 @@ def enrich_social_gql(
         report.asked += len(batch)
         try:
             answers = client.social_medias(batch)
-        except SourceError as exc:
+        except TwitchAPIError as exc:
             failures += 1
             report.error = str(exc)
             _record_fetches(con, batch, ok=False, error=str(exc))
@@ -274,12 +279,9 @@ def _record_fetches(
     con: duckdb.DuckDBPyConnection, logins: Sequence[str], *, ok: bool, error: str | None
 ) -> None:
     frame = pd.DataFrame({"login": list(logins)})
-    con.register("_tg_fetched", frame)
-    try:
+    with registered(con, "_tg_fetched", frame):
         con.execute(
             "INSERT OR REPLACE INTO social_fetches (login, source, ok, error, fetched_at) "
             "SELECT login, 'gql', ?, ?, now() FROM _tg_fetched",
             [ok, error],
         )
-    finally:
-        con.unregister("_tg_fetched")

@@ -1,24 +1,18 @@
-"""What the enrichment sources share: their report, the error they raise when they give up,
-and the pacing and retrying of their HTTP calls."""
+"""What the enrichment sources share: their report, the pacing of their HTTP calls and the
+decoding of the replies. Requests go through :func:`twitchgraph.twitch.retry.send_with_retries`
+and failures are raised from the :mod:`twitchgraph.twitch.errors` tree."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
 
 from twitchgraph.clock import Clock
+from twitchgraph.twitch.errors import MalformedResponse
 
-__all__ = ["Pacer", "SourceError", "SourceReport", "decode_json", "send_with_retries"]
-
-logger = logging.getLogger(__name__)
-
-
-class SourceError(RuntimeError):
-    """An enrichment source could not answer (HTTP status and URL in the message)."""
+__all__ = ["Pacer", "SourceReport", "decode_json"]
 
 
 @dataclass
@@ -57,50 +51,10 @@ class Pacer:
         self._last = self.clock.now().timestamp()
 
 
-def send_with_retries(
-    send: Callable[[], httpx.Response],
-    *,
-    source: str,
-    url: str,
-    pacer: Pacer,
-    max_retries: int,
-    backoff_s: float,
-    max_backoff_s: float,
-) -> httpx.Response:
-    """Call ``send`` (paced) until it answers 200.
-
-    429, 5xx and transport errors are retried up to ``max_retries`` times with exponential
-    backoff from ``backoff_s`` (capped at ``max_backoff_s``); any other status is final.
-
-    Raises:
-        SourceError: a final status, or still failing after the retries; the message names
-            ``source``, the status and ``url``.
-    """
-    error = ""
-    for attempt in range(max_retries + 1):
-        pacer.wait()
-        try:
-            response = send()
-        except httpx.TransportError as exc:
-            error = f"{type(exc).__name__} from {url}"
-        else:
-            if response.status_code == 200:
-                return response
-            if response.status_code != 429 and response.status_code < 500:
-                raise SourceError(f"{source} refused the request (HTTP {response.status_code} "
-                                  f"from {url}): {response.text[:200]}")  # fmt: skip
-            error = f"HTTP {response.status_code} from {url}"
-        if attempt < max_retries:
-            wait = min(max_backoff_s, backoff_s * 2**attempt)
-            logger.info("%s call failed (%s); retrying in %.1f s", source, error, wait)
-            pacer.clock.sleep(wait)
-    raise SourceError(f"{source} kept failing ({error}) after {max_retries} retries")
-
-
 def decode_json(response: httpx.Response, *, source: str) -> Any:
-    """The JSON body of a 200 reply; invalid JSON is a :class:`SourceError` naming the URL."""
+    """The JSON body of a 2xx reply; invalid JSON is a :class:`MalformedResponse`."""
     try:
         return response.json()
     except ValueError:
-        raise SourceError(f"{source} sent invalid JSON (HTTP 200 from {response.request.url})"
-                          ) from None
+        raise MalformedResponse(f"{source} sent invalid JSON", status=response.status_code,
+                                url=response.request.url) from None

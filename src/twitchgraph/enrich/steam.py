@@ -24,20 +24,17 @@ import pandas as pd
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.enrich.matching import DEFAULT_THRESHOLD, match_titles
 from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
-from twitchgraph.enrich.sources import (
-    Pacer,
-    SourceError,
-    SourceReport,
-    decode_json,
-    send_with_retries,
-)
+from twitchgraph.enrich.sources import Pacer, SourceReport, decode_json
+from twitchgraph.store import registered
+from twitchgraph.twitch.errors import MalformedResponse
+from twitchgraph.twitch.retry import Backoff, ClosingClient, send_with_retries
 
 __all__ = ["SteamClient", "enrich_steam", "steam_date"]
 
 logger = logging.getLogger(__name__)
 
 
-class SteamClient:
+class SteamClient(ClosingClient):
     """Steam Web API app list and store appdetails over an injected ``httpx.Client``.
 
     Args:
@@ -71,9 +68,9 @@ class SteamClient:
             self.requests += 1
             return self._http.get(url, params=params)
 
-        response = send_with_retries(send, source="Steam", url=url, pacer=self._pacer,
-                                     max_retries=self.max_retries, backoff_s=2.0,
-                                     max_backoff_s=60.0)  # fmt: skip
+        response = send_with_retries(send, service="Steam", url=url, clock=self._pacer.clock,
+                                     backoff=Backoff(2.0, 60.0), max_retries=self.max_retries,
+                                     before=self._pacer.wait)  # fmt: skip
         return decode_json(response, source="Steam")
 
     def app_list(self) -> list[tuple[int, str]]:
@@ -83,7 +80,8 @@ class SteamClient:
             apps = body["applist"]["apps"]
             return [(int(a["appid"]), str(a.get("name") or "")) for a in apps]
         except (KeyError, TypeError, ValueError) as exc:
-            raise SourceError(f"Steam app list without applist.apps ({exc})") from None
+            raise MalformedResponse(f"Steam app list without applist.apps ({exc})",
+                                    status=200, url=self._api_url) from None
 
     def app_details(self, appid: int) -> dict[str, Any] | None:
         """The store's data of one app, or None when the store has no page for it."""
@@ -210,9 +208,6 @@ def enrich_steam(
 
 def _insert_apps(con: duckdb.DuckDBPyConnection, apps: list[tuple[int, str]]) -> None:
     frame = pd.DataFrame(apps, columns=["appid", "name"])
-    con.register("_tg_apps", frame)
-    try:
+    with registered(con, "_tg_apps", frame):
         con.execute("DELETE FROM steam_apps")
         con.execute("INSERT INTO steam_apps SELECT appid, name FROM _tg_apps")
-    finally:
-        con.unregister("_tg_apps")

@@ -64,16 +64,32 @@ def quality_tables(
 ) -> dict[str, pd.DataFrame]:
     """The report's tables, as DataFrames (the HTML page is made from these)."""
     readable_enrich_tables(con)
-    tables: dict[str, pd.DataFrame] = {}
-    tables["schedule"] = schedule_table(con)
-    tables["failures"] = _df(
+    return {
+        "schedule": schedule_table(con),
+        "failures": _failures(con),
+        "duplicates": _duplicates(con),
+        "completeness": _completeness(con),
+        "enrichment": _enrichment(con),
+        "chatters": _chatters_per_snapshot(con),
+        "suspected_bots": suspected_bots(con, share=bot_channel_share),
+        "message_only_rooms": _message_only_rooms(con),
+    }
+
+
+def _failures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Snapshots that did not complete, newest first, with the reason."""
+    return _df(
         con,
         """
         SELECT snapshot_id, started_at, coalesce(error, status) AS reason
         FROM snapshots WHERE status <> 'complete' ORDER BY started_at DESC
         """,
     )
-    tables["duplicates"] = _df(
+
+
+def _duplicates(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Streamers listed more than once in one snapshot."""
+    return _df(
         con,
         """
         SELECT snapshot_id, lower(user_login) AS login, count(*) AS rows
@@ -81,6 +97,10 @@ def quality_tables(
         ORDER BY rows DESC, snapshot_id, login
         """,
     )
+
+
+def _completeness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The share of filled values of each column of ``streams`` and ``users``."""
     parts = []
     for table, columns in (
         ("streams", ["user_id", "user_login", "user_name", "game_id", "game_name", "title",
@@ -99,8 +119,12 @@ def quality_tables(
             value = row[c].iloc[0]
             pct = None if n == 0 else round(100 * float(value), 1)
             parts.append({"table": table, "column": c, "rows": n, "filled_pct": pct})
-    tables["completeness"] = pd.DataFrame(parts)
-    tables["enrichment"] = _df(
+    return pd.DataFrame(parts)
+
+
+def _enrichment(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Per enrichment source: items that could be asked, asked, found, and the found share."""
+    enrich = _df(
         con,
         """
         WITH g AS (SELECT DISTINCT game_id, game_name FROM streams
@@ -133,9 +157,13 @@ def quality_tables(
         FROM live
         """,
     )
-    enrich = tables["enrichment"]
     enrich["found_pct"] = (100 * enrich["found"] / enrich["items"].where(enrich["items"] > 0))
-    tables["chatters"] = _df(
+    return enrich
+
+
+def _chatters_per_snapshot(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Streams and chatters (rows, distinct users, by how they were seen) per snapshot."""
+    return _df(
         con,
         """
         -- Plain GROUP BYs (which DuckDB can spill to disk) rather than count(DISTINCT)
@@ -165,8 +193,11 @@ def quality_tables(
         ORDER BY s.started_at
         """,
     )
-    tables["suspected_bots"] = suspected_bots(con, share=bot_channel_share)
-    tables["message_only_rooms"] = _df(
+
+
+def _message_only_rooms(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Rooms where only message senders could be seen (no NAMES/JOIN membership)."""
+    return _df(
         con,
         """
         WITH by_room AS (
@@ -190,7 +221,6 @@ def quality_tables(
         GROUP BY channel ORDER BY snapshots DESC, channel
         """,
     )
-    return tables
 
 
 def write_quality_report(

@@ -27,6 +27,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -501,21 +502,66 @@ def make_population(
         raise ValueError(f"communities must be >= 1, got {k_comm}")
     start = (start or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC)
 
-    # Communities: a main language each (English twice as likely) and a few games each.
+    # The helpers draw from `rng` in this order; changing the order changes every world.
+    comm_lang, comm_games, comm_weight = _communities(rng, k_comm)
+    accounts = _accounts(rng, channels, users, comm_lang, comm_weight)
+    chans = _channels(rng, channels, users, accounts, comm_lang, comm_games,
+                      live_fraction=live_fraction, top_viewers=top_viewers)  # fmt: skip
+    pools = _audience_pools(rng, channels, users, k_comm, accounts["acc_community"],
+                            chans["ch_base"], chans["ch_chat_ratio"], home_share)  # fmt: skip
+    bots = _bots(rng, accounts["acc_login"][channels + users:])
+
+    pop = Population(
+        seed=seed,
+        start=start,
+        n_channels=channels,
+        n_viewers=users,
+        communities=k_comm,
+        community_language=comm_lang,
+        community_games=[[int(g) for g in gs] for gs in comm_games],
+        **accounts,
+        **chans,
+        **pools,
+        **bots,
+    )
+    pop.game_ids = [g.twitch_id or str(10_000 + i * 48_611) for i, g in enumerate(GAMES)]
+    pop.igdb_ids = [1_000 + i * 37 if g.is_game else None for i, g in enumerate(GAMES)]
+    pop.steam_appids = [200_000 + i * 10_470 if g.steam_name else None
+                        for i, g in enumerate(GAMES)]
+    pop._login_index = {login.lower(): i for i, login in enumerate(pop.acc_login)}
+    pop._id_index = {str(x): i for i, x in enumerate(pop.acc_id)}
+    logger.debug("population: %d channels, %d viewers, %d pool entries", channels, users,
+                 len(pop.pool_acc))
+    return pop
+
+
+def _communities(
+    rng: np.random.Generator, k_comm: int
+) -> tuple[list[str], list[list[int]], np.ndarray]:
+    """Each community's main language (English twice as likely), its few games, its weight."""
     lang_pool = ["en", "en", *_LANGS[1:]]
     comm_lang = [lang_pool[i] for i in rng.permutation(len(lang_pool))[:k_comm]]
     game_idx = [i for i, g in enumerate(GAMES) if g.is_game]
     comm_games = [list(rng.choice(game_idx, size=5, replace=False)) for _ in range(k_comm)]
     comm_weight = rng.dirichlet(np.full(k_comm, 4.0))
+    return comm_lang, comm_games, comm_weight
 
-    # Accounts: channels, viewers, bots.
-    bots_published = list(_SERVICE_BOTS + _VIEWER_BOTS)
-    bot_logins = bots_published + list(_UNLISTED_BOTS)
-    n_bots = len(bot_logins)
+
+def _accounts(
+    rng: np.random.Generator,
+    channels: int,
+    users: int,
+    comm_lang: list[str],
+    comm_weight: np.ndarray,
+) -> dict[str, Any]:
+    """The `acc_*`, `bot_logins` and `bot_talks` fields: channels, then viewers, then bots."""
+    bot_names = list(_SERVICE_BOTS + _VIEWER_BOTS + _UNLISTED_BOTS)
+    n_bots = len(bot_names)
     n_acc = channels + users + n_bots
+    k_comm = len(comm_lang)
     logins = _make_logins(rng, channels + users)
     taken = set(logins)
-    logins += [b if b not in taken else f"{b}_x" for b in bot_logins]
+    logins += [b if b not in taken else f"{b}_x" for b in bot_names]
     comm = np.concatenate([
         rng.choice(k_comm, size=channels, p=comm_weight),
         rng.choice(k_comm, size=users, p=comm_weight),
@@ -528,12 +574,38 @@ def make_population(
     created = rng.integers(1_300_000_000, 1_730_000_000, size=n_acc)
     talk = rng.lognormal(0.0, 1.0, size=n_acc) * (rng.random(n_acc) > 0.3)
     talk[: channels] = 0.0  # broadcasters are not modelled as viewers elsewhere
-    bot_talks = np.array([b in _SERVICE_BOTS for b in bot_logins])
+    bot_talks = np.array([b in _SERVICE_BOTS for b in bot_names])
     talk[channels + users:] = np.where(bot_talks, 0.5, 0.0)
+    return {
+        "acc_id": ids,
+        "acc_login": logins,
+        "acc_display": display,
+        "acc_created": created,
+        "acc_community": comm,
+        "acc_talk": talk,
+        "bot_logins": logins[channels + users:],
+        "bot_talks": bot_talks,
+    }
 
-    # Channels: language (mostly the community's), Zipf sizes, schedule, games.
-    # Per-channel draws are made as whole arrays: a Python loop of small rng calls would cost
-    # seconds at 10,000 channels.
+
+def _channels(
+    rng: np.random.Generator,
+    channels: int,
+    users: int,
+    accounts: dict[str, Any],
+    comm_lang: list[str],
+    comm_games: list[list[int]],
+    *,
+    live_fraction: float,
+    top_viewers: float,
+) -> dict[str, Any]:
+    """The `ch_*` fields and `acc_btype`: language (mostly the community's), Zipf sizes,
+    schedule, games, tags, profile description and social links.
+
+    Per-channel draws are made as whole arrays: a Python loop of small rng calls would cost
+    seconds at 10,000 channels.
+    """
+    comm, logins, ids = accounts["acc_community"], accounts["acc_login"], accounts["acc_id"]
     own_lang = rng.random(channels) < 0.9
     any_lang = rng.integers(0, len(_LANGS), size=channels)
     ch_lang = [comm_lang[comm[c]] if own_lang[c] else _LANGS[any_lang[c]]
@@ -561,7 +633,8 @@ def make_population(
         for c in range(channels)
     ]
     btype = ["partner" if r < 50 else "affiliate" if r < channels * 0.6 else "" for r in ranks]
-    btype += ["affiliate" if r < 0.05 else "" for r in rng.random(users)] + [""] * n_bots
+    btype += ["affiliate" if r < 0.05 else "" for r in rng.random(users)]
+    btype += [""] * len(accounts["bot_logins"])
     mature = rng.random(channels) < 0.2
     n_tags = rng.integers(0, 3, size=channels)
     tag_pick = np.argsort(rng.random((channels, len(_EXTRA_TAGS))), axis=1)
@@ -583,9 +656,39 @@ def make_population(
         socials.append(links)
         text = f" Follow me: {links[0]['url']}" if links and mention[c] else ""
         descriptions.append(f"{GAMES[chat_games[c][0]].name} streams, good vibes.{text}")
+    return {
+        "acc_btype": btype,
+        "ch_language": ch_lang,
+        "ch_base": base,
+        "ch_chat_ratio": chat_ratio,
+        "ch_period": period,
+        "ch_duty": duty,
+        "ch_phase": phase,
+        "ch_daily_phase": daily_phase,
+        "ch_games": chat_games,
+        "ch_mature": mature,
+        "ch_tags": tags,
+        "ch_description": descriptions + [""] * (len(logins) - channels),
+        "ch_socials": socials,
+    }
 
-    # Audience pools, drawn in one vectorised pass: each sample is home or roaming, then a
-    # viewer picked by activity weight within the community (or the whole site).
+
+def _audience_pools(
+    rng: np.random.Generator,
+    channels: int,
+    users: int,
+    k_comm: int,
+    comm: np.ndarray,
+    base: np.ndarray,
+    chat_ratio: np.ndarray,
+    home_share: float,
+) -> dict[str, np.ndarray]:
+    """The `pool_*` fields: each channel's audience pool, as CSR over channels.
+
+    Drawn in one vectorised pass: each sample is home or roaming, then a viewer picked by
+    activity weight within the community (or the whole site).
+    """
+    n_acc = len(comm)
     viewer_comm = comm[channels: channels + users]
     order = np.argsort(viewer_comm, kind="stable")
     weight = rng.lognormal(0.0, 0.8, size=users)[order]
@@ -616,60 +719,20 @@ def make_population(
     p_owner, p_acc = p_owner[keep], p_acc[keep]
     pool_ptr = np.concatenate([[0], np.cumsum(np.bincount(p_owner, minlength=channels))])
     loyalty = rng.random(len(p_acc)).astype(np.float64)
+    return {"pool_ptr": pool_ptr, "pool_acc": p_acc, "pool_loyalty": loyalty}
 
-    # Bots: service bots in a fair share of channels, viewer bots in most.
+
+def _bots(rng: np.random.Generator, bot_logins: list[str]) -> dict[str, Any]:
+    """`bot_share` (service bots in a fair share of channels, viewer bots in most) and the
+    published bot list (the listed bots' logins and 150 more that never show up)."""
     bot_share = np.array([
         rng.uniform(0.2, 0.45) if b in _SERVICE_BOTS else rng.uniform(0.55, 0.95)
-        for b in bot_logins
+        for b in _SERVICE_BOTS + _VIEWER_BOTS + _UNLISTED_BOTS
     ])
     extra_published = [f"{w}{s}bot{i}" for i, (w, s) in enumerate(zip(
         rng.choice(_WORDS, size=150), rng.choice(_SYLLABLES, size=150), strict=True))]
-
-    pop = Population(
-        seed=seed,
-        start=start,
-        n_channels=channels,
-        n_viewers=users,
-        communities=k_comm,
-        community_language=comm_lang,
-        community_games=[[int(g) for g in gs] for gs in comm_games],
-        acc_id=ids,
-        acc_login=logins,
-        acc_display=display,
-        acc_created=created,
-        acc_btype=btype,
-        acc_community=comm,
-        acc_talk=talk,
-        bot_logins=[logins[channels + users + i] for i in range(n_bots)],
-        bot_published=[logins[channels + users + i] for i in range(len(bots_published))]
-        + extra_published,
-        bot_share=bot_share,
-        bot_talks=bot_talks,
-        ch_language=ch_lang,
-        ch_base=base,
-        ch_chat_ratio=chat_ratio,
-        ch_period=period,
-        ch_duty=duty,
-        ch_phase=phase,
-        ch_daily_phase=daily_phase,
-        ch_games=chat_games,
-        ch_mature=mature,
-        ch_tags=tags,
-        ch_description=descriptions + [""] * (n_acc - channels),
-        ch_socials=socials,
-        pool_ptr=pool_ptr,
-        pool_acc=p_acc,
-        pool_loyalty=loyalty,
-    )
-    pop.game_ids = [g.twitch_id or str(10_000 + i * 48_611) for i, g in enumerate(GAMES)]
-    pop.igdb_ids = [1_000 + i * 37 if g.is_game else None for i, g in enumerate(GAMES)]
-    pop.steam_appids = [200_000 + i * 10_470 if g.steam_name else None
-                        for i, g in enumerate(GAMES)]
-    pop._login_index = {login.lower(): i for i, login in enumerate(logins)}
-    pop._id_index = {str(x): i for i, x in enumerate(ids)}
-    logger.debug("population: %d channels, %d viewers, %d pool entries", channels, users,
-                 len(p_acc))
-    return pop
+    published = bot_logins[: len(_SERVICE_BOTS) + len(_VIEWER_BOTS)]
+    return {"bot_share": bot_share, "bot_published": published + extra_published}
 
 
 def igdb_record(pop: Population, g: int) -> dict:

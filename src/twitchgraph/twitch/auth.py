@@ -2,7 +2,8 @@
 
 App tokens cannot be refreshed: when one expires (or Twitch answers 401) we ask for a new one.
 `AppTokenAuth` adds `Client-Id` and `Authorization: Bearer` to each request; on a 401 it gets
-one new token and retries the request once. Tokens are kept in memory only and never logged.
+one new token and retries the request once. The token request itself is retried after 5xx
+replies and timeouts (`send_with_retries`). Tokens are kept in memory only and never logged.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import httpx
 
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.twitch.credentials import Credentials
-from twitchgraph.twitch.errors import AuthError, MalformedResponse, ServerError
+from twitchgraph.twitch.errors import (
+    AuthError,
+    MalformedResponse,
+    RateLimited,
+    ServerError,
+    TwitchAPIError,
+)
+from twitchgraph.twitch.retry import Backoff, send_with_retries
 
 __all__ = ["AppTokenAuth"]
 
@@ -33,7 +41,9 @@ class AppTokenAuth(httpx.Auth):
         credentials: the application's client id and secret.
         auth_url: base of the id service (`Endpoints.auth_url`); tokens come from `POST /token`.
         http: the client used for the token request (it must not itself carry this auth).
-        clock: tells when a token is about to expire; default `SystemClock()`.
+        clock: tells when a token is about to expire, and waits between retries; default
+            `SystemClock()`.
+        max_retries: retries of the token request after 5xx replies and timeouts.
     """
 
     requires_response_body = False
@@ -45,6 +55,7 @@ class AppTokenAuth(httpx.Auth):
         auth_url: str,
         http: httpx.Client,
         clock: Clock | None = None,
+        max_retries: int = 3,
     ) -> None:
         self._credentials = credentials
         self._token_url = auth_url.rstrip("/") + "/token"
@@ -54,6 +65,7 @@ class AppTokenAuth(httpx.Auth):
         self._token: str | None = None
         self._expires_at: datetime | None = None
         self.tokens_fetched = 0
+        self.max_retries = max_retries
 
     @property
     def client_id(self) -> str:
@@ -108,21 +120,19 @@ class AppTokenAuth(httpx.Auth):
             "grant_type": "client_credentials",
         }
         try:
-            response = self._http.post(self._token_url, data=data, auth=None)
-        except httpx.TransportError as exc:
-            raise ServerError(
-                f"could not reach the token endpoint: {type(exc).__name__}", url=self._token_url
-            ) from None
-        if response.status_code >= 500:
-            raise ServerError("token endpoint failed", status=response.status_code,
-                              url=self._token_url)
-        if response.status_code != 200:
+            response = send_with_retries(
+                lambda: self._http.post(self._token_url, data=data, auth=None),
+                service="the token endpoint", url=self._token_url, clock=self._clock,
+                backoff=Backoff(0.5, 30.0), max_retries=self.max_retries)  # fmt: skip
+        except (ServerError, RateLimited):
+            raise
+        except TwitchAPIError as exc:
             raise AuthError(
                 "Twitch refused the client credentials; check TWITCH_CLIENT_ID and "
                 "TWITCH_CLIENT_SECRET",
-                status=response.status_code,
+                status=exc.status,
                 url=self._token_url,
-            )
+            ) from None
         try:
             body = response.json()
             token = body["access_token"]

@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.twitch.endpoints import Endpoints
+from twitchgraph.twitch.retry import Backoff
 
 __all__ = [
     "ChannelView", "ChatClient", "ChatStats", "IrcMessage", "Raid", "parse_line", "parse_raid",
@@ -530,7 +531,7 @@ class ChatClient:
 
     async def _pause(self, conn: _Connection, failures: int, why: str) -> None:
         conn.failed.set()
-        wait = min(self.max_backoff_s, self.reconnect_backoff_s * 2 ** max(0, failures - 1))
+        wait = Backoff(self.reconnect_backoff_s, self.max_backoff_s).delay(failures)
         # The same failure again (an unreachable host) is logged once, not at every retry.
         level = logging.INFO if why == self.last_error else logging.WARNING
         self.last_error = why

@@ -1,5 +1,8 @@
 """Twitch application credentials from the environment or a `.env` file.
 
+This is the one place that reads the process environment (`read_env`); every other module
+takes the mapping it returns.
+
 `load_credentials()` reads TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET; the environment wins over
 `.env`. The `.env` values are read with python-dotenv *without* being copied into `os.environ`,
 so child processes and logs never see them unless the caller chooses to pass them on.
@@ -16,10 +19,18 @@ from dotenv import dotenv_values
 
 from twitchgraph.twitch.errors import MissingCredentials
 
-__all__ = ["CLIENT_ID_VAR", "CLIENT_SECRET_VAR", "Credentials", "load_credentials", "read_env"]
+__all__ = [
+    "CLIENT_ID_VAR",
+    "CLIENT_SECRET_VAR",
+    "GQL_CLIENT_ID_VAR",
+    "Credentials",
+    "load_credentials",
+    "read_env",
+]
 
 CLIENT_ID_VAR = "TWITCH_CLIENT_ID"
 CLIENT_SECRET_VAR = "TWITCH_CLIENT_SECRET"
+GQL_CLIENT_ID_VAR = "TWITCH_GQL_CLIENT_ID"  # the web client's id, for the About panel (GQL)
 
 
 @dataclass(frozen=True)

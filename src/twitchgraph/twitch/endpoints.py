@@ -18,9 +18,10 @@ gql_url            TWITCH_GQL_URL      https://gql.twitch.tv/gql
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from twitchgraph.twitch.credentials import read_env
 
 __all__ = ["Endpoints"]
 
@@ -50,11 +51,12 @@ class Endpoints:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Endpoints:
-        """Read overrides from `env` (default `os.environ`); unset or empty keeps the default.
+        """Read overrides from `env` (default the environment, by `read_env`); unset or empty
+        keeps the default.
 
         Raises `ValueError` when TWITCH_CHAT_HOST is not `host:port`.
         """
-        env = os.environ if env is None else env
+        env = read_env(dotenv_path=None) if env is None else env
         values: dict[str, object] = {}
         for field_name, var in _URL_VARS.items():
             if env.get(var, "").strip():

@@ -45,19 +45,23 @@ class MissingCredentials(TwitchError):
 
 
 class TwitchAPIError(TwitchError):
-    """An HTTP call to a Twitch service failed.
+    """An HTTP call to a Twitch-family service (Helix, IGDB, GQL, and Steam beside them) failed.
 
     Attributes:
         status: HTTP status code, or None when no reply came (timeout, connection error).
         url: the request URL, secrets redacted.
+
+    `detail`, when given, follows the status and URL in the message (what was tried, what
+    to do).
     """
 
-    def __init__(self, message: str, *, status: int | None = None, url: object = "") -> None:
+    def __init__(self, message: str, *, status: int | None = None, url: object = "",
+                 detail: str = "") -> None:
         self.status = status
         self.url = redact_url(url) if url else ""
         where = f" ({'HTTP ' + str(status) if status is not None else 'no reply'}"
         where += f" from {self.url})" if self.url else ")"
-        super().__init__(message + where)
+        super().__init__(message + where + (f"; {detail}" if detail else ""))
 
 
 class RateLimited(TwitchAPIError):

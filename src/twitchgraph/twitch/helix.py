@@ -24,13 +24,8 @@ import httpx
 
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.twitch.auth import AppTokenAuth
-from twitchgraph.twitch.errors import (
-    MalformedResponse,
-    RateLimited,
-    ServerError,
-    TwitchAPIError,
-    Unauthorized,
-)
+from twitchgraph.twitch.errors import MalformedResponse
+from twitchgraph.twitch.retry import Backoff, ClosingClient, send_with_retries
 
 __all__ = ["HelixClient", "HelixStats", "PAGE_SIZE"]
 
@@ -61,7 +56,7 @@ class HelixStats:
         return asdict(self)
 
 
-class HelixClient:
+class HelixClient(ClosingClient):
     """Helix (`/streams`, `/users`, `/games`) over an injected `httpx.Client`.
 
     Args:
@@ -107,16 +102,6 @@ class HelixClient:
     def __repr__(self) -> str:
         return f"HelixClient(api_url={self._api_url!r})"
 
-    def close(self) -> None:
-        """Close the underlying HTTP client."""
-        self._http.close()
-
-    def __enter__(self) -> HelixClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- endpoints -------------------------------------------------------------------------
 
     def streams(
@@ -151,14 +136,8 @@ class HelixClient:
         prev_bottom: int | None = None
         page = 0
         while True:
-            params: list[tuple[str, str]] = [("first", str(PAGE_SIZE))]
-            if language:
-                params.append(("language", language))
-            params += [("game_id", g) for g in game_ids]
-            if cursor:
-                params.append(("after", cursor))
             try:
-                body = self._get_json("/streams", params)
+                body = self._get_json("/streams", _stream_params(language, game_ids, cursor))
                 items = self._data_list(body, "/streams")
             except MalformedResponse as exc:
                 log.warning("skipping the rest of the stream list after page %d: %s", page, exc)
@@ -169,18 +148,8 @@ class HelixClient:
             self._report_skipped(f"streams page {page}")
             fresh = [s for s in valid if s["id"] not in seen_ids]
             repeats = len(valid) - len(fresh)
-            top = max((s["viewer_count"] for s in valid), default=None)
-            if page > 1 and valid:
-                if 2 * repeats > len(valid):
-                    log.info("page %d is mostly repeats: the cursor looped; stopping", page)
-                    self.stats.duplicates += repeats
-                    break
-                if prev_bottom is not None and top is not None and (
-                    top > prev_bottom * _JUMP_FACTOR + _JUMP_SLACK
-                ):
-                    log.info("viewer counts jumped back up on page %d (%d after %d): the "
-                             "cursor looped; stopping", page, top, prev_bottom)
-                    break
+            if page > 1 and valid and self._looped(page, valid, repeats, prev_bottom):
+                break
             self.stats.duplicates += repeats
             for s in fresh:
                 seen_ids.add(s["id"])
@@ -188,11 +157,8 @@ class HelixClient:
                     kept.append(s)
             if on_page is not None:
                 on_page(page, len(kept))
-            if valid and min(s["viewer_count"] for s in valid) < min_viewers:
-                break
-            if limit is not None and len(kept) >= limit:
-                break
-            if max_pages is not None and page >= max_pages:
+            if _enough(valid, kept, page, min_viewers=min_viewers, limit=limit,
+                       max_pages=max_pages):  # fmt: skip
                 break
             cursor = _cursor(body)
             if not items or not cursor:
@@ -205,6 +171,22 @@ class HelixClient:
                 prev_bottom = min(s["viewer_count"] for s in valid)
         kept.sort(key=lambda s: s["viewer_count"], reverse=True)
         return kept if limit is None else kept[:limit]
+
+    def _looped(
+        self, page: int, valid: list[dict[str, Any]], repeats: int, prev_bottom: int | None
+    ) -> bool:
+        """Whether `page` shows the cursor looping back to the top of the list: it is mostly
+        repeats, or its top viewer count jumps well above the previous page's lowest."""
+        if 2 * repeats > len(valid):
+            log.info("page %d is mostly repeats: the cursor looped; stopping", page)
+            self.stats.duplicates += repeats
+            return True
+        top = max(s["viewer_count"] for s in valid)
+        if prev_bottom is not None and top > prev_bottom * _JUMP_FACTOR + _JUMP_SLACK:
+            log.info("viewer counts jumped back up on page %d (%d after %d): the "
+                     "cursor looped; stopping", page, top, prev_bottom)  # fmt: skip
+            return True
+        return False
 
     def users(
         self, *, ids: Iterable[str] = (), logins: Iterable[str] = ()
@@ -223,59 +205,24 @@ class HelixClient:
 
     def _get_json(self, path: str, params: list[tuple[str, str]]) -> dict[str, Any]:
         url = self._api_url + path
-        failures = 0  # 5xx and no reply
-        limited = 0  # 429
-        garbled = 0  # replies that are not JSON
-        while True:
-            self._pace()
-            self.stats.requests += 1
-            try:
-                response = self._http.get(url, params=params, auth=self._auth)
-            except httpx.TransportError as exc:  # timeouts and connection errors
-                self.stats.timeouts += 1
-                failures += 1
-                if failures > self.max_retries:
-                    raise ServerError(f"no reply after {failures} attempts "
-                                      f"({type(exc).__name__})", url=url) from None
-                self._backoff(failures, f"{type(exc).__name__} from {url}")
-                continue
-            self._note_limits(response)
-            status = response.status_code
-            if status == 429:
-                self.stats.rate_limited += 1
-                limited += 1
-                if limited > self.max_rate_limited:
-                    raise RateLimited("still rate limited after waiting", url=response.url,
-                                      reset_at=self._reset_at)
-                self._wait_for_reset(limited)
-                continue
-            if status >= 500:
-                self.stats.server_errors += 1
-                failures += 1
-                if failures > self.max_retries:
-                    raise ServerError(f"server error after {failures} attempts",
-                                      status=status, url=response.url)
-                self._backoff(failures, f"HTTP {status} from {response.url}")
-                continue
-            if status == 401:
-                raise Unauthorized("Twitch rejected a fresh app token", status=status,
-                                   url=response.url)
-            if status >= 400:
-                raise TwitchAPIError(f"request refused: {_error_message(response)}",
-                                     status=status, url=response.url)
+        for _ in range(2):  # once may be a truncated transfer; twice is the server
+            response = send_with_retries(
+                lambda: self._http.get(url, params=params, auth=self._auth),
+                service="Helix", url=url, clock=self._clock,
+                backoff=Backoff(self.backoff_s, self.max_backoff_s),
+                max_retries=self.max_retries, max_rate_limited=self.max_rate_limited,
+                before=self._pace, on_reply=self._count_reply, on_wait=self._count_wait,
+            )  # fmt: skip
             try:
                 body = response.json()
-                if not isinstance(body, dict):
-                    raise ValueError("not a JSON object")
-                return body
+                if isinstance(body, dict):
+                    return body
             except ValueError:
-                self.stats.malformed += 1
-                garbled += 1
-                log.warning("malformed reply (not a JSON object) from %s", response.url)
-                if garbled > 1:  # once may be a truncated transfer; twice is the server
-                    raise MalformedResponse("reply is not a JSON object", status=status,
-                                            url=response.url) from None
-                continue
+                pass
+            self.stats.malformed += 1
+            log.warning("malformed reply (not a JSON object) from %s", response.url)
+        raise MalformedResponse("reply is not a JSON object", status=response.status_code,
+                                url=response.url)
 
     def _lookup(
         self,
@@ -345,23 +292,22 @@ class HelixClient:
         self._clock.sleep(wait)
         self._remaining = None  # unknown until the next reply
 
-    def _wait_for_reset(self, attempt: int) -> None:
-        now = self._clock.now().timestamp()
-        if self._reset_at is not None and self._reset_at > now:
-            wait = self._reset_at - now + 0.05
-        else:
-            wait = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-        log.info("rate limited (429); waiting %.1f s for the bucket to reset", wait)
-        self.stats.paced_s += wait
-        self.stats.retries += 1
-        self._remaining = None
-        self._clock.sleep(wait)
+    def _count_reply(self, response: httpx.Response | None) -> None:
+        self.stats.requests += 1
+        if response is None:
+            self.stats.timeouts += 1
+            return
+        self._note_limits(response)
+        if response.status_code == 429:
+            self.stats.rate_limited += 1
+        elif response.status_code >= 500:
+            self.stats.server_errors += 1
 
-    def _backoff(self, attempt: int, why: str) -> None:
-        wait = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-        log.warning("%s; retry %d/%d in %.1f s", why, attempt, self.max_retries, wait)
+    def _count_wait(self, rate_limited: bool, seconds: float) -> None:
         self.stats.retries += 1
-        self._clock.sleep(wait)
+        if rate_limited:
+            self.stats.paced_s += seconds
+            self._remaining = None  # unknown until the next reply
 
     # -- normalising items -----------------------------------------------------------------
 
@@ -442,19 +388,41 @@ def _text(value: Any) -> str:
     return text
 
 
+def _stream_params(
+    language: str | None, game_ids: Sequence[str], cursor: str | None
+) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = [("first", str(PAGE_SIZE))]
+    if language:
+        params.append(("language", language))
+    params += [("game_id", g) for g in game_ids]
+    if cursor:
+        params.append(("after", cursor))
+    return params
+
+
+def _enough(
+    valid: list[dict[str, Any]],
+    kept: list[dict[str, Any]],
+    page: int,
+    *,
+    min_viewers: int,
+    limit: int | None,
+    max_pages: int | None,
+) -> bool:
+    """Whether paging can stop: the page ended below `min_viewers` (the list is sorted by
+    viewers), `limit` streams are kept, or `max_pages` are read."""
+    return (
+        (bool(valid) and min(s["viewer_count"] for s in valid) < min_viewers)
+        or (limit is not None and len(kept) >= limit)
+        or (max_pages is not None and page >= max_pages)
+    )
+
+
 def _cursor(body: dict[str, Any]) -> str | None:
     pagination = body.get("pagination")
     if isinstance(pagination, dict) and isinstance(pagination.get("cursor"), str):
         return pagination["cursor"] or None
     return None
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        message = response.json().get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return str(message)[:200] if message else response.reason_phrase
 
 
 def _unique(values: Iterable[str]) -> list[str]:
