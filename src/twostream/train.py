@@ -500,6 +500,9 @@ def resume_config(out: str | Path, given: dict[str, Any]) -> TrainConfig:
     fields = {f for f in TrainConfig.__dataclass_fields__}
     merged = {**stored, **given, "out": str(out), "resume": True}
     config = TrainConfig(**{k: v for k, v in merged.items() if k in fields})
+    if "rawframes" not in given and not Path(config.rawframes).is_dir():
+        raise TwostreamError(f"the rawframes folder {out} was trained on is gone: "
+                             f"{config.rawframes}; if it moved, pass its new place as RAWFRAMES")
     classes = read_class_list(config.rawframes)
     if classes != run["classes"]:
         raise TwostreamError(

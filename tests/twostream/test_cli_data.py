@@ -138,6 +138,7 @@ def test_extract_exits_1_when_every_clip_is_bad(tmp_path):
                                  str(tmp_path / "out"), "--workers", "1", "--no-progress"])
     assert result.exit_code == 1
     assert "skipped wave/bad_(1).avi: corrupt" in result.stderr
+    assert sum("bad_(1).avi" in line for line in result.stderr.splitlines()) == 1  # once
     assert "no clip could be extracted" in result.stderr
 
 

@@ -183,6 +183,36 @@ def test_bad_option_or_damaged_file_is_one_red_line(trained, synth_dataset, tmp_
     assert not (tmp_path / "new").exists() and not (tmp_path / "x.onnx").exists()
 
 
+def test_resume_needs_only_the_run_folder_and_trains_on(trained, tmp_path):
+    _, out = trained
+    run = tmp_path / "run"
+    shutil.copytree(out / "temporal", run)
+    r = _run("train", "--resume", "--out", run, "--epochs", "2")
+    assert r.exit_code == 0, r.output
+    assert "split 1: train acc" in r.output and "after epoch 2" in r.output
+    lrs = [float(line.split(",")[2]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert len(lrs) == 2 and lrs[1] > 0  # the stretched schedule, not a finished one at lr 0
+    r = _run("train", "--resume", "--out", run)
+    assert r.exit_code == 0, r.output
+    assert "split 1: already trained 2 epoch(s); nothing to do" in r.output
+
+
+def test_ctrl_c_in_train_says_how_to_resume(trained, tmp_path, monkeypatch):
+    from twostream import train as train_mod
+
+    raw, _ = trained
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "main", interrupted)
+    r = _run("train", raw, "--stream", "spatial", "--out", tmp_path / "r")
+    assert r.exit_code == 130
+    assert r.output.strip() == (f"Error: interrupted: every finished epoch is saved in "
+                                f"{tmp_path / 'r'}; continue with `twostream train --resume "
+                                f"--out {tmp_path / 'r'}`")
+
+
 def test_group_accuracy():
     classes = ["appearance_a", "appearance_b", "motion_a", "motion_b"]
     labels = np.array([0, 1, 2, 3, 3])

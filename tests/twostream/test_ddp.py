@@ -48,6 +48,6 @@ def test_two_cpu_ranks_end_with_identical_weights(tmp_path):
     assert not torch.equal(init["fc.weight"], r0["params"]["fc.weight"])  # it did train
     with (out / "metrics.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [r["epoch"] for r in rows] == ["0", "1"]  # written once, by rank 0
+    assert [r["epoch"] for r in rows] == ["1", "2"]  # written once, by rank 0
     # The bad clip's step is skipped on both ranks: 2 samples per epoch not trained on.
     assert [int(r["skipped"]) for r in rows] == [2, 2]

@@ -47,3 +47,28 @@ def test_onnxruntime_matches_pytorch(run, tmp_path):
     assert onnx_logits.shape == (3, 5)
     np.testing.assert_allclose(onnx_logits, expected, rtol=1e-3, atol=1e-4)
     assert np.abs(expected).max() > 0.1  # not a degenerate all-zero comparison
+
+
+def test_a_full_disk_leaves_no_partial_onnx_and_keeps_the_old_one(run, tmp_path, monkeypatch):
+    import errno
+
+    import onnx
+
+    from twostream.errors import TwostreamError
+
+    out = tmp_path / "out" / "temporal.onnx"
+    out.parent.mkdir()
+    out.write_bytes(b"an earlier export")
+    real_save = onnx.save
+
+    def disk_fills_up(proto, path):  # half the model is written, then no space is left
+        real_save(proto, path)
+        with open(path, "r+b") as f:
+            f.truncate(f.seek(0, 2) // 2)
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(onnx, "save", disk_fills_up)
+    with pytest.raises(TwostreamError, match="cannot write .*temporal.onnx: No space left"):
+        export_onnx(run, out)
+    assert out.read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["temporal.onnx"]

@@ -167,6 +167,8 @@ def test_resume_reuses_the_runs_settings_and_refuses_changes(raw, tmp_path):
     run = json.loads((out / "run.json").read_text())
     run["rawframes"] = run["train_config"]["rawframes"] = str(tmp_path / "gone")
     (out / "run.json").write_text(json.dumps(run))
+    with pytest.raises(TwostreamError, match="is gone: .*gone; if it moved, pass its new place"):
+        train_mod.resume_config(out, {})
     assert train_mod.resume_config(out, {"rawframes": str(moved)}).rawframes == str(moved)
     (moved / "classes.txt").write_text("a\nb\n")
     with pytest.raises(TwostreamError, match="lists 2 classes, the run was trained on 6"):
