@@ -31,6 +31,7 @@ for communities, modularity Q and NMI with the planted partition; for layouts,
 process) and prints iterations, CPU time and quality for each: how the defaults were chosen.
 
 Run: .venv/bin/python benchmarks/graph.py [--sizes 3000 30000] [--no-reference] [--sweep]
+     [--before-iterations 1000] [--no-exports]
 """
 
 from __future__ import annotations
@@ -244,7 +245,8 @@ STEPS = [
 ]
 
 
-def run(n: int, reference: bool, workdir: Path, before_iterations: int) -> list[dict[str, Any]]:
+def run(n: int, reference: bool, workdir: Path, before_iterations: int,
+        exports: bool = True) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     data = planted_graph(n)
     graph_dir = write_graph_dir(BuildResult(streamers=data.streamers, edges=data.edges,
@@ -256,7 +258,7 @@ def run(n: int, reference: bool, workdir: Path, before_iterations: int) -> list[
     del data
     rows = []
     for step, impl, key, is_reference in STEPS:
-        if is_reference and not reference:
+        if (is_reference and not reference) or (step.startswith("export") and not exports):
             continue
         # networkx's FA2 builds n x n x 2 float64 arrays (and temporaries of that size).
         need_gib = 4 * n * n * 2 * 8 / 2**30
@@ -332,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--before-iterations", type=int, default=1000,
                         help="iterations of the 'before' layout (it had no other stop)")
+    parser.add_argument("--no-exports", action="store_true", help="skip the export steps")
     parser.add_argument("--sweep", action="store_true",
                         help="also run the layout with other starts, tolerances and thetas")
     args = parser.parse_args(argv)
@@ -339,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         for n in args.sizes:
-            rows += run(n, not args.no_reference, workdir, args.before_iterations)
+            rows += run(n, not args.no_reference, workdir, args.before_iterations,
+                        not args.no_exports)
             if args.sweep:
                 swept += sweep(n)
     print()

@@ -116,6 +116,18 @@ def test_start_from_communities_separates_them_at_once(planted):
     assert _separation(reference, truth) > 1.5
 
 
+def test_one_community_or_one_streamer_still_lays_out(planted):
+    data, _ = planted
+    one = GraphData(streamers=data.streamers.assign(community=0), edges=data.edges)
+    positions = forceatlas2_layout(one, iterations=50, seed=0,
+                                   settings=ForceAtlas2Settings(prevent_overlap=False))
+    xy = positions[["x", "y"]].to_numpy()  # not all started (and stuck) on one point
+    assert np.isfinite(xy).all() and len(np.unique(xy.round(6), axis=0)) == len(xy)
+    alone = GraphData(streamers=data.streamers.head(1).assign(community=0),
+                      edges=data.edges.iloc[:0])
+    assert np.isfinite(forceatlas2_layout(alone, iterations=20)[["x", "y"]].to_numpy()).all()
+
+
 def test_bad_settings_are_refused(planted):
     with pytest.raises(ValueError, match="scaling"):
         ForceAtlas2Settings(scaling=0)

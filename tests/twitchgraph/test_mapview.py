@@ -23,11 +23,13 @@ LONERS = 12
 
 @pytest.fixture(scope="module")
 def laid_out():
-    """4 planted communities of 15 in a unit disc, 12 loners on a ring of radius 50 around
-    them, and one pair of streamers linked only to each other, far out too."""
+    """4 planted communities of 15 in a unit disc, and 12 loners on a ring of radius 50 around
+    them: 7 isolated, a pair and a triangle linked only among themselves."""
     tables = planted_graph(communities=4, size=15, p_in=0.5, seed=2, loners=LONERS)
     streamers, edges = tables["streamers"], tables["edges"]
-    pair = pd.DataFrame({"Source": ["loner_000"], "Target": ["loner_001"], "Weight": [20.0]})
+    pair = pd.DataFrame({"Source": ["loner_000", "loner_002", "loner_002", "loner_003"],
+                         "Target": ["loner_001", "loner_003", "loner_004", "loner_004"],
+                         "Weight": 20.0})
     data = GraphData(streamers=streamers, edges=pd.concat([edges, pair], ignore_index=True))
     data.streamers["community"] = data.streamers["Id"].map(find_communities(data).membership)
     rng = np.random.default_rng(0)
@@ -63,8 +65,9 @@ def test_legend_lists_the_real_communities_then_one_other(laid_out):
     assert [e.id for e in view.legend][-1] == OTHER
     other = view.legend[-1]
     assert other.size == LONERS and other.color == OTHER_COLOR
-    # 11 communities: 10 singletons and the pair; 10 streamers have no overlap at all.
-    assert other.name == "other: 11 small communities, 10 isolated streamers"
+    # 9 communities: 7 singletons, the pair and the triangle (big enough to be shown, were it
+    # not a component of its own far from the graph).
+    assert other.name == "other: 9 small communities, 7 isolated streamers"
     assert sum(e.size for e in view.legend) == len(data.streamers)
     # Each shown community has one colour of its own, none of them grey.
     colours = [e.color for e in shown]

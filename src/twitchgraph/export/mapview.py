@@ -4,10 +4,13 @@ Shared by the PNG, the web map and GEXF so they agree. On collected data most Le
 "communities" are isolated streamers or pairs (no overlap of 10 % with anyone), and FA2 pushes
 those to a wide ring around the graph. So:
 
-- the largest communities are shown with distinct colours (`communities.shown_communities`);
-  every other streamer goes into one grey "other" group with one legend entry;
-- the frame is the bounding box of the connected components that hold a shown community, so
-  the map opens on the real graph, not on the ring of loners around it.
+- the main components are the connected components with at least a tenth of the largest
+  one's streamers (and at least 3);
+- the largest communities in the main components are shown with distinct colours
+  (`communities.shown_communities`); every other streamer (isolated, in a tiny community, or
+  in a small component far out) goes into one grey "other" group with one legend entry;
+- the frame is the bounding box of the main components holding a shown community, so the
+  map opens on the real graph, not on the ring of loners around it.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class MapView:
     group : community id when that community is shown, else `OTHER`.
     color : hex colour per streamer.
     legend : shown communities, largest first, then "other" when anyone is in it.
-    framed : streamers inside the frame (components that hold a shown community).
+    framed : streamers inside the frame (main components that hold a shown community).
     frame : (xmin, xmax, ymin, ymax) of the framed streamers' discs, in layout units.
     """
 
@@ -64,11 +67,17 @@ def map_view(
 ) -> MapView:
     """Groups, colours, legend and frame of a laid-out GRAPH_DIR (needs community, x, y, size).
 
-    `min_size` and `max_shown` choose the communities shown, as in `shown_communities`.
+    `min_size` and `max_shown` choose the communities shown among those of the main
+    components, as in `shown_communities` (`min_size` None: 3, or 0.5 % of all streamers).
     """
     streamers = data.streamers.reset_index(drop=True)
     community = streamers["community"].astype(int).to_numpy()
-    shown = shown_communities(community, min_size=min_size, max_shown=max_shown)
+    component = _components(data, streamers)
+    sizes = np.bincount(component)
+    main = sizes[component] >= max(3, 0.1 * sizes.max())
+    if min_size is None:
+        min_size = max(3, round(0.005 * len(community)))
+    shown = shown_communities(community[main], min_size=min_size, max_shown=max_shown)
     colors = dict(zip(shown, community_colors(len(shown)), strict=True))
     group = np.where(np.isin(community, shown), community, OTHER)
     color = np.array([colors.get(int(g), OTHER_COLOR) for g in group], dtype=object)
@@ -78,7 +87,9 @@ def map_view(
     if others.any():
         legend.append(LegendEntry(OTHER, OTHER_COLOR, int(others.sum()),
                                   _other_name(community[others], data, streamers, others)))
-    framed = _framed(data, streamers, group)
+    kept = np.unique(component[group != OTHER])
+    # Nothing shown (e.g. only loners): frame everything.
+    framed = np.isin(component, kept) if len(kept) else np.ones(len(group), dtype=bool)
     return MapView(group=group, color=color, legend=legend, framed=framed,
                    frame=_bbox(streamers, framed))
 
@@ -91,15 +102,11 @@ def _index_edges(data: GraphData, streamers: pd.DataFrame) -> tuple[np.ndarray, 
     return src[keep].astype(int), dst[keep].astype(int)
 
 
-def _framed(data: GraphData, streamers: pd.DataFrame, group: np.ndarray) -> np.ndarray:
+def _components(data: GraphData, streamers: pd.DataFrame) -> np.ndarray:
     n = len(streamers)
     src, dst = _index_edges(data, streamers)
     adjacency = sp.coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
-    _, component = connected_components(adjacency, directed=False)
-    kept = np.unique(component[group != OTHER])
-    if len(kept) == 0:  # nothing shown (e.g. only loners): frame everything
-        return np.ones(n, dtype=bool)
-    return np.isin(component, kept)
+    return connected_components(adjacency, directed=False)[1]
 
 
 def _bbox(streamers: pd.DataFrame, framed: np.ndarray) -> tuple[float, float, float, float]:
