@@ -4,7 +4,9 @@ Pages, each with a JSON twin at the same URL plus ``.json``:
 
 - ``/``: the map (the offline map's sigma.js page and script), state in the URL's hash;
 - ``/streamer/{login}``: top overlaps, raids in and out, games played, community;
-- ``/status``: the facts of `twitchgraph status` and of the server's own rebuilds.
+- ``/status``: the facts of `twitchgraph status` and of the server's own rebuilds;
+- ``/download/map.png`` and ``/download/map.gexf``: the map as the page shows it (``hide``:
+  legend groups left out, ``t``: a window of the time slider).
 
 Safety: GET only (no endpoint writes anything; a rebuild is asked for with SIGHUP or comes
 on the schedule); templates escape every value (Jinja2 autoescape) and the map's data sits
@@ -177,6 +179,30 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
         return Response(body, media_type=kind,
                         headers={**_HEADERS, "Cache-Control": "no-cache"})
 
+    async def download(request: Request) -> Response:
+        import asyncio
+
+        kind = request.path_params["kind"]
+        if kind not in ("png", "gexf"):
+            return Response("not found", status_code=404, headers=_HEADERS)
+        data = graph()
+        if data is None:
+            return as_json(_no_graph(rebuilder), 503)
+        try:
+            hide = {int(x) for x in request.query_params.get("hide", "").split(",") if x}
+            window = request.query_params.get("t")
+            window = None if window in (None, "") else int(window)
+        except ValueError:
+            return as_json({"error": "hide is a comma list of community ids, t a window "
+                                     "number"}, 400)
+        view = view_of(data, hide=hide, window=window, timeline=rebuilder.state.timeline)
+        if view.streamers.empty:
+            return as_json({"error": "nothing shown: every community is hidden"}, 400)
+        body = await asyncio.to_thread(_render_download, view, kind)
+        media = "image/png" if kind == "png" else "application/gexf+xml"
+        return Response(body, media_type=media, headers={
+            **_HEADERS, "Content-Disposition": f'attachment; filename="twitchgraph-map.{kind}"'})
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return Response("not found", status_code=404, headers=_HEADERS)
 
@@ -191,6 +217,7 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
         Route("/status", status_page, methods=["GET"]),
         Route("/status.json", status_json, methods=["GET"]),
         Route("/static/{path:path}", static, methods=["GET"]),
+        Route("/download/map.{kind:str}", download, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed},
                     lifespan=_lifespan(rebuilder) if start else None)
@@ -207,7 +234,9 @@ _MAP_PARTS = {
         '<script src="/static/map.js"></script><script src="/static/serve.js"></script>',
     r'<meta http-equiv="Content-Security-Policy"[^>]*>': "",
     r"<body>": '<body><nav id="serve-nav"><a href="/">map</a> <a href="/status">status</a> '
-               '<a id="streamer-link" hidden>streamer page</a></nav>',
+               '<a id="streamer-link" hidden>streamer page</a> download this view: '
+               '<a id="download-png" href="/download/map.png" download>PNG</a> '
+               '<a id="download-gexf" href="/download/map.gexf" download>GEXF</a></nav>',
 }
 
 
@@ -220,6 +249,42 @@ def served_map(data_json: str) -> str:
         if n != 1:
             raise RuntimeError(f"web/map.html has no {pattern!r}: update webapp._MAP_PARTS")
     return html.replace("/*__DATA__*/", data_json, 1)
+
+
+def view_of(data: GraphData, *, hide: set[int], window: int | None,
+            timeline: Any = None) -> GraphData:
+    """The part of `data` the map shows: streamers of legend groups not in `hide` and, for a
+    window of `timeline`, only those in that window's graph; their edges, raids and games."""
+    from twitchgraph.export.mapview import map_view
+
+    keep = ~pd.Series(map_view(data).group).isin(hide).to_numpy()
+    if timeline is not None and window is not None and 0 <= window < len(timeline.windows):
+        keep &= data.streamers["Id"].isin(timeline.memberships[window].keys()).to_numpy()
+    streamers = data.streamers[keep].reset_index(drop=True)
+    kept = set(streamers["Id"])
+
+    def both(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["Source"].isin(kept) & frame["Target"].isin(kept)]
+
+    return GraphData(streamers=streamers, edges=both(data.edges),
+                     played=data.played[data.played["Source"].isin(kept)],
+                     games=data.games, build=data.build, raids=both(data.raids))
+
+
+def _render_download(view: GraphData, kind: str) -> bytes:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="twitchgraph-view-") as tmp:
+        if kind == "png":
+            from twitchgraph.export.png import export_png
+
+            path = export_png(view, Path(tmp) / "map.png", size_inches=10.0, dpi=110)
+        else:
+            from twitchgraph.export.gexf import export_gexf
+
+            path = export_gexf(view, Path(tmp) / "map.gexf")
+        return path.read_bytes()
 
 
 def _lifespan(rebuilder: Rebuilder):

@@ -247,3 +247,22 @@ def test_windows_give_the_slider_its_lineages_and_streamers_their_trends(tmp_pat
         assert facts["trends"]["c"] == [100.0, None]
         page = client.get("/streamer/a").text
         assert "Community history" in page and "2022-05-03" in page
+
+
+def test_downloads_export_the_view_as_png_and_gexf(served):
+    import xml.etree.ElementTree as ET
+
+    client, rebuilder = served
+    data = rebuilder.state.graph
+    png = client.get("/download/map.png?hide=1")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    assert png.headers["content-disposition"].startswith("attachment")
+    gexf = client.get("/download/map.gexf?hide=1")
+    assert gexf.status_code == 200
+    ns = {"g": "http://gexf.net/1.3"}
+    nodes = {n.get("id") for n in ET.fromstring(gexf.content).findall(".//g:node", ns)}
+    shown = set(data.streamers.loc[data.streamers["community"] != 1, "Id"])
+    assert nodes == shown
+    assert client.get("/download/map.gexf").status_code == 200
+    assert client.get("/download/map.exe").status_code == 404
+    assert client.get("/download/map.png?hide=x").status_code == 400
