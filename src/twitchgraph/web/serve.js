@@ -5,6 +5,7 @@
   "use strict";
   var map = window.__map;
   if (!map) return;
+  map.readyAt = performance.now();  // map.js done: for benchmarks/serve.py
   var link = document.getElementById("streamer-link");
 
   // ----- time slider: each window's communities (lineages keep their colour as they move) --
