@@ -163,7 +163,13 @@ class Rebuilder:
                 self.state.failures += 1
                 self.state.last_error = str(exc).splitlines()[0] if str(exc) else type(
                     exc).__name__
-                logger.warning("rebuild failed: %s", self.state.last_error)
+                # Expected failures (nothing to build yet, a busy or newer store) are one
+                # line; anything else is a bug: its traceback goes to the log as well.
+                from twitchgraph.store import StoreError
+
+                expected = isinstance(exc, ValueError | OSError | StoreError)
+                logger.warning("rebuild failed: %s", self.state.last_error,
+                               exc_info=not expected)
                 return False
             finally:
                 self.state.running = False

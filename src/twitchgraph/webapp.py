@@ -17,9 +17,11 @@ frames); static files come only from the package's own list, anything else is a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
+import threading
 from importlib import resources
 from typing import Any
 
@@ -121,16 +123,18 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
     def graph() -> GraphData | None:
         return rebuilder.state.graph
 
+    payloads = _PayloadCache(rebuilder)
+
     async def map_page(request: Request) -> Response:
         from twitchgraph.export.html import safe_json
 
-        payload = _map_payload(rebuilder)
+        payload = await asyncio.to_thread(payloads.get)
         if payload is None:
             return page("serve_wait.html", 503, state=rebuilder.state.as_dict())
         return HTMLResponse(served_map(safe_json(payload)), headers=_HEADERS)
 
     async def map_json(request: Request) -> Response:
-        payload = _map_payload(rebuilder)
+        payload = await asyncio.to_thread(payloads.get)
         return as_json(payload) if payload else as_json(_no_graph(rebuilder), 503)
 
     async def streamer_page(request: Request) -> Response:
@@ -180,8 +184,6 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
                         headers={**_HEADERS, "Cache-Control": "no-cache"})
 
     async def download(request: Request) -> Response:
-        import asyncio
-
         kind = request.path_params["kind"]
         if kind not in ("png", "gexf"):
             return Response("not found", status_code=404, headers=_HEADERS)
@@ -306,23 +308,31 @@ def _no_graph(rebuilder: Rebuilder) -> dict[str, Any]:
             "server": rebuilder.state.as_dict()}
 
 
-def _map_payload(rebuilder: Rebuilder) -> dict[str, Any] | None:
-    """The map's JSON for the current graph, made once per graph."""
-    from twitchgraph.export.html import map_payload
+class _PayloadCache:
+    """The map's JSON for the current graph (and windows), made once per rebuild."""
 
-    state = rebuilder.state
-    data = state.graph
-    if data is None:
-        return None
-    cached = getattr(rebuilder, "_payload", None)
-    if cached is not None and cached[0] is data:
-        return cached[1]
-    payload = map_payload(data, title="twitchgraph live map")
-    if state.timeline is not None:
-        payload["timeline"] = timeline_payload(state.timeline,
-                                               [n["key"] for n in payload["nodes"]])
-    rebuilder._payload = (data, payload)  # type: ignore[attr-defined]
-    return payload
+    def __init__(self, rebuilder: Rebuilder) -> None:
+        self.rebuilder = rebuilder
+        self._lock = threading.Lock()  # one maker, even when several pages ask at once
+        self._last: tuple[Any, Any, dict[str, Any]] | None = None
+
+    def get(self) -> dict[str, Any] | None:
+        from twitchgraph.export.html import map_payload
+
+        state = self.rebuilder.state
+        data, timeline = state.graph, state.timeline
+        if data is None:
+            return None
+        with self._lock:
+            last = self._last
+            if last is not None and last[0] is data and last[1] is timeline:
+                return last[2]
+            payload = map_payload(data, title="twitchgraph live map")
+            if timeline is not None:
+                payload["timeline"] = timeline_payload(timeline,
+                                                       [n["key"] for n in payload["nodes"]])
+            self._last = (data, timeline, payload)
+            return payload
 
 
 def timeline_payload(evolution: Any, logins: list[str]) -> dict[str, Any]:
