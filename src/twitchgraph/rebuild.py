@@ -39,9 +39,10 @@ def rebuild_graph(
     resolution: float = 1.0,
     layout_iterations: int = 300,
     seed: int = 0,
+    timings: dict[str, float] | None = None,
 ) -> Path:
     """Build the graph of the store at `db` into the new folder `out_dir`, with communities
-    and a layout; returns `out_dir`.
+    and a layout; returns `out_dir`. `timings` gets the seconds of each step.
 
     Raises BuildError (nothing to build), StoreError (the store cannot be read).
     """
@@ -50,14 +51,19 @@ def rebuild_graph(
     from twitchgraph.layout import layout_for_dir
     from twitchgraph.store import open_store
 
+    timings = {} if timings is None else timings
+    t0 = time.perf_counter()
     con = open_store(db, read_only=True)
     try:
         result = build_graph(con, **(build_params or {}))
     finally:
         con.close()  # before the slow steps: the collector's next commit need not wait
     out = write_graph_dir(result, out_dir)
+    t1 = time.perf_counter()
     communities_for_dir(out, resolution=resolution, seed=seed)
+    t2 = time.perf_counter()
     layout_for_dir(out, iterations=layout_iterations, seed=seed)
+    timings.update(build=t1 - t0, communities=t2 - t1, layout=time.perf_counter() - t2)
     return out
 
 
@@ -75,6 +81,7 @@ class RebuildState:
     failures: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     timeline: Any = None  # an evolve.Evolution of the same store, or None
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per step, last rebuild
     timeline_error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,6 +89,7 @@ class RebuildState:
         return {
             "built_at": self.built_at.isoformat() if self.built_at else None,
             "seconds": None if self.seconds is None else round(self.seconds, 2),
+            "steps": {k: round(v, 2) for k, v in self.steps.items()},
             "running": self.running,
             "last_error": self.last_error,
             "last_attempt": self.last_attempt.isoformat() if self.last_attempt else None,
@@ -142,20 +150,31 @@ class Rebuilder:
             started = time.monotonic()
             self.state.last_attempt = utcnow()
             folder = self.root / f"graph-{utcnow():%Y%m%dT%H%M%S%f}"
+            steps: dict[str, float] = {}
             try:
-                rebuild_graph(self.db, folder, **self.options)
+                rebuild_graph(self.db, folder, timings=steps, **self.options)
                 graph = read_graph_dir(folder)
+                t0 = time.perf_counter()
                 timeline = self._timeline()
+                if self.window is not None:
+                    steps["windows"] = time.perf_counter() - t0
             except Exception as exc:  # noqa: BLE001 - kept for the status page; retried later
                 shutil.rmtree(folder, ignore_errors=True)
                 self.state.failures += 1
                 self.state.last_error = str(exc).splitlines()[0] if str(exc) else type(
                     exc).__name__
-                logger.warning("rebuild failed: %s", self.state.last_error)
+                # Expected failures (nothing to build yet, a busy or newer store) are one
+                # line; anything else is a bug: its traceback goes to the log as well.
+                from twitchgraph.store import StoreError
+
+                expected = isinstance(exc, ValueError | OSError | StoreError)
+                logger.warning("rebuild failed: %s", self.state.last_error,
+                               exc_info=not expected)
                 return False
             finally:
                 self.state.running = False
             self.state.graph, self.state.timeline = graph, timeline
+            self.state.steps = steps
             self.state.built_at = utcnow()
             self.state.seconds = time.monotonic() - started
             self.state.last_error = ""

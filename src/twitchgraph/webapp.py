@@ -4,7 +4,9 @@ Pages, each with a JSON twin at the same URL plus ``.json``:
 
 - ``/``: the map (the offline map's sigma.js page and script), state in the URL's hash;
 - ``/streamer/{login}``: top overlaps, raids in and out, games played, community;
-- ``/status``: the facts of `twitchgraph status` and of the server's own rebuilds.
+- ``/status``: the facts of `twitchgraph status` and of the server's own rebuilds;
+- ``/download/map.png`` and ``/download/map.gexf``: the map as the page shows it (``hide``:
+  legend groups left out, ``t``: a window of the time slider).
 
 Safety: GET only (no endpoint writes anything; a rebuild is asked for with SIGHUP or comes
 on the schedule); templates escape every value (Jinja2 autoescape) and the map's data sits
@@ -15,9 +17,11 @@ frames); static files come only from the package's own list, anything else is a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
+import threading
 from importlib import resources
 from typing import Any
 
@@ -119,16 +123,18 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
     def graph() -> GraphData | None:
         return rebuilder.state.graph
 
+    payloads = _PayloadCache(rebuilder)
+
     async def map_page(request: Request) -> Response:
         from twitchgraph.export.html import safe_json
 
-        payload = _map_payload(rebuilder)
+        payload = await asyncio.to_thread(payloads.get)
         if payload is None:
             return page("serve_wait.html", 503, state=rebuilder.state.as_dict())
         return HTMLResponse(served_map(safe_json(payload)), headers=_HEADERS)
 
     async def map_json(request: Request) -> Response:
-        payload = _map_payload(rebuilder)
+        payload = await asyncio.to_thread(payloads.get)
         return as_json(payload) if payload else as_json(_no_graph(rebuilder), 503)
 
     async def streamer_page(request: Request) -> Response:
@@ -177,6 +183,28 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
         return Response(body, media_type=kind,
                         headers={**_HEADERS, "Cache-Control": "no-cache"})
 
+    async def download(request: Request) -> Response:
+        kind = request.path_params["kind"]
+        if kind not in ("png", "gexf"):
+            return Response("not found", status_code=404, headers=_HEADERS)
+        data = graph()
+        if data is None:
+            return as_json(_no_graph(rebuilder), 503)
+        try:
+            hide = {int(x) for x in request.query_params.get("hide", "").split(",") if x}
+            window = request.query_params.get("t")
+            window = None if window in (None, "") else int(window)
+        except ValueError:
+            return as_json({"error": "hide is a comma list of community ids, t a window "
+                                     "number"}, 400)
+        view = view_of(data, hide=hide, window=window, timeline=rebuilder.state.timeline)
+        if view.streamers.empty:
+            return as_json({"error": "nothing shown: every community is hidden"}, 400)
+        body = await asyncio.to_thread(_render_download, view, kind)
+        media = "image/png" if kind == "png" else "application/gexf+xml"
+        return Response(body, media_type=media, headers={
+            **_HEADERS, "Content-Disposition": f'attachment; filename="twitchgraph-map.{kind}"'})
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return Response("not found", status_code=404, headers=_HEADERS)
 
@@ -191,6 +219,7 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
         Route("/status", status_page, methods=["GET"]),
         Route("/status.json", status_json, methods=["GET"]),
         Route("/static/{path:path}", static, methods=["GET"]),
+        Route("/download/map.{kind:str}", download, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed},
                     lifespan=_lifespan(rebuilder) if start else None)
@@ -207,7 +236,9 @@ _MAP_PARTS = {
         '<script src="/static/map.js"></script><script src="/static/serve.js"></script>',
     r'<meta http-equiv="Content-Security-Policy"[^>]*>': "",
     r"<body>": '<body><nav id="serve-nav"><a href="/">map</a> <a href="/status">status</a> '
-               '<a id="streamer-link" hidden>streamer page</a></nav>',
+               '<a id="streamer-link" hidden>streamer page</a> download this view: '
+               '<a id="download-png" href="/download/map.png" download>PNG</a> '
+               '<a id="download-gexf" href="/download/map.gexf" download>GEXF</a></nav>',
 }
 
 
@@ -220,6 +251,42 @@ def served_map(data_json: str) -> str:
         if n != 1:
             raise RuntimeError(f"web/map.html has no {pattern!r}: update webapp._MAP_PARTS")
     return html.replace("/*__DATA__*/", data_json, 1)
+
+
+def view_of(data: GraphData, *, hide: set[int], window: int | None,
+            timeline: Any = None) -> GraphData:
+    """The part of `data` the map shows: streamers of legend groups not in `hide` and, for a
+    window of `timeline`, only those in that window's graph; their edges, raids and games."""
+    from twitchgraph.export.mapview import map_view
+
+    keep = ~pd.Series(map_view(data).group).isin(hide).to_numpy()
+    if timeline is not None and window is not None and 0 <= window < len(timeline.windows):
+        keep &= data.streamers["Id"].isin(timeline.memberships[window].keys()).to_numpy()
+    streamers = data.streamers[keep].reset_index(drop=True)
+    kept = set(streamers["Id"])
+
+    def both(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["Source"].isin(kept) & frame["Target"].isin(kept)]
+
+    return GraphData(streamers=streamers, edges=both(data.edges),
+                     played=data.played[data.played["Source"].isin(kept)],
+                     games=data.games, build=data.build, raids=both(data.raids))
+
+
+def _render_download(view: GraphData, kind: str) -> bytes:
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="twitchgraph-view-") as tmp:
+        if kind == "png":
+            from twitchgraph.export.png import export_png
+
+            path = export_png(view, Path(tmp) / "map.png", size_inches=10.0, dpi=110)
+        else:
+            from twitchgraph.export.gexf import export_gexf
+
+            path = export_gexf(view, Path(tmp) / "map.gexf")
+        return path.read_bytes()
 
 
 def _lifespan(rebuilder: Rebuilder):
@@ -241,23 +308,31 @@ def _no_graph(rebuilder: Rebuilder) -> dict[str, Any]:
             "server": rebuilder.state.as_dict()}
 
 
-def _map_payload(rebuilder: Rebuilder) -> dict[str, Any] | None:
-    """The map's JSON for the current graph, made once per graph."""
-    from twitchgraph.export.html import map_payload
+class _PayloadCache:
+    """The map's JSON for the current graph (and windows), made once per rebuild."""
 
-    state = rebuilder.state
-    data = state.graph
-    if data is None:
-        return None
-    cached = getattr(rebuilder, "_payload", None)
-    if cached is not None and cached[0] is data:
-        return cached[1]
-    payload = map_payload(data, title="twitchgraph live map")
-    if state.timeline is not None:
-        payload["timeline"] = timeline_payload(state.timeline,
-                                               [n["key"] for n in payload["nodes"]])
-    rebuilder._payload = (data, payload)  # type: ignore[attr-defined]
-    return payload
+    def __init__(self, rebuilder: Rebuilder) -> None:
+        self.rebuilder = rebuilder
+        self._lock = threading.Lock()  # one maker, even when several pages ask at once
+        self._last: tuple[Any, Any, dict[str, Any]] | None = None
+
+    def get(self) -> dict[str, Any] | None:
+        from twitchgraph.export.html import map_payload
+
+        state = self.rebuilder.state
+        data, timeline = state.graph, state.timeline
+        if data is None:
+            return None
+        with self._lock:
+            last = self._last
+            if last is not None and last[0] is data and last[1] is timeline:
+                return last[2]
+            payload = map_payload(data, title="twitchgraph live map")
+            if timeline is not None:
+                payload["timeline"] = timeline_payload(timeline,
+                                                       [n["key"] for n in payload["nodes"]])
+            self._last = (data, timeline, payload)
+            return payload
 
 
 def timeline_payload(evolution: Any, logins: list[str]) -> dict[str, Any]:

@@ -125,6 +125,12 @@ def test_map_runs_under_the_csp_searches_and_keeps_state_in_the_url(server, page
     shared = page.url
     assert f"q={login}" in shared and "hide=1" in shared and "raids=1" in shared
     assert page.get_attribute("#streamer-link", "href") == f"/streamer/{login}"
+    # the download buttons export what is shown
+    assert page.get_attribute("#download-png", "href") == "/download/map.png?hide=1"
+    assert page.get_attribute("#download-gexf", "href") == "/download/map.gexf?hide=1"
+    with page.expect_download() as download:
+        page.click("#download-png")
+    assert download.value.suggested_filename == "twitchgraph-map.png"
     # The shared URL opens the same view.
     other = page.context.browser.new_page(viewport={"width": 1000, "height": 800})
     _open_map(other, shared)

@@ -5,6 +5,7 @@
   "use strict";
   var map = window.__map;
   if (!map) return;
+  map.readyAt = performance.now();  // map.js done: for benchmarks/serve.py
   var link = document.getElementById("streamer-link");
 
   // ----- time slider: each window's communities (lineages keep their colour as they move) --
@@ -74,6 +75,12 @@
     params.set("cam", [c.x, c.y, c.ratio].map(function (v) { return Math.round(v * 10000) / 10000; }).join(","));
     var hash = "#" + params.toString();
     if (hash !== location.hash) history.replaceState(null, "", hash);
+    var query = new URLSearchParams();
+    if (hidden.length) query.set("hide", hidden.join(","));
+    if (map.window !== null && map.window !== undefined) query.set("t", String(map.window));
+    var suffix = query.toString() ? "?" + query.toString() : "";
+    document.getElementById("download-png").href = "/download/map.png" + suffix;
+    document.getElementById("download-gexf").href = "/download/map.gexf" + suffix;
     if (map.selected) {
       link.href = "/streamer/" + encodeURIComponent(map.selected);
       link.hidden = false;
