@@ -90,8 +90,8 @@ def extract(
     device: str = typer.Option("auto", "--device", help="tvl1-torch: auto (CUDA when "
                                "present), cpu or cuda."),
     flow_batch: int | None = typer.Option(None, "--flow-batch", help="tvl1-torch: frame "
-                                          "pairs per flow batch (default: 64 on CUDA, 1 on "
-                                          "CPU, where batches do not pay)."),
+                                          "pairs per flow batch (default: 64 on CUDA; on CPU "
+                                          "1 at 340x256, where batches do not pay)."),
 ) -> None:
     """Extract RGB frames and optical flow from HMDB51-format videos, MMAction2 layout.
 
