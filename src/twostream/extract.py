@@ -363,7 +363,8 @@ def extract_dataset(
         Show a progress bar (clips done, frames/s, ETA) on stderr.
     device, flow_batch:
         ``tvl1-torch`` only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``, and the frame
-        pairs per flow batch (default 64 on CUDA, 1 on CPU); the workers decode and write
+        pairs per flow batch (default 64 on CUDA; on CPU 1 at 340x256, more for small frames
+        only); the workers decode and write
         JPEGs meanwhile (:mod:`twostream.extract_batched`).
     force:
         Redo clips that ``out_dir`` holds from a run with other settings. Without it such

@@ -136,14 +136,10 @@ def extract_batched(
     import torch
 
     from twostream.train import resolve_device
-    from twostream.tvl1_torch import tvl1_flow
+    from twostream.tvl1_torch import default_batch, tvl1_flow
 
     dev = resolve_device(device)
-    if flow_batch is None:
-        # Measured (benchmarks/tvl1_torch.py): on CPU a batch is slower per pair than one pair
-        # at a time (the working set leaves the caches); a GPU needs batches to fill up.
-        flow_batch = 64 if dev.type == "cuda" else 1
-    if flow_batch < 1:
+    if flow_batch is not None and flow_batch < 1:
         raise ValueError(f"flow_batch must be >= 1, got {flow_batch}")
     if workers > 1:
         import multiprocessing
@@ -159,6 +155,9 @@ def extract_batched(
     finishing: dict[Future, tuple[str, float]] = {}
     clips: dict[str, _Clip] = {}
     pending: dict[tuple[int, int], list[tuple[str, int]]] = {}  # frame size -> (key, pair)
+
+    def batch_for(size: tuple[int, int]) -> int:
+        return flow_batch or default_batch(*size, dev)
 
     def reap(block: bool) -> None:
         for fut in [f for f in finishing if block or f.done()]:
@@ -203,8 +202,8 @@ def extract_batched(
         pending.setdefault(size, []).extend((decoded.key, i) for i in range(pairs))
         if pairs == 0:
             finish(decoded.key)
-        while len(pending[size]) >= flow_batch:
-            run_batch(size, flow_batch)
+        while len(pending[size]) >= batch_for(size):
+            run_batch(size, batch_for(size))
         reap(block=False)
 
     try:
@@ -217,7 +216,7 @@ def extract_batched(
             take(decoding.popleft().result())
         for size in list(pending):
             while pending[size]:
-                run_batch(size, flow_batch)
+                run_batch(size, batch_for(size))
         reap(block=True)
     except BaseException:
         for clip in clips.values():  # half-done clips: no partial folder left behind

@@ -38,7 +38,14 @@ import torch.nn.functional as F
 
 from twostream.flow import TVL1Params
 
-__all__ = ["median5", "pyramid_sizes", "iter_tvl1_flow", "tvl1_flow", "tvl1_flow_numpy"]
+__all__ = [
+    "default_batch",
+    "iter_tvl1_flow",
+    "median5",
+    "pyramid_sizes",
+    "tvl1_flow",
+    "tvl1_flow_numpy",
+]
 
 _FLT_EPSILON = float(np.finfo(np.float32).eps)
 _MIN_LEVEL = 16  # OpenCV drops pyramid levels narrower or lower than this
@@ -364,6 +371,16 @@ def tvl1_flow(
 
 
 
+def default_batch(height: int, width: int, device: str | torch.device) -> int:
+    """Frame pairs per batch worth running: 64 on a GPU, which needs batches to fill up; on
+    CPU only small frames (up to ~64k pixels a batch), as batching there pays for per-call
+    overhead but is slower per pair at 340x256 (the working set leaves the caches;
+    benchmarks/tvl1_torch.py)."""
+    if torch.device(device).type == "cuda":
+        return 64
+    return max(1, min(8, 2**16 // max(height * width, 1)))
+
+
 def tvl1_flow_numpy(
     frames0: np.ndarray,
     frames1: np.ndarray,
@@ -387,8 +404,7 @@ def iter_tvl1_flow(
     """Yield the flow of each consecutive pair of ``(H, W)`` uint8 ``frames``, ``batch`` pairs
     per call of :func:`tvl1_flow`, holding at most ``batch + 1`` frames.
 
-    ``batch=None`` batches small frames only (up to 8 pairs, ~64k pixels per batch): on CPU a
-    batch pays for per-call overhead on small frames but is slower per pair at 340x256.
+    ``batch=None``: :func:`default_batch`.
     """
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
@@ -396,7 +412,7 @@ def iter_tvl1_flow(
     for frame in frames:
         held.append(frame)
         if batch is None:
-            batch = max(1, min(8, 2**16 // frame.size))
+            batch = default_batch(*frame.shape[:2], device)
         if len(held) == batch + 1:
             stack = np.stack(held)
             yield from tvl1_flow_numpy(stack[:-1], stack[1:], params, device=device)

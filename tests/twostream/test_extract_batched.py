@@ -96,7 +96,7 @@ def test_bad_clips_are_reported_and_a_rerun_resumes(tmp_path, synth_dataset, tor
     (victim / "flow_y_00003.jpg").unlink()
     (victim.parent / f".{victim.name}.partial-999").mkdir()
     before = _sha(_files(torch_extracted.out_dir))
-    again = extract_dataset(videos, splits, out, **TORCH, flow_batch=4, workers=1)
+    again = extract_dataset(videos, splits, out, **TORCH, workers=1)  # default flow batch
     assert (again.extracted_now, again.already_done) == (1, 19)
     assert not list(out.rglob("*.partial-*"))
     after = _sha(_files(out))

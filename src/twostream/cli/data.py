@@ -97,8 +97,8 @@ def extract(
     device: str = typer.Option("auto", "--device", help="tvl1-torch: auto (CUDA when "
                                "present), cpu or cuda."),
     flow_batch: int | None = typer.Option(None, "--flow-batch", help="tvl1-torch: frame "
-                                          "pairs per flow batch (default: 64 on CUDA, 1 on "
-                                          "CPU, where batches do not pay)."),
+                                          "pairs per flow batch (default: 64 on CUDA; on CPU "
+                                          "1 at 340x256, where batches do not pay)."),
     force: bool = typer.Option(False, "--force", help="Redo clips OUT_DIR holds from a run "
                                "with other settings (without it such clips stop the run)."),
 ) -> None:
