@@ -3,8 +3,8 @@
 Worker processes decode each clip and write its RGB JPEGs into the clip's hidden partial folder,
 and hand the grey frames back. This process gathers frame pairs (from one clip or several of the
 same frame size) into batches of ``flow_batch`` pairs and runs :func:`~twostream.tvl1_torch.
-tvl1_flow` on the device, quantises there, and hands each finished clip's flow back to the
-workers, which write the flow JPEGs and the completion marker and rename the folder into place.
+tvl1_flow` on the device, quantises the flow, and hands each finished clip's flow back to
+the workers, which write the flow JPEGs and the completion marker and rename the folder into place.
 So decoding and JPEG writing overlap with the flow batches, and the output, the markers, the
 resume and the bad-clip reports are those of :func:`twostream.extract.extract_clip`.
 """
