@@ -33,7 +33,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from twostream.decode import decode_video
 from twostream.extract import extract_dataset
@@ -116,15 +115,12 @@ def real_pairs(pairs_per_clip: int) -> dict[str, np.ndarray]:
 def time_pairs(clips: dict[str, np.ndarray], method: str, params, threads: int) -> tuple:
     """Seconds per frame pair for each clip, and the flows."""
     cv2.setNumThreads(threads)
-    torch_threads = torch.get_num_threads()  # tvl1-torch: the same thread budget as OpenCV
-    torch.set_num_threads(threads if threads > 0 else os.cpu_count() or 1)
     flows, seconds = {}, {}
     for name, frames in clips.items():
         start = time.perf_counter()
         flows[name] = compute_flow(frames, method=method, tvl1=params)
         seconds[name] = (time.perf_counter() - start) / (len(frames) - 1)
     cv2.setNumThreads(-1)
-    torch.set_num_threads(torch_threads)
     return seconds, flows
 
 
