@@ -3,8 +3,8 @@
 Worker processes decode each clip and write its RGB JPEGs into the clip's hidden partial folder,
 and hand the grey frames back. This process gathers frame pairs (from one clip or several of the
 same frame size) into batches of ``flow_batch`` pairs and runs :func:`~twostream.tvl1_torch.
-tvl1_flow` on the device, quantises there, and hands each finished clip's flow back to the
-workers, which write the flow JPEGs and the completion marker and rename the folder into place.
+tvl1_flow` on the device, quantises the flow, and hands each finished clip's flow back to
+the workers, which write the flow JPEGs and the completion marker and rename the folder into place.
 So decoding and JPEG writing overlap with the flow batches, and the output, the markers, the
 resume and the bad-clip reports are those of :func:`twostream.extract.extract_clip`.
 """
@@ -141,6 +141,11 @@ def extract_batched(
     dev = resolve_device(device)
     if flow_batch is not None and flow_batch < 1:
         raise ValueError(f"flow_batch must be >= 1, got {flow_batch}")
+    threads = torch.get_num_threads()
+    if dev.type == "cpu":
+        # The workers take their cores: torch's threads spinning on the same cores made a
+        # step ~15x slower on a busy 2-core machine.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
     if workers > 1:
         import multiprocessing
 
@@ -223,5 +228,6 @@ def extract_batched(
             shutil.rmtree(clip.decoded.tmp, ignore_errors=True)
         raise
     finally:
+        torch.set_num_threads(threads)
         if isinstance(pool, ProcessPoolExecutor):
             pool.shutdown(wait=True, cancel_futures=True)
