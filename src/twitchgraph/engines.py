@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,8 @@ def spark_session(master: str | None = None, *, app_name: str = "twitchgraph bui
     Raises:
         EngineError: pyspark is not installed, or Spark could not start (no Java 17+).
     """
+    # pyspark warns about pandas 3 on import; the build never hands frames to it as pandas.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     try:
         from pyspark.sql import SparkSession
     except ImportError:
