@@ -1,9 +1,12 @@
 """From stored snapshots to a streamer graph: filters, bot removal, weighted edges.
 
-All the work is DuckDB SQL over the store; Python only strings the steps together and
-keeps the counts. The result is five tables (streamers, edges, played, games, raids) and the
-statistics that ``build.json`` records, so that any graph can be traced back to how it
-was made.
+All the work is SQL, written once in DuckDB's dialect, over the store's tables (a store, or
+the partitioned dataset of several collector shards); Python only strings the steps
+together and keeps the counts. An engine runs each step (`twitchgraph.engines`): DuckDB as
+written, or Spark after SQLGlot transpiles it. Parameters are inlined as literals and every
+tie is broken explicitly, so both engines give the same rows. The result is five tables
+(streamers, edges, played, games, raids) and the statistics that ``build.json`` records, so
+that any graph can be traced back to how it was made.
 
 Definitions (the original Italian-Twitch study's, parameterised):
 

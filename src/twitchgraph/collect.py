@@ -223,6 +223,7 @@ class Collector:
         self._abort = False
         self._confirmed = 0  # channels whose JOIN was confirmed during this snapshot
         self._spooled: Path | None = None  # the last snapshot's spool file, to commit
+        self._listed = 0  # live streams Helix listed in this snapshot, before sharding
         self.slots_missed = 0  # schedule slots skipped because a snapshot overran
 
     # -- schedule ----------------------------------------------------------------------------
@@ -343,7 +344,9 @@ class Collector:
         """The live streams, their streamers' new profiles, the channels wanted, and who was
         in each channel's chat."""
         streams = await asyncio.to_thread(self._fetch_streams)
-        if not streams:
+        # A shard whose share of the live channels is empty this time is done, not
+        # failed: its slot is still complete once the other shards complete it.
+        if not streams and not (self.options.shard and self._listed):
             raise CollectError(f"no live streams{_filters(self.options)}: nothing to "
                                "collect")
         users = await asyncio.to_thread(self._fetch_users, streams) \
@@ -409,6 +412,7 @@ class Collector:
 
         streams = self.helix.streams(language=o.language, game_ids=o.game_ids,
                                      min_viewers=o.min_viewers, limit=o.top, on_page=on_page)
+        self._listed = len(streams)
         if o.shard is None:
             return streams
         k, n = o.shard

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -100,13 +101,17 @@ def to_spark_sql(sql: str) -> str:
     return sqlglot.transpile(sql, read="duckdb", write="spark")[0]
 
 
-def spark_session(master: str | None = None, *, app_name: str = "twitchgraph build") -> Any:
+def spark_session(master: str | None = None, *, app_name: str = "twitchgraph build",
+                  conf: dict[str, str] | None = None) -> Any:
     """A Spark session: Spark Connect when ``SPARK_REMOTE`` is set, else `master`
-    (default ``local[*]``: every core of this machine).
+    (default ``local[*]``: every core of this machine). `conf` adds Spark settings (e.g.
+    ``spark.driver.memory``); ``spark-defaults.conf`` works as usual.
 
     Raises:
         EngineError: pyspark is not installed, or Spark could not start (no Java 17+).
     """
+    # pyspark warns about pandas 3 on import; the build never hands frames to it as pandas.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -124,6 +129,8 @@ def spark_session(master: str | None = None, *, app_name: str = "twitchgraph bui
             builder = builder.config("spark.sql.shuffle.partitions", "4")
     builder = (builder.config("spark.sql.session.timeZone", "UTC")
                .config("spark.ui.showConsoleProgress", "false"))
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 - Java missing or too old surfaces as many types
@@ -215,6 +222,18 @@ class SparkEngine:
         for name in dict.fromkeys(n for n in reversed(self._views) if n not in self._keep):
             self.spark.catalog.dropTempView(name)
         self._views = [n for n in self._views if n in self._keep]
+
+
+    def close(self) -> None:
+        """Drop the dataset's views too: the session may outlive this engine."""
+        self._keep = set()
+        self.cleanup()
+
+    def __enter__(self) -> SparkEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _utc(value: Any) -> Any:

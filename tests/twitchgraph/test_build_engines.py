@@ -120,29 +120,9 @@ def spark():
 
 
 @pytest.mark.slow
-def test_spark_builds_what_duckdb_builds(spark, store, tmp_path):
-    args = ["--db", str(store), "--every-nth", "2", "--min-live-minutes", "20",
-            "--min-viewer-mean", "5", "--min-chatter-mean", "3", "--min-game-minutes", "20"]
-    runner = CliRunner()
-    duck = runner.invoke(app, ["build", "--out", str(tmp_path / "duckdb"), *args])
-    assert duck.exit_code == 0, duck.output
-    sparked = runner.invoke(app, ["build", "--engine", "spark", "--out",
-                                  str(tmp_path / "spark"), *args])
-    assert sparked.exit_code == 0, sparked.output
-    _same_graph(tmp_path / "duckdb", tmp_path / "spark")
-    a = json.loads((tmp_path / "duckdb" / "build.json").read_text())
-    b = json.loads((tmp_path / "spark" / "build.json").read_text())
-    assert (a["engine"], b["engine"]) == ("duckdb", "spark")
-    for key in ("snapshots", "stream_rows", "chatter_rows", "removed_bots", "filters", "edges",
-                "played", "streamers", "snapshot_minutes"):
-        assert a[key] == b[key], key
-    assert a["removed_bots"]["list"]["users"] == 1
-
-
-@pytest.mark.slow
-def test_spark_reads_a_sharded_dataset_and_reports_partial_slots(spark, tmp_path):
-    from twitchgraph.engines import SparkEngine
-
+def test_spark_builds_what_duckdb_builds_from_sharded_collectors(spark, tmp_path):
+    """One Spark build (they cost tens of seconds): two shards' stores, one killed before
+    the last slot, a bot list and profiles; both engines through the CLI."""
     world = [s for s in _world(seed=11) if s.status == "complete"]
     for shard in (1, 2):
         con = open_store(tmp_path / f"shard{shard}.duckdb")
@@ -154,14 +134,31 @@ def test_spark_reads_a_sharded_dataset_and_reports_partial_slots(spark, tmp_path
                 started_at=data.started_at, finished_at=data.finished_at,
                 interval_s=300.0, params={"shard": [shard, 2]}, chatters=mine,
                 streams=[s for s in data.streams if s["user_login"] in mine]))
+        if shard == 1:
+            upsert_users(con, [{"id": "u1", "login": "ch01", "display_name": "Ch One",
+                                "broadcaster_type": "partner"}])
+            (tmp_path / "bots.csv").write_text("login\nlistedbot\n")
+            import_bot_csv(con, tmp_path / "bots.csv")
         export_partitioned(con, tmp_path / "ds", writer=f"shard{shard}")
         con.close()
-    duck = build_graph(open_dataset(tmp_path / "ds"), **PARAMS)
-    sparked = build_graph(SparkEngine(spark, tmp_path / "ds"), **PARAMS)
-    write_graph_dir(duck, tmp_path / "duckdb")
-    write_graph_dir(sparked, tmp_path / "spark")
+    args = ["--dataset", str(tmp_path / "ds"), "--every-nth", "2", "--min-live-minutes", "20",
+            "--min-viewer-mean", "5", "--min-chatter-mean", "3", "--min-game-minutes", "20"]
+    runner = CliRunner()
+    duck = runner.invoke(app, ["build", "--out", str(tmp_path / "duckdb"), *args])
+    assert duck.exit_code == 0, duck.output
+    sparked = runner.invoke(app, ["build", "--engine", "spark", "--out",
+                                  str(tmp_path / "spark"), *args])
+    assert sparked.exit_code == 0, sparked.output
+    assert "1 slot(s) left out" in sparked.output
     _same_graph(tmp_path / "duckdb", tmp_path / "spark")
-    for stats in (duck.stats, sparked.stats):
-        assert stats["snapshots"]["partial"] == 1
-        assert stats["snapshots"]["complete"] == len(world) - 1
-        assert stats["snapshots"]["partial_slots"][0]["shards_complete"] == 1
+    a = json.loads((tmp_path / "duckdb" / "build.json").read_text())
+    b = json.loads((tmp_path / "spark" / "build.json").read_text())
+    assert (a["engine"], b["engine"]) == ("duckdb", "spark")
+    for key in ("snapshots", "stream_rows", "chatter_rows", "removed_bots", "filters", "edges",
+                "played", "streamers", "snapshot_minutes"):
+        assert a[key] == b[key], key
+    assert a["snapshots"]["partial"] == 1 and a["snapshots"]["complete"] == len(world) - 1
+    assert a["snapshots"]["partial_slots"][0]["shards_complete"] == 1
+    assert a["removed_bots"]["list"]["users"] == 1
+    streamers = pd.read_csv(tmp_path / "spark" / "streamers.csv").set_index("login")
+    assert streamers.loc["ch01", "broadcaster_type"] == "partner"

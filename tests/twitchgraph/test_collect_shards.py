@@ -3,17 +3,29 @@ exports form one dataset whose slots are complete only when every shard complete
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from typer.testing import CliRunner
 
 from twitchgraph.cli import app
-from twitchgraph.collect import ChatLimits, CollectOptions, parse_shard, run_collector, shard_of
+from twitchgraph.collect import (
+    ChatLimits,
+    CollectOptions,
+    Collector,
+    parse_shard,
+    run_collector,
+    shard_of,
+)
 from twitchgraph.dataset import export_partitioned, open_dataset
 from twitchgraph.sim import run_simulator
 from twitchgraph.store import open_store
+from twitchgraph.twitch.chat import ChatClient
+
+from ._collect_fixtures import FakeChatServer, FakeTwitch, FastClock, make_stream
 
 
 def test_shard_of_is_stable_and_spreads_logins():
@@ -92,3 +104,36 @@ def test_cli_shard_option_is_checked(tmp_path):
     result = runner.invoke(app, ["collect", "--once", "--shard", "1/3", "--db",
                                  str(tmp_path / "x.duckdb")])
     assert result.exit_code == 1 and "needs --every" in result.output
+
+
+def test_a_shard_starts_on_the_grid_and_an_empty_share_is_complete():
+    fake = FakeTwitch([make_stream(0, 500)])
+    login = fake.streams[0]["user_login"]
+    mine = shard_of(login, 2)
+
+    async def scenario(server: FakeChatServer, k: int) -> list:
+        server.rooms[login] = ["viewer1", "viewer2"]
+        # 17 s past a minute: the first slot is the next whole minute, not now.
+        clock = FastClock(200, start=datetime(2026, 1, 1, 0, 0, 17, tzinfo=UTC))
+        chat = ChatClient(host="127.0.0.1", port=server.port, tls=False, clock=clock,
+                          reconnect_backoff_s=0.01, joins_per_window=1000, join_window_s=1.0)
+        options = CollectOptions(window_s=5, every_s=60, for_s=120, shard=(k, 2))
+        collector = Collector(open_store(":memory:"), helix=fake.helix(), chat=chat,
+                              options=options, clock=clock)
+        async with collector.chat:
+            return await collector.run()
+
+    async def main(k: int) -> list:
+        server = await FakeChatServer().start()
+        try:
+            return await asyncio.wait_for(scenario(server, k), timeout=30)
+        finally:
+            await server.stop()
+
+    for k in (1, 2):
+        summaries = asyncio.run(main(k))
+        assert [s.status for s in summaries] == ["complete", "complete"]
+        # On the slot or just after it (the fast clock runs on while the loop wakes up).
+        assert [s.started_at.minute for s in summaries] == [1, 2]
+        assert all(s.started_at.second < 15 for s in summaries)
+        assert [s.streams for s in summaries] == ([1, 1] if k == mine else [0, 0])

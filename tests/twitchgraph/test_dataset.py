@@ -106,3 +106,38 @@ def test_cli_export_parquet_partitioned(tmp_path):
     result = CliRunner().invoke(app, ["export-parquet", str(tmp_path / "p"), "--db", str(db),
                                       "--writer", "x"])
     assert result.exit_code == 1 and "--writer needs --partitioned" in result.output
+
+
+def test_cli_build_from_a_sharded_dataset_uses_complete_slots_only(tmp_path):
+    slots = [T0 + timedelta(minutes=5 * k) for k in range(4)]
+    one = _store(tmp_path / "s1.duckdb", [
+        _snapshot(t + timedelta(seconds=1), {"alpha": ["u1", "u2", "u3"]}, shard=(1, 2))
+        for t in slots])
+    two = _store(tmp_path / "s2.duckdb", [  # killed before the last slot
+        _snapshot(t + timedelta(seconds=2), {"beta": ["u2", "u3", "u4"]}, shard=(2, 2))
+        for t in slots[:3]])
+    export_partitioned(one, tmp_path / "ds", writer="s1")
+    export_partitioned(two, tmp_path / "ds", writer="s2")
+    runner = CliRunner()
+    result = runner.invoke(app, [
+        "build", "--dataset", str(tmp_path / "ds"), "--out", str(tmp_path / "g"),
+        "--every-nth", "1", "--min-live-minutes", "0", "--min-viewer-mean", "0",
+        "--min-chatter-mean", "0", "--min-weight", "0", "--min-game-minutes", "0"])
+    assert result.exit_code == 0, result.output
+    assert "1 slot(s) left out" in result.output
+    stats = json.loads((tmp_path / "g" / "build.json").read_text())
+    assert stats["snapshots"]["used"] == 3 and stats["snapshots"]["partial"] == 1
+    assert stats["snapshots"]["partial_slots"][0]["slot"].startswith("2026-11-21 00:05:00")
+    streamers = {line.split(",")[2]: line for line in
+                 (tmp_path / "g" / "streamers.csv").read_text().splitlines()[1:]}
+    assert set(streamers) == {"alpha", "beta"}
+    assert ",15.0," in streamers["alpha"]  # 3 complete slots x 5 minutes, not 4
+    edges = (tmp_path / "g" / "edges.csv").read_text().splitlines()
+    assert edges[1].split(",")[:2] == ["alpha", "beta"] or edges[1].split(",")[:2] == [
+        "beta", "alpha"]
+    result = runner.invoke(app, ["build", "--dataset", str(tmp_path / "nope"), "--out",
+                                 str(tmp_path / "g2")])
+    assert result.exit_code == 1 and "is not a folder" in result.output
+    result = runner.invoke(app, ["build", "--dataset", str(tmp_path), "--out",
+                                 str(tmp_path / "g2")])
+    assert result.exit_code == 1 and "not a twitchgraph dataset" in result.output

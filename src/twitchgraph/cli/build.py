@@ -142,7 +142,8 @@ def _build_input(
                     _err.print(f"exporting {db} as a partitioned dataset for Spark")
                     with _store(db, read_only=True) as con:
                         export_partitioned(con, tmp)
-                yield SparkEngine(spark, dataset or tmp)
+                with SparkEngine(spark, dataset or tmp) as engine:
+                    yield engine
     except (DatasetError, EngineError) as exc:
         raise _fail(str(exc)) from None
 

@@ -78,9 +78,10 @@ def collect(
                                       help="Chat JOIN rate limit."),
     env_file: Path | None = EnvFileOption,
     shard: str | None = typer.Option(
-        None, "--shard", help="K/N: collect only the live channels whose login hashes to "
-        "shard K of N (each shard its own --db; with --every, snapshots on the schedule "
-        "grid so the N shards' snapshots of one slot form one)."),
+        None, "--shard", help="K/N: of the live channels (after --top and the other "
+        "filters), collect only those whose login hashes to shard K of N (each shard its "
+        "own --db; needs --every: snapshots on the schedule grid, so the N shards' "
+        "snapshots of one slot form one)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Snapshot live streams (Helix) and who is in their chat (anonymous IRC) into the store.
