@@ -300,7 +300,7 @@ def stage_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-SWEEP = [("random", 0.0, 1.2), ("random", 0.005, 1.2), ("communities", 0.02, 1.2),
+SWEEP = [("random", 0.0, 1.2), ("random", 0.01, 1.2), ("communities", 0.02, 1.2),
          ("communities", 0.01, 1.2), ("communities", 0.005, 1.2), ("communities", 0.01, 1.5),
          ("communities", 0.01, 2.0)]
 

@@ -96,7 +96,7 @@ class ForceAtlas2Settings:
     barnes_hut_theta: float = 1.2
     overlap_iterations: int = 0
     start: str = "communities"
-    tolerance: float = 0.005
+    tolerance: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("scaling", "gravity", "edge_weight_influence", "jitter_tolerance",

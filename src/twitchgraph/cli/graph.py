@@ -71,7 +71,7 @@ def layout(
     engine: str = typer.Option("fa2", help="fa2 (Barnes-Hut) or networkx (O(n²) reference)."),
     start: str = typer.Option("communities", help="Start from the communities' places "
                               "(when found) or from random positions (random)."),
-    tolerance: float = typer.Option(0.005, help="Converged when nodes move less than this "
+    tolerance: float = typer.Option(0.01, help="Converged when nodes move less than this "
                                     "share of the map's radius in 10 iterations (0: never)."),
 ) -> None:
     """Lay GRAPH_DIR out with ForceAtlas2 and write x, y, size into streamers.csv.
