@@ -91,10 +91,13 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     db = work / "bench.duckdb"
     t0 = time.perf_counter()
-    store = {"raids": 0} if args.reuse and db.exists() else _generate(db, args.scale)
-    print(f"store: scale {args.scale}, generated in {time.perf_counter() - t0:.1f} s, "
-          f"{store.get('chatter_rows', '?'):,} chatter rows, {store['raids']:,} raids",
-          flush=True)
+    if args.reuse and db.exists():
+        print(f"store: reusing {db}", flush=True)
+    else:
+        store = _generate(db, args.scale)
+        print(f"store: scale {args.scale}, generated in {time.perf_counter() - t0:.1f} s, "
+              f"{store.get('chatter_rows', 0):,} chatter rows, {store['raids']:,} raids",
+              flush=True)
 
     rebuilder = Rebuilder(db, work / "graphs", every_s=None, window=timedelta(days=1))
     if args.reuse and rebuilder.adopt_latest():
