@@ -135,5 +135,5 @@ def test_a_shard_starts_on_the_grid_and_an_empty_share_is_complete():
         assert [s.status for s in summaries] == ["complete", "complete"]
         # On the slot or just after it (the fast clock runs on while the loop wakes up).
         assert [s.started_at.minute for s in summaries] == [1, 2]
-        assert all(s.started_at.second < 15 for s in summaries)
+        assert all(s.started_at.second < 30 for s in summaries)
         assert [s.streams for s in summaries] == ([1, 1] if k == mine else [0, 0])
