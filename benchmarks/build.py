@@ -28,7 +28,7 @@ dataset (`export-parquet --partitioned`, timed apart) and built by `build --engi
 Run: .venv/bin/python benchmarks/build.py [--scale 0.1] [--pandas-scale S] [--workdir DIR]
      [--engine duckdb|spark|both]
 
-Measured 2026-12-01, `--scale 0.1 --pandas-scale 0 --engine both`, on the same machine while
+Measured 2026-12-01, `--scale 0.1` and `0.01` with `--engine both`, on the machine while
 seven other jobs shared its 2 cores (load average 13-20: every figure is several times a
 quiet machine's; DuckDB's build took 2.0 s quiet, 36.7 s here):
 
