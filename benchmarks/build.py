@@ -28,7 +28,7 @@ dataset (`export-parquet --partitioned`, timed apart) and built by `build --engi
 Run: .venv/bin/python benchmarks/build.py [--scale 0.1] [--pandas-scale S] [--workdir DIR]
      [--engine duckdb|spark|both]
 
-Measured 2026-12-01, `--scale 0.1 --pandas-scale 0 --engine both`, on the same machine while
+Measured 2026-12-01, `--scale 0.1` and `0.01` with `--engine both`, on the machine while
 seven other jobs shared its 2 cores (load average 13-20: every figure is several times a
 quiet machine's; DuckDB's build took 2.0 s quiet, 36.7 s here):
 
@@ -36,11 +36,15 @@ quiet machine's; DuckDB's build took 2.0 s quiet, 36.7 s here):
 | 0.1   | 16,522,515   | build (DuckDB)                | 36.7   | 717      | 2,267     | 12,239 |
 | 0.1   |              | export --partitioned (99 MiB) | 59.2   |          |           |        |
 | 0.1   |              | build --engine spark (+90 s)  | 620.1  | 674 (Py) | 2,267     | 12,239 |
+| 0.01  | 1,649,675    | build (DuckDB)                | 2.7    | 232      | 524       | 625    |
+| 0.01  |              | export --partitioned (10 MiB) | 3.2    |          |           |        |
+| 0.01  |              | build --engine spark (+33 s)  | 180.0  | 2,669 JVM| 524       | 625    |
 
-Graph Spark vs DuckDB at 0.1: identical (streamers, edges, played). Spark on one machine is
-~17x slower here: each of the build's ~20 steps is a job with its own scheduling, shuffle
-files and checkpoint, which a cluster spreads and DuckDB never pays. Full scale was not run
-with Spark (at this load, about two hours of both cores shared with seven engineers).
+Graph Spark vs DuckDB at 0.1 and at 0.01: identical (streamers, edges, played). Spark on one
+machine is 17x (0.1) to 67x (0.01) slower here, 3 minutes even for the small store: each of
+the build's ~20 steps is a job with its own scheduling, shuffle files and checkpoint, which
+a cluster spreads and DuckDB never pays. Full scale was not run with Spark (at this load,
+about two hours of both cores shared with seven engineers).
 
 Measured 2026-11-25 on this project's machine (2 cores shared with other jobs, 23 GiB RAM),
 `--scale 1 --pandas-scale 0.1`, DuckDB memory_limit 4GB:
