@@ -104,7 +104,7 @@ def main() -> None:
         print("reusing the graph of an earlier run", flush=True)
     if not (args.reuse and rebuilder.state.graph is not None):
         assert rebuilder.rebuild_now(), rebuilder.state.last_error
-    steps = rebuilder.state.steps
+    rebuild_steps = rebuilder.state.steps
     timeline = rebuilder.state.timeline
     g = rebuilder.state.graph
     print(f"graph: {len(g.streamers):,} streamers, {len(g.edges):,} edges, "
@@ -151,8 +151,9 @@ def main() -> None:
     thread.join(10)
 
     rows = [
-        *((f"rebuild: {step} (s)", f"{seconds:.1f}", "–") for step, seconds in steps.items()),
-        ("rebuild: total (s)", f"{sum(steps.values()):.1f}", "–"),
+        *((f"rebuild: {step} (s)", f"{seconds:.1f}", "–")
+          for step, seconds in rebuild_steps.items()),
+        ("rebuild: total (s)", f"{sum(rebuild_steps.values()):.1f}", "–"),
         ("first page load, cold (s)", f"{loads[0]:.2f}", f"< {TARGETS['first paint (s)']}"),
         ("first page load, warm (s)", f"{min(loads[1:]):.2f}",
          f"< {TARGETS['first paint (s)']}"),

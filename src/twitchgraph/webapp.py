@@ -168,11 +168,12 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
         return status, lines
 
     async def status_page(request: Request) -> Response:
-        status, lines = status_facts()
+        # In a thread: opening the store may wait a few seconds for a collector's commit.
+        status, lines = await asyncio.to_thread(status_facts)
         return page("serve_status.html", lines=lines, server=status["server"])
 
     async def status_json(request: Request) -> Response:
-        return as_json(status_facts()[0])
+        return as_json((await asyncio.to_thread(status_facts))[0])
 
     async def static(request: Request) -> Response:
         name = request.path_params["path"]
