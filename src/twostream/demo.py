@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from twostream.errors import TwostreamError
+from twostream.errors import TwostreamError, writing
 
 __all__ = ["DemoConfig", "group_accuracy", "run_demo"]
 
@@ -74,8 +74,9 @@ def _claim_folder(out: Path, cfg: DemoConfig) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TwostreamError(f"{out} is not empty and holds no {DEMO_RECORD}: use another "
                              "--out (the demo never mixes its files with others)")
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
 
 
 def _say(echo, t0: float, message: str) -> None:

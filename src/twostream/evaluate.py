@@ -43,7 +43,7 @@ from twostream.datasets import (
     read_annotations,
     read_class_list,
 )
-from twostream.errors import TwostreamError
+from twostream.errors import TwostreamError, writing
 from twostream.options import check_test_options
 from twostream.train import (
     checkpoint_path,
@@ -360,7 +360,8 @@ def evaluate_run(
         report = classification_report(scored["scores"], scored["labels"], run["classes"])
         report.update(split=split, stream=run["stream"], crops=crops, segments=segments,
                       skipped=scored["skipped"], evaluation=evaluation)
-        _write_result_set(run_dir, split, scored, train_scored, report, run)
+        with writing(run_dir):
+            _write_result_set(run_dir, split, scored, train_scored, report, run)
         if scored["skipped"]:
             logger.warning("split %d: %d test clip(s) skipped", split, len(scored["skipped"]))
         reports[split] = report
@@ -370,7 +371,8 @@ def evaluate_run(
         for m in ("top1", "top5", "mean_class_accuracy")
     }
     if len(reports) > 1:
-        (run_dir / "eval_summary.json").write_text(
-            json.dumps({"splits": sorted(reports), **summary}, indent=2), encoding="utf-8"
-        )
+        with writing(run_dir):
+            (run_dir / "eval_summary.json").write_text(
+                json.dumps({"splits": sorted(reports), **summary}, indent=2), encoding="utf-8"
+            )
     return {"splits": reports, "summary": summary}

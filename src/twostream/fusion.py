@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from twostream.errors import TwostreamError
+from twostream.errors import TwostreamError, writing
 from twostream.evaluate import classification_report, load_scores
 from twostream.train import load_run
 
@@ -365,17 +365,19 @@ def fuse_runs(
             r.pop("confusion")
         results[str(k)] = {**reports, "spatial_weight": fused["spatial_weight"],
                            "best_on_training_clips": fused["learned"]["best"]}
-    _save_fusion(spatial_run, temporal_run, learned)
+    with writing(spatial_run):
+        _save_fusion(spatial_run, temporal_run, learned)
     table = {"splits": list(splits), "results": results}
     text = format_table(table)
     out_dir = Path(out) if out is not None else Path(spatial_run)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "fusion.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
-    with (out_dir / "fusion.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["split", "method", "top1", "top5", "mean_class_accuracy"])
-        for k in splits:
-            for m in METHODS:
-                r = results[str(k)][m]
-                writer.writerow([k, m, r["top1"], r["top5"], r["mean_class_accuracy"]])
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "fusion.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
+        with (out_dir / "fusion.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["split", "method", "top1", "top5", "mean_class_accuracy"])
+            for k in splits:
+                for m in METHODS:
+                    r = results[str(k)][m]
+                    writer.writerow([k, m, r["top1"], r["top5"], r["mean_class_accuracy"]])
     return {**table, "table": text}

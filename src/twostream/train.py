@@ -61,7 +61,7 @@ from twostream.datasets import (
     read_class_list,
     read_extract_settings,
 )
-from twostream.errors import TwostreamError
+from twostream.errors import OptionError, TwostreamError, writing
 from twostream.models import build_model, read_torch_file
 from twostream.options import parse_splits
 
@@ -123,7 +123,7 @@ class TrainConfig:
         """Raise :class:`TwostreamError` naming the first option out of its range."""
         self.splits()
         if self.stream not in ("spatial", "temporal"):
-            raise TwostreamError(f"--stream must be spatial or temporal, got {self.stream!r}")
+            raise OptionError(f"--stream must be spatial or temporal, got {self.stream!r}")
         limits = [
             ("--epochs", self.epochs, self.epochs >= 1, "at least 1"),
             ("--batch-size", self.batch_size, self.batch_size >= 1, "at least 1"),
@@ -137,7 +137,7 @@ class TrainConfig:
         ]
         for name, value, ok, allowed in limits:
             if not ok:
-                raise TwostreamError(f"{name} must be {allowed}, got {value}")
+                raise OptionError(f"{name} must be {allowed}, got {value}")
 
 
 def checkpoint_path(run_dir: str | Path, split: int) -> Path:
@@ -183,10 +183,10 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+        raise OptionError(f"device must be auto, cpu or cuda, got {name!r}")
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda asked for, but no CUDA device is available")
+            raise OptionError("--device cuda asked for, but no CUDA device is available")
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
 
@@ -536,7 +536,7 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
         old = json.loads(path.read_text(encoding="utf-8"))
         for key in ("stream", "arch", "in_chans", "classes"):
             if old.get(key) != run[key]:
-                raise ValueError(
+                raise TwostreamError(
                     f"{path} belongs to a run with another {key} ({old.get(key)!r}); "
                     "choose another --out"
                 )
@@ -574,12 +574,13 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
     ckpt_file = checkpoint_path(out, split)
     resuming = ckpt_file.exists()
     if resuming and not config.resume:
-        raise ValueError(
+        raise OptionError(
             f"{ckpt_file} exists: pass --resume to continue that run, or choose another --out"
         )
     if info.main:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_run_json(config, classes, ds_train.in_chans)
+        with writing(out):
+            out.mkdir(parents=True, exist_ok=True)
+            _write_run_json(config, classes, ds_train.in_chans)
 
     sampler = DistributedSampler(ds_train, num_replicas=info.world_size, rank=info.rank,
                                  shuffle=True, seed=config.seed)
@@ -615,7 +616,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
         ckpt = load_checkpoint(ckpt_file)
         for key in ("stream", "arch", "crop", "new_length"):
             if ckpt["config"][key] != getattr(config, key):
-                raise ValueError(f"cannot resume {ckpt_file}: it was trained with "
+                raise TwostreamError(f"cannot resume {ckpt_file}: it was trained with "
                                  f"{key}={ckpt['config'][key]!r}, not {getattr(config, key)!r}")
         model_without_ddp.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
