@@ -93,6 +93,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     from twostream.flow import TVL1_PRESETS
     from twostream.fusion import fuse_runs, fuse_split
     from twostream.predict import predict_video
+    from twostream.runs import RUN_JSON
     from twostream.synth import make_synthetic_dataset, read_synth_record
     from twostream.train import TrainConfig, main
 
@@ -124,7 +125,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
             arch="resnet18", weights="none", epochs=cfg.epochs, batch_size=cfg.batch_size,
             lr=cfg.lr, drop_rate=0.0, crop=cfg.crop, flip=False, workers=cfg.workers,
             device="cpu", seed=cfg.seed, val_segments=2, progress=False,
-            resume=(out / stream / "run.json").is_file(),
+            resume=(out / stream / RUN_JSON).is_file(),
         )
         result = main(train_cfg)[1]
         _say(echo, t0, f"train {stream}: resnet18, random init, crop {cfg.crop}, "

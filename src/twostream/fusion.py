@@ -30,7 +30,7 @@ import numpy as np
 
 from twostream.errors import TwostreamError, writing
 from twostream.evaluate import classification_report, load_scores
-from twostream.train import load_run
+from twostream.runs import fusion_model_path, load_run, scores_path
 
 __all__ = [
     "FUSIONS",
@@ -52,7 +52,6 @@ __all__ = [
 
 METHODS = ("spatial", "temporal", "average", "weighted", "svm")
 FUSIONS = ("average", "weighted", "svm")
-FUSION_MODEL = "fusion_model.json"
 
 logger = logging.getLogger(__name__)
 
@@ -211,16 +210,12 @@ def learn_fusion(
     return {**learned, "train_accuracy": acc, "best": best, "folds": k}
 
 
-def _fusion_model_path(spatial_run: str | Path) -> Path:
-    return Path(spatial_run) / FUSION_MODEL
-
-
 def load_fusion(
     spatial_run: str | Path, temporal_run: str | Path, split: int
 ) -> dict[str, Any] | None:
     """What ``twostream fuse`` learned for ``split`` of this pair of runs, or None when it was
     never run on them (or was last run with another temporal run)."""
-    path = _fusion_model_path(spatial_run)
+    path = fusion_model_path(spatial_run)
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -235,7 +230,7 @@ def load_fusion(
 def _save_fusion(spatial_run: str | Path, temporal_run: str | Path,
                  learned: dict[int, dict[str, Any]]) -> Path:
     """Write (merge) the learned fusion of each split into ``SPATIAL_RUN/fusion_model.json``."""
-    path = _fusion_model_path(spatial_run)
+    path = fusion_model_path(spatial_run)
     temporal = str(Path(temporal_run).resolve())
     saved = {"temporal_run": temporal, "splits": {}}
     if path.is_file():
@@ -348,8 +343,8 @@ def fuse_runs(
     s_run, _ = load_run_pair(spatial_run, temporal_run)
     if splits is None:
         splits = [k for k in (1, 2, 3)
-                  if (Path(spatial_run) / f"scores_split{k}.npz").is_file()
-                  and (Path(temporal_run) / f"scores_split{k}.npz").is_file()]
+                  if scores_path(spatial_run, k).is_file()
+                  and scores_path(temporal_run, k).is_file()]
         if not splits:
             raise FusionError("no split was evaluated in both runs: run `twostream evaluate` "
                               "on each run first")

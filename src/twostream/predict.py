@@ -25,7 +25,8 @@ from twostream.extract import clip_settings, extract_clip
 from twostream.flow import TVL1Params
 from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, load_run_pair
 from twostream.options import check_test_options
-from twostream.train import load_stream_model, resolve_device, trained_splits
+from twostream.runs import load_stream_model, trained_splits
+from twostream.train import resolve_device
 
 __all__ = ["predict_video", "video_scores"]
 

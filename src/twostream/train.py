@@ -5,7 +5,7 @@ The loop reads top to bottom, in the style of torchvision's ``references/`` scri
 or, under ``torchrun``, as DistributedDataParallel (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``;
 gloo on CPU, nccl on CUDA; each rank trains on its shard, rank 0 writes every file).
 
-Run folder (``RUN_DIR``)::
+Run folder (``RUN_DIR``; :mod:`twostream.runs` names its files and reads them back)::
 
     run.json                  stream, arch, crop, L, bound, class list, rawframes folder and
                               the extraction settings (from extract_report.json; predict
@@ -62,22 +62,26 @@ from twostream.datasets import (
     read_extract_settings,
 )
 from twostream.errors import OptionError, TwostreamError, writing
-from twostream.models import build_model, read_torch_file
+from twostream.models import build_model
 from twostream.options import parse_splits
+from twostream.runs import (
+    RUN_JSON,
+    checkpoint_path,
+    eval_path,
+    load_checkpoint,
+    load_run,
+    trained_splits,
+)
 
 __all__ = [
     "METRIC_FIELDS",
     "TrainConfig",
-    "checkpoint_path",
     "curves_figure",
     "evaluate",
-    "load_run",
-    "load_stream_model",
     "main",
     "resolve_device",
     "resume_config",
     "train_one_epoch",
-    "trained_splits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -138,15 +142,6 @@ class TrainConfig:
         for name, value, ok, allowed in limits:
             if not ok:
                 raise OptionError(f"{name} must be {allowed}, got {value}")
-
-
-def checkpoint_path(run_dir: str | Path, split: int) -> Path:
-    return Path(run_dir) / f"checkpoint_split{split}.pt"
-
-
-def trained_splits(run_dir: str | Path) -> list[int]:
-    """The splits (of 1, 2, 3) that have a checkpoint in ``run_dir``, in order."""
-    return [k for k in (1, 2, 3) if checkpoint_path(run_dir, k).is_file()]
 
 
 # --------------------------------------------------------------------------- distributed
@@ -406,54 +401,6 @@ def _plot_curves(metrics: Path, out: Path, title: str) -> None:
     plt.close(fig)
 
 
-# --------------------------------------------------------------------------- runs
-
-
-def load_run(run_dir: str | Path) -> dict[str, Any]:
-    """The ``run.json`` of a training run (stream, arch, crop, L, bound, classes, rawframes)."""
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        raise DatasetError(f"not a training run (no run.json): {run_dir}")
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise DatasetError(f"{path} is not valid JSON ({exc}); restore it or train again "
-                           "into a new --out") from None
-    absent = [k for k in RUN_KEYS if not isinstance(run, dict) or k not in run]
-    if absent:
-        raise DatasetError(f"{path} lacks {', '.join(absent)}: not written by `twostream "
-                           "train`, or damaged; restore it or train again into a new --out")
-    return run
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by :func:`main`; one clear error if it is damaged."""
-    ckpt = read_torch_file(path, "checkpoint")
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
-        raise DatasetError(f"checkpoint {path} holds no model: not written by `twostream train`")
-    return ckpt
-
-
-def load_stream_model(
-    run_dir: str | Path, split: int, device: torch.device | str = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained network of ``split`` in eval mode, and the run's ``run.json``."""
-    run = load_run(run_dir)
-    path = checkpoint_path(run_dir, split)
-    if not path.is_file():
-        raise DatasetError(f"no checkpoint for split {split} in {run_dir} ({path.name})")
-    ckpt = load_checkpoint(path)
-    model = build_model(
-        run["arch"], in_chans=run["in_chans"], num_classes=len(run["classes"]), weights="none",
-        drop_rate=run.get("drop_rate", 0.0),
-    )
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), run
-
-
-RUN_KEYS = ("stream", "classes")  # what every reader of run.json needs
-
-
 # Options that belong to one invocation, not to the run.
 _SESSION_KEYS = ("resume", "progress", "out")
 # Options a resumed run must keep: changing them mid-run would mix two different trainings.
@@ -471,7 +418,7 @@ def resume_config(out: str | Path, given: dict[str, Any]) -> TrainConfig:
             must keep (the message names it), or the rawframes folder's class list differs.
     """
     out = Path(out)
-    if not (out / "run.json").is_file():
+    if not (out / RUN_JSON).is_file():
         raise TwostreamError(f"nothing to resume in {out} (no run.json); drop --resume to "
                              "start a new run there")
     run = load_run(out)
@@ -520,7 +467,7 @@ def _bound(config: TrainConfig) -> float:
 
 
 def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> None:
-    path = Path(config.out) / "run.json"
+    path = Path(config.out) / RUN_JSON
     run = {
         "stream": config.stream, "arch": config.arch, "crop": config.crop,
         "new_length": config.new_length, "bound": _bound(config), "in_chans": in_chans,
@@ -617,7 +564,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
         for key in ("stream", "arch", "crop", "new_length"):
             if ckpt["config"][key] != getattr(config, key):
                 raise TwostreamError(f"cannot resume {ckpt_file}: it was trained with "
-                                 f"{key}={ckpt['config'][key]!r}, not {getattr(config, key)!r}")
+                                     f"{key}={ckpt['config'][key]!r}, not {getattr(config, key)!r}")
         model_without_ddp.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
@@ -638,7 +585,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
         else:
             logger.info("split %d: resumed from %s at epoch %d", split, ckpt_file,
                         start_epoch + 1)
-        if (out / f"eval_split{split}.json").exists() and start_epoch < config.epochs:
+        if eval_path(out, split).exists() and start_epoch < config.epochs:
             logger.warning("split %d: the evaluation files in %s describe the checkpoint "
                            "before this training; rerun `twostream evaluate %s`", split, out,
                            out)
@@ -718,7 +665,7 @@ def main(config: TrainConfig) -> dict[int, dict[str, Any]]:
     splits = config.splits()
     resolve_device(config.device)  # `--device cuda` without a GPU fails before any reading
     out = Path(config.out)
-    if config.resume and not trained_splits(out) and not (out / "run.json").is_file():
+    if config.resume and not trained_splits(out) and not (out / RUN_JSON).is_file():
         raise TwostreamError(f"nothing to resume in {out} (no run.json, no checkpoint); "
                              "drop --resume to start a new run there")
     # Check every split's inputs before training any of them.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from twostream.errors import TwostreamError
-from twostream.evaluate import file_sha256, load_scores
+from twostream.evaluate import load_scores
 from twostream.fusion import (
     FusionError,
     apply_fusion,
@@ -23,6 +23,7 @@ from twostream.fusion import (
     svm_fusion,
     weighted_fusion,
 )
+from twostream.runs import file_sha256
 
 CLASSES = ["appearance_a", "appearance_b", "motion_a", "motion_b"]
 
