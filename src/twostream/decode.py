@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from twostream.errors import TwostreamError
+from twostream.errors import OptionError, TwostreamError
 
 __all__ = [
     "VideoDecodeError",
@@ -47,7 +47,7 @@ def resized_size(width: int, height: int, short_side: int | None) -> tuple[int, 
     if short_side is None:
         return width, height
     if short_side <= 0:
-        raise ValueError(f"short_side must be a positive integer or None, got {short_side}")
+        raise OptionError(f"short_side must be a positive integer or None, got {short_side}")
     if height <= width:
         return max(1, round(width * short_side / height)), short_side
     return short_side, max(1, round(height * short_side / width))

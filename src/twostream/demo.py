@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from twostream.errors import TwostreamError
+from twostream.errors import TwostreamError, writing
 
 __all__ = ["DemoConfig", "group_accuracy", "run_demo"]
 
@@ -74,8 +74,9 @@ def _claim_folder(out: Path, cfg: DemoConfig) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TwostreamError(f"{out} is not empty and holds no {DEMO_RECORD}: use another "
                              "--out (the demo never mixes its files with others)")
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
 
 
 def _say(echo, t0: float, message: str) -> None:
@@ -92,6 +93,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     from twostream.flow import TVL1_PRESETS
     from twostream.fusion import fuse_runs, fuse_split
     from twostream.predict import predict_video
+    from twostream.runs import RUN_JSON
     from twostream.synth import make_synthetic_dataset, read_synth_record
     from twostream.train import TrainConfig, main
 
@@ -123,7 +125,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
             arch="resnet18", weights="none", epochs=cfg.epochs, batch_size=cfg.batch_size,
             lr=cfg.lr, drop_rate=0.0, crop=cfg.crop, flip=False, workers=cfg.workers,
             device="cpu", seed=cfg.seed, val_segments=2, progress=False,
-            resume=(out / stream / "run.json").is_file(),
+            resume=(out / stream / RUN_JSON).is_file(),
         )
         result = main(train_cfg)[1]
         _say(echo, t0, f"train {stream}: resnet18, random init, crop {cfg.crop}, "

@@ -19,8 +19,6 @@ With several splits, ``eval_summary.json`` holds the mean and standard deviation
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import os
@@ -43,22 +41,25 @@ from twostream.datasets import (
     read_annotations,
     read_class_list,
 )
-from twostream.errors import TwostreamError
+from twostream.errors import TwostreamError, writing
 from twostream.options import check_test_options
-from twostream.train import (
+from twostream.runs import (
+    EVAL_SUMMARY,
     checkpoint_path,
-    evaluate,
+    confusion_path,
+    eval_path,
+    file_sha256,
     load_run,
     load_stream_model,
-    resolve_device,
+    scores_path,
     trained_splits,
 )
+from twostream.train import evaluate, resolve_device
 
 __all__ = [
     "classification_report",
     "confusion_figure",
     "evaluate_run",
-    "file_sha256",
     "load_evaluation",
     "load_scores",
     "plot_confusion",
@@ -171,19 +172,6 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], out: Path, tit
     plt.close(fig)
 
 
-def file_sha256(path: str | Path) -> str:
-    """The first 16 hex digits of ``path``'s SHA-256: names a checkpoint's exact contents."""
-    path = Path(path)
-    stat = path.stat()
-    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime key the cache
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
-
-
 def load_evaluation(run_dir: str | Path, split: int) -> dict[str, Any]:
     """The ``evaluation`` record of ``eval_split{split}.json``, checked against the checkpoint.
 
@@ -192,7 +180,7 @@ def load_evaluation(run_dir: str | Path, split: int) -> dict[str, Any]:
             another checkpoint than the current (the run was trained on since).
     """
     run_dir = Path(run_dir)
-    path = run_dir / f"eval_split{split}.json"
+    path = eval_path(run_dir, split)
     redo = f"run `twostream evaluate {run_dir} --split {split}`"
     try:
         record = json.loads(path.read_text(encoding="utf-8")).get("evaluation")
@@ -218,8 +206,7 @@ def load_scores(run_dir: str | Path, split: int, subset: str = "test") -> dict[s
     Raises:
         DatasetError: the scores are missing, stale or from another evaluation.
     """
-    prefix = "scores" if subset == "test" else "train_scores"
-    path = Path(run_dir) / f"{prefix}_split{split}.npz"
+    path = scores_path(run_dir, split, subset)
     if not path.is_file():
         raise DatasetError(
             f"no {subset} scores for split {split} in {run_dir} "
@@ -281,14 +268,14 @@ def _write_result_set(run_dir: Path, split: int, scored: dict[str, Any],
     title = (f"{run['stream']} stream, split {split}: {evaluation['segments']} views x {view}"
              f"\ntop-1 {report['top1']:.1%}")
     writers = {
-        f"scores_split{split}.npz": lambda p: _save_scores(p, scored, evaluation),
-        f"confusion_split{split}.png": lambda p: plot_confusion(
+        scores_path(run_dir, split).name: lambda p: _save_scores(p, scored, evaluation),
+        confusion_path(run_dir, split).name: lambda p: plot_confusion(
             np.array(report["confusion"]), run["classes"], p, title),
-        f"eval_split{split}.json": lambda p: p.write_text(json.dumps(report, indent=2),
-                                                          encoding="utf-8"),
+        eval_path(run_dir, split).name: lambda p: p.write_text(json.dumps(report, indent=2),
+                                                               encoding="utf-8"),
     }
     if train_scored is not None:
-        writers = {f"train_scores_split{split}.npz":
+        writers = {scores_path(run_dir, split, "train").name:
                    lambda p: _save_scores(p, train_scored, evaluation), **writers}
     # The extension stays last: matplotlib picks the image format from it.
     tmp = {name: run_dir / f".tmp-{os.getpid()}-{name}" for name in writers}
@@ -360,7 +347,8 @@ def evaluate_run(
         report = classification_report(scored["scores"], scored["labels"], run["classes"])
         report.update(split=split, stream=run["stream"], crops=crops, segments=segments,
                       skipped=scored["skipped"], evaluation=evaluation)
-        _write_result_set(run_dir, split, scored, train_scored, report, run)
+        with writing(run_dir):
+            _write_result_set(run_dir, split, scored, train_scored, report, run)
         if scored["skipped"]:
             logger.warning("split %d: %d test clip(s) skipped", split, len(scored["skipped"]))
         reports[split] = report
@@ -370,7 +358,8 @@ def evaluate_run(
         for m in ("top1", "top5", "mean_class_accuracy")
     }
     if len(reports) > 1:
-        (run_dir / "eval_summary.json").write_text(
-            json.dumps({"splits": sorted(reports), **summary}, indent=2), encoding="utf-8"
-        )
+        with writing(run_dir):
+            (run_dir / EVAL_SUMMARY).write_text(
+                json.dumps({"splits": sorted(reports), **summary}, indent=2), encoding="utf-8"
+            )
     return {"splits": reports, "summary": summary}

@@ -20,7 +20,7 @@ import torch
 
 from twostream.errors import TwostreamError
 from twostream.options import parse_splits
-from twostream.train import load_stream_model, trained_splits
+from twostream.runs import load_stream_model, trained_splits
 
 __all__ = ["export_onnx"]
 

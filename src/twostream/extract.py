@@ -45,7 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from twostream.decode import VideoDecodeError, iter_frames
-from twostream.errors import TwostreamError
+from twostream.errors import OptionError, TwostreamError, writing
 from twostream.flow import FLOW_METHODS, TVL1Params, iter_flow, quantize_flow
 from twostream.splits import DatasetError, load_splits, write_classes
 
@@ -379,28 +379,28 @@ def extract_dataset(
         ``videos_dir`` or ``splits_dir`` is missing or holds nothing usable.
     SettingsMismatchError
         ``out_dir`` holds clips made with other settings and ``force`` is off.
-    ValueError
+    OptionError
         Bad options.
     """
     if flow not in FLOW_METHODS:
-        raise ValueError(f"unknown flow method {flow!r}; allowed: {', '.join(FLOW_METHODS)}")
+        raise OptionError(f"unknown flow method {flow!r}; allowed: {', '.join(FLOW_METHODS)}")
     if not 0.0 < flow_scale <= 1.0:
-        raise ValueError(f"--flow-scale must be in (0, 1], got {flow_scale}")
+        raise OptionError(f"--flow-scale must be in (0, 1], got {flow_scale}")
     if flow == "tvl1-torch" and flow_scale != 1.0:
-        raise ValueError("--flow-scale works with tvl1, dis and farneback, not tvl1-torch "
-                         "(run tvl1-torch at full size, or pick another --flow)")
+        raise OptionError("--flow-scale works with tvl1, dis and farneback, not tvl1-torch "
+                          "(run tvl1-torch at full size, or pick another --flow)")
     if bound <= 0:
-        raise ValueError(f"bound must be positive, got {bound}")
+        raise OptionError(f"bound must be positive, got {bound}")
     if short_side is not None and short_side < MIN_SHORT_SIDE:
-        raise ValueError(f"--short-side must be 0 (native size) or at least {MIN_SHORT_SIDE} "
-                         f"(smaller frames break optical flow), got {short_side}")
+        raise OptionError(f"--short-side must be 0 (native size) or at least {MIN_SHORT_SIDE} "
+                          f"(smaller frames break optical flow), got {short_side}")
     if not 1 <= jpeg_quality <= 100:
-        raise ValueError(f"--jpeg-quality must be 1-100, got {jpeg_quality}")
+        raise OptionError(f"--jpeg-quality must be 1-100, got {jpeg_quality}")
     if tvl1 is not None:
         tvl1.check()
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+        raise OptionError(f"--workers must be at least 1, got {workers}")
     videos_dir, out = Path(videos_dir), Path(out_dir)
     splits = load_splits(splits_dir, videos_dir)
     used = splits.used_clips()
@@ -440,8 +440,9 @@ def extract_dataset(
     if other_settings:
         logger.warning("--force: redoing %d clip(s) extracted with other settings",
                        len(other_settings))
-    rawframes.mkdir(parents=True, exist_ok=True)
-    write_classes(splits.classes, out / "classes.txt")
+    with writing(out):
+        rawframes.mkdir(parents=True, exist_ok=True)
+        write_classes(splits.classes, out / "classes.txt")
     summary.already_done = len(total_frames)
     if summary.already_done:
         logger.info("%d clips already extracted, %d to do", summary.already_done, len(todo))

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from twostream.decode import VideoDecodeError, iter_frames
+from twostream.errors import OptionError
 from twostream.extract import MARKER, ClipResult, _partial_dirs, _write_jpeg, pad_flow
 from twostream.flow import quantize_flow
 
@@ -140,7 +141,7 @@ def extract_batched(
 
     dev = resolve_device(device)
     if flow_batch is not None and flow_batch < 1:
-        raise ValueError(f"flow_batch must be >= 1, got {flow_batch}")
+        raise OptionError(f"--flow-batch must be >= 1, got {flow_batch}")
     threads = torch.get_num_threads()
     if dev.type == "cpu":
         # The workers take their cores: torch's threads spinning on the same cores made a

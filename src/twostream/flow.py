@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from twostream.errors import OptionError
+
 __all__ = [
     "FLOW_METHODS",
     "TVL1Params",
@@ -85,7 +87,7 @@ class TVL1Params:
         ]
         for name, value, ok, allowed in ranges:
             if not ok:
-                raise ValueError(f"--tvl1-{name} must be {allowed}, got {value}")
+                raise OptionError(f"--tvl1-{name} must be {allowed}, got {value}")
 
     def create(self) -> cv2.optflow.DualTVL1OpticalFlow:
         return cv2.optflow.DualTVL1OpticalFlow_create(

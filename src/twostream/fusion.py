@@ -11,8 +11,9 @@ Three methods, as in Simonyan & Zisserman (2014):
 Inputs are what ``twostream evaluate`` writes into each run folder: ``scores_split{k}.npz``
 (test clips) and ``train_scores_split{k}.npz`` (training clips). What is learned from the
 training clips (the weight, the SVM, and which of the three fusions did best on the training
-clips out of fold) is saved in ``SPATIAL_RUN/fusion_model.json``; ``twostream predict`` fuses
-with it. Both runs must share the class
+clips out of fold) is saved in ``SPATIAL_RUN/fusion_model.json`` with the SHA-256 of the two
+checkpoints it was learned from; ``twostream predict`` fuses with it, and refuses it once either
+run holds another checkpoint. Both runs must share the class
 list and the clips of each split; otherwise :class:`FusionError` says which.
 """
 
@@ -28,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from twostream.errors import TwostreamError
+from twostream.errors import TwostreamError, writing
 from twostream.evaluate import classification_report, load_scores
-from twostream.train import load_run
+from twostream.runs import checkpoint_path, file_sha256, fusion_model_path, load_run, scores_path
 
 __all__ = [
     "FUSIONS",
@@ -52,7 +53,6 @@ __all__ = [
 
 METHODS = ("spatial", "temporal", "average", "weighted", "svm")
 FUSIONS = ("average", "weighted", "svm")
-FUSION_MODEL = "fusion_model.json"
 
 logger = logging.getLogger(__name__)
 
@@ -211,16 +211,17 @@ def learn_fusion(
     return {**learned, "train_accuracy": acc, "best": best, "folds": k}
 
 
-def _fusion_model_path(spatial_run: str | Path) -> Path:
-    return Path(spatial_run) / FUSION_MODEL
-
-
 def load_fusion(
     spatial_run: str | Path, temporal_run: str | Path, split: int
 ) -> dict[str, Any] | None:
     """What ``twostream fuse`` learned for ``split`` of this pair of runs, or None when it was
-    never run on them (or was last run with another temporal run)."""
-    path = _fusion_model_path(spatial_run)
+    never run on them (or was last run with another temporal run).
+
+    Raises:
+        FusionError: it was learned from other checkpoints than the runs hold now (one was
+            trained on since), or by an older twostream that did not record them.
+    """
+    path = fusion_model_path(spatial_run)
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -229,13 +230,34 @@ def load_fusion(
         logger.warning("%s was learned with the temporal run %s, not %s: ignored", path,
                        saved.get("temporal_run"), Path(temporal_run).resolve())
         return None
-    return saved["splits"].get(str(split))
+    learned = saved["splits"].get(str(split))
+    if learned is None:
+        return None
+    redo = f"rerun `twostream fuse {spatial_run} {temporal_run} --split {split}`"
+    recorded = learned.get("checkpoints")
+    if not isinstance(recorded, dict):
+        raise FusionError(f"{path} records no checkpoints (an older twostream wrote it): {redo}")
+    now = _checkpoint_hashes(spatial_run, temporal_run, split)
+    for stream, run in (("spatial", spatial_run), ("temporal", temporal_run)):
+        if recorded.get(stream) != now[stream]:
+            raise FusionError(f"{path} was learned from another {checkpoint_path(run, split).name} "
+                              f"than the one now in {run} (trained on since?): {redo}")
+    return learned
+
+
+def _checkpoint_hashes(spatial_run: str | Path, temporal_run: str | Path,
+                       split: int) -> dict[str, str | None]:
+    """The SHA-256 of each run's checkpoint of ``split`` (None when it is gone): what a learned
+    fusion is valid for."""
+    return {stream: file_sha256(path) if path.is_file() else None
+            for stream, path in (("spatial", checkpoint_path(spatial_run, split)),
+                                 ("temporal", checkpoint_path(temporal_run, split)))}
 
 
 def _save_fusion(spatial_run: str | Path, temporal_run: str | Path,
                  learned: dict[int, dict[str, Any]]) -> Path:
     """Write (merge) the learned fusion of each split into ``SPATIAL_RUN/fusion_model.json``."""
-    path = _fusion_model_path(spatial_run)
+    path = fusion_model_path(spatial_run)
     temporal = str(Path(temporal_run).resolve())
     saved = {"temporal_run": temporal, "splits": {}}
     if path.is_file():
@@ -348,8 +370,8 @@ def fuse_runs(
     s_run, _ = load_run_pair(spatial_run, temporal_run)
     if splits is None:
         splits = [k for k in (1, 2, 3)
-                  if (Path(spatial_run) / f"scores_split{k}.npz").is_file()
-                  and (Path(temporal_run) / f"scores_split{k}.npz").is_file()]
+                  if scores_path(spatial_run, k).is_file()
+                  and scores_path(temporal_run, k).is_file()]
         if not splits:
             raise FusionError("no split was evaluated in both runs: run `twostream evaluate` "
                               "on each run first")
@@ -358,24 +380,29 @@ def fuse_runs(
     learned: dict[int, dict[str, Any]] = {}
     for k in splits:
         fused = fuse_split(spatial_run, temporal_run, k)
-        learned[k] = fused["learned"]
+        # The checkpoints the scores came from (fuse_split checked that they are the current
+        # ones): predict refuses this fusion for any others.
+        learned[k] = {**fused["learned"],
+                      "checkpoints": _checkpoint_hashes(spatial_run, temporal_run, k)}
         reports = {m: classification_report(fused["scores"][m], fused["labels"], classes)
                    for m in METHODS}
         for r in reports.values():
             r.pop("confusion")
         results[str(k)] = {**reports, "spatial_weight": fused["spatial_weight"],
                            "best_on_training_clips": fused["learned"]["best"]}
-    _save_fusion(spatial_run, temporal_run, learned)
+    with writing(spatial_run):
+        _save_fusion(spatial_run, temporal_run, learned)
     table = {"splits": list(splits), "results": results}
     text = format_table(table)
     out_dir = Path(out) if out is not None else Path(spatial_run)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "fusion.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
-    with (out_dir / "fusion.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["split", "method", "top1", "top5", "mean_class_accuracy"])
-        for k in splits:
-            for m in METHODS:
-                r = results[str(k)][m]
-                writer.writerow([k, m, r["top1"], r["top5"], r["mean_class_accuracy"]])
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "fusion.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
+        with (out_dir / "fusion.csv").open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["split", "method", "top1", "top5", "mean_class_accuracy"])
+            for k in splits:
+                for m in METHODS:
+                    r = results[str(k)][m]
+                    writer.writerow([k, m, r["top1"], r["top5"], r["mean_class_accuracy"]])
     return {**table, "table": text}

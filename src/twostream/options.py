@@ -6,7 +6,7 @@ seconds.
 
 from __future__ import annotations
 
-from twostream.errors import TwostreamError
+from twostream.errors import OptionError
 
 __all__ = ["check_test_options", "parse_splits"]
 
@@ -25,7 +25,7 @@ def parse_splits(value: str | int | None, *, allow_all: bool = True) -> list[int
     if str(value) in ("1", "2", "3"):
         return [int(value)]
     allowed = "1, 2, 3 or all" if allow_all else "1, 2 or 3"
-    raise TwostreamError(f"--split must be {allowed}, got {value!r}")
+    raise OptionError(f"--split must be {allowed}, got {value!r}")
 
 
 def check_test_options(
@@ -37,11 +37,11 @@ def check_test_options(
     workers: int = 0,
     top_k: int = 1,
 ) -> None:
-    """Raise :class:`TwostreamError` for a test-protocol option out of range."""
+    """Raise :class:`OptionError` for a test-protocol option out of range."""
     if crops not in (1, 10):
-        raise TwostreamError(f"--crops must be 1 or 10, got {crops}")
+        raise OptionError(f"--crops must be 1 or 10, got {crops}")
     for name, value, low in (("--segments", segments, 1), ("--train-segments", train_segments, 1),
                              ("--batch-size", batch_size, 1), ("--workers", workers, 0),
                              ("--top-k", top_k, 1)):
         if value < low:
-            raise TwostreamError(f"{name} must be at least {low}, got {value}")
+            raise OptionError(f"{name} must be at least {low}, got {value}")

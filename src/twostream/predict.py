@@ -20,11 +20,13 @@ from typing import Any
 import torch
 
 from twostream.datasets import Clip, DatasetError, RawframeDataset
+from twostream.errors import TwostreamError
 from twostream.extract import clip_settings, extract_clip
 from twostream.flow import TVL1Params
 from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, load_run_pair
 from twostream.options import check_test_options
-from twostream.train import load_stream_model, resolve_device, trained_splits
+from twostream.runs import load_stream_model, trained_splits
+from twostream.train import resolve_device
 
 __all__ = ["predict_video", "video_scores"]
 
@@ -91,7 +93,7 @@ def video_scores(
                          train=False, crop=run["crop"], new_length=run["new_length"],
                          bound=run["bound"], segments=segments, crops=crops)
     if len(ds) == 0:
-        raise ValueError(f"the video gave too few frames for the {run['stream']} stream "
+        raise TwostreamError(f"the video gave too few frames for the {run['stream']} stream "
                          f"({ds.skipped[0][1]})")
     item = ds[0]
     if item is None:

@@ -29,7 +29,7 @@ import av
 import cv2
 import numpy as np
 
-from twostream.errors import TwostreamError
+from twostream.errors import OptionError, TwostreamError, writing
 
 __all__ = [
     "APPEARANCES",
@@ -86,7 +86,7 @@ def _appearance_names(n: int) -> list[str]:
     colours = list(_COLOURS)
     nc, nt = len(colours), len(_TEXTURES)
     if n > nc * nt:
-        raise ValueError(f"at most {nc * nt} appearance classes are available, asked for {n}")
+        raise OptionError(f"at most {nc * nt} appearance classes are available, asked for {n}")
     # Colour and texture both change from one class to the next; all pairs are distinct.
     return [f"{colours[i % nc]}_{_TEXTURES[(i + i // nc) % nt]}" for i in range(n)]
 
@@ -112,11 +112,11 @@ _PREFIXES = (
 def class_names(n_classes: int) -> list[str]:
     """Sorted names for ``n_classes`` classes: about half ``appearance_*``, half ``motion_*``."""
     if n_classes < 2:
-        raise ValueError(f"need at least 2 classes, got {n_classes}")
+        raise OptionError(f"need at least 2 classes, got {n_classes}")
     n_motion = n_classes // 2
     n_app = n_classes - n_motion
     if n_motion > len(MOTIONS):
-        raise ValueError(
+        raise OptionError(
             f"at most {len(MOTIONS)} motion classes are available, asked for {n_motion}"
         )
     names = [f"appearance_{a}" for a in _appearance_names(n_app)]
@@ -307,13 +307,13 @@ def make_synthetic_dataset(
     ['appearance_red_stripes', 'motion_right']
     """
     if clips_per_class < 2:
-        raise ValueError(
+        raise OptionError(
             f"clips_per_class must be >= 2 (one train, one test), got {clips_per_class}"
         )
     if width < 32 or height < 32 or width % 2 or height % 2:
-        raise ValueError(f"width and height must be even and >= 32, got {width}x{height}")
+        raise OptionError(f"width and height must be even and >= 32, got {width}x{height}")
     if frames < 2:
-        raise ValueError(f"frames must be >= 2, got {frames}")
+        raise OptionError(f"frames must be >= 2, got {frames}")
     names = class_names(classes)
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -325,7 +325,8 @@ def make_synthetic_dataset(
         out_dir=out, videos_dir=out / "videos", splits_dir=out / "splits", classes=names,
         seed=seed, width=width, height=height, frames=frames, fps=fps,
     )
-    info.splits_dir.mkdir(parents=True, exist_ok=True)
+    with writing(out):
+        info.splits_dir.mkdir(parents=True, exist_ok=True)
     for ci, cls in enumerate(names):
         kind, sub = cls.split("_", 1)
         info.kinds[cls] = kind

@@ -5,7 +5,7 @@ The loop reads top to bottom, in the style of torchvision's ``references/`` scri
 or, under ``torchrun``, as DistributedDataParallel (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``;
 gloo on CPU, nccl on CUDA; each rank trains on its shard, rank 0 writes every file).
 
-Run folder (``RUN_DIR``)::
+Run folder (``RUN_DIR``; :mod:`twostream.runs` names its files and reads them back)::
 
     run.json                  stream, arch, crop, L, bound, class list, rawframes folder and
                               the extraction settings (from extract_report.json; predict
@@ -61,23 +61,27 @@ from twostream.datasets import (
     read_class_list,
     read_extract_settings,
 )
-from twostream.errors import TwostreamError
-from twostream.models import build_model, read_torch_file
+from twostream.errors import OptionError, TwostreamError, writing
+from twostream.models import build_model
 from twostream.options import parse_splits
+from twostream.runs import (
+    RUN_JSON,
+    checkpoint_path,
+    eval_path,
+    load_checkpoint,
+    load_run,
+    trained_splits,
+)
 
 __all__ = [
     "METRIC_FIELDS",
     "TrainConfig",
-    "checkpoint_path",
     "curves_figure",
     "evaluate",
-    "load_run",
-    "load_stream_model",
     "main",
     "resolve_device",
     "resume_config",
     "train_one_epoch",
-    "trained_splits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -123,7 +127,7 @@ class TrainConfig:
         """Raise :class:`TwostreamError` naming the first option out of its range."""
         self.splits()
         if self.stream not in ("spatial", "temporal"):
-            raise TwostreamError(f"--stream must be spatial or temporal, got {self.stream!r}")
+            raise OptionError(f"--stream must be spatial or temporal, got {self.stream!r}")
         limits = [
             ("--epochs", self.epochs, self.epochs >= 1, "at least 1"),
             ("--batch-size", self.batch_size, self.batch_size >= 1, "at least 1"),
@@ -137,16 +141,7 @@ class TrainConfig:
         ]
         for name, value, ok, allowed in limits:
             if not ok:
-                raise TwostreamError(f"{name} must be {allowed}, got {value}")
-
-
-def checkpoint_path(run_dir: str | Path, split: int) -> Path:
-    return Path(run_dir) / f"checkpoint_split{split}.pt"
-
-
-def trained_splits(run_dir: str | Path) -> list[int]:
-    """The splits (of 1, 2, 3) that have a checkpoint in ``run_dir``, in order."""
-    return [k for k in (1, 2, 3) if checkpoint_path(run_dir, k).is_file()]
+                raise OptionError(f"{name} must be {allowed}, got {value}")
 
 
 # --------------------------------------------------------------------------- distributed
@@ -183,10 +178,10 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+        raise OptionError(f"device must be auto, cpu or cuda, got {name!r}")
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda asked for, but no CUDA device is available")
+            raise OptionError("--device cuda asked for, but no CUDA device is available")
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
 
@@ -406,54 +401,6 @@ def _plot_curves(metrics: Path, out: Path, title: str) -> None:
     plt.close(fig)
 
 
-# --------------------------------------------------------------------------- runs
-
-
-def load_run(run_dir: str | Path) -> dict[str, Any]:
-    """The ``run.json`` of a training run (stream, arch, crop, L, bound, classes, rawframes)."""
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        raise DatasetError(f"not a training run (no run.json): {run_dir}")
-    try:
-        run = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise DatasetError(f"{path} is not valid JSON ({exc}); restore it or train again "
-                           "into a new --out") from None
-    absent = [k for k in RUN_KEYS if not isinstance(run, dict) or k not in run]
-    if absent:
-        raise DatasetError(f"{path} lacks {', '.join(absent)}: not written by `twostream "
-                           "train`, or damaged; restore it or train again into a new --out")
-    return run
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by :func:`main`; one clear error if it is damaged."""
-    ckpt = read_torch_file(path, "checkpoint")
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
-        raise DatasetError(f"checkpoint {path} holds no model: not written by `twostream train`")
-    return ckpt
-
-
-def load_stream_model(
-    run_dir: str | Path, split: int, device: torch.device | str = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained network of ``split`` in eval mode, and the run's ``run.json``."""
-    run = load_run(run_dir)
-    path = checkpoint_path(run_dir, split)
-    if not path.is_file():
-        raise DatasetError(f"no checkpoint for split {split} in {run_dir} ({path.name})")
-    ckpt = load_checkpoint(path)
-    model = build_model(
-        run["arch"], in_chans=run["in_chans"], num_classes=len(run["classes"]), weights="none",
-        drop_rate=run.get("drop_rate", 0.0),
-    )
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), run
-
-
-RUN_KEYS = ("stream", "classes")  # what every reader of run.json needs
-
-
 # Options that belong to one invocation, not to the run.
 _SESSION_KEYS = ("resume", "progress", "out")
 # Options a resumed run must keep: changing them mid-run would mix two different trainings.
@@ -471,7 +418,7 @@ def resume_config(out: str | Path, given: dict[str, Any]) -> TrainConfig:
             must keep (the message names it), or the rawframes folder's class list differs.
     """
     out = Path(out)
-    if not (out / "run.json").is_file():
+    if not (out / RUN_JSON).is_file():
         raise TwostreamError(f"nothing to resume in {out} (no run.json); drop --resume to "
                              "start a new run there")
     run = load_run(out)
@@ -520,7 +467,7 @@ def _bound(config: TrainConfig) -> float:
 
 
 def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> None:
-    path = Path(config.out) / "run.json"
+    path = Path(config.out) / RUN_JSON
     run = {
         "stream": config.stream, "arch": config.arch, "crop": config.crop,
         "new_length": config.new_length, "bound": _bound(config), "in_chans": in_chans,
@@ -536,7 +483,7 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
         old = json.loads(path.read_text(encoding="utf-8"))
         for key in ("stream", "arch", "in_chans", "classes"):
             if old.get(key) != run[key]:
-                raise ValueError(
+                raise TwostreamError(
                     f"{path} belongs to a run with another {key} ({old.get(key)!r}); "
                     "choose another --out"
                 )
@@ -574,12 +521,13 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
     ckpt_file = checkpoint_path(out, split)
     resuming = ckpt_file.exists()
     if resuming and not config.resume:
-        raise ValueError(
+        raise OptionError(
             f"{ckpt_file} exists: pass --resume to continue that run, or choose another --out"
         )
     if info.main:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_run_json(config, classes, ds_train.in_chans)
+        with writing(out):
+            out.mkdir(parents=True, exist_ok=True)
+            _write_run_json(config, classes, ds_train.in_chans)
 
     sampler = DistributedSampler(ds_train, num_replicas=info.world_size, rank=info.rank,
                                  shuffle=True, seed=config.seed)
@@ -615,8 +563,8 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
         ckpt = load_checkpoint(ckpt_file)
         for key in ("stream", "arch", "crop", "new_length"):
             if ckpt["config"][key] != getattr(config, key):
-                raise ValueError(f"cannot resume {ckpt_file}: it was trained with "
-                                 f"{key}={ckpt['config'][key]!r}, not {getattr(config, key)!r}")
+                raise TwostreamError(f"cannot resume {ckpt_file}: it was trained with "
+                                     f"{key}={ckpt['config'][key]!r}, not {getattr(config, key)!r}")
         model_without_ddp.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
@@ -637,7 +585,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
         else:
             logger.info("split %d: resumed from %s at epoch %d", split, ckpt_file,
                         start_epoch + 1)
-        if (out / f"eval_split{split}.json").exists() and start_epoch < config.epochs:
+        if eval_path(out, split).exists() and start_epoch < config.epochs:
             logger.warning("split %d: the evaluation files in %s describe the checkpoint "
                            "before this training; rerun `twostream evaluate %s`", split, out,
                            out)
@@ -717,7 +665,7 @@ def main(config: TrainConfig) -> dict[int, dict[str, Any]]:
     splits = config.splits()
     resolve_device(config.device)  # `--device cuda` without a GPU fails before any reading
     out = Path(config.out)
-    if config.resume and not trained_splits(out) and not (out / "run.json").is_file():
+    if config.resume and not trained_splits(out) and not (out / RUN_JSON).is_file():
         raise TwostreamError(f"nothing to resume in {out} (no run.json, no checkpoint); "
                              "drop --resume to start a new run there")
     # Check every split's inputs before training any of them.

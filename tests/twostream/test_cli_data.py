@@ -174,3 +174,18 @@ def test_extract_help_says_how_to_measure_flow_accuracy():
     for phrase in ("dis", "farneback", "endpoint error", "moving pixels", "--tvl1-preset",
                    "--tvl1-nscales"):
         assert phrase in text.lower() or phrase in text
+
+
+@pytest.mark.parametrize("error", [ValueError("boom"), OSError(5, "boom")])
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch, error):
+    # Only TwostreamError is the user's: a plain ValueError/OSError from inside is a bug and
+    # must reach the user as a traceback, not as "Error: ...".
+    import twostream.synth
+
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(twostream.synth, "make_synthetic_dataset", broken)
+    result = runner.invoke(app, ["synth", str(tmp_path / "d")])
+    assert result.exception is error
+    assert "Error:" not in result.output

@@ -260,3 +260,15 @@ def test_demo_pipeline_on_a_tiny_dataset(tmp_path):
     saved = json.loads((tmp_path / "demo.json").read_text())
     assert saved["prediction"]["true"] in classes
     assert saved["prediction"]["top"][0]["label"] in classes
+
+
+def test_a_bug_in_a_model_command_keeps_its_traceback(tmp_path, monkeypatch):
+    import twostream.export
+
+    def broken(*args, **kwargs):
+        raise ValueError("shape mismatch deep inside torch")
+
+    monkeypatch.setattr(twostream.export, "export_onnx", broken)
+    result = _run("export", tmp_path, tmp_path / "x.onnx")
+    assert isinstance(result.exception, ValueError)
+    assert "Error:" not in result.output

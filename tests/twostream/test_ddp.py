@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_rawframes  # noqa: E402
 
 from twostream.models import build_model  # noqa: E402
-from twostream.train import checkpoint_path  # noqa: E402
+from twostream.runs import checkpoint_path  # noqa: E402
 
 
 @pytest.mark.slow

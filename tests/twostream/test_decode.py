@@ -14,6 +14,7 @@ from twostream.decode import (
     iter_frames,
     resized_size,
 )
+from twostream.errors import TwostreamError
 from twostream.synth import render_motion_clip, write_avi
 
 
@@ -77,7 +78,7 @@ def test_bad_files_raise_with_path_and_reason(tmp_path, make, reason):
     with pytest.raises(VideoDecodeError, match=reason) as err:
         decode_video(path)
     assert str(path) in str(err.value)
-    assert isinstance(err.value, ValueError)
+    assert isinstance(err.value, TwostreamError)  # what the CLI reports as one line
 
 
 def test_truncated_file_is_detected(tmp_path):

@@ -18,9 +18,9 @@ from twostream.datasets import DatasetError  # noqa: E402
 from twostream.evaluate import (  # noqa: E402
     classification_report,
     evaluate_run,
-    file_sha256,
     load_scores,
 )
+from twostream.runs import file_sha256  # noqa: E402
 from twostream.train import TrainConfig, main  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import torch
 
 from twostream.export import export_onnx
 from twostream.models import build_model
-from twostream.train import load_stream_model
+from twostream.runs import load_stream_model
 
 
 @pytest.fixture()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
 import pytest
 
 from twostream.errors import TwostreamError
-from twostream.evaluate import file_sha256, load_scores
+from twostream.evaluate import load_scores
 from twostream.fusion import (
     FusionError,
     apply_fusion,
@@ -23,6 +24,7 @@ from twostream.fusion import (
     svm_fusion,
     weighted_fusion,
 )
+from twostream.runs import file_sha256
 
 CLASSES = ["appearance_a", "appearance_b", "motion_a", "motion_b"]
 
@@ -192,6 +194,29 @@ def test_saved_fusion_reproduces_what_fuse_scored(runs, tmp_path):
     # Learned with another temporal run: not used.
     assert load_fusion(s_run, tmp_path, 1) is None
     assert load_fusion(s_run, t_run, 2) is None
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("spatial retrained", "another checkpoint_split1.pt than the one now in {s}"),
+    ("temporal retrained", "another checkpoint_split1.pt than the one now in {t}"),
+    ("older fuse", "records no checkpoints"),
+])
+def test_fusion_learned_from_other_checkpoints_is_refused(runs, tmp_path, damage, message):
+    s_run, t_run = runs
+    fuse_runs(s_run, t_run, out=tmp_path)
+    saved = json.loads((s_run / "fusion_model.json").read_text())
+    assert saved["splits"]["1"]["checkpoints"] == {
+        "spatial": file_sha256(s_run / "checkpoint_split1.pt"),
+        "temporal": file_sha256(t_run / "checkpoint_split1.pt")}
+    if damage == "older fuse":
+        del saved["splits"]["1"]["checkpoints"]
+        (s_run / "fusion_model.json").write_text(json.dumps(saved))
+    else:  # trained on after `fuse`: the weight and SVM were learned for other scores
+        run = s_run if damage.startswith("spatial") else t_run
+        (run / "checkpoint_split1.pt").write_bytes(b"weights after more epochs")
+    with pytest.raises(FusionError, match=re.escape(message.format(s=s_run, t=t_run))) as err:
+        load_fusion(s_run, t_run, 1)
+    assert str(err.value).endswith(f"rerun `twostream fuse {s_run} {t_run} --split 1`")
 
 
 def test_binary_svm_gives_one_column_per_class():

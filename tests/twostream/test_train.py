@@ -18,7 +18,8 @@ from _model_fixtures import make_rawframes  # noqa: E402
 from twostream import train as train_mod  # noqa: E402
 from twostream.datasets import DatasetError  # noqa: E402
 from twostream.errors import TwostreamError  # noqa: E402
-from twostream.train import TrainConfig, checkpoint_path, main  # noqa: E402
+from twostream.runs import checkpoint_path  # noqa: E402
+from twostream.train import TrainConfig, main  # noqa: E402
 
 
 @pytest.fixture(scope="module")

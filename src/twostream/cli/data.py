@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from twostream.cli._app import app, fail
+from twostream.errors import TwostreamError
 
 FLOW_HELP = (
     "Optical flow: tvl1 (OpenCV Dual TV-L1, the reference), tvl1-torch (the same TV-L1 in "
@@ -54,7 +55,7 @@ def synth(
             out_dir, classes=classes, clips_per_class=clips_per_class, seed=seed,
             width=width, height=height, frames=frames, fps=fps,
         )
-    except (ValueError, OSError) as exc:
+    except TwostreamError as exc:
         raise fail(str(exc)) from None
     typer.echo(
         f"wrote {len(info.classes)} classes x {clips_per_class} clips to {info.videos_dir} "
@@ -136,10 +137,8 @@ def extract(
             bound=bound, workers=workers, tvl1=params, jpeg_quality=jpeg_quality,
             progress=progress, device=device, flow_batch=flow_batch, force=force,
         )
-    except ValueError as exc:  # DatasetError is one
+    except TwostreamError as exc:
         raise fail(str(exc)) from None
-    except OSError as exc:  # e.g. OUT_DIR below a file, or not writable
-        raise fail(f"cannot write {out_dir}: {exc}") from None
     except KeyboardInterrupt:
         raise fail(f"interrupted: the clips finished so far are kept in {out_dir}; rerun the "
                    "same command to resume", code=130) from None

@@ -14,13 +14,6 @@ from twostream.cli._app import app, fail
 from twostream.errors import TwostreamError
 from twostream.options import check_test_options, parse_splits
 
-# Errors a user can fix (bad paths, bad options, mismatched runs): one line, no traceback.
-# The domain errors (DatasetError, FusionError, WeightsMismatchError, VideoDecodeError) are
-# ValueErrors.
-# OSError as a whole: an output path below a file or a file in place of a folder is as much
-# a path the user gave as a missing one.
-_USER_ERRORS = (ValueError, OSError)
-
 
 def _logging(verbose: bool = True) -> None:
     logger = logging.getLogger("twostream")
@@ -110,7 +103,7 @@ def train(
         else:
             config = TrainConfig(out=str(out), **options)
         results = main(config)
-    except _USER_ERRORS as exc:
+    except TwostreamError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail(f"interrupted: every finished epoch is saved in {out}; continue with "
@@ -157,7 +150,7 @@ def evaluate(
         result = evaluate_run(run_dir, splits=splits, crops=crops, segments=segments,
                               train_segments=train_segments, rawframes=rawframes,
                               device=device, batch_size=batch_size, workers=workers)
-    except _USER_ERRORS as exc:
+    except TwostreamError as exc:
         raise fail(str(exc)) from None
     for k, r in result["splits"].items():
         skipped = f", {len(r['skipped'])} clip(s) skipped" if r["skipped"] else ""
@@ -191,7 +184,7 @@ def fuse(
 
     try:
         result = fuse_runs(spatial_run, temporal_run, splits=splits, out=out)
-    except _USER_ERRORS as exc:
+    except TwostreamError as exc:
         raise fail(str(exc)) from None
     typer.echo(result["table"])
     for k in result["splits"]:
@@ -247,7 +240,7 @@ def predict(
                                short_side=short_side, bound=bound)
     except VideoDecodeError as exc:
         raise fail(f"cannot decode {video}: {exc.reason}") from None
-    except _USER_ERRORS as exc:
+    except TwostreamError as exc:
         raise fail(str(exc)) from None
     if as_json:
         _print_json(result)
@@ -275,7 +268,7 @@ def export(
 
     try:
         info = export_onnx(run_dir, out, split=split)
-    except _USER_ERRORS as exc:
+    except TwostreamError as exc:
         raise fail(str(exc)) from None
     typer.echo(f"wrote {info['path']} (split {info['split']}, input {info['input_shape']}, "
                f"{len(info['classes'])} classes)")
@@ -304,5 +297,5 @@ def demo(
     try:
         run_demo(out, DemoConfig(epochs=epochs, clips_per_class=clips_per_class, seed=seed),
                  echo=typer.echo)
-    except _USER_ERRORS as exc:
+    except TwostreamError as exc:
         raise fail(str(exc)) from None

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from twostream.errors import TwostreamError
+from twostream.errors import OptionError, TwostreamError
 
 __all__ = [
     "ARCHS",
@@ -68,7 +68,7 @@ class StreamResNet(ResNet):
         drop_rate: float = 0.0,
     ) -> None:
         if arch not in ARCHS:
-            raise ValueError(f"unknown arch {arch!r}; choose one of {sorted(ARCHS)}")
+            raise OptionError(f"unknown arch {arch!r}; choose one of {sorted(ARCHS)}")
         block, layers = ARCHS[arch]
         super().__init__(block, layers, num_classes=num_classes)
         self.arch = arch
