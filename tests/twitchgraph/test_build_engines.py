@@ -16,9 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from twitchgraph.bots import import_bot_csv
-from twitchgraph.build import build_graph, write_graph_dir
+from twitchgraph.build import build_graph
 from twitchgraph.cli import app
 from twitchgraph.dataset import export_partitioned, open_dataset
+from twitchgraph.graphio import write_graph_dir
 from twitchgraph.store import SnapshotData, open_store, upsert_users, write_snapshot
 
 from ._build_fixtures import T0
@@ -161,7 +162,7 @@ def test_spark_reads_a_sharded_dataset_and_reports_partial_slots(spark, tmp_path
     write_graph_dir(duck, tmp_path / "duckdb")
     write_graph_dir(sparked, tmp_path / "spark")
     _same_graph(tmp_path / "duckdb", tmp_path / "spark")
-    for stats in (duck.stats, sparked.stats):
+    for stats in (duck.build, sparked.build):
         assert stats["snapshots"]["partial"] == 1
         assert stats["snapshots"]["complete"] == len(world) - 1
         assert stats["snapshots"]["partial_slots"][0]["shards_complete"] == 1
