@@ -197,7 +197,8 @@ def generate(db: Path, scale: float, threads: int, memory_limit: str) -> dict:
 
 
 def run_duckdb(db: Path, out: Path, threads: int, memory_limit: str) -> dict:
-    from twitchgraph.build import build_graph, write_graph_dir
+    from twitchgraph.build import build_graph
+    from twitchgraph.graphio import write_graph_dir
     from twitchgraph.store import open_store
 
     con = open_store(db)
@@ -213,10 +214,10 @@ def run_duckdb(db: Path, out: Path, threads: int, memory_limit: str) -> dict:
         "peak_rss_mib": _peak_mib(),
         "streamers": len(result.streamers),
         "edges": len(result.edges),
-        "candidate_pairs": result.stats["edges"]["candidate_pairs"],
+        "candidate_pairs": result.build["edges"]["candidate_pairs"],
         "median_weight": float(result.edges["Weight"].median()) if len(result.edges) else None,
-        "chatter_rows_used": result.stats["chatter_rows"]["in_live_channels"],
-        "removed_bots": result.stats["removed_bots"],
+        "chatter_rows_used": result.build["chatter_rows"]["in_live_channels"],
+        "removed_bots": result.build["removed_bots"],
     }
 
 

@@ -53,10 +53,15 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 from sklearn.metrics import normalized_mutual_info_score
 
-from twitchgraph.build import BuildResult, write_graph_dir
 from twitchgraph.communities import communities_for_dir, find_communities
 from twitchgraph.export import export_graph
-from twitchgraph.graphio import GraphData, read_graph_dir, to_networkx, undirected_edges
+from twitchgraph.graphio import (
+    GraphData,
+    read_graph_dir,
+    to_networkx,
+    undirected_edges,
+    write_graph_dir,
+)
 from twitchgraph.layout import (
     ForceAtlas2Settings,
     forceatlas2_layout,
@@ -249,8 +254,8 @@ def run(n: int, reference: bool, workdir: Path, before_iterations: int,
         exports: bool = True) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     data = planted_graph(n)
-    graph_dir = write_graph_dir(BuildResult(streamers=data.streamers, edges=data.edges,
-                                            played=data.played, games=data.games),
+    graph_dir = write_graph_dir(GraphData(streamers=data.streamers, edges=data.edges,
+                                          played=data.played, games=data.games),
                                 workdir / f"graph_{n}")
     print(f"n={n}: {len(data.streamers)} streamers, {len(data.edges)} edges "
           f"({len(data.edges) / n:.1f} per node), {data.streamers['planted'].nunique()} "

@@ -30,10 +30,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 from graph import planted_graph  # noqa: E402
-from twitchgraph.build import BuildResult, write_graph_dir  # noqa: E402
 from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.export import export_graph  # noqa: E402
-from twitchgraph.graphio import GraphData  # noqa: E402
+from twitchgraph.graphio import GraphData, write_graph_dir  # noqa: E402
 from twitchgraph.layout import layout_for_dir  # noqa: E402
 
 NAMES = ["ゆっくり実況", "にじさんじ", "한국어방송", "中文直播", "ゲーム配信", "도전왕", "夜猫子",
@@ -77,8 +76,8 @@ def make_graph_dir(n: int, out: Path) -> Path:
     graph_dir = out / "graph"
     if graph_dir.exists():
         shutil.rmtree(graph_dir)
-    write_graph_dir(BuildResult(streamers=data.streamers, edges=data.edges, played=data.played,
-                                games=data.games), graph_dir)
+    write_graph_dir(GraphData(streamers=data.streamers, edges=data.edges, played=data.played,
+                              games=data.games), graph_dir)
     t0 = time.perf_counter()
     result, _ = communities_for_dir(graph_dir, seed=0)
     t1 = time.perf_counter()

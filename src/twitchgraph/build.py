@@ -30,21 +30,20 @@ Definitions (the original Italian-Twitch study's, parameterised):
 
 Examples
 --------
->>> from twitchgraph.build import build_graph, write_graph_dir   # doctest: +SKIP
->>> result = build_graph(con, every_nth=3, min_weight=10)         # doctest: +SKIP
->>> write_graph_dir(result, "graph/")                             # doctest: +SKIP
+>>> from twitchgraph.build import build_graph                     # doctest: +SKIP
+>>> from twitchgraph.graphio import write_graph_dir               # doctest: +SKIP
+>>> data = build_graph(con, every_nth=3, min_weight=10)           # doctest: +SKIP
+>>> write_graph_dir(data, "graph/")                               # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -53,34 +52,26 @@ import pandas as pd
 from twitchgraph import __version__
 from twitchgraph.bots import known_bots_frame, suspected_bots_sql
 from twitchgraph.engines import DuckDBEngine, SparkEngine
+from twitchgraph.graphio import (
+    EDGE_COLUMNS,
+    GAME_COLUMNS,
+    PLAYED_COLUMNS,
+    RAID_COLUMNS,
+    STREAMER_COLUMNS,
+    GraphData,
+)
 
 Engine = DuckDBEngine | SparkEngine
 
 __all__ = [
     "BuildError",
     "BuildParams",
-    "BuildResult",
-    "GAMES_COLUMNS",
-    "RAIDS_COLUMNS",
-    "STREAMERS_COLUMNS",
     "build_graph",
-    "write_graph_dir",
 ]
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS = ("overlap", "jaccard", "shared")
-STREAMERS_COLUMNS = [
-    "Id", "Label", "login", "language", "minutes_live", "viewer_mean", "viewer_peak",
-    "chatter_mean", "chatters_total", "main_game", "broadcaster_type", "social_links",
-]  # fmt: skip
-EDGES_COLUMNS = ["Source", "Target", "Weight", "shared", "overlap", "jaccard", "Type"]
-PLAYED_COLUMNS = ["Source", "Target", "minutes_played"]
-RAIDS_COLUMNS = ["Source", "Target", "raids", "viewers_total", "first_at", "last_at", "Type"]
-GAMES_COLUMNS = [
-    "Id", "Label", "game_id", "igdb_id", "genres", "themes", "release_date", "developers",
-    "publishers", "steam_appid", "steam_match", "steam_match_score", "categories", "tags",
-]  # fmt: skip
 
 
 DEFINITIONS = {
@@ -160,18 +151,6 @@ class BuildParams:
                 object.__setattr__(self, name, _as_utc(value))
         if self.since and self.until and self.since >= self.until:
             raise ValueError(f"since ({self.since}) must be before until ({self.until})")
-
-
-@dataclass
-class BuildResult:
-    """The graph tables and the statistics recorded in ``build.json``."""
-
-    streamers: pd.DataFrame
-    edges: pd.DataFrame
-    played: pd.DataFrame
-    games: pd.DataFrame
-    stats: dict[str, Any] = field(default_factory=dict)
-    raids: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RAIDS_COLUMNS))
 
 
 def _as_utc(value: datetime | str) -> datetime:
@@ -625,7 +604,7 @@ def _games(engine: Engine, played: pd.DataFrame) -> pd.DataFrame:
         """
     )
     games["steam_appid"] = games["steam_appid"].astype("Int64")
-    return games[GAMES_COLUMNS]
+    return games[GAME_COLUMNS]
 
 
 def _raids(engine: Engine, stats: dict) -> pd.DataFrame:
@@ -633,7 +612,7 @@ def _raids(engine: Engine, stats: dict) -> pd.DataFrame:
     if not engine.has_table("raids"):  # a dataset written before raids were recorded
         stats["raids"] = {"in_window": 0, "between_streamers": 0, "outside_streamers": 0,
                           "pairs": 0}
-        return pd.DataFrame(columns=RAIDS_COLUMNS)
+        return pd.DataFrame(columns=RAID_COLUMNS)
     engine.table(
         "_tg_raids",
         """
@@ -663,7 +642,7 @@ def _raids(engine: Engine, stats: dict) -> pd.DataFrame:
     for column in ("first_at", "last_at"):
         raids[column] = (pd.to_datetime(raids[column], utc=True)
                          .dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    return raids[RAIDS_COLUMNS]
+    return raids[RAID_COLUMNS]
 
 
 def _streamers_frame(engine: Engine) -> pd.DataFrame:
@@ -700,7 +679,7 @@ def build_graph(
     *,
     progress: Callable[[str], None] | None = None,
     **params: Any,
-) -> BuildResult:
+) -> GraphData:
     """Build the streamer graph from the snapshots in an open store.
 
     Parameters
@@ -715,7 +694,8 @@ def build_graph(
 
     Returns
     -------
-    BuildResult with the streamers, edges, played and games tables and the build statistics.
+    GraphData with the streamers, edges, played, games and raids tables; its ``build`` holds
+    the parameters and statistics that ``build.json`` records.
 
     Raises
     ------
@@ -768,38 +748,12 @@ def build_graph(
         "built graph: %d streamers, %d edges, %d played edges, %d games",
         len(streamers), len(edges), len(played), len(games),
     )  # fmt: skip
-    return BuildResult(
-        streamers=streamers[STREAMERS_COLUMNS],
-        edges=edges[EDGES_COLUMNS],
+    return GraphData(
+        streamers=streamers[STREAMER_COLUMNS],
+        edges=edges[EDGE_COLUMNS],
         played=played[PLAYED_COLUMNS],
         games=games,
-        stats=stats,
-        raids=raids[RAIDS_COLUMNS],
+        build=stats,
+        raids=raids[RAID_COLUMNS],
     )
 
-
-def write_graph_dir(result: BuildResult, out_dir: str | Path) -> Path:
-    """Write ``streamers.csv``, ``edges.csv``, ``played.csv``, ``games.csv``, ``raids.csv``
-    and ``build.json``.
-
-    The CSVs are written first and ``build.json`` last, so a directory with a ``build.json``
-    holds a finished graph.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "build.json").unlink(missing_ok=True)
-    result.streamers.to_csv(out / "streamers.csv", index=False)
-    result.edges.to_csv(out / "edges.csv", index=False)
-    result.played.to_csv(out / "played.csv", index=False)
-    result.games.to_csv(out / "games.csv", index=False)
-    result.raids.to_csv(out / "raids.csv", index=False)
-    counts = {
-        "streamers": len(result.streamers),
-        "edges": len(result.edges),
-        "played": len(result.played),
-        "games": len(result.games),
-        "raids": len(result.raids),
-    }
-    payload = {**result.stats, "outputs": counts}
-    (out / "build.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return out

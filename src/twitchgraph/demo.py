@@ -102,11 +102,12 @@ def run_demo(
     import httpx
 
     from twitchgraph.bots import import_bot_csv
-    from twitchgraph.build import BuildError, build_graph, write_graph_dir
+    from twitchgraph.build import BuildError, build_graph
     from twitchgraph.collect import ChatLimits, CollectError, CollectOptions, run_collector
     from twitchgraph.communities import communities_for_dir
     from twitchgraph.enrich import run_enrichment
     from twitchgraph.export import export_graph
+    from twitchgraph.graphio import write_graph_dir
     from twitchgraph.layout import layout_for_dir
     from twitchgraph.sim import run_simulator  # the demo is the one product user of the sim
     from twitchgraph.store import open_store

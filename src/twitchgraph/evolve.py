@@ -26,7 +26,6 @@ import pandas as pd
 
 from twitchgraph.communities import find_communities
 from twitchgraph.durations import parse_duration
-from twitchgraph.graphio import GraphData
 
 __all__ = [
     "Evolution",
@@ -295,9 +294,7 @@ def evolve_store(
                 modularity.append(0.0)
                 edges.append(pd.DataFrame(columns=["Source", "Target", "Weight"]))
                 continue
-            data = GraphData(streamers=result.streamers, edges=result.edges,
-                             played=result.played, games=result.games, build=result.stats)
-            found = find_communities(data, resolution=resolution, seed=seed)
+            found = find_communities(result, resolution=resolution, seed=seed)
             memberships.append(found.membership)
             modularity.append(found.modularity)
             edges.append(result.edges)

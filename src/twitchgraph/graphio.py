@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,11 +32,13 @@ __all__ = [
     "STREAMER_COLUMNS",
     "GraphData",
     "GraphDirError",
+    "read_build_record",
     "read_graph_dir",
     "to_igraph",
     "to_networkx",
     "undirected_edges",
     "write_csv",
+    "write_graph_dir",
     "write_streamers",
 ]
 
@@ -78,11 +81,12 @@ class GraphDirError(ValueError):
 
 @dataclass
 class GraphData:
-    """The tables of one GRAPH_DIR.
+    """The tables of one GRAPH_DIR, as `twitchgraph build` makes them and `read_graph_dir` reads.
 
     `streamers` is indexed by nothing in particular; `streamers["Id"]` holds the login.
     Optional tables (`played`, `games`, `raids`) are empty frames with the expected columns when the
-    file is absent.
+    file is absent. `build` is the record of how the graph was made (``build.json``: parameters
+    and statistics).
     """
 
     streamers: pd.DataFrame
@@ -126,7 +130,7 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
 
     Parameters
     ----------
-    path : directory written by `twitchgraph build` (`twitchgraph.build.write_graph_dir`).
+    path : directory written by `twitchgraph build` (`write_graph_dir`).
 
     Returns
     -------
@@ -140,6 +144,10 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
     root = Path(path)
     if not root.is_dir():
         raise GraphDirError(f"{root} is not a directory: run `twitchgraph build --out {root}`.")
+    missing = [n for n in ("streamers.csv", "edges.csv") if not (root / n).is_file()]
+    if missing:
+        raise GraphDirError(f"{root} is not a GRAPH_DIR (missing {', '.join(missing)}): "
+                            f"run `twitchgraph build --out {root}` first.")
     streamers = _read_csv(root, "streamers.csv", required=True)
     edges = _read_csv(root, "edges.csv", required=True)
     played = _read_csv(root, "played.csv", required=False)
@@ -161,35 +169,66 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
         # (or an older one) leaves raids that cannot be drawn.
         raids = raids.loc[raids["Source"].isin(known) & raids["Target"].isin(known)]
         raids = raids.reset_index(drop=True)
-    build: dict = {}
-    if (root / "build.json").exists():
-        try:
-            build = json.loads((root / "build.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            logger.warning("ignoring unreadable %s: %s", root / "build.json", exc)
     return GraphData(
         streamers=streamers,
         edges=edges,
         played=played if played is not None else pd.DataFrame(columns=PLAYED_COLUMNS),
         games=games if games is not None else pd.DataFrame(columns=GAME_COLUMNS),
-        build=build,
+        build=read_build_record(root),
         path=root,
         raids=raids,
     )
 
 
-def write_csv(frame: pd.DataFrame, target: Path) -> None:
-    """Write `frame` (no index) to `target` atomically: beside it, then renamed, so an
-    interrupted run never leaves half a table."""
+def _write_atomic(target: Path, write: Callable[[str], object]) -> None:
+    """Call `write` on a file beside `target`, then rename it over `target`, so an
+    interrupted run never leaves half a file."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        frame.to_csv(tmp, index=False)
+        write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; the table is as public as its directory
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_build_record(path: str | os.PathLike) -> dict:
+    """The ``build.json`` of a GRAPH_DIR (parameters and statistics); empty when it has none
+    or it cannot be read (a warning says so)."""
+    file = Path(path) / "build.json"
+    if not file.exists():
+        return {}
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        logger.warning("ignoring unreadable %s: %s", file, exc)
+        return {}
+
+
+def write_csv(frame: pd.DataFrame, target: Path) -> None:
+    """Write `frame` (no index) to `target` atomically."""
+    _write_atomic(target, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_graph_dir(data: GraphData, out_dir: str | os.PathLike) -> Path:
+    """Write the tables of `data` and its `build` record as a GRAPH_DIR; return the folder.
+
+    Every file is written atomically, and ``build.json`` is removed first and written last, so a
+    folder with a ``build.json`` holds a finished graph.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "build.json").unlink(missing_ok=True)
+    tables = {"streamers": data.streamers, "edges": data.edges, "played": data.played,
+              "games": data.games, "raids": data.raids}
+    for name, frame in tables.items():
+        write_csv(frame, out / f"{name}.csv")
+    record = {**data.build, "outputs": {name: len(frame) for name, frame in tables.items()}}
+    text = json.dumps(record, indent=2, default=str) + "\n"
+    _write_atomic(out / "build.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return out
 
 
 def write_streamers(path: str | os.PathLike, streamers: pd.DataFrame) -> Path:

@@ -46,8 +46,9 @@ def rebuild_graph(
 
     Raises BuildError (nothing to build), StoreError (the store cannot be read).
     """
-    from twitchgraph.build import build_graph, write_graph_dir
+    from twitchgraph.build import build_graph
     from twitchgraph.communities import communities_for_dir
+    from twitchgraph.graphio import write_graph_dir
     from twitchgraph.layout import layout_for_dir
     from twitchgraph.store import open_store
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from twitchgraph.build import RAIDS_COLUMNS, BuildResult, write_graph_dir
+from twitchgraph.graphio import RAID_COLUMNS, GraphData, write_graph_dir
 
 LANGUAGES = ["it", "en", "es", "de", "fr", "pt", "ja", "ko"]
 GENRES = ["Shooter", "Role-playing (RPG)", "Strategy", "Sport", "Adventure", "Racing",
@@ -123,7 +123,7 @@ def planted_graph(
                           f"2026-05-0{1 + i % 7}T20:00:00Z", "Directed"))
     raid_rows.append((logins[0], logins[1], 2, 321, "2026-05-01T18:00:00Z",
                       "2026-05-03T19:30:00Z", "Directed"))
-    raids = pd.DataFrame(raid_rows, columns=RAIDS_COLUMNS)
+    raids = pd.DataFrame(raid_rows, columns=RAID_COLUMNS)
     raids = raids.groupby(["Source", "Target"], as_index=False).agg(
         raids=("raids", "sum"), viewers_total=("viewers_total", "sum"),
         first_at=("first_at", "min"), last_at=("last_at", "max"), Type=("Type", "first"))
@@ -137,7 +137,7 @@ def write_planted_graph_dir(path: Path, **kwargs) -> dict[str, str | int]:
     """Write a planted GRAPH_DIR at `path`; returns the planted truth (login -> community)."""
     tables = planted_graph(**kwargs)
     # The build's own writer, so the readers are tested on what `twitchgraph build` writes.
-    write_graph_dir(BuildResult(streamers=tables["streamers"], edges=tables["edges"],
-                                played=tables["played"], games=tables["games"],
-                                stats=tables["build"], raids=tables["raids"]), path)
+    write_graph_dir(GraphData(streamers=tables["streamers"], edges=tables["edges"],
+                              played=tables["played"], games=tables["games"],
+                              build=tables["build"], raids=tables["raids"]), path)
     return tables["truth"]

@@ -8,13 +8,8 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from twitchgraph.build import (
-    GAMES_COLUMNS,
-    STREAMERS_COLUMNS,
-    BuildError,
-    build_graph,
-    write_graph_dir,
-)
+from twitchgraph.build import BuildError, build_graph
+from twitchgraph.graphio import GAME_COLUMNS, RAID_COLUMNS, STREAMER_COLUMNS, write_graph_dir
 
 from ._build_fixtures import T0, add_live, add_snapshots, new_store, users_named
 
@@ -74,8 +69,8 @@ def test_weight_choice_and_min_weight(triangle):
     assert r.edges.Weight.iloc[0] == pytest.approx(40.0)
     r = build_graph(triangle, **_params(weight="shared", min_weight=5))
     assert list(zip(r.edges.Source, r.edges.Target, strict=True)) == [("a", "b")]
-    assert r.stats["edges"]["candidate_pairs"] == 2
-    assert r.stats["edges"]["after"] == 1
+    assert r.build["edges"]["candidate_pairs"] == 2
+    assert r.build["edges"]["after"] == 1
 
 
 def test_min_weight_just_below_and_above():
@@ -109,7 +104,7 @@ def test_min_live_minutes_just_below_and_above():
     r = build_graph(con, **_params(min_live_minutes=60))
     assert list(r.streamers.login) == ["long"]
     assert r.streamers.minutes_live.iloc[0] == pytest.approx(60.0)
-    step = r.stats["filters"][0]
+    step = r.build["filters"][0]
     assert (step["filter"], step["before"], step["after"]) == ("min_live_minutes", 2, 1)
 
 
@@ -146,10 +141,10 @@ def test_min_game_minutes_and_main_game():
     assert r.played.to_dict("records") == [
         {"Source": "p", "Target": "Chess", "minutes_played": 30.0}
     ]
-    assert r.stats["played"]["before"] == 2
+    assert r.build["played"]["before"] == 2
     assert r.streamers.main_game.iloc[0] == "Chess"
     assert list(r.games.Id) == ["Chess"]
-    assert list(r.games.columns) == GAMES_COLUMNS
+    assert list(r.games.columns) == GAME_COLUMNS
 
 
 def test_every_nth_uses_every_kth_snapshot_and_its_spacing():
@@ -159,9 +154,9 @@ def test_every_nth_uses_every_kth_snapshot_and_its_spacing():
     add_live(con, [2, 3, 5], "between", chatters=["u1"])
     r = build_graph(con, **_params(every_nth=3))
     assert list(r.streamers.login) == ["all"]
-    assert r.stats["snapshot_minutes"] == pytest.approx(15.0)
+    assert r.build["snapshot_minutes"] == pytest.approx(15.0)
     assert r.streamers.minutes_live.iloc[0] == pytest.approx(45.0)
-    assert r.stats["snapshots"]["used"] == 3
+    assert r.build["snapshots"]["used"] == 3
 
 
 def test_since_until_window_and_failed_snapshots():
@@ -176,7 +171,7 @@ def test_since_until_window_and_failed_snapshots():
         **_params(since=T0 + timedelta(minutes=5), until=(T0 + timedelta(minutes=15)).isoformat()),
     )
     assert list(r.streamers.login) == ["mid"]
-    assert r.stats["snapshots"]["in_window"] == 2
+    assert r.build["snapshots"]["in_window"] == 2
     assert r.streamers.minutes_live.iloc[0] == pytest.approx(10.0)
 
 
@@ -204,20 +199,20 @@ def test_bots_removed_per_rule_and_counted():
         chat = [f"fan{i}", "nightbot", "listedbot"] + (["lurker"] if i < 3 else [])
         add_live(con, sids, ch, chatters=chat)
     r = build_graph(con, **_params())
-    removed = r.stats["removed_bots"]
+    removed = r.build["removed_bots"]
     assert removed["builtin"] == {"users": 1, "chatter_rows": 10}
     assert removed["list"] == {"users": 1, "chatter_rows": 10}
     assert removed["suspected"] == {"users": 0, "chatter_rows": 0}
-    assert r.stats["suspected_bots"]["flagged"] == 1  # lurker: 3 of 5 channels
+    assert r.build["suspected_bots"]["flagged"] == 1  # lurker: 3 of 5 channels
     # lurker still links ch0..ch2
     assert len(r.edges) == 3
-    assert r.stats["removed_bot_logins"] == {"builtin": ["nightbot"], "list": ["listedbot"],
+    assert r.build["removed_bot_logins"] == {"builtin": ["nightbot"], "list": ["listedbot"],
                                              "suspected": []}  # fmt: skip
     steps = []
     r = build_graph(con, progress=steps.append, **_params(drop_suspected=True))
     assert steps[0] == "selecting snapshots" and "pairs of streamers sharing chatters" in steps
-    assert r.stats["removed_bots"]["suspected"] == {"users": 1, "chatter_rows": 6}
-    assert r.stats["removed_bot_logins"]["suspected"] == ["lurker"]
+    assert r.build["removed_bots"]["suspected"] == {"users": 1, "chatter_rows": 6}
+    assert r.build["removed_bot_logins"]["suspected"] == ["lurker"]
     assert r.edges.empty
     assert set(r.streamers.chatters_total) == {1}
 
@@ -231,7 +226,7 @@ def test_duplicate_stream_rows_in_one_snapshot_count_once():
     row = r.streamers.iloc[0]
     assert row.minutes_live == pytest.approx(10.0)
     assert row.viewer_mean == pytest.approx(16.0)  # max of the repeats, 12 vs 10 -> 12
-    assert r.stats["stream_rows"] == {"in_window": 3, "after_dedup": 2, "after_language": 2}
+    assert r.build["stream_rows"] == {"in_window": 3, "after_dedup": 2, "after_language": 2}
 
 
 def test_empty_store_and_empty_window_errors():
@@ -265,13 +260,13 @@ def test_write_graph_dir(tmp_path, triangle):
     r = build_graph(triangle, **_params(min_viewer_mean=150))
     out = write_graph_dir(r, tmp_path / "g")
     streamers = pd.read_csv(out / "streamers.csv")
-    assert list(streamers.columns) == STREAMERS_COLUMNS
+    assert list(streamers.columns) == STREAMER_COLUMNS
     assert streamers.set_index("Id").loc["a", "broadcaster_type"] == "partner"
     edges = pd.read_csv(out / "edges.csv")
     assert list(edges.columns) == ["Source", "Target", "Weight", "shared", "overlap", "jaccard",
                                    "Type"]  # fmt: skip
     assert list(pd.read_csv(out / "played.csv").columns) == ["Source", "Target", "minutes_played"]
-    assert list(pd.read_csv(out / "games.csv").columns) == GAMES_COLUMNS
+    assert list(pd.read_csv(out / "games.csv").columns) == GAME_COLUMNS
     meta = json.loads((out / "build.json").read_text())
     assert meta["parameters"]["min_viewer_mean"] == 150
     assert meta["parameters"]["weight"] == "overlap"
@@ -291,17 +286,16 @@ def test_minutes_follow_the_schedule_when_snapshots_run_a_little_late():
     add_snapshots(con, 1, start=T0 + timedelta(minutes=30), first_id=4, interval_s=None)
     add_live(con, [1, 2, 3], "a", chatters=["u1"])
     r = build_graph(con, **_params(until=T0 + timedelta(minutes=11)))
-    assert r.stats["snapshot_minutes"] == 5.0
-    assert r.stats["snapshot_minutes_measured"] == pytest.approx(5.0)  # median of 5.15, 4.85
+    assert r.build["snapshot_minutes"] == 5.0
+    assert r.build["snapshot_minutes_measured"] == pytest.approx(5.0)  # median of 5.15, 4.85
     assert r.streamers.minutes_live.iloc[0] == 15.0
     r = build_graph(con, **_params())  # spacing 5.15, 4.85, 20 -> median 5.15 (within 10 %)
-    assert r.stats["snapshot_minutes"] == 5.0
+    assert r.build["snapshot_minutes"] == 5.0
     with pytest.raises(BuildError, match="only one snapshot .* no schedule interval"):
         build_graph(con, **_params(since=T0 + timedelta(minutes=29)))
 
 
 def test_raids_per_pair_between_kept_streamers_and_the_rest_counted(triangle, tmp_path):
-    from twitchgraph.build import RAIDS_COLUMNS
 
     add_snapshots(triangle, 1, start=T0 + timedelta(days=1), first_id=3, status="failed")
     at = T0 + timedelta(seconds=30)
@@ -314,7 +308,7 @@ def test_raids_per_pair_between_kept_streamers_and_the_rest_counted(triangle, tm
     ]
     triangle.executemany("INSERT INTO raids VALUES (?, ?, ?, ?, ?, ?)", rows)
     r = build_graph(triangle, **_params())
-    assert list(r.raids.columns) == RAIDS_COLUMNS
+    assert list(r.raids.columns) == RAID_COLUMNS
     assert r.raids.to_dict(orient="records") == [
         {"Source": "a", "Target": "b", "raids": 2, "viewers_total": 120,
          "first_at": "2022-05-02T10:00:30Z", "last_at": "2022-05-02T10:05:30Z",
@@ -323,9 +317,9 @@ def test_raids_per_pair_between_kept_streamers_and_the_rest_counted(triangle, tm
          "first_at": "2022-05-02T10:00:30Z", "last_at": "2022-05-02T10:00:30Z",
          "Type": "Directed"},
     ]
-    assert r.stats["raids"] == {"in_window": 5, "between_streamers": 3,
+    assert r.build["raids"] == {"in_window": 5, "between_streamers": 3,
                                 "outside_streamers": 2, "pairs": 2}
     out = write_graph_dir(r, tmp_path / "g")
-    assert (out / "raids.csv").read_text().splitlines()[0] == ",".join(RAIDS_COLUMNS)
+    assert (out / "raids.csv").read_text().splitlines()[0] == ",".join(RAID_COLUMNS)
     built = json.loads((out / "build.json").read_text())
     assert built["raids"]["outside_streamers"] == 2 and built["outputs"]["raids"] == 2

@@ -16,9 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from twitchgraph.bots import import_bot_csv
-from twitchgraph.build import build_graph, write_graph_dir
+from twitchgraph.build import build_graph
 from twitchgraph.cli import app
 from twitchgraph.dataset import export_partitioned, open_dataset
+from twitchgraph.graphio import write_graph_dir
 from twitchgraph.store import SnapshotData, open_store, upsert_users, write_snapshot
 
 from ._build_fixtures import T0

@@ -567,7 +567,8 @@ def test_a_full_disk_fails_one_snapshot_and_the_schedule_goes_on(tmp_path, monke
 
 @pytest.mark.slow
 def test_raids_from_the_simulator_reach_raids_csv_with_exact_counts(tmp_path) -> None:
-    from twitchgraph.build import build_graph, write_graph_dir
+    from twitchgraph.build import build_graph
+    from twitchgraph.graphio import write_graph_dir
     from twitchgraph.sim import run_simulator
 
     con = open_store(":memory:")
@@ -610,6 +611,6 @@ def test_raids_from_the_simulator_reach_raids_csv_with_exact_counts(tmp_path) ->
     got = {(r.Source, r.Target): (r.raids, r.viewers_total) for r in csv.itertuples()}
     assert len(got) >= 3
     assert got == {pair: (len(v), sum(v)) for pair, v in expected.items()}
-    assert result.stats["raids"]["outside_streamers"] == len(stored) - sum(
+    assert result.build["raids"]["outside_streamers"] == len(stored) - sum(
         len(v) for v in expected.values())
     assert set(csv["Type"]) <= {"Directed"}

@@ -6,9 +6,11 @@ import base64
 import re
 from datetime import timedelta
 
+import pandas as pd
 import pytest
 
-from twitchgraph.build import build_graph, write_graph_dir
+from twitchgraph.build import build_graph
+from twitchgraph.graphio import RAID_COLUMNS, GraphDirError, write_graph_dir
 from twitchgraph.reports.explore import explore_tables, write_explore_report
 from twitchgraph.reports.quality import quality_tables, write_quality_report
 
@@ -95,5 +97,20 @@ def test_explore_with_store_and_graph(store, tmp_path):
 def test_explore_needs_an_input(tmp_path):
     with pytest.raises(ValueError, match="--db"):
         explore_tables(None, None)
-    with pytest.raises(FileNotFoundError, match="not a GRAPH_DIR"):
+    with pytest.raises(GraphDirError, match="not a GRAPH_DIR"):
         explore_tables(None, tmp_path)
+
+
+def test_explore_keeps_a_login_called_nan(store, tmp_path):
+    # A streamer may be called "nan": a bare read_csv would turn it into a missing value.
+    data = build_graph(store, every_nth=1, min_live_minutes=0, min_viewer_mean=0,
+                       min_chatter_mean=0, min_weight=0, min_game_minutes=0)
+    rename = {"ch0": "nan", "ch1": "null"}
+    data.streamers[["Id", "login"]] = data.streamers[["Id", "login"]].replace(rename)
+    data.edges[["Source", "Target"]] = data.edges[["Source", "Target"]].replace(rename)
+    data.raids = pd.DataFrame([("nan", "null", 1, 7, "2022-05-02T10:01:00Z",
+                                "2022-05-02T10:01:00Z", "Directed")], columns=RAID_COLUMNS)
+    t = explore_tables(None, write_graph_dir(data, tmp_path / "g"))
+    assert {"nan", "null"} <= set(t["degree"]["Id"])
+    assert t["degree"].set_index("Id").loc["nan", "degree"] >= 1
+    assert t["top_raids"][["Source", "Target"]].values.tolist() == [["nan", "null"]]

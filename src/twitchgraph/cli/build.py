@@ -200,7 +200,8 @@ def build(
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
              twitchgraph build --engine spark --dataset /shared/dataset --out graph/
     """
-    from twitchgraph.build import BuildError, build_graph, write_graph_dir
+    from twitchgraph.build import BuildError, build_graph
+    from twitchgraph.graphio import write_graph_dir
 
     if dataset is not None and not dataset.is_dir():
         raise _fail(f"--dataset {dataset} is not a folder: write one with "
@@ -234,7 +235,7 @@ def build(
         write_graph_dir(result, out)
     except OSError as exc:
         raise _unwritable(out, exc) from None
-    removed, warnings = result.stats["removed_bots"], result.stats["warnings"]
+    removed, warnings = result.build["removed_bots"], result.build["warnings"]
     _out.print(
         f"{len(result.streamers)} streamers, {len(result.edges)} edges, "
         f"{len(result.played)} played edges, {len(result.games)} games, "
@@ -242,9 +243,9 @@ def build(
         f"(bots removed: " + ", ".join(f"{k} {v['users']}" for k, v in removed.items()) + ")"
         + ("; warning: a filter emptied a table, see below" if warnings else "")
     )
-    for warning in result.stats["warnings"]:
+    for warning in result.build["warnings"]:
         _err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
-    partial = result.stats["snapshots"].get("partial")
+    partial = result.build["snapshots"].get("partial")
     if partial:
         _err.print(f"{partial} slot(s) left out: not every collector shard completed them "
                    f"(listed in {out / 'build.json'})")

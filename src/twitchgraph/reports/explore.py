@@ -8,7 +8,6 @@ missing; the page says which sections it left out.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -16,30 +15,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from twitchgraph.graphio import read_graph_dir
+from twitchgraph.graphio import read_build_record, read_graph_dir
 from twitchgraph.reports.html import HtmlReport, new_figure
 
 __all__ = ["explore_tables", "write_explore_report"]
 
 logger = logging.getLogger(__name__)
-
-
-def _read_graph(graph_dir: Path) -> dict[str, pd.DataFrame]:
-    missing = [n for n in ("streamers.csv", "edges.csv") if not (graph_dir / n).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{graph_dir} is not a GRAPH_DIR (missing {', '.join(missing)}): "
-            "run `twitchgraph build --out` first"
-        )
-    # graphio's reader names the file in its errors (a broken CSV, a missing column).
-    data = read_graph_dir(graph_dir)
-    out = {"streamers": data.streamers, "edges": data.edges}
-    if (graph_dir / "played.csv").is_file():
-        out["played"] = data.played
-    if (graph_dir / "raids.csv").is_file():
-        out["raids"] = pd.read_csv(graph_dir / "raids.csv", dtype={"Source": str, "Target": str},
-                                   keep_default_na=False)
-    return out
 
 
 def explore_tables(
@@ -80,8 +61,9 @@ def explore_tables(
                 GROUP BY 1 ORDER BY viewer_snapshots DESC LIMIT 20"""
         ).df()
     if graph_dir is not None:
-        g = _read_graph(Path(graph_dir))
-        streamers, edges = g["streamers"], g["edges"]
+        # graphio's reader keeps logins as strings ("nan" too) and names the file in its errors.
+        g = read_graph_dir(graph_dir)
+        streamers, edges = g.streamers, g.edges
         t["streamers"] = streamers
         t["edges"] = edges
         degree = pd.concat([edges["Source"], edges["Target"]]).value_counts()
@@ -91,16 +73,16 @@ def explore_tables(
             .sort_values("degree", ascending=False)
         )
         t["top_edges"] = edges.sort_values("Weight", ascending=False).head(30)
-        if "played" in g:
+        if not g.played.empty:
             t["games_graph"] = (
-                g["played"].groupby("Target", as_index=False)
+                g.played.groupby("Target", as_index=False)
                 .agg(streamers=("Source", "nunique"), minutes=("minutes_played", "sum"))
                 .rename(columns={"Target": "game"})
                 .sort_values("minutes", ascending=False)
                 .head(20)
             )  # fmt: skip
-        if "raids" in g:
-            t["top_raids"] = g["raids"].sort_values(
+        if not g.raids.empty:
+            t["top_raids"] = g.raids.sort_values(
                 ["viewers_total", "raids", "Source", "Target"],
                 ascending=[False, False, True, True]).head(30)
     return t
@@ -139,8 +121,8 @@ def write_explore_report(
     """Write ``explore.html`` and its figures to ``out_dir``; return the page's path."""
     t = explore_tables(con, graph_dir)
     report = HtmlReport("twitchgraph - exploration", Path(out_dir))
-    if graph_dir is not None and (Path(graph_dir) / "build.json").is_file():
-        params = json.loads((Path(graph_dir) / "build.json").read_text()).get("parameters", {})
+    params = {} if graph_dir is None else read_build_record(graph_dir).get("parameters", {})
+    if params:
         report.text("Graph built with " + ", ".join(f"{k}={v}" for k, v in params.items()))
 
     report.heading("Distributions")
