@@ -88,52 +88,25 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
 
     ``echo`` receives one line per stage (``print`` by default).
     """
-    from twostream.evaluate import evaluate_run, load_scores
     from twostream.extract import extract_dataset
     from twostream.flow import TVL1_PRESETS
     from twostream.fusion import fuse_runs, fuse_split
-    from twostream.predict import predict_video
-    from twostream.runs import RUN_JSON
-    from twostream.synth import make_synthetic_dataset, read_synth_record
-    from twostream.train import TrainConfig, main
 
     cfg = config or DemoConfig()
     out = Path(out)
     _claim_folder(out, cfg)
     t0 = time.perf_counter()
-
-    synth = out / "synth"
-    if read_synth_record(synth) is None:  # never written, or killed half-way: redo it
-        shutil.rmtree(synth, ignore_errors=True)
-        make_synthetic_dataset(synth, classes=cfg.classes, clips_per_class=cfg.clips_per_class,
-                               seed=cfg.seed, width=cfg.width, height=cfg.height,
-                               frames=cfg.frames)
-    classes, videos_dir = read_synth_record(synth)["classes"], synth / "videos"
-    _say(echo, t0, f"synth: {len(classes)} classes x {cfg.clips_per_class} clips "
-         f"({cfg.width}x{cfg.height}, {cfg.frames} frames): {', '.join(classes)}")
+    classes, videos_dir = _synth(out / "synth", cfg, echo, t0)
 
     raw = out / "rawframes"
-    summary = extract_dataset(videos_dir, synth / "splits", raw, flow="tvl1",
+    summary = extract_dataset(videos_dir, out / "synth" / "splits", raw, flow="tvl1",
                               tvl1=TVL1_PRESETS["fast"], short_side=None, progress=False)
     _say(echo, t0, f"extract: {summary.complete} clips, {summary.frames_extracted} frames; flow: "
          "OpenCV TV-L1 with the 'fast' preset (4 levels, 2 warps; ~15x faster than default "
          "TV-L1), native size")
 
     for stream in ("spatial", "temporal"):
-        train_cfg = TrainConfig(
-            rawframes=str(raw), stream=stream, out=str(out / stream), split="1",
-            arch="resnet18", weights="none", epochs=cfg.epochs, batch_size=cfg.batch_size,
-            lr=cfg.lr, drop_rate=0.0, crop=cfg.crop, flip=False, workers=cfg.workers,
-            device="cpu", seed=cfg.seed, val_segments=2, progress=False,
-            resume=(out / stream / RUN_JSON).is_file(),
-        )
-        result = main(train_cfg)[1]
-        _say(echo, t0, f"train {stream}: resnet18, random init, crop {cfg.crop}, "
-             f"{cfg.epochs} epochs, final training accuracy {result.get('train_acc', 1):.1%}"
-             if result else f"train {stream}: already trained")
-        evaluate_run(out / stream, splits=[1], segments=25, train_segments=5, device="cpu",
-                     progress=False)
-        _say(echo, t0, f"evaluate {stream}: 25 views per test clip, centre crop")
+        _train_and_evaluate(raw, out / stream, stream, cfg, echo, t0)
 
     fused = fuse_runs(out / "spatial", out / "temporal", splits=[1], out=out)
     _say(echo, t0, "fuse: average, weighted (weight from training clips), linear SVM")
@@ -142,6 +115,57 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     scores = fuse_split(out / "spatial", out / "temporal", 1)
     table = {m: group_accuracy(s, scores["labels"], classes)
              for m, s in scores["scores"].items()}
+    prediction = _predict_a_test_clip(out, videos_dir, echo, t0)
+    _echo_table(echo, table, len(scores["labels"]), len(classes))
+    result = {"table": table, "prediction": prediction,
+              "seconds": round(time.perf_counter() - t0, 1)}
+    (out / "demo.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    _say(echo, t0, f"done; everything is in {out}")
+    return result
+
+
+def _synth(synth: Path, cfg: DemoConfig, echo, t0: float) -> tuple[list[str], Path]:
+    """The synthetic dataset (made unless a finished one is there): its classes and videos."""
+    from twostream.synth import make_synthetic_dataset, read_synth_record
+
+    if read_synth_record(synth) is None:  # never written, or killed half-way: redo it
+        shutil.rmtree(synth, ignore_errors=True)
+        make_synthetic_dataset(synth, classes=cfg.classes, clips_per_class=cfg.clips_per_class,
+                               seed=cfg.seed, width=cfg.width, height=cfg.height,
+                               frames=cfg.frames)
+    classes, videos_dir = read_synth_record(synth)["classes"], synth / "videos"
+    _say(echo, t0, f"synth: {len(classes)} classes x {cfg.clips_per_class} clips "
+         f"({cfg.width}x{cfg.height}, {cfg.frames} frames): {', '.join(classes)}")
+    return classes, videos_dir
+
+
+def _train_and_evaluate(raw: Path, run_dir: Path, stream: str, cfg: DemoConfig, echo,
+                        t0: float) -> None:
+    """Train ``stream`` on split 1 (resuming a run already there), then evaluate it."""
+    from twostream.evaluate import evaluate_run
+    from twostream.runs import RUN_JSON
+    from twostream.train import TrainConfig, main
+
+    train_cfg = TrainConfig(
+        rawframes=str(raw), stream=stream, out=str(run_dir), split="1",
+        arch="resnet18", weights="none", epochs=cfg.epochs, batch_size=cfg.batch_size,
+        lr=cfg.lr, drop_rate=0.0, crop=cfg.crop, flip=False, workers=cfg.workers,
+        device="cpu", seed=cfg.seed, val_segments=2, progress=False,
+        resume=(run_dir / RUN_JSON).is_file(),
+    )
+    result = main(train_cfg)[1]
+    _say(echo, t0, f"train {stream}: resnet18, random init, crop {cfg.crop}, "
+         f"{cfg.epochs} epochs, final training accuracy {result.get('train_acc', 1):.1%}"
+         if result else f"train {stream}: already trained")
+    evaluate_run(run_dir, splits=[1], segments=25, train_segments=5, device="cpu",
+                 progress=False)
+    _say(echo, t0, f"evaluate {stream}: 25 views per test clip, centre crop")
+
+
+def _predict_a_test_clip(out: Path, videos_dir: Path, echo, t0: float) -> dict[str, Any]:
+    """``twostream predict`` on the first test clip of split 1, from its video file."""
+    from twostream.evaluate import load_scores
+    from twostream.predict import predict_video
 
     test = load_scores(out / "spatial", 1)
     name = str(test["name"][0])
@@ -150,17 +174,16 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     top = predict_video(video, out / "spatial", out / "temporal", top_k=3)["top"]
     _say(echo, t0, f"predict {video.name} (true class {cls}): "
          + ", ".join(f"{r['label']} {r['score']:.2f}" for r in top))
+    return {"video": str(video), "true": cls, "top": top}
 
+
+def _echo_table(echo, table: dict[str, dict[str, float]], clips: int, classes: int) -> None:
+    """Accuracy per stream and fusion (rows) on each class group (columns)."""
     echo("")
-    echo(f"accuracy on the {len(scores['labels'])} test clips of split 1 "
-         f"(chance: {1 / len(classes):.0%} overall, "
-         f"{1 / (len(classes) // 2):.0%} within a group)")
+    echo(f"accuracy on the {clips} test clips of split 1 "
+         f"(chance: {1 / classes:.0%} overall, "
+         f"{1 / (classes // 2):.0%} within a group)")
     echo(f"{'':<18}{'appearance':>12}{'motion':>10}{'overall':>10}")
     for method, acc in table.items():
         echo(f"{method:<18}{acc['appearance']:>12.1%}{acc['motion']:>10.1%}"
              f"{acc['overall']:>10.1%}")
-    result = {"table": table, "prediction": {"video": str(video), "true": cls, "top": top},
-              "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "demo.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    _say(echo, t0, f"done; everything is in {out}")
-    return result

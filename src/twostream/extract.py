@@ -35,6 +35,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,6 +320,53 @@ def _stem(clip: str) -> str:
     return Path(clip).stem
 
 
+def _check_options(*, flow: str, flow_scale: float, bound: float, short_side: int | None,
+                   jpeg_quality: int, tvl1: TVL1Params | None, workers: int | None) -> int:
+    """Refuse option values outside what is allowed; return the worker count to use."""
+    if flow not in FLOW_METHODS:
+        raise OptionError(f"unknown flow method {flow!r}; allowed: {', '.join(FLOW_METHODS)}")
+    if not 0.0 < flow_scale <= 1.0:
+        raise OptionError(f"--flow-scale must be in (0, 1], got {flow_scale}")
+    if flow == "tvl1-torch" and flow_scale != 1.0:
+        raise OptionError("--flow-scale works with tvl1, dis and farneback, not tvl1-torch "
+                          "(run tvl1-torch at full size, or pick another --flow)")
+    if bound <= 0:
+        raise OptionError(f"bound must be positive, got {bound}")
+    if short_side is not None and short_side < MIN_SHORT_SIDE:
+        raise OptionError(f"--short-side must be 0 (native size) or at least {MIN_SHORT_SIDE} "
+                          f"(smaller frames break optical flow), got {short_side}")
+    if not 1 <= jpeg_quality <= 100:
+        raise OptionError(f"--jpeg-quality must be 1-100, got {jpeg_quality}")
+    if tvl1 is not None:
+        tvl1.check()
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise OptionError(f"--workers must be at least 1, got {workers}")
+    return workers
+
+
+def _plan(used: list[tuple[str, str]], videos_dir: Path, rawframes: Path,
+          settings: dict[str, Any]) -> tuple[dict[str, int], list[tuple[str, str, str]],
+                                             list[tuple[str, list[str]]]]:
+    """What each clip needs: the frame counts of clips already done with ``settings``, the
+    ``(video, clip folder, key)`` jobs still to do, and the clips made with other settings
+    (with how they differ)."""
+    total_frames: dict[str, int] = {}
+    todo: list[tuple[str, str, str]] = []
+    other_settings: list[tuple[str, list[str]]] = []
+    for cls, clip in used:
+        key, clip_dir = f"{cls}/{clip}", rawframes / cls / _stem(clip)
+        marker = _read_marker(clip_dir)
+        if marker is not None and marker.get("settings") == settings:
+            total_frames[key] = int(marker["total_frames"])
+            pad_flow(clip_dir, total_frames[key])  # clips extracted before the padding existed
+            continue
+        if marker is not None:
+            other_settings.append((key, settings_difference(marker.get("settings"), settings)))
+        todo.append((str(videos_dir / cls / clip), str(clip_dir), key))
+    return total_frames, todo, other_settings
+
+
 def extract_dataset(
     videos_dir: str | os.PathLike[str],
     splits_dir: str | os.PathLike[str],
@@ -382,25 +430,9 @@ def extract_dataset(
     OptionError
         Bad options.
     """
-    if flow not in FLOW_METHODS:
-        raise OptionError(f"unknown flow method {flow!r}; allowed: {', '.join(FLOW_METHODS)}")
-    if not 0.0 < flow_scale <= 1.0:
-        raise OptionError(f"--flow-scale must be in (0, 1], got {flow_scale}")
-    if flow == "tvl1-torch" and flow_scale != 1.0:
-        raise OptionError("--flow-scale works with tvl1, dis and farneback, not tvl1-torch "
-                          "(run tvl1-torch at full size, or pick another --flow)")
-    if bound <= 0:
-        raise OptionError(f"bound must be positive, got {bound}")
-    if short_side is not None and short_side < MIN_SHORT_SIDE:
-        raise OptionError(f"--short-side must be 0 (native size) or at least {MIN_SHORT_SIDE} "
-                          f"(smaller frames break optical flow), got {short_side}")
-    if not 1 <= jpeg_quality <= 100:
-        raise OptionError(f"--jpeg-quality must be 1-100, got {jpeg_quality}")
-    if tvl1 is not None:
-        tvl1.check()
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    if workers < 1:
-        raise OptionError(f"--workers must be at least 1, got {workers}")
+    workers = _check_options(flow=flow, flow_scale=flow_scale, bound=bound,
+                             short_side=short_side, jpeg_quality=jpeg_quality, tvl1=tvl1,
+                             workers=workers)
     videos_dir, out = Path(videos_dir), Path(out_dir)
     splits = load_splits(splits_dir, videos_dir)
     used = splits.used_clips()
@@ -417,19 +449,7 @@ def extract_dataset(
                              missing=splits.missing, unlisted=splits.unlisted,
                              bad_lines=splits.bad_lines,
                              classes_without_splits=splits.without_splits)
-    total_frames: dict[str, int] = {}
-    todo: list[tuple[str, str, str]] = []
-    other_settings: list[tuple[str, list[str]]] = []
-    for cls, clip in used:
-        key, clip_dir = f"{cls}/{clip}", rawframes / cls / _stem(clip)
-        marker = _read_marker(clip_dir)
-        if marker is not None and marker.get("settings") == settings:
-            total_frames[key] = int(marker["total_frames"])
-            pad_flow(clip_dir, total_frames[key])  # clips extracted before the padding existed
-            continue
-        if marker is not None:
-            other_settings.append((key, settings_difference(marker.get("settings"), settings)))
-        todo.append((str(videos_dir / cls / clip), str(clip_dir), key))
+    total_frames, todo, other_settings = _plan(used, videos_dir, rawframes, settings)
     if other_settings and not force:
         key, diff = other_settings[0]
         raise SettingsMismatchError(
@@ -484,22 +504,7 @@ def extract_dataset(
             for video, clip_dir, key in todo:
                 record(_extract_job(video, clip_dir, kwargs, key))
         else:
-            ctx = multiprocessing.get_context("spawn")  # fork + OpenCV threads can deadlock
-            others = set(multiprocessing.active_children())
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx,
-                                     initializer=_init_worker) as pool:
-                futures = [pool.submit(_extract_job, v, d, kwargs, k) for v, d, k in todo]
-                try:
-                    for fut in as_completed(futures):
-                        record(fut.result())
-                except BaseException:
-                    # Stop now (Ctrl-C, disk full): queued clips are cancelled and the clips
-                    # in progress killed; their half-written folders are hidden and removed
-                    # by the next run.
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    for worker in set(multiprocessing.active_children()) - others:
-                        worker.terminate()
-                    raise
+            _extract_in_processes(todo, kwargs, workers, record)
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - start
@@ -518,6 +523,28 @@ def extract_dataset(
         len(summary.failed), summary.frames_per_second,
     )
     return summary
+
+
+def _extract_in_processes(todo: list[tuple[str, str, str]], kwargs: dict[str, Any],
+                          workers: int, record: Callable[[ClipResult], None]) -> None:
+    """Extract the ``todo`` clips in up to ``workers`` processes, handing each result to
+    ``record`` as it finishes."""
+    ctx = multiprocessing.get_context("spawn")  # fork + OpenCV threads can deadlock
+    others = set(multiprocessing.active_children())
+    with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx,
+                             initializer=_init_worker) as pool:
+        futures = [pool.submit(_extract_job, v, d, kwargs, k) for v, d, k in todo]
+        try:
+            for fut in as_completed(futures):
+                record(fut.result())
+        except BaseException:
+            # Stop now (Ctrl-C, disk full): queued clips are cancelled and the clips in
+            # progress killed; their half-written folders are hidden and removed by the next
+            # run.
+            pool.shutdown(wait=False, cancel_futures=True)
+            for worker in set(multiprocessing.active_children()) - others:
+                worker.terminate()
+            raise
 
 
 def _folder_bytes(folder: Path) -> int:

@@ -494,8 +494,11 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
     path.write_text(json.dumps(run, indent=2), encoding="utf-8")
 
 
-def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.device) -> dict:
-    root, out = Path(config.rawframes), Path(config.out)
+def _split_data(config: TrainConfig, split: int) -> tuple[list[str], RawframeDataset,
+                                                          RawframeDataset]:
+    """The class list and the training and test datasets of ``split``; a split without a
+    readable training clip is refused."""
+    root = Path(config.rawframes)
     classes = read_class_list(root)
     train_clips = read_annotations(annotation_path(root, split, "train"), classes)
     val_clips = read_annotations(annotation_path(root, split, "val"), classes)
@@ -518,6 +521,51 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
         )
     ds_val = RawframeDataset(root, val_clips, train=False, segments=max(config.val_segments, 1),
                              **common)
+    return classes, ds_train, ds_val
+
+
+def _resume_state(ckpt_file: Path, config: TrainConfig, split: int, model: nn.Module,
+                  optimizer: torch.optim.Optimizer,
+                  lr_scheduler: torch.optim.lr_scheduler.CosineAnnealingLR,
+                  scaler: torch.amp.GradScaler | None, total_steps: int) -> int:
+    """Restore model, optimizer, scheduler, scaler and RNG states from ``ckpt_file``; return
+    the epoch to start from. A larger ``config.epochs`` stretches the schedule."""
+    ckpt = load_checkpoint(ckpt_file)
+    for key in ("stream", "arch", "crop", "new_length"):
+        if ckpt["config"][key] != getattr(config, key):
+            raise TwostreamError(f"cannot resume {ckpt_file}: it was trained with "
+                                 f"{key}={ckpt['config'][key]!r}, not {getattr(config, key)!r}")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
+    if scaler is not None and ckpt["scaler"]:
+        scaler.load_state_dict(ckpt["scaler"])
+    _set_rng_state(ckpt["rng"])
+    start_epoch = ckpt["epoch"] + 1
+    planned = ckpt["config"]["epochs"]
+    if start_epoch >= config.epochs:
+        logger.info("split %d: already trained %d epoch(s) (pass a larger --epochs to "
+                    "train on)", split, start_epoch)
+    elif planned != config.epochs:
+        _reschedule(lr_scheduler, total_steps)
+        logger.warning("split %d: --epochs %d instead of the run's %d: the learning-rate "
+                       "schedule now ends at epoch %d (lr %.3g at epoch %d)", split,
+                       config.epochs, planned, config.epochs,
+                       optimizer.param_groups[0]["lr"], start_epoch + 1)
+    else:
+        logger.info("split %d: resumed from %s at epoch %d", split, ckpt_file,
+                    start_epoch + 1)
+    out = Path(config.out)
+    if eval_path(out, split).exists() and start_epoch < config.epochs:
+        logger.warning("split %d: the evaluation files in %s describe the checkpoint "
+                       "before this training; rerun `twostream evaluate %s`", split, out,
+                       out)
+    return start_epoch
+
+
+def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.device) -> dict:
+    out = Path(config.out)
+    classes, ds_train, ds_val = _split_data(config, split)
     ckpt_file = checkpoint_path(out, split)
     resuming = ckpt_file.exists()
     if resuming and not config.resume:
@@ -557,38 +605,10 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
         optimizer, T_max=max(1, config.epochs * len(loader))
     )
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
-
     start_epoch = 0
     if resuming:
-        ckpt = load_checkpoint(ckpt_file)
-        for key in ("stream", "arch", "crop", "new_length"):
-            if ckpt["config"][key] != getattr(config, key):
-                raise TwostreamError(f"cannot resume {ckpt_file}: it was trained with "
-                                     f"{key}={ckpt['config'][key]!r}, not {getattr(config, key)!r}")
-        model_without_ddp.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
-        if scaler is not None and ckpt["scaler"]:
-            scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
-        start_epoch = ckpt["epoch"] + 1
-        planned = ckpt["config"]["epochs"]
-        if start_epoch >= config.epochs:
-            logger.info("split %d: already trained %d epoch(s) (pass a larger --epochs to "
-                        "train on)", split, start_epoch)
-        elif planned != config.epochs:
-            _reschedule(lr_scheduler, config.epochs * len(loader))
-            logger.warning("split %d: --epochs %d instead of the run's %d: the learning-rate "
-                           "schedule now ends at epoch %d (lr %.3g at epoch %d)", split,
-                           config.epochs, planned, config.epochs,
-                           optimizer.param_groups[0]["lr"], start_epoch + 1)
-        else:
-            logger.info("split %d: resumed from %s at epoch %d", split, ckpt_file,
-                        start_epoch + 1)
-        if eval_path(out, split).exists() and start_epoch < config.epochs:
-            logger.warning("split %d: the evaluation files in %s describe the checkpoint "
-                           "before this training; rerun `twostream evaluate %s`", split, out,
-                           out)
+        start_epoch = _resume_state(ckpt_file, config, split, model_without_ddp, optimizer,
+                                    lr_scheduler, scaler, config.epochs * len(loader))
 
     last: dict[str, Any] = {}
     for epoch in range(start_epoch, config.epochs):
