@@ -75,6 +75,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from twitchgraph.build_params import BuildParams
+
 SNAPSHOTS_FULL = 3823
 STREAMS_PER_SNAPSHOT = 1390
 CHATTER_ROWS_PER_SNAPSHOT = 44_500
@@ -82,8 +84,9 @@ STREAMERS = 45_583
 COMMUNITIES = 40
 USERS_PER_COMMUNITY = 20_000
 GLOBAL_USERS = 200_000
-PARAMS = dict(every_nth=3, min_live_minutes=60, min_viewer_mean=10, min_chatter_mean=10,
-              min_weight=10, weight="overlap", min_game_minutes=30)  # fmt: skip
+PARAMS = BuildParams(every_nth=3, min_live_minutes=60, min_viewer_mean=10,
+                     min_chatter_mean=10, min_weight=10, weight="overlap",
+                     min_game_minutes=30)
 GAMES = ["Just Chatting", "Ashen Frontier", "Skyward Isles", "Pixel Farmstead", "Tidebreaker",
          "Rogue Circuit", "Cardbound", "Crimson Vanguard", "Music", "Art"]  # fmt: skip
 
@@ -205,7 +208,7 @@ def run_duckdb(db: Path, out: Path, threads: int, memory_limit: str) -> dict:
     con.execute(f"SET threads = {threads}")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     t0 = time.perf_counter()
-    result = build_graph(con, **PARAMS)
+    result = build_graph(con, PARAMS)
     write_graph_dir(result, out)
     seconds = time.perf_counter() - t0
     con.close()
@@ -314,7 +317,7 @@ def run_pandas(db: Path, out: Path) -> dict:
     load_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     snaps = snaps.sort_values(["started_at", "snapshot_id"]).reset_index(drop=True)
-    used = snaps.iloc[:: PARAMS["every_nth"]]
+    used = snaps.iloc[:: PARAMS.every_nth]
     step = used["started_at"].diff().dt.total_seconds().median() / 60
     streams = streams[streams.snapshot_id.isin(used.snapshot_id)]
     streams = streams.sort_values("viewer_count", ascending=False).drop_duplicates(
@@ -328,9 +331,9 @@ def run_pandas(db: Path, out: Path) -> dict:
                                       viewer_mean=("viewer_count", "mean"),
                                       chatter_mean=("n", "mean"))  # fmt: skip
     stats["minutes_live"] = stats["snaps"] * step
-    kept = stats[(stats.minutes_live >= PARAMS["min_live_minutes"])
-                 & (stats.viewer_mean >= PARAMS["min_viewer_mean"])
-                 & (stats.chatter_mean >= PARAMS["min_chatter_mean"])]  # fmt: skip
+    kept = stats[(stats.minutes_live >= PARAMS.min_live_minutes)
+                 & (stats.viewer_mean >= PARAMS.min_viewer_mean)
+                 & (stats.chatter_mean >= PARAMS.min_chatter_mean)]  # fmt: skip
     s = chat[chat.login.isin(kept.index)][["login", "user"]].drop_duplicates()
     sizes = s.groupby("login").size()
     pairs = s.merge(s, on="user", suffixes=("_a", "_b"))
@@ -340,7 +343,7 @@ def run_pandas(db: Path, out: Path) -> dict:
     del pairs
     smaller = pd.concat([shared.login_a.map(sizes), shared.login_b.map(sizes)], axis=1).min(axis=1)
     shared["overlap"] = 100 * shared["shared"] / smaller
-    edges = shared[shared.overlap >= PARAMS["min_weight"] - 1e-9]
+    edges = shared[shared.overlap >= PARAMS.min_weight - 1e-9]
     seconds = time.perf_counter() - t1
     edges.to_csv(out, index=False)
     return {

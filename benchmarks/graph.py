@@ -159,7 +159,7 @@ def _layout_before(data: GraphData, iterations: int) -> np.ndarray:
     fa2's own loop from random positions for a fixed count, then prevent-overlap."""
     from fa2 import ForceAtlas2
 
-    from twitchgraph.layout import _make_room
+    from twitchgraph.layout import make_room
 
     index = {login: i for i, login in enumerate(data.logins)}
     und = undirected_edges(data.edges)
@@ -174,7 +174,7 @@ def _layout_before(data: GraphData, iterations: int) -> np.ndarray:
                       gravity=1.0, edgeWeightInfluence=1.0, seed=0, verbose=False)
     xy = np.asarray(fa2.forceatlas2(adjacency, pos=start, iterations=iterations), dtype=float)
     sizes = node_sizes(data.streamers["viewer_mean"])
-    return remove_overlaps(_make_room(xy, sizes), sizes, max_iter=100)
+    return remove_overlaps(make_room(xy, sizes), sizes, max_iter=100)
 
 
 def _step(graph_dir: str, step: str, before_iterations: int = 1000) -> dict[str, Any]:

@@ -30,19 +30,17 @@ Definitions (the original Italian-Twitch study's, parameterised):
 
 Examples
 --------
->>> from twitchgraph.build import build_graph                     # doctest: +SKIP
+>>> from twitchgraph.build import BuildParams, build_graph        # doctest: +SKIP
 >>> from twitchgraph.graphio import write_graph_dir               # doctest: +SKIP
->>> data = build_graph(con, every_nth=3, min_weight=10)           # doctest: +SKIP
+>>> data = build_graph(con, BuildParams(every_nth=3, min_weight=10))  # doctest: +SKIP
 >>> write_graph_dir(data, "graph/")                               # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +49,8 @@ import pandas as pd
 
 from twitchgraph import __version__
 from twitchgraph.bots import known_bots_frame, suspected_bots_sql
+from twitchgraph.build_params import BuildParams
+from twitchgraph.clock import as_utc
 from twitchgraph.engines import DuckDBEngine, SparkEngine
 from twitchgraph.graphio import (
     EDGE_COLUMNS,
@@ -70,8 +70,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-WEIGHTS = ("overlap", "jaccard", "shared")
 
 
 DEFINITIONS = {
@@ -93,80 +91,12 @@ class BuildError(ValueError):
     """The build cannot produce a graph; the message names the step and the counts."""
 
 
-@dataclass(frozen=True)
-class BuildParams:
-    """Parameters of one build; the defaults are the original study's.
-
-    Args:
-        since: first instant of the window (inclusive), ``None`` = from the first snapshot.
-        until: end of the window (exclusive), ``None`` = through the last snapshot.
-        every_nth: use every k-th complete snapshot of the window (3 = 15 min at 5-min cron).
-        language: keep only streams in this language (ISO 639-1, e.g. ``"it"``).
-        min_live_minutes: keep streamers live at least this many minutes.
-        min_viewer_mean: keep streamers with at least this mean viewer count.
-        min_chatter_mean: keep streamers with at least this mean number of chatters.
-        min_weight: keep edges whose weight reaches this value.
-        weight: the edge weight: ``overlap`` (percent of the smaller audience), ``jaccard``
-            (percent of the union) or ``shared`` (count of shared chatters).
-        min_game_minutes: keep streamer-game edges with at least this many minutes played.
-        drop_suspected: also remove accounts the presence heuristic flags.
-        bot_channel_share: an account present in more than this share of a snapshot's live
-            channels is a suspected bot.
-        bot_min_channels: ... and in at least this many channels (tiny snapshots).
-    """
-
-    since: datetime | None = None
-    until: datetime | None = None
-    every_nth: int = 3
-    language: str | None = None
-    min_live_minutes: float = 60.0
-    min_viewer_mean: float = 10.0
-    min_chatter_mean: float = 10.0
-    min_weight: float = 10.0
-    weight: str = "overlap"
-    min_game_minutes: float = 30.0
-    drop_suspected: bool = False
-    bot_channel_share: float = 0.10
-    bot_min_channels: int = 3
-
-    def __post_init__(self) -> None:
-        if self.every_nth < 1:
-            raise ValueError(f"every_nth must be 1 or more, got {self.every_nth}")
-        if self.weight not in WEIGHTS:
-            raise ValueError(f"weight must be one of {', '.join(WEIGHTS)}, got {self.weight!r}")
-        for name in ("min_live_minutes", "min_viewer_mean", "min_chatter_mean", "min_weight",
-                     "min_game_minutes"):
-            if not 0 <= getattr(self, name) < math.inf:
-                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
-        if self.weight != "shared" and self.min_weight > 100:
-            raise ValueError(f"min_weight must be between 0 and 100 with weight {self.weight} "
-                             f"(a percentage), got {self.min_weight}")
-        if not 0 < self.bot_channel_share <= 1:
-            raise ValueError(
-                f"bot_channel_share must be in (0, 1], got {self.bot_channel_share}"
-            )
-        for name in ("since", "until"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, _as_utc(value))
-        if self.since and self.until and self.since >= self.until:
-            raise ValueError(f"since ({self.since}) must be before until ({self.until})")
-
-
-def _as_utc(value: datetime | str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 def _lit(value: Any) -> str:
     """A Python value as a SQL literal: the build's SQL is inlined, then run on any engine."""
     if value is None:
         return "NULL"
     if isinstance(value, datetime):
-        return f"CAST('{_as_utc(value).isoformat()}' AS TIMESTAMPTZ)"
+        return f"CAST('{as_utc(value).isoformat()}' AS TIMESTAMPTZ)"
     if isinstance(value, bool | int):
         return str(int(value))
     if isinstance(value, float):
@@ -676,9 +606,9 @@ def _streamers_frame(engine: Engine) -> pd.DataFrame:
 
 def build_graph(
     con: duckdb.DuckDBPyConnection | Engine,
+    params: BuildParams = BuildParams(),
     *,
     progress: Callable[[str], None] | None = None,
-    **params: Any,
 ) -> GraphData:
     """Build the streamer graph from the snapshots in an open store.
 
@@ -687,10 +617,9 @@ def build_graph(
     con : an open store (``twitchgraph.store.open_store``), a dataset opened with
         ``twitchgraph.dataset.open_dataset``, or an engine (``twitchgraph.engines``: the
         same SQL on DuckDB or, transpiled, on Spark).
+    params : the thresholds, window and weight (:class:`BuildParams`; its defaults are the
+        original study's). It checks its values when made: ValueError for one outside them.
     progress : called with the name of each step as it starts (for a status line).
-    **params : the fields of :class:`BuildParams` (since, until, every_nth, language,
-        min_live_minutes, min_viewer_mean, min_chatter_mean, min_weight, weight,
-        min_game_minutes, drop_suspected, bot_channel_share, bot_min_channels).
 
     Returns
     -------
@@ -701,18 +630,14 @@ def build_graph(
     ------
     BuildError when a step leaves nothing (empty store, empty window, a threshold that keeps
     no streamer); the message names the step and the counts before and after.
-    ValueError for a parameter outside its allowed values.
     """
-    p = BuildParams(**params)
     # One definition: the steps below are DuckDB SQL, which each engine runs its own way.
     con = con if isinstance(con, DuckDBEngine | SparkEngine) else DuckDBEngine(con)
     stats: dict[str, Any] = {
         "definitions": DEFINITIONS,
         "version": __version__,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "parameters": {
-            k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(p).items()
-        },
+        "parameters": params.as_record(),
         "warnings": [],  # a filter that emptied a whole table
     }
     def report(step: str) -> None:
@@ -722,20 +647,20 @@ def build_graph(
 
     try:
         report("selecting snapshots")
-        step = _select_snapshots(con, p, stats)
+        step = _select_snapshots(con, params, stats)
         report("reading live streams")
-        _live_streams(con, p, stats)
+        _live_streams(con, params, stats)
         report("removing bots from chatters")
-        _chatters(con, p, stats)
+        _chatters(con, params, stats)
         report("streamer statistics")
         _streamer_stats(con, step)
         stats["streamers"] = {"seen": _count(con, "_tg_streamers")}
-        _apply_thresholds(con, p, stats)
+        _apply_thresholds(con, params, stats)
         stats["streamers"]["kept"] = _count(con, "_tg_kept")
         report("pairs of streamers sharing chatters")
-        edges = _edges(con, p, stats)
+        edges = _edges(con, params, stats)
         report("games")
-        played = _played(con, p, step, stats)
+        played = _played(con, params, step, stats)
         games = _games(con, played)
         report("raids")
         raids = _raids(con, stats)

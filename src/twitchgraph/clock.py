@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock", "utcnow"]
+__all__ = ["Clock", "SystemClock", "as_utc", "utcnow"]
 
 
 @runtime_checkable
@@ -35,6 +35,16 @@ class Clock(Protocol):
 def utcnow() -> datetime:
     """The wall-clock time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """`value` (a datetime or an ISO 8601 string, ``Z`` allowed) in UTC; a time without a
+    zone is taken as UTC. Raises ValueError for a string that is not an ISO time."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 class SystemClock:

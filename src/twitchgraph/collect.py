@@ -71,6 +71,7 @@ __all__ = [
     "CollectRun",
     "Collector",
     "SnapshotSummary",
+    "collector_lock",
     "parse_duration",
     "parse_shard",
     "run_collector",
@@ -616,7 +617,7 @@ def collector_state_path(db: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def _collector_lock(db: Path) -> Iterator[None]:
+def collector_lock(db: Path) -> Iterator[None]:
     """Hold the store's collector lock for the body; a second collector gets CollectError.
 
     flock is released by the kernel when the process dies, even by ``kill -9``.
@@ -698,7 +699,7 @@ def run_collector(
     limits = chat_limits or ChatLimits()
     db = Path(db)
     notify = (lambda line: console.print(line, style="yellow")) if console is not None else None
-    with _collector_lock(db):
+    with collector_lock(db):
         # Create or migrate the store now, so a file we cannot use is refused at once.
         try:
             open_store(db, wait_s=2.0, notify=notify).close()

@@ -103,6 +103,7 @@ def run_demo(
 
     from twitchgraph.bots import import_bot_csv
     from twitchgraph.build import BuildError, build_graph
+    from twitchgraph.build_params import BuildParams
     from twitchgraph.collect import ChatLimits, CollectError, CollectOptions, run_collector
     from twitchgraph.communities import communities_for_dir
     from twitchgraph.enrich import run_enrichment
@@ -178,7 +179,7 @@ def run_demo(
             echo("build thresholds (demo scale): " + ", ".join(
                 f"{k}={v}" for k, v in cfg.build.items()))
             try:
-                result = build_graph(con, **cfg.build)
+                result = build_graph(con, BuildParams(**cfg.build))
             except BuildError as exc:
                 raise DemoError(f"build: {exc}") from exc
             write_graph_dir(result, graph_dir)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from twitchgraph.build_params import BuildParams
 from twitchgraph.communities import find_communities
 from twitchgraph.durations import parse_duration
 
@@ -269,7 +270,7 @@ def evolve_store(
     resolution: float = 1.0,
     seed: int = 0,
     min_jaccard: float = 0.3,
-    build_params: dict[str, Any] | None = None,
+    build_params: BuildParams | None = None,
 ) -> Evolution:
     """Build one graph per window from the store at `db`, find communities, track them.
 
@@ -278,6 +279,7 @@ def evolve_store(
     from twitchgraph.build import BuildError, build_graph
     from twitchgraph.store import open_store
 
+    params = build_params or BuildParams()
     con = open_store(db, read_only=True)
     try:
         bounds = _window_bounds(con, window)
@@ -287,7 +289,7 @@ def evolve_store(
         for since, until in bounds:
             labels.append(_label(since, window))
             try:
-                result = build_graph(con, since=since, until=until, **(build_params or {}))
+                result = build_graph(con, replace(params, since=since, until=until))
             except BuildError as exc:
                 logger.info("window %s: no graph (%s)", labels[-1], exc)
                 memberships.append({})

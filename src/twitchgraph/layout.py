@@ -48,6 +48,7 @@ __all__ = [
     "ForceAtlas2Settings",
     "forceatlas2_layout",
     "layout_for_dir",
+    "make_room",
     "node_sizes",
     "remove_overlaps",
 ]
@@ -217,7 +218,7 @@ def forceatlas2_layout(
     if progress is not None and done < iterations:
         progress(iterations)
     if settings.prevent_overlap:
-        positions = remove_overlaps(_make_room(positions, sizes), sizes,
+        positions = remove_overlaps(make_room(positions, sizes), sizes,
                                     max_iter=overlap_iters)
     logger.info("ForceAtlas2 (%s, %s start): %d nodes, %d of at most %d iterations, %s",
                 engine, "random" if community is None else "community", n, done, iterations,
@@ -339,7 +340,7 @@ def _run_fa2(u, v, w, start, mass, settings, iterations, progress) -> tuple[np.n
     return np.array([(node.x, node.y) for node in nodes]), done
 
 
-def _make_room(positions: np.ndarray, sizes: np.ndarray, density: float = 0.3) -> np.ndarray:
+def make_room(positions: np.ndarray, sizes: np.ndarray, density: float = 0.3) -> np.ndarray:
     """Scale the layout up so the discs cover at most about `density` of its area.
 
     Node sizes are in display units while the layout's extent depends on the graph and the

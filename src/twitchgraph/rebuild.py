@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from twitchgraph.build_params import BuildParams
 from twitchgraph.clock import utcnow
 from twitchgraph.graphio import GraphData, read_graph_dir
 
@@ -35,7 +36,7 @@ def rebuild_graph(
     db: str | Path,
     out_dir: str | Path,
     *,
-    build_params: dict[str, Any] | None = None,
+    build_params: BuildParams | None = None,
     resolution: float = 1.0,
     layout_iterations: int = 300,
     seed: int = 0,
@@ -56,7 +57,7 @@ def rebuild_graph(
     t0 = time.perf_counter()
     con = open_store(db, read_only=True)
     try:
-        result = build_graph(con, **(build_params or {}))
+        result = build_graph(con, build_params or BuildParams())
     finally:
         con.close()  # before the slow steps: the collector's next commit need not wait
     out = write_graph_dir(result, out_dir)
@@ -116,16 +117,16 @@ class Rebuilder:
     """
 
     def __init__(self, db: str | Path, root: str | Path, *, every_s: float | None = 1800.0,
-                 build_params: dict[str, Any] | None = None, resolution: float = 1.0,
+                 build_params: BuildParams | None = None, resolution: float = 1.0,
                  layout_iterations: int = 300, seed: int = 0,
                  window: timedelta | None = None) -> None:
         self.db = Path(db)
         self.root = Path(root)
         self.every_s = every_s
-        self.options = {"build_params": dict(build_params or {}), "resolution": resolution,
+        self.options = {"build_params": build_params or BuildParams(), "resolution": resolution,
                         "layout_iterations": layout_iterations, "seed": seed}
         self.window = window
-        self.state = RebuildState(params=dict(build_params or {}))
+        self.state = RebuildState(params=self.options["build_params"].as_record())
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one rebuild at a time

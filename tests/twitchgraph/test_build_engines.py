@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from twitchgraph.bots import import_bot_csv
 from twitchgraph.build import build_graph
+from twitchgraph.build_params import BuildParams
 from twitchgraph.cli import app
 from twitchgraph.dataset import export_partitioned, open_dataset
 from twitchgraph.graphio import write_graph_dir
@@ -24,7 +25,7 @@ from twitchgraph.store import SnapshotData, open_store, upsert_users, write_snap
 
 from ._build_fixtures import T0
 
-PARAMS = dict(every_nth=2, min_live_minutes=20, min_viewer_mean=5, min_chatter_mean=3,
+PARAMS = BuildParams(every_nth=2, min_live_minutes=20, min_viewer_mean=5, min_chatter_mean=3,
               min_weight=10, min_game_minutes=20)
 GRAPH_FILES = ("streamers.csv", "edges.csv", "played.csv")
 
@@ -97,10 +98,10 @@ def _same_graph(a, b) -> None:
 
 def test_duckdb_reads_the_dataset_as_it_reads_the_store(store, tmp_path):
     con = open_store(store, read_only=True)
-    write_graph_dir(build_graph(con, **PARAMS), tmp_path / "store")
+    write_graph_dir(build_graph(con, PARAMS), tmp_path / "store")
     export_partitioned(con, tmp_path / "ds")
     con.close()
-    result = build_graph(open_dataset(tmp_path / "ds"), **PARAMS)
+    result = build_graph(open_dataset(tmp_path / "ds"), PARAMS)
     write_graph_dir(result, tmp_path / "dataset")
     _same_graph(tmp_path / "store", tmp_path / "dataset")
     edges = pd.read_csv(tmp_path / "store" / "edges.csv")

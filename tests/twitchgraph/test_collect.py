@@ -568,6 +568,7 @@ def test_a_full_disk_fails_one_snapshot_and_the_schedule_goes_on(tmp_path, monke
 @pytest.mark.slow
 def test_raids_from_the_simulator_reach_raids_csv_with_exact_counts(tmp_path) -> None:
     from twitchgraph.build import build_graph
+    from twitchgraph.build_params import BuildParams
     from twitchgraph.graphio import write_graph_dir
     from twitchgraph.sim import run_simulator
 
@@ -599,8 +600,8 @@ def test_raids_from_the_simulator_reach_raids_csv_with_exact_counts(tmp_path) ->
     # last snapshot took its raids (within a few simulated seconds of its end).
     assert stored <= sent_rows
     assert all(row[0] > (last - 0.5 * scale) * 1000 for row in sent_rows - stored)
-    result = build_graph(con, every_nth=1, min_live_minutes=0, min_viewer_mean=0,
-                         min_chatter_mean=0, min_weight=0, min_game_minutes=0)
+    result = build_graph(con, BuildParams(every_nth=1, min_live_minutes=0, min_viewer_mean=0,
+                                          min_chatter_mean=0, min_weight=0, min_game_minutes=0))
     out = write_graph_dir(result, tmp_path / "g")
     kept = set(result.streamers["Id"])
     expected: dict[tuple[str, str], list[int]] = {}

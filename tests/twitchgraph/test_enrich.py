@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from twitchgraph.build import build_graph
+from twitchgraph.build_params import BuildParams
 from twitchgraph.enrich import run_enrichment
 from twitchgraph.enrich.igdb import IGDBClient, parse_igdb_game
 from twitchgraph.twitch.credentials import Credentials
@@ -149,7 +150,8 @@ def test_all_sources_fill_the_cache_and_the_graph(store):
     assert reports["helix users"].found == 1
     fetched = store.execute("SELECT login, found FROM user_fetches ORDER BY 1").fetchall()
     assert fetched == [("alpha", True), ("beta", False), ("gamma", False)]
-    games = build_graph(store, every_nth=1, min_chatter_mean=0).games.set_index("Id")
+    params = BuildParams(every_nth=1, min_chatter_mean=0)
+    games = build_graph(store, params).games.set_index("Id")
     ashen = games.loc["Ashen Frontier"]
     assert ashen.igdb_id == "101"
     assert ashen.genres == "Shooter;Adventure"

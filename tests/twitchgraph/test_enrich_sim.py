@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from twitchgraph.build import build_graph
+from twitchgraph.build_params import BuildParams
 from twitchgraph.enrich import run_enrichment
 from twitchgraph.sim import run_simulator
 from twitchgraph.twitch.credentials import load_credentials
@@ -35,8 +36,9 @@ def test_enrich_against_the_simulator():
                 http=http, social_source="gql", steam_interval_s=0.0)}  # fmt: skip
         assert sum(r.asked for r in again.values() if r.source != "social (description)") == 0
     played = {s["game_name"] for s in streams}
-    games = build_graph(con, every_nth=1, min_viewer_mean=0, min_chatter_mean=0,
-                        min_live_minutes=0, min_game_minutes=0).games.set_index("Id")  # fmt: skip
+    params = BuildParams(every_nth=1, min_viewer_mean=0, min_chatter_mean=0,
+                         min_live_minutes=0, min_game_minutes=0)
+    games = build_graph(con, params).games.set_index("Id")
     for name in played:
         row, want = games.loc[name], truth[name]
         assert row.game_id == want["twitch_id"]

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from twitchgraph.build_params import BuildParams
 from twitchgraph.cli import app
 from twitchgraph.evolve import (
     evolve_store,
@@ -112,7 +113,7 @@ def store(tmp_path):
     return path
 
 
-LOW = dict(min_live_minutes=0, min_viewer_mean=1, min_chatter_mean=1, min_weight=10)
+LOW = BuildParams(min_live_minutes=0, min_viewer_mean=1, min_chatter_mean=1, min_weight=10)
 
 
 def test_evolve_store_finds_the_planted_events(store, tmp_path):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from twitchgraph.build import build_graph
+from twitchgraph.build_params import BuildParams
 from twitchgraph.graphio import RAID_COLUMNS, GraphDirError, write_graph_dir
 from twitchgraph.reports.explore import explore_tables, write_explore_report
 from twitchgraph.reports.quality import quality_tables, write_quality_report
@@ -72,9 +73,9 @@ def test_quality_page_is_self_contained(store, tmp_path):
 
 
 def test_explore_with_store_and_graph(store, tmp_path):
-    result = build_graph(store, every_nth=1, min_live_minutes=0, min_viewer_mean=0,
+    result = build_graph(store, BuildParams(every_nth=1, min_live_minutes=0, min_viewer_mean=0,
                          min_chatter_mean=0, min_weight=0, min_game_minutes=0,
-                         drop_suspected=True)  # fmt: skip
+                         drop_suspected=True))  # fmt: skip
     graph = write_graph_dir(result, tmp_path / "g")
     (graph / "raids.csv").write_text(
         "Source,Target,raids,viewers_total,first_at,last_at,Type\n"
@@ -103,8 +104,8 @@ def test_explore_needs_an_input(tmp_path):
 
 def test_explore_keeps_a_login_called_nan(store, tmp_path):
     # A streamer may be called "nan": a bare read_csv would turn it into a missing value.
-    data = build_graph(store, every_nth=1, min_live_minutes=0, min_viewer_mean=0,
-                       min_chatter_mean=0, min_weight=0, min_game_minutes=0)
+    data = build_graph(store, BuildParams(every_nth=1, min_live_minutes=0, min_viewer_mean=0,
+                       min_chatter_mean=0, min_weight=0, min_game_minutes=0))
     rename = {"ch0": "nan", "ch1": "null"}
     data.streamers[["Id", "login"]] = data.streamers[["Id", "login"]].replace(rename)
     data.edges[["Source", "Target"]] = data.edges[["Source", "Target"]].replace(rename)

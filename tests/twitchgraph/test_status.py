@@ -82,12 +82,12 @@ def test_status_json_and_a_collector_that_died(tmp_path) -> None:
 
 
 def test_status_while_running_counts_the_snapshot_under_way_as_not_missed(tmp_path) -> None:
-    from twitchgraph.collect import _collector_lock
+    from twitchgraph.collect import collector_lock
 
     db = tmp_path / "s.duckdb"
     _store(db)
     _state(db, running=True, ended_at=None, complete=2, failed=1)
-    with _collector_lock(db):
+    with collector_lock(db):
         status = collection_status(db, now=T0 + timedelta(minutes=15, seconds=10))
     run = status["collector"]
     assert run["running"] and not run["died"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _build_fixtures import add_live, add_snapshots, users_named  # noqa: E402
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
+from twitchgraph.build_params import BuildParams  # noqa: E402
 from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
 from twitchgraph.layout import layout_for_dir  # noqa: E402
@@ -24,8 +26,8 @@ from twitchgraph.store import open_store  # noqa: E402
 from twitchgraph.webapp import CSP, create_app, served_map  # noqa: E402
 
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
-OPEN = {"every_nth": 1, "min_live_minutes": 0, "min_viewer_mean": 0, "min_chatter_mean": 0,
-        "min_weight": 0}
+OPEN = BuildParams(every_nth=1, min_live_minutes=0, min_viewer_mean=0, min_chatter_mean=0,
+                   min_weight=0)
 
 
 def small_store(path: Path) -> Path:
@@ -151,7 +153,7 @@ def test_rebuild_from_the_store_and_a_failure_keeps_the_last_graph(tmp_path):
         logins = [n["key"] for n in data["nodes"]]
         assert [[logins[s], logins[t], n, v] for s, t, n, v in data["raids"]] == [
             ["a", "b", 1, 77]]
-        rebuilder.options["build_params"] = {**OPEN, "min_viewer_mean": 10_000}
+        rebuilder.options["build_params"] = replace(OPEN, min_viewer_mean=10_000)
         assert not rebuilder.rebuild_now()
         status = client.get("/status.json").json()["server"]
         assert "min_viewer_mean" in status["last_error"] and status["failures"] == 1

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
+from twitchgraph.build_params import WEIGHTS, BuildParams
 from twitchgraph.cli._app import DEFAULT_DB, DbOption, EnvFileOption, app
 from twitchgraph.cli._app import env_file_or_exit as _env_file
 from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import open_store_or_exit as _open_store
 from twitchgraph.cli._app import out as _out
+from twitchgraph.clock import as_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -148,19 +150,14 @@ def _build_input(
         raise _fail(str(exc)) from None
 
 
-class Weight(StrEnum):
-    overlap = "overlap"
-    jaccard = "jaccard"
-    shared = "shared"
+Weight = StrEnum("Weight", {name: name for name in WEIGHTS})
 
 
 def _when(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
-    from twitchgraph.build import _as_utc
-
     try:
-        return _as_utc(value)
+        return as_utc(value)
     except ValueError:
         raise _fail(f"{option} {value!r} is not an ISO time (e.g. 2022-05-02T10:00Z)") from None
 
@@ -213,9 +210,7 @@ def build(
         _err.status("building") as status,
     ):
         try:
-            result = build_graph(
-                con,
-                progress=lambda step: status.update(f"building: {step}"),
+            params = BuildParams(
                 since=_when(since, "--since"),
                 until=_when(until, "--until"),
                 every_nth=every_nth,
@@ -228,6 +223,9 @@ def build(
                 min_game_minutes=min_game_minutes,
                 drop_suspected=drop_suspected,
                 bot_channel_share=bot_channel_share,
+            )
+            result = build_graph(
+                con, params, progress=lambda step: status.update(f"building: {step}")
             )
         except (BuildError, ValueError) as exc:
             raise _fail(str(exc)) from None

@@ -196,6 +196,7 @@ def evolve(
 
     Example: twitchgraph evolve --db twitchgraph.duckdb --window 1d
     """
+    from twitchgraph.build_params import BuildParams
     from twitchgraph.evolve import EvolveError, evolve_store, parse_window, write_evolution
     from twitchgraph.store import StoreError
 
@@ -209,9 +210,9 @@ def evolve(
     try:
         result = evolve_store(
             db, window=length, resolution=resolution, seed=seed, min_jaccard=min_jaccard,
-            build_params=dict(min_weight=min_weight, min_viewer_mean=min_viewer_mean,
-                              min_chatter_mean=min_chatter_mean,
-                              min_live_minutes=min_live_minutes, every_nth=every_nth),
+            build_params=BuildParams(min_weight=min_weight, min_viewer_mean=min_viewer_mean,
+                                     min_chatter_mean=min_chatter_mean,
+                                     min_live_minutes=min_live_minutes, every_nth=every_nth),
         )
         written = write_evolution(result, out)
     except (EvolveError, StoreError, ValueError) as exc:

@@ -59,6 +59,7 @@ def serve(
     """
     import uvicorn
 
+    from twitchgraph.build_params import BuildParams
     from twitchgraph.collect import parse_duration
     from twitchgraph.evolve import parse_window
     from twitchgraph.rebuild import Rebuilder
@@ -80,9 +81,12 @@ def serve(
     except OSError as exc:
         raise _fail(f"cannot use {root} for the rebuilt graphs: {exc.strerror or exc}; pass "
                     "--graph-dir a folder you may write") from None
-    params = {"every_nth": every_nth, "language": language,
-              "min_live_minutes": min_live_minutes, "min_viewer_mean": min_viewer_mean,
-              "min_chatter_mean": min_chatter_mean, "min_weight": min_weight}
+    try:
+        params = BuildParams(every_nth=every_nth, language=language,
+                             min_live_minutes=min_live_minutes, min_viewer_mean=min_viewer_mean,
+                             min_chatter_mean=min_chatter_mean, min_weight=min_weight)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     rebuilder = Rebuilder(db, root, every_s=every_s or None, build_params=params,
                           resolution=resolution, layout_iterations=layout_iterations,
                           window=windows)

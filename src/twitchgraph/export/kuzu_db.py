@@ -33,7 +33,8 @@ import pandas as pd
 
 from twitchgraph.graphio import GraphData
 
-__all__ = ["DB_NAME", "KuzuExport", "connect", "export_kuzu", "known_raids", "played_and_games"]
+__all__ = ["DB_NAME", "KuzuExport", "connect", "export_kuzu", "known_raids", "played_and_games",
+           "remove_db"]
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
     out.mkdir(parents=True, exist_ok=True)
     target = out / DB_NAME
     staging = out / f".{DB_NAME}.building"
-    _remove_db(staging)
+    remove_db(staging)
 
     streamers = _frame(data.streamers, STREAMER_PROPS)
     played, games_table = played_and_games(data)
@@ -205,14 +206,15 @@ def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
         # Close explicitly: leaving it to the garbage collector has crashed Kùzu at exit.
         con.close()
         db.close()
-    _remove_db(target)
+    remove_db(target)
     os.replace(staging, target)
     logger.info("wrote %s", target)
     return KuzuExport(path=target, streamers=len(streamers), games=len(games),
                       overlaps=len(overlaps), played=len(played_frame), raids=len(raids))
 
 
-def _remove_db(path: Path) -> None:
+def remove_db(path: Path) -> None:
+    """Remove the Kùzu database at `path` with its .wal and .lock beside it."""
     for candidate in (path, Path(f"{path}.wal"), Path(f"{path}.lock")):
         if candidate.is_dir():
             shutil.rmtree(candidate)

@@ -44,9 +44,9 @@ def remove_stale_outputs(
         if target in keep or not path.exists() or _mtime(path) >= newest:
             continue
         if target == "db":
-            from twitchgraph.export.kuzu_db import _remove_db  # with its .wal and .lock
+            from twitchgraph.export.kuzu_db import remove_db  # with its .wal and .lock
 
-            _remove_db(path)
+            remove_db(path)
         elif path.is_dir():
             shutil.rmtree(path)
         else:
