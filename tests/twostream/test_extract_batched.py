@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -16,9 +17,13 @@ pytest.importorskip("torch")
 
 from typer.testing import CliRunner  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from test_extract import _annotations, _copy_dataset  # noqa: E402
+
 from twostream.cli import app  # noqa: E402
 from twostream.extract import extract_clip, extract_dataset  # noqa: E402
 from twostream.flow import TVL1_PRESETS  # noqa: E402
+from twostream.synth import render_motion_clip, write_avi  # noqa: E402
 
 TORCH = dict(flow="tvl1-torch", tvl1=TVL1_PRESETS["fast"], short_side=None, progress=False,
              device="cpu")
@@ -102,6 +107,31 @@ def test_bad_clips_are_reported_and_a_rerun_resumes(tmp_path, synth_dataset, tor
     after = _sha(_files(out))
     assert {k for k in after if "flow_" in k} == {k for k in before if "flow_" in k}
     assert (victim / "flow_y_00003.jpg").is_file()
+
+
+def test_a_clip_cut_short_is_kept_when_enough_frames_decode(tmp_path, synth_dataset):
+    videos, splits = _copy_dataset(synth_dataset, tmp_path, ["motion_left"])
+    long = tmp_path / "long.avi"
+    write_avi(long, render_motion_clip("left", np.random.default_rng(0), width=64, height=48,
+                                       frames=30))
+    data = long.read_bytes()
+    (videos / "motion_left" / "Cut_late_5.avi").write_bytes(data[: len(data) * 7 // 10])  # 17
+    (videos / "motion_left" / "Cut_off_2.avi").write_bytes(data[: len(data) * 5 // 10])  # 8
+    with open(splits / "motion_left_test_split1.txt", "a", newline="") as f:
+        f.write("Cut_late_5.avi 1 \nCut_off_2.avi 1 \n")
+    out = tmp_path / "out"
+    summary = extract_dataset(videos, splits, out, **TORCH, flow_batch=6, workers=1)
+    assert summary.partial == [{"clip": "motion_left/Cut_late_5.avi", "frames": "17",
+                                "reason": "truncated: decoded 17 frames but the container "
+                                          "declares 30"}]
+    assert [(f["clip"], f["reason"][:9]) for f in summary.failed] == [
+        ("motion_left/Cut_off_2.avi", "truncated")]  # 8 frames: too few for a flow stack
+    kept = out / "rawframes" / "motion_left" / "Cut_late_5"
+    assert json.loads((kept / ".complete.json").read_text())["partial"].startswith("truncated")
+    assert len(list(kept.glob("img_*"))) == len(list(kept.glob("flow_y_*"))) == 17
+    assert ["motion_left/Cut_late_5", "17", "0"] in _annotations(out, "train", 1)
+    assert not (out / "rawframes" / "motion_left" / "Cut_off_2").exists()
+    assert not list(out.rglob("*.partial-*"))
 
 
 def test_cli_tvl1_torch_on_a_missing_gpu_is_one_line(tmp_path, synth_dataset, monkeypatch):
