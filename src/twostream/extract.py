@@ -52,7 +52,6 @@ from twostream.splits import DatasetError, load_splits, write_classes
 
 __all__ = [
     "ClipResult",
-    "ClipResult",
     "DiskFullError",
     "ExtractSummary",
     "SettingsMismatchError",
@@ -167,6 +166,26 @@ def _partial_dirs(clip_dir: Path) -> list[Path]:
     return [p for p in clip_dir.parent.iterdir() if p.name.startswith(prefix)]
 
 
+def _keeps_partial(exc: VideoDecodeError, written: int) -> bool:
+    """Whether a clip cut short after ``written`` good frames is kept with them: when they are
+    enough for one flow stack and all of them (with their flow) were written whole."""
+    return exc.frames >= MIN_PARTIAL_FRAMES and exc.frames == written
+
+
+def _complete(tmp: Path, clip_dir: Path, total_frames: int, settings: dict[str, Any],
+              partial: str | None = None) -> None:
+    """Pad the flow, write the marker into the finished hidden folder ``tmp`` and move it to
+    ``clip_dir``: the last step of every clip, whichever method made it."""
+    pad_flow(tmp, total_frames)
+    record: dict[str, Any] = {"total_frames": total_frames, "settings": settings}
+    if partial:
+        record["partial"] = partial
+    (tmp / MARKER).write_text(json.dumps(record), encoding="utf-8")
+    if clip_dir.exists():  # an older output made with other settings
+        shutil.rmtree(clip_dir)
+    os.rename(tmp, clip_dir)
+
+
 def extract_clip(
     video_path: str | os.PathLike[str],
     clip_dir: str | os.PathLike[str],
@@ -215,19 +234,10 @@ def extract_clip(
                 _write_jpeg(tmp / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
                 _write_jpeg(tmp / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
         except VideoDecodeError as exc:
-            # A clip cut short keeps its good frames when they are enough for one flow stack:
-            # the frames and flow written so far are whole.
-            if exc.frames < MIN_PARTIAL_FRAMES or exc.frames != n:
+            if not _keeps_partial(exc, n):
                 raise
             partial = exc.reason
-        pad_flow(tmp, n)
-        record = {"total_frames": n, "settings": settings}
-        if partial:
-            record["partial"] = partial
-        (tmp / MARKER).write_text(json.dumps(record), encoding="utf-8")
-        if clip_dir.exists():  # an older output made with other settings
-            shutil.rmtree(clip_dir)
-        os.rename(tmp, clip_dir)
+        _complete(tmp, clip_dir, n, settings, partial)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -246,20 +256,32 @@ class ClipResult:
     partial: str | None = None  # kept, but fewer frames decoded than declared: why
 
 
+def _failed(key: str, video: str, exc: Exception) -> ClipResult:
+    """The result of a clip that failed with ``exc``: a bad video, a full disk (which stops
+    the run) or anything else (logged with its traceback, then skipped)."""
+    if isinstance(exc, VideoDecodeError):
+        return ClipResult(key, error=exc.reason)
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not full:
+        logger.exception("extracting %s failed", video, exc_info=exc)
+    return ClipResult(key, error=f"{type(exc).__name__}: {exc}", disk_full=full)
+
+
+def _stop_workers(pool: ProcessPoolExecutor, others: set) -> None:
+    """Stop now (Ctrl-C, disk full): queued jobs are cancelled and the ones in progress killed;
+    their half-written folders are hidden and removed by the next run. ``others`` are the
+    child processes that existed before the pool, which are left alone."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in set(multiprocessing.active_children()) - others:
+        worker.terminate()
+
+
 def _extract_job(video: str, clip_dir: str, kwargs: dict[str, Any], key: str) -> ClipResult:
     start = time.perf_counter()
     try:
         n = extract_clip(video, clip_dir, **kwargs)
-    except VideoDecodeError as exc:
-        return ClipResult(key, error=exc.reason)
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            logger.exception("extracting %s failed", video)
-        return ClipResult(key, error=f"{type(exc).__name__}: {exc}",
-                          disk_full=exc.errno in (errno.ENOSPC, errno.EDQUOT))
     except Exception as exc:  # one bad clip must not stop the batch; the report names it
-        logger.exception("extracting %s failed", video)
-        return ClipResult(key, error=f"{type(exc).__name__}: {exc}")
+        return _failed(key, video, exc)
     partial = (_read_marker(Path(clip_dir)) or {}).get("partial")
     return ClipResult(key, frames=n, seconds=time.perf_counter() - start, partial=partial)
 
@@ -538,12 +560,7 @@ def _extract_in_processes(todo: list[tuple[str, str, str]], kwargs: dict[str, An
             for fut in as_completed(futures):
                 record(fut.result())
         except BaseException:
-            # Stop now (Ctrl-C, disk full): queued clips are cancelled and the clips in
-            # progress killed; their half-written folders are hidden and removed by the next
-            # run.
-            pool.shutdown(wait=False, cancel_futures=True)
-            for worker in set(multiprocessing.active_children()) - others:
-                worker.terminate()
+            _stop_workers(pool, others)
             raise
 
 

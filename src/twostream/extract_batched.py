@@ -6,13 +6,14 @@ same frame size) into batches of ``flow_batch`` pairs and runs :func:`~twostream
 tvl1_flow` on the device, quantises the flow, and hands each finished clip's flow back to
 the workers, which write the flow JPEGs and the completion marker and rename the folder into place.
 So decoding and JPEG writing overlap with the flow batches, and the output, the markers, the
-resume and the bad-clip reports are those of :func:`twostream.extract.extract_clip`.
+resume, the bad and partial clip reports are those of :func:`twostream.extract.extract_clip`;
+a full disk or Ctrl-C stops the workers at once, as in :func:`twostream.extract.extract_dataset`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import multiprocessing
 import os
 import shutil
 import time
@@ -28,7 +29,15 @@ import numpy as np
 
 from twostream.decode import VideoDecodeError, iter_frames
 from twostream.errors import OptionError
-from twostream.extract import MARKER, ClipResult, _partial_dirs, _write_jpeg, pad_flow
+from twostream.extract import (
+    ClipResult,
+    _complete,
+    _failed,
+    _keeps_partial,
+    _partial_dirs,
+    _stop_workers,
+    _write_jpeg,
+)
 from twostream.flow import quantize_flow
 
 __all__ = ["extract_batched"]
@@ -42,7 +51,8 @@ class _Decoded:
     clip_dir: str
     tmp: str
     grey: np.ndarray | None = None  # (T, H, W) uint8
-    error: str | None = None
+    failed: ClipResult | None = None
+    partial: str | None = None  # kept, cut short: why
 
 
 def _decode_job(video: str, clip_dir: str, key: str, short_side: int | None,
@@ -54,39 +64,34 @@ def _decode_job(video: str, clip_dir: str, key: str, short_side: int | None,
         shutil.rmtree(stale, ignore_errors=True)
     tmp = clip.with_name(f".{clip.name}.partial-{os.getpid()}")
     tmp.mkdir()
-    grey = []
+    grey, partial = [], None
     try:
-        for n, frame in enumerate(iter_frames(video, short_side=short_side), start=1):
-            _write_jpeg(tmp / f"img_{n:05d}.jpg", frame[..., ::-1], jpeg_quality)
-            grey.append(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
-    except VideoDecodeError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        return _Decoded(key, clip_dir, str(tmp), error=exc.reason)
+        try:
+            for n, frame in enumerate(iter_frames(video, short_side=short_side), start=1):
+                _write_jpeg(tmp / f"img_{n:05d}.jpg", frame[..., ::-1], jpeg_quality)
+                grey.append(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+        except VideoDecodeError as exc:
+            if not _keeps_partial(exc, len(grey)):
+                raise
+            partial = exc.reason
     except Exception as exc:  # one bad clip must not stop the batch; the report names it
-        logger.exception("decoding %s failed", video)
         shutil.rmtree(tmp, ignore_errors=True)
-        return _Decoded(key, clip_dir, str(tmp), error=f"{type(exc).__name__}: {exc}")
+        return _Decoded(key, clip_dir, str(tmp), failed=_failed(key, video, exc))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return _Decoded(key, clip_dir, str(tmp), grey=np.stack(grey))
+    return _Decoded(key, clip_dir, str(tmp), grey=np.stack(grey), partial=partial)
 
 
 def _finish_job(tmp: str, clip_dir: str, flow_u8: np.ndarray, total_frames: int,
-                settings: dict[str, Any], jpeg_quality: int) -> int:
+                settings: dict[str, Any], jpeg_quality: int, partial: str | None) -> int:
     """Worker: write a clip's quantised flow JPEGs and marker, then move the folder in place."""
-    tmp_dir, final = Path(tmp), Path(clip_dir)
+    tmp_dir = Path(tmp)
     try:
         for i, q in enumerate(flow_u8, start=1):
             _write_jpeg(tmp_dir / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
             _write_jpeg(tmp_dir / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
-        pad_flow(tmp_dir, total_frames)  # the same layout as the other methods (MMAction2)
-        (tmp_dir / MARKER).write_text(
-            json.dumps({"total_frames": total_frames, "settings": settings}), encoding="utf-8"
-        )
-        if final.exists():  # an older output made with other settings
-            shutil.rmtree(final)
-        os.rename(tmp_dir, final)
+        _complete(tmp_dir, Path(clip_dir), total_frames, settings, partial)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
@@ -147,9 +152,8 @@ def extract_batched(
         # The workers take their cores: torch's threads spinning on the same cores made a
         # step ~15x slower on a busy 2-core machine.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+    others = set(multiprocessing.active_children())
     if workers > 1:
-        import multiprocessing
-
         pool: Executor = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init
         )
@@ -158,7 +162,7 @@ def extract_batched(
     # Decoded clips waiting for flow: bounded, so memory stays a few clips per worker.
     window = max(2, 2 * workers)
     decoding: deque[Future] = deque()
-    finishing: dict[Future, tuple[str, float]] = {}
+    finishing: dict[Future, _Clip] = {}
     clips: dict[str, _Clip] = {}
     pending: dict[tuple[int, int], list[tuple[str, int]]] = {}  # frame size -> (key, pair)
 
@@ -167,14 +171,14 @@ def extract_batched(
 
     def reap(block: bool) -> None:
         for fut in [f for f in finishing if block or f.done()]:
-            key, start = finishing.pop(fut)
+            d, start = finishing[fut].decoded, finishing.pop(fut).start
             try:
                 frames = fut.result()
-            except Exception as exc:  # e.g. disk full: this clip is lost, not the run
-                logger.error("writing %s failed: %s", key, exc)
-                record(ClipResult(key, error=f"{type(exc).__name__}: {exc}"))
+            except Exception as exc:  # record stops the run on a full disk, else skips the clip
+                record(_failed(d.key, d.clip_dir, exc))
             else:
-                record(ClipResult(key, frames=frames, seconds=time.perf_counter() - start))
+                record(ClipResult(d.key, frames=frames, seconds=time.perf_counter() - start,
+                                  partial=d.partial))
 
     def run_batch(size: tuple[int, int], n: int) -> None:
         items, pending[size] = pending[size][:n], pending[size][n:]
@@ -195,12 +199,12 @@ def extract_batched(
         d = clip.decoded
         flows = np.stack(clip.flows) if clip.flows else np.zeros((0, 1, 1, 2), np.uint8)
         fut = pool.submit(_finish_job, d.tmp, d.clip_dir, flows, len(d.grey), settings,
-                          jpeg_quality)
-        finishing[fut] = (key, clip.start)
+                          jpeg_quality, d.partial)
+        finishing[fut] = clip
 
     def take(decoded: _Decoded) -> None:
-        if decoded.error is not None:
-            record(ClipResult(decoded.key, error=decoded.error))
+        if decoded.failed is not None:
+            record(decoded.failed)  # raises DiskFullError on a full disk
             return
         pairs = len(decoded.grey) - 1
         clips[decoded.key] = _Clip(decoded, [None] * pairs, pairs)
@@ -225,10 +229,14 @@ def extract_batched(
                 run_batch(size, batch_for(size))
         reap(block=True)
     except BaseException:
+        # Ctrl-C, a full disk: stop the workers at once rather than let them finish their jobs.
+        if isinstance(pool, ProcessPoolExecutor):
+            _stop_workers(pool, others)
         for clip in clips.values():  # half-done clips: no partial folder left behind
             shutil.rmtree(clip.decoded.tmp, ignore_errors=True)
         raise
+    else:
+        if isinstance(pool, ProcessPoolExecutor):
+            pool.shutdown(wait=True)
     finally:
         torch.set_num_threads(threads)
-        if isinstance(pool, ProcessPoolExecutor):
-            pool.shutdown(wait=True, cancel_futures=True)

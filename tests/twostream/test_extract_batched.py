@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -16,9 +21,13 @@ pytest.importorskip("torch")
 
 from typer.testing import CliRunner  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from test_extract import _annotations, _copy_dataset  # noqa: E402
+
 from twostream.cli import app  # noqa: E402
 from twostream.extract import extract_clip, extract_dataset  # noqa: E402
 from twostream.flow import TVL1_PRESETS  # noqa: E402
+from twostream.synth import render_motion_clip, write_avi  # noqa: E402
 
 TORCH = dict(flow="tvl1-torch", tvl1=TVL1_PRESETS["fast"], short_side=None, progress=False,
              device="cpu")
@@ -102,6 +111,106 @@ def test_bad_clips_are_reported_and_a_rerun_resumes(tmp_path, synth_dataset, tor
     after = _sha(_files(out))
     assert {k for k in after if "flow_" in k} == {k for k in before if "flow_" in k}
     assert (victim / "flow_y_00003.jpg").is_file()
+
+
+def test_a_clip_cut_short_is_kept_when_enough_frames_decode(tmp_path, synth_dataset):
+    videos, splits = _copy_dataset(synth_dataset, tmp_path, ["motion_left"])
+    long = tmp_path / "long.avi"
+    write_avi(long, render_motion_clip("left", np.random.default_rng(0), width=64, height=48,
+                                       frames=30))
+    data = long.read_bytes()
+    (videos / "motion_left" / "Cut_late_5.avi").write_bytes(data[: len(data) * 7 // 10])  # 17
+    (videos / "motion_left" / "Cut_off_2.avi").write_bytes(data[: len(data) * 5 // 10])  # 8
+    with open(splits / "motion_left_test_split1.txt", "a", newline="") as f:
+        f.write("Cut_late_5.avi 1 \nCut_off_2.avi 1 \n")
+    out = tmp_path / "out"
+    summary = extract_dataset(videos, splits, out, **TORCH, flow_batch=6, workers=1)
+    assert summary.partial == [{"clip": "motion_left/Cut_late_5.avi", "frames": "17",
+                                "reason": "truncated: decoded 17 frames but the container "
+                                          "declares 30"}]
+    assert [(f["clip"], f["reason"][:9]) for f in summary.failed] == [
+        ("motion_left/Cut_off_2.avi", "truncated")]  # 8 frames: too few for a flow stack
+    kept = out / "rawframes" / "motion_left" / "Cut_late_5"
+    assert json.loads((kept / ".complete.json").read_text())["partial"].startswith("truncated")
+    assert len(list(kept.glob("img_*"))) == len(list(kept.glob("flow_y_*"))) == 17
+    assert ["motion_left/Cut_late_5", "17", "0"] in _annotations(out, "train", 1)
+    assert not (out / "rawframes" / "motion_left" / "Cut_off_2").exists()
+    assert not list(out.rglob("*.partial-*"))
+
+
+def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
+        tmp_path, synth_dataset, torch_extracted, monkeypatch):
+    import errno
+
+    from twostream import extract_batched as batched_mod
+    from twostream.extract import DiskFullError
+
+    out = tmp_path / "out"
+    real_write, writes = batched_mod._write_jpeg, []
+
+    def fills_up(path, image, quality):
+        writes.append(path)
+        if len(writes) > 4 * 8 + 3 * 14:  # 4 clips' 8 frames, 3 clips' 7 flow pairs, then full
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(path, image, quality)
+
+    # One worker runs each job in this process, one clip per flow batch, decoding one clip
+    # ahead: the first 3 clips are written whole and the 4th decoded when the disk fills up.
+    monkeypatch.setattr(batched_mod, "_write_jpeg", fills_up)
+    with pytest.raises(DiskFullError) as err:
+        extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **TORCH,
+                        flow_batch=7, workers=1)
+    msg = str(err.value)
+    assert "disk full while writing" in msg and "3/20 clips are extracted and kept" in msg
+    assert "the 17 left need about" in msg and "GB more" in msg and "rerun" in msg
+    # Nothing was tried after the first failure but the jobs already under way (decoding the
+    # 5th clip, the 4th clip's flow): not one write per clip left.
+    assert len(writes) == 4 * 8 + 3 * 14 + 2
+    assert len(list(out.glob("rawframes/*/*/.complete.json"))) == 3
+    assert len(_annotations(out, "train", 1)) + len(_annotations(out, "val", 1)) == 3
+    assert not list(out.rglob("*.partial-*"))
+    monkeypatch.setattr(batched_mod, "_write_jpeg", real_write)
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **TORCH,
+                              flow_batch=7, workers=1)
+    assert (summary.already_done, summary.extracted_now) == (3, 17)
+    ours, theirs = _files(out), _files(torch_extracted.out_dir)
+    assert set(ours) == set(theirs)
+    assert all(ours[k] == theirs[k] for k in ours if "flow_" not in k)
+
+
+def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, synth_dataset):
+    out = tmp_path / "out"
+    code = "import sys; from twostream.cli import main; sys.argv[0] = 'twostream'; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "extract", str(synth_dataset.videos_dir),
+         str(synth_dataset.splits_dir), str(out), "--flow", "tvl1-torch", "--tvl1-preset",
+         "fast", "--device", "cpu", "--short-side", "0", "--workers", "2", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("rawframes/*/*/.complete.json")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        done_at_interrupt = len(list(out.glob("rawframes/*/*/.complete.json")))
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted:")
+    assert "rerun the same command to resume" in stderr and "Traceback" not in stderr
+    # The workers stopped with the run: at most the clips they were writing when Ctrl-C came
+    # (one per worker) finished after it; none of the queued ones started.
+    done = len(list(out.glob("rawframes/*/*/.complete.json")))
+    assert done_at_interrupt <= done <= done_at_interrupt + 2 < 20
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out,
+                              **TORCH, workers=1)
+    assert (summary.already_done, summary.complete) == (done, 20)
+    assert not list(out.glob("rawframes/*/.*partial*"))
 
 
 def test_cli_tvl1_torch_on_a_missing_gpu_is_one_line(tmp_path, synth_dataset, monkeypatch):
