@@ -24,6 +24,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from twitchgraph.errors import TwitchgraphError
+
 __all__ = [
     "EDGE_COLUMNS",
     "GAME_COLUMNS",
@@ -75,7 +77,7 @@ _REQUIRED = {
 }
 
 
-class GraphDirError(ValueError):
+class GraphDirError(TwitchgraphError, ValueError):
     """A GRAPH_DIR is missing, incomplete or malformed; the message says what to do."""
 
 
