@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from twitchgraph.errors import BadValue, TwitchgraphError
 from twitchgraph.store import registered
 
 __all__ = [
@@ -85,7 +86,7 @@ _LOGIN_COLUMNS = ("login", "name", "username", "user_login", "user_name")
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9_]{1,25}$")
 
 
-class BotListError(ValueError):
+class BotListError(TwitchgraphError, ValueError):
     """A bot list file that cannot be read; the message names the file and line."""
 
 
@@ -224,7 +225,7 @@ def suspected_bots_sql(presence: str, live: str, *, share: float, min_channels: 
     The result has login, snapshots_flagged, max_channels, max_share.
     """
     if not 0 < share <= 1:
-        raise ValueError(f"bot channel share must be in (0, 1], got {share}")
+        raise BadValue(f"bot channel share must be in (0, 1], got {share}")
     return f"""
         WITH live AS (
             SELECT snapshot_id, count(DISTINCT channel) AS n_live FROM {live} GROUP BY 1

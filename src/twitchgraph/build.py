@@ -52,6 +52,7 @@ from twitchgraph.bots import known_bots_frame, suspected_bots_sql
 from twitchgraph.build_params import BuildParams
 from twitchgraph.clock import as_utc
 from twitchgraph.engines import DuckDBEngine, SparkEngine
+from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import (
     EDGE_COLUMNS,
     GAME_COLUMNS,
@@ -87,7 +88,7 @@ DEFINITIONS = {
 _MAX_LISTED = 200  # removed bot logins listed per rule in build.json
 
 
-class BuildError(ValueError):
+class BuildError(TwitchgraphError, ValueError):
     """The build cannot produce a graph; the message names the step and the counts."""
 
 

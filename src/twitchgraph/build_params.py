@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from twitchgraph.clock import as_utc
+from twitchgraph.errors import BadValue
 
 __all__ = ["WEIGHTS", "BuildParams"]
 
@@ -53,18 +54,18 @@ class BuildParams:
 
     def __post_init__(self) -> None:
         if self.every_nth < 1:
-            raise ValueError(f"every_nth must be 1 or more, got {self.every_nth}")
+            raise BadValue(f"every_nth must be 1 or more, got {self.every_nth}")
         if self.weight not in WEIGHTS:
-            raise ValueError(f"weight must be one of {', '.join(WEIGHTS)}, got {self.weight!r}")
+            raise BadValue(f"weight must be one of {', '.join(WEIGHTS)}, got {self.weight!r}")
         for name in ("min_live_minutes", "min_viewer_mean", "min_chatter_mean", "min_weight",
                      "min_game_minutes"):
             if not 0 <= getattr(self, name) < math.inf:
-                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+                raise BadValue(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         if self.weight != "shared" and self.min_weight > 100:
-            raise ValueError(f"min_weight must be between 0 and 100 with weight {self.weight} "
+            raise BadValue(f"min_weight must be between 0 and 100 with weight {self.weight} "
                              f"(a percentage), got {self.min_weight}")
         if not 0 < self.bot_channel_share <= 1:
-            raise ValueError(
+            raise BadValue(
                 f"bot_channel_share must be in (0, 1], got {self.bot_channel_share}"
             )
         for name in ("since", "until"):
@@ -72,7 +73,7 @@ class BuildParams:
             if value is not None:
                 object.__setattr__(self, name, as_utc(value))
         if self.since and self.until and self.since >= self.until:
-            raise ValueError(f"since ({self.since}) must be before until ({self.until})")
+            raise BadValue(f"since ({self.since}) must be before until ({self.until})")
 
     def as_record(self) -> dict[str, Any]:
         """The parameters as JSON-ready values (times in ISO 8601), as ``build.json`` holds them."""

@@ -49,6 +49,7 @@ import httpx
 
 from twitchgraph.clock import Clock, SystemClock, utcnow
 from twitchgraph.durations import parse_duration  # re-exported; shared with `evolve --window`
+from twitchgraph.errors import BadValue, TwitchgraphError
 from twitchgraph.spool import Spool
 from twitchgraph.store import (
     SnapshotData,
@@ -83,7 +84,7 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[Mapping[str, Any]], None]
 
 
-class CollectError(Exception):
+class CollectError(TwitchgraphError):
     """A snapshot could not be taken (the message says why and what to do)."""
 
 
@@ -117,20 +118,20 @@ class CollectOptions:
 
     def __post_init__(self) -> None:
         if self.top is not None and self.top < 1:
-            raise ValueError("top must be at least 1")
+            raise BadValue("top must be at least 1")
         if self.window_s < 0:
-            raise ValueError("window must not be negative")
+            raise BadValue("window must not be negative")
         if self.every_s is not None and self.every_s <= 0:
-            raise ValueError("every must be positive")
+            raise BadValue("every must be positive")
         if self.every_s is not None and self.every_s < self.window_s:
-            raise ValueError(f"every ({self.every_s:g} s) must not be shorter than the "
+            raise BadValue(f"every ({self.every_s:g} s) must not be shorter than the "
                              f"listening window ({self.window_s:g} s)")
         if self.shard is not None:
             k, n = self.shard
             if not 1 <= k <= n:
-                raise ValueError(f"shard {k}/{n}: K must be between 1 and N")
+                raise BadValue(f"shard {k}/{n}: K must be between 1 and N")
             if self.every_s is None:
-                raise ValueError("a shard needs --every: its snapshots sit on the schedule "
+                raise BadValue("a shard needs --every: its snapshots sit on the schedule "
                                  "grid, where the other shards' snapshots meet them")
 
 
@@ -175,9 +176,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(part) for part in text.strip().split("/"))
     except ValueError:
-        raise ValueError(f"not a shard: {text!r} (use K/N, e.g. 2/3)") from None
+        raise BadValue(f"not a shard: {text!r} (use K/N, e.g. 2/3)") from None
     if not 1 <= k <= n:
-        raise ValueError(f"not a shard: {text!r} (K must be between 1 and N, e.g. 2/3)")
+        raise BadValue(f"not a shard: {text!r} (K must be between 1 and N, e.g. 2/3)")
     return k, n
 
 

@@ -25,6 +25,7 @@ import leidenalg
 import numpy as np
 import pandas as pd
 
+from twitchgraph.errors import BadValue
 from twitchgraph.graphio import (
     GraphData,
     read_graph_dir,
@@ -109,15 +110,15 @@ def find_communities(
     the ids do not depend on Leiden's internal numbering.
     """
     if not 0 < resolution < math.inf:  # also refuses nan, which Leiden takes silently
-        raise ValueError(f"resolution must be a finite number > 0 (e.g. 1.0; the original map used "
+        raise BadValue(f"resolution must be a finite number > 0 (e.g. 1.0; the original map used "
                          f"0.7), got {resolution}")
     if not -(2**63) <= seed < 2**63:  # Leiden takes a C integer
-        raise ValueError(f"seed must be an integer of at most 19 digits (e.g. 0 or 42), got {seed}")
+        raise BadValue(f"seed must be an integer of at most 19 digits (e.g. 0 or 42), got {seed}")
     if n_iterations == 0 or n_iterations < -1:
-        raise ValueError(f"n_iterations must be -1 (until stable) or >= 1, got {n_iterations}")
+        raise BadValue(f"n_iterations must be -1 (until stable) or >= 1, got {n_iterations}")
     graph = to_igraph(data)
     if graph.vcount() == 0:
-        raise ValueError("the graph has no streamers")
+        raise BadValue("the graph has no streamers")
     weights = "weight" if graph.ecount() else None
     _check_weights(graph)
     partition = leidenalg.find_partition(
@@ -149,7 +150,7 @@ def _check_weights(graph: ig.Graph) -> None:
     bad = np.flatnonzero(~((weights >= 0) & np.isfinite(weights)))
     if len(bad):
         first = graph.es[int(bad[0])]
-        raise ValueError(
+        raise BadValue(
             f"{len(bad)} edges have a Weight that is negative or not a number (first: "
             f"{graph.vs[first.source]['name']} - {graph.vs[first.target]['name']}: "
             f"{first['weight']}); weights must be >= 0: rebuild with `twitchgraph build`"
@@ -277,7 +278,7 @@ def shown_communities(
     [1, 0]
     """
     if max_shown < 0:
-        raise ValueError(f"max_shown must be >= 0, got {max_shown}")
+        raise BadValue(f"max_shown must be >= 0, got {max_shown}")
     ids = pd.Series(np.asarray(community)).astype(int)
     if min_size is None:
         min_size = max(3, round(0.005 * len(ids)))

@@ -32,6 +32,7 @@ from pathlib import Path
 import duckdb
 
 from twitchgraph.enrich.schema import readable_enrich_tables
+from twitchgraph.errors import TwitchgraphError
 from twitchgraph.store import SCHEMA_VERSION
 
 __all__ = [
@@ -52,7 +53,7 @@ _WRITER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EMPTY_DATE = "1970-01-01"
 
 
-class DatasetError(Exception):
+class DatasetError(TwitchgraphError):
     """A dataset that cannot be written or read as asked; the message says what to do."""
 
 

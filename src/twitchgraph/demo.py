@@ -24,12 +24,14 @@ from typing import Any
 
 from sklearn.metrics import normalized_mutual_info_score
 
+from twitchgraph.errors import TwitchgraphError
+
 __all__ = ["DemoConfig", "DemoError", "DemoResult", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
 
-class DemoError(RuntimeError):
+class DemoError(TwitchgraphError, RuntimeError):
     """The demo could not finish; the message names the step."""
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from twitchgraph.errors import BadValue
+
 __all__ = ["MAX_DURATION_S", "UNITS", "parse_duration"]
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -26,9 +28,9 @@ def parse_duration(text: str) -> float:
     """
     match = _DURATION.fullmatch(text or "")
     if match is None:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 10m, 24h, 1d or 1w)")
+        raise BadValue(f"not a duration: {text!r} (use e.g. 60s, 10m, 24h, 1d or 1w)")
     seconds = float(match[1]) * UNITS[(match[2] or "s").lower()]
     if seconds > MAX_DURATION_S:
-        raise ValueError(f"{text.strip()!r} is longer than the {MAX_DURATION_S // 86400} days "
+        raise BadValue(f"{text.strip()!r} is longer than the {MAX_DURATION_S // 86400} days "
                          "allowed")
     return seconds

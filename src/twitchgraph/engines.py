@@ -23,12 +23,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from twitchgraph.errors import TwitchgraphError
+
 __all__ = ["DuckDBEngine", "EngineError", "SparkEngine", "spark_session", "to_spark_sql"]
 
 log = logging.getLogger(__name__)
 
 
-class EngineError(Exception):
+class EngineError(TwitchgraphError):
     """An engine cannot be started (e.g. pyspark or Java missing); the message says what to do."""
 
 

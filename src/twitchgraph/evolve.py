@@ -27,6 +27,7 @@ import pandas as pd
 from twitchgraph.build_params import BuildParams
 from twitchgraph.communities import find_communities
 from twitchgraph.durations import parse_duration
+from twitchgraph.errors import BadValue, TwitchgraphError
 
 __all__ = [
     "Evolution",
@@ -42,7 +43,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class EvolveError(ValueError):
+class EvolveError(TwitchgraphError, ValueError):
     """The store cannot be split into windows with graphs; the message says why."""
 
 
@@ -54,7 +55,7 @@ def parse_window(text: str) -> timedelta:
     """
     seconds = parse_duration(text)
     if seconds <= 0:
-        raise ValueError(f"window {text!r} must be longer than zero (e.g. 30m, 6h, 1d or 1w)")
+        raise BadValue(f"window {text!r} must be longer than zero (e.g. 30m, 6h, 1d or 1w)")
     return timedelta(seconds=seconds)
 
 
@@ -76,7 +77,7 @@ def match_communities(
     [(0, 5, 0.6666666666666666), (1, 6, 1.0)]
     """
     if not 0 < min_jaccard <= 1:
-        raise ValueError(f"min_jaccard must be in (0, 1], got {min_jaccard}")
+        raise BadValue(f"min_jaccard must be in (0, 1], got {min_jaccard}")
     prev_sets = _groups(previous)
     curr_sets = _groups(current)
     pairs: dict[tuple[int, int], int] = {}

@@ -24,9 +24,12 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from twitchgraph.errors import TwitchgraphError
+
 __all__ = [
     "EDGE_COLUMNS",
     "GAME_COLUMNS",
+    "GRAPH_FILES",
     "PLAYED_COLUMNS",
     "RAID_COLUMNS",
     "STREAMER_COLUMNS",
@@ -49,6 +52,8 @@ STREAMER_COLUMNS = [
     "chatter_mean", "chatters_total", "main_game", "broadcaster_type", "social_links",
 ]
 ADDED_STREAMER_COLUMNS = ["community", "x", "y", "size"]
+# Every file `twitchgraph build` writes, build.json (written last) included.
+GRAPH_FILES = ("streamers.csv", "edges.csv", "played.csv", "games.csv", "raids.csv", "build.json")
 EDGE_COLUMNS = ["Source", "Target", "Weight", "shared", "overlap", "jaccard", "Type"]
 PLAYED_COLUMNS = ["Source", "Target", "minutes_played"]
 RAID_COLUMNS = ["Source", "Target", "raids", "viewers_total", "first_at", "last_at", "Type"]
@@ -75,7 +80,7 @@ _REQUIRED = {
 }
 
 
-class GraphDirError(ValueError):
+class GraphDirError(TwitchgraphError, ValueError):
     """A GRAPH_DIR is missing, incomplete or malformed; the message says what to do."""
 
 

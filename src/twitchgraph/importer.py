@@ -50,6 +50,7 @@ from typing import Any
 
 import duckdb
 
+from twitchgraph.errors import TwitchgraphError
 from twitchgraph.store import SnapshotData, write_snapshot
 
 __all__ = ["ImportReport", "import_json_dir", "parse_snapshot_doc", "parse_snapshot_file"]
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 _ROLES = ("broadcaster", "vips", "moderators", "staff", "admins", "global_mods", "viewers")
 
 
-class BadSnapshotFile(ValueError):
+class BadSnapshotFile(TwitchgraphError, ValueError):
     """A JSON file that is not one of the accepted snapshot shapes."""
 
 

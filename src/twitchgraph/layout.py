@@ -42,6 +42,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
+from twitchgraph.errors import BadValue
 from twitchgraph.graphio import GraphData, read_graph_dir, undirected_edges, write_streamers
 
 __all__ = [
@@ -103,23 +104,23 @@ class ForceAtlas2Settings:
         for name in ("scaling", "gravity", "edge_weight_influence", "jitter_tolerance",
                      "barnes_hut_theta"):
             if not math.isfinite(getattr(self, name)):  # nan passes every comparison below
-                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
+                raise BadValue(f"{name} must be a finite number, got {getattr(self, name)}")
         if self.scaling <= 0:
-            raise ValueError(f"scaling must be > 0, got {self.scaling}")
+            raise BadValue(f"scaling must be > 0, got {self.scaling}")
         if self.gravity < 0:
-            raise ValueError(f"gravity must be >= 0, got {self.gravity}")
+            raise BadValue(f"gravity must be >= 0, got {self.gravity}")
         # w ** influence overflows a double beyond ~10 with overlap weights up to 100.
         if not 0 <= self.edge_weight_influence <= 10:
-            raise ValueError("edge weight influence must be between 0 and 10, got "
+            raise BadValue("edge weight influence must be between 0 and 10, got "
                              f"{self.edge_weight_influence}")
         if self.jitter_tolerance <= 0:
-            raise ValueError(f"jitter_tolerance must be > 0, got {self.jitter_tolerance}")
+            raise BadValue(f"jitter_tolerance must be > 0, got {self.jitter_tolerance}")
         if self.barnes_hut_theta <= 0:
-            raise ValueError(f"barnes_hut_theta must be > 0, got {self.barnes_hut_theta}")
+            raise BadValue(f"barnes_hut_theta must be > 0, got {self.barnes_hut_theta}")
         if self.start not in STARTS:
-            raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
+            raise BadValue(f"start must be one of {STARTS}, got {self.start!r}")
         if not 0 <= self.tolerance < 1:
-            raise ValueError(f"tolerance must be in [0, 1), got {self.tolerance}")
+            raise BadValue(f"tolerance must be in [0, 1), got {self.tolerance}")
 
 
 def node_sizes(
@@ -134,7 +135,7 @@ def node_sizes(
     to the audience) and is rescaled to [min_size, max_size].
     """
     if min_size <= 0 or max_size < min_size:
-        raise ValueError(f"need 0 < min_size <= max_size, got {min_size}, {max_size}")
+        raise BadValue(f"need 0 < min_size <= max_size, got {min_size}, {max_size}")
     values = pd.to_numeric(pd.Series(np.asarray(viewer_mean)), errors="coerce").fillna(0.0)
     root = np.sqrt(values.clip(lower=0).to_numpy(float))
     if len(root) == 0:
@@ -195,9 +196,9 @@ def forceatlas2_layout(
     ['Id', 'x', 'y', 'size']
     """
     if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
+        raise BadValue(f"iterations must be >= 1, got {iterations}")
     if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        raise BadValue(f"engine must be one of {ENGINES}, got {engine!r}")
     settings = settings or ForceAtlas2Settings()
     sizes = node_sizes(data.streamers.get("viewer_mean", pd.Series(np.zeros(len(data.logins)))))
     n = len(data.logins)

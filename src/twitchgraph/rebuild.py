@@ -23,6 +23,7 @@ from typing import Any
 
 from twitchgraph.build_params import BuildParams
 from twitchgraph.clock import utcnow
+from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import GraphData, read_graph_dir
 
 __all__ = ["Rebuilder", "RebuildState", "rebuild_graph"]
@@ -167,9 +168,7 @@ class Rebuilder:
                     exc).__name__
                 # Expected failures (nothing to build yet, a busy or newer store) are one
                 # line; anything else is a bug: its traceback goes to the log as well.
-                from twitchgraph.store import StoreError
-
-                expected = isinstance(exc, ValueError | OSError | StoreError)
+                expected = isinstance(exc, TwitchgraphError | OSError)
                 logger.warning("rebuild failed: %s", self.state.last_error,
                                exc_info=not expected)
                 return False

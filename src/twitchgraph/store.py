@@ -55,6 +55,7 @@ import duckdb
 import pandas as pd
 
 from twitchgraph.clock import utcnow
+from twitchgraph.errors import TwitchgraphError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -119,7 +120,7 @@ _MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
 _META = "twitchgraph_meta"
 
 
-class StoreError(Exception):
+class StoreError(TwitchgraphError):
     """The store cannot be opened as asked; the message names the file and what to do."""
 
 

@@ -26,6 +26,7 @@ from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import open_store_or_exit as _open_store
 from twitchgraph.cli._app import out as _out
 from twitchgraph.clock import as_utc
+from twitchgraph.errors import TwitchgraphError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -197,7 +198,7 @@ def build(
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
              twitchgraph build --engine spark --dataset /shared/dataset --out graph/
     """
-    from twitchgraph.build import BuildError, build_graph
+    from twitchgraph.build import build_graph
     from twitchgraph.graphio import write_graph_dir
 
     if dataset is not None and not dataset.is_dir():
@@ -227,7 +228,7 @@ def build(
             result = build_graph(
                 con, params, progress=lambda step: status.update(f"building: {step}")
             )
-        except (BuildError, ValueError) as exc:
+        except TwitchgraphError as exc:
             raise _fail(str(exc)) from None
     try:
         write_graph_dir(result, out)
@@ -284,7 +285,7 @@ def report(
         else:
             with _store(db, memory_limit=memory_limit, read_only=True) as con:
                 page = write_explore_report(con, graph, out)
-    except (FileNotFoundError, ValueError) as exc:
+    except TwitchgraphError as exc:
         # e.g. a --graph that is not a GRAPH_DIR, a --bot-channel-share outside (0, 1]
         raise _fail(str(exc)) from None
     except OSError as exc:
@@ -331,7 +332,7 @@ def enrich(
     try:  # a malformed .env or service URL
         env = read_env(dotenv_path=_env_file(env_file))
         endpoints = Endpoints.from_env(env)
-    except ValueError as exc:
+    except TwitchgraphError as exc:
         raise _fail(str(exc)) from None
     try:
         credentials = load_credentials(env, dotenv_path=None)

@@ -23,6 +23,7 @@ from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import open_store_or_exit as _open_store
 from twitchgraph.cli._app import out as _out
+from twitchgraph.errors import TwitchgraphError
 
 
 @contextmanager
@@ -47,7 +48,7 @@ def _duration(text: str | None, option: str) -> float | None:
         return None
     try:
         return parse_duration(text)
-    except ValueError as exc:
+    except TwitchgraphError as exc:
         raise _fail(f"{option}: {exc}") from None
 
 
@@ -103,14 +104,7 @@ def collect(
 
     Example: twitchgraph collect --every 10m --for 24h --language it --window 60s
     """
-    from twitchgraph.collect import (
-        ChatLimits,
-        CollectError,
-        CollectOptions,
-        parse_shard,
-        run_collector,
-    )
-    from twitchgraph.twitch.errors import TwitchError
+    from twitchgraph.collect import ChatLimits, CollectOptions, parse_shard, run_collector
 
     env_file = _env_file(env_file)
     if once and every:
@@ -124,20 +118,16 @@ def collect(
             for_s=_duration(for_, "--for"), fetch_users=users,
             shard=parse_shard(shard) if shard is not None else None,
         )
-    except ValueError as exc:
+    except TwitchgraphError as exc:
         raise _fail(str(exc)) from None
     limits = ChatLimits(channels_per_connection=channels_per_connection,
                         max_connections=max_connections, joins_per_window=joins_per_10s,
                         join_window_s=10.0)
-    from twitchgraph.store import StoreError
-
     try:
         with _logging(verbose):
             run = run_collector(db, options, dotenv_path=env_file, chat_limits=limits,
                                 console=_err)
-    except (CollectError, TwitchError, StoreError) as exc:  # TwitchError: MissingCredentials
-        raise _fail(str(exc)) from None
-    except ValueError as exc:  # e.g. a malformed TWITCH_CHAT_HOST
+    except TwitchgraphError as exc:  # e.g. missing credentials, a malformed TWITCH_CHAT_HOST
         raise _fail(str(exc)) from None
     except OSError as exc:  # e.g. a --db whose folder is a file, an unreadable --env-file
         raise _fail(str(exc)) from None

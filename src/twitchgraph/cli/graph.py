@@ -18,6 +18,7 @@ from twitchgraph.cli._app import DbOption, app, check_out_dir
 from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import out as _out
+from twitchgraph.errors import TwitchgraphError
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +38,10 @@ def communities(
     Example: twitchgraph communities graph/ --resolution 0.7 --seed 1
     """
     from twitchgraph.communities import communities_for_dir
-    from twitchgraph.graphio import GraphDirError
 
     try:
         result, written = communities_for_dir(graph_dir, resolution=resolution, seed=seed)
-    except (GraphDirError, ValueError) as exc:
+    except TwitchgraphError as exc:
         raise _fail(str(exc)) from None
     table = Table("community", "size", "Q part", "language", "main game", "top streamers")
     for row in result.table.head(15).itertuples():
@@ -80,7 +80,6 @@ def layout(
     """
     from rich.progress import Progress
 
-    from twitchgraph.graphio import GraphDirError
     from twitchgraph.layout import ForceAtlas2Settings, layout_for_dir
 
     try:
@@ -97,7 +96,7 @@ def layout(
                 graph_dir, iterations=iterations, seed=seed, settings=settings, engine=engine,
                 progress=lambda done: progress.update(task, completed=done),
             )
-    except (GraphDirError, ValueError) as exc:
+    except TwitchgraphError as exc:
         raise _fail(str(exc)) from None
     done = positions.attrs.get("iterations", iterations)
     _out.print(f"laid out {len(positions)} streamers ({done} iterations, {engine}); "
@@ -116,13 +115,12 @@ def export(
     Example: twitchgraph export graph/ --to all
     """
     from twitchgraph.export import export_graph
-    from twitchgraph.graphio import GraphDirError
 
     targets = [t.strip() for item in to for t in item.split(",") if t.strip()]
     try:  # export_graph refuses unknown targets before it reads anything
         for done in export_graph(graph_dir, targets, out_dir=out):
             _out.print(done.message)
-    except (GraphDirError, ValueError, RuntimeError) as exc:
+    except TwitchgraphError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:  # e.g. --out names a file, or a folder we may not write
         raise _fail(f"cannot write the export to {out or graph_dir}: {exc}") from None
@@ -151,10 +149,8 @@ def query(
     try:
         params = parse_params(param)
         result = run_query(graph_dir, cypher, params)
-    except (ValueError, FileNotFoundError) as exc:
+    except TwitchgraphError as exc:
         raise _fail(str(exc)) from None
-    except RuntimeError as exc:  # Kùzu's parser/binder errors
-        raise _fail(f"query failed: {str(exc).splitlines()[0]}") from None
     if as_json:
         typer.echo(json.dumps(result.records(), ensure_ascii=False, default=str, indent=2))
         return
@@ -197,15 +193,14 @@ def evolve(
     Example: twitchgraph evolve --db twitchgraph.duckdb --window 1d
     """
     from twitchgraph.build_params import BuildParams
-    from twitchgraph.evolve import EvolveError, evolve_store, parse_window, write_evolution
-    from twitchgraph.store import StoreError
+    from twitchgraph.evolve import evolve_store, parse_window, write_evolution
 
     if not db.exists():
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
     check_out_dir(out)
     try:
         length = parse_window(window)
-    except ValueError as exc:
+    except TwitchgraphError as exc:
         raise _fail(f"--window: {exc}") from None
     try:
         result = evolve_store(
@@ -215,7 +210,7 @@ def evolve(
                                      min_live_minutes=min_live_minutes, every_nth=every_nth),
         )
         written = write_evolution(result, out)
-    except (EvolveError, StoreError, ValueError) as exc:
+    except TwitchgraphError as exc:
         raise _fail(str(exc)) from None
     from rich import box
     from rich.table import Column

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from twitchgraph.errors import BadValue
 from twitchgraph.graphio import GraphData, read_graph_dir
 
 __all__ = [
@@ -74,7 +75,7 @@ def require_columns(data: GraphData, columns: list[str], *, target: str) -> None
             steps.append("`twitchgraph communities GRAPH_DIR`")
         if {"x", "y", "size"} & set(missing):
             steps.append("`twitchgraph layout GRAPH_DIR`")
-        raise ValueError(
+        raise BadValue(
             f"--to {target} needs {', '.join(missing)} in streamers.csv: run "
             f"{' and '.join(steps) or 'the build again'} first."
         )
@@ -95,7 +96,7 @@ def export_graph(
     """
     unknown = [t for t in targets if t not in (*TARGETS, "all")]
     if unknown:
-        raise ValueError(f"unknown export {unknown[0]!r}: choose from {', '.join(TARGETS)} or all")
+        raise BadValue(f"unknown export {unknown[0]!r}: choose from {', '.join(TARGETS)} or all")
     wanted = list(TARGETS) if "all" in targets else list(dict.fromkeys(targets))
     data = read_graph_dir(graph_dir)
     out = Path(out_dir) if out_dir is not None else Path(graph_dir)

@@ -20,11 +20,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from twitchgraph.errors import TwitchgraphError
+
 __all__ = ["ALLOWED_CALLS", "MAX_CASE_DEPTH", "MAX_DEPTH", "MAX_TOKENS", "QueryRefused", "Token",
            "check_query", "tokenize"]
 
 
-class QueryRefused(ValueError):
+class QueryRefused(TwitchgraphError, ValueError):
     """The query is not a single read-only statement with all its parameters; says why."""
 
 

@@ -31,10 +31,11 @@ import kuzu
 import numpy as np
 import pandas as pd
 
+from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import GraphData
 
-__all__ = ["DB_NAME", "KuzuExport", "connect", "export_kuzu", "known_raids", "played_and_games",
-           "remove_db"]
+__all__ = ["DB_NAME", "DatabaseMissing", "DatabaseUnreadable", "KuzuExport", "connect",
+           "export_kuzu", "known_raids", "played_and_games", "remove_db"]
 
 logger = logging.getLogger(__name__)
 
@@ -222,24 +223,32 @@ def remove_db(path: Path) -> None:
             candidate.unlink()
 
 
+class DatabaseMissing(TwitchgraphError, FileNotFoundError):
+    """A GRAPH_DIR has no Kùzu database yet; the message says how to make it."""
+
+
+class DatabaseUnreadable(TwitchgraphError, ValueError):
+    """Kùzu cannot open the database (not one, or another version's); remake it."""
+
+
 @contextlib.contextmanager
 def connect(path: str | os.PathLike, *, read_only: bool = True) -> Iterator[kuzu.Connection]:
     """Open a Kùzu database file (or a GRAPH_DIR holding graph.kuzu) and close it afterwards.
 
-    Raises FileNotFoundError when it is missing and ValueError, naming it, when Kùzu cannot
-    open it.
+    Raises DatabaseMissing (a FileNotFoundError) when it is missing and DatabaseUnreadable
+    (a ValueError), naming it, when Kùzu cannot open it.
     """
     db_path = Path(path)
     if db_path.is_dir():
         db_path = db_path / DB_NAME
     if not db_path.exists():
-        raise FileNotFoundError(
+        raise DatabaseMissing(
             f"{db_path} not found: run `twitchgraph export {db_path.parent} --to db` first."
         )
     try:
         db = kuzu.Database(str(db_path), read_only=read_only)
     except RuntimeError as exc:  # e.g. not a Kùzu file, or one of another Kùzu version
-        raise ValueError(
+        raise DatabaseUnreadable(
             f"cannot open {db_path} ({str(exc).splitlines()[0]}): remake it with "
             f"`twitchgraph export {db_path.parent} --to db`"
         ) from None

@@ -12,10 +12,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from twitchgraph.errors import BadValue, TwitchgraphError
 from twitchgraph.export.cypher_guard import QueryRefused, check_query
 from twitchgraph.export.kuzu_db import connect
 
-__all__ = ["QueryRefused", "QueryResult", "README_QUERIES", "parse_params", "run_query"]
+__all__ = ["QueryFailed", "QueryRefused", "QueryResult", "README_QUERIES", "parse_params",
+           "run_query"]
 
 
 # The README's example queries, shared by the README, queries.cypher (Neo4j) and the tests.
@@ -104,12 +106,12 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise ValueError(f"parameter {pair!r} is not name=value (e.g. --param login=zeta)")
+            raise BadValue(f"parameter {pair!r} is not name=value (e.g. --param login=zeta)")
         name, _, kind = name.partition(":")
         if not name.isidentifier():
-            raise ValueError(f"parameter name {name!r} is not an identifier")
+            raise BadValue(f"parameter name {name!r} is not an identifier")
         if kind not in ("", "str"):
-            raise ValueError(f"parameter {pair!r}: the only type suffix is ':str'")
+            raise BadValue(f"parameter {pair!r}: the only type suffix is ':str'")
         params[name] = value if kind == "str" else _coerce(value)
     return params
 
@@ -124,6 +126,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class QueryFailed(TwitchgraphError, RuntimeError):
+    """Kùzu refused or could not run the query; the message is its first line."""
+
+
 def run_query(
     graph: str | os.PathLike,
     cypher: str,
@@ -133,13 +139,16 @@ def run_query(
 
     Raises QueryRefused (a ValueError) before Kùzu sees a query that is more than one
     read-only statement or whose ``$names`` and `params` differ (see `cypher_guard`),
-    FileNotFoundError when the database is missing and RuntimeError (Kùzu's) when the query
-    does not parse or bind.
+    DatabaseMissing (a FileNotFoundError) when the database is missing and QueryFailed when
+    Kùzu cannot parse, bind or run the query.
     """
     params = params or {}
     check_query(cypher, params)
     with connect(graph, read_only=True) as con:
-        result = con.execute(cypher, params)
+        try:
+            result = con.execute(cypher, params)
+        except RuntimeError as exc:  # Kùzu's parser, binder and runtime errors: the query's
+            raise QueryFailed(f"query failed: {str(exc).splitlines()[0]}") from exc
         columns = list(result.get_column_names())
         rows = []
         while result.has_next():

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from twitchgraph.export import Exported
+from twitchgraph.graphio import GRAPH_FILES
 
 __all__ = ["OUTPUTS", "remove_stale_outputs"]
 
@@ -20,7 +21,6 @@ logger = logging.getLogger(__name__)
 # What each target writes in the output folder (kuzu_db.DB_NAME for the db).
 OUTPUTS = {"db": "graph.kuzu", "neo4j": "neo4j", "gexf": "graph.gexf", "png": "graph.png",
            "html": "map.html"}
-_TABLES = ("streamers.csv", "edges.csv", "played.csv", "games.csv", "build.json")
 
 
 def _mtime(path: Path) -> float:
@@ -34,7 +34,7 @@ def remove_stale_outputs(
 ) -> list[Exported]:
     """Remove the outputs in `out` (except those of the `keep` targets) that are older than
     the newest table of `graph_dir`; one `Exported` record each names the `--to` remaking it."""
-    tables = [graph_dir / name for name in _TABLES if (graph_dir / name).exists()]
+    tables = [graph_dir / name for name in GRAPH_FILES if (graph_dir / name).exists()]
     if not tables:
         return []
     newest = max(p.stat().st_mtime for p in tables)

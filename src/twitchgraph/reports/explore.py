@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from twitchgraph.errors import BadValue
 from twitchgraph.graphio import read_build_record, read_graph_dir
 from twitchgraph.reports.html import HtmlReport, new_figure
 
@@ -28,7 +29,7 @@ def explore_tables(
 ) -> dict[str, pd.DataFrame]:
     """The report's tables. Keys present depend on which inputs were given."""
     if con is None and graph_dir is None:
-        raise ValueError("explore needs a store (--db) or a graph (--graph), or both")
+        raise BadValue("explore needs a store (--db) or a graph (--graph), or both")
     t: dict[str, pd.DataFrame] = {}
     if con is not None:
         complete = "snapshot_id IN (SELECT snapshot_id FROM snapshots WHERE status = 'complete')"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from twitchgraph.errors import BadValue
 from twitchgraph.twitch.errors import MissingCredentials
 
 __all__ = [
@@ -59,7 +60,7 @@ def read_env(
         try:
             values = dotenv_values(dotenv_path, encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"{dotenv_path} is not a text .env file ({exc.reason} at byte "
+            raise BadValue(f"{dotenv_path} is not a text .env file ({exc.reason} at byte "
                              f"{exc.start}): pass a file of NAME=value lines") from None
         merged.update({k: v for k, v in values.items() if v is not None})
     merged.update(os.environ if env is None else env)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from twitchgraph.errors import BadValue
 from twitchgraph.twitch.credentials import read_env
 
 __all__ = ["Endpoints"]
@@ -73,7 +74,7 @@ class Endpoints:
         """`chat_host` split into (host, port)."""
         host, sep, port = self.chat_host.rpartition(":")
         if not sep or not host or not port.isdigit():
-            raise ValueError(
+            raise BadValue(
                 f"TWITCH_CHAT_HOST must be host:port (e.g. irc.chat.twitch.tv:6697), "
                 f"got {self.chat_host!r}"
             )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from twitchgraph.errors import TwitchgraphError
+
 __all__ = [
     "AuthError",
     "MalformedResponse",
@@ -36,7 +38,7 @@ def redact_url(url: object) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
 
 
-class TwitchError(Exception):
+class TwitchError(TwitchgraphError):
     """Base of every twitchgraph.twitch error."""
 
 
