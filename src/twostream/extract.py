@@ -55,7 +55,7 @@ __all__ = [
     "DiskFullError",
     "ExtractSummary",
     "SettingsMismatchError",
-    "clip_settings",
+    "ExtractSettings",
     "extract_clip",
     "extract_dataset",
     "pad_flow",
@@ -72,26 +72,67 @@ MIN_PARTIAL_FRAMES = 11
 REPORT = "extract_report.json"
 
 
-def clip_settings(
-    *,
-    flow: str = "tvl1",
-    short_side: int | None = 256,
-    bound: float = 20.0,
-    tvl1: TVL1Params | None = None,
-    jpeg_quality: int = 95,
-    flow_scale: float = 1.0,
-) -> dict[str, Any]:
-    """The settings a clip's outputs depend on, as stored in its completion marker."""
-    settings = {
-        "flow": flow,
-        "short_side": short_side,
-        "bound": float(bound),
-        "tvl1": dataclasses.asdict(tvl1 or TVL1Params()) if flow.startswith("tvl1") else None,
-        "jpeg_quality": int(jpeg_quality),
-    }
-    if flow_scale != 1.0:  # only then: clips extracted before the option existed stay valid
-        settings["flow_scale"] = float(flow_scale)
-    return settings
+@dataclass(frozen=True)
+class ExtractSettings:
+    """The options a clip's frames and flow depend on: one value from the CLI (or a run's
+    record, in predict) to every clip.
+
+    ``flow``: ``"tvl1"``, ``"tvl1-torch"``, ``"dis"`` or ``"farneback"``; ``short_side``: the
+    short side in px (``None``: native size); ``bound``: flow is clipped to ``±bound`` px and
+    mapped to 0..255; ``tvl1``: TV-L1 parameters (default OpenCV's); ``jpeg_quality``: of
+    frames and flow; ``flow_scale``: flow computed on frames shrunk by it (0 < s <= 1),
+    stored at full size.
+    """
+
+    flow: str = "tvl1"
+    short_side: int | None = 256
+    bound: float = 20.0
+    tvl1: TVL1Params | None = None
+    jpeg_quality: int = 95
+    flow_scale: float = 1.0
+
+    def check(self) -> None:
+        """Refuse values outside what is allowed (:class:`OptionError`)."""
+        if self.flow not in FLOW_METHODS:
+            raise OptionError(f"unknown flow method {self.flow!r}; allowed: "
+                              f"{', '.join(FLOW_METHODS)}")
+        if not 0.0 < self.flow_scale <= 1.0:
+            raise OptionError(f"--flow-scale must be in (0, 1], got {self.flow_scale}")
+        if self.flow == "tvl1-torch" and self.flow_scale != 1.0:
+            raise OptionError("--flow-scale works with tvl1, dis and farneback, not tvl1-torch "
+                              "(run tvl1-torch at full size, or pick another --flow)")
+        if self.bound <= 0:
+            raise OptionError(f"bound must be positive, got {self.bound}")
+        if self.short_side is not None and self.short_side < MIN_SHORT_SIDE:
+            raise OptionError(f"--short-side must be 0 (native size) or at least "
+                              f"{MIN_SHORT_SIDE} (smaller frames break optical flow), got "
+                              f"{self.short_side}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise OptionError(f"--jpeg-quality must be 1-100, got {self.jpeg_quality}")
+        if self.tvl1 is not None:
+            self.tvl1.check()
+
+    def record(self) -> dict[str, Any]:
+        """The settings as stored in a clip's completion marker and the extract report."""
+        settings = {
+            "flow": self.flow,
+            "short_side": self.short_side,
+            "bound": float(self.bound),
+            "tvl1": (dataclasses.asdict(self.tvl1 or TVL1Params())
+                     if self.flow.startswith("tvl1") else None),
+            "jpeg_quality": int(self.jpeg_quality),
+        }
+        if self.flow_scale != 1.0:  # only then: clips extracted before the option stay valid
+            settings["flow_scale"] = float(self.flow_scale)
+        return settings
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ExtractSettings:
+        """The settings :meth:`record` wrote (or a run's ``extract_settings``)."""
+        return cls(flow=record["flow"], short_side=record["short_side"], bound=record["bound"],
+                   tvl1=TVL1Params(**record["tvl1"]) if record.get("tvl1") else None,
+                   jpeg_quality=record["jpeg_quality"],
+                   flow_scale=record.get("flow_scale", 1.0))
 
 
 class DiskFullError(TwostreamError):
@@ -105,7 +146,7 @@ class SettingsMismatchError(TwostreamError):
 def settings_difference(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
     """``"key: old -> new"`` for every setting that differs (nested keys as ``a.b``).
 
-    Generic over the keys, so any new extraction option recorded by :func:`clip_settings`
+    Generic over the keys, so any new extraction option recorded by :meth:`ExtractSettings.record`
     is compared too.
 
     Examples:
@@ -189,13 +230,7 @@ def _complete(tmp: Path, clip_dir: Path, total_frames: int, settings: dict[str, 
 def extract_clip(
     video_path: str | os.PathLike[str],
     clip_dir: str | os.PathLike[str],
-    *,
-    flow: str = "tvl1",
-    short_side: int | None = 256,
-    bound: float = 20.0,
-    tvl1: TVL1Params | None = None,
-    jpeg_quality: int = 95,
-    flow_scale: float = 1.0,
+    settings: ExtractSettings | None = None,
 ) -> int:
     """Write one clip's frames and flow into ``clip_dir`` atomically; return its frame count.
 
@@ -207,10 +242,7 @@ def extract_clip(
     good frames is kept with those, and its marker says why (``"partial"``).
     """
     video_path, clip_dir = Path(video_path), Path(clip_dir)
-    settings = clip_settings(
-        flow=flow, short_side=short_side, bound=bound, tvl1=tvl1, jpeg_quality=jpeg_quality,
-        flow_scale=flow_scale,
-    )
+    options = settings or ExtractSettings()
     clip_dir.parent.mkdir(parents=True, exist_ok=True)
     for stale in _partial_dirs(clip_dir):
         shutil.rmtree(stale, ignore_errors=True)
@@ -221,23 +253,24 @@ def extract_clip(
 
         def frames():
             nonlocal n
-            for frame in iter_frames(video_path, short_side=short_side):
+            for frame in iter_frames(video_path, short_side=options.short_side):
                 n += 1
-                _write_jpeg(tmp / f"img_{n:05d}.jpg", frame[..., ::-1], jpeg_quality)
+                _write_jpeg(tmp / f"img_{n:05d}.jpg", frame[..., ::-1], options.jpeg_quality)
                 yield frame
 
         partial = None
         try:
-            pairs = iter_flow(frames(), method=flow, tvl1=tvl1, scale=flow_scale)
+            pairs = iter_flow(frames(), method=options.flow, tvl1=options.tvl1,
+                              scale=options.flow_scale)
             for i, pair in enumerate(pairs, start=1):
-                q = quantize_flow(pair, bound)
-                _write_jpeg(tmp / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
-                _write_jpeg(tmp / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
+                q = quantize_flow(pair, options.bound)
+                _write_jpeg(tmp / f"flow_x_{i:05d}.jpg", q[..., 0], options.jpeg_quality)
+                _write_jpeg(tmp / f"flow_y_{i:05d}.jpg", q[..., 1], options.jpeg_quality)
         except VideoDecodeError as exc:
             if not _keeps_partial(exc, n):
                 raise
             partial = exc.reason
-        _complete(tmp, clip_dir, n, settings, partial)
+        _complete(tmp, clip_dir, n, options.record(), partial)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -276,10 +309,10 @@ def _stop_workers(pool: ProcessPoolExecutor, others: set) -> None:
         worker.terminate()
 
 
-def _extract_job(video: str, clip_dir: str, kwargs: dict[str, Any], key: str) -> ClipResult:
+def _extract_job(video: str, clip_dir: str, settings: ExtractSettings, key: str) -> ClipResult:
     start = time.perf_counter()
     try:
-        n = extract_clip(video, clip_dir, **kwargs)
+        n = extract_clip(video, clip_dir, settings)
     except Exception as exc:  # one bad clip must not stop the batch; the report names it
         return _failed(key, video, exc)
     partial = (_read_marker(Path(clip_dir)) or {}).get("partial")
@@ -342,25 +375,7 @@ def _stem(clip: str) -> str:
     return Path(clip).stem
 
 
-def _check_options(*, flow: str, flow_scale: float, bound: float, short_side: int | None,
-                   jpeg_quality: int, tvl1: TVL1Params | None, workers: int | None) -> int:
-    """Refuse option values outside what is allowed; return the worker count to use."""
-    if flow not in FLOW_METHODS:
-        raise OptionError(f"unknown flow method {flow!r}; allowed: {', '.join(FLOW_METHODS)}")
-    if not 0.0 < flow_scale <= 1.0:
-        raise OptionError(f"--flow-scale must be in (0, 1], got {flow_scale}")
-    if flow == "tvl1-torch" and flow_scale != 1.0:
-        raise OptionError("--flow-scale works with tvl1, dis and farneback, not tvl1-torch "
-                          "(run tvl1-torch at full size, or pick another --flow)")
-    if bound <= 0:
-        raise OptionError(f"bound must be positive, got {bound}")
-    if short_side is not None and short_side < MIN_SHORT_SIDE:
-        raise OptionError(f"--short-side must be 0 (native size) or at least {MIN_SHORT_SIDE} "
-                          f"(smaller frames break optical flow), got {short_side}")
-    if not 1 <= jpeg_quality <= 100:
-        raise OptionError(f"--jpeg-quality must be 1-100, got {jpeg_quality}")
-    if tvl1 is not None:
-        tvl1.check()
+def _worker_count(workers: int | None) -> int:
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise OptionError(f"--workers must be at least 1, got {workers}")
@@ -452,9 +467,10 @@ def extract_dataset(
     OptionError
         Bad options.
     """
-    workers = _check_options(flow=flow, flow_scale=flow_scale, bound=bound,
-                             short_side=short_side, jpeg_quality=jpeg_quality, tvl1=tvl1,
-                             workers=workers)
+    options = ExtractSettings(flow=flow, short_side=short_side, bound=bound, tvl1=tvl1,
+                              jpeg_quality=jpeg_quality, flow_scale=flow_scale)
+    options.check()
+    workers = _worker_count(workers)
     videos_dir, out = Path(videos_dir), Path(out_dir)
     splits = load_splits(splits_dir, videos_dir)
     used = splits.used_clips()
@@ -464,9 +480,7 @@ def extract_dataset(
             f"({len(splits.missing)} named clips missing)"
         )
     rawframes = out / "rawframes"
-    kwargs = {"flow": flow, "short_side": short_side, "bound": bound, "tvl1": tvl1,
-              "jpeg_quality": jpeg_quality, "flow_scale": flow_scale}
-    settings = clip_settings(**kwargs)
+    settings = options.record()
     summary = ExtractSummary(out_dir=out, settings=settings, clips_in_splits=len(used),
                              missing=splits.missing, unlisted=splits.unlisted,
                              bad_lines=splits.bad_lines,
@@ -524,9 +538,9 @@ def extract_dataset(
                             worker_init=_init_worker)
         elif workers == 1 or len(todo) <= 1:
             for video, clip_dir, key in todo:
-                record(_extract_job(video, clip_dir, kwargs, key))
+                record(_extract_job(video, clip_dir, options, key))
         else:
-            _extract_in_processes(todo, kwargs, workers, record)
+            _extract_in_processes(todo, options, workers, record)
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - start
@@ -547,7 +561,7 @@ def extract_dataset(
     return summary
 
 
-def _extract_in_processes(todo: list[tuple[str, str, str]], kwargs: dict[str, Any],
+def _extract_in_processes(todo: list[tuple[str, str, str]], options: ExtractSettings,
                           workers: int, record: Callable[[ClipResult], None]) -> None:
     """Extract the ``todo`` clips in up to ``workers`` processes, handing each result to
     ``record`` as it finishes."""
@@ -555,7 +569,7 @@ def _extract_in_processes(todo: list[tuple[str, str, str]], kwargs: dict[str, An
     others = set(multiprocessing.active_children())
     with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx,
                              initializer=_init_worker) as pool:
-        futures = [pool.submit(_extract_job, v, d, kwargs, k) for v, d, k in todo]
+        futures = [pool.submit(_extract_job, v, d, options, k) for v, d, k in todo]
         try:
             for fut in as_completed(futures):
                 record(fut.result())

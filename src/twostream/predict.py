@@ -21,8 +21,7 @@ import torch
 
 from twostream.datasets import Clip, DatasetError, RawframeDataset
 from twostream.errors import TwostreamError
-from twostream.extract import clip_settings, extract_clip
-from twostream.flow import TVL1Params
+from twostream.extract import ExtractSettings, extract_clip
 from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, load_run_pair
 from twostream.options import check_test_options
 from twostream.runs import load_stream_model, trained_splits
@@ -36,7 +35,7 @@ logger = logging.getLogger(__name__)
 def _extract_settings(
     runs: list[dict[str, Any]], *, flow: str | None = None, short_side: int | None = None,
     bound: float | None = None,
-) -> dict[str, Any]:
+) -> ExtractSettings:
     """How to extract the new video: as the training rawframes were, with the given options
     overriding. ``short_side`` 0 means native size.
 
@@ -57,7 +56,7 @@ def _extract_settings(
                 "used for them (MMAction2's build_rawframes.py runs denseflow with TV-L1 and "
                 "bound 20: --flow tvl1 --bound 20)"
             )
-    settings = {**clip_settings(), **(recorded or {})}
+    settings = {**ExtractSettings().record(), **(recorded or {})}
     for key, value in given.items():
         if value is None:
             continue
@@ -70,17 +69,8 @@ def _extract_settings(
     if settings["flow"] != "tvl1":
         settings["tvl1"] = None
     elif not settings.get("tvl1"):
-        settings["tvl1"] = clip_settings()["tvl1"]
-    return settings
-
-
-def _extract(video: Path, work: Path, settings: dict[str, Any]) -> int:
-    tvl1 = TVL1Params(**settings["tvl1"]) if settings.get("tvl1") else None
-    return extract_clip(
-        video, work / "rawframes" / "video" / "clip", flow=settings["flow"],
-        short_side=settings["short_side"], bound=settings["bound"], tvl1=tvl1,
-        jpeg_quality=settings["jpeg_quality"], flow_scale=settings.get("flow_scale", 1.0),
-    )
+        settings["tvl1"] = ExtractSettings().record()["tvl1"]
+    return ExtractSettings.from_record(settings)
 
 
 @torch.inference_mode()
@@ -158,7 +148,7 @@ def predict_video(
                           f"`twostream fuse {spatial_run} {temporal_run} --split {split}` first")
     settings = _extract_settings([t_run, s_run], flow=flow, short_side=short_side, bound=bound)
     with tempfile.TemporaryDirectory(prefix="twostream-predict-") as tmp:
-        n = _extract(video, Path(tmp), settings)
+        n = extract_clip(video, Path(tmp) / "rawframes" / "video" / "clip", settings)
         probs = []
         for run_dir in (spatial_run, temporal_run):
             model, run = load_stream_model(run_dir, split, device)

@@ -15,7 +15,12 @@ import numpy as np
 import pytest
 
 from twostream.decode import decode_video
-from twostream.extract import SettingsMismatchError, extract_clip, extract_dataset
+from twostream.extract import (
+    ExtractSettings,
+    SettingsMismatchError,
+    extract_clip,
+    extract_dataset,
+)
 from twostream.flow import TVL1_PRESETS
 from twostream.splits import DatasetError
 from twostream.synth import make_synthetic_dataset, render_motion_clip, write_avi
@@ -90,7 +95,7 @@ def test_extracted_flow_of_motion_classes_points_their_way(synth_dataset, extrac
 def test_extract_clip_resizes_short_side(tmp_path, synth_dataset):
     clip = synth_dataset.clips["motion_right"][0]
     n = extract_clip(synth_dataset.videos_dir / "motion_right" / clip, tmp_path / "c",
-                     flow="dis", short_side=96)
+                     ExtractSettings(flow="dis", short_side=96))
     assert n == 8
     assert cv2.imread(str(tmp_path / "c" / "img_00001.jpg")).shape == (96, 128, 3)
     assert cv2.imread(str(tmp_path / "c" / "flow_x_00007.jpg"), cv2.IMREAD_GRAYSCALE).shape == (
@@ -114,16 +119,15 @@ def _copy_dataset(info, dst: Path, classes: list[str]) -> tuple[Path, Path]:
 
 
 def test_flow_scale_is_recorded_and_flow_stays_full_size(tmp_path, synth_dataset):
-    from twostream.extract import clip_settings
-
     clip = synth_dataset.videos_dir / "motion_right" / synth_dataset.clips["motion_right"][0]
-    extract_clip(clip, tmp_path / "half", flow="dis", short_side=96, flow_scale=0.5)
+    extract_clip(clip, tmp_path / "half", ExtractSettings(flow="dis", short_side=96,
+                                                          flow_scale=0.5))
     marker = json.loads((tmp_path / "half" / ".complete.json").read_text())
     assert marker["settings"]["flow_scale"] == 0.5
     flow = cv2.imread(str(tmp_path / "half" / "flow_x_00001.jpg"), cv2.IMREAD_GRAYSCALE)
     assert flow.shape == (96, 128)
     # Full-resolution settings carry no flow_scale, so markers written before it existed match.
-    assert "flow_scale" not in clip_settings(flow="dis")
+    assert "flow_scale" not in ExtractSettings(flow="dis").record()
     with pytest.raises(ValueError, match="--flow-scale"):
         extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, tmp_path / "x",
                         flow_scale=0.0, progress=False)

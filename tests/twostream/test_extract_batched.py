@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_extract import _annotations, _copy_dataset  # noqa: E402
 
 from twostream.cli import app  # noqa: E402
-from twostream.extract import extract_clip, extract_dataset  # noqa: E402
+from twostream.extract import ExtractSettings, extract_clip, extract_dataset  # noqa: E402
 from twostream.flow import TVL1_PRESETS  # noqa: E402
 from twostream.synth import render_motion_clip, write_avi  # noqa: E402
 
@@ -65,8 +65,9 @@ def test_batched_flow_is_the_flow_of_each_clip_alone(tmp_path, torch_extracted, 
     for cls in ("motion_left", "appearance_red_stripes"):
         clip = synth_dataset.clips[cls][1]
         alone = tmp_path / cls
-        extract_clip(synth_dataset.videos_dir / cls / clip, alone, flow="tvl1-torch",
-                     tvl1=TVL1_PRESETS["fast"], short_side=None)
+        extract_clip(synth_dataset.videos_dir / cls / clip, alone,
+                     ExtractSettings(flow="tvl1-torch", tvl1=TVL1_PRESETS["fast"],
+                                     short_side=None))
         batched = torch_extracted.out_dir / "rawframes" / cls / Path(clip).stem
         for name in sorted(p.name for p in alone.glob("flow_*.jpg")):
             a = cv2.imread(str(alone / name), cv2.IMREAD_GRAYSCALE).astype(int)
