@@ -84,7 +84,7 @@ def video_scores(
                          bound=run["bound"], segments=segments, crops=crops)
     if len(ds) == 0:
         raise TwostreamError(f"the video gave too few frames for the {run['stream']} stream "
-                         f"({ds.skipped[0][1]})")
+                             f"({ds.skipped[0][1]})")
     item = ds[0]
     if item is None:
         raise ValueError("the extracted frames could not be read back")

@@ -174,7 +174,7 @@ def _init_distributed(device_kind: str) -> _Dist:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a ValueError."""
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an OptionError."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name not in ("cpu", "cuda"):
