@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from twitchgraph.cli import app
 from twitchgraph.sim import run_simulator
 
-from ._collect_fixtures import store_held_by_another_process
+from ._collect_fixtures import empty_env_file, store_held_by_another_process
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def _collect(sim, db: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", "from twitchgraph.cli import main; main()", "collect",
          "--window", "1s", "--top", "8", "--joins-per-10s", "1000", "--no-users",
-         "--db", str(db), "--env-file", str(db.parent / "none.env"), *args],
+         "--db", str(db), "--env-file", str(empty_env_file(db.parent)), *args],
         env={**os.environ, **sim.env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _build_fixtures import add_live, add_snapshots, users_named  # noqa: E402
+from _collect_fixtures import empty_env_file  # noqa: E402
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
 from twitchgraph.build_params import BuildParams  # noqa: E402
@@ -189,7 +190,7 @@ def test_rebuilds_run_while_a_collector_writes_the_same_store(tmp_path):
             [sys.executable, "-c", "from twitchgraph.cli import main; main()", "collect",
              "--window", "1s", "--top", "8", "--joins-per-10s", "1000", "--no-users",
              "--every", "2s", "--for", "12s", "--db", str(db),
-             "--env-file", str(tmp_path / "none.env")],
+             "--env-file", str(empty_env_file(tmp_path))],
             env={**os.environ, **sim.env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         try:
