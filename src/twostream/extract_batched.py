@@ -12,7 +12,6 @@ a full disk or Ctrl-C stops the workers at once, as in :func:`twostream.extract.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import shutil
@@ -41,8 +40,6 @@ from twostream.extract import (
 from twostream.flow import quantize_flow
 
 __all__ = ["extract_batched"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -171,13 +168,14 @@ def extract_batched(
 
     def reap(block: bool) -> None:
         for fut in [f for f in finishing if block or f.done()]:
-            d, start = finishing[fut].decoded, finishing.pop(fut).start
+            clip = finishing.pop(fut)
+            d = clip.decoded
             try:
                 frames = fut.result()
             except Exception as exc:  # record stops the run on a full disk, else skips the clip
                 record(_failed(d.key, d.clip_dir, exc))
             else:
-                record(ClipResult(d.key, frames=frames, seconds=time.perf_counter() - start,
+                record(ClipResult(d.key, frames=frames, seconds=time.perf_counter() - clip.start,
                                   partial=d.partial))
 
     def run_batch(size: tuple[int, int], n: int) -> None:

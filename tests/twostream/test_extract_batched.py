@@ -202,12 +202,13 @@ def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, synth_da
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted:")
-    assert "rerun the same command to resume" in stderr and "Traceback" not in stderr
-    # The workers stopped with the run: at most the clips they were writing when Ctrl-C came
-    # (one per worker) finished after it; none of the queued ones started.
+    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted:"), stderr
+    assert "rerun the same command to resume" in stderr and "Traceback" not in stderr, stderr
+    # The workers stopped with the run: at most the jobs they held when Ctrl-C came finished
+    # after it (one running per worker, and the pool's queue of workers + 1 already handed
+    # out), none of the clips still waiting.
     done = len(list(out.glob("rawframes/*/*/.complete.json")))
-    assert done_at_interrupt <= done <= done_at_interrupt + 2 < 20
+    assert done_at_interrupt <= done <= done_at_interrupt + 5 < 20, (done_at_interrupt, done)
     summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out,
                               **TORCH, workers=1)
     assert (summary.already_done, summary.complete) == (done, 20)
