@@ -238,9 +238,10 @@ def _jvm_peak_mib(spark) -> float:
 
 def run_spark(db: Path, out: Path, memory: str) -> dict:
     """Export the store as a partitioned dataset, then the same build on Spark (local[*])."""
-    from twitchgraph.build import build_graph, write_graph_dir
+    from twitchgraph.build import build_graph
     from twitchgraph.dataset import export_partitioned
     from twitchgraph.engines import SparkEngine, spark_session
+    from twitchgraph.graphio import write_graph_dir
     from twitchgraph.store import open_store
 
     dataset = out.parent / f"{out.name}-dataset"
@@ -255,7 +256,7 @@ def run_spark(db: Path, out: Path, memory: str) -> dict:
                                 "spark.local.dir": str(out.parent / "spark-tmp")})
     start_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = build_graph(SparkEngine(spark, dataset), **PARAMS)
+    result = build_graph(SparkEngine(spark, dataset), PARAMS)
     write_graph_dir(result, out)
     seconds = time.perf_counter() - t0
     jvm = _jvm_peak_mib(spark)
