@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -22,7 +18,7 @@ pytest.importorskip("torch")
 from typer.testing import CliRunner  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_extract import _annotations, _copy_dataset  # noqa: E402
+from test_extract import _annotations, _copy_dataset, interrupt_extract  # noqa: E402
 
 from twostream.cli import app  # noqa: E402
 from twostream.extract import ExtractSettings, extract_clip, extract_dataset  # noqa: E402
@@ -181,34 +177,9 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
 
 def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, synth_dataset):
     out = tmp_path / "out"
-    code = "import sys; from twostream.cli import main; sys.argv[0] = 'twostream'; main()"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "extract", str(synth_dataset.videos_dir),
-         str(synth_dataset.splits_dir), str(out), "--flow", "tvl1-torch", "--tvl1-preset",
-         "fast", "--device", "cpu", "--short-side", "0", "--workers", "2", "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("rawframes/*/*/.complete.json")):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        done_at_interrupt = len(list(out.glob("rawframes/*/*/.complete.json")))
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1].startswith("Error: interrupted:"), stderr
-    assert "rerun the same command to resume" in stderr and "Traceback" not in stderr, stderr
-    # The workers stopped with the run: at most the jobs they held when Ctrl-C came finished
-    # after it (one running per worker, and the pool's queue of workers + 1 already handed
-    # out), none of the clips still waiting.
-    done = len(list(out.glob("rawframes/*/*/.complete.json")))
-    assert done_at_interrupt <= done <= done_at_interrupt + 5 < 20, (done_at_interrupt, done)
+    _, done = interrupt_extract(out, str(synth_dataset.videos_dir),
+                                str(synth_dataset.splits_dir), "--flow", "tvl1-torch",
+                                "--tvl1-preset", "fast", "--device", "cpu")
     summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out,
                               **TORCH, workers=1)
     assert (summary.already_done, summary.complete) == (done, 20)
