@@ -294,6 +294,8 @@ def test_rerun_pads_clips_extracted_before_the_flow_copy_existed(tmp_path, synth
                               workers=1)
     assert (summary.extracted_now, summary.already_done) == (0, 20)
     assert _tree(out) == _tree(extracted_dataset.out_dir)
+
+
 def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
         tmp_path, synth_dataset, extracted_dataset, monkeypatch):
     import errno
