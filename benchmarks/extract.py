@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from twostream.decode import decode_video
-from twostream.extract import extract_dataset
+from twostream.extract import ExtractSettings, extract_dataset
 from twostream.flow import (
     TVL1_PRESETS,
     compute_flow,
@@ -229,8 +229,8 @@ def main() -> None:
         for label, method, params in runs:
             out = tmp / label[:3].strip("()")
             start = time.perf_counter()
-            summary = extract_dataset(info.videos_dir, info.splits_dir, out, flow=method,
-                                      tvl1=params, short_side=None, bound=BOUND,
+            settings = ExtractSettings(flow=method, tvl1=params, short_side=None, bound=BOUND)
+            summary = extract_dataset(info.videos_dir, info.splits_dir, out, settings,
                                       workers=args.workers, progress=False)
             secs = time.perf_counter() - start
             assert summary.complete == len(videos), summary.failed

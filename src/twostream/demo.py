@@ -88,7 +88,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
 
     ``echo`` receives one line per stage (``print`` by default).
     """
-    from twostream.extract import extract_dataset
+    from twostream.extract import ExtractSettings, extract_dataset
     from twostream.flow import TVL1_PRESETS
     from twostream.fusion import fuse_runs, fuse_split
 
@@ -99,8 +99,9 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     classes, videos_dir = _synth(out / "synth", cfg, echo, t0)
 
     raw = out / "rawframes"
-    summary = extract_dataset(videos_dir, out / "synth" / "splits", raw, flow="tvl1",
-                              tvl1=TVL1_PRESETS["fast"], short_side=None, progress=False)
+    settings = ExtractSettings(flow="tvl1", tvl1=TVL1_PRESETS["fast"], short_side=None)
+    summary = extract_dataset(videos_dir, out / "synth" / "splits", raw, settings,
+                              progress=False)
     _say(echo, t0, f"extract: {summary.complete} clips, {summary.frames_extracted} frames; flow: "
          "OpenCV TV-L1 with the 'fast' preset (4 levels, 2 warps; ~15x faster than default "
          "TV-L1), native size")

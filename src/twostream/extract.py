@@ -27,13 +27,11 @@ sampling (:mod:`twostream.datasets`) reads flow 1..n-1 only.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import logging
 import multiprocessing
 import os
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -41,14 +39,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 from tqdm import tqdm
 
+from twostream.clip_folder import (
+    ClipResult,
+    commit_clip,
+    failed_result,
+    keeps_partial,
+    pad_flow,
+    read_marker,
+    start_clip,
+    write_flow,
+    write_frame,
+)
 from twostream.decode import VideoDecodeError, iter_frames
 from twostream.errors import OptionError, TwostreamError, writing
 from twostream.flow import FLOW_METHODS, TVL1Params, iter_flow, quantize_flow
 from twostream.splits import DatasetError, load_splits, write_classes
+from twostream.workers import init_worker, stop_workers, worker_count
 
 __all__ = [
     "ClipResult",
@@ -64,11 +72,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MARKER = ".complete.json"
 MIN_SHORT_SIDE = 16  # DIS refuses smaller frames
-# A clip that decodes fewer frames than it declares is kept when this many decode: enough for
-# one temporal stack of L = 10 flow fields.
-MIN_PARTIAL_FRAMES = 11
 REPORT = "extract_report.json"
 
 
@@ -169,64 +173,6 @@ def settings_difference(old: dict[str, Any] | None, new: dict[str, Any]) -> list
     return diffs
 
 
-def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise OSError(f"JPEG encoding failed for {path}")
-    path.write_bytes(buf.tobytes())
-
-
-def _read_marker(clip_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((clip_dir / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def pad_flow(clip_dir: str | os.PathLike[str], total_frames: int) -> bool:
-    """Write flow image ``total_frames`` as a copy of image ``total_frames - 1`` (both axes) if
-    it is missing, so a list carrying the RGB count also loads Flow; True if it wrote any.
-
-    Clips of one frame have no flow to copy and are left alone.
-    """
-    clip_dir, n, wrote = Path(clip_dir), int(total_frames), False
-    if n < 2:
-        return False
-    for axis in "xy":
-        last, pad = clip_dir / f"flow_{axis}_{n - 1:05d}.jpg", clip_dir / f"flow_{axis}_{n:05d}.jpg"
-        if last.is_file() and not pad.is_file():
-            shutil.copyfile(last, pad)
-            wrote = True
-    return wrote
-
-
-def _partial_dirs(clip_dir: Path) -> list[Path]:
-    prefix = f".{clip_dir.name}.partial-"
-    if not clip_dir.parent.is_dir():
-        return []
-    return [p for p in clip_dir.parent.iterdir() if p.name.startswith(prefix)]
-
-
-def _keeps_partial(exc: VideoDecodeError, written: int) -> bool:
-    """Whether a clip cut short after ``written`` good frames is kept with them: when they are
-    enough for one flow stack and all of them (with their flow) were written whole."""
-    return exc.frames >= MIN_PARTIAL_FRAMES and exc.frames == written
-
-
-def _complete(tmp: Path, clip_dir: Path, total_frames: int, settings: dict[str, Any],
-              partial: str | None = None) -> None:
-    """Pad the flow, write the marker into the finished hidden folder ``tmp`` and move it to
-    ``clip_dir``: the last step of every clip, whichever method made it."""
-    pad_flow(tmp, total_frames)
-    record: dict[str, Any] = {"total_frames": total_frames, "settings": settings}
-    if partial:
-        record["partial"] = partial
-    (tmp / MARKER).write_text(json.dumps(record), encoding="utf-8")
-    if clip_dir.exists():  # an older output made with other settings
-        shutil.rmtree(clip_dir)
-    os.rename(tmp, clip_dir)
-
-
 def extract_clip(
     video_path: str | os.PathLike[str],
     clip_dir: str | os.PathLike[str],
@@ -243,11 +189,7 @@ def extract_clip(
     """
     video_path, clip_dir = Path(video_path), Path(clip_dir)
     options = settings or ExtractSettings()
-    clip_dir.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _partial_dirs(clip_dir):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = clip_dir.with_name(f".{clip_dir.name}.partial-{os.getpid()}")
-    tmp.mkdir()
+    tmp = start_clip(clip_dir)
     n = 0
     try:
 
@@ -255,7 +197,7 @@ def extract_clip(
             nonlocal n
             for frame in iter_frames(video_path, short_side=options.short_side):
                 n += 1
-                _write_jpeg(tmp / f"img_{n:05d}.jpg", frame[..., ::-1], options.jpeg_quality)
+                write_frame(tmp, n, frame, options.jpeg_quality)
                 yield frame
 
         partial = None
@@ -263,50 +205,16 @@ def extract_clip(
             pairs = iter_flow(frames(), method=options.flow, tvl1=options.tvl1,
                               scale=options.flow_scale)
             for i, pair in enumerate(pairs, start=1):
-                q = quantize_flow(pair, options.bound)
-                _write_jpeg(tmp / f"flow_x_{i:05d}.jpg", q[..., 0], options.jpeg_quality)
-                _write_jpeg(tmp / f"flow_y_{i:05d}.jpg", q[..., 1], options.jpeg_quality)
+                write_flow(tmp, i, quantize_flow(pair, options.bound), options.jpeg_quality)
         except VideoDecodeError as exc:
-            if not _keeps_partial(exc, n):
+            if not keeps_partial(exc, n):
                 raise
             partial = exc.reason
-        _complete(tmp, clip_dir, n, options.record(), partial)
+        commit_clip(tmp, clip_dir, n, options.record(), partial)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return n
-
-
-@dataclass
-class ClipResult:
-    """Outcome of one clip: ``error`` is None when it was extracted."""
-
-    key: str  # "<class>/<clip file name>"
-    frames: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    disk_full: bool = False  # the error was ENOSPC: the run must stop, not skip the clip
-    partial: str | None = None  # kept, but fewer frames decoded than declared: why
-
-
-def _failed(key: str, video: str, exc: Exception) -> ClipResult:
-    """The result of a clip that failed with ``exc``: a bad video, a full disk (which stops
-    the run) or anything else (logged with its traceback, then skipped)."""
-    if isinstance(exc, VideoDecodeError):
-        return ClipResult(key, error=exc.reason)
-    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    if not full:
-        logger.exception("extracting %s failed", video, exc_info=exc)
-    return ClipResult(key, error=f"{type(exc).__name__}: {exc}", disk_full=full)
-
-
-def _stop_workers(pool: ProcessPoolExecutor, others: set) -> None:
-    """Stop now (Ctrl-C, disk full): queued jobs are cancelled and the ones in progress killed;
-    their half-written folders are hidden and removed by the next run. ``others`` are the
-    child processes that existed before the pool, which are left alone."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    for worker in set(multiprocessing.active_children()) - others:
-        worker.terminate()
 
 
 def _extract_job(video: str, clip_dir: str, settings: ExtractSettings, key: str) -> ClipResult:
@@ -314,23 +222,9 @@ def _extract_job(video: str, clip_dir: str, settings: ExtractSettings, key: str)
     try:
         n = extract_clip(video, clip_dir, settings)
     except Exception as exc:  # one bad clip must not stop the batch; the report names it
-        return _failed(key, video, exc)
-    partial = (_read_marker(Path(clip_dir)) or {}).get("partial")
+        return failed_result(key, video, exc)
+    partial = (read_marker(Path(clip_dir)) or {}).get("partial")
     return ClipResult(key, frames=n, seconds=time.perf_counter() - start, partial=partial)
-
-
-def _init_worker() -> None:
-    # One OpenCV thread per process: parallelism comes from the pool, not from oversubscribing.
-    cv2.setNumThreads(1)
-    # Ctrl-C reaches the whole process group: the parent alone handles it (and stops the
-    # workers), so a worker never swallows it and moves on to its next queued clip.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:  # Linux: die with the parent, so `kill -9` of the run leaves no worker writing on.
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 @dataclass
@@ -375,13 +269,6 @@ def _stem(clip: str) -> str:
     return Path(clip).stem
 
 
-def _worker_count(workers: int | None) -> int:
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    if workers < 1:
-        raise OptionError(f"--workers must be at least 1, got {workers}")
-    return workers
-
-
 def _plan(used: list[tuple[str, str]], videos_dir: Path, rawframes: Path,
           settings: dict[str, Any]) -> tuple[dict[str, int], list[tuple[str, str, str]],
                                              list[tuple[str, list[str]]]]:
@@ -393,7 +280,7 @@ def _plan(used: list[tuple[str, str]], videos_dir: Path, rawframes: Path,
     other_settings: list[tuple[str, list[str]]] = []
     for cls, clip in used:
         key, clip_dir = f"{cls}/{clip}", rawframes / cls / _stem(clip)
-        marker = _read_marker(clip_dir)
+        marker = read_marker(clip_dir)
         if marker is not None and marker.get("settings") == settings:
             total_frames[key] = int(marker["total_frames"])
             pad_flow(clip_dir, total_frames[key])  # clips extracted before the padding existed
@@ -408,14 +295,9 @@ def extract_dataset(
     videos_dir: str | os.PathLike[str],
     splits_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
+    settings: ExtractSettings | None = None,
     *,
-    flow: str = "tvl1",
-    short_side: int | None = 256,
-    bound: float = 20.0,
     workers: int | None = None,
-    tvl1: TVL1Params | None = None,
-    jpeg_quality: int = 95,
-    flow_scale: float = 1.0,
     progress: bool = True,
     device: str = "auto",
     flow_batch: int | None = None,
@@ -429,21 +311,12 @@ def extract_dataset(
         HMDB51 as distributed: ``<videos>/<class>/<clip>.avi`` and ``<class>_test_split<k>.txt``.
     out_dir:
         Receives the MMAction2 layout (see the module docstring).
-    flow:
-        ``"tvl1"`` (default), ``"tvl1-torch"`` (the same TV-L1 in PyTorch, batched on
-        ``device``), ``"dis"`` or ``"farneback"``.
-    short_side:
-        Resize so the shorter side has this many pixels (``None``: native size).
-    bound:
-        Flow is clipped to ``±bound`` px and mapped to 0..255.
+    settings:
+        The flow method and everything else each clip's files depend on
+        (:class:`ExtractSettings`; default: OpenCV's TV-L1, short side 256, bound 20). The
+        method ``"tvl1-torch"`` runs the same TV-L1 in PyTorch, batched on ``device``.
     workers:
         Processes (default ``os.cpu_count()``); 1 runs in this process.
-    tvl1:
-        TV-L1 parameters (default OpenCV's; ``flow.TVL1_PRESETS`` and ``flow.PRESET_TABLE``).
-    jpeg_quality:
-        JPEG quality of frames and flow.
-    flow_scale:
-        Compute flow on frames shrunk by this factor (0 < s <= 1), stored at full size.
     progress:
         Show a progress bar (clips done, frames/s, ETA) on stderr.
     device, flow_batch:
@@ -467,10 +340,9 @@ def extract_dataset(
     OptionError
         Bad options.
     """
-    options = ExtractSettings(flow=flow, short_side=short_side, bound=bound, tvl1=tvl1,
-                              jpeg_quality=jpeg_quality, flow_scale=flow_scale)
+    options = settings or ExtractSettings()
     options.check()
-    workers = _worker_count(workers)
+    workers = worker_count(workers)
     videos_dir, out = Path(videos_dir), Path(out_dir)
     splits = load_splits(splits_dir, videos_dir)
     used = splits.used_clips()
@@ -480,12 +352,12 @@ def extract_dataset(
             f"({len(splits.missing)} named clips missing)"
         )
     rawframes = out / "rawframes"
-    settings = options.record()
-    summary = ExtractSummary(out_dir=out, settings=settings, clips_in_splits=len(used),
+    wanted = options.record()
+    summary = ExtractSummary(out_dir=out, settings=wanted, clips_in_splits=len(used),
                              missing=splits.missing, unlisted=splits.unlisted,
                              bad_lines=splits.bad_lines,
                              classes_without_splits=splits.without_splits)
-    total_frames, todo, other_settings = _plan(used, videos_dir, rawframes, settings)
+    total_frames, todo, other_settings = _plan(used, videos_dir, rawframes, wanted)
     if other_settings and not force:
         key, diff = other_settings[0]
         raise SettingsMismatchError(
@@ -529,13 +401,11 @@ def extract_dataset(
         bar.update(1)
 
     try:
-        if flow == "tvl1-torch":
+        if options.flow == "tvl1-torch":
             from twostream.extract_batched import extract_batched
 
-            extract_batched(todo, record=record, settings=settings, short_side=short_side,
-                            bound=bound, jpeg_quality=jpeg_quality, params=tvl1, device=device,
-                            flow_batch=flow_batch, workers=min(workers, max(len(todo), 1)),
-                            worker_init=_init_worker)
+            extract_batched(todo, options, record=record, device=device, flow_batch=flow_batch,
+                            workers=min(workers, max(len(todo), 1)), worker_init=init_worker)
         elif workers == 1 or len(todo) <= 1:
             for video, clip_dir, key in todo:
                 record(_extract_job(video, clip_dir, options, key))
@@ -568,13 +438,13 @@ def _extract_in_processes(todo: list[tuple[str, str, str]], options: ExtractSett
     ctx = multiprocessing.get_context("spawn")  # fork + OpenCV threads can deadlock
     others = set(multiprocessing.active_children())
     with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx,
-                             initializer=_init_worker) as pool:
+                             initializer=init_worker) as pool:
         futures = [pool.submit(_extract_job, v, d, options, k) for v, d, k in todo]
         try:
             for fut in as_completed(futures):
                 record(fut.result())
         except BaseException:
-            _stop_workers(pool, others)
+            stop_workers(pool, others)
             raise
 
 

@@ -21,23 +21,27 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
+from twostream.clip_folder import (
+    ClipResult,
+    commit_clip,
+    failed_result,
+    keeps_partial,
+    start_clip,
+    write_flow,
+    write_frame,
+)
 from twostream.decode import VideoDecodeError, iter_frames
 from twostream.errors import OptionError
-from twostream.extract import (
-    ClipResult,
-    _complete,
-    _failed,
-    _keeps_partial,
-    _partial_dirs,
-    _stop_workers,
-    _write_jpeg,
-)
 from twostream.flow import quantize_flow
+from twostream.workers import stop_workers
+
+if TYPE_CHECKING:
+    from twostream.extract import ExtractSettings
 
 __all__ = ["extract_batched"]
 
@@ -55,25 +59,20 @@ class _Decoded:
 def _decode_job(video: str, clip_dir: str, key: str, short_side: int | None,
                 jpeg_quality: int) -> _Decoded:
     """Worker: write the clip's frames into a fresh partial folder; return them in grey."""
-    clip = Path(clip_dir)
-    clip.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _partial_dirs(clip):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = clip.with_name(f".{clip.name}.partial-{os.getpid()}")
-    tmp.mkdir()
+    tmp = start_clip(Path(clip_dir))
     grey, partial = [], None
     try:
         try:
             for n, frame in enumerate(iter_frames(video, short_side=short_side), start=1):
-                _write_jpeg(tmp / f"img_{n:05d}.jpg", frame[..., ::-1], jpeg_quality)
+                write_frame(tmp, n, frame, jpeg_quality)
                 grey.append(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
         except VideoDecodeError as exc:
-            if not _keeps_partial(exc, len(grey)):
+            if not keeps_partial(exc, len(grey)):
                 raise
             partial = exc.reason
     except Exception as exc:  # one bad clip must not stop the batch; the report names it
         shutil.rmtree(tmp, ignore_errors=True)
-        return _Decoded(key, clip_dir, str(tmp), failed=_failed(key, video, exc))
+        return _Decoded(key, clip_dir, str(tmp), failed=failed_result(key, video, exc))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -86,9 +85,8 @@ def _finish_job(tmp: str, clip_dir: str, flow_u8: np.ndarray, total_frames: int,
     tmp_dir = Path(tmp)
     try:
         for i, q in enumerate(flow_u8, start=1):
-            _write_jpeg(tmp_dir / f"flow_x_{i:05d}.jpg", q[..., 0], jpeg_quality)
-            _write_jpeg(tmp_dir / f"flow_y_{i:05d}.jpg", q[..., 1], jpeg_quality)
-        _complete(tmp_dir, Path(clip_dir), total_frames, settings, partial)
+            write_flow(tmp_dir, i, q, jpeg_quality)
+        commit_clip(tmp_dir, Path(clip_dir), total_frames, settings, partial)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
@@ -117,13 +115,9 @@ class _Clip:
 
 def extract_batched(
     todo: list[tuple[str, str, str]],
+    options: ExtractSettings,
     *,
     record: Callable[[ClipResult], None],
-    settings: dict[str, Any],
-    short_side: int | None,
-    bound: float,
-    jpeg_quality: int,
-    params,
     device: str = "auto",
     flow_batch: int | None = None,
     workers: int = 1,
@@ -131,10 +125,11 @@ def extract_batched(
 ) -> None:
     """Extract the ``(video, clip_dir, key)`` clips of ``todo``; report each through ``record``.
 
-    Each clip's :class:`~twostream.extract.ClipResult` goes to ``record`` once it is written
-    whole or skipped as bad. ``params`` are the :class:`~twostream.flow.TVL1Params`;
-    ``device`` is ``auto``, ``cpu`` or ``cuda`` (where each primal-dual step is fused with
-    ``torch.compile``); ``worker_init`` runs in each worker process.
+    Each clip's :class:`~twostream.clip_folder.ClipResult` goes to ``record`` once it is
+    written whole or skipped as bad. ``options`` are the clip settings (``options.tvl1``: the
+    :class:`~twostream.flow.TVL1Params`); ``device`` is ``auto``, ``cpu`` or ``cuda`` (where
+    each primal-dual step is fused with ``torch.compile``); ``worker_init`` runs in each worker
+    process.
     """
     import torch
 
@@ -142,6 +137,7 @@ def extract_batched(
     from twostream.tvl1_torch import default_batch, tvl1_flow
 
     dev = resolve_device(device)
+    settings, quality = options.record(), options.jpeg_quality
     if flow_batch is not None and flow_batch < 1:
         raise OptionError(f"--flow-batch must be >= 1, got {flow_batch}")
     threads = torch.get_num_threads()
@@ -173,7 +169,7 @@ def extract_batched(
             try:
                 frames = fut.result()
             except Exception as exc:  # record stops the run on a full disk, else skips the clip
-                record(_failed(d.key, d.clip_dir, exc))
+                record(failed_result(d.key, d.clip_dir, exc))
             else:
                 record(ClipResult(d.key, frames=frames, seconds=time.perf_counter() - clip.start,
                                   partial=d.partial))
@@ -182,9 +178,9 @@ def extract_batched(
         items, pending[size] = pending[size][:n], pending[size][n:]
         a = np.stack([clips[k].decoded.grey[i] for k, i in items])
         b = np.stack([clips[k].decoded.grey[i + 1] for k, i in items])
-        flow = tvl1_flow(torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev), params,
-                         compile=dev.type == "cuda")
-        q = quantize_flow(flow.cpu().numpy(), bound)
+        flow = tvl1_flow(torch.from_numpy(a).to(dev), torch.from_numpy(b).to(dev),
+                         options.tvl1, compile=dev.type == "cuda")
+        q = quantize_flow(flow.cpu().numpy(), options.bound)
         for (key, i), qi in zip(items, q, strict=True):
             clip = clips[key]
             clip.flows[i] = qi
@@ -197,7 +193,7 @@ def extract_batched(
         d = clip.decoded
         flows = np.stack(clip.flows) if clip.flows else np.zeros((0, 1, 1, 2), np.uint8)
         fut = pool.submit(_finish_job, d.tmp, d.clip_dir, flows, len(d.grey), settings,
-                          jpeg_quality, d.partial)
+                          quality, d.partial)
         finishing[fut] = clip
 
     def take(decoded: _Decoded) -> None:
@@ -216,8 +212,8 @@ def extract_batched(
 
     try:
         for video, clip_dir, key in todo:
-            decoding.append(pool.submit(_decode_job, video, clip_dir, key, short_side,
-                                        jpeg_quality))
+            decoding.append(pool.submit(_decode_job, video, clip_dir, key,
+                                        options.short_side, quality))
             while len(decoding) >= window:
                 take(decoding.popleft().result())
         while decoding:
@@ -229,7 +225,7 @@ def extract_batched(
     except BaseException:
         # Ctrl-C, a full disk: stop the workers at once rather than let them finish their jobs.
         if isinstance(pool, ProcessPoolExecutor):
-            _stop_workers(pool, others)
+            stop_workers(pool, others)
         for clip in clips.values():  # half-done clips: no partial folder left behind
             shutil.rmtree(clip.decoded.tmp, ignore_errors=True)
         raise

@@ -37,16 +37,14 @@ def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
 
 @pytest.fixture(scope="session")
 def extracted_dataset(tmp_path_factory: pytest.TempPathFactory, synth_dataset: SynthInfo):
-    from twostream.extract import extract_dataset
+    from twostream.extract import ExtractSettings, extract_dataset
     from twostream.flow import TVL1_PRESETS
 
     return extract_dataset(
         synth_dataset.videos_dir,
         synth_dataset.splits_dir,
         tmp_path_factory.mktemp("extracted"),
-        flow="tvl1",
-        tvl1=TVL1_PRESETS["fast"],
-        short_side=None,
+        ExtractSettings(flow="tvl1", tvl1=TVL1_PRESETS["fast"], short_side=None),
         workers=1,
         progress=False,
     )

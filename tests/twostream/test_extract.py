@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,7 +26,8 @@ from twostream.flow import TVL1_PRESETS
 from twostream.splits import DatasetError
 from twostream.synth import make_synthetic_dataset, render_motion_clip, write_avi
 
-FAST = dict(flow="tvl1", tvl1=TVL1_PRESETS["fast"], short_side=None, progress=False)
+FAST = ExtractSettings(flow="tvl1", tvl1=TVL1_PRESETS["fast"], short_side=None)
+DIS = ExtractSettings(flow="dis", short_side=None)
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -130,7 +132,7 @@ def test_flow_scale_is_recorded_and_flow_stays_full_size(tmp_path, synth_dataset
     assert "flow_scale" not in ExtractSettings(flow="dis").record()
     with pytest.raises(ValueError, match="--flow-scale"):
         extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, tmp_path / "x",
-                        flow_scale=0.0, progress=False)
+                        ExtractSettings(flow_scale=0.0), progress=False)
 
 
 def test_bad_clips_are_reported_and_the_rest_extracted(tmp_path, synth_dataset):
@@ -155,8 +157,7 @@ def test_bad_clips_are_reported_and_the_rest_extracted(tmp_path, synth_dataset):
         f.writelines(f"{n} 1 \n" for n in [*bad, "One_frame_3.avi", "Not_there_4.avi",
                                             "Cut_late_5.avi"])
     out = tmp_path / "out"
-    summary = extract_dataset(videos, splits, out, flow="dis", short_side=None, workers=2,
-                              progress=False)
+    summary = extract_dataset(videos, splits, out, DIS, workers=2, progress=False)
     report = json.loads((out / "extract_report.json").read_text())
     reasons = {f["clip"].split("/", 1)[1]: f["reason"] for f in report["failed"]}
     assert set(reasons) == {*bad, "One_frame_3.avi"}
@@ -192,8 +193,8 @@ def test_rerun_skips_complete_clips_and_redoes_half_written_ones(tmp_path, synth
     leftover = rawframes / f".{victim.name}.partial-12345"
     leftover.mkdir()
     (leftover / "img_00001.jpg").write_bytes(b"half")
-    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **FAST,
-                              workers=1)
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
+                              workers=1, progress=False)
     assert (summary.extracted_now, summary.already_done) == (1, 19)
     assert not leftover.exists()
     assert _tree(out) == _tree(extracted_dataset.out_dir)
@@ -204,10 +205,10 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
                                                workers):
     out = tmp_path / "out"
     code = (
-        "import sys; from twostream.extract import extract_dataset;"
+        "import sys; from twostream.extract import ExtractSettings, extract_dataset;"
         "from twostream.flow import TVL1_PRESETS;"
-        "extract_dataset(sys.argv[1], sys.argv[2], sys.argv[3], flow='tvl1',"
-        " tvl1=TVL1_PRESETS['fast'], short_side=None, workers=int(sys.argv[4]),"
+        "extract_dataset(sys.argv[1], sys.argv[2], sys.argv[3], ExtractSettings(flow='tvl1',"
+        " tvl1=TVL1_PRESETS['fast'], short_side=None), workers=int(sys.argv[4]),"
         " progress=False)"
     )
     proc = subprocess.Popen(
@@ -229,8 +230,8 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
     done_before = len(list(out.glob("rawframes/*/*/.complete.json")))
     assert 3 <= done_before < 20
     assert not (out / "hmdb51_train_split_1_rawframes.txt").exists()
-    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **FAST,
-                              workers=1)
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
+                              workers=1, progress=False)
     assert summary.already_done == done_before
     assert summary.extracted_now == 20 - done_before
     assert not list(out.glob("rawframes/*/.*partial*"))
@@ -241,10 +242,8 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
 def test_changed_settings_stop_before_touching_anything_unless_forced(tmp_path, synth_dataset):
     videos, splits = _copy_dataset(synth_dataset, tmp_path, ["motion_right"])
     out = tmp_path / "out"
-    first = extract_dataset(videos, splits, out, flow="dis", short_side=None, workers=1,
-                            progress=False)
-    again = extract_dataset(videos, splits, out, flow="dis", short_side=None, workers=1,
-                            progress=False)
+    first = extract_dataset(videos, splits, out, DIS, workers=1, progress=False)
+    again = extract_dataset(videos, splits, out, DIS, workers=1, progress=False)
     assert (first.extracted_now, again.extracted_now, again.already_done) == (5, 0, 5)
     before = {**_tree(out), "report": (out / "extract_report.json").read_text()}
     for changes, difference in [
@@ -254,15 +253,15 @@ def test_changed_settings_stop_before_touching_anything_unless_forced(tmp_path, 
         (dict(flow="tvl1", tvl1=TVL1_PRESETS["fast"]), "flow: 'dis' -> 'tvl1'"),
         (dict(jpeg_quality=80), "jpeg_quality: 95 -> 80"),
     ]:
-        kw = dict(flow="dis", short_side=None, workers=1, progress=False) | changes
         with pytest.raises(SettingsMismatchError) as err:
-            extract_dataset(videos, splits, out, **kw)
+            extract_dataset(videos, splits, out, dataclasses.replace(DIS, **changes), workers=1,
+                            progress=False)
         msg = str(err.value)
         assert "5 clip(s) extracted with other settings" in msg and difference in msg
         assert "--force" in msg and "new OUT" in msg
         assert {**_tree(out), "report": (out / "extract_report.json").read_text()} == before
-    other = extract_dataset(videos, splits, out, flow="farneback", short_side=None, workers=1,
-                            progress=False, force=True)
+    other = extract_dataset(videos, splits, out, dataclasses.replace(DIS, flow="farneback"),
+                            workers=1, progress=False, force=True)
     assert (other.extracted_now, other.already_done) == (5, 0)
     report = json.loads((out / "extract_report.json").read_text())
     assert report["settings"]["flow"] == "farneback"
@@ -281,7 +280,8 @@ def test_unusable_inputs_raise_naming_the_folder(tmp_path):
     with pytest.raises(DatasetError, match="no train/test clip named in"):
         extract_dataset(info.videos_dir, other, tmp_path / "o", progress=False)
     with pytest.raises(ValueError, match="allowed: tvl1, tvl1-torch, dis, farneback"):
-        extract_dataset(info.videos_dir, info.splits_dir, tmp_path / "o", flow="x")
+        extract_dataset(info.videos_dir, info.splits_dir, tmp_path / "o",
+                        ExtractSettings(flow="x"))
 
 
 def test_rerun_pads_clips_extracted_before_the_flow_copy_existed(tmp_path, synth_dataset,
@@ -290,8 +290,8 @@ def test_rerun_pads_clips_extracted_before_the_flow_copy_existed(tmp_path, synth
     shutil.copytree(extracted_dataset.out_dir, out)
     for pad in out.glob("rawframes/motion_left/*/flow_?_00008.jpg"):
         pad.unlink()
-    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **FAST,
-                              workers=1)
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
+                              workers=1, progress=False)
     assert (summary.extracted_now, summary.already_done) == (0, 20)
     assert _tree(out) == _tree(extracted_dataset.out_dir)
 
@@ -300,10 +300,11 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
         tmp_path, synth_dataset, extracted_dataset, monkeypatch):
     import errno
 
+    from twostream import clip_folder
     from twostream import extract as extract_mod
 
     out = tmp_path / "out"
-    real_write, writes = extract_mod._write_jpeg, []
+    real_write, writes = clip_folder.write_jpeg, []
 
     def fills_up(path, image, quality):
         writes.append(path)
@@ -311,19 +312,19 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_write(path, image, quality)
 
-    monkeypatch.setattr(extract_mod, "_write_jpeg", fills_up)
+    monkeypatch.setattr(clip_folder, "write_jpeg", fills_up)
     with pytest.raises(extract_mod.DiskFullError) as err:
-        extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **FAST,
-                        workers=1)
+        extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
+                        workers=1, progress=False)
     msg = str(err.value)
     assert "disk full while writing" in msg and "3/20 clips are extracted and kept" in msg
     assert "the 17 left need about" in msg and "GB more" in msg and "rerun" in msg
     assert len(writes) == 3 * 22 + 6  # nothing was tried after the first failure
     assert len(list(out.glob("rawframes/*/*/.complete.json"))) == 3
     assert len(_annotations(out, "train", 1)) + len(_annotations(out, "val", 1)) == 3
-    monkeypatch.setattr(extract_mod, "_write_jpeg", real_write)
-    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **FAST,
-                              workers=1)
+    monkeypatch.setattr(clip_folder, "write_jpeg", real_write)
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
+                              workers=1, progress=False)
     assert (summary.already_done, summary.extracted_now) == (3, 17)
     assert _tree(out) == _tree(extracted_dataset.out_dir)
 
@@ -366,6 +367,6 @@ def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, synth_da
     _, done = interrupt_extract(out, str(synth_dataset.videos_dir),
                                 str(synth_dataset.splits_dir))
     summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out,
-                              short_side=None, workers=1, progress=False)
+                              ExtractSettings(short_side=None), workers=1, progress=False)
     assert (summary.already_done, summary.complete) == (done, 20)
     assert not list(out.glob("rawframes/*/.*partial*"))

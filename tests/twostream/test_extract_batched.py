@@ -25,8 +25,8 @@ from twostream.extract import ExtractSettings, extract_clip, extract_dataset  # 
 from twostream.flow import TVL1_PRESETS  # noqa: E402
 from twostream.synth import render_motion_clip, write_avi  # noqa: E402
 
-TORCH = dict(flow="tvl1-torch", tvl1=TVL1_PRESETS["fast"], short_side=None, progress=False,
-             device="cpu")
+TORCH = ExtractSettings(flow="tvl1-torch", tvl1=TVL1_PRESETS["fast"], short_side=None)
+ON_CPU = dict(progress=False, device="cpu")
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -42,7 +42,7 @@ def _sha(files: dict[str, bytes]) -> dict[str, str]:
 def torch_extracted(tmp_path_factory, synth_dataset):
     # 5 pairs per batch: batches cross clip boundaries (7 pairs per clip); 2 I/O workers.
     out = tmp_path_factory.mktemp("torch_extracted")
-    return extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **TORCH,
+    return extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, TORCH, **ON_CPU,
                            flow_batch=5, workers=2)
 
 
@@ -90,7 +90,7 @@ def test_bad_clips_are_reported_and_a_rerun_resumes(tmp_path, synth_dataset, tor
     with open(splits / "motion_left_test_split1.txt", "a", newline="") as f:
         f.write("Garbage_0.avi 1 \n")
     out = tmp_path / "out"
-    summary = extract_dataset(videos, splits, out, **TORCH, flow_batch=4, workers=1)
+    summary = extract_dataset(videos, splits, out, TORCH, **ON_CPU, flow_batch=4, workers=1)
     assert summary.complete == 20 and summary.extracted_now == 20
     assert [f["clip"] for f in summary.failed] == ["motion_left/Garbage_0.avi"]
     assert summary.failed[0]["reason"].startswith("corrupt")
@@ -102,7 +102,7 @@ def test_bad_clips_are_reported_and_a_rerun_resumes(tmp_path, synth_dataset, tor
     (victim / "flow_y_00003.jpg").unlink()
     (victim.parent / f".{victim.name}.partial-999").mkdir()
     before = _sha(_files(torch_extracted.out_dir))
-    again = extract_dataset(videos, splits, out, **TORCH, workers=1)  # default flow batch
+    again = extract_dataset(videos, splits, out, TORCH, **ON_CPU, workers=1)  # default flow batch
     assert (again.extracted_now, again.already_done) == (1, 19)
     assert not list(out.rglob("*.partial-*"))
     after = _sha(_files(out))
@@ -121,7 +121,7 @@ def test_a_clip_cut_short_is_kept_when_enough_frames_decode(tmp_path, synth_data
     with open(splits / "motion_left_test_split1.txt", "a", newline="") as f:
         f.write("Cut_late_5.avi 1 \nCut_off_2.avi 1 \n")
     out = tmp_path / "out"
-    summary = extract_dataset(videos, splits, out, **TORCH, flow_batch=6, workers=1)
+    summary = extract_dataset(videos, splits, out, TORCH, **ON_CPU, flow_batch=6, workers=1)
     assert summary.partial == [{"clip": "motion_left/Cut_late_5.avi", "frames": "17",
                                 "reason": "truncated: decoded 17 frames but the container "
                                           "declares 30"}]
@@ -139,11 +139,11 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
         tmp_path, synth_dataset, torch_extracted, monkeypatch):
     import errno
 
-    from twostream import extract_batched as batched_mod
+    from twostream import clip_folder
     from twostream.extract import DiskFullError
 
     out = tmp_path / "out"
-    real_write, writes = batched_mod._write_jpeg, []
+    real_write, writes = clip_folder.write_jpeg, []
 
     def fills_up(path, image, quality):
         writes.append(path)
@@ -153,9 +153,9 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
 
     # One worker runs each job in this process, one clip per flow batch, decoding one clip
     # ahead: the first 3 clips are written whole and the 4th decoded when the disk fills up.
-    monkeypatch.setattr(batched_mod, "_write_jpeg", fills_up)
+    monkeypatch.setattr(clip_folder, "write_jpeg", fills_up)
     with pytest.raises(DiskFullError) as err:
-        extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **TORCH,
+        extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, TORCH, **ON_CPU,
                         flow_batch=7, workers=1)
     msg = str(err.value)
     assert "disk full while writing" in msg and "3/20 clips are extracted and kept" in msg
@@ -166,9 +166,9 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
     assert len(list(out.glob("rawframes/*/*/.complete.json"))) == 3
     assert len(_annotations(out, "train", 1)) + len(_annotations(out, "val", 1)) == 3
     assert not list(out.rglob("*.partial-*"))
-    monkeypatch.setattr(batched_mod, "_write_jpeg", real_write)
-    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, **TORCH,
-                              flow_batch=7, workers=1)
+    monkeypatch.setattr(clip_folder, "write_jpeg", real_write)
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, TORCH,
+                              **ON_CPU, flow_batch=7, workers=1)
     assert (summary.already_done, summary.extracted_now) == (3, 17)
     ours, theirs = _files(out), _files(torch_extracted.out_dir)
     assert set(ours) == set(theirs)
@@ -181,7 +181,7 @@ def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, synth_da
                                 str(synth_dataset.splits_dir), "--flow", "tvl1-torch",
                                 "--tvl1-preset", "fast", "--device", "cpu")
     summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out,
-                              **TORCH, workers=1)
+                              TORCH, **ON_CPU, workers=1)
     assert (summary.already_done, summary.complete) == (done, 20)
     assert not list(out.glob("rawframes/*/.*partial*"))
 

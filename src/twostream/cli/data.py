@@ -117,7 +117,7 @@ def extract(
 
     With a GPU: ... --flow tvl1-torch --device cuda --flow-batch 64
     """
-    from twostream.extract import extract_dataset
+    from twostream.extract import ExtractSettings, extract_dataset
     from twostream.flow import TVL1_PRESETS
     from twostream.flow_table import PRESET_SCALES
 
@@ -131,12 +131,11 @@ def extract(
         scale_step=scale_step,
     )
     try:
-        summary = extract_dataset(
-            videos_dir, splits_dir, out_dir, flow=flow, short_side=short_side or None,
-            flow_scale=flow_scale,
-            bound=bound, workers=workers, tvl1=params, jpeg_quality=jpeg_quality,
-            progress=progress, device=device, flow_batch=flow_batch, force=force,
-        )
+        settings = ExtractSettings(flow=flow, short_side=short_side or None, bound=bound,
+                                   tvl1=params, jpeg_quality=jpeg_quality, flow_scale=flow_scale)
+        summary = extract_dataset(videos_dir, splits_dir, out_dir, settings, workers=workers,
+                                  progress=progress, device=device, flow_batch=flow_batch,
+                                  force=force)
     except TwostreamError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
