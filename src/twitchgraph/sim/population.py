@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from twitchgraph.errors import BadValue
 from twitchgraph.sim.catalog import GAMES, IGDB_GENRES, IGDB_THEMES, Game
 
 __all__ = ["Population", "igdb_record", "make_population", "to_rfc3339", "uniform"]
@@ -491,15 +492,15 @@ def make_population(
     (50, 4)
     """
     if channels < 1 or users < 1:
-        raise ValueError(f"channels and users must be >= 1, got {channels} and {users}")
+        raise BadValue(f"channels and users must be >= 1, got {channels} and {users}")
     if not 0 < live_fraction <= 1:
-        raise ValueError(f"live_fraction must be in (0, 1], got {live_fraction}")
+        raise BadValue(f"live_fraction must be in (0, 1], got {live_fraction}")
     if not 0 <= home_share <= 1:
-        raise ValueError(f"home_share must be in [0, 1], got {home_share}")
+        raise BadValue(f"home_share must be in [0, 1], got {home_share}")
     rng = np.random.default_rng(seed)
     k_comm = communities if communities is not None else int(np.clip(channels // 40, 4, 8))
     if k_comm < 1:
-        raise ValueError(f"communities must be >= 1, got {k_comm}")
+        raise BadValue(f"communities must be >= 1, got {k_comm}")
     start = (start or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC)
 
     # The helpers draw from `rng` in this order; changing the order changes every world.
