@@ -61,7 +61,7 @@ def serve(
     import uvicorn
 
     from twitchgraph.build_params import BuildParams
-    from twitchgraph.collect import parse_duration
+    from twitchgraph.durations import parse_duration
     from twitchgraph.evolve import parse_window
     from twitchgraph.rebuild import Rebuilder
     from twitchgraph.webapp import create_app
