@@ -268,6 +268,41 @@ def _chatters(engine: Engine, p: BuildParams, stats: dict) -> None:
         """,
     )
     raw = _count(engine, "_tg_chat_raw")
+    by_rule, logins = _listed_bots(engine)
+    # Joining the dictionary drops the listed bots: they have no id.
+    engine.table(
+        "_tg_chat_all",
+        """
+        SELECT r.snapshot_id, r.cid, u.uid FROM _tg_chat_raw r JOIN _tg_uid u
+        ON u.viewer = r.viewer
+        """,
+    )
+    dropped = _suspected_bots(engine, p)
+    if dropped is not None:
+        by_rule["suspected"], logins["suspected"] = dropped
+    kept = _count(engine, "_tg_chat")
+    stats["chatter_rows"] = {"in_live_channels": raw, "after_bots": kept}
+    stats["removed_bots"] = by_rule
+    # The logins behind the counts (most chatter rows first), so a graph can be audited.
+    stats["removed_bot_logins"] = {rule: names[:_MAX_LISTED] for rule, names in logins.items()}
+    stats["suspected_bots"] = {
+        "flagged": _count(engine, "_tg_suspected"),
+        "dropped": p.drop_suspected,
+        "top": [
+            {"login": login, "snapshots_flagged": int(n), "max_share": round(float(s), 4)}
+            for login, n, s in engine.rows(
+                "SELECT u.viewer, s.snapshots_flagged, s.max_share FROM _tg_suspected s "
+                "JOIN _tg_uid u ON u.uid = s.login "
+                "ORDER BY s.snapshots_flagged DESC, s.max_share DESC, u.viewer LIMIT 20"
+            )
+        ],
+    }
+
+
+def _listed_bots(engine: Engine) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """Create ``_tg_known_bots`` (built-in and listed bots) and ``_tg_uid`` (an integer id for
+    every other viewer of ``_tg_chat_raw``); the bots found there, per rule: their counts
+    (users, chatter rows) and their logins, most chatter rows first."""
     listed = (
         [r[0] for r in engine.rows("SELECT DISTINCT lower(login) FROM bots")]
         if engine.has_table("bots") else []
@@ -294,14 +329,13 @@ def _chatters(engine: Engine, p: BuildParams, stats: dict) -> None:
         by_rule[rule]["users"] += 1
         by_rule[rule]["chatter_rows"] += int(rows)
         logins[rule].append(login)
-    # Joining the dictionary drops the listed bots: they have no id.
-    engine.table(
-        "_tg_chat_all",
-        """
-        SELECT r.snapshot_id, r.cid, u.uid FROM _tg_chat_raw r JOIN _tg_uid u
-        ON u.viewer = r.viewer
-        """,
-    )
+    return by_rule, logins
+
+
+def _suspected_bots(engine: Engine, p: BuildParams) -> tuple[dict, list[str]] | None:
+    """Create ``_tg_suspected`` (the accounts the presence heuristic flags among
+    ``_tg_chat_all``) and ``_tg_chat``, without them when `p.drop_suspected`; then their counts
+    (users, chatter rows) and logins, else None."""
     # Only accounts no list names can be "suspected".
     presence = "(SELECT snapshot_id, cid AS channel, uid AS login FROM _tg_chat_all)"
     live = "(SELECT snapshot_id, cid AS channel FROM _tg_live)"
@@ -311,40 +345,23 @@ def _chatters(engine: Engine, p: BuildParams, stats: dict) -> None:
             presence, live, share=p.bot_channel_share, min_channels=p.bot_min_channels
         ),
     )
-    if p.drop_suspected:
-        users, rows = engine.rows(
-            "SELECT count(DISTINCT uid), count(*) FROM _tg_chat_all "
-            "WHERE uid IN (SELECT login FROM _tg_suspected)"
-        )[0]
-        by_rule["suspected"] = {"users": int(users), "chatter_rows": int(rows)}
-        logins["suspected"] = [
-            r[0]
-            for r in engine.rows(
-                "SELECT u.viewer FROM _tg_suspected s JOIN _tg_uid u ON u.uid = s.login "
-                f"ORDER BY s.snapshots_flagged DESC, u.viewer LIMIT {_MAX_LISTED}"
-            )
-        ]
-        engine.view("_tg_chat", "SELECT * FROM _tg_chat_all "
-                    "WHERE uid NOT IN (SELECT login FROM _tg_suspected)")
-    else:
+    if not p.drop_suspected:
         engine.view("_tg_chat", "SELECT * FROM _tg_chat_all")
-    kept = _count(engine, "_tg_chat")
-    stats["chatter_rows"] = {"in_live_channels": raw, "after_bots": kept}
-    stats["removed_bots"] = by_rule
-    # The logins behind the counts (most chatter rows first), so a graph can be audited.
-    stats["removed_bot_logins"] = {rule: names[:_MAX_LISTED] for rule, names in logins.items()}
-    stats["suspected_bots"] = {
-        "flagged": _count(engine, "_tg_suspected"),
-        "dropped": p.drop_suspected,
-        "top": [
-            {"login": login, "snapshots_flagged": int(n), "max_share": round(float(s), 4)}
-            for login, n, s in engine.rows(
-                "SELECT u.viewer, s.snapshots_flagged, s.max_share FROM _tg_suspected s "
-                "JOIN _tg_uid u ON u.uid = s.login "
-                "ORDER BY s.snapshots_flagged DESC, s.max_share DESC, u.viewer LIMIT 20"
-            )
-        ],
-    }
+        return None
+    users, rows = engine.rows(
+        "SELECT count(DISTINCT uid), count(*) FROM _tg_chat_all "
+        "WHERE uid IN (SELECT login FROM _tg_suspected)"
+    )[0]
+    logins = [
+        r[0]
+        for r in engine.rows(
+            "SELECT u.viewer FROM _tg_suspected s JOIN _tg_uid u ON u.uid = s.login "
+            f"ORDER BY s.snapshots_flagged DESC, u.viewer LIMIT {_MAX_LISTED}"
+        )
+    ]
+    engine.view("_tg_chat", "SELECT * FROM _tg_chat_all "
+                "WHERE uid NOT IN (SELECT login FROM _tg_suspected)")
+    return {"users": int(users), "chatter_rows": int(rows)}, logins
 
 
 def _streamer_stats(engine: Engine, step: float) -> None:

@@ -509,14 +509,13 @@ def _insert_chatters(con: duckdb.DuckDBPyConnection, snapshot_id: int,
         raise ValueError(f"chatter source must be one of {SOURCES}, got {sorted(bad)}")
     frame = pd.DataFrame(rows, columns=["channel_login", "user_login", "source"])
     with registered(con, "_tg_chatters_in", frame):
-        # Keep one row per (channel, user): names before join before message.
+        # Keep one row per (channel, user): the source that comes first in SOURCES.
         con.execute(
             """INSERT INTO chatters
                SELECT ?, channel_login, user_login,
-                      arg_min(source, CASE source WHEN 'names' THEN 0
-                                                  WHEN 'join' THEN 1 ELSE 2 END)
+                      arg_min(source, list_position(?::VARCHAR[], source))
                FROM _tg_chatters_in GROUP BY channel_login, user_login""",
-            [snapshot_id],
+            [snapshot_id, list(SOURCES)],
         )
 
 

@@ -35,6 +35,10 @@ def test_demo_recovers_the_planted_communities(tmp_path):
         assert (result.graph_dir / name).exists(), name
     assert {"x", "y", "size", "community"} <= set(streamers.columns)
     assert any(line.startswith("build thresholds (demo scale):") for line in lines)
+    # The line names the thresholds the demo changes, and only those.
+    thresholds = next(line for line in lines if line.startswith("build thresholds"))
+    assert "every_nth=1" in thresholds and "drop_suspected=True" in thresholds
+    assert "weight=overlap" not in thresholds  # the study's default, unchanged
     assert sum("complete" in line for line in lines if line.startswith("snapshot")) == 4
     # Bots from the simulator's published list never become streamers or edges.
     bots = set(pd.read_csv(tmp_path / "bots.csv")["login"])

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from twitchgraph.store import (
+    SOURCES,
     SnapshotData,
     export_parquet,
     fail_snapshot,
@@ -60,6 +61,17 @@ def test_schema_matches_the_shared_contract_and_is_idempotent(tmp_path) -> None:
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
             "ORDER BY ordinal_position", [table]).fetchall()]
         assert got == columns, table
+
+
+def test_a_chatter_seen_several_ways_keeps_the_way_chat_ranks_first() -> None:
+    assert SOURCES == ("names", "join", "message")  # best first; the chat client ranks alike
+    con = open_store(":memory:")
+    data = _snapshot(n_streams=1)
+    data.chatters["chan00000"] = {"Ann": "message", "ann": "join", "ben": "message",
+                                  "BEN": "names", "cy": "join", "Cy": "names", "dee": "message"}
+    write_snapshot(con, data)
+    assert con.execute("SELECT user_login, source FROM chatters ORDER BY 1").fetchall() == [
+        ("ann", "join"), ("ben", "names"), ("cy", "names"), ("dee", "message")]
 
 
 def test_write_snapshot_stores_everything_and_completes() -> None:

@@ -14,6 +14,7 @@ from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import notice as _notice
 from twitchgraph.cli._app import out as _out
+from twitchgraph.errors import TwitchgraphError
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def serve(
     import uvicorn
 
     from twitchgraph.build_params import BuildParams
-    from twitchgraph.collect import parse_duration
+    from twitchgraph.durations import parse_duration
     from twitchgraph.evolve import parse_window
     from twitchgraph.rebuild import Rebuilder
     from twitchgraph.webapp import create_app
@@ -69,11 +70,11 @@ def serve(
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")
     try:
         every_s = parse_duration(rebuild_every)
-    except ValueError as exc:
+    except TwitchgraphError as exc:
         raise _fail(f"--rebuild-every: {exc}") from None
     try:
         windows = None if window.strip().lower() == "none" else parse_window(window)
-    except ValueError as exc:
+    except TwitchgraphError as exc:
         raise _fail(f"--window: {exc}") from None
     root = graph_dir or Path(f"{db}.serve")
     try:
@@ -85,7 +86,7 @@ def serve(
         params = BuildParams(every_nth=every_nth, language=language,
                              min_live_minutes=min_live_minutes, min_viewer_mean=min_viewer_mean,
                              min_chatter_mean=min_chatter_mean, min_weight=min_weight)
-    except ValueError as exc:
+    except TwitchgraphError as exc:
         raise _fail(str(exc)) from None
     rebuilder = Rebuilder(db, root, every_s=every_s or None, build_params=params,
                           resolution=resolution, layout_iterations=layout_iterations,

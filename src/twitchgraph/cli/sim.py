@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from twitchgraph.cli._app import app
+from twitchgraph.errors import TwitchgraphError
 
 sim_app = typer.Typer(
     help="A simulated Twitch on loopback (id service, Helix, chat, IGDB, Steam, GQL) for tests "
@@ -71,6 +72,8 @@ def serve(
     if duration is not None and not 0 <= duration < math.inf:
         raise _fail(f"sim serve: --for must be a number of seconds >= 0 (leave it out to serve "
                     f"until Ctrl-C), got {duration}")
+    if helix_points_per_minute < 1 or chat_joins_per_10s < 1:
+        raise _fail("sim serve: --helix-points-per-minute and --chat-joins-per-10s must be >= 1")
     _check_port(port, "--port")
     _check_port(chat_port, "--chat-port")
     for path, option in ((ground_truth, "--ground-truth"), (bot_list, "--bot-list"),
@@ -82,7 +85,7 @@ def serve(
             http_port=port, chat_port=chat_port, helix_points_per_minute=helix_points_per_minute,
             chat_joins_per_10s=chat_joins_per_10s,
         )
-    except ValueError as exc:
+    except TwitchgraphError as exc:  # e.g. an unknown fault, no channels
         raise _fail(f"sim serve: {exc}") from None
     except OSError as exc:
         raise _fail(f"sim serve: cannot listen ({exc.strerror or exc}); choose another --port "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twitchgraph.errors import BadValue
+
 __all__ = ["FAULTS", "SimConfig", "parse_faults"]
 
 FAULTS: dict[str, str] = {
@@ -22,14 +24,14 @@ FAULTS: dict[str, str] = {
 
 
 def parse_faults(faults: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
-    """Fault names from a tuple or a comma-separated string; unknown names raise ValueError."""
+    """Fault names from a tuple or a comma-separated string; unknown names raise BadValue."""
     if not faults:
         return ()
     items = faults.split(",") if isinstance(faults, str) else list(faults)
     names = tuple(dict.fromkeys(f.strip() for f in items if f.strip()))
     unknown = [f for f in names if f not in FAULTS]
     if unknown:
-        raise ValueError(
+        raise BadValue(
             f"unknown fault(s) {', '.join(unknown)}; choose from {', '.join(FAULTS)}"
         )
     return names

@@ -55,7 +55,7 @@ import numpy as np
 from twitchgraph.sim.catalog import GAMES, STEAM_CATEGORIES, STEAM_GENRES
 from twitchgraph.sim.clock import AcceleratedClock
 from twitchgraph.sim.config import SimConfig
-from twitchgraph.sim.population import Population, _uniform, igdb_record
+from twitchgraph.sim.population import Population, igdb_record, uniform
 
 __all__ = ["SimHTTP", "parse_apicalypse", "project_fields", "steam_catalogue"]
 
@@ -537,7 +537,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _helix_error(404, f"no route for {method} {path}")
             api = not path.startswith("/oauth2")
             if sim.config.has("slow"):
-                jitter = float(_uniform(sim.pop.seed, 71, sim.counts["requests"])[0])
+                jitter = float(uniform(sim.pop.seed, 71, sim.counts["requests"])[0])
                 time.sleep(0.05 + 0.2 * jitter)
             if api and (sim._take_armed("server_error", path)
                         or (sim.config.has("server_error") and n_api % 7 == 0)):
@@ -621,7 +621,7 @@ class _Handler(BaseHTTPRequestHandler):
             mask &= np.isin(langs, query["language"])
         game_by_ch = None
         if query.get("game_id"):
-            _, idx, _ = pop._session(ch, t)
+            _, idx, _ = pop.session(ch, t)
             game_by_ch = np.asarray([pop.game_ids[g] for g in pop.session_games(ch, idx)],
                                     dtype=object)
             mask &= np.isin(game_by_ch, query["game_id"])
@@ -642,7 +642,7 @@ class _Handler(BaseHTTPRequestHandler):
         if end < len(ch):
             nxt = end
             if sim.config.has("duplicate_pages"):
-                nxt = end - 1 - int(_uniform(pop.seed, 81, end)[0] * 3)
+                nxt = end - 1 - int(uniform(pop.seed, 81, end)[0] * 3)
             pagination = {"cursor": _encode_cursor(max(nxt, offset + 1))}
         elif sim.config.has("loop_cursor") and len(ch) > first:
             pagination = {"cursor": _encode_cursor(0, loop=True)}

@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from twitchgraph.errors import BadValue
 from twitchgraph.sim.catalog import GAMES, IGDB_GENRES, IGDB_THEMES, Game
 
-__all__ = ["Population", "igdb_record", "make_population", "to_rfc3339"]
+__all__ = ["Population", "igdb_record", "make_population", "to_rfc3339", "uniform"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def _uniform(seed: int, *keys: np.ndarray | int) -> np.ndarray:
+def uniform(seed: int, *keys: np.ndarray | int) -> np.ndarray:
     """Deterministic uniforms in [0, 1) from ``seed`` and integer keys (broadcast)."""
     h = _mix(np.asarray([seed], dtype=np.uint64))
     for key in keys:
@@ -155,7 +156,7 @@ class Population:
         return self._id_index.get(str(user_id))
 
     # ----- schedule and viewers ------------------------------------------------------------
-    def _session(self, ch: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def session(self, ch: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(live mask, session index, session start in sim seconds) for channels at time t."""
         period = self.ch_period[ch]
         pos = t + self.ch_phase[ch]
@@ -167,23 +168,23 @@ class Population:
     def live_channels(self, t: float) -> np.ndarray:
         """Indices of the channels live at sim time ``t``."""
         ch = np.arange(self.n_channels)
-        live, _, _ = self._session(ch, t)
+        live, _, _ = self.session(ch, t)
         return ch[live]
 
     def viewer_counts(self, ch: np.ndarray, t: float) -> np.ndarray:
         """Viewer counts of channels at sim time t (0 where offline)."""
         ch = np.asarray(ch, dtype=np.int64)
-        live, _, started = self._session(ch, t)
+        live, _, started = self.session(ch, t)
         age = t - started
         ramp = np.clip(0.35 + 0.65 * age / 1800.0, 0.35, 1.0)
         daily = 1.0 + 0.2 * np.sin(2 * np.pi * t / 86400.0 + self.ch_daily_phase[ch])
-        noise = 1.0 + 0.2 * (_uniform(self.seed, 11, ch, int(t // 60)) - 0.5)
+        noise = 1.0 + 0.2 * (uniform(self.seed, 11, ch, int(t // 60)) - 0.5)
         v = np.floor(self.ch_base[ch] * ramp * daily * noise).astype(np.int64)
         return np.where(live, v, 0)
 
     def session_games(self, ch: np.ndarray, sessions: np.ndarray) -> list[int]:
         """Catalogue index of the game each (channel, session) is played."""
-        u = _uniform(self.seed, 12, ch, sessions)
+        u = uniform(self.seed, 12, ch, sessions)
         out = []
         for c, x in zip(ch.tolist(), u.tolist(), strict=True):
             games = self.ch_games[c]
@@ -196,14 +197,14 @@ class Population:
                 viewers: np.ndarray | None = None) -> list[dict | None]:
         """Helix stream objects of channels at sim time t (None where offline), in one pass."""
         ch = np.asarray(ch, dtype=np.int64)
-        live, idx, started = self._session(ch, t)
+        live, idx, started = self.session(ch, t)
         if viewers is None:
             viewers = self.viewer_counts(ch, t)
         games = self.session_games(ch, idx)
         key = (np.uint64(self.seed) * np.uint64(1_000_003) + ch.astype(np.uint64)
                * np.uint64(7919) + idx.astype(np.uint64))
         sids = (_mix(key) % np.uint64(9_000_000_000)).astype(np.int64) + 40_000_000_000
-        n_title = (_uniform(self.seed, 13, ch, idx) * len(_TITLES)).astype(np.int64)
+        n_title = (uniform(self.seed, 13, ch, idx) * len(_TITLES)).astype(np.int64)
         out: list[dict | None] = []
         for i, c in enumerate(ch.tolist()):
             if not live[i]:
@@ -252,7 +253,7 @@ class Population:
         out: list[tuple[float, int, int, int]] = []
         for c in ch[(k_hi >= k_lo) & (duty < 1.0)].tolist():
             for k in range(int(k_lo[c]), int(k_hi[c]) + 1):
-                if _uniform(self.seed, 40, c, k)[0] >= share:
+                if uniform(self.seed, 40, c, k)[0] >= share:
                     continue
                 t = float(k * period[c] - phase[c] + live_len[c])
                 viewers = int(self.viewer_counts(np.asarray([c]), t - 1.0)[0])
@@ -264,7 +265,7 @@ class Population:
                     self.acc_community[live] == self.acc_community[c], home_weight, 1.0)
                 if weight.sum() <= 0:
                     continue
-                pick = _uniform(self.seed, 41, c, k)[0] * weight.sum()
+                pick = uniform(self.seed, 41, c, k)[0] * weight.sum()
                 target = int(live[min(len(live) - 1, int(np.searchsorted(np.cumsum(weight),
                                                                          pick, side="right")))])
                 out.append((t, int(c), target, viewers))
@@ -294,7 +295,7 @@ class Population:
         if hit is not None:
             return hit
         tm = key[1] * 60.0
-        live, _, _ = self._session(np.asarray([c]), tm)
+        live, _, _ = self.session(np.asarray([c]), tm)
         if not live[0]:
             out = np.empty(0, dtype=np.int64)
         else:
@@ -303,15 +304,15 @@ class Population:
             v = int(self.viewer_counts(np.asarray([c]), tm)[0])
             k = min(len(members), int(round(v * self.ch_chat_ratio[c])))
             if k > 0:
-                offset = _uniform(self.seed, 21, members) * self.churn_s
+                offset = uniform(self.seed, 21, members) * self.churn_s
                 epoch = np.floor((tm + offset) / self.churn_s).astype(np.int64)
-                score = self.pool_loyalty[lo:hi] + 0.6 * _uniform(self.seed, 22, c, members, epoch)
+                score = self.pool_loyalty[lo:hi] + 0.6 * uniform(self.seed, 22, c, members, epoch)
                 top = np.argpartition(-score, k - 1)[:k] if k < len(members) else slice(None)
                 present = members[top]
             else:
                 present = np.empty(0, dtype=np.int64)
             bots = np.arange(len(self.bot_logins))
-            in_room = _uniform(self.seed, 23, bots, c) < self.bot_share
+            in_room = uniform(self.seed, 23, bots, c) < self.bot_share
             bot_acc = self.n_channels + self.n_viewers + bots[in_room]
             out = np.sort(np.concatenate([present.astype(np.int64), bot_acc]))
         with self._cache_lock:
@@ -333,7 +334,7 @@ class Population:
         total = float(w.sum())
         if total <= 0:
             return []
-        r = _uniform(self.seed, 31, c, salt, np.arange(n)) * total
+        r = uniform(self.seed, 31, c, salt, np.arange(n)) * total
         return [int(a) for a in present[np.searchsorted(np.cumsum(w), r, side="right")
                                         .clip(0, len(present) - 1)]]
 
@@ -491,15 +492,15 @@ def make_population(
     (50, 4)
     """
     if channels < 1 or users < 1:
-        raise ValueError(f"channels and users must be >= 1, got {channels} and {users}")
+        raise BadValue(f"channels and users must be >= 1, got {channels} and {users}")
     if not 0 < live_fraction <= 1:
-        raise ValueError(f"live_fraction must be in (0, 1], got {live_fraction}")
+        raise BadValue(f"live_fraction must be in (0, 1], got {live_fraction}")
     if not 0 <= home_share <= 1:
-        raise ValueError(f"home_share must be in [0, 1], got {home_share}")
+        raise BadValue(f"home_share must be in [0, 1], got {home_share}")
     rng = np.random.default_rng(seed)
     k_comm = communities if communities is not None else int(np.clip(channels // 40, 4, 8))
     if k_comm < 1:
-        raise ValueError(f"communities must be >= 1, got {k_comm}")
+        raise BadValue(f"communities must be >= 1, got {k_comm}")
     start = (start or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC)
 
     # The helpers draw from `rng` in this order; changing the order changes every world.

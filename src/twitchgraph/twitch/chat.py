@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from twitchgraph.clock import Clock, SystemClock
+from twitchgraph.store import SOURCES
 from twitchgraph.twitch.endpoints import Endpoints
 from twitchgraph.twitch.retry import Backoff
 
@@ -46,7 +47,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CAPABILITIES = "twitch.tv/membership twitch.tv/tags twitch.tv/commands"
-_RANK = {"names": 0, "join": 1, "message": 2}
+_RANK = {source: rank for rank, source in enumerate(SOURCES)}  # the store's preference order
 _HEALTHY_S = 10.0  # a connection that lasted this long was fine: reset the reconnect backoff
 
 Opener = Callable[[str, int, bool], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
