@@ -16,7 +16,7 @@ from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
 from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.export.kuzu_db import export_kuzu  # noqa: E402
-from twitchgraph.export.neo4j import export_neo4j  # noqa: E402
+from twitchgraph.export.neo4j import NEO4J_FILES, export_neo4j  # noqa: E402
 from twitchgraph.export.query import README_QUERIES, run_query  # noqa: E402
 from twitchgraph.graphio import GraphData, read_graph_dir  # noqa: E402
 
@@ -54,6 +54,7 @@ def test_headers_follow_neo4j_admin_format(exported):
     assert "--relationships=RAIDED=raids.csv" in script
     assert _header(out / "raids.csv") == [":START_ID(Streamer)", ":END_ID(Streamer)",
                                           "raids:long", "viewers_total:long", ":TYPE"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(NEO4J_FILES)
 
 
 _TYPED = re.compile(r"^(?P<name>[^:]*)(?::(?P<kind>[A-Za-z_\[\]]+)(?:\((?P<group>\w+)\))?)?$")

@@ -37,11 +37,21 @@ __all__ = ["NEO4J_FILES", "export_neo4j", "neo4j_header"]
 
 logger = logging.getLogger(__name__)
 
-NEO4J_FILES = ("streamers.csv", "games.csv", "overlaps.csv", "played.csv", "raids.csv",
-               "import.sh", "load.cypher", "queries.cypher")
 REL_OVERLAP = "HAS_VIEWERSHIP_OVERLAPPED_WITH"
 REL_PLAYED = "PLAYED"
 REL_RAIDED = "RAIDED"
+# The export, one row a file: node files (file, label, properties; the first property is the
+# key), then relationship files (file, start label, type, end label, properties). The CSV
+# headers, import.sh and load.cypher are all made from these two tables.
+NODE_FILES = (("streamers.csv", "Streamer", STREAMER_PROPS), ("games.csv", "Game", GAME_PROPS))
+RELATIONSHIP_FILES = (
+    ("overlaps.csv", "Streamer", REL_OVERLAP, "Streamer", OVERLAP_PROPS),
+    ("played.csv", "Streamer", REL_PLAYED, "Game", PLAYED_PROPS),
+    ("raids.csv", "Streamer", REL_RAIDED, "Streamer", RAID_PROPS),
+)
+NEO4J_FILES = (*(f[0] for f in NODE_FILES), *(f[0] for f in RELATIONSHIP_FILES),
+               "import.sh", "load.cypher", "queries.cypher")
+_KEYS = {label: props[0][0] for _, label, props in NODE_FILES}
 # Kùzu type -> neo4j-admin header type.
 _TYPES = {"STRING": "string", "DOUBLE": "float", "INT64": "long", "STRING[]": "string[]"}
 
@@ -94,24 +104,16 @@ def export_neo4j(data: GraphData, out_dir: str | os.PathLike) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     played, games = played_and_games(data)
 
-    s_props, g_props = STREAMER_PROPS, GAME_PROPS
-    s_header = ["login:ID(Streamer)"] + [neo4j_header(n, k) for n, k, _ in s_props[1:]]
-    g_header = ["name:ID(Game)"] + [neo4j_header(n, k) for n, k, _ in g_props[1:]]
-    _write(out / "streamers.csv", s_header + [":LABEL"],
-           _node_rows(data.streamers, s_props, "Streamer"))
-    _write(out / "games.csv", g_header + [":LABEL"], _node_rows(games, g_props, "Game"))
-    _write(out / "overlaps.csv",
-           [":START_ID(Streamer)", ":END_ID(Streamer)"]
-           + [neo4j_header(n, k) for n, k, _ in OVERLAP_PROPS] + [":TYPE"],
-           _rel_rows(data.edges, OVERLAP_PROPS, REL_OVERLAP))
-    _write(out / "played.csv",
-           [":START_ID(Streamer)", ":END_ID(Game)"]
-           + [neo4j_header(n, k) for n, k, _ in PLAYED_PROPS] + [":TYPE"],
-           _rel_rows(played, PLAYED_PROPS, REL_PLAYED))
-    _write(out / "raids.csv",
-           [":START_ID(Streamer)", ":END_ID(Streamer)"]
-           + [neo4j_header(n, k) for n, k, _ in RAID_PROPS] + [":TYPE"],
-           _rel_rows(known_raids(data), RAID_PROPS, REL_RAIDED))
+    tables = {"streamers.csv": data.streamers, "games.csv": games, "overlaps.csv": data.edges,
+              "played.csv": played, "raids.csv": known_raids(data)}
+    for name, label, props in NODE_FILES:
+        header = [f"{props[0][0]}:ID({label})"]
+        header += [neo4j_header(n, k) for n, k, _ in props[1:]] + [":LABEL"]
+        _write(out / name, header, _node_rows(tables[name], props, label))
+    for name, start, rel, end, props in RELATIONSHIP_FILES:
+        header = [f":START_ID({start})", f":END_ID({end})"]
+        header += [neo4j_header(n, k) for n, k, _ in props] + [":TYPE"]
+        _write(out / name, header, _rel_rows(tables[name], props, rel))
     (out / "import.sh").write_text(_import_script(), encoding="utf-8")
     (out / "load.cypher").write_text(load_cypher(), encoding="utf-8")
     (out / "queries.cypher").write_text(queries_cypher(), encoding="utf-8")
@@ -120,17 +122,19 @@ def export_neo4j(data: GraphData, out_dir: str | os.PathLike) -> Path:
 
 
 def _import_script() -> str:
-    return """#!/usr/bin/env bash
-# Bulk import into an EMPTY Neo4j database (stop the server first). Usage: bash import.sh [db]
-set -euo pipefail
-cd "$(dirname "$0")"
-neo4j-admin database import full "${1:-neo4j}" \\
-  --nodes=Streamer=streamers.csv --nodes=Game=games.csv \\
-  --relationships=HAS_VIEWERSHIP_OVERLAPPED_WITH=overlaps.csv \\
-  --relationships=PLAYED=played.csv \\
-  --relationships=RAIDED=raids.csv \\
-  --array-delimiter=';' --multiline-fields=true --overwrite-destination=true
-"""
+    files = [f"--nodes={label}={name}" for name, label, _ in NODE_FILES]
+    files += [f"--relationships={rel}={name}" for name, _, rel, _, _ in RELATIONSHIP_FILES]
+    lines = [
+        "#!/usr/bin/env bash",
+        "# Bulk import into an EMPTY Neo4j database (stop the server first). "
+        "Usage: bash import.sh [db]",
+        "set -euo pipefail",
+        'cd "$(dirname "$0")"',
+        'neo4j-admin database import full "${1:-neo4j}" \\',
+        *(f"  {arg} \\" for arg in files),
+        "  --array-delimiter=';' --multiline-fields=true --overwrite-destination=true",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _set_clause(var: str, props, *, skip_first: bool) -> str:
@@ -155,42 +159,36 @@ def load_cypher() -> str:
     The file location is the parameter ``$base`` (e.g. ``'file:///'`` when the CSVs are in
     Neo4j's import directory).
     """
+    csvs = [f[0] for f in NODE_FILES + RELATIONSHIP_FILES]
+    constraints = "\n".join(
+        f"CREATE CONSTRAINT {label.lower()}_{props[0][0]} IF NOT EXISTS FOR (n:{label}) "
+        f"REQUIRE n.{props[0][0]} IS UNIQUE;" for _, label, props in NODE_FILES)
+    loads = "\n".join([*(_load_nodes(*f) for f in NODE_FILES),
+                       *(_load_relationships(*f) for f in RELATIONSHIP_FILES)])
     return f"""// Load the twitchgraph export into a running Neo4j 5 (cypher-shell or Browser).
-// Copy streamers.csv, games.csv, overlaps.csv, played.csv and raids.csv into Neo4j's import
-// directory,
+// Copy the CSV files into Neo4j's import directory ({", ".join(csvs)}),
 // then set the parameter and run this file:
 //   cypher-shell --param "base => 'file:///'" -f load.cypher
 // Re-running it is safe: MERGE updates existing nodes and relationships.
 
-CREATE CONSTRAINT streamer_login IF NOT EXISTS FOR (s:Streamer) REQUIRE s.login IS UNIQUE;
-CREATE CONSTRAINT game_name IF NOT EXISTS FOR (g:Game) REQUIRE g.name IS UNIQUE;
+{constraints}
 
-LOAD CSV WITH HEADERS FROM $base + 'streamers.csv' AS row
-MERGE (s:Streamer {{login: row.`login:ID(Streamer)`}})
-SET {_set_clause("s", STREAMER_PROPS, skip_first=True)};
+{loads}"""
 
-LOAD CSV WITH HEADERS FROM $base + 'games.csv' AS row
-MERGE (g:Game {{name: row.`name:ID(Game)`}})
-SET {_set_clause("g", GAME_PROPS, skip_first=True)};
 
-LOAD CSV WITH HEADERS FROM $base + 'overlaps.csv' AS row
-MATCH (a:Streamer {{login: row.`:START_ID(Streamer)`}})
-MATCH (b:Streamer {{login: row.`:END_ID(Streamer)`}})
-MERGE (a)-[r:{REL_OVERLAP}]->(b)
-SET {_set_clause("r", OVERLAP_PROPS, skip_first=False)};
+def _load_nodes(name: str, label: str, props) -> str:
+    key = _KEYS[label]
+    return (f"LOAD CSV WITH HEADERS FROM $base + '{name}' AS row\n"
+            f"MERGE (n:{label} {{{key}: row.`{key}:ID({label})`}})\n"
+            f"SET {_set_clause('n', props, skip_first=True)};\n")
 
-LOAD CSV WITH HEADERS FROM $base + 'played.csv' AS row
-MATCH (s:Streamer {{login: row.`:START_ID(Streamer)`}})
-MATCH (g:Game {{name: row.`:END_ID(Game)`}})
-MERGE (s)-[p:{REL_PLAYED}]->(g)
-SET {_set_clause("p", PLAYED_PROPS, skip_first=False)};
 
-LOAD CSV WITH HEADERS FROM $base + 'raids.csv' AS row
-MATCH (a:Streamer {{login: row.`:START_ID(Streamer)`}})
-MATCH (b:Streamer {{login: row.`:END_ID(Streamer)`}})
-MERGE (a)-[r:{REL_RAIDED}]->(b)
-SET {_set_clause("r", RAID_PROPS, skip_first=False)};
-"""
+def _load_relationships(name: str, start: str, rel: str, end: str, props) -> str:
+    return (f"LOAD CSV WITH HEADERS FROM $base + '{name}' AS row\n"
+            f"MATCH (a:{start} {{{_KEYS[start]}: row.`:START_ID({start})`}})\n"
+            f"MATCH (b:{end} {{{_KEYS[end]}: row.`:END_ID({end})`}})\n"
+            f"MERGE (a)-[r:{rel}]->(b)\n"
+            f"SET {_set_clause('r', props, skip_first=False)};\n")
 
 
 def queries_cypher() -> str:
