@@ -358,16 +358,7 @@ def extract_dataset(
                              bad_lines=splits.bad_lines,
                              classes_without_splits=splits.without_splits)
     total_frames, todo, other_settings = _plan(used, videos_dir, rawframes, wanted)
-    if other_settings and not force:
-        key, diff = other_settings[0]
-        raise SettingsMismatchError(
-            f"{out} holds {len(other_settings)} clip(s) extracted with other settings "
-            f"({'; '.join(diff)}; e.g. {key}): rerun with the old settings to resume, pass "
-            "--force to redo them with the new ones, or choose a new OUT"
-        )
-    if other_settings:
-        logger.warning("--force: redoing %d clip(s) extracted with other settings",
-                       len(other_settings))
+    _refuse_other_settings(out, other_settings, force)
     with writing(out):
         rawframes.mkdir(parents=True, exist_ok=True)
         write_classes(splits.classes, out / "classes.txt")
@@ -380,37 +371,16 @@ def extract_dataset(
                disable=not progress, dynamic_ncols=True)
 
     def record(result: ClipResult) -> None:
-        if result.error is None:
-            total_frames[result.key] = result.frames
-            summary.extracted_now += 1
-            summary.frames_extracted += result.frames
-            if result.partial:
-                summary.partial.append({"clip": result.key, "frames": str(result.frames),
-                                        "reason": result.partial})
-        elif result.disk_full:
+        if result.disk_full:
             raise _disk_full(out, result, total_frames, len(used))
-        else:
-            cls, clip = result.key.split("/", 1)
-            summary.failed.append({"clip": result.key, "path": str(videos_dir / cls / clip),
-                                   "reason": result.error})
-            # Reported once, by the caller (the CLI lists skipped clips); debug for others.
-            logger.debug("skipped %s: %s", result.key, result.error)
+        _count(summary, total_frames, result, videos_dir)
         elapsed = time.perf_counter() - start
         bar.set_postfix_str(f"{summary.frames_extracted / max(elapsed, 1e-9):.1f} frames/s, "
                             f"{len(summary.failed)} failed", refresh=False)
         bar.update(1)
 
     try:
-        if options.flow == "tvl1-torch":
-            from twostream.extract_batched import extract_batched
-
-            extract_batched(todo, options, record=record, device=device, flow_batch=flow_batch,
-                            workers=min(workers, max(len(todo), 1)), worker_init=init_worker)
-        elif workers == 1 or len(todo) <= 1:
-            for video, clip_dir, key in todo:
-                record(_extract_job(video, clip_dir, options, key))
-        else:
-            _extract_in_processes(todo, options, workers, record)
+        _run_jobs(todo, options, record, workers=workers, device=device, flow_batch=flow_batch)
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - start
@@ -429,6 +399,56 @@ def extract_dataset(
         len(summary.failed), summary.frames_per_second,
     )
     return summary
+
+
+def _refuse_other_settings(out: Path, other_settings: list[tuple[str, list[str]]],
+                           force: bool) -> None:
+    """Stop before touching anything when ``out`` holds clips made with other settings,
+    unless ``force`` (then they are redone)."""
+    if other_settings and not force:
+        key, diff = other_settings[0]
+        raise SettingsMismatchError(
+            f"{out} holds {len(other_settings)} clip(s) extracted with other settings "
+            f"({'; '.join(diff)}; e.g. {key}): rerun with the old settings to resume, pass "
+            "--force to redo them with the new ones, or choose a new OUT"
+        )
+    if other_settings:
+        logger.warning("--force: redoing %d clip(s) extracted with other settings",
+                       len(other_settings))
+
+
+def _count(summary: ExtractSummary, total_frames: dict[str, int], result: ClipResult,
+           videos_dir: Path) -> None:
+    """Add one finished or skipped clip to the summary (and a finished one to the lists)."""
+    if result.error is None:
+        total_frames[result.key] = result.frames
+        summary.extracted_now += 1
+        summary.frames_extracted += result.frames
+        if result.partial:
+            summary.partial.append({"clip": result.key, "frames": str(result.frames),
+                                    "reason": result.partial})
+    else:
+        cls, clip = result.key.split("/", 1)
+        summary.failed.append({"clip": result.key, "path": str(videos_dir / cls / clip),
+                               "reason": result.error})
+        # Reported once, by the caller (the CLI lists skipped clips); debug for others.
+        logger.debug("skipped %s: %s", result.key, result.error)
+
+
+def _run_jobs(todo: list[tuple[str, str, str]], options: ExtractSettings,
+              record: Callable[[ClipResult], None], *, workers: int, device: str,
+              flow_batch: int | None) -> None:
+    """Extract the ``todo`` clips the way ``options.flow`` and ``workers`` call for."""
+    if options.flow == "tvl1-torch":
+        from twostream.extract_batched import extract_batched
+
+        extract_batched(todo, options, record=record, device=device, flow_batch=flow_batch,
+                        workers=min(workers, max(len(todo), 1)), worker_init=init_worker)
+    elif workers == 1 or len(todo) <= 1:
+        for video, clip_dir, key in todo:
+            record(_extract_job(video, clip_dir, options, key))
+    else:
+        _extract_in_processes(todo, options, workers, record)
 
 
 def _extract_in_processes(todo: list[tuple[str, str, str]], options: ExtractSettings,
