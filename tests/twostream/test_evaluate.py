@@ -124,14 +124,20 @@ def test_a_crash_half_way_leaves_the_previous_result_set_whole(trained, tmp_path
     load_scores(run, 1, "train")  # still one consistent set
 
 
-def test_a_full_disk_mid_write_leaves_the_previous_results_whole(trained, tmp_path, monkeypatch):
-    from twostream import evaluate as evaluate_mod
-
-    root, out = trained
+@pytest.fixture()
+def evaluated(trained, tmp_path):
+    """A copy of the trained run with splits 1 and 2 evaluated (so with eval_summary.json)."""
     run = tmp_path / "run"
-    shutil.copytree(out, run)
+    shutil.copytree(trained[1], run)
     evaluate_run(run, splits=[1, 2], segments=2, score_train=False, device="cpu",
                  progress=False)
+    return run
+
+
+def test_a_full_disk_mid_write_leaves_the_previous_results_whole(evaluated, monkeypatch):
+    from twostream import evaluate as evaluate_mod
+
+    run = evaluated
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     save_scores = evaluate_mod._save_scores
 
@@ -149,14 +155,10 @@ def test_a_full_disk_mid_write_leaves_the_previous_results_whole(trained, tmp_pa
     assert load_scores(run, 1)["scores"].shape[1] == 6
 
 
-def test_an_interrupted_summary_keeps_the_previous_one(trained, tmp_path, monkeypatch):
+def test_an_interrupted_summary_keeps_the_previous_one(evaluated, monkeypatch):
     from twostream import atomic
 
-    root, out = trained
-    run = tmp_path / "run"
-    shutil.copytree(out, run)
-    evaluate_run(run, splits=[1, 2], segments=2, score_train=False, device="cpu",
-                 progress=False)
+    run = evaluated
     summary = (run / "eval_summary.json").read_bytes()
     replace = os.replace
 
