@@ -26,8 +26,11 @@ def atomic_files(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]
 
     The block must write every temporary path (by any means: ``torch.save``, ``savefig``,
     ``open``). When it returns, each is flushed to disk (fsync), then all are renamed onto
-    ``paths`` in the order given, so the last one can mark a set as whole. When it raises
-    (``KeyboardInterrupt`` too), no path is touched and the temporary files are removed.
+    ``paths`` in the order given. When it raises (``KeyboardInterrupt`` too), no path is
+    touched and the temporary files are removed. Each rename is atomic, a set of them is not:
+    a kill between two renames leaves the first files new and the rest old, each whole, so a
+    set that must match marks its files (as ``twostream evaluate`` does with an id) and puts
+    the file that names the set last.
 
     Examples:
         >>> import tempfile
