@@ -102,6 +102,7 @@ def test_killed_and_resumed_run_ends_with_identical_weights(raw, tmp_path, monke
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
 
 
+@pytest.mark.slow
 def test_a_kill_while_saving_keeps_the_last_checkpoint_and_metrics(raw, tmp_path, monkeypatch):
     config = _config(raw, tmp_path / "run", epochs=1, val_segments=0)
     main(config)
