@@ -15,13 +15,14 @@ Writes into the run folder, per evaluated split ``k``:
 * ``confusion_split{k}.png`` - the row-normalised confusion matrix.
 
 With several splits, ``eval_summary.json`` holds the mean and standard deviation over splits.
+Every file is written atomically (:mod:`twostream.atomic`): an interrupted evaluation leaves
+the previous results whole.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from twostream.atomic import atomic_files, write_text_atomic
 from twostream.datasets import (
     Clip,
     DatasetError,
@@ -277,16 +279,10 @@ def _write_result_set(run_dir: Path, split: int, scored: dict[str, Any],
     if train_scored is not None:
         writers = {scores_path(run_dir, split, "train").name:
                    lambda p: _save_scores(p, train_scored, evaluation), **writers}
-    # The extension stays last: matplotlib picks the image format from it.
-    tmp = {name: run_dir / f".tmp-{os.getpid()}-{name}" for name in writers}
-    try:
-        for name, write in writers.items():
-            write(tmp[name])
-        for name in writers:  # eval_split{k}.json is last: it names the set
-            os.replace(tmp[name], run_dir / name)
-    finally:
-        for path in tmp.values():
-            path.unlink(missing_ok=True)
+    # eval_split{k}.json is renamed last: it names the set.
+    with atomic_files([run_dir / name for name in writers]) as tmps:
+        for write, tmp in zip(writers.values(), tmps, strict=True):
+            write(tmp)
 
 
 def evaluate_run(
@@ -359,7 +355,6 @@ def evaluate_run(
     }
     if len(reports) > 1:
         with writing(run_dir):
-            (run_dir / EVAL_SUMMARY).write_text(
-                json.dumps({"splits": sorted(reports), **summary}, indent=2), encoding="utf-8"
-            )
+            write_text_atomic(run_dir / EVAL_SUMMARY,
+                              json.dumps({"splits": sorted(reports), **summary}, indent=2))
     return {"splits": reports, "summary": summary}

@@ -11,13 +11,13 @@ stays outside, as in :mod:`twostream.datasets`.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from twostream.atomic import atomic_file
 from twostream.errors import TwostreamError
 from twostream.options import parse_splits
 from twostream.runs import load_stream_model, trained_splits
@@ -44,29 +44,32 @@ def export_onnx(
     shape = (1, run["in_chans"], run["crop"], run["crop"])
     out.parent.mkdir(parents=True, exist_ok=True)
     # Written aside and renamed: a full disk or a kill never leaves a partial .onnx at OUT.
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
-            torch.onnx.export(
-                model, (torch.zeros(shape),), str(tmp), dynamo=False, opset_version=opset,
-                input_names=["input"], output_names=["logits"],
-                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-            )
-        import onnx
-
-        proto = onnx.load(str(tmp))
-        for key, value in (("classes", "\n".join(run["classes"])), ("stream", run["stream"]),
-                           ("arch", run["arch"])):
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.checker.check_model(proto)
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
+        with atomic_file(out) as tmp:
+            _write_onnx(model, run, shape, tmp, opset)
     except OSError as exc:
         raise TwostreamError(f"cannot write {out}: {exc.strerror or exc}; nothing was "
                              "written there") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return {"path": str(out), "split": split, "input_shape": list(shape),
             "classes": run["classes"]}
+
+
+def _write_onnx(model: torch.nn.Module, run: dict[str, Any], shape: tuple[int, ...],
+                path: Path, opset: int) -> None:
+    """The ONNX graph of ``model`` with the run's classes, stream and arch as metadata."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
+        torch.onnx.export(
+            model, (torch.zeros(shape),), str(path), dynamo=False, opset_version=opset,
+            input_names=["input"], output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in (("classes", "\n".join(run["classes"])), ("stream", run["stream"]),
+                       ("arch", run["arch"])):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))

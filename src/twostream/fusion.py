@@ -20,15 +20,16 @@ list and the clips of each split; otherwise :class:`FusionError` says which.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from twostream.atomic import atomic_files, write_text_atomic
 from twostream.errors import TwostreamError, writing
 from twostream.evaluate import classification_report, load_scores
 from twostream.runs import checkpoint_path, file_sha256, fusion_model_path, load_run, scores_path
@@ -265,9 +266,7 @@ def _save_fusion(spatial_run: str | Path, temporal_run: str | Path,
         if old.get("temporal_run") == temporal:
             saved["splits"] = old.get("splits", {})
     saved["splits"].update({str(k): v for k, v in learned.items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(saved, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(saved, indent=2))
     return path
 
 
@@ -360,9 +359,12 @@ def fuse_runs(
 ) -> dict[str, Any]:
     """Fuse two evaluated runs on each split and write ``fusion.csv`` and ``fusion.json``.
 
-    ``out`` defaults to the spatial run's folder. Returns ``{"splits", "results", "table"}``
-    where ``results[str(k)][method]`` is a classification report (see
-    :func:`twostream.evaluate.classification_report`).
+    ``out`` defaults to the spatial run's folder. What was learned from the training clips
+    goes to ``SPATIAL_RUN/fusion_model.json`` whatever ``out`` is: ``twostream predict`` reads
+    it there. Each file is written atomically (:mod:`twostream.atomic`).
+
+    Returns ``{"splits", "results", "table"}`` where ``results[str(k)][method]`` is a
+    classification report (see :func:`twostream.evaluate.classification_report`).
 
     Raises:
         FusionError: different streams, class lists, splits or clips.
@@ -397,12 +399,20 @@ def fuse_runs(
     out_dir = Path(out) if out is not None else Path(spatial_run)
     with writing(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "fusion.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
-        with (out_dir / "fusion.csv").open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["split", "method", "top1", "top5", "mean_class_accuracy"])
-            for k in splits:
-                for m in METHODS:
-                    r = results[str(k)][m]
-                    writer.writerow([k, m, r["top1"], r["top5"], r["mean_class_accuracy"]])
+        # One set: a failure while writing either leaves both previous files in place.
+        with atomic_files([out_dir / "fusion.json", out_dir / "fusion.csv"]) as (js, cs):
+            js.write_text(json.dumps(table, indent=2), encoding="utf-8")
+            cs.write_text(_csv_text(table), encoding="utf-8", newline="")
     return {**table, "table": text}
+
+
+def _csv_text(table: dict[str, Any]) -> str:
+    """``fusion.csv``: one row per split and method."""
+    f = io.StringIO()
+    writer = csv.writer(f)
+    writer.writerow(["split", "method", "top1", "top5", "mean_class_accuracy"])
+    for k in table["splits"]:
+        for m in METHODS:
+            r = table["results"][str(k)][m]
+            writer.writerow([k, m, r["top1"], r["top5"], r["mean_class_accuracy"]])
+    return f.getvalue()

@@ -3,7 +3,8 @@
 ``twostream train`` writes ``run.json`` and ``checkpoint_split{k}.pt``; ``twostream evaluate``
 adds ``scores_split{k}.npz``, ``train_scores_split{k}.npz``, ``eval_split{k}.json``,
 ``confusion_split{k}.png`` and ``eval_summary.json``; ``twostream fuse`` adds
-``fusion_model.json`` to the spatial run.
+``fusion_model.json`` to the spatial run (and ``fusion.csv``/``fusion.json`` unless ``--out``
+sends them elsewhere). Each is written atomically (:mod:`twostream.atomic`).
 """
 
 from __future__ import annotations

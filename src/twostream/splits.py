@@ -21,6 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from twostream.atomic import write_text_atomic
 from twostream.errors import TwostreamError
 
 __all__ = [
@@ -122,8 +123,8 @@ def read_classes(videos_dir: str | os.PathLike[str]) -> list[str]:
 
 
 def write_classes(classes: list[str], path: str | os.PathLike[str]) -> None:
-    """Write one class name per line, in label order."""
-    Path(path).write_text("".join(f"{c}\n" for c in classes), encoding="utf-8")
+    """Write one class name per line, in label order (atomically: train reads it)."""
+    write_text_atomic(path, "".join(f"{c}\n" for c in classes))
 
 
 def _decode(raw: bytes) -> str:

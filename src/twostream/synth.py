@@ -29,6 +29,7 @@ import av
 import cv2
 import numpy as np
 
+from twostream.atomic import write_text_atomic
 from twostream.errors import OptionError, TwostreamError, writing
 
 __all__ = [
@@ -352,7 +353,7 @@ def make_synthetic_dataset(
     # Written last: its presence says the dataset is whole, and what made it.
     record = {"classes": names, "clips_per_class": clips_per_class, "seed": seed,
               "width": width, "height": height, "frames": frames, "fps": fps}
-    (out / SYNTH_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / SYNTH_RECORD, json.dumps(record, indent=2) + "\n")
     logger.info("wrote %d classes x %d clips to %s", classes, clips_per_class, out)
     return info
 

@@ -5,7 +5,8 @@ The loop reads top to bottom, in the style of torchvision's ``references/`` scri
 or, under ``torchrun``, as DistributedDataParallel (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``;
 gloo on CPU, nccl on CUDA; each rank trains on its shard, rank 0 writes every file).
 
-Run folder (``RUN_DIR``; :mod:`twostream.runs` names its files and reads them back)::
+Run folder (``RUN_DIR``; :mod:`twostream.runs` names its files and reads them back; each is
+written atomically, :mod:`twostream.atomic`, so a kill never leaves one truncated)::
 
     run.json                  stream, arch, crop, L, bound, class list, rawframes folder and
                               the extraction settings (from extract_report.json; predict
@@ -52,6 +53,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from twostream.atomic import atomic_file, write_text_atomic
 from twostream.datasets import (
     DatasetError,
     RawframeDataset,
@@ -334,9 +336,8 @@ def _reschedule(scheduler: torch.optim.lr_scheduler.CosineAnnealingLR, total_ste
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill mid-save never leaves a truncated checkpoint
+    with atomic_file(path) as tmp:  # a kill mid-save never leaves a truncated checkpoint
+        torch.save(obj, tmp)
 
 
 def _append_metrics(path: Path, row: dict[str, Any]) -> None:
@@ -350,7 +351,7 @@ def _append_metrics(path: Path, row: dict[str, Any]) -> None:
                 if not (int(r["split"]) == row["split"] and int(r["epoch"]) >= row["epoch"])
             ]
     rows.append(row)
-    with path.open("w", newline="") as f:
+    with atomic_file(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
@@ -397,7 +398,8 @@ def _plot_curves(metrics: Path, out: Path, title: str) -> None:
 
     with metrics.open(newline="") as f:
         fig = curves_figure(list(csv.DictReader(f)), title)
-    fig.savefig(out, dpi=100)
+    with atomic_file(out) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -491,7 +493,7 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
         logger.warning("%s does not record how its frames and flow were extracted (no "
                        "extract_report.json): run.json says 'unknown', and predict will ask "
                        "for --flow, --short-side and --bound", config.rawframes)
-    path.write_text(json.dumps(run, indent=2), encoding="utf-8")
+    write_text_atomic(path, json.dumps(run, indent=2))
 
 
 def _split_data(config: TrainConfig, split: int) -> tuple[list[str], RawframeDataset,

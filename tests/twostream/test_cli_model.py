@@ -53,7 +53,9 @@ def test_train_evaluate_fuse_predict_export(trained, synth_dataset, tmp_path):
     r = _run("fuse", out / "spatial", out / "temporal", "--out", tmp_path)
     assert r.exit_code == 0, r.output
     assert all(m in r.output for m in ("spatial", "temporal", "average", "weighted", "svm"))
-    assert (tmp_path / "fusion.csv").exists()
+    assert (tmp_path / "fusion.csv").exists() and not (out / "spatial" / "fusion.csv").exists()
+    assert (f"written to {tmp_path / 'fusion.csv'}; what was learned to "
+            f"{out / 'spatial' / 'fusion_model.json'}") in r.output
 
     video = next((synth_dataset.videos_dir / synth_dataset.classes[0]).iterdir())
     r = _run("predict", video, "--spatial", out / "spatial", "--temporal", out / "temporal",
@@ -69,6 +71,13 @@ def test_train_evaluate_fuse_predict_export(trained, synth_dataset, tmp_path):
     r = _run("export", out / "temporal", tmp_path / "t.onnx")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "t.onnx").stat().st_size > 100_000
+
+
+def test_fuse_help_says_where_each_file_goes():
+    r = _run("fuse", "--help")
+    assert r.exit_code == 0
+    assert "Where fusion.csv/.json go (default: SPATIAL_RUN)" in r.output
+    assert "SPATIAL_RUN/fusion_model.json even with --out: predict reads it there" in r.output
 
 
 def test_bad_input_is_one_red_line(trained, tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_rawframes  # noqa: E402
 
 from twostream.datasets import DatasetError  # noqa: E402
+from twostream.errors import TwostreamError  # noqa: E402
 from twostream.evaluate import (  # noqa: E402
     classification_report,
     evaluate_run,
@@ -119,6 +122,59 @@ def test_a_crash_half_way_leaves_the_previous_result_set_whole(trained, tmp_path
     assert not list(run.glob(".*tmp*"))
     assert json.loads((run / "eval_split1.json").read_text())["evaluation"]["crops"] == 1
     load_scores(run, 1, "train")  # still one consistent set
+
+
+@pytest.fixture()
+def evaluated(trained, tmp_path):
+    """A copy of the trained run with splits 1 and 2 evaluated (so with eval_summary.json)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained[1], run)
+    evaluate_run(run, splits=[1, 2], segments=2, score_train=False, device="cpu",
+                 progress=False)
+    return run
+
+
+def test_a_full_disk_mid_write_leaves_the_previous_results_whole(evaluated, monkeypatch):
+    from twostream import evaluate as evaluate_mod
+
+    run = evaluated
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    save_scores = evaluate_mod._save_scores
+
+    def disk_full(path, *args):
+        save_scores(path, *args)
+        with open(path, "r+b") as f:  # half of it reached the disk
+            f.truncate(path.stat().st_size // 2)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(evaluate_mod, "_save_scores", disk_full)
+    with pytest.raises(TwostreamError, match=f"cannot write {run}: No space left"):
+        evaluate_run(run, splits=[1, 2], segments=3, score_train=False, device="cpu",
+                     progress=False)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert load_scores(run, 1)["scores"].shape[1] == 6
+
+
+def test_an_interrupted_summary_keeps_the_previous_one(evaluated, monkeypatch):
+    from twostream import atomic
+
+    run = evaluated
+    summary = (run / "eval_summary.json").read_bytes()
+    replace = os.replace
+
+    def interrupted(src, dst):
+        if Path(dst).name == "eval_summary.json":
+            raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_run(run, splits=[1, 3], segments=2, score_train=False, device="cpu",
+                     progress=False)
+    assert (run / "eval_summary.json").read_bytes() == summary
+    assert json.loads(summary)["splits"] == [1, 2]
+    assert not list(run.glob(".*tmp*"))
+    load_scores(run, 3)  # the split evaluated before the interruption is kept
 
 
 @pytest.mark.parametrize("n_classes, counts_shown", [(4, True), (21, False)])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,3 +258,53 @@ def test_stale_or_mixed_results_are_refused(runs, damage, message):
     with pytest.raises(TwostreamError, match=message) as err:
         fuse_runs(s, t, splits=[1])
     assert f"twostream evaluate {t}" in str(err.value)
+
+
+def _previous_copies(s_run, out):
+    """Stand-ins for the files of an earlier `fuse`, unlike what the next one writes."""
+    files = {out / "fusion.csv": b"previous csv\n", out / "fusion.json": b'{"previous": 1}',
+             s_run / "fusion_model.json": b'{"temporal_run": "elsewhere", "splits": {}}'}
+    out.mkdir(exist_ok=True)
+    for path, data in files.items():
+        path.write_bytes(data)
+    return files
+
+
+def test_an_interrupted_fuse_keeps_the_previous_table(runs, tmp_path, monkeypatch):
+    from twostream import fusion
+
+    s_run, t_run = runs
+    out = tmp_path / "fusion"
+    previous = _previous_copies(s_run, out)
+
+    def interrupted(table):  # fusion.json is written aside by then, not yet renamed
+        assert [p.name for p in out.glob(".tmp-*fusion.json")]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fusion, "_csv_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fuse_runs(s_run, t_run, out=out)
+    assert {p: p.read_bytes() for p in (out / "fusion.csv", out / "fusion.json")} == {
+        p: d for p, d in previous.items() if p.parent == out}
+    assert sorted(p.name for p in out.iterdir()) == ["fusion.csv", "fusion.json"]
+    assert load_fusion(s_run, t_run, 1) is not None  # learned before the table was written
+
+
+def test_a_full_disk_keeps_the_previous_fusion_model(runs, tmp_path, monkeypatch):
+    from twostream import atomic
+
+    s_run, t_run = runs
+    out = tmp_path / "fusion"
+    previous = _previous_copies(s_run, out)
+    replace = os.replace
+
+    def disk_full(src, dst):
+        if Path(dst).name == "fusion_model.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", disk_full)
+    with pytest.raises(TwostreamError, match=f"cannot write {s_run}: No space left"):
+        fuse_runs(s_run, t_run, out=out)
+    assert {p: p.read_bytes() for p in previous} == previous
+    assert not list(s_run.glob(".*tmp*")) and not list(out.glob(".*tmp*"))

@@ -102,6 +102,33 @@ def test_killed_and_resumed_run_ends_with_identical_weights(raw, tmp_path, monke
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
 
 
+@pytest.mark.slow
+def test_a_kill_while_saving_keeps_the_last_checkpoint_and_metrics(raw, tmp_path, monkeypatch):
+    config = _config(raw, tmp_path / "run", epochs=1, val_segments=0)
+    main(config)
+    out = Path(config.out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    save = torch.save
+
+    def killed_mid_save(obj, f, *args, **kwargs):
+        save(obj, f, *args, **kwargs)
+        with open(f, "r+b") as file:  # only the first half reached the disk
+            file.truncate(Path(f).stat().st_size // 2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod.torch, "save", killed_mid_save)
+    with pytest.raises(KeyboardInterrupt):
+        main(replace(config, epochs=2, resume=True))
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(after) == sorted(before)  # no temporary file left behind
+    # run.json now records --epochs 2; the rest is the first epoch's, whole.
+    assert json.loads(after.pop("run.json"))["train_config"]["epochs"] == 2
+    assert after == {k: v for k, v in before.items() if k != "run.json"}
+    monkeypatch.setattr(train_mod.torch, "save", save)
+    main(replace(config, epochs=2, resume=True))
+    assert torch.load(checkpoint_path(out, 1), weights_only=True)["epoch"] == 1
+
+
 def test_unreadable_training_clips_are_skipped_not_fatal(raw, tmp_path):
     root = tmp_path / "raw"
     shutil.copytree(raw, root)

@@ -170,12 +170,16 @@ def fuse(
     split: str | None = typer.Option(None, "--split", help="1, 2, 3 or all (default: every "
                                      "split evaluated in both runs)."),
     out: Path | None = typer.Option(None, "--out", help="Where fusion.csv/.json go "
-                                    "(default: SPATIAL_RUN)."),
+                                    "(default: SPATIAL_RUN). fusion_model.json always goes "
+                                    "into SPATIAL_RUN, where predict reads it."),
 ) -> None:
     """Fuse the two streams' scores: average, weighted average, linear SVM.
 
     The weight and the SVM are fitted on the training clips' scores, never on test clips.
     Prints and writes (fusion.csv, fusion.json) one table: each stream and each fusion.
+
+    What was learned (the weight, the SVM, the best fusion) goes to
+    SPATIAL_RUN/fusion_model.json even with --out: predict reads it there.
 
     Example: twostream fuse runs/spatial runs/temporal --split 1
     """
