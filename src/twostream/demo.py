@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from twostream.atomic import write_text_atomic
 from twostream.errors import TwostreamError, writing
 
 __all__ = ["DemoConfig", "group_accuracy", "run_demo"]
@@ -76,7 +77,7 @@ def _claim_folder(out: Path, cfg: DemoConfig) -> None:
                              "--out (the demo never mixes its files with others)")
     with writing(out):
         out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(path, json.dumps(wanted, indent=2) + "\n")
 
 
 def _say(echo, t0: float, message: str) -> None:
@@ -120,7 +121,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
     _echo_table(echo, table, len(scores["labels"]), len(classes))
     result = {"table": table, "prediction": prediction,
               "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "demo.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    write_text_atomic(out / "demo.json", json.dumps(result, indent=2))
     _say(echo, t0, f"done; everything is in {out}")
     return result
 

@@ -41,6 +41,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from twostream.atomic import write_text_atomic
 from twostream.clip_folder import (
     ClipResult,
     commit_clip,
@@ -259,12 +260,6 @@ class ExtractSummary:
         return d
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _stem(clip: str) -> str:
     return Path(clip).stem
 
@@ -389,7 +384,7 @@ def extract_dataset(
         summary.partial.sort(key=lambda f: f["clip"])
         try:
             summary.annotation_files = _write_annotations(out, splits, total_frames)
-            _write_atomic(out / REPORT, json.dumps(summary.to_json(), indent=2) + "\n")
+            write_text_atomic(out / REPORT, json.dumps(summary.to_json(), indent=2) + "\n")
         except OSError as exc:  # e.g. the disk is still full: the lists of the last run stay
             logger.warning("could not update the annotation lists in %s: %s", out, exc)
 
@@ -502,6 +497,6 @@ def _write_annotations(out: Path, splits, total_frames: dict[str, int]) -> list[
                 if e.key in total_frames
             ]
             path = out / f"hmdb51_{name}_split_{k}_rawframes.txt"
-            _write_atomic(path, "".join(lines))
+            write_text_atomic(path, "".join(lines))
             written.append(path.name)
     return written

@@ -32,7 +32,15 @@ import numpy as np
 from twostream.atomic import atomic_files, write_text_atomic
 from twostream.errors import TwostreamError, writing
 from twostream.evaluate import classification_report, load_scores
-from twostream.runs import checkpoint_path, file_sha256, fusion_model_path, load_run, scores_path
+from twostream.runs import (
+    FUSION_JSON,
+    FUSION_TABLE,
+    checkpoint_path,
+    file_sha256,
+    fusion_model_path,
+    load_run,
+    scores_path,
+)
 
 __all__ = [
     "FUSIONS",
@@ -400,7 +408,7 @@ def fuse_runs(
     with writing(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
         # One set: a failure while writing either leaves both previous files in place.
-        with atomic_files([out_dir / "fusion.json", out_dir / "fusion.csv"]) as (js, cs):
+        with atomic_files([out_dir / FUSION_JSON, out_dir / FUSION_TABLE]) as (js, cs):
             js.write_text(json.dumps(table, indent=2), encoding="utf-8")
             cs.write_text(_csv_text(table), encoding="utf-8", newline="")
     return {**table, "table": text}

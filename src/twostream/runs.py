@@ -1,10 +1,11 @@
 """The run folder: the one place that names its files and reads a run back.
 
-``twostream train`` writes ``run.json`` and ``checkpoint_split{k}.pt``; ``twostream evaluate``
-adds ``scores_split{k}.npz``, ``train_scores_split{k}.npz``, ``eval_split{k}.json``,
-``confusion_split{k}.png`` and ``eval_summary.json``; ``twostream fuse`` adds
-``fusion_model.json`` to the spatial run (and ``fusion.csv``/``fusion.json`` unless ``--out``
-sends them elsewhere). Each is written atomically (:mod:`twostream.atomic`).
+``twostream train`` writes ``run.json``, ``checkpoint_split{k}.pt``, ``metrics.csv`` and
+``curves.png``; ``twostream evaluate`` adds ``scores_split{k}.npz``,
+``train_scores_split{k}.npz``, ``eval_split{k}.json``, ``confusion_split{k}.png`` and
+``eval_summary.json``; ``twostream fuse`` adds ``fusion_model.json`` to the spatial run (and
+``fusion.csv``/``fusion.json`` unless ``--out`` sends them elsewhere). Each is written
+atomically (:mod:`twostream.atomic`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from twostream.models import build_model, read_torch_file
 from twostream.splits import DatasetError
 
 __all__ = [
+    "CURVES",
     "EVAL_SUMMARY",
+    "FUSION_JSON",
     "FUSION_MODEL",
+    "FUSION_TABLE",
+    "METRICS",
     "RUN_JSON",
     "checkpoint_path",
     "confusion_path",
@@ -40,6 +45,8 @@ __all__ = [
 RUN_JSON = "run.json"
 EVAL_SUMMARY = "eval_summary.json"
 FUSION_MODEL = "fusion_model.json"
+FUSION_TABLE, FUSION_JSON = "fusion.csv", "fusion.json"  # fuse's results (or in --out)
+METRICS, CURVES = "metrics.csv", "curves.png"  # train's epochs
 RUN_KEYS = ("stream", "classes")  # what every reader of run.json needs
 
 

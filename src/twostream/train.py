@@ -67,6 +67,8 @@ from twostream.errors import OptionError, TwostreamError, writing
 from twostream.models import build_model
 from twostream.options import parse_splits
 from twostream.runs import (
+    CURVES,
+    METRICS,
     RUN_JSON,
     checkpoint_path,
     eval_path,
@@ -579,17 +581,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
             out.mkdir(parents=True, exist_ok=True)
             _write_run_json(config, classes, ds_train.in_chans)
 
-    sampler = DistributedSampler(ds_train, num_replicas=info.world_size, rank=info.rank,
-                                 shuffle=True, seed=config.seed)
-    # drop_last keeps BatchNorm away from a 1-sample batch; kept off for tiny datasets.
-    drop_last = len(sampler) > config.batch_size
-    loader = DataLoader(ds_train, batch_size=config.batch_size, sampler=sampler,
-                        num_workers=config.workers, collate_fn=collate_skip, drop_last=drop_last,
-                        pin_memory=device.type == "cuda")
-    val_loader = DataLoader(ds_val, batch_size=max(1, config.batch_size // ds_val.segments),
-                            num_workers=config.workers, collate_fn=collate_skip)
-    expected = len(loader) * config.batch_size if drop_last else len(sampler)
-
+    sampler, loader, val_loader, expected = _loaders(config, ds_train, ds_val, info, device)
     torch.manual_seed(config.seed)
     # A resumed run takes its weights from the checkpoint: no ImageNet look-up, no warning.
     model = build_model(config.arch, in_chans=ds_train.in_chans, num_classes=len(classes),
@@ -624,18 +616,6 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
             val = {"loss": math.nan, "frame_acc": math.nan, "video_acc": math.nan}
             if config.val_segments > 0 and len(ds_val):
                 val = evaluate(model_without_ddp, criterion, val_loader, device)
-            _save_atomic(
-                {
-                    "model": model_without_ddp.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "lr_scheduler": lr_scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if scaler is not None else {},
-                    "epoch": epoch,
-                    "rng": _rng_state(),
-                    "config": asdict(config),
-                },
-                ckpt_file,
-            )
             last = {
                 "split": split, "epoch": epoch + 1, "lr": lr,
                 "train_loss": train_stats["loss"], "train_acc": train_stats["acc"],
@@ -644,8 +624,12 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
                 "skipped": expected * info.world_size - train_stats["samples"],
                 "seconds": round(time.perf_counter() - t0, 2),
             }
-            _append_metrics(out / "metrics.csv", last)
-            _plot_curves(out / "metrics.csv", out / "curves.png",
+            # The row before the checkpoint: a kill between the two repeats the epoch on
+            # --resume, which drops the rows of epochs the checkpoint does not hold.
+            _append_metrics(out / METRICS, last)
+            _save_atomic(_checkpoint(model_without_ddp, optimizer, lr_scheduler, scaler, epoch,
+                                     config), ckpt_file)
+            _plot_curves(out / METRICS, out / CURVES,
                          f"{config.stream} stream, {config.arch}: {config.crop} px crops, "
                          f"random in training, centre on {config.val_segments} views per "
                          "test clip")
@@ -657,6 +641,38 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
         if info.enabled:
             dist.barrier()
     return last
+
+
+def _loaders(config: TrainConfig, ds_train: RawframeDataset, ds_val: RawframeDataset,
+             info: _Dist, device: torch.device
+             ) -> tuple[DistributedSampler, DataLoader, DataLoader, int]:
+    """The training sampler and loader (this process's share), the test-clip loader, and how
+    many training samples an epoch should see here (to count the skipped ones)."""
+    sampler = DistributedSampler(ds_train, num_replicas=info.world_size, rank=info.rank,
+                                 shuffle=True, seed=config.seed)
+    # drop_last keeps BatchNorm away from a 1-sample batch; kept off for tiny datasets.
+    drop_last = len(sampler) > config.batch_size
+    loader = DataLoader(ds_train, batch_size=config.batch_size, sampler=sampler,
+                        num_workers=config.workers, collate_fn=collate_skip, drop_last=drop_last,
+                        pin_memory=device.type == "cuda")
+    val_loader = DataLoader(ds_val, batch_size=max(1, config.batch_size // ds_val.segments),
+                            num_workers=config.workers, collate_fn=collate_skip)
+    expected = len(loader) * config.batch_size if drop_last else len(sampler)
+    return sampler, loader, val_loader, expected
+
+
+def _checkpoint(model: nn.Module, optimizer: torch.optim.Optimizer, lr_scheduler,
+                scaler: torch.amp.GradScaler | None, epoch: int, config: TrainConfig) -> dict:
+    """Everything ``--resume`` needs to continue after ``epoch`` as if never stopped."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "lr_scheduler": lr_scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "epoch": epoch,
+        "rng": _rng_state(),
+        "config": asdict(config),
+    }
 
 
 def _check_crop(config: TrainConfig, clips: list) -> None:

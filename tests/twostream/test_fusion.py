@@ -232,6 +232,8 @@ def test_binary_svm_gives_one_column_per_class():
     assert scores.shape == (40, 2) and (scores.argmax(1) == y).mean() > 0.9
     with pytest.raises(FusionError, match="fuse"):
         apply_fusion("svm", s, t, None)
+
+
 def _evaluation_of(path):
     with np.load(path) as z:
         return {k: z[k] for k in z.files}

@@ -121,12 +121,21 @@ def test_a_kill_while_saving_keeps_the_last_checkpoint_and_metrics(raw, tmp_path
         main(replace(config, epochs=2, resume=True))
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     assert sorted(after) == sorted(before)  # no temporary file left behind
-    # run.json now records --epochs 2; the rest is the first epoch's, whole.
+    # run.json now records --epochs 2, and metrics.csv (with its plot) epoch 2's row, written
+    # before the checkpoint; the checkpoint is the first epoch's, whole.
     assert json.loads(after.pop("run.json"))["train_config"]["epochs"] == 2
-    assert after == {k: v for k, v in before.items() if k != "run.json"}
+    ckpt = checkpoint_path(out, 1).name
+    assert after[ckpt] == before[ckpt]
+    assert [r["epoch"] for r in _metrics(out)] == ["1", "2"]
     monkeypatch.setattr(train_mod.torch, "save", save)
     main(replace(config, epochs=2, resume=True))
     assert torch.load(checkpoint_path(out, 1), weights_only=True)["epoch"] == 1
+    assert [r["epoch"] for r in _metrics(out)] == ["1", "2"]  # the repeated epoch, once
+
+
+def _metrics(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def test_unreadable_training_clips_are_skipped_not_fatal(raw, tmp_path):

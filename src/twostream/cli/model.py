@@ -185,6 +185,7 @@ def fuse(
     """
     splits = _splits(split)
     from twostream.fusion import fuse_runs
+    from twostream.runs import FUSION_TABLE, fusion_model_path
 
     try:
         result = fuse_runs(spatial_run, temporal_run, splits=splits, out=out)
@@ -194,8 +195,8 @@ def fuse(
     for k in result["splits"]:
         typer.echo(f"split {k}: best on the training clips: "
                    f"{result['results'][str(k)]['best_on_training_clips']} (predict's default)")
-    typer.echo(f"written to {(out or spatial_run) / 'fusion.csv'}; what was learned to "
-               f"{spatial_run / 'fusion_model.json'}")
+    typer.echo(f"written to {(out or spatial_run) / FUSION_TABLE}; what was learned to "
+               f"{fusion_model_path(spatial_run)}")
 
 
 def _print_json(obj: object) -> None:
