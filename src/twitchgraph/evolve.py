@@ -28,6 +28,7 @@ from twitchgraph.build_params import BuildParams
 from twitchgraph.communities import find_communities
 from twitchgraph.durations import parse_duration
 from twitchgraph.errors import BadValue, TwitchgraphError
+from twitchgraph.graphio import write_csv
 
 __all__ = [
     "Evolution",
@@ -320,7 +321,7 @@ def write_evolution(evolution: Evolution, out_dir: str | os.PathLike) -> list[Pa
     written = []
     for name, frame in (("summary", evolution.summary), ("events", evolution.events),
                         ("moves", evolution.moves)):
-        frame.to_csv(out / f"{name}.csv", index=False)
+        write_csv(frame, out / f"{name}.csv")  # atomically: a rerun never leaves half a table
         written.append(out / f"{name}.csv")
     written.append(plot_evolution(evolution, out / "evolve.png"))
     return written

@@ -1,7 +1,8 @@
 """Twitch application credentials from the environment or a `.env` file.
 
-This is the one place that reads the process environment (`read_env`); every other module
-takes the mapping it returns.
+This is the one place that reads the Twitch settings (credentials and service URLs) from the
+process environment (`read_env`); every other module takes the mapping it returns. (Spark's own
+`SPARK_REMOTE` is read where the Spark session starts, in `engines.py`.)
 
 `load_credentials()` reads TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET; the environment wins over
 `.env`. The `.env` values are read with python-dotenv *without* being copied into `os.environ`,
