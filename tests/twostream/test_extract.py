@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -222,11 +223,15 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
             assert proc.poll() is None, "extraction ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.005)
+        workers = _children(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    # The workers die with the run (PR_SET_PDEATHSIG), but a busy machine may let one finish
+    # its last rename first: count the finished clips once they are all gone.
+    _wait_gone(workers)
     done_before = len(list(out.glob("rawframes/*/*/.complete.json")))
     assert 3 <= done_before < 20
     assert not (out / "hmdb51_train_split_1_rawframes.txt").exists()
@@ -237,6 +242,31 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
     assert not list(out.glob("rawframes/*/.*partial*"))
     # Same files, same bytes, same annotation lists as the uninterrupted run.
     assert _tree(out) == _tree(extracted_dataset.out_dir)
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux: /proc)."""
+    tasks = Path(f"/proc/{pid}/task")
+    found: list[int] = []
+    for task in tasks.iterdir() if tasks.is_dir() else []:
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _wait_gone(pids: list[int], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while Path(f"/proc/{pid}").exists() and _state(pid) not in ("Z", "X"):
+            assert time.monotonic() < deadline, f"worker {pid} outlived the killed run"
+            time.sleep(0.01)
+
+
+def _state(pid: int) -> str:
+    try:  # "pid (name) S ...": the state follows the last parenthesis
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
 
 
 def test_changed_settings_stop_before_touching_anything_unless_forced(tmp_path, synth_dataset):
