@@ -18,7 +18,8 @@ __all__ = ["OUTPUTS", "remove_stale_outputs"]
 
 logger = logging.getLogger(__name__)
 
-# What each target writes in the output folder (kuzu_db.DB_NAME for the db).
+# What each target writes in the output folder. "graph.kuzu" is kuzu_db.DB_NAME, spelled here
+# so that checking for stale outputs does not import Kùzu.
 OUTPUTS = {"db": "graph.kuzu", "neo4j": "neo4j", "gexf": "graph.gexf", "png": "graph.png",
            "html": "map.html"}
 
