@@ -54,6 +54,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from twitchgraph.chatter_sources import SOURCES
 from twitchgraph.clock import utcnow
 from twitchgraph.errors import TwitchgraphError
 
@@ -76,8 +77,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-SOURCES = ("names", "join", "message")  # preference order when a user came by several
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS snapshots (

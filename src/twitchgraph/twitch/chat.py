@@ -35,8 +35,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from twitchgraph.chatter_sources import RANK
 from twitchgraph.clock import Clock, SystemClock
-from twitchgraph.store import SOURCES
 from twitchgraph.twitch.endpoints import Endpoints
 from twitchgraph.twitch.retry import Backoff
 
@@ -47,7 +47,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CAPABILITIES = "twitch.tv/membership twitch.tv/tags twitch.tv/commands"
-_RANK = {source: rank for rank, source in enumerate(SOURCES)}  # the store's preference order
 _HEALTHY_S = 10.0  # a connection that lasted this long was fine: reset the reconnect backoff
 
 Opener = Callable[[str, int, bool], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -451,7 +450,7 @@ class ChatClient:
                     if login not in state.present:
                         del state.seen[login]  # bounded memory over long runs
                     continue
-                if login not in users or _RANK[source] < _RANK[users[login]]:
+                if login not in users or RANK[source] < RANK[users[login]]:
                     users[login] = source
             start = max((t for t in (state.joined_at, state.observed_at) if t), default=None)
             listened = (now - start).total_seconds() if start else 0.0
@@ -690,6 +689,6 @@ class ChatClient:
     def _see(self, channel: _Channel, login: str, source: str) -> None:
         # Last seen now; the source kept is the best one this user came by.
         previous = channel.seen.get(login)
-        if previous is not None and _RANK[previous[1]] < _RANK[source]:
+        if previous is not None and RANK[previous[1]] < RANK[source]:
             source = previous[1]
         channel.seen[login] = (self._clock.now(), source)
