@@ -1,24 +1,35 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both build one root .venv holding both projects (twostream/ and twitchgraph/), installed
+# editable with the exact versions of constraints.txt.
 PYTHON ?= python3
 VENV := .venv
-BIN := $(VENV)/bin
+BIN := $(abspath $(VENV)/bin)
+PIP := $(BIN)/python -m pip install -q -c constraints.txt
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
+DOCS_STAMP := $(VENV)/.installed-docs
+# pytest-xdist: one worker per core (the tests depend on no order, port or core count).
+PYTEST := $(BIN)/python -m pytest -n auto
 
-.PHONY: demo test lint install system-deps clean
+.PHONY: demo test test-fast test-twostream test-twitchgraph lint docs install system-deps \
+	check-installs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): constraints.txt twostream/pyproject.toml twitchgraph/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(PIP) -e './twostream[dev]' -e './twitchgraph[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 # The Spark engine's extra, for the tests only: `make demo` stays Spark-free.
 $(SPARK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev,spark]'
+	$(PIP) -e './twitchgraph[dev,spark]'
 	touch $(SPARK_STAMP)
+
+$(DOCS_STAMP): $(STAMP) docs/requirements.txt
+	$(PIP) -r docs/requirements.txt
+	touch $(DOCS_STAMP)
 
 # Debian packages, installed when missing: Chromium drives the web map's browser tests.
 system-deps:
@@ -43,12 +54,34 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) $(SPARK_STAMP) system-deps lint
-	$(BIN)/python -m pytest
+# Each project runs its own suite from its own folder (its own pytest settings and rootdir).
+test-twostream: $(STAMP) lint
+	cd twostream && $(PYTEST)
+
+test-twitchgraph: $(STAMP) $(SPARK_STAMP) system-deps lint
+	cd twitchgraph && $(PYTEST)
+
+test: $(STAMP) $(SPARK_STAMP) system-deps lint docs
+	cd twostream && $(PYTEST)
+	cd twitchgraph && $(PYTEST)
+
+# The quick check for contributors: everything not marked slow, both projects, in ~90 s.
+test-fast: $(STAMP) lint
+	cd twostream && $(PYTEST) -m "not slow" -q
+	cd twitchgraph && $(PYTEST) -m "not slow" -q
+
+# The docs site, strictly: a warning (a broken link, a page outside the nav) fails the build.
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# Each project alone, in a fresh venv of its own: it installs without the other's heavy
+# dependencies and its demo runs (CI runs this after the suite).
+check-installs:
+	bash scripts/check-installs.sh
 
 demo: $(STAMP)
 	$(BIN)/twostream demo
 	$(BIN)/twitchgraph demo
 
 clean:
-	rm -rf $(VENV) demo-output
+	rm -rf $(VENV) demo-output site

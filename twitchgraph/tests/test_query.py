@@ -20,7 +20,7 @@ from twitchgraph.export.kuzu_db import export_kuzu  # noqa: E402
 from twitchgraph.export.query import README_QUERIES, parse_params, run_query  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture(scope="module")

@@ -279,7 +279,7 @@ def test_vendored_bundle_has_versions_and_licences():
     vendor = resources.files("twitchgraph.web").joinpath("vendor")
     for package in ("sigma", "graphology", "graphology-utils", "events"):
         assert "MIT" in vendor.joinpath(f"LICENSE-{package}.txt").read_text(encoding="utf-8")
-    repo = Path(__file__).resolve().parents[2]
-    package_json = json.loads((repo / "web" / "package.json").read_text())
+    project = Path(__file__).resolve().parents[1]
+    package_json = json.loads((project / "web" / "package.json").read_text())
     assert package_json["dependencies"]["sigma"] == versions["sigma"]
     assert package_json["dependencies"]["graphology"] == versions["graphology"]

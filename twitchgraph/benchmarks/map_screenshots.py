@@ -30,6 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 from graph import planted_graph  # noqa: E402
+
 from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.export import export_graph  # noqa: E402
 from twitchgraph.graphio import GraphData, write_graph_dir  # noqa: E402

@@ -10,7 +10,7 @@ from twostream.cli import app
 from twostream.flow import TVL1_PRESETS
 from twostream.flow_table import PRESET_SCALES, PRESET_TABLE, FlowTiming, format_flow_table
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_and_help_show_the_stored_table():
