@@ -97,7 +97,7 @@ def _peak_mib() -> float:
 
 def generate(db: Path, scale: float, threads: int, memory_limit: str) -> dict:
     """Write a synthetic store to ``db``; return its size figures."""
-    from twitchgraph.store import open_store
+    from twitchgraph.store.db import open_store
 
     db.unlink(missing_ok=True)
     con = open_store(db)
@@ -202,7 +202,7 @@ def generate(db: Path, scale: float, threads: int, memory_limit: str) -> dict:
 def run_duckdb(db: Path, out: Path, threads: int, memory_limit: str) -> dict:
     from twitchgraph.build import build_graph
     from twitchgraph.graphio import write_graph_dir
-    from twitchgraph.store import open_store
+    from twitchgraph.store.db import open_store
 
     con = open_store(db)
     con.execute(f"SET threads = {threads}")
@@ -239,10 +239,10 @@ def _jvm_peak_mib(spark) -> float:
 def run_spark(db: Path, out: Path, memory: str) -> dict:
     """Export the store as a partitioned dataset, then the same build on Spark (local[*])."""
     from twitchgraph.build import build_graph
-    from twitchgraph.dataset import export_partitioned
     from twitchgraph.engines import SparkEngine, spark_session
     from twitchgraph.graphio import write_graph_dir
-    from twitchgraph.store import open_store
+    from twitchgraph.store.dataset import export_partitioned
+    from twitchgraph.store.db import open_store
 
     dataset = out.parent / f"{out.name}-dataset"
     con = open_store(db, read_only=True)

@@ -121,7 +121,7 @@ def run_beside_readers(snapshots: int, *, channels: int = 150, every_s: float = 
     import duckdb
 
     from twitchgraph.collect import ChatLimits, CollectOptions, run_collector
-    from twitchgraph.spool import Spool
+    from twitchgraph.store.spool import Spool
 
     # When each spooled snapshot was written and when it reached the store (real time).
     spooled_at: dict[str, float] = {}

@@ -1,6 +1,6 @@
 """Tiny hand-made stores for the build, bots, enrichment and report tests (helper E).
 
-Uses ``twitchgraph.store.open_store`` when the store module exists, otherwise creates the
+Uses ``twitchgraph.store.db.open_store`` when the store module exists, otherwise creates the
 shared store schema (CONTEXT: snapshots, streams, chatters, listens, users) itself.
 """
 
@@ -32,7 +32,7 @@ _DDL = (
 
 def new_store(path: str = ":memory:") -> duckdb.DuckDBPyConnection:
     try:
-        from twitchgraph.store import open_store
+        from twitchgraph.store.db import open_store
     except ImportError:
         con = duckdb.connect(path)
         for ddl in _DDL:

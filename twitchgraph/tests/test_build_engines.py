@@ -19,9 +19,9 @@ from twitchgraph.bots import import_bot_csv
 from twitchgraph.build import build_graph
 from twitchgraph.build_params import BuildParams
 from twitchgraph.cli import app
-from twitchgraph.dataset import export_partitioned, open_dataset
 from twitchgraph.graphio import write_graph_dir
-from twitchgraph.store import SnapshotData, open_store, upsert_users, write_snapshot
+from twitchgraph.store.dataset import export_partitioned, open_dataset
+from twitchgraph.store.db import SnapshotData, open_store, upsert_users, write_snapshot
 
 from ._build_fixtures import T0
 

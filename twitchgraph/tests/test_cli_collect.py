@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from twitchgraph.cli import app
 from twitchgraph.sim import run_simulator
-from twitchgraph.store import open_store
+from twitchgraph.store.db import open_store
 
 from ._collect_fixtures import empty_env_file, make_stream, store_held_by_another_process
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from twitchgraph.collect import CollectOptions, Collector, parse_duration
-from twitchgraph.store import open_store
+from twitchgraph.store.db import open_store
 from twitchgraph.twitch.chat import ChatClient
 
 from ._collect_fixtures import (
@@ -284,7 +284,7 @@ _CHILD = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     from _collect_fixtures import FakeChatServer, FakeTwitch, FastClock, make_stream
     from twitchgraph.collect import CollectOptions, Collector
-    from twitchgraph.store import open_store, recover_stale
+    from twitchgraph.store.db import open_store, recover_stale
     from twitchgraph.twitch.chat import ChatClient
 
     async def main():
@@ -343,7 +343,7 @@ def test_collector_killed_mid_snapshot_leaves_whole_snapshots_and_next_run_goes_
     fake = FakeTwitch([make_stream(i, 100 - i) for i in range(3)])
 
     async def scenario(server: FakeChatServer):
-        from twitchgraph.store import recover_stale
+        from twitchgraph.store.db import recover_stale
 
         con = open_store(db)
         recover_stale(con)
@@ -530,7 +530,7 @@ def test_no_live_stream_is_a_failed_snapshot_naming_the_filter() -> None:
 def test_a_full_disk_fails_one_snapshot_and_the_schedule_goes_on(tmp_path, monkeypatch):
     import errno
 
-    from twitchgraph.spool import Spool
+    from twitchgraph.store.spool import Spool
 
     db = tmp_path / "s.duckdb"
     open_store(db).close()

@@ -128,7 +128,7 @@ def test_kill_9_of_the_collector_or_of_a_reader_loses_nothing_committed(sim, tmp
     _wait_for(lambda: db.exists())
     reader = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
-         "from twitchgraph.store import open_store\n"
+         "from twitchgraph.store.db import open_store\n"
          "while True:\n"
          "    con = open_store(sys.argv[1], read_only=True)\n"
          "    print(con.execute('SELECT count(*) FROM streams').fetchall()[0][0], flush=True)\n"

@@ -20,9 +20,9 @@ from twitchgraph.collect import (
     run_collector,
     shard_of,
 )
-from twitchgraph.dataset import export_partitioned, open_dataset
 from twitchgraph.sim import run_simulator
-from twitchgraph.store import open_store
+from twitchgraph.store.dataset import export_partitioned, open_dataset
+from twitchgraph.store.db import open_store
 from twitchgraph.twitch.chat import ChatClient
 
 from ._collect_fixtures import FakeChatServer, FakeTwitch, FastClock, make_stream

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from twitchgraph.cli import app
-from twitchgraph.dataset import DatasetError, export_partitioned, open_dataset
-from twitchgraph.store import SCHEMA_VERSION, SnapshotData, open_store, write_snapshot
+from twitchgraph.store.dataset import DatasetError, export_partitioned, open_dataset
+from twitchgraph.store.db import SCHEMA_VERSION, SnapshotData, open_store, write_snapshot
 
 T0 = datetime(2026, 11, 20, 23, 50, tzinfo=UTC)  # two slots before midnight, two after
 

@@ -17,7 +17,6 @@ from twitchgraph.bots import BotListError  # noqa: E402
 from twitchgraph.build import BuildError  # noqa: E402
 from twitchgraph.cli import app  # noqa: E402
 from twitchgraph.collect import CollectError  # noqa: E402
-from twitchgraph.dataset import DatasetError  # noqa: E402
 from twitchgraph.demo import DemoError  # noqa: E402
 from twitchgraph.engines import EngineError  # noqa: E402
 from twitchgraph.errors import BadValue, TwitchgraphError  # noqa: E402
@@ -27,7 +26,8 @@ from twitchgraph.export.kuzu_db import DatabaseMissing, DatabaseUnreadable  # no
 from twitchgraph.export.query import QueryFailed  # noqa: E402
 from twitchgraph.graphio import GraphDirError  # noqa: E402
 from twitchgraph.importer import BadSnapshotFile  # noqa: E402
-from twitchgraph.store import StoreBusy, StoreError  # noqa: E402
+from twitchgraph.store.dataset import DatasetError  # noqa: E402
+from twitchgraph.store.db import StoreBusy, StoreError  # noqa: E402
 from twitchgraph.twitch.errors import MissingCredentials, RateLimited, TwitchError  # noqa: E402
 
 runner = CliRunner()

@@ -17,7 +17,7 @@ from twitchgraph.evolve import (
     track_communities,
     write_evolution,
 )
-from twitchgraph.store import open_store
+from twitchgraph.store.db import open_store
 
 from ._collect_fixtures import store_held_by_another_process
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from twitchgraph.importer import import_json_dir, parse_snapshot_file
-from twitchgraph.store import open_store
+from twitchgraph.store.db import open_store
 
 from ._collect_fixtures import make_stream
 

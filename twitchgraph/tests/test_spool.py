@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from twitchgraph import store as store_module
-from twitchgraph.spool import Spool, snapshot_from_json, snapshot_to_json
-from twitchgraph.store import SnapshotData, StoreBusy, open_store
+from twitchgraph.store import db as store_module
+from twitchgraph.store.db import SnapshotData, StoreBusy, open_store
+from twitchgraph.store.spool import Spool, snapshot_from_json, snapshot_to_json
 
 from ._collect_fixtures import make_stream, store_held_by_another_process
 
@@ -109,7 +109,7 @@ def test_a_full_disk_leaves_no_partial_spool_file(tmp_path, monkeypatch) -> None
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("twitchgraph.spool.os.fsync", full)
+    monkeypatch.setattr("twitchgraph.store.spool.os.fsync", full)
     with pytest.raises(OSError, match="No space"):
         spool.put(_snapshot(0))
     assert list(spool.dir.iterdir()) == []

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typer.testing import CliRunner
 
 from twitchgraph.cli import app
-from twitchgraph.collect import collector_state_path
-from twitchgraph.spool import Spool
 from twitchgraph.status import collection_status
-from twitchgraph.store import SnapshotData, open_store, write_snapshot
+from twitchgraph.store.db import SnapshotData, open_store, write_snapshot
+from twitchgraph.store.locks import collector_state_path
+from twitchgraph.store.spool import Spool
 
 from ._collect_fixtures import make_stream
 

@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from twitchgraph.store import (
+from twitchgraph.store.db import (
     SOURCES,
     SnapshotData,
     export_parquet,
@@ -168,7 +168,7 @@ def test_export_parquet_writes_complete_rows_only(tmp_path) -> None:
 _WRITER = textwrap.dedent("""
     import sys
     from datetime import UTC, datetime
-    from twitchgraph.store import SnapshotData, open_store, start_snapshot, write_snapshot
+    from twitchgraph.store.db import SnapshotData, open_store, start_snapshot, write_snapshot
     con = open_store(sys.argv[1])
     t = datetime(2026, 1, 1, tzinfo=UTC)
     print("ready", flush=True)

@@ -9,9 +9,9 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from twitchgraph import store as store_module
 from twitchgraph.cli import app
-from twitchgraph.store import SCHEMA_VERSION, StoreError, open_store
+from twitchgraph.store import db as store_module
+from twitchgraph.store.db import SCHEMA_VERSION, StoreError, open_store
 
 from ._build_fixtures import add_live, add_snapshots, new_store, users_named
 
@@ -169,7 +169,8 @@ def test_a_reader_waits_out_a_commit_but_not_a_long_writer(tmp_path):
     import sys
     import time
 
-    from twitchgraph.store import StoreBusy, collector_lock_path
+    from twitchgraph.store.db import StoreBusy
+    from twitchgraph.store.locks import collector_lock_path
 
     db = tmp_path / "s.duckdb"
     open_store(db).close()

@@ -23,7 +23,7 @@ from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
 from twitchgraph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.rebuild import Rebuilder  # noqa: E402
-from twitchgraph.store import open_store  # noqa: E402
+from twitchgraph.store.db import open_store  # noqa: E402
 from twitchgraph.webapp import CSP, create_app, served_map  # noqa: E402
 
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'

@@ -22,7 +22,7 @@ import duckdb
 import pandas as pd
 
 from twitchgraph.errors import BadValue, TwitchgraphError
-from twitchgraph.store import registered
+from twitchgraph.store.db import registered
 
 __all__ = [
     "BUILTIN_BOTS",

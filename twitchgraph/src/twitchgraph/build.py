@@ -632,8 +632,8 @@ def build_graph(
 
     Parameters
     ----------
-    con : an open store (``twitchgraph.store.open_store``), a dataset opened with
-        ``twitchgraph.dataset.open_dataset``, or an engine (``twitchgraph.engines``: the
+    con : an open store (``twitchgraph.store.db.open_store``), a dataset opened with
+        ``twitchgraph.store.dataset.open_dataset``, or an engine (``twitchgraph.engines``: the
         same SQL on DuckDB or, transpiled, on Spark).
     params : the thresholds, window and weight (:class:`BuildParams`; its defaults are the
         original study's). It checks its values when made: ValueError for one outside them.

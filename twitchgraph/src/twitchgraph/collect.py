@@ -6,8 +6,8 @@ One snapshot:
    and fetch the broadcasters' profiles not fetched yet in this run;
 2. hold chat in the snapshot's channels and listen for `window_s`;
 3. store streams, chatters (with their source), per-channel listened seconds and profiles in
-   one transaction (`twitchgraph.store.write_snapshot`): directly into an open store, or
-   (`run_collector`) through the spool (`twitchgraph.spool`), which commits into the store
+   one transaction (`twitchgraph.store.db.write_snapshot`): directly into an open store, or
+   (`run_collector`) through the spool (`twitchgraph.store.spool`), which commits into the store
    whenever its lock is free, so readers can use the store while the collector runs.
 
 A snapshot that finds no live stream, or whose chat side joined no channel, is stored as
@@ -50,15 +50,15 @@ import httpx
 from twitchgraph.clock import Clock, SystemClock, utcnow
 from twitchgraph.durations import parse_duration  # re-exported; shared with `evolve --window`
 from twitchgraph.errors import BadValue, TwitchgraphError
-from twitchgraph.spool import Spool
-from twitchgraph.store import (
+from twitchgraph.store.db import (
     SnapshotData,
     StoreBusy,
     StoreError,
-    collector_lock_path,
     open_store,
     write_snapshot,
 )
+from twitchgraph.store.locks import collector_lock_path, collector_state_path
+from twitchgraph.store.spool import Spool
 from twitchgraph.twitch.auth import AppTokenAuth
 from twitchgraph.twitch.chat import ChannelView, ChatClient, Raid
 from twitchgraph.twitch.credentials import load_credentials, read_env
@@ -612,11 +612,6 @@ class CollectRun:
         return sum(s.status == "complete" for s in self.summaries)
 
 
-def collector_state_path(db: str | Path) -> Path:
-    """Where a collector keeps its live state for `twitchgraph status`."""
-    return Path(f"{db}.collector.json")
-
-
 @contextlib.contextmanager
 def collector_lock(db: Path) -> Iterator[None]:
     """Hold the store's collector lock for the body; a second collector gets CollectError.
@@ -637,24 +632,6 @@ def collector_lock(db: Path) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
-    finally:
-        os.close(fd)
-
-
-def collector_running(db: str | Path) -> int | None:
-    """The PID of the collector running on `db`, or None."""
-    path = collector_lock_path(db)
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
     finally:
         os.close(fd)
 

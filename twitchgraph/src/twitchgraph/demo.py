@@ -199,7 +199,7 @@ def _enrich_and_build(
     from twitchgraph.bots import import_bot_csv
     from twitchgraph.build import BuildError, build_graph
     from twitchgraph.enrich import run_enrichment
-    from twitchgraph.store import open_store
+    from twitchgraph.store.db import open_store
     from twitchgraph.twitch.credentials import load_credentials
     from twitchgraph.twitch.endpoints import Endpoints
 

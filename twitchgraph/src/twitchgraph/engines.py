@@ -2,7 +2,7 @@
 
 The build is written once, in DuckDB's SQL dialect (`twitchgraph.build`). `DuckDBEngine`
 runs it as it is; `SparkEngine` transpiles each statement to Spark SQL with SQLGlot and runs
-it through pyspark, over the partitioned Parquet dataset (`twitchgraph.dataset`). Both offer
+it through pyspark, over the partitioned Parquet dataset (`twitchgraph.store.dataset`). Both offer
 the same few calls: materialise a query as a named table, define a view, fetch rows or a
 pandas frame, register a small pandas frame, drop what the build made.
 
@@ -149,14 +149,14 @@ class SparkEngine:
 
     Args:
         spark: a `pyspark.sql.SparkSession` (`spark_session`).
-        dataset: the partitioned dataset's root (`twitchgraph.dataset`); its tables become
+        dataset: the partitioned dataset's root (`twitchgraph.store.dataset`); its tables become
             temporary views, and the store's tables are derived from them.
     """
 
     name = "spark"
 
     def __init__(self, spark: Any, dataset: str | Path) -> None:
-        from twitchgraph.dataset import (
+        from twitchgraph.store.dataset import (
             LOGICAL_VIEWS,
             SNAPSHOT_TABLES,
             dataset_tables,

@@ -279,7 +279,7 @@ def evolve_store(
     Windows where the build keeps no streamer count as empty (every community dies).
     """
     from twitchgraph.build import BuildError, build_graph
-    from twitchgraph.store import open_store
+    from twitchgraph.store.db import open_store
 
     params = build_params or BuildParams()
     con = open_store(db, read_only=True)

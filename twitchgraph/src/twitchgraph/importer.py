@@ -51,7 +51,7 @@ from typing import Any
 import duckdb
 
 from twitchgraph.errors import TwitchgraphError
-from twitchgraph.store import SnapshotData, write_snapshot
+from twitchgraph.store.db import SnapshotData, write_snapshot
 
 __all__ = ["ImportReport", "import_json_dir", "parse_snapshot_doc", "parse_snapshot_file"]
 

@@ -52,7 +52,7 @@ def rebuild_graph(
     from twitchgraph.communities import communities_for_dir
     from twitchgraph.graphio import write_graph_dir
     from twitchgraph.layout import layout_for_dir
-    from twitchgraph.store import open_store
+    from twitchgraph.store.db import open_store
 
     timings = {} if timings is None else timings
     t0 = time.perf_counter()

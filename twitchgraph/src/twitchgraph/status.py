@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from twitchgraph.clock import utcnow
-from twitchgraph.collect import collector_running, collector_state_path
-from twitchgraph.spool import Spool
-from twitchgraph.store import StoreError, open_store
+from twitchgraph.store.db import StoreError, open_store
+from twitchgraph.store.locks import collector_running, collector_state_path
+from twitchgraph.store.spool import Spool
 
 __all__ = ["collection_status", "status_lines"]
 

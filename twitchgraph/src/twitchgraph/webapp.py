@@ -157,7 +157,7 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
 
     def status_facts() -> tuple[dict[str, Any], list[tuple[str, str]]]:
         from twitchgraph.status import collection_status, status_lines
-        from twitchgraph.store import StoreError
+        from twitchgraph.store.db import StoreError
 
         try:
             status = collection_status(rebuilder.db)

@@ -54,7 +54,7 @@ def notice(line: str) -> None:
 def open_store_or_exit(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """The store at `db` (read-only for reading commands, which then run beside a collector);
     a busy, newer, foreign or non-DuckDB file is one red line, not a traceback."""
-    from twitchgraph.store import StoreError, open_store
+    from twitchgraph.store.db import StoreError, open_store
 
     try:
         return open_store(db, read_only=read_only, notify=notice)

@@ -121,8 +121,8 @@ def _build_input(
     """What `build_graph` reads: the store or a dataset, on DuckDB or Spark."""
     import tempfile
 
-    from twitchgraph.dataset import DatasetError, export_partitioned, open_dataset
     from twitchgraph.engines import EngineError, SparkEngine, spark_session
+    from twitchgraph.store.dataset import DatasetError, export_partitioned, open_dataset
 
     if memory_limit is not None and not _MEMORY.match(memory_limit):
         raise _fail(f"--memory-limit {memory_limit!r} is not a size like 512MB or 4GB")

@@ -161,7 +161,7 @@ def status(
     import json
 
     from twitchgraph.status import collection_status, status_lines
-    from twitchgraph.store import StoreError
+    from twitchgraph.store.db import StoreError
 
     try:
         result = collection_status(db)
@@ -245,8 +245,8 @@ def export_parquet(
     """
     import duckdb
 
-    from twitchgraph.dataset import DatasetError, export_partitioned
-    from twitchgraph.store import export_parquet as export
+    from twitchgraph.store.dataset import DatasetError, export_partitioned
+    from twitchgraph.store.db import export_parquet as export
 
     if writer is not None and not partitioned:
         raise _fail("--writer needs --partitioned")

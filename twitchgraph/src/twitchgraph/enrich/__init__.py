@@ -45,7 +45,7 @@ def enrich_profiles(con: duckdb.DuckDBPyConnection, helix) -> SourceReport:
     """
     import pandas as pd
 
-    from twitchgraph.store import upsert_users
+    from twitchgraph.store.db import upsert_users
 
     report = SourceReport("helix users")
     logins = [

@@ -14,7 +14,7 @@ import re
 import duckdb
 import pandas as pd
 
-from twitchgraph.store import registered
+from twitchgraph.store.db import registered
 
 __all__ = ["ensure_enrich_tables", "readable_enrich_tables", "upsert_frame"]
 

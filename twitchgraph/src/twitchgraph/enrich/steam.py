@@ -25,7 +25,7 @@ from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.enrich.matching import DEFAULT_THRESHOLD, match_titles
 from twitchgraph.enrich.schema import ensure_enrich_tables, upsert_frame
 from twitchgraph.enrich.sources import Pacer, SourceReport, decode_json
-from twitchgraph.store import registered
+from twitchgraph.store.db import registered
 from twitchgraph.twitch.errors import MalformedResponse
 from twitchgraph.twitch.retry import Backoff, ClosingClient, send_with_retries
 

@@ -35,8 +35,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from twitchgraph.chatter_sources import RANK
 from twitchgraph.clock import Clock, SystemClock
+from twitchgraph.store.chatter_sources import RANK
 from twitchgraph.twitch.endpoints import Endpoints
 from twitchgraph.twitch.retry import Backoff
 

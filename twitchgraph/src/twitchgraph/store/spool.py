@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from twitchgraph.store import (
+from twitchgraph.store.db import (
     SnapshotData,
     StoreBusy,
     announce_write,

@@ -33,7 +33,7 @@ import duckdb
 
 from twitchgraph.enrich.schema import readable_enrich_tables
 from twitchgraph.errors import TwitchgraphError
-from twitchgraph.store import SCHEMA_VERSION
+from twitchgraph.store.db import SCHEMA_VERSION
 
 __all__ = [
     "LOGICAL_VIEWS",

@@ -3,7 +3,7 @@
 ``names``: the member list Twitch sends on joining (``353``); ``join``: a ``JOIN`` while
 listening; ``message``: a chat message. One user seen several ways keeps the first in
 `SOURCES`, both in the chat client (`twitchgraph.twitch.chat`) and in the store
-(`twitchgraph.store`); this module is the one place that says so.
+(`twitchgraph.store.db`); this module is the one place that says so.
 """
 
 from __future__ import annotations

@@ -54,9 +54,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from twitchgraph.chatter_sources import SOURCES
 from twitchgraph.clock import utcnow
 from twitchgraph.errors import TwitchgraphError
+from twitchgraph.store.chatter_sources import SOURCES
+from twitchgraph.store.locks import collector_lock_path
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -65,7 +66,6 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "announce_write",
-    "collector_lock_path",
     "export_parquet",
     "fail_snapshot",
     "open_store",
@@ -216,11 +216,6 @@ def open_store(
 
 _PID = re.compile(r"\(PID (\d+)\)")
 _WANTED_FRESH_S = 2.0  # a writer refreshes its note while it waits; older means it is gone
-
-
-def collector_lock_path(path: str | Path) -> Path:
-    """The file a running collector keeps locked, its PID inside (one collector per store)."""
-    return Path(f"{path}.collector.lock")
 
 
 def _collector_pid(path: Path) -> int | None:
