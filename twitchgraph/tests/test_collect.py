@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from twitchgraph.collect import CollectOptions, Collector, parse_duration
+from twitchgraph.collect.collector import CollectOptions, Collector, parse_duration
 from twitchgraph.store.db import open_store
 from twitchgraph.twitch.chat import ChatClient
 
@@ -223,11 +223,11 @@ def test_api_failure_marks_the_snapshot_failed_and_reports_it() -> None:
 def test_profiles_of_a_failed_snapshot_are_fetched_again(monkeypatch) -> None:
     import duckdb
 
-    import twitchgraph.collect
+    import twitchgraph.collect.collector
 
     con = open_store(":memory:")
     fake = _twitch(3)
-    real_write = twitchgraph.collect.write_snapshot
+    real_write = twitchgraph.collect.collector.write_snapshot
     writes: list[int] = []
 
     def write_failing_once(*args, **kwargs):
@@ -236,7 +236,7 @@ def test_profiles_of_a_failed_snapshot_are_fetched_again(monkeypatch) -> None:
             raise duckdb.IOException("disk full")
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(twitchgraph.collect, "write_snapshot", write_failing_once)
+    monkeypatch.setattr(twitchgraph.collect.collector, "write_snapshot", write_failing_once)
 
     async def scenario(server: FakeChatServer):
         _chat_server(server, fake, big=0)
@@ -283,7 +283,7 @@ _CHILD = textwrap.dedent("""
     import asyncio, sys
     sys.path.insert(0, sys.argv[2])
     from _collect_fixtures import FakeChatServer, FakeTwitch, FastClock, make_stream
-    from twitchgraph.collect import CollectOptions, Collector
+    from twitchgraph.collect.collector import CollectOptions, Collector
     from twitchgraph.store.db import open_store, recover_stale
     from twitchgraph.twitch.chat import ChatClient
 

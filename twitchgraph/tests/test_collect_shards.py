@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from twitchgraph.cli import app
-from twitchgraph.collect import (
+from twitchgraph.collect.collector import (
     ChatLimits,
     CollectOptions,
     Collector,

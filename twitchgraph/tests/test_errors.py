@@ -16,7 +16,8 @@ from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 from twitchgraph.bots import BotListError  # noqa: E402
 from twitchgraph.build import BuildError  # noqa: E402
 from twitchgraph.cli import app  # noqa: E402
-from twitchgraph.collect import CollectError  # noqa: E402
+from twitchgraph.collect.collector import CollectError  # noqa: E402
+from twitchgraph.collect.importer import BadSnapshotFile  # noqa: E402
 from twitchgraph.demo import DemoError  # noqa: E402
 from twitchgraph.engines import EngineError  # noqa: E402
 from twitchgraph.errors import BadValue, TwitchgraphError  # noqa: E402
@@ -25,7 +26,6 @@ from twitchgraph.export.cypher_guard import QueryRefused  # noqa: E402
 from twitchgraph.export.kuzu_db import DatabaseMissing, DatabaseUnreadable  # noqa: E402
 from twitchgraph.export.query import QueryFailed  # noqa: E402
 from twitchgraph.graphio import GraphDirError  # noqa: E402
-from twitchgraph.importer import BadSnapshotFile  # noqa: E402
 from twitchgraph.store.dataset import DatasetError  # noqa: E402
 from twitchgraph.store.db import StoreBusy, StoreError  # noqa: E402
 from twitchgraph.twitch.errors import MissingCredentials, RateLimited, TwitchError  # noqa: E402

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from twitchgraph.importer import import_json_dir, parse_snapshot_file
+from twitchgraph.collect.importer import import_json_dir, parse_snapshot_file
 from twitchgraph.store.db import open_store
 
 from ._collect_fixtures import make_stream

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typer.testing import CliRunner
 
 from twitchgraph.cli import app
-from twitchgraph.status import collection_status
+from twitchgraph.collect.status import collection_status
 from twitchgraph.store.db import SnapshotData, open_store, write_snapshot
 from twitchgraph.store.locks import collector_state_path
 from twitchgraph.store.spool import Spool
@@ -82,7 +82,7 @@ def test_status_json_and_a_collector_that_died(tmp_path) -> None:
 
 
 def test_status_while_running_counts_the_snapshot_under_way_as_not_missed(tmp_path) -> None:
-    from twitchgraph.collect import collector_lock
+    from twitchgraph.collect.collector import collector_lock
 
     db = tmp_path / "s.duckdb"
     _store(db)

@@ -156,7 +156,7 @@ def create_app(rebuilder: Rebuilder, *, start: bool = True) -> Starlette:
         return as_json(facts) if wants_json else page("serve_streamer.html", s=facts)
 
     def status_facts() -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        from twitchgraph.status import collection_status, status_lines
+        from twitchgraph.collect.status import collection_status, status_lines
         from twitchgraph.store.db import StoreError
 
         try:

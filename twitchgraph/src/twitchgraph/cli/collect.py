@@ -104,7 +104,7 @@ def collect(
 
     Example: twitchgraph collect --every 10m --for 24h --language it --window 60s
     """
-    from twitchgraph.collect import ChatLimits, CollectOptions, parse_shard, run_collector
+    from twitchgraph.collect.collector import ChatLimits, CollectOptions, parse_shard, run_collector
 
     env_file = _env_file(env_file)
     if once and every:
@@ -160,7 +160,7 @@ def status(
     """
     import json
 
-    from twitchgraph.status import collection_status, status_lines
+    from twitchgraph.collect.status import collection_status, status_lines
     from twitchgraph.store.db import StoreError
 
     try:
@@ -185,7 +185,7 @@ def import_json(
 ) -> None:
     """Import JSON snapshot dumps (one file per snapshot) into the store; re-runs are no-ops.
 
-    Accepted shapes (details in twitchgraph.importer):
+    Accepted shapes (details in twitchgraph.collect.importer):
 
     Helix shape: {"date_time": "2022-05-02T10:00:00Z", "streams": [Helix stream objects],
     "chatters": {"channel_login": ["user_login", ...]}}
@@ -201,7 +201,7 @@ def import_json(
     """
     from tqdm import tqdm
 
-    from twitchgraph.importer import import_json_dir
+    from twitchgraph.collect.importer import import_json_dir
 
     interval_s = _duration(interval, "--interval")
     if not json_dir.is_dir():
