@@ -75,7 +75,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.params import BuildParams
 
 SNAPSHOTS_FULL = 3823
 STREAMS_PER_SNAPSHOT = 1390
@@ -200,7 +200,7 @@ def generate(db: Path, scale: float, threads: int, memory_limit: str) -> dict:
 
 
 def run_duckdb(db: Path, out: Path, threads: int, memory_limit: str) -> dict:
-    from twitchgraph.build import build_graph
+    from twitchgraph.build.definition import build_graph
     from twitchgraph.graphio import write_graph_dir
     from twitchgraph.store.db import open_store
 
@@ -238,8 +238,8 @@ def _jvm_peak_mib(spark) -> float:
 
 def run_spark(db: Path, out: Path, memory: str) -> dict:
     """Export the store as a partitioned dataset, then the same build on Spark (local[*])."""
-    from twitchgraph.build import build_graph
-    from twitchgraph.engines import SparkEngine, spark_session
+    from twitchgraph.build.definition import build_graph
+    from twitchgraph.build.engines import SparkEngine, spark_session
     from twitchgraph.graphio import write_graph_dir
     from twitchgraph.store.dataset import export_partitioned
     from twitchgraph.store.db import open_store
@@ -300,7 +300,7 @@ def run_pandas(db: Path, out: Path) -> dict:
     import duckdb
     import pandas as pd
 
-    from twitchgraph.bots import BUILTIN_BOTS
+    from twitchgraph.build.bots import BUILTIN_BOTS
 
     con = duckdb.connect(str(db), read_only=True)
     t0 = time.perf_counter()

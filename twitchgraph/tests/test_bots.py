@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from twitchgraph.bots import (
+from twitchgraph.build.bots import (
     BUILTIN_BOTS,
     BotListError,
     import_bot_csv,

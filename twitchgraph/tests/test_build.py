@@ -8,8 +8,8 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from twitchgraph.build import BuildError, build_graph
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.definition import BuildError, build_graph
+from twitchgraph.build.params import BuildParams
 from twitchgraph.graphio import GAME_COLUMNS, RAID_COLUMNS, STREAMER_COLUMNS, write_graph_dir
 
 from ._build_fixtures import T0, add_live, add_snapshots, new_store, users_named
@@ -190,7 +190,7 @@ def test_language_filter():
 
 def test_bots_removed_per_rule_and_counted():
     con = new_store()
-    from twitchgraph.bots import ensure_bot_table
+    from twitchgraph.build.bots import ensure_bot_table
 
     ensure_bot_table(con)
     con.execute("INSERT INTO bots (login, source) VALUES ('listedbot', 'test')")

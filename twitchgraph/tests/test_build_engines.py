@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from twitchgraph.bots import import_bot_csv
-from twitchgraph.build import build_graph
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.bots import import_bot_csv
+from twitchgraph.build.definition import build_graph
+from twitchgraph.build.params import BuildParams
 from twitchgraph.cli import app
 from twitchgraph.graphio import write_graph_dir
 from twitchgraph.store.dataset import export_partitioned, open_dataset
@@ -114,7 +114,7 @@ def test_duckdb_reads_the_dataset_as_it_reads_the_store(store, tmp_path):
 def spark():
     if shutil.which("java") is None:
         pytest.skip("no Java: the Spark engine needs Java 17 or later")
-    from twitchgraph.engines import spark_session
+    from twitchgraph.build.engines import spark_session
 
     session = spark_session("local[2]")
     yield session

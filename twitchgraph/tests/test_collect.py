@@ -567,8 +567,8 @@ def test_a_full_disk_fails_one_snapshot_and_the_schedule_goes_on(tmp_path, monke
 
 @pytest.mark.slow
 def test_raids_from_the_simulator_reach_raids_csv_with_exact_counts(tmp_path) -> None:
-    from twitchgraph.build import build_graph
-    from twitchgraph.build_params import BuildParams
+    from twitchgraph.build.definition import build_graph
+    from twitchgraph.build.params import BuildParams
     from twitchgraph.graphio import write_graph_dir
     from twitchgraph.sim import run_simulator
 

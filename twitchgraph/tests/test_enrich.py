@@ -10,8 +10,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from twitchgraph.build import build_graph
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.definition import build_graph
+from twitchgraph.build.params import BuildParams
 from twitchgraph.enrich import run_enrichment
 from twitchgraph.enrich.igdb import IGDBClient, parse_igdb_game
 from twitchgraph.twitch.credentials import Credentials

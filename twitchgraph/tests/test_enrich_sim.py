@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from twitchgraph.build import build_graph
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.definition import build_graph
+from twitchgraph.build.params import BuildParams
 from twitchgraph.enrich import run_enrichment
 from twitchgraph.sim import run_simulator
 from twitchgraph.twitch.credentials import load_credentials

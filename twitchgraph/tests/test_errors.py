@@ -13,13 +13,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _build_fixtures import add_live, add_snapshots, new_store, users_named  # noqa: E402
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
-from twitchgraph.bots import BotListError  # noqa: E402
-from twitchgraph.build import BuildError  # noqa: E402
+from twitchgraph.build.bots import BotListError  # noqa: E402
+from twitchgraph.build.definition import BuildError  # noqa: E402
+from twitchgraph.build.engines import EngineError  # noqa: E402
 from twitchgraph.cli import app  # noqa: E402
 from twitchgraph.collect.collector import CollectError  # noqa: E402
 from twitchgraph.collect.importer import BadSnapshotFile  # noqa: E402
 from twitchgraph.demo import DemoError  # noqa: E402
-from twitchgraph.engines import EngineError  # noqa: E402
 from twitchgraph.errors import BadValue, TwitchgraphError  # noqa: E402
 from twitchgraph.evolve import EvolveError  # noqa: E402
 from twitchgraph.export.cypher_guard import QueryRefused  # noqa: E402
@@ -65,7 +65,7 @@ def store(tmp_path_factory) -> Path:
     ("twitchgraph.layout", "layout_for_dir", lambda p: ["layout", str(p["graph"])]),
     ("twitchgraph.export", "export_graph",
      lambda p: ["export", str(p["graph"]), "--to", "gexf"]),
-    ("twitchgraph.build", "build_graph",
+    ("twitchgraph.build.definition", "build_graph",
      lambda p: ["build", "--db", str(p["store"]), "--out", str(p["tmp"] / "g")]),
 ])
 def test_a_bug_keeps_its_traceback(bug, module, name, command, graph, store, tmp_path,

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.params import BuildParams
 from twitchgraph.cli import app
 from twitchgraph.evolve import (
     evolve_store,

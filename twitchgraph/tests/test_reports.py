@@ -9,8 +9,8 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from twitchgraph.build import build_graph
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.definition import build_graph
+from twitchgraph.build.params import BuildParams
 from twitchgraph.graphio import RAID_COLUMNS, GraphDirError, write_graph_dir
 from twitchgraph.reports.explore import explore_tables, write_explore_report
 from twitchgraph.reports.quality import quality_tables, write_quality_report

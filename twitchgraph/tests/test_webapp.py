@@ -18,7 +18,7 @@ from _build_fixtures import add_live, add_snapshots, users_named  # noqa: E402
 from _collect_fixtures import empty_env_file  # noqa: E402
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
-from twitchgraph.build_params import BuildParams  # noqa: E402
+from twitchgraph.build.params import BuildParams  # noqa: E402
 from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
 from twitchgraph.layout import layout_for_dir  # noqa: E402

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sklearn.metrics import normalized_mutual_info_score
 
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.params import BuildParams
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import GraphData, write_graph_dir
 
@@ -61,7 +61,7 @@ class DemoConfig:
     every_min : simulated minutes between snapshots.
     window_s : simulated seconds of chat listening per snapshot.
     time_scale : simulated seconds per real second.
-    build : parameters of `twitchgraph.build.build_graph`.
+    build : parameters of `twitchgraph.build.definition.build_graph`.
     resolution : modularity resolution of the communities.
     layout_iterations : ForceAtlas2 iterations.
     """
@@ -201,8 +201,8 @@ def _enrich_and_build(
     """Import the simulator's bot list, enrich from its services and build the graph."""
     import httpx
 
-    from twitchgraph.bots import import_bot_csv
-    from twitchgraph.build import BuildError, build_graph
+    from twitchgraph.build.bots import import_bot_csv
+    from twitchgraph.build.definition import BuildError, build_graph
     from twitchgraph.enrich import run_enrichment
     from twitchgraph.store.db import open_store
     from twitchgraph.twitch.credentials import load_credentials

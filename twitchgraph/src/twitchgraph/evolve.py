@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.params import BuildParams
 from twitchgraph.communities import find_communities
 from twitchgraph.durations import parse_duration
 from twitchgraph.errors import BadValue, TwitchgraphError
@@ -278,7 +278,7 @@ def evolve_store(
 
     Windows where the build keeps no streamer count as empty (every community dies).
     """
-    from twitchgraph.build import BuildError, build_graph
+    from twitchgraph.build.definition import BuildError, build_graph
     from twitchgraph.store.db import open_store
 
     params = build_params or BuildParams()

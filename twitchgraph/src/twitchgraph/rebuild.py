@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.params import BuildParams
 from twitchgraph.clock import utcnow
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import GraphData, read_graph_dir
@@ -48,7 +48,7 @@ def rebuild_graph(
 
     Raises BuildError (nothing to build), StoreError (the store cannot be read).
     """
-    from twitchgraph.build import build_graph
+    from twitchgraph.build.definition import build_graph
     from twitchgraph.communities import communities_for_dir
     from twitchgraph.graphio import write_graph_dir
     from twitchgraph.layout import layout_for_dir

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
-from twitchgraph.build_params import WEIGHTS, BuildParams
+from twitchgraph.build.params import WEIGHTS, BuildParams
 from twitchgraph.cli._app import DEFAULT_DB, DbOption, EnvFileOption, app
 from twitchgraph.cli._app import env_file_or_exit as _env_file
 from twitchgraph.cli._app import err as _err
@@ -98,7 +98,7 @@ def bots_import(
 
     Example: twitchgraph bots import twitchinsights_bots.csv --db twitchgraph.duckdb
     """
-    from twitchgraph.bots import BotListError, import_bot_csv
+    from twitchgraph.build.bots import BotListError, import_bot_csv
 
     with _store(db, must_exist=False) as con:
         try:
@@ -121,7 +121,7 @@ def _build_input(
     """What `build_graph` reads: the store or a dataset, on DuckDB or Spark."""
     import tempfile
 
-    from twitchgraph.engines import EngineError, SparkEngine, spark_session
+    from twitchgraph.build.engines import EngineError, SparkEngine, spark_session
     from twitchgraph.store.dataset import DatasetError, export_partitioned, open_dataset
 
     if memory_limit is not None and not _MEMORY.match(memory_limit):
@@ -198,7 +198,7 @@ def build(
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
              twitchgraph build --engine spark --dataset /shared/dataset --out graph/
     """
-    from twitchgraph.build import build_graph
+    from twitchgraph.build.definition import build_graph
     from twitchgraph.graphio import write_graph_dir
 
     if dataset is not None and not dataset.is_dir():

@@ -192,7 +192,7 @@ def evolve(
 
     Example: twitchgraph evolve --db twitchgraph.duckdb --window 1d
     """
-    from twitchgraph.build_params import BuildParams
+    from twitchgraph.build.params import BuildParams
     from twitchgraph.evolve import evolve_store, parse_window, write_evolution
 
     if not db.exists():

@@ -60,7 +60,7 @@ def serve(
     """
     import uvicorn
 
-    from twitchgraph.build_params import BuildParams
+    from twitchgraph.build.params import BuildParams
     from twitchgraph.durations import parse_duration
     from twitchgraph.evolve import parse_window
     from twitchgraph.rebuild import Rebuilder

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from twitchgraph.bots import suspected_bots
+from twitchgraph.build.bots import suspected_bots
 from twitchgraph.enrich.schema import readable_enrich_tables
 from twitchgraph.reports.html import HtmlReport, new_figure
 

@@ -1,6 +1,6 @@
 """Where the build's SQL runs: DuckDB (embedded, the default) or Apache Spark (a cluster).
 
-The build is written once, in DuckDB's SQL dialect (`twitchgraph.build`). `DuckDBEngine`
+The build is written once, in DuckDB's SQL dialect (`twitchgraph.build.definition`). `DuckDBEngine`
 runs it as it is; `SparkEngine` transpiles each statement to Spark SQL with SQLGlot and runs
 it through pyspark, over the partitioned Parquet dataset (`twitchgraph.store.dataset`). Both offer
 the same few calls: materialise a query as a named table, define a view, fetch rows or a

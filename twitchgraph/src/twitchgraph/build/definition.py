@@ -2,7 +2,7 @@
 
 All the work is SQL, written once in DuckDB's dialect, over the store's tables (a store, or
 the partitioned dataset of several collector shards); Python only strings the steps
-together and keeps the counts. An engine runs each step (`twitchgraph.engines`): DuckDB as
+together and keeps the counts. An engine runs each step (`twitchgraph.build.engines`): DuckDB as
 written, or Spark after SQLGlot transpiles it. Parameters are inlined as literals and every
 tie is broken explicitly, so both engines give the same rows. The result is five tables
 (streamers, edges, played, games, raids) and the statistics that ``build.json`` records, so
@@ -30,7 +30,7 @@ Definitions (the original Italian-Twitch study's, parameterised):
 
 Examples
 --------
->>> from twitchgraph.build import BuildParams, build_graph        # doctest: +SKIP
+>>> from twitchgraph.build.definition import BuildParams, build_graph        # doctest: +SKIP
 >>> from twitchgraph.graphio import write_graph_dir               # doctest: +SKIP
 >>> data = build_graph(con, BuildParams(every_nth=3, min_weight=10))  # doctest: +SKIP
 >>> write_graph_dir(data, "graph/")                               # doctest: +SKIP
@@ -48,10 +48,10 @@ import duckdb
 import pandas as pd
 
 from twitchgraph import __version__
-from twitchgraph.bots import known_bots_frame, suspected_bots_sql
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.bots import known_bots_frame, suspected_bots_sql
+from twitchgraph.build.params import BuildParams
 from twitchgraph.clock import as_utc
-from twitchgraph.engines import DuckDBEngine, SparkEngine
+from twitchgraph.build.engines import DuckDBEngine, SparkEngine
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import (
     EDGE_COLUMNS,
@@ -633,7 +633,7 @@ def build_graph(
     Parameters
     ----------
     con : an open store (``twitchgraph.store.db.open_store``), a dataset opened with
-        ``twitchgraph.store.dataset.open_dataset``, or an engine (``twitchgraph.engines``: the
+        ``twitchgraph.store.dataset.open_dataset``, or an engine (``twitchgraph.build.engines``: the
         same SQL on DuckDB or, transpiled, on Spark).
     params : the thresholds, window and weight (:class:`BuildParams`; its defaults are the
         original study's). It checks its values when made: ValueError for one outside them.
