@@ -53,21 +53,21 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 from sklearn.metrics import normalized_mutual_info_score
 
-from twitchgraph.communities import communities_for_dir, find_communities
 from twitchgraph.export import export_graph
+from twitchgraph.graph.communities import communities_for_dir, find_communities
+from twitchgraph.graph.layout import (
+    ForceAtlas2Settings,
+    forceatlas2_layout,
+    layout_for_dir,
+    node_sizes,
+    remove_overlaps,
+)
 from twitchgraph.graphio import (
     GraphData,
     read_graph_dir,
     to_networkx,
     undirected_edges,
     write_graph_dir,
-)
-from twitchgraph.layout import (
-    ForceAtlas2Settings,
-    forceatlas2_layout,
-    layout_for_dir,
-    node_sizes,
-    remove_overlaps,
 )
 
 EDGES_PER_NODE = 16
@@ -159,7 +159,7 @@ def _layout_before(data: GraphData, iterations: int) -> np.ndarray:
     fa2's own loop from random positions for a fixed count, then prevent-overlap."""
     from fa2 import ForceAtlas2
 
-    from twitchgraph.layout import make_room
+    from twitchgraph.graph.layout import make_room
 
     index = {login: i for i, login in enumerate(data.logins)}
     und = undirected_edges(data.edges)

@@ -31,10 +31,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from graph import planted_graph  # noqa: E402
 
-from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.export import export_graph  # noqa: E402
+from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.graph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.graphio import GraphData, write_graph_dir  # noqa: E402
-from twitchgraph.layout import layout_for_dir  # noqa: E402
 
 NAMES = ["ゆっくり実況", "にじさんじ", "한국어방송", "中文直播", "ゲーム配信", "도전왕", "夜猫子",
          "ホロライブ", "스트리머"]

@@ -13,7 +13,7 @@ from sklearn.metrics import normalized_mutual_info_score
 sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
-from twitchgraph.communities import communities_for_dir, find_communities  # noqa: E402
+from twitchgraph.graph.communities import communities_for_dir, find_communities  # noqa: E402
 from twitchgraph.graphio import GraphData, read_graph_dir, to_networkx  # noqa: E402
 
 

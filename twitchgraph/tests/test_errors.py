@@ -21,10 +21,10 @@ from twitchgraph.collect.collector import CollectError  # noqa: E402
 from twitchgraph.collect.importer import BadSnapshotFile  # noqa: E402
 from twitchgraph.demo import DemoError  # noqa: E402
 from twitchgraph.errors import BadValue, TwitchgraphError  # noqa: E402
-from twitchgraph.evolve import EvolveError  # noqa: E402
 from twitchgraph.export.cypher_guard import QueryRefused  # noqa: E402
 from twitchgraph.export.kuzu_db import DatabaseMissing, DatabaseUnreadable  # noqa: E402
 from twitchgraph.export.query import QueryFailed  # noqa: E402
+from twitchgraph.graph.evolve import EvolveError  # noqa: E402
 from twitchgraph.graphio import GraphDirError  # noqa: E402
 from twitchgraph.store.dataset import DatasetError  # noqa: E402
 from twitchgraph.store.db import StoreBusy, StoreError  # noqa: E402
@@ -61,8 +61,9 @@ def store(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("bug", [RuntimeError("a bug"), ValueError("a numpy-like bug")])
 @pytest.mark.parametrize("module, name, command", [
-    ("twitchgraph.communities", "communities_for_dir", lambda p: ["communities", str(p["graph"])]),
-    ("twitchgraph.layout", "layout_for_dir", lambda p: ["layout", str(p["graph"])]),
+    ("twitchgraph.graph.communities", "communities_for_dir",
+     lambda p: ["communities", str(p["graph"])]),
+    ("twitchgraph.graph.layout", "layout_for_dir", lambda p: ["layout", str(p["graph"])]),
     ("twitchgraph.export", "export_graph",
      lambda p: ["export", str(p["graph"]), "--to", "gexf"]),
     ("twitchgraph.build.definition", "build_graph",
@@ -83,7 +84,7 @@ def test_a_user_error_from_the_same_place_is_one_line(graph, monkeypatch):
     def refused(*args, **kwargs):
         raise GraphDirError(f"{graph} lacks columns x; rebuild it.")
 
-    monkeypatch.setattr("twitchgraph.communities.communities_for_dir", refused)
+    monkeypatch.setattr("twitchgraph.graph.communities.communities_for_dir", refused)
     result = runner.invoke(app, ["communities", str(graph)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert result.output.strip().splitlines() == [f"error: {graph} lacks columns x; rebuild it."]

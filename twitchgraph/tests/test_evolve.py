@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from twitchgraph.build.params import BuildParams
 from twitchgraph.cli import app
-from twitchgraph.evolve import (
+from twitchgraph.graph.evolve import (
     evolve_store,
     match_communities,
     parse_window,

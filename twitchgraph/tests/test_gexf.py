@@ -12,11 +12,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
-from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.export import community_colors  # noqa: E402
 from twitchgraph.export.gexf import export_gexf  # noqa: E402
+from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.graph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
-from twitchgraph.layout import layout_for_dir  # noqa: E402
 
 NS = {"g": "http://gexf.net/1.3", "viz": "http://gexf.net/1.3/viz"}
 

@@ -12,9 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
-from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.export.kuzu_db import connect, export_kuzu, played_and_games  # noqa: E402
 from twitchgraph.export.query import README_QUERIES, run_query  # noqa: E402
+from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graphio import GraphData, read_graph_dir  # noqa: E402
 
 REL = "HAS_VIEWERSHIP_OVERLAPPED_WITH"

@@ -12,13 +12,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
-from twitchgraph.graphio import GraphData, read_graph_dir  # noqa: E402
-from twitchgraph.layout import (  # noqa: E402
+from twitchgraph.graph.layout import (  # noqa: E402
     ForceAtlas2Settings,
     forceatlas2_layout,
     layout_for_dir,
     node_sizes,
 )
+from twitchgraph.graphio import GraphData, read_graph_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")

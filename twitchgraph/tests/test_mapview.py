@@ -13,9 +13,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import planted_graph  # noqa: E402
 
-from twitchgraph.communities import OTHER, find_communities, shown_communities  # noqa: E402
 from twitchgraph.export import OTHER_COLOR, community_colors  # noqa: E402
 from twitchgraph.export.mapview import map_view  # noqa: E402
+from twitchgraph.graph.communities import OTHER, find_communities, shown_communities  # noqa: E402
 from twitchgraph.graphio import GraphData  # noqa: E402
 
 LONERS = 12

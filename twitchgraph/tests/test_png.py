@@ -14,11 +14,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
-from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.export import OTHER_COLOR, community_colors  # noqa: E402
 from twitchgraph.export.png import export_png, font_families, map_figure  # noqa: E402
+from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.graph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
-from twitchgraph.layout import layout_for_dir  # noqa: E402
 
 LONERS = 10
 

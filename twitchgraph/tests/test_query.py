@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
 from twitchgraph.cli import app  # noqa: E402
-from twitchgraph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.export.kuzu_db import export_kuzu  # noqa: E402
 from twitchgraph.export.query import README_QUERIES, parse_params, run_query  # noqa: E402
+from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"

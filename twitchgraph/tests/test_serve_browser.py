@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 from test_webapp import OPEN, small_store  # noqa: E402
 
-from twitchgraph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.graph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
-from twitchgraph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.rebuild import Rebuilder  # noqa: E402
 from twitchgraph.webapp import create_app  # noqa: E402
 
@@ -38,7 +38,7 @@ def _free_port() -> int:
 
 def _two_windows(data):
     """Day 1: the planted communities; day 2: communities 0 and 1 merged, 3 gone."""
-    from twitchgraph.evolve import track_communities
+    from twitchgraph.graph.evolve import track_communities
 
     community = dict(zip(data.streamers["Id"], data.streamers["community"], strict=True))
     day1 = {k: int(c) for k, c in community.items()}

@@ -14,11 +14,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
-from twitchgraph.communities import OTHER, communities_for_dir  # noqa: E402
 from twitchgraph.export import OTHER_COLOR, community_colors  # noqa: E402
 from twitchgraph.export.html import export_html, map_payload, safe_json  # noqa: E402
+from twitchgraph.graph.communities import OTHER, communities_for_dir  # noqa: E402
+from twitchgraph.graph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
-from twitchgraph.layout import layout_for_dir  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -19,9 +19,9 @@ from _collect_fixtures import empty_env_file  # noqa: E402
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
 from twitchgraph.build.params import BuildParams  # noqa: E402
-from twitchgraph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
+from twitchgraph.graph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
-from twitchgraph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.rebuild import Rebuilder  # noqa: E402
 from twitchgraph.store.db import open_store  # noqa: E402
 from twitchgraph.webapp import CSP, create_app, served_map  # noqa: E402

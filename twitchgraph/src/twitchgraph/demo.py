@@ -29,7 +29,7 @@ from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import GraphData, write_graph_dir
 
 if TYPE_CHECKING:
-    from twitchgraph.communities import CommunityResult
+    from twitchgraph.graph.communities import CommunityResult
     from twitchgraph.sim import Simulator
 
 __all__ = ["DemoConfig", "DemoError", "DemoResult", "run_demo"]
@@ -109,7 +109,7 @@ def run_demo(
     Raises DemoError naming the step that failed.
     """
     from twitchgraph.export import export_graph
-    from twitchgraph.layout import layout_for_dir
+    from twitchgraph.graph.layout import layout_for_dir
     from twitchgraph.sim import run_simulator  # the demo is the one product user of the sim
 
     cfg = config or DemoConfig()
@@ -246,7 +246,7 @@ def _communities_vs_truth(
 ) -> tuple[CommunityResult, dict[str, int], float]:
     """Find communities in `graph_dir`; the result, the planted communities of the streamers
     found, and the NMI between the two."""
-    from twitchgraph.communities import communities_for_dir
+    from twitchgraph.graph.communities import communities_for_dir
 
     found, _ = communities_for_dir(graph_dir, resolution=cfg.resolution, seed=cfg.seed)
     known = {login: planted[login] for login in found.membership if login in planted}

@@ -49,9 +49,9 @@ def rebuild_graph(
     Raises BuildError (nothing to build), StoreError (the store cannot be read).
     """
     from twitchgraph.build.definition import build_graph
-    from twitchgraph.communities import communities_for_dir
+    from twitchgraph.graph.communities import communities_for_dir
+    from twitchgraph.graph.layout import layout_for_dir
     from twitchgraph.graphio import write_graph_dir
-    from twitchgraph.layout import layout_for_dir
     from twitchgraph.store.db import open_store
 
     timings = {} if timings is None else timings
@@ -188,7 +188,7 @@ class Rebuilder:
     def _timeline(self) -> Any:
         """Communities window by window, or None (no window asked, or too little data yet:
         the reason goes to `state.timeline_error`, the rebuild itself still counts)."""
-        from twitchgraph.evolve import EvolveError, evolve_store
+        from twitchgraph.graph.evolve import EvolveError, evolve_store
 
         if self.window is None:
             return None

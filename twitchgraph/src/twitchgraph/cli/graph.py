@@ -37,7 +37,7 @@ def communities(
 
     Example: twitchgraph communities graph/ --resolution 0.7 --seed 1
     """
-    from twitchgraph.communities import communities_for_dir
+    from twitchgraph.graph.communities import communities_for_dir
 
     try:
         result, written = communities_for_dir(graph_dir, resolution=resolution, seed=seed)
@@ -80,7 +80,7 @@ def layout(
     """
     from rich.progress import Progress
 
-    from twitchgraph.layout import ForceAtlas2Settings, layout_for_dir
+    from twitchgraph.graph.layout import ForceAtlas2Settings, layout_for_dir
 
     try:
         settings = ForceAtlas2Settings(
@@ -193,7 +193,7 @@ def evolve(
     Example: twitchgraph evolve --db twitchgraph.duckdb --window 1d
     """
     from twitchgraph.build.params import BuildParams
-    from twitchgraph.evolve import evolve_store, parse_window, write_evolution
+    from twitchgraph.graph.evolve import evolve_store, parse_window, write_evolution
 
     if not db.exists():
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")

@@ -62,7 +62,7 @@ def serve(
 
     from twitchgraph.build.params import BuildParams
     from twitchgraph.durations import parse_duration
-    from twitchgraph.evolve import parse_window
+    from twitchgraph.graph.evolve import parse_window
     from twitchgraph.rebuild import Rebuilder
     from twitchgraph.webapp import create_app
 

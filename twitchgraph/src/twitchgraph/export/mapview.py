@@ -22,8 +22,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from twitchgraph.communities import MAX_SHOWN, OTHER, shown_communities
 from twitchgraph.export import OTHER_COLOR, community_colors
+from twitchgraph.graph.communities import MAX_SHOWN, OTHER, shown_communities
 from twitchgraph.graphio import GraphData
 
 __all__ = ["LegendEntry", "MapView", "map_view"]

@@ -25,9 +25,9 @@ from typing import Any
 import pandas as pd
 
 from twitchgraph.build.params import BuildParams
-from twitchgraph.communities import find_communities
 from twitchgraph.durations import parse_duration
 from twitchgraph.errors import BadValue, TwitchgraphError
+from twitchgraph.graph.communities import find_communities
 from twitchgraph.graphio import write_csv
 
 __all__ = [
