@@ -102,8 +102,8 @@ def main() -> None:
     import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from twitchgraph.rebuild import Rebuilder
-    from twitchgraph.webapp import create_app
+    from twitchgraph.serve.app import create_app
+    from twitchgraph.serve.rebuild import Rebuilder
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tg-serve-bench-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,8 @@ from test_webapp import OPEN, small_store  # noqa: E402
 from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
-from twitchgraph.rebuild import Rebuilder  # noqa: E402
-from twitchgraph.webapp import create_app  # noqa: E402
+from twitchgraph.serve.app import create_app  # noqa: E402
+from twitchgraph.serve.rebuild import Rebuilder  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

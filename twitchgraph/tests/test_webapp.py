@@ -22,9 +22,9 @@ from twitchgraph.build.params import BuildParams  # noqa: E402
 from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
-from twitchgraph.rebuild import Rebuilder  # noqa: E402
+from twitchgraph.serve.app import CSP, create_app, served_map  # noqa: E402
+from twitchgraph.serve.rebuild import Rebuilder  # noqa: E402
 from twitchgraph.store.db import open_store  # noqa: E402
-from twitchgraph.webapp import CSP, create_app, served_map  # noqa: E402
 
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 OPEN = BuildParams(every_nth=1, min_live_minutes=0, min_viewer_mean=0, min_chatter_mean=0,
@@ -120,8 +120,8 @@ def test_static_files_come_only_from_the_package_list(served):
     js = client.get("/static/map.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     assert client.get("/static/vendor/sigma-graphology.min.js").status_code == 200
-    for path in ("/static/../store.py", "/static/%2e%2e/store.py", "/static/..%2Fstore.py",
-                 "/static/vendor/../../store.py", "/static/__init__.py", "/static/map.html",
+    for path in ("/static/../errors.py", "/static/%2e%2e/errors.py", "/static/..%2Ferrors.py",
+                 "/static/vendor/../../errors.py", "/static/__init__.py", "/static/map.html",
                  "/static//etc/passwd", "/static/serve_base.html", "/etc/passwd"):
         assert client.get(path).status_code == 404, path
 

@@ -1,4 +1,4 @@
-"""`twitchgraph serve`: the live local web app over the store (see `twitchgraph.webapp`)."""
+"""`twitchgraph serve`: the live local web app over the store (see `twitchgraph.serve.app`)."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ def serve(
     from twitchgraph.build.params import BuildParams
     from twitchgraph.durations import parse_duration
     from twitchgraph.graph.evolve import parse_window
-    from twitchgraph.rebuild import Rebuilder
-    from twitchgraph.webapp import create_app
+    from twitchgraph.serve.app import create_app
+    from twitchgraph.serve.rebuild import Rebuilder
 
     if not db.exists():
         raise _fail(f"no store at {db}: run `twitchgraph collect --db {db}` first or pass --db")

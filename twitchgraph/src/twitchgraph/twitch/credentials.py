@@ -2,7 +2,7 @@
 
 This is the one place that reads the Twitch settings (credentials and service URLs) from the
 process environment (`read_env`); every other module takes the mapping it returns. (Spark's own
-`SPARK_REMOTE` is read where the Spark session starts, in `engines.py`.)
+`SPARK_REMOTE` is read where the Spark session starts, in `build/engines.py`.)
 
 `load_credentials()` reads TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET; the environment wins over
 `.env`. The `.env` values are read with python-dotenv *without* being copied into `os.environ`,

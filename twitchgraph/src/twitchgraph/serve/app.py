@@ -33,7 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from twitchgraph.graphio import GraphData
-from twitchgraph.rebuild import Rebuilder
+from twitchgraph.serve.rebuild import Rebuilder
 
 __all__ = ["CSP", "STATIC_FILES", "create_app", "streamer_facts"]
 
