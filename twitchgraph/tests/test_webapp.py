@@ -22,8 +22,9 @@ from twitchgraph.build.params import BuildParams  # noqa: E402
 from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graph.layout import layout_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
-from twitchgraph.serve.app import CSP, create_app, served_map  # noqa: E402
+from twitchgraph.serve.app import create_app  # noqa: E402
 from twitchgraph.serve.rebuild import Rebuilder  # noqa: E402
+from twitchgraph.serve.views import CSP, served_map  # noqa: E402
 from twitchgraph.store.db import open_store  # noqa: E402
 
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
