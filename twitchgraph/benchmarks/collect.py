@@ -120,7 +120,8 @@ def run_beside_readers(snapshots: int, *, channels: int = 150, every_s: float = 
     """An accelerated `collect --every` with `build` and `report quality` looping beside it."""
     import duckdb
 
-    from twitchgraph.collect.collector import ChatLimits, CollectOptions, run_collector
+    from twitchgraph.collect.options import ChatLimits, CollectOptions
+    from twitchgraph.collect.run import run_collector
     from twitchgraph.store.spool import Spool
 
     # When each spooled snapshot was written and when it reached the store (real time).

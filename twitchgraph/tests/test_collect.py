@@ -13,7 +13,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from twitchgraph.collect.collector import CollectOptions, Collector, parse_duration
+from twitchgraph.collect.collector import Collector
+from twitchgraph.collect.options import CollectOptions
+from twitchgraph.durations import parse_duration
 from twitchgraph.store.db import open_store
 from twitchgraph.twitch.chat import ChatClient
 
@@ -283,7 +285,8 @@ _CHILD = textwrap.dedent("""
     import asyncio, sys
     sys.path.insert(0, sys.argv[2])
     from _collect_fixtures import FakeChatServer, FakeTwitch, FastClock, make_stream
-    from twitchgraph.collect.collector import CollectOptions, Collector
+    from twitchgraph.collect.collector import Collector
+    from twitchgraph.collect.options import CollectOptions
     from twitchgraph.store.db import open_store, recover_stale
     from twitchgraph.twitch.chat import ChatClient
 

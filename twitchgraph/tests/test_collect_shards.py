@@ -12,14 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from twitchgraph.cli import app
-from twitchgraph.collect.collector import (
-    ChatLimits,
-    CollectOptions,
-    Collector,
-    parse_shard,
-    run_collector,
-    shard_of,
-)
+from twitchgraph.collect.collector import Collector
+from twitchgraph.collect.options import ChatLimits, CollectOptions
+from twitchgraph.collect.run import run_collector
+from twitchgraph.collect.sharding import parse_shard, shard_of
 from twitchgraph.sim import run_simulator
 from twitchgraph.store.dataset import export_partitioned, open_dataset
 from twitchgraph.store.db import open_store

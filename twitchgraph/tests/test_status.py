@@ -82,7 +82,7 @@ def test_status_json_and_a_collector_that_died(tmp_path) -> None:
 
 
 def test_status_while_running_counts_the_snapshot_under_way_as_not_missed(tmp_path) -> None:
-    from twitchgraph.collect.collector import collector_lock
+    from twitchgraph.collect.run import collector_lock
 
     db = tmp_path / "s.duckdb"
     _store(db)

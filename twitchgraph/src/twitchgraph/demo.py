@@ -169,12 +169,9 @@ def _fresh_outputs(out: Path) -> tuple[Path, Path]:
 
 def _collect(sim: Simulator, db: Path, cfg: DemoConfig, echo: Callable[[str], None]) -> None:
     """Collect `cfg.snapshots` snapshots from the simulator into `db` with the real collector."""
-    from twitchgraph.collect.collector import (
-        ChatLimits,
-        CollectError,
-        CollectOptions,
-        run_collector,
-    )
+    from twitchgraph.collect.collector import CollectError
+    from twitchgraph.collect.options import ChatLimits, CollectOptions
+    from twitchgraph.collect.run import run_collector
     from twitchgraph.twitch.errors import TwitchError
 
     every_s = cfg.every_min * 60.0

@@ -104,7 +104,9 @@ def collect(
 
     Example: twitchgraph collect --every 10m --for 24h --language it --window 60s
     """
-    from twitchgraph.collect.collector import ChatLimits, CollectOptions, parse_shard, run_collector
+    from twitchgraph.collect.options import ChatLimits, CollectOptions
+    from twitchgraph.collect.run import run_collector
+    from twitchgraph.collect.sharding import parse_shard
 
     env_file = _env_file(env_file)
     if once and every:

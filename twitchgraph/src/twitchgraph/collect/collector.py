@@ -22,24 +22,18 @@ all). The schedule does not drift: snapshot k starts at start + k * every (slots
 overrunning snapshot are skipped and counted as missed). SIGINT/SIGTERM stop cleanly: the
 snapshot under way is discarded whole and the chat connections closed.
 
-`run_collector` holds ``<db>.collector.lock`` for the run (a second collector on the same
-store is refused) and keeps ``<db>.collector.json`` up to date for `twitchgraph status`.
+The collect/ modules: `options` (what to collect, chat limits), `sharding` (which shard
+collects a channel), this one (one snapshot, the schedule), `run` (`run_collector`: the lock,
+the spool, the state file), `progress` (the console line) and `signals` (SIGINT/SIGTERM).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
-import hashlib
-import json
 import logging
 import math
-import os
-import signal
-import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,36 +41,25 @@ from typing import Any
 import duckdb
 import httpx
 
-from twitchgraph.clock import Clock, SystemClock, utcnow
-from twitchgraph.durations import parse_duration  # re-exported; shared with `evolve --window`
-from twitchgraph.errors import BadValue, TwitchgraphError
+from twitchgraph.clock import Clock, SystemClock
+from twitchgraph.collect.options import CollectOptions
+from twitchgraph.collect.sharding import shard_of
+from twitchgraph.errors import TwitchgraphError
 from twitchgraph.store.db import (
     SnapshotData,
     StoreBusy,
     StoreError,
-    open_store,
     write_snapshot,
 )
-from twitchgraph.store.locks import collector_lock_path, collector_state_path
 from twitchgraph.store.spool import Spool
-from twitchgraph.twitch.auth import AppTokenAuth
 from twitchgraph.twitch.chat import ChannelView, ChatClient, Raid
-from twitchgraph.twitch.credentials import load_credentials, read_env
-from twitchgraph.twitch.endpoints import Endpoints
 from twitchgraph.twitch.errors import AuthError, MissingCredentials, TwitchError
 from twitchgraph.twitch.helix import HelixClient
 
 __all__ = [
     "CollectError",
-    "CollectOptions",
-    "CollectRun",
     "Collector",
     "SnapshotSummary",
-    "collector_lock",
-    "parse_duration",
-    "parse_shard",
-    "run_collector",
-    "shard_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,53 +69,6 @@ ProgressFn = Callable[[Mapping[str, Any]], None]
 
 class CollectError(TwitchgraphError):
     """A snapshot could not be taken (the message says why and what to do)."""
-
-
-@dataclass(frozen=True)
-class CollectOptions:
-    """What to collect and how often.
-
-    Attributes:
-        top: keep only the `top` most viewed live channels (None: all).
-        min_viewers: ignore streams below this many viewers.
-        language: only streams in this language (e.g. "it").
-        game_ids: only streams of these game/category ids.
-        window_s: how long to listen to chat per snapshot.
-        every_s: seconds between snapshot starts; None takes one snapshot (`--once`).
-        for_s: stop starting snapshots after this long (with `every_s`).
-        fetch_users: fetch broadcaster profiles into the users table.
-        shard: (K, N): collect only the live channels whose login hashes to shard K of N
-            (`shard_of`), with snapshots on the schedule grid (multiples of `every_s` since
-            the epoch), so that N collectors' snapshots of one slot form one snapshot.
-    """
-
-    top: int | None = None
-    min_viewers: int = 0
-    language: str | None = None
-    game_ids: tuple[str, ...] = ()
-    window_s: float = 60.0
-    every_s: float | None = None
-    for_s: float | None = None
-    fetch_users: bool = True
-    shard: tuple[int, int] | None = None
-
-    def __post_init__(self) -> None:
-        if self.top is not None and self.top < 1:
-            raise BadValue("top must be at least 1")
-        if self.window_s < 0:
-            raise BadValue("window must not be negative")
-        if self.every_s is not None and self.every_s <= 0:
-            raise BadValue("every must be positive")
-        if self.every_s is not None and self.every_s < self.window_s:
-            raise BadValue(f"every ({self.every_s:g} s) must not be shorter than the "
-                             f"listening window ({self.window_s:g} s)")
-        if self.shard is not None:
-            k, n = self.shard
-            if not 1 <= k <= n:
-                raise BadValue(f"shard {k}/{n}: K must be between 1 and N")
-            if self.every_s is None:
-                raise BadValue("a shard needs --every: its snapshots sit on the schedule "
-                                 "grid, where the other shards' snapshots meet them")
 
 
 @dataclass
@@ -169,24 +105,6 @@ class SnapshotSummary:
             f"{self.requests} requests, {self.rate_limited} x 429, {self.malformed} malformed, "
             f"{self.joins} joins, {self.reconnects} reconnects"
         )
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """(K, N) from 'K/N' (1 <= K <= N); raises ValueError otherwise."""
-    try:
-        k, n = (int(part) for part in text.strip().split("/"))
-    except ValueError:
-        raise BadValue(f"not a shard: {text!r} (use K/N, e.g. 2/3)") from None
-    if not 1 <= k <= n:
-        raise BadValue(f"not a shard: {text!r} (K must be between 1 and N, e.g. 2/3)")
-    return k, n
-
-
-def shard_of(login: str, shards: int) -> int:
-    """The shard (1..shards) that collects channel `login`: a hash stable across machines,
-    processes and Python versions (not Python's salted ``hash``)."""
-    digest = hashlib.blake2b(login.lower().encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards + 1
 
 
 class Collector:
@@ -560,249 +478,3 @@ def _params(options: CollectOptions) -> dict[str, Any]:
     params["game_ids"] = list(options.game_ids)
     params["shard"] = list(options.shard) if options.shard else None
     return params
-
-
-# -- wiring for the CLI ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ChatLimits:
-    """Chat limits (Twitch's by default; the demo relaxes them)."""
-
-    channels_per_connection: int = 100
-    max_connections: int = 10
-    joins_per_window: int = 20
-    join_window_s: float = 10.0
-
-
-@dataclass
-class _Progress:
-    """A one-line live progress display on the console."""
-
-    console: Any
-    status: Any = None
-
-    def __call__(self, state: Mapping[str, Any]) -> None:
-        text = (f"snapshot {state.get('snapshot', '?')}: {state.get('phase', '')} | "
-                f"pages {state.get('pages', 0)} | streams {state.get('streams', 0):,} | "
-                f"channels joined {state.get('channels_joined', 0):,} | "
-                f"users seen {state.get('users_seen', 0):,}")
-        if self.status is None:
-            self.status = self.console.status(text)
-            self.status.start()
-        else:
-            self.status.update(text)
-
-    def stop(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
-
-
-@dataclass
-class CollectRun:
-    """What a `run_collector` call did."""
-
-    summaries: list[SnapshotSummary] = field(default_factory=list)
-    interrupted: str = ""  # "SIGINT" / "SIGTERM" when a signal ended the run
-    spooled: int = 0  # snapshots still waiting in the spool at the end (the store was busy)
-    slots_missed: int = 0
-
-    @property
-    def complete(self) -> int:
-        return sum(s.status == "complete" for s in self.summaries)
-
-
-@contextlib.contextmanager
-def collector_lock(db: Path) -> Iterator[None]:
-    """Hold the store's collector lock for the body; a second collector gets CollectError.
-
-    flock is released by the kernel when the process dies, even by ``kill -9``.
-    """
-    path = collector_lock_path(db)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            raise CollectError(f"another collector is already running on {db}"
-                               + (f" (PID {holder})" if holder else "")
-                               + ": one collector per store") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _write_state(path: Path, state: Mapping[str, Any]) -> None:
-    """Replace the state file whole (a reader never sees half of it)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(state, default=str, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:  # status is a convenience; collecting goes on
-        log.debug("cannot write %s: %s", path, exc)
-
-
-def run_collector(
-    db: str | Path,
-    options: CollectOptions,
-    *,
-    env: Mapping[str, str] | None = None,
-    dotenv_path: str | Path | None = ".env",
-    clock: Clock | None = None,
-    chat_limits: ChatLimits | None = None,
-    console: Any = None,
-    transport: httpx.BaseTransport | None = None,
-    commit_wait_s: float = 30.0,
-) -> CollectRun:
-    """Collect into the store at `db` with credentials and endpoints from env / .env.
-
-    The store is not held open: finished snapshots go through the spool and are committed
-    whenever the store's lock is free, so reading commands run beside the collector.
-    Prints one summary line per snapshot on `console` (a rich Console) and shows live
-    progress when it is a terminal. SIGINT/SIGTERM end the run cleanly. At the end it waits
-    up to `commit_wait_s` for the store to commit what is still spooled.
-
-    Raises:
-        MissingCredentials: TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET not set.
-        CollectError: another collector runs on `db`.
-        StoreError: `db` is not a store this version can write (newer, foreign, not DuckDB).
-    """
-    values = read_env(env, dotenv_path)
-    credentials = load_credentials(values, dotenv_path=None)
-    endpoints = Endpoints.from_env(values)
-    limits = chat_limits or ChatLimits()
-    db = Path(db)
-    notify = (lambda line: console.print(line, style="yellow")) if console is not None else None
-    with collector_lock(db):
-        # Create or migrate the store now, so a file we cannot use is refused at once.
-        try:
-            open_store(db, wait_s=2.0, notify=notify).close()
-        except StoreBusy:
-            pass  # readers or a writer have it: the spool waits for them
-        spool = Spool(db, notify=notify)
-        with contextlib.suppress(StoreBusy):
-            spool.commit(budget_s=math.inf)  # what a previous run left spooled
-        http = httpx.Client(timeout=httpx.Timeout(15.0, connect=10.0), transport=transport)
-        auth = AppTokenAuth(credentials, auth_url=endpoints.auth_url, http=http)
-        # Helix rate limits run on real time, whatever clock drives the schedule.
-        helix = HelixClient(http=http, auth=auth, api_url=endpoints.api_url)
-        try:
-            run = asyncio.run(_collect(db, spool, helix, endpoints, options, clock, limits,
-                                       console))
-        finally:
-            helix.close()
-        deadline = time.monotonic() + commit_wait_s
-        while spool.pending() and time.monotonic() < deadline:
-            try:
-                if not spool.commit(wait_s=max(0.0, deadline - time.monotonic())):
-                    break  # a file that cannot go in (logged); it stays for the next run
-            except StoreBusy as exc:
-                log.warning("%s", exc)
-                break
-        run.spooled = len(spool.pending())
-        state_path = collector_state_path(db)
-        with contextlib.suppress(OSError, ValueError):
-            state = json.loads(state_path.read_text(encoding="utf-8"))
-            _write_state(state_path, {**state, "running": False, "spooled": run.spooled,
-                                      "ended_at": utcnow().isoformat()})
-    return run
-
-
-async def _collect(db: Path, spool: Spool, helix: HelixClient, endpoints: Endpoints,
-                   options: CollectOptions, clock: Clock | None, limits: ChatLimits,
-                   console: Any) -> CollectRun:
-    progress = _Progress(console) if console is not None and console.is_terminal else None
-    stop = asyncio.Event()
-    run = CollectRun()
-    state_path = collector_state_path(db)
-    began = utcnow()
-
-    def show(summary: SnapshotSummary) -> None:
-        if progress is not None:
-            progress.stop()
-        if console is not None:
-            style = "green" if summary.status == "complete" else "red"
-            console.print(summary.line(), style=style, highlight=False, soft_wrap=True)
-        else:
-            log.info("%s", summary.line())
-
-    async with ChatClient.from_endpoints(
-        endpoints, clock=clock, channels_per_connection=limits.channels_per_connection,
-        max_connections=limits.max_connections, joins_per_window=limits.joins_per_window,
-        join_window_s=limits.join_window_s,
-    ) as chat:
-        collector = Collector(spool, helix=helix, chat=chat, options=options, clock=clock,
-                              on_progress=progress)
-
-        def save_state() -> None:
-            last = run.summaries[-1] if run.summaries else None
-            errors = [s for s in run.summaries if s.status != "complete"]
-            _write_state(state_path, {
-                "pid": os.getpid(), "running": True, "started_at": began.isoformat(),
-                "every_s": options.every_s, "for_s": options.for_s,
-                "complete": run.complete, "failed": len(errors),
-                "slots_missed": collector.slots_missed, "spooled": len(spool.pending()),
-                "last": asdict(last) if last else None,
-                "last_error": errors[-1].line() if errors else (spool.last_error or ""),
-                "chat": {"connections": chat.connected, "channels_held": len(chat.channels),
-                         "channels_joined": chat.joined, "last_error": chat.last_error},
-                "helix": helix.stats.as_dict(),
-            })
-
-        def keep(summary: SnapshotSummary) -> None:
-            run.summaries.append(summary)
-            show(summary)
-            save_state()
-
-        async def commit_when_free() -> None:
-            # Snapshots spooled while readers held the store go in as soon as it is free:
-            # poll often while something waits (readers hold back meanwhile, see
-            # store.announce_write), rarely otherwise.
-            busy = False
-            while True:
-                await asyncio.sleep(0.05 if busy else 0.5)
-                busy = False
-                if spool.pending():
-                    try:
-                        if await asyncio.to_thread(spool.commit):
-                            save_state()
-                    except StoreBusy:
-                        busy = True
-                    except StoreError as exc:
-                        log.debug("commit: %s", exc)
-
-        save_state()
-        task = asyncio.create_task(collector.run(stop, on_snapshot=keep))
-        committer = asyncio.create_task(commit_when_free())
-        loop = asyncio.get_running_loop()
-
-        def interrupt(name: str) -> None:
-            if not stop.is_set():
-                run.interrupted = name
-                stop.set()
-                task.cancel()  # the snapshot under way is discarded whole
-
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, interrupt, sig.name)
-                installed.append(sig)
-        try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        finally:
-            committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await committer
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            if progress is not None:
-                progress.stop()
-        run.slots_missed = collector.slots_missed
-    if stop.is_set() and console is not None:
-        console.print("stopped: the snapshot under way (if any) was discarded", style="yellow")
-    return run
