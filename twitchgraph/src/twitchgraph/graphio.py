@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from twitchgraph.atomic import atomic_path
 from twitchgraph.errors import TwitchgraphError
 
 __all__ = [
@@ -188,15 +188,8 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
 def _write_atomic(target: Path, write: Callable[[str], object]) -> None:
     """Call `write` on a file beside `target`, then rename it over `target`, so an
     interrupted run never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the table is as public as its directory
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp:
+        write(str(tmp))
 
 
 def read_build_record(path: str | os.PathLike) -> dict:

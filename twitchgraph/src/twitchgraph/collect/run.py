@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from twitchgraph.atomic import write_text
 from twitchgraph.clock import Clock, utcnow
 from twitchgraph.collect.collector import CollectError, Collector, SnapshotSummary
 from twitchgraph.collect.options import ChatLimits, CollectOptions
@@ -90,10 +91,8 @@ def collector_lock(db: Path) -> Iterator[None]:
 
 def _write_state(path: Path, state: Mapping[str, Any]) -> None:
     """Replace the state file whole (a reader never sees half of it)."""
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(state, default=str, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, json.dumps(state, default=str, indent=1))
     except OSError as exc:  # status is a convenience; collecting goes on
         log.debug("cannot write %s: %s", path, exc)
 

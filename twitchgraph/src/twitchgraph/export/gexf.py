@@ -25,6 +25,7 @@ from xml.sax.saxutils import quoteattr
 import pandas as pd
 
 from twitchgraph import __version__
+from twitchgraph.atomic import atomic_open
 from twitchgraph.export import require_columns
 from twitchgraph.export.kuzu_db import known_raids
 from twitchgraph.export.mapview import map_view
@@ -116,49 +117,43 @@ def export_gexf(data: GraphData, path: str | os.PathLike) -> Path:
     edge_types, edge_ids, edge_decl = _declare(edge_cols, edges, "edge", len(node_cols))
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-            fh.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-            fh.write(f'<gexf xmlns="{GEXF_NS}" xmlns:viz="{VIZ_NS}" '
-                     'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-                     f'xsi:schemaLocation="{GEXF_NS} {GEXF_NS}/gexf.xsd" version="1.3">\n')
-            fh.write(f'  <meta lastmodifieddate="{dt.date.today().isoformat()}">\n'
-                     f"    <creator>twitchgraph {__version__}</creator>\n"
-                     "    <description>Twitch streamers linked by shared chatters; size: mean "
-                     "viewers; colour: community</description>\n  </meta>\n")
-            fh.write('  <graph defaultedgetype="directed" mode="static">\n')
-            fh.write(node_decl)
-            fh.write(edge_decl)
-            fh.write("    <nodes>\n")
-            values = streamers[node_cols].itertuples(index=False, name=None)
-            for (login, label, x, y, size), (r, g, b), row in zip(
-                streamers[["Id", "Label", "x", "y", "size"]].itertuples(index=False, name=None),
-                colors,
-                values,
-                strict=True,
-            ):
-                name = label if isinstance(label, str) and label else login
-                fh.write(f"      <node id={_attr(login)} label={_attr(name)}>\n")
-                fh.write(_attvalues(row, node_cols, node_types, node_ids, "        "))
-                fh.write(f'        <viz:color r="{r}" g="{g}" b="{b}" a="1.0"/>\n'
-                         f'        <viz:position x="{float(x)!r}" y="{float(y)!r}" z="0.0"/>\n'
-                         f'        <viz:size value="{float(size)!r}"/>\n      </node>\n')
-            fh.write("    </nodes>\n    <edges>\n")
-            values = edges[edge_cols].itertuples(index=False, name=None)
-            for i, ((source, target_login, weight), row) in enumerate(zip(
-                edges[["Source", "Target", "Weight"]].itertuples(index=False, name=None), values,
-                strict=True,
-            )):
-                body = _attvalues(row, edge_cols, edge_types, edge_ids, "        ")
-                head = (f'      <edge id="{i}" source={_attr(source)} target={_attr(target_login)}'
-                        f' weight="{float(weight)!r}"')
-                fh.write(f"{head}>\n{body}      </edge>\n" if body else f"{head}/>\n")
-            fh.write("    </edges>\n  </graph>\n</gexf>\n")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave a partial file behind
-        raise
+    # Written whole or not at all: never a partial file behind.
+    with atomic_open(target, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+        fh.write(f'<gexf xmlns="{GEXF_NS}" xmlns:viz="{VIZ_NS}" '
+                 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                 f'xsi:schemaLocation="{GEXF_NS} {GEXF_NS}/gexf.xsd" version="1.3">\n')
+        fh.write(f'  <meta lastmodifieddate="{dt.date.today().isoformat()}">\n'
+                 f"    <creator>twitchgraph {__version__}</creator>\n"
+                 "    <description>Twitch streamers linked by shared chatters; size: mean "
+                 "viewers; colour: community</description>\n  </meta>\n")
+        fh.write('  <graph defaultedgetype="directed" mode="static">\n')
+        fh.write(node_decl)
+        fh.write(edge_decl)
+        fh.write("    <nodes>\n")
+        values = streamers[node_cols].itertuples(index=False, name=None)
+        for (login, label, x, y, size), (r, g, b), row in zip(
+            streamers[["Id", "Label", "x", "y", "size"]].itertuples(index=False, name=None),
+            colors,
+            values,
+            strict=True,
+        ):
+            name = label if isinstance(label, str) and label else login
+            fh.write(f"      <node id={_attr(login)} label={_attr(name)}>\n")
+            fh.write(_attvalues(row, node_cols, node_types, node_ids, "        "))
+            fh.write(f'        <viz:color r="{r}" g="{g}" b="{b}" a="1.0"/>\n'
+                     f'        <viz:position x="{float(x)!r}" y="{float(y)!r}" z="0.0"/>\n'
+                     f'        <viz:size value="{float(size)!r}"/>\n      </node>\n')
+        fh.write("    </nodes>\n    <edges>\n")
+        values = edges[edge_cols].itertuples(index=False, name=None)
+        for i, ((source, target_login, weight), row) in enumerate(zip(
+            edges[["Source", "Target", "Weight"]].itertuples(index=False, name=None), values,
+            strict=True,
+        )):
+            body = _attvalues(row, edge_cols, edge_types, edge_ids, "        ")
+            head = (f'      <edge id="{i}" source={_attr(source)} target={_attr(target_login)}'
+                    f' weight="{float(weight)!r}"')
+            fh.write(f"{head}>\n{body}      </edge>\n" if body else f"{head}/>\n")
+        fh.write("    </edges>\n  </graph>\n</gexf>\n")
     logger.info("wrote %s", target)
     return target

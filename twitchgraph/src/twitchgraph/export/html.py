@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from twitchgraph.atomic import write_text
 from twitchgraph.export import require_columns
 from twitchgraph.export.mapview import map_view
 from twitchgraph.graphio import GraphData
@@ -151,6 +152,6 @@ def export_html(data: GraphData, path: str | os.PathLike, *, title: str = "") ->
     """Write the offline map to `path`; returns the path."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_html(map_payload(data, title=title)), encoding="utf-8")
+    write_text(target, render_html(map_payload(data, title=title)))
     logger.info("wrote %s (%d bytes)", target, target.stat().st_size)
     return target

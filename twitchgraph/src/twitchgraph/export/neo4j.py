@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from twitchgraph.atomic import atomic_open, write_text
 from twitchgraph.export.kuzu_db import (
     GAME_PROPS,
     OVERLAP_PROPS,
@@ -74,7 +75,7 @@ def _cell(value: object, kind: str) -> str:
 
 def _write(path: Path, header: list[str], rows) -> int:
     count = 0
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)
         writer.writerow(header)
         for row in rows:
@@ -114,9 +115,9 @@ def export_neo4j(data: GraphData, out_dir: str | os.PathLike) -> Path:
         header = [f":START_ID({start})", f":END_ID({end})"]
         header += [neo4j_header(n, k) for n, k, _ in props] + [":TYPE"]
         _write(out / name, header, _rel_rows(tables[name], props, rel))
-    (out / "import.sh").write_text(_import_script(), encoding="utf-8")
-    (out / "load.cypher").write_text(load_cypher(), encoding="utf-8")
-    (out / "queries.cypher").write_text(queries_cypher(), encoding="utf-8")
+    write_text(out / "import.sh", _import_script())
+    write_text(out / "load.cypher", load_cypher())
+    write_text(out / "queries.cypher", queries_cypher())
     logger.info("wrote Neo4j files to %s", out)
     return out
 

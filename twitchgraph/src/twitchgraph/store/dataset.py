@@ -31,6 +31,7 @@ from pathlib import Path
 
 import duckdb
 
+from twitchgraph.atomic import atomic_path, write_text
 from twitchgraph.enrich.schema import readable_enrich_tables
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.store.db import SCHEMA_VERSION
@@ -121,7 +122,7 @@ def export_partitioned(
     if (out / MANIFEST).exists():
         read_manifest(out)
     else:
-        (out / MANIFEST).write_text(json.dumps(_manifest(SCHEMA_VERSION), indent=2) + "\n")
+        write_text(out / MANIFEST, json.dumps(_manifest(SCHEMA_VERSION), indent=2) + "\n")
     readable_enrich_tables(con)  # every engine then finds every table, empty or not
     _keyed_snapshots(con, writer)
     counts: dict[str, int] = {}
@@ -133,15 +134,16 @@ def export_partitioned(
             folder.mkdir(exist_ok=True)
             for old in _own_files(folder, writer):
                 old.unlink()
-            target = _sql_path(folder / f"{writer}.parquet")
-            counts[table] = int(con.execute(
-                f"COPY (SELECT * FROM \"{table}\") TO '{target}' (FORMAT parquet)").fetchone()[0])
+            with atomic_path(folder / f"{writer}.parquet") as tmp:
+                counts[table] = int(con.execute(
+                    f"COPY (SELECT * FROM \"{table}\") TO '{_sql_path(tmp)}' (FORMAT parquet)"
+                ).fetchone()[0])
     finally:
         con.execute("DROP TABLE IF EXISTS _tg_ds_snap")
     record = {"writer": writer, "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "schema_version": SCHEMA_VERSION, "rows": counts}
     (out / "_writers").mkdir(exist_ok=True)
-    (out / "_writers" / f"{writer}.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_text(out / "_writers" / f"{writer}.json", json.dumps(record, indent=2) + "\n")
     return counts
 
 
