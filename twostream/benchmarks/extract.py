@@ -18,7 +18,7 @@ Then the table of flow settings at HMDB51's 340x256 on real footage (scikit-vide
 resized): ms per frame pair, speed-up over default TV-L1 and endpoint error on moving pixels
 against default TV-L1 (mean over clips and worst clip), for the TV-L1 presets, other candidate
 settings, DIS and Farneback, with the Pareto front marked; the presets in
-``twostream.flow_table`` are chosen from that front and its figures pasted there, which the
+``twostream.flow.table`` are chosen from that front and its figures pasted there, which the
 README and ``extract --help`` show. Hours for all 6,766 HMDB51 clips are projected from it,
 assuming ~95 frame pairs per clip (HMDB51 clips average ~3.2 s at ~30 fps).
 
@@ -41,15 +41,14 @@ import numpy as np
 
 from twostream.decode import decode_video
 from twostream.extract import ExtractSettings, extract_dataset
-from twostream.flow import (
-    TVL1_PRESETS,
+from twostream.flow.methods import (
     compute_flow,
     dequantize_flow,
     endpoint_error,
     quantize_flow,
 )
-from twostream.flow_table import (
-    PRESET_SCALES,
+from twostream.flow.presets import PRESET_SCALES, TVL1_PRESETS
+from twostream.flow.table import (
     PRESET_TABLE,
     PRESET_TABLE_SOURCE,
     FlowTiming,
@@ -271,13 +270,13 @@ def main() -> None:
                 f"{n.split('.')[0][:8]} {t[n]:.3f}s {epe[n]:5.2f}" for n in clips)
                 + f"  {hours:7.1f} h")
         stored = {r.option: r for r in PRESET_TABLE}
-        print(f"\nStored table (flow_table.py; README and extract --help), measured "
+        print(f"\nStored table (flow/table.py; README and extract --help), measured "
               f"{PRESET_TABLE_SOURCE}:")
         print(format_flow_table(PRESET_TABLE))
         missing = [o for o in stored if o not in {r.option for r in rows}]
         if missing:
             print(f"(not measured in this run: {', '.join(missing)})")
-        print("\nAs Python, to paste into flow_table.py after choosing the presets:")
+        print("\nAs Python, to paste into flow/table.py after choosing the presets:")
         for r in rows:
             print(f"    {r!r},")
         print(f"Load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")

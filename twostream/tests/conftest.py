@@ -38,7 +38,7 @@ def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
 @pytest.fixture(scope="session")
 def extracted_dataset(tmp_path_factory: pytest.TempPathFactory, synth_dataset: SynthInfo):
     from twostream.extract import ExtractSettings, extract_dataset
-    from twostream.flow import TVL1_PRESETS
+    from twostream.flow.presets import TVL1_PRESETS
 
     return extract_dataset(
         synth_dataset.videos_dir,

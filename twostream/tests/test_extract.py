@@ -23,7 +23,7 @@ from twostream.extract import (
     extract_clip,
     extract_dataset,
 )
-from twostream.flow import TVL1_PRESETS
+from twostream.flow.presets import TVL1_PRESETS
 from twostream.splits import DatasetError
 from twostream.synth import make_synthetic_dataset, render_motion_clip, write_avi
 
@@ -207,7 +207,7 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
     out = tmp_path / "out"
     code = (
         "import sys; from twostream.extract import ExtractSettings, extract_dataset;"
-        "from twostream.flow import TVL1_PRESETS;"
+        "from twostream.flow.presets import TVL1_PRESETS;"
         "extract_dataset(sys.argv[1], sys.argv[2], sys.argv[3], ExtractSettings(flow='tvl1',"
         " tvl1=TVL1_PRESETS['fast'], short_side=None), workers=int(sys.argv[4]),"
         " progress=False)"

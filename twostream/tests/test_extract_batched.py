@@ -22,7 +22,7 @@ from test_extract import _annotations, _copy_dataset, interrupt_extract  # noqa:
 
 from twostream.cli import app  # noqa: E402
 from twostream.extract import ExtractSettings, extract_clip, extract_dataset  # noqa: E402
-from twostream.flow import TVL1_PRESETS  # noqa: E402
+from twostream.flow.presets import TVL1_PRESETS  # noqa: E402
 from twostream.synth import render_motion_clip, write_avi  # noqa: E402
 
 TORCH = ExtractSettings(flow="tvl1-torch", tvl1=TVL1_PRESETS["fast"], short_side=None)

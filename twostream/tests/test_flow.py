@@ -4,14 +4,13 @@ import cv2
 import numpy as np
 import pytest
 
-from twostream.flow import (
-    TVL1_PRESETS,
-    TVL1Params,
+from twostream.flow.methods import (
     compute_flow,
     dequantize_flow,
     endpoint_error,
     quantize_flow,
 )
+from twostream.flow.presets import TVL1_PRESETS, TVL1Params
 from twostream.synth import render_motion_clip
 
 DIRECTIONS = {"right": (2, 0), "left": (-2, 0), "down": (0, 2), "up": (0, -2)}

@@ -1,4 +1,4 @@
-"""The measured table of flow settings: the same figures in flow_table.py, README and --help."""
+"""The measured table of flow settings: the same figures in flow/table.py, README and --help."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from twostream.cli import app
-from twostream.flow import TVL1_PRESETS
-from twostream.flow_table import PRESET_SCALES, PRESET_TABLE, FlowTiming, format_flow_table
+from twostream.flow.presets import PRESET_SCALES, TVL1_PRESETS
+from twostream.flow.table import PRESET_TABLE, FlowTiming, format_flow_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -12,8 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from twostream.decode import iter_frames  # noqa: E402
-from twostream.flow import TVL1Params, compute_flow, endpoint_error  # noqa: E402
-from twostream.tvl1_torch import (  # noqa: E402
+from twostream.flow.methods import compute_flow, endpoint_error  # noqa: E402
+from twostream.flow.presets import TVL1Params  # noqa: E402
+from twostream.flow.tvl1_torch import (  # noqa: E402
     _resize,
     _warp,
     iter_tvl1_flow,

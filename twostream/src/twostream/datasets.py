@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from twostream.flow import dequantize_flow
+from twostream.flow.methods import dequantize_flow
 from twostream.splits import DatasetError
 
 __all__ = [

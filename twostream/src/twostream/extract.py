@@ -55,7 +55,8 @@ from twostream.clip_folder import (
 )
 from twostream.decode import VideoDecodeError, iter_frames
 from twostream.errors import OptionError, TwostreamError, writing
-from twostream.flow import FLOW_METHODS, TVL1Params, iter_flow, quantize_flow
+from twostream.flow.methods import FLOW_METHODS, iter_flow, quantize_flow
+from twostream.flow.presets import TVL1Params
 from twostream.splits import DatasetError, load_splits, write_classes
 from twostream.workers import init_worker, stop_workers, worker_count
 

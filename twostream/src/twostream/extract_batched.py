@@ -2,7 +2,7 @@
 
 Worker processes decode each clip and write its RGB JPEGs into the clip's hidden partial folder,
 and hand the grey frames back. This process gathers frame pairs (from one clip or several of the
-same frame size) into batches of ``flow_batch`` pairs and runs :func:`~twostream.tvl1_torch.
+same frame size) into batches of ``flow_batch`` pairs and runs :func:`~twostream.flow.tvl1_torch.
 tvl1_flow` on the device, quantises the flow, and hands each finished clip's flow back to
 the workers, which write the flow JPEGs and the completion marker and rename the folder into place.
 So decoding and JPEG writing overlap with the flow batches, and the output, the markers, the
@@ -37,7 +37,7 @@ from twostream.clip_folder import (
 )
 from twostream.decode import VideoDecodeError, iter_frames
 from twostream.errors import OptionError
-from twostream.flow import quantize_flow
+from twostream.flow.methods import quantize_flow
 from twostream.workers import stop_workers
 
 if TYPE_CHECKING:
@@ -127,14 +127,14 @@ def extract_batched(
 
     Each clip's :class:`~twostream.clip_folder.ClipResult` goes to ``record`` once it is
     written whole or skipped as bad. ``options`` are the clip settings (``options.tvl1``: the
-    :class:`~twostream.flow.TVL1Params`); ``device`` is ``auto``, ``cpu`` or ``cuda`` (where
+    :class:`~twostream.flow.presets.TVL1Params`); ``device`` is ``auto``, ``cpu`` or ``cuda`` (where
     each primal-dual step is fused with ``torch.compile``); ``worker_init`` runs in each worker
     process.
     """
     import torch
 
+    from twostream.flow.tvl1_torch import default_batch, tvl1_flow
     from twostream.train import resolve_device
-    from twostream.tvl1_torch import default_batch, tvl1_flow
 
     dev = resolve_device(device)
     settings, quality = options.record(), options.jpeg_quality

@@ -18,7 +18,7 @@ FLOW_HELP = (
 
 
 def _flow_table_epilog() -> str:
-    from twostream.flow_table import PRESET_TABLE, PRESET_TABLE_SOURCE, format_flow_table
+    from twostream.flow.table import PRESET_TABLE, PRESET_TABLE_SOURCE, format_flow_table
 
     # "\b" keeps the table's line breaks in the help output.
     return (f"Flow settings measured {PRESET_TABLE_SOURCE}. EPE: endpoint error on moving "
@@ -118,8 +118,7 @@ def extract(
     With a GPU: ... --flow tvl1-torch --device cuda --flow-batch 64
     """
     from twostream.extract import ExtractSettings, extract_dataset
-    from twostream.flow import TVL1_PRESETS
-    from twostream.flow_table import PRESET_SCALES
+    from twostream.flow.presets import PRESET_SCALES, TVL1_PRESETS
 
     if tvl1_preset not in TVL1_PRESETS:
         raise fail(f"unknown --tvl1-preset {tvl1_preset!r}; allowed: {', '.join(TVL1_PRESETS)}")

