@@ -40,7 +40,8 @@ import cv2
 import numpy as np
 
 from twostream.decode import decode_video
-from twostream.extract import ExtractSettings, extract_dataset
+from twostream.extract.dataset import extract_dataset
+from twostream.extract.settings import ExtractSettings
 from twostream.flow.methods import (
     compute_flow,
     dequantize_flow,

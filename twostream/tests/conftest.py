@@ -9,7 +9,7 @@ synth_dataset
     ``.videos_dir``, ``.splits_dir``, ``.classes`` (sorted = labels), ``.clips``.
     Treat it as read-only.
 extracted_dataset
-    Session-scoped :class:`twostream.extract.ExtractSummary` of ``extract_dataset`` run on
+    Session-scoped :class:`twostream.extract.dataset.ExtractSummary` of ``extract_dataset`` run on
     ``synth_dataset`` (TV-L1 "fast" preset, native size, bound 20, 1 worker): MMAction2 layout
     under ``.out_dir`` (``rawframes/<class>/<clip>/img_00001.jpg``, ``flow_x_00001.jpg``,
     ``flow_y_00001.jpg``, ``classes.txt``, ``hmdb51_{train,val}_split_{1,2,3}_rawframes.txt``).
@@ -37,7 +37,8 @@ def synth_dataset(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
 
 @pytest.fixture(scope="session")
 def extracted_dataset(tmp_path_factory: pytest.TempPathFactory, synth_dataset: SynthInfo):
-    from twostream.extract import ExtractSettings, extract_dataset
+    from twostream.extract.dataset import extract_dataset
+    from twostream.extract.settings import ExtractSettings
     from twostream.flow.presets import TVL1_PRESETS
 
     return extract_dataset(

@@ -17,12 +17,8 @@ import numpy as np
 import pytest
 
 from twostream.decode import decode_video
-from twostream.extract import (
-    ExtractSettings,
-    SettingsMismatchError,
-    extract_clip,
-    extract_dataset,
-)
+from twostream.extract.dataset import extract_clip, extract_dataset
+from twostream.extract.settings import ExtractSettings, SettingsMismatchError
 from twostream.flow.presets import TVL1_PRESETS
 from twostream.splits import DatasetError
 from twostream.synth import make_synthetic_dataset, render_motion_clip, write_avi
@@ -206,7 +202,8 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
                                                workers):
     out = tmp_path / "out"
     code = (
-        "import sys; from twostream.extract import ExtractSettings, extract_dataset;"
+        "import sys; from twostream.extract.dataset import extract_dataset;"
+        "from twostream.extract.settings import ExtractSettings;"
         "from twostream.flow.presets import TVL1_PRESETS;"
         "extract_dataset(sys.argv[1], sys.argv[2], sys.argv[3], ExtractSettings(flow='tvl1',"
         " tvl1=TVL1_PRESETS['fast'], short_side=None), workers=int(sys.argv[4]),"
@@ -330,8 +327,8 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
         tmp_path, synth_dataset, extracted_dataset, monkeypatch):
     import errno
 
-    from twostream import clip_folder
-    from twostream import extract as extract_mod
+    from twostream.extract import clip_folder
+    from twostream.extract import dataset as extract_mod
 
     out = tmp_path / "out"
     real_write, writes = clip_folder.write_jpeg, []

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_extract import _annotations, _copy_dataset, interrupt_extract  # noqa: E402
 
 from twostream.cli import app  # noqa: E402
-from twostream.extract import ExtractSettings, extract_clip, extract_dataset  # noqa: E402
+from twostream.extract.dataset import extract_clip, extract_dataset  # noqa: E402
+from twostream.extract.settings import ExtractSettings  # noqa: E402
 from twostream.flow.presets import TVL1_PRESETS  # noqa: E402
 from twostream.synth import render_motion_clip, write_avi  # noqa: E402
 
@@ -139,8 +140,8 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
         tmp_path, synth_dataset, torch_extracted, monkeypatch):
     import errno
 
-    from twostream import clip_folder
-    from twostream.extract import DiskFullError
+    from twostream.extract import clip_folder
+    from twostream.extract.dataset import DiskFullError
 
     out = tmp_path / "out"
     real_write, writes = clip_folder.write_jpeg, []

@@ -89,7 +89,8 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, *, echo=print) -
 
     ``echo`` receives one line per stage (``print`` by default).
     """
-    from twostream.extract import ExtractSettings, extract_dataset
+    from twostream.extract.dataset import extract_dataset
+    from twostream.extract.settings import ExtractSettings
     from twostream.flow.presets import TVL1_PRESETS
     from twostream.fusion import fuse_runs, fuse_split
 

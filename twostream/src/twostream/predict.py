@@ -1,7 +1,7 @@
 """Classify a new video with both trained streams.
 
 The video goes through exactly what ``twostream extract`` did to the training data - the
-same code (:func:`twostream.extract.extract_clip`) with the settings recorded in the rawframes
+same code (:func:`~twostream.extract.dataset.extract_clip`) with the settings recorded in the
 folder's ``extract_report.json``: decoding, resizing, JPEG frames, optical flow with the same
 method and parameters, clipping to ``±bound`` and quantisation to JPEG. Both streams then apply
 the test protocol (25 evenly spaced frames / flow stacks, centre crop or 10 crops), and the
@@ -21,7 +21,8 @@ import torch
 
 from twostream.datasets import Clip, DatasetError, RawframeDataset
 from twostream.errors import TwostreamError
-from twostream.extract import ExtractSettings, extract_clip
+from twostream.extract.dataset import extract_clip
+from twostream.extract.settings import ExtractSettings
 from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, load_run_pair
 from twostream.options import check_test_options
 from twostream.runs import load_stream_model, trained_splits

@@ -117,7 +117,8 @@ def extract(
 
     With a GPU: ... --flow tvl1-torch --device cuda --flow-batch 64
     """
-    from twostream.extract import ExtractSettings, extract_dataset
+    from twostream.extract.dataset import extract_dataset
+    from twostream.extract.settings import ExtractSettings
     from twostream.flow.presets import PRESET_SCALES, TVL1_PRESETS
 
     if tvl1_preset not in TVL1_PRESETS:

@@ -6,8 +6,9 @@ same frame size) into batches of ``flow_batch`` pairs and runs :func:`~twostream
 tvl1_flow` on the device, quantises the flow, and hands each finished clip's flow back to
 the workers, which write the flow JPEGs and the completion marker and rename the folder into place.
 So decoding and JPEG writing overlap with the flow batches, and the output, the markers, the
-resume, the bad and partial clip reports are those of :func:`twostream.extract.extract_clip`;
-a full disk or Ctrl-C stops the workers at once, as in :func:`twostream.extract.extract_dataset`.
+resume, the bad and partial clip reports are those of
+:func:`~twostream.extract.dataset.extract_clip`; a full disk or Ctrl-C stops the workers at
+once, as in :func:`~twostream.extract.dataset.extract_dataset`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from twostream.clip_folder import (
+from twostream.decode import VideoDecodeError, iter_frames
+from twostream.errors import OptionError
+from twostream.extract.clip_folder import (
     ClipResult,
     commit_clip,
     failed_result,
@@ -35,13 +38,11 @@ from twostream.clip_folder import (
     write_flow,
     write_frame,
 )
-from twostream.decode import VideoDecodeError, iter_frames
-from twostream.errors import OptionError
+from twostream.extract.workers import stop_workers
 from twostream.flow.methods import quantize_flow
-from twostream.workers import stop_workers
 
 if TYPE_CHECKING:
-    from twostream.extract import ExtractSettings
+    from twostream.extract.settings import ExtractSettings
 
 __all__ = ["extract_batched"]
 
@@ -125,7 +126,7 @@ def extract_batched(
 ) -> None:
     """Extract the ``(video, clip_dir, key)`` clips of ``todo``; report each through ``record``.
 
-    Each clip's :class:`~twostream.clip_folder.ClipResult` goes to ``record`` once it is
+    Each clip's :class:`~twostream.extract.clip_folder.ClipResult` goes to ``record`` once it is
     written whole or skipped as bad. ``options`` are the clip settings (``options.tvl1``: the
     :class:`~twostream.flow.presets.TVL1Params`); ``device`` is ``auto``, ``cpu`` or ``cuda`` (where
     each primal-dual step is fused with ``torch.compile``); ``worker_init`` runs in each worker

@@ -42,7 +42,9 @@ from typing import Any
 from tqdm import tqdm
 
 from twostream.atomic import write_text_atomic
-from twostream.clip_folder import (
+from twostream.decode import VideoDecodeError, iter_frames
+from twostream.errors import TwostreamError, writing
+from twostream.extract.clip_folder import (
     ClipResult,
     commit_clip,
     failed_result,
@@ -53,126 +55,25 @@ from twostream.clip_folder import (
     write_flow,
     write_frame,
 )
-from twostream.decode import VideoDecodeError, iter_frames
-from twostream.errors import OptionError, TwostreamError, writing
-from twostream.flow.methods import FLOW_METHODS, iter_flow, quantize_flow
-from twostream.flow.presets import TVL1Params
+from twostream.extract.settings import ExtractSettings, SettingsMismatchError, settings_difference
+from twostream.extract.workers import init_worker, stop_workers, worker_count
+from twostream.flow.methods import iter_flow, quantize_flow
 from twostream.splits import DatasetError, load_splits, write_classes
-from twostream.workers import init_worker, stop_workers, worker_count
 
 __all__ = [
-    "ClipResult",
     "DiskFullError",
     "ExtractSummary",
-    "SettingsMismatchError",
-    "ExtractSettings",
     "extract_clip",
     "extract_dataset",
-    "pad_flow",
-    "settings_difference",
 ]
 
 logger = logging.getLogger(__name__)
 
-MIN_SHORT_SIDE = 16  # DIS refuses smaller frames
 REPORT = "extract_report.json"
-
-
-@dataclass(frozen=True)
-class ExtractSettings:
-    """The options a clip's frames and flow depend on: one value from the CLI (or a run's
-    record, in predict) to every clip.
-
-    ``flow``: ``"tvl1"``, ``"tvl1-torch"``, ``"dis"`` or ``"farneback"``; ``short_side``: the
-    short side in px (``None``: native size); ``bound``: flow is clipped to ``±bound`` px and
-    mapped to 0..255; ``tvl1``: TV-L1 parameters (default OpenCV's); ``jpeg_quality``: of
-    frames and flow; ``flow_scale``: flow computed on frames shrunk by it (0 < s <= 1),
-    stored at full size.
-    """
-
-    flow: str = "tvl1"
-    short_side: int | None = 256
-    bound: float = 20.0
-    tvl1: TVL1Params | None = None
-    jpeg_quality: int = 95
-    flow_scale: float = 1.0
-
-    def check(self) -> None:
-        """Refuse values outside what is allowed (:class:`OptionError`)."""
-        if self.flow not in FLOW_METHODS:
-            raise OptionError(f"unknown flow method {self.flow!r}; allowed: "
-                              f"{', '.join(FLOW_METHODS)}")
-        if not 0.0 < self.flow_scale <= 1.0:
-            raise OptionError(f"--flow-scale must be in (0, 1], got {self.flow_scale}")
-        if self.flow == "tvl1-torch" and self.flow_scale != 1.0:
-            raise OptionError("--flow-scale works with tvl1, dis and farneback, not tvl1-torch "
-                              "(run tvl1-torch at full size, or pick another --flow)")
-        if self.bound <= 0:
-            raise OptionError(f"bound must be positive, got {self.bound}")
-        if self.short_side is not None and self.short_side < MIN_SHORT_SIDE:
-            raise OptionError(f"--short-side must be 0 (native size) or at least "
-                              f"{MIN_SHORT_SIDE} (smaller frames break optical flow), got "
-                              f"{self.short_side}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise OptionError(f"--jpeg-quality must be 1-100, got {self.jpeg_quality}")
-        if self.tvl1 is not None:
-            self.tvl1.check()
-
-    def record(self) -> dict[str, Any]:
-        """The settings as stored in a clip's completion marker and the extract report."""
-        settings = {
-            "flow": self.flow,
-            "short_side": self.short_side,
-            "bound": float(self.bound),
-            "tvl1": (dataclasses.asdict(self.tvl1 or TVL1Params())
-                     if self.flow.startswith("tvl1") else None),
-            "jpeg_quality": int(self.jpeg_quality),
-        }
-        if self.flow_scale != 1.0:  # only then: clips extracted before the option stay valid
-            settings["flow_scale"] = float(self.flow_scale)
-        return settings
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> ExtractSettings:
-        """The settings :meth:`record` wrote (or a run's ``extract_settings``)."""
-        return cls(flow=record["flow"], short_side=record["short_side"], bound=record["bound"],
-                   tvl1=TVL1Params(**record["tvl1"]) if record.get("tvl1") else None,
-                   jpeg_quality=record["jpeg_quality"],
-                   flow_scale=record.get("flow_scale", 1.0))
 
 
 class DiskFullError(TwostreamError):
     """The disk filled up: the run stopped, keeping the clips finished so far."""
-
-
-class SettingsMismatchError(TwostreamError):
-    """OUT holds clips extracted with other settings; redoing them needs ``force``."""
-
-
-def settings_difference(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
-    """``"key: old -> new"`` for every setting that differs (nested keys as ``a.b``).
-
-    Generic over the keys, so any new extraction option recorded by :meth:`ExtractSettings.record`
-    is compared too.
-
-    Examples:
-        >>> settings_difference({"flow": "tvl1", "tvl1": {"warps": 5}},
-        ...                     {"flow": "tvl1", "tvl1": {"warps": 2}})
-        ['tvl1.warps: 5 -> 2']
-    """
-    if old is None:
-        return ["settings: not recorded -> recorded"]
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += [f"{key}.{k}: {a.get(k)!r} -> {b.get(k)!r}"
-                      for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        else:
-            diffs.append(f"{key}: {a!r} -> {b!r}")
-    return diffs
 
 
 def extract_clip(
@@ -319,7 +220,7 @@ def extract_dataset(
         ``tvl1-torch`` only: ``auto`` (CUDA when present), ``cpu`` or ``cuda``, and the frame
         pairs per flow batch (default 64 on CUDA; on CPU 1 at 340x256, more for small frames
         only); the workers decode and write
-        JPEGs meanwhile (:mod:`twostream.extract_batched`).
+        JPEGs meanwhile (:mod:`twostream.extract.batched`).
     force:
         Redo clips that ``out_dir`` holds from a run with other settings. Without it such
         clips stop the run before anything is touched (:class:`SettingsMismatchError`).
@@ -436,7 +337,7 @@ def _run_jobs(todo: list[tuple[str, str, str]], options: ExtractSettings,
               flow_batch: int | None) -> None:
     """Extract the ``todo`` clips the way ``options.flow`` and ``workers`` call for."""
     if options.flow == "tvl1-torch":
-        from twostream.extract_batched import extract_batched
+        from twostream.extract.batched import extract_batched
 
         extract_batched(todo, options, record=record, device=device, flow_batch=flow_batch,
                         workers=min(workers, max(len(todo), 1)), worker_init=init_worker)
