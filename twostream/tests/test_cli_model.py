@@ -7,10 +7,13 @@ import shutil
 
 import numpy as np
 import pytest
+import typer
 from typer.testing import CliRunner
 
+from twostream import device
 from twostream.cli import app
 from twostream.demo import group_accuracy
+from twostream.errors import OptionError
 
 runner = CliRunner()
 
@@ -173,7 +176,9 @@ BAD_OPTIONS = [
                          ids=[" ".join(a[:1] + a[2:]) + (f" [{d}]" if d else "")
                               for a, d, _ in BAD_OPTIONS])
 def test_bad_option_or_damaged_file_is_one_red_line(trained, synth_dataset, tmp_path, args,
-                                                    damage, needles):
+                                                    damage, needles, monkeypatch):
+    if "--device" in args:  # about a missing GPU: holds on a machine with one too
+        monkeypatch.setattr(device, "cuda_device_count", lambda: 0)
     raw, out = trained
     run = out / "spatial" if damage is None else _damaged_run(out / "spatial",
                                                               tmp_path / "run", damage)
@@ -190,6 +195,52 @@ def test_bad_option_or_damaged_file_is_one_red_line(trained, synth_dataset, tmp_
         full += [] if "--crop" in full else ["--crop", "32"]
     _one_red_line(_run(*full), *needles)
     assert not (tmp_path / "new").exists() and not (tmp_path / "x.onnx").exists()
+
+
+# Every command that takes --device, with arguments that get it as far as resolving it.
+DEVICE_COMMANDS = {
+    "train": ["train", "{raw}", "--stream", "spatial", "--out", "{tmp}/new", "--arch", "resnet18",
+              "--weights", "none", "--crop", "32"],
+    "evaluate": ["evaluate", "{run}"],
+    "predict": ["predict", "{video}", "--spatial", "{run}", "--temporal", "{temporal}"],
+    "extract": ["extract", "{videos}", "{splits}", "{tmp}/x", "--flow", "tvl1-torch",
+                "--workers", "1", "--no-progress"],
+}
+# (GPUs the machine seems to have, --device): refused by every command with the same line.
+DEVICE_REFUSED = [(0, "cuda"), (0, "cuda:0"), (2, "cuda:2"), (2, "gpu"), (2, "cuda:x")]
+
+
+def test_every_command_takes_device_with_the_same_default():
+    commands = typer.main.get_command(app).commands
+    defaults = {name: p.default for name, cmd in commands.items() for p in cmd.params
+                if p.name == "device"}
+    assert defaults == dict.fromkeys(DEVICE_COMMANDS, device.DEFAULT_DEVICE)
+
+
+@pytest.mark.parametrize("gpus, value", DEVICE_REFUSED,
+                         ids=[f"{g}gpu-{v}" for g, v in DEVICE_REFUSED])
+@pytest.mark.parametrize("command", DEVICE_COMMANDS)
+def test_every_command_resolves_device_through_the_one_resolver(
+        trained, synth_dataset, tmp_path, monkeypatch, command, gpus, value):
+    monkeypatch.setattr(device, "cuda_device_count", lambda: gpus)
+    with pytest.raises(OptionError) as err:
+        device.resolve_device(value)
+    raw, out = trained
+    values = dict(raw=raw, run=out / "spatial", temporal=out / "temporal", tmp=tmp_path,
+                  videos=synth_dataset.videos_dir, splits=synth_dataset.splits_dir,
+                  video=next((synth_dataset.videos_dir / synth_dataset.classes[0]).iterdir()))
+    args = [a.format(**values) for a in DEVICE_COMMANDS[command]]
+    _one_red_line(_run(*args, "--device", value), str(err.value))
+    assert not (tmp_path / "new").exists() and not (tmp_path / "x").exists()
+
+
+def test_predict_device_auto_runs(trained, synth_dataset):
+    _, out = trained
+    video = next((synth_dataset.videos_dir / synth_dataset.classes[0]).iterdir())
+    r = _run("predict", video, "--spatial", out / "spatial", "--temporal", out / "temporal",
+             "--device", "auto", "--top-k", "1", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["top"][0]["label"] in synth_dataset.classes
 
 
 def test_resume_needs_only_the_run_folder_and_trains_on(trained, tmp_path):

@@ -43,6 +43,7 @@ from twostream.datasets import (
     read_annotations,
     read_class_list,
 )
+from twostream.device import DEFAULT_DEVICE, resolve_device
 from twostream.errors import TwostreamError, writing
 from twostream.options import check_test_options
 from twostream.runs import (
@@ -56,7 +57,7 @@ from twostream.runs import (
     scores_path,
     trained_splits,
 )
-from twostream.train import evaluate, resolve_device
+from twostream.train import evaluate
 
 __all__ = [
     "classification_report",
@@ -294,7 +295,7 @@ def evaluate_run(
     train_segments: int = 5,
     score_train: bool = True,
     rawframes: str | Path | None = None,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     batch_size: int = 4,
     workers: int = 0,
     progress: bool = True,

@@ -20,13 +20,13 @@ from typing import Any
 import torch
 
 from twostream.datasets import Clip, DatasetError, RawframeDataset
+from twostream.device import DEFAULT_DEVICE, resolve_device
 from twostream.errors import TwostreamError
 from twostream.extract.dataset import extract_clip
 from twostream.extract.settings import ExtractSettings
 from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, load_run_pair
 from twostream.options import check_test_options
 from twostream.runs import load_stream_model, trained_splits
-from twostream.train import resolve_device
 
 __all__ = ["predict_video", "video_scores"]
 
@@ -104,7 +104,7 @@ def predict_video(
     fusion: str | None = None,
     segments: int = 25,
     crops: int = 1,
-    device: str = "cpu",
+    device: str = DEFAULT_DEVICE,
     flow: str | None = None,
     short_side: int | None = None,
     bound: float | None = None,
@@ -127,7 +127,7 @@ def predict_video(
     """
     video = Path(video)
     check_test_options(crops=crops, segments=segments, top_k=top_k)
-    resolve_device(device)
+    dev = resolve_device(device)
     if fusion is not None and fusion not in FUSIONS:
         raise FusionError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
     s_run, t_run = load_run_pair(spatial_run, temporal_run)
@@ -152,9 +152,9 @@ def predict_video(
         n = extract_clip(video, Path(tmp) / "rawframes" / "video" / "clip", settings)
         probs = []
         for run_dir in (spatial_run, temporal_run):
-            model, run = load_stream_model(run_dir, split, device)
+            model, run = load_stream_model(run_dir, split, dev)
             probs.append(video_scores(model, Path(tmp), n, run, segments=segments, crops=crops,
-                                      device=device).double().numpy())
+                                      device=dev).double().numpy())
     fused = torch.from_numpy(apply_fusion(fusion, probs[0][None], probs[1][None], learned)[0])
     scores, idx = fused.topk(min(top_k, len(fused)))
     top = [{"label": s_run["classes"][i], "score": float(s)}

@@ -20,7 +20,8 @@ written atomically, :mod:`twostream.atomic`, so a kill never leaves one truncate
     curves.png                loss and accuracy per epoch, one line per split
 
 Optimisation: SGD (momentum 0.9, weight decay 5e-4), cosine learning-rate decay stepped per
-iteration, cross-entropy; on CUDA, mixed precision (``torch.autocast`` + ``GradScaler``).
+iteration, cross-entropy; on CUDA, mixed precision (:func:`twostream.device.amp_dtype`):
+bfloat16 autocast where the GPU supports it, else float16 with a ``GradScaler``.
 
 ``--split all`` trains splits 1, 2, 3 in turn into the same folder (files carry the split).
 Validation after each epoch uses a cheap protocol (``val_segments`` evenly spaced views per
@@ -63,6 +64,7 @@ from twostream.datasets import (
     read_class_list,
     read_extract_settings,
 )
+from twostream.device import DEFAULT_DEVICE, amp_dtype, resolve_device
 from twostream.errors import OptionError, TwostreamError, writing
 from twostream.models import build_model
 from twostream.options import parse_splits
@@ -83,7 +85,6 @@ __all__ = [
     "curves_figure",
     "evaluate",
     "main",
-    "resolve_device",
     "resume_config",
     "train_one_epoch",
 ]
@@ -114,7 +115,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     drop_rate: float = 0.5
     workers: int = 2
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     seed: int = 0
     crop: int = 224
     new_length: int = 10
@@ -177,19 +178,6 @@ def _init_distributed(device_kind: str) -> _Dist:
     return info
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an OptionError."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda"):
-        raise OptionError(f"device must be auto, cpu or cuda, got {name!r}")
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise OptionError("--device cuda asked for, but no CUDA device is available")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
-
-
 # --------------------------------------------------------------------------- loop
 
 
@@ -203,9 +191,13 @@ def train_one_epoch(
     epoch: int,
     scaler: torch.amp.GradScaler | None = None,
     *,
+    autocast_dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
-    """One pass over ``loader``; the scheduler steps per iteration. Returns mean loss/accuracy."""
+    """One pass over ``loader``; the scheduler steps per iteration. Returns mean loss/accuracy.
+
+    Mixed precision is on when ``autocast_dtype`` is given (bfloat16 needs no ``scaler``) or
+    ``scaler`` is (float16, autocast's default dtype on CUDA)."""
     model.train()
     distributed = dist.is_available() and dist.is_initialized()
     sums = torch.zeros(3, dtype=torch.float64)  # loss * n, correct, n
@@ -221,7 +213,8 @@ def train_one_epoch(
             continue
         x, y = batch
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, enabled=scaler is not None):
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype,
+                            enabled=autocast_dtype is not None or scaler is not None):
             logits = model(x)
             loss = criterion(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -598,7 +591,8 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
     lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=max(1, config.epochs * len(loader))
     )
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    amp = amp_dtype(device)
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None  # bf16 needs none
     start_epoch = 0
     if resuming:
         start_epoch = _resume_state(ckpt_file, config, split, model_without_ddp, optimizer,
@@ -611,7 +605,8 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
         ds_train.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         train_stats = train_one_epoch(model, criterion, optimizer, lr_scheduler, loader, device,
-                                      epoch, scaler, progress=config.progress and info.main)
+                                      epoch, scaler, autocast_dtype=amp,
+                                      progress=config.progress and info.main)
         if info.main:
             val = {"loss": math.nan, "frame_acc": math.nan, "video_acc": math.nan}
             if config.val_segments > 0 and len(ds_val):

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from twostream.cli._app import app, fail
+from twostream.device import DEFAULT_DEVICE, DEVICE_HELP
 from twostream.errors import TwostreamError
 
 FLOW_HELP = (
@@ -95,8 +96,7 @@ def extract(
                                             help="TV-L1 pyramid scale step."),
     jpeg_quality: int = typer.Option(95, "--jpeg-quality", help="JPEG quality (1-100)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    device: str = typer.Option("auto", "--device", help="tvl1-torch: auto (CUDA when "
-                               "present), cpu or cuda."),
+    device: str = typer.Option(DEFAULT_DEVICE, "--device", help="tvl1-torch: " + DEVICE_HELP),
     flow_batch: int | None = typer.Option(None, "--flow-batch", help="tvl1-torch: frame "
                                           "pairs per flow batch (default: 64 on CUDA; on CPU "
                                           "1 at 340x256, where batches do not pay)."),

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from twostream.cli._app import app, fail
+from twostream.device import DEFAULT_DEVICE, DEVICE_HELP
 from twostream.errors import TwostreamError
 from twostream.options import check_test_options, parse_splits
 
@@ -61,8 +62,8 @@ def train(
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Random horizontal flips (turn "
                               "off when classes are mirror images, e.g. left vs right)."),
     workers: int = typer.Option(2, "--workers", help="Data loader worker processes."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA + mixed precision when "
-                               "present), cpu or cuda."),
+    device: str = typer.Option(DEFAULT_DEVICE, "--device", help="auto (CUDA + mixed precision "
+                               "when present), cpu, cuda or cuda:N."),
     seed: int = typer.Option(0, "--seed"),
     val_segments: int = typer.Option(3, "--val-segments", help="Views per test clip for the "
                                      "quick test accuracy after each epoch (0: none)."),
@@ -128,7 +129,7 @@ def evaluate(
                                        "(training-clip scores feed `twostream fuse`)."),
     rawframes: Path | None = typer.Option(None, "--rawframes", help="Rawframes folder "
                                           "(default: the one the run was trained on)."),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option(DEFAULT_DEVICE, "--device", help=DEVICE_HELP),
     batch_size: int = typer.Option(4, "--batch-size", help="Clips per forward batch (each "
                                    "clip is segments x crops images)."),
     workers: int = typer.Option(0, "--workers"),
@@ -218,7 +219,7 @@ def predict(
         "learned from the training clips (svm scores are SVM decision values). Default: the "
         "one `fuse` found best on the training clips, or average if `fuse` was never run."),
     crops: int = typer.Option(1, "--crops", help="1 or 10 crops per view."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    device: str = typer.Option(DEFAULT_DEVICE, "--device", help=DEVICE_HELP),
     flow: str | None = typer.Option(None, "--flow", help="Flow method the training rawframes "
                                     "were made with (default: as the runs record; required "
                                     "when they record none, e.g. rawframes made by MMAction2)."),

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from twostream.decode import VideoDecodeError, iter_frames
+from twostream.device import DEFAULT_DEVICE, resolve_device
 from twostream.errors import OptionError
 from twostream.extract.clip_folder import (
     ClipResult,
@@ -119,7 +120,7 @@ def extract_batched(
     options: ExtractSettings,
     *,
     record: Callable[[ClipResult], None],
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     flow_batch: int | None = None,
     workers: int = 1,
     worker_init: Callable[[], None] | None = None,
@@ -135,7 +136,6 @@ def extract_batched(
     import torch
 
     from twostream.flow.tvl1_torch import default_batch, tvl1_flow
-    from twostream.train import resolve_device
 
     dev = resolve_device(device)
     settings, quality = options.record(), options.jpeg_quality

@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from twostream.atomic import write_text_atomic
 from twostream.decode import VideoDecodeError, iter_frames
+from twostream.device import DEFAULT_DEVICE, resolve_device
 from twostream.errors import TwostreamError, writing
 from twostream.extract.clip_folder import (
     ClipResult,
@@ -196,7 +197,7 @@ def extract_dataset(
     *,
     workers: int | None = None,
     progress: bool = True,
-    device: str = "auto",
+    device: str = DEFAULT_DEVICE,
     flow_batch: int | None = None,
     force: bool = False,
 ) -> ExtractSummary:
@@ -239,6 +240,8 @@ def extract_dataset(
     """
     options = settings or ExtractSettings()
     options.check()
+    if options.flow == "tvl1-torch":  # only it runs on a device: refuse a bad one up front
+        resolve_device(device)
     workers = worker_count(workers)
     videos_dir, out = Path(videos_dir), Path(out_dir)
     splits = load_splits(splits_dir, videos_dir)
