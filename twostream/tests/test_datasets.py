@@ -15,7 +15,6 @@ from _model_fixtures import make_rawframes  # noqa: E402
 from twostream.datasets import (  # noqa: E402
     IMAGENET_MEAN,
     IMAGENET_STD,
-    DatasetError,
     RawframeDataset,
     annotation_path,
     collate_skip,
@@ -24,6 +23,7 @@ from twostream.datasets import (  # noqa: E402
     read_class_list,
     view_positions,
 )
+from twostream.errors import DatasetError
 
 
 @pytest.fixture(scope="module")

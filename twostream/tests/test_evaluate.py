@@ -16,8 +16,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_rawframes  # noqa: E402
 
-from twostream.datasets import DatasetError  # noqa: E402
-from twostream.errors import TwostreamError  # noqa: E402
+from twostream.errors import DatasetError, TwostreamError  # noqa: E402
 from twostream.evaluate import (  # noqa: E402
     classification_report,
     evaluate_run,

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from twostream.decode import decode_video
+from twostream.errors import DatasetError
 from twostream.extract.dataset import extract_clip, extract_dataset
 from twostream.extract.settings import ExtractSettings, SettingsMismatchError
 from twostream.flow.presets import TVL1_PRESETS
-from twostream.splits import DatasetError
 from twostream.synth import make_synthetic_dataset, render_motion_clip, write_avi
 
 FAST = ExtractSettings(flow="tvl1", tvl1=TVL1_PRESETS["fast"], short_side=None)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from twostream.errors import DatasetError
 from twostream.splits import (
-    DatasetError,
     load_splits,
     parse_split_file,
     read_classes,

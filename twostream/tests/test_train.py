@@ -16,8 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_rawframes  # noqa: E402
 
 from twostream import train as train_mod  # noqa: E402
-from twostream.datasets import DatasetError  # noqa: E402
-from twostream.errors import TwostreamError  # noqa: E402
+from twostream.errors import DatasetError, TwostreamError  # noqa: E402
 from twostream.runs import checkpoint_path  # noqa: E402
 from twostream.train import TrainConfig, main  # noqa: E402
 

@@ -47,14 +47,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from twostream.errors import DatasetError
 from twostream.flow.methods import dequantize_flow
-from twostream.splits import DatasetError
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "Clip",
-    "DatasetError",
     "RawframeDataset",
     "annotation_path",
     "collate_skip",

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OptionError", "TwostreamError", "writing"]
+__all__ = ["DatasetError", "OptionError", "TwostreamError", "writing"]
 
 
 class TwostreamError(Exception):
@@ -23,6 +23,10 @@ class OptionError(TwostreamError, ValueError):
 
     Also a ``ValueError``: to a caller of the library it is a bad argument.
     """
+
+
+class DatasetError(TwostreamError):
+    """A dataset folder is missing or holds nothing usable; the message names it."""
 
 
 @contextmanager

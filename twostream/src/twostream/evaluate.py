@@ -36,7 +36,6 @@ from torch.utils.data import DataLoader
 from twostream.atomic import atomic_files, write_text_atomic
 from twostream.datasets import (
     Clip,
-    DatasetError,
     RawframeDataset,
     annotation_path,
     collate_skip,
@@ -44,7 +43,7 @@ from twostream.datasets import (
     read_class_list,
 )
 from twostream.device import DEFAULT_DEVICE, resolve_device
-from twostream.errors import TwostreamError, writing
+from twostream.errors import DatasetError, TwostreamError, writing
 from twostream.options import check_test_options
 from twostream.runs import (
     EVAL_SUMMARY,

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from twostream.datasets import Clip, DatasetError, RawframeDataset
+from twostream.datasets import Clip, RawframeDataset
 from twostream.device import DEFAULT_DEVICE, resolve_device
-from twostream.errors import TwostreamError
+from twostream.errors import DatasetError, TwostreamError
 from twostream.extract.dataset import extract_clip
 from twostream.extract.settings import ExtractSettings
 from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, load_run_pair

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from twostream.errors import DatasetError
 from twostream.models import build_model, read_torch_file
-from twostream.splits import DatasetError
 
 __all__ = [
     "CURVES",

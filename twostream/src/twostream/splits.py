@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from twostream.atomic import write_text_atomic
-from twostream.errors import TwostreamError
+from twostream.errors import DatasetError
 
 __all__ = [
-    "DatasetError",
     "SplitEntry",
     "Splits",
     "VIDEO_EXTENSIONS",
@@ -40,10 +39,6 @@ logger = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 FLAGS = {0: "unused", 1: "train", 2: "test"}
 _SPLIT_FILE = re.compile(r"^(?P<cls>.+)_test_split(?P<k>\d+)\.txt$")
-
-
-class DatasetError(TwostreamError):
-    """A dataset folder is missing or holds nothing usable; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,6 @@ from tqdm import tqdm
 
 from twostream.atomic import atomic_file, write_text_atomic
 from twostream.datasets import (
-    DatasetError,
     RawframeDataset,
     annotation_path,
     collate_skip,
@@ -65,7 +64,7 @@ from twostream.datasets import (
     read_extract_settings,
 )
 from twostream.device import DEFAULT_DEVICE, amp_dtype, resolve_device
-from twostream.errors import OptionError, TwostreamError, writing
+from twostream.errors import DatasetError, OptionError, TwostreamError, writing
 from twostream.models import build_model
 from twostream.options import parse_splits
 from twostream.runs import (

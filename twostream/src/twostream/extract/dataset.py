@@ -44,7 +44,7 @@ from tqdm import tqdm
 from twostream.atomic import write_text_atomic
 from twostream.decode import VideoDecodeError, iter_frames
 from twostream.device import DEFAULT_DEVICE, resolve_device
-from twostream.errors import TwostreamError, writing
+from twostream.errors import DatasetError, TwostreamError, writing
 from twostream.extract.clip_folder import (
     ClipResult,
     commit_clip,
@@ -59,7 +59,7 @@ from twostream.extract.clip_folder import (
 from twostream.extract.settings import ExtractSettings, SettingsMismatchError, settings_difference
 from twostream.extract.workers import init_worker, stop_workers, worker_count
 from twostream.flow.methods import iter_flow, quantize_flow
-from twostream.splits import DatasetError, load_splits, write_classes
+from twostream.splits import load_splits, write_classes
 
 __all__ = [
     "DiskFullError",
