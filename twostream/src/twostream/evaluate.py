@@ -47,6 +47,7 @@ from twostream.errors import DatasetError, TwostreamError, writing
 from twostream.options import check_test_options
 from twostream.runs import (
     EVAL_SUMMARY,
+    RunRecord,
     checkpoint_path,
     confusion_path,
     eval_path,
@@ -75,7 +76,7 @@ def score_clips(
     model: nn.Module,
     root: str | Path,
     clips: Sequence[Clip],
-    run: dict[str, Any],
+    run: RunRecord,
     *,
     segments: int = 25,
     crops: int = 1,
@@ -90,8 +91,8 @@ def score_clips(
     ``[name, reason]``) for clips whose frames were missing or unreadable.
     """
     ds = RawframeDataset(
-        root, clips, stream=run["stream"], train=False, crop=run["crop"],
-        new_length=run["new_length"], bound=run["bound"], segments=segments, crops=crops,
+        root, clips, stream=run.stream, train=False, crop=run.crop,
+        new_length=run.new_length, bound=run.bound, segments=segments, crops=crops,
     )
     loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip)
     res = evaluate(model, nn.CrossEntropyLoss(), loader, torch.device(device), progress=progress)
@@ -238,22 +239,22 @@ def _save_scores(path: Path, scored: dict[str, Any], evaluation: dict[str, Any])
         )
 
 
-def _rawframes_root(run_dir: Path, run: dict[str, Any], rawframes: str | Path | None) -> Path:
+def _rawframes_root(run_dir: Path, run: RunRecord, rawframes: str | Path | None) -> Path:
     """The rawframes folder to score, checked against the run's class list."""
     if rawframes is None:
-        root = Path(run["rawframes"])
+        root = Path(run.rawframes)
         if not root.is_dir():
             raise DatasetError(f"the rawframes folder {run_dir} was trained on is gone: {root}; "
                                "if it moved, pass --rawframes NEW_PLACE")
     else:
         root = Path(rawframes)
     classes = read_class_list(root)
-    if classes != run["classes"]:
-        diff = sorted(set(classes) ^ set(run["classes"]))
+    if classes != run.classes:
+        diff = sorted(set(classes) ^ set(run.classes))
         what = f"e.g. {diff[0]!r} is in only one" if diff else "same names in another order"
         raise DatasetError(
             f"{root / 'classes.txt'} does not match the classes {run_dir} was trained on "
-            f"({len(classes)} classes there, {len(run['classes'])} in the run, {what}); pass the "
+            f"({len(classes)} classes there, {len(run.classes)} in the run, {what}); pass the "
             "rawframes folder the run was trained on"
         )
     return root
@@ -261,18 +262,18 @@ def _rawframes_root(run_dir: Path, run: dict[str, Any], rawframes: str | Path | 
 
 def _write_result_set(run_dir: Path, split: int, scored: dict[str, Any],
                       train_scored: dict[str, Any] | None, report: dict[str, Any],
-                      run: dict[str, Any]) -> None:
+                      run: RunRecord) -> None:
     """Write one split's results aside, then rename them into place, ``eval_split{k}.json``
     last. Every file carries the evaluation's id, so a set left half-renamed by a crash is
     refused by :func:`load_scores` instead of being mixed with older results."""
     evaluation = report["evaluation"]
     view = "centre crop" if evaluation["crops"] == 1 else "10 crops"
-    title = (f"{run['stream']} stream, split {split}: {evaluation['segments']} views x {view}"
+    title = (f"{run.stream} stream, split {split}: {evaluation['segments']} views x {view}"
              f"\ntop-1 {report['top1']:.1%}")
     writers = {
         scores_path(run_dir, split).name: lambda p: _save_scores(p, scored, evaluation),
         confusion_path(run_dir, split).name: lambda p: plot_confusion(
-            np.array(report["confusion"]), run["classes"], p, title),
+            np.array(report["confusion"]), run.classes, p, title),
         eval_path(run_dir, split).name: lambda p: p.write_text(json.dumps(report, indent=2),
                                                                encoding="utf-8"),
     }
@@ -327,21 +328,21 @@ def evaluate_run(
         ckpt = checkpoint_path(run_dir, split)
         sha256 = file_sha256(ckpt)  # before loading: the hash of what is scored
         model, run = load_stream_model(run_dir, split, dev)
-        test_clips = read_annotations(annotation_path(root, split, "val"), run["classes"])
+        test_clips = read_annotations(annotation_path(root, split, "val"), run.classes)
         common = dict(device=dev, batch_size=batch_size, workers=workers, progress=progress)
         scored = score_clips(model, root, test_clips, run, segments=segments, crops=crops,
                              **common)
         train_scored = None
         if score_train:
-            train_clips = read_annotations(annotation_path(root, split, "train"), run["classes"])
+            train_clips = read_annotations(annotation_path(root, split, "train"), run.classes)
             train_scored = score_clips(model, root, train_clips, run, segments=train_segments,
                                        crops=1, **common)
         evaluation = {"id": uuid.uuid4().hex, "checkpoint": ckpt.name, "sha256": sha256,
                       "crops": crops, "segments": segments,
                       "train_segments": train_segments if score_train else None,
                       "rawframes": str(root.resolve())}
-        report = classification_report(scored["scores"], scored["labels"], run["classes"])
-        report.update(split=split, stream=run["stream"], crops=crops, segments=segments,
+        report = classification_report(scored["scores"], scored["labels"], run.classes)
+        report.update(split=split, stream=run.stream, crops=crops, segments=segments,
                       skipped=scored["skipped"], evaluation=evaluation)
         with writing(run_dir):
             _write_result_set(run_dir, split, scored, train_scored, report, run)

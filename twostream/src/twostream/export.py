@@ -20,7 +20,7 @@ import torch
 from twostream.atomic import atomic_file
 from twostream.errors import TwostreamError
 from twostream.options import parse_splits
-from twostream.runs import load_stream_model, trained_splits
+from twostream.runs import RunRecord, load_stream_model, trained_splits
 
 __all__ = ["export_onnx"]
 
@@ -41,7 +41,7 @@ def export_onnx(
         found = trained_splits(run_dir)
         split = found[0] if found else 1
     model, run = load_stream_model(run_dir, split, "cpu")
-    shape = (1, run["in_chans"], run["crop"], run["crop"])
+    shape = (1, run.in_chans, run.crop, run.crop)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Written aside and renamed: a full disk or a kill never leaves a partial .onnx at OUT.
     try:
@@ -51,10 +51,10 @@ def export_onnx(
         raise TwostreamError(f"cannot write {out}: {exc.strerror or exc}; nothing was "
                              "written there") from None
     return {"path": str(out), "split": split, "input_shape": list(shape),
-            "classes": run["classes"]}
+            "classes": run.classes}
 
 
-def _write_onnx(model: torch.nn.Module, run: dict[str, Any], shape: tuple[int, ...],
+def _write_onnx(model: torch.nn.Module, run: RunRecord, shape: tuple[int, ...],
                 path: Path, opset: int) -> None:
     """The ONNX graph of ``model`` with the run's classes, stream and arch as metadata."""
     with warnings.catch_warnings():
@@ -67,8 +67,8 @@ def _write_onnx(model: torch.nn.Module, run: dict[str, Any], shape: tuple[int, .
     import onnx
 
     proto = onnx.load(str(path))
-    for key, value in (("classes", "\n".join(run["classes"])), ("stream", run["stream"]),
-                       ("arch", run["arch"])):
+    for key, value in (("classes", "\n".join(run.classes)), ("stream", run.stream),
+                       ("arch", run.arch)):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.checker.check_model(proto)

@@ -35,6 +35,7 @@ from twostream.evaluate import classification_report, load_scores
 from twostream.runs import (
     FUSION_JSON,
     FUSION_TABLE,
+    RunRecord,
     checkpoint_path,
     file_sha256,
     fusion_model_path,
@@ -339,22 +340,22 @@ def format_table(table: dict[str, Any]) -> str:
 
 def load_run_pair(
     spatial_run: str | Path, temporal_run: str | Path
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[RunRecord, RunRecord]:
     """The ``run.json`` of a spatial and a temporal run that can be fused.
 
     Raises:
         FusionError: the runs are not spatial then temporal, or have different class lists.
     """
     s_run, t_run = load_run(spatial_run), load_run(temporal_run)
-    if (s_run["stream"], t_run["stream"]) != ("spatial", "temporal"):
+    if (s_run.stream, t_run.stream) != ("spatial", "temporal"):
         raise FusionError(
-            f"expected a spatial run then a temporal run, got {s_run['stream']} "
-            f"({spatial_run}) and {t_run['stream']} ({temporal_run})"
+            f"expected a spatial run then a temporal run, got {s_run.stream} "
+            f"({spatial_run}) and {t_run.stream} ({temporal_run})"
         )
-    if s_run["classes"] != t_run["classes"]:
+    if s_run.classes != t_run.classes:
         raise FusionError(f"the runs were trained on different class lists: {spatial_run} has "
-                          f"{len(s_run['classes'])} classes, {temporal_run} "
-                          f"{len(t_run['classes'])} (or a different order)")
+                          f"{len(s_run.classes)} classes, {temporal_run} "
+                          f"{len(t_run.classes)} (or a different order)")
     return s_run, t_run
 
 
@@ -385,7 +386,7 @@ def fuse_runs(
         if not splits:
             raise FusionError("no split was evaluated in both runs: run `twostream evaluate` "
                               "on each run first")
-    classes = s_run["classes"]
+    classes = s_run.classes
     results: dict[str, Any] = {}
     learned: dict[int, dict[str, Any]] = {}
     for k in splits:

@@ -26,7 +26,7 @@ from twostream.extract.dataset import extract_clip
 from twostream.extract.settings import ExtractSettings
 from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, load_run_pair
 from twostream.options import check_test_options
-from twostream.runs import load_stream_model, trained_splits
+from twostream.runs import RunRecord, load_stream_model, trained_splits
 
 __all__ = ["predict_video", "video_scores"]
 
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 def _extract_settings(
-    runs: list[dict[str, Any]], *, flow: str | None = None, short_side: int | None = None,
+    runs: list[RunRecord], *, flow: str | None = None, short_side: int | None = None,
     bound: float | None = None,
 ) -> ExtractSettings:
     """How to extract the new video: as the training rawframes were, with the given options
@@ -45,8 +45,8 @@ def _extract_settings(
             another tool) and ``flow``, ``short_side`` or ``bound`` is not given.
     """
     given = {"flow": flow, "short_side": short_side, "bound": bound}
-    recorded = next((r["extract_settings"] for r in runs  # the temporal run's first
-                     if isinstance(r.get("extract_settings"), dict) and r["extract_settings"]),
+    recorded = next((r.extract_settings for r in runs  # the temporal run's first
+                     if isinstance(r.extract_settings, dict) and r.extract_settings),
                     None)
     if recorded is None:
         absent = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is None]
@@ -76,15 +76,15 @@ def _extract_settings(
 
 @torch.inference_mode()
 def video_scores(
-    model: torch.nn.Module, root: Path, n_frames: int, run: dict[str, Any], *,
+    model: torch.nn.Module, root: Path, n_frames: int, run: RunRecord, *,
     segments: int = 25, crops: int = 1, device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Mean softmax of ``model`` over the test views of the one clip extracted under ``root``."""
-    ds = RawframeDataset(root, [Clip("video/clip", n_frames, -1)], stream=run["stream"],
-                         train=False, crop=run["crop"], new_length=run["new_length"],
-                         bound=run["bound"], segments=segments, crops=crops)
+    ds = RawframeDataset(root, [Clip("video/clip", n_frames, -1)], stream=run.stream,
+                         train=False, crop=run.crop, new_length=run.new_length,
+                         bound=run.bound, segments=segments, crops=crops)
     if len(ds) == 0:
-        raise TwostreamError(f"the video gave too few frames for the {run['stream']} stream "
+        raise TwostreamError(f"the video gave too few frames for the {run.stream} stream "
                              f"({ds.skipped[0][1]})")
     item = ds[0]
     if item is None:
@@ -157,7 +157,7 @@ def predict_video(
                                       device=dev).double().numpy())
     fused = torch.from_numpy(apply_fusion(fusion, probs[0][None], probs[1][None], learned)[0])
     scores, idx = fused.topk(min(top_k, len(fused)))
-    top = [{"label": s_run["classes"][i], "score": float(s)}
+    top = [{"label": s_run.classes[i], "score": float(s)}
            for s, i in zip(scores.tolist(), idx.tolist(), strict=True)
            if math.isfinite(s)]  # the SVM gives -inf to classes it never saw in training
     return {"fusion": fusion, "split": split, "top": top}

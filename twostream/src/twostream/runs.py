@@ -10,15 +10,18 @@ atomically (:mod:`twostream.atomic`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from twostream.atomic import write_text_atomic
 from twostream.errors import DatasetError
 from twostream.models import build_model, read_torch_file
 
@@ -30,6 +33,7 @@ __all__ = [
     "FUSION_TABLE",
     "METRICS",
     "RUN_JSON",
+    "RunRecord",
     "checkpoint_path",
     "confusion_path",
     "eval_path",
@@ -48,6 +52,70 @@ FUSION_MODEL = "fusion_model.json"
 FUSION_TABLE, FUSION_JSON = "fusion.csv", "fusion.json"  # fuse's results (or in --out)
 METRICS, CURVES = "metrics.csv", "curves.png"  # train's epochs
 RUN_KEYS = ("stream", "classes")  # what every reader of run.json needs
+
+
+@dataclass
+class RunRecord:
+    """``run.json``: what a training run is, written by ``twostream train`` and read by every
+    command that uses the run. The one reader and writer of the file.
+
+    Args:
+        stream: ``"spatial"`` or ``"temporal"``.
+        classes: the class names, in label order.
+        arch: the network (``resnet50``, ...).
+        crop: side of the square crop, in px.
+        new_length: flow pairs per temporal stack (L).
+        bound: flow was quantised from ``±bound`` px.
+        in_chans: input channels of the network (3, or 2 L).
+        drop_rate: dropout before the classifier.
+        rawframes: the rawframes folder trained on (absolute).
+        extract_settings: how those rawframes were extracted (``ExtractSettings.record``), or
+            ``"unknown"`` for rawframes made by other tools.
+        train_config: the training options ``train --resume`` reuses (a plain dict).
+        extra: keys this version does not know, kept as read so a rewrite loses nothing.
+
+    Only ``stream`` and ``classes`` are required; a key left ``None`` is absent from the file
+    (runs from older versions lack some). Keys are written in the order above, as
+    ``json.dumps(..., indent=2)``, the format every existing run folder has.
+    """
+
+    stream: str
+    classes: list[str]
+    arch: str | None = None
+    crop: int | None = None
+    new_length: int | None = None
+    bound: float | None = None
+    in_chans: int | None = None
+    drop_rate: float | None = None
+    rawframes: str | None = None
+    extract_settings: dict[str, Any] | str | None = None
+    train_config: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def train_settings(self) -> dict[str, Any] | None:
+        """The training options ``train --resume`` continues with (``None`` in runs from
+        before run.json kept them: the checkpoint has them)."""
+        return self.train_config
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``run.json``, keys in the file's order."""
+        known = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                 if f.name != "extra" and getattr(self, f.name) is not None}
+        ordered = ("stream", "arch", "crop", "new_length", "bound", "in_chans", "drop_rate",
+                   "classes", "rawframes", "extract_settings", "train_config")
+        return {**{k: known[k] for k in ordered if k in known}, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in names},
+                   extra={k: v for k, v in data.items() if k not in names})
+
+    def write(self, run_dir: str | Path) -> Path:
+        """Write ``run_dir/run.json`` atomically; returns its path."""
+        path = Path(run_dir) / RUN_JSON
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2))
+        return path
 
 
 def checkpoint_path(run_dir: str | Path, split: int) -> Path:
@@ -91,7 +159,7 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime key t
         return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
-def load_run(run_dir: str | Path) -> dict[str, Any]:
+def load_run(run_dir: str | Path) -> RunRecord:
     """The ``run.json`` of a training run (stream, arch, crop, L, bound, classes, rawframes)."""
     path = Path(run_dir) / RUN_JSON
     if not path.is_file():
@@ -105,7 +173,7 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     if absent:
         raise DatasetError(f"{path} lacks {', '.join(absent)}: not written by `twostream "
                            "train`, or damaged; restore it or train again into a new --out")
-    return run
+    return RunRecord.from_dict(run)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -118,7 +186,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_stream_model(
     run_dir: str | Path, split: int, device: torch.device | str = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
+) -> tuple[nn.Module, RunRecord]:
     """The trained network of ``split`` in eval mode, and the run's ``run.json``."""
     run = load_run(run_dir)
     path = checkpoint_path(run_dir, split)
@@ -126,8 +194,8 @@ def load_stream_model(
         raise DatasetError(f"no checkpoint for split {split} in {run_dir} ({path.name})")
     ckpt = load_checkpoint(path)
     model = build_model(
-        run["arch"], in_chans=run["in_chans"], num_classes=len(run["classes"]), weights="none",
-        drop_rate=run.get("drop_rate", 0.0),
+        run.arch, in_chans=run.in_chans, num_classes=len(run.classes), weights="none",
+        drop_rate=run.drop_rate or 0.0,
     )
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), run

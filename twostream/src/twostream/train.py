@@ -35,7 +35,6 @@ and RNG states, and the data order and augmentation depend only on ``(seed, epoc
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -54,7 +53,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from twostream.atomic import atomic_file, write_text_atomic
+from twostream.atomic import atomic_file
 from twostream.datasets import (
     RawframeDataset,
     annotation_path,
@@ -71,6 +70,7 @@ from twostream.runs import (
     CURVES,
     METRICS,
     RUN_JSON,
+    RunRecord,
     checkpoint_path,
     eval_path,
     load_checkpoint,
@@ -418,7 +418,7 @@ def resume_config(out: str | Path, given: dict[str, Any]) -> TrainConfig:
         raise TwostreamError(f"nothing to resume in {out} (no run.json); drop --resume to "
                              "start a new run there")
     run = load_run(out)
-    stored = run.get("train_config")
+    stored = run.train_settings()
     if stored is None:  # runs from before run.json kept it: the checkpoint has it
         splits = trained_splits(out)
         if not splits:
@@ -447,10 +447,10 @@ def resume_config(out: str | Path, given: dict[str, Any]) -> TrainConfig:
         raise TwostreamError(f"the rawframes folder {out} was trained on is gone: "
                              f"{config.rawframes}; if it moved, pass its new place as RAWFRAMES")
     classes = read_class_list(config.rawframes)
-    if classes != run["classes"]:
+    if classes != run.classes:
         raise TwostreamError(
             f"cannot resume {out}: {Path(config.rawframes) / 'classes.txt'} lists "
-            f"{len(classes)} classes, the run was trained on {len(run['classes'])} (or in "
+            f"{len(classes)} classes, the run was trained on {len(run.classes)} (or in "
             "another order); pass the rawframes folder the run was trained on"
         )
     return config
@@ -464,30 +464,30 @@ def _bound(config: TrainConfig) -> float:
 
 def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> None:
     path = Path(config.out) / RUN_JSON
-    run = {
-        "stream": config.stream, "arch": config.arch, "crop": config.crop,
-        "new_length": config.new_length, "bound": _bound(config), "in_chans": in_chans,
-        "drop_rate": config.drop_rate, "classes": classes,
-        "rawframes": str(Path(config.rawframes).resolve()),
+    run = RunRecord(
+        stream=config.stream, arch=config.arch, crop=config.crop,
+        new_length=config.new_length, bound=_bound(config), in_chans=in_chans,
+        drop_rate=config.drop_rate, classes=classes,
+        rawframes=str(Path(config.rawframes).resolve()),
         # "unknown" for rawframes made by other tools (MMAction2's denseflow): predict then
         # asks for --flow/--short-side/--bound rather than guess how to treat a new video.
-        "extract_settings": read_extract_settings(config.rawframes) or "unknown",
+        extract_settings=read_extract_settings(config.rawframes) or "unknown",
         # What `train --resume` reuses so the user need not retype it.
-        "train_config": {k: v for k, v in asdict(config).items() if k not in _SESSION_KEYS},
-    }
+        train_config={k: v for k, v in asdict(config).items() if k not in _SESSION_KEYS},
+    )
     if path.exists():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = load_run(config.out)
         for key in ("stream", "arch", "in_chans", "classes"):
-            if old.get(key) != run[key]:
+            if getattr(old, key) != getattr(run, key):
                 raise TwostreamError(
-                    f"{path} belongs to a run with another {key} ({old.get(key)!r}); "
+                    f"{path} belongs to a run with another {key} ({getattr(old, key)!r}); "
                     "choose another --out"
                 )
-    if run["extract_settings"] == "unknown":
+    if run.extract_settings == "unknown":
         logger.warning("%s does not record how its frames and flow were extracted (no "
                        "extract_report.json): run.json says 'unknown', and predict will ask "
                        "for --flow, --short-side and --bound", config.rawframes)
-    write_text_atomic(path, json.dumps(run, indent=2))
+    run.write(config.out)
 
 
 def _split_data(config: TrainConfig, split: int) -> tuple[list[str], RawframeDataset,
