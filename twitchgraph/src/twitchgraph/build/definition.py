@@ -49,9 +49,9 @@ import pandas as pd
 
 from twitchgraph import __version__
 from twitchgraph.build.bots import known_bots_frame, suspected_bots_sql
+from twitchgraph.build.engines import DuckDBEngine, SparkEngine
 from twitchgraph.build.params import BuildParams
 from twitchgraph.clock import as_utc
-from twitchgraph.build.engines import DuckDBEngine, SparkEngine
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import (
     EDGE_COLUMNS,
