@@ -1,4 +1,4 @@
-"""`twitchgraph query`: parameters, results, and the README's queries run as written."""
+"""`twitchgraph query`: parameters, results, and the docs' example queries run as written."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from twitchgraph.export.query import README_QUERIES, parse_params, run_query  # 
 from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+# The user guide's page on querying shows the example queries as commands to copy.
+QUERYING = Path(__file__).resolve().parents[2] / "docs" / "twitchgraph" / "guide" / "querying.md"
 
 
 @pytest.fixture(scope="module")
@@ -63,27 +64,27 @@ def test_number_like_login_stays_a_string(tmp_path):
     assert rows == [["007"]]
 
 
-def _readme_commands() -> list[list[str]]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Querying the graph", 1)[1]
+def _documented_commands() -> list[list[str]]:
+    text = QUERYING.read_text(encoding="utf-8")
+    section = text.split("## Example queries", 1)[1]
     blocks = re.findall(r"```\n(twitchgraph query .*?)\n```", section, re.DOTALL)
     # bash turns \$ into $ inside double quotes; shlex leaves it, so do it here.
     return [[arg.replace("\\$", "$") for arg in shlex.split(block)] for block in blocks]
 
 
-def test_readme_shows_the_four_queries():
-    commands = _readme_commands()
+def test_docs_show_the_four_queries():
+    commands = _documented_commands()
     assert len(commands) == 4
     assert [c[3] for c in commands] == [q for _, q, _ in README_QUERIES.values()]
 
 
-def test_readme_queries_run_and_answer(graph_dir):
+def test_documented_queries_run_and_answer(graph_dir):
     data = read_graph_dir(graph_dir)
     edges = data.edges
     busy = edges[edges["overlap"] > 50]["Source"].value_counts().index[0]
     substitutions = {"login=some_login": f"login={busy}",
                      "game=Just Chatting": "game=Game 1-0"}
-    for command in _readme_commands():
+    for command in _documented_commands():
         args = [substitutions.get(a, a) for a in command[1:]]
         args[1] = str(graph_dir)
         result = CliRunner().invoke(app, [*args, "--json"])

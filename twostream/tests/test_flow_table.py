@@ -1,21 +1,37 @@
-"""The measured table of flow settings: the same figures in flow/table.py, README and --help."""
+"""The measured table of flow settings: the same figures in flow/table.py, --help and the docs."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from twostream.cli import app
 from twostream.flow.presets import PRESET_SCALES, TVL1_PRESETS
-from twostream.flow.table import PRESET_TABLE, FlowTiming, format_flow_table
+from twostream.flow.table import (
+    PRESET_TABLE,
+    PRESET_TABLE_SOURCE,
+    FlowTiming,
+    format_flow_table,
+)
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+# The docs pages that show the table: where users choose a flow, and the benchmarks.
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "twostream"
+TABLE_PAGES = (DOCS / "guide" / "flow.md", DOCS / "benchmarks.md")
 
 
-def test_readme_and_help_show_the_stored_table():
+def test_docs_and_help_show_the_stored_table():
     table = format_flow_table(PRESET_TABLE)
-    assert table in README.read_text(encoding="utf-8")
+    # The date and the load the figures were measured at travel with the table.
+    date = re.search(r"\d{4}-\d{2}-\d{2}", PRESET_TABLE_SOURCE)[0]
+    load = re.search(r"load average [\d-]+", PRESET_TABLE_SOURCE)[0]
+    for page in TABLE_PAGES:
+        text = page.read_text(encoding="utf-8")
+        assert table in text, page
+        prose = " ".join(text.split())  # the pages wrap their lines anywhere
+        assert date in prose and load in prose, page
+        assert "not against ground truth" in prose, page
     help_text = CliRunner().invoke(app, ["extract", "--help"], terminal_width=200).output
     help_lines = [line.strip(" │") for line in help_text.splitlines()]
     for line in table.splitlines():
