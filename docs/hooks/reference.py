@@ -11,6 +11,9 @@ A page asks for a generated block with one HTML comment on a line of its own:
 - ``store-schema``: the tables and columns of a new twitchgraph store (every owner's tables
   created), read back from DuckDB, and the schema version with its migrations.
 - ``sim-faults``: the faults the simulated Twitch can inject (``twitchgraph.sim.FAULTS``).
+- ``code-map PROJECT``: every module and subpackage under ``PROJECT/src/PROJECT/`` with the
+  first sentence of its docstring, read with ``ast`` (nothing is imported), so the map
+  follows every move and every docstring edit.
 
 Why a hook and not the mkdocs-click plugin: Typer 0.29 builds its commands on its own vendored
 copy of Click (``typer._click``), which mkdocs-click does not accept as a Click command; a hook
@@ -21,6 +24,7 @@ installed copy. A marker that cannot be rendered fails the build.
 
 from __future__ import annotations
 
+import ast
 import html
 import importlib
 import re
@@ -52,6 +56,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
                 return render_store_schema()
             if what == "sim-faults" and not args:
                 return render_sim_faults()
+            if what == "code-map" and len(args) == 1:
+                return render_code_map(args[0])
         except Exception as exc:  # noqa: BLE001  (any failure is a failed docs build)
             raise PluginError(f"{page.file.src_path}: {match[0]}: {exc!r}") from exc
         raise PluginError(f"{page.file.src_path}: unknown reference marker {match[0]}")
@@ -174,4 +180,36 @@ def render_sim_faults() -> str:
 
     lines = ["| fault | what the simulator does |", "|---|---|"]
     lines.extend(f"| `{name}` | {_cell(what)} |" for name, what in FAULTS.items())
+    return "\n".join(lines) + "\n"
+
+
+# -- the code maps -------------------------------------------------------------------------
+
+
+def _summary(path: Path) -> str:
+    """The first sentence of a module's docstring, on one line."""
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    first = " ".join(doc.split("\n\n", 1)[0].split()).replace("``", "`")
+    match = re.match(r"(.+?[^.]\.)(\s|$)", first)  # not "..." or "e.g."'s last dot
+    return (match[1] if match else first).rstrip(".")
+
+
+def render_code_map(project: str) -> str:
+    root = _ROOT / project / "src" / project
+    if not root.is_dir():
+        raise ValueError(f"no package folder {root}")
+    lines = [f"Every module under `{project}/src/{project}/`, with the first sentence of its "
+             "docstring (generated when the site is built).", "",
+             "| module | what it does |", "|---|---|"]
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if "__pycache__" in rel.parts or any(p.startswith(".") for p in rel.parts):
+            continue
+        if rel == Path("__init__.py"):
+            continue
+        if path.name == "__init__.py":
+            name = f"**`{'/'.join(rel.parts[:-1])}/`**"
+        else:
+            name = f"`{rel.as_posix()}`"
+        lines.append(f"| {name} | {_cell(_summary(path))} |")
     return "\n".join(lines) + "\n"
