@@ -1,4 +1,4 @@
-"""The whole two-stream pipeline on a small synthetic dataset, in about a minute on a CPU.
+"""The whole two-stream pipeline on a small synthetic dataset, on a CPU.
 
 synth (3 classes that differ only in appearance, 3 only in motion) -> extract (frames + TV-L1
 flow, "fast" preset) -> train both streams (ResNet-18, small crops, few epochs, from random
@@ -34,7 +34,8 @@ DEMO_RECORD = "demo_config.json"
 
 @dataclass
 class DemoConfig:
-    """Sizes of the demo; the defaults finish in about a minute on 2 CPU cores."""
+    """Sizes of the demo. With the defaults it took about 18 minutes on 2 CPU cores shared with
+    other jobs (load average 6-14), measured 2026-12-07 (`twostream demo --help` says the same)."""
 
     classes: int = 6
     clips_per_class: int = 12
