@@ -70,7 +70,8 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
 def _cell(text: object) -> str:
     """Text for one Markdown table cell: escaped, on one line."""
-    out = html.escape(" ".join(str(text).split()), quote=False)
+    # "\\[" is Rich's escape for a literal bracket in help text ('twitchgraph\\[spark]').
+    out = html.escape(" ".join(str(text).replace("\\[", "[").split()), quote=False)
     return out.replace("|", "\\|").replace("*", "\\*")
 
 

@@ -21,7 +21,7 @@ from twitchgraph.export.cypher_guard import (  # noqa: E402
     tokenize,
 )
 from twitchgraph.export.kuzu_db import export_kuzu  # noqa: E402
-from twitchgraph.export.query import README_QUERIES  # noqa: E402
+from twitchgraph.export.query import EXAMPLE_QUERIES  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
 
 ACCEPTED = [
@@ -88,7 +88,7 @@ def test_dangerous_or_broken_queries_are_refused_with_a_reason(cypher, reason):
 
 
 def test_readme_queries_pass_with_their_parameters():
-    for _, cypher, params in README_QUERIES.values():
+    for _, cypher, params in EXAMPLE_QUERIES.values():
         check_query(cypher, params)
 
 

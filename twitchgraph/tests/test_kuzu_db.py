@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
 from twitchgraph.export.kuzu_db import connect, export_kuzu, played_and_games  # noqa: E402
-from twitchgraph.export.query import README_QUERIES, run_query  # noqa: E402
+from twitchgraph.export.query import EXAMPLE_QUERIES, run_query  # noqa: E402
 from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graphio import GraphData, read_graph_dir  # noqa: E402
 
@@ -44,7 +44,7 @@ def nxgraph(data):
 
 
 def _q(graph_dir, name, **params):
-    _, cypher, defaults = README_QUERIES[name]
+    _, cypher, defaults = EXAMPLE_QUERIES[name]
     return run_query(graph_dir, cypher, {**defaults, **params})
 
 
@@ -126,7 +126,7 @@ def test_variable_length_reach_matches_bfs(graph_dir, nxgraph, data):
 
 
 @pytest.mark.xfail(strict=True, reason="Kùzu 0.11.3: an aggregate after a DISTINCT aggregate "
-                   "in one RETURN comes back NULL; README queries put DISTINCT last")
+                   "in one RETURN comes back NULL; the example queries put DISTINCT last")
 def test_kuzu_distinct_aggregate_first_bug(graph_dir, data):
     rows = run_query(graph_dir, "MATCH (s:Streamer)-[p:PLAYED]->(g:Game) "
                      "RETURN g.name, count(DISTINCT s) AS n, sum(p.minutes_played) AS m").rows

@@ -16,7 +16,7 @@ from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
 from twitchgraph.export.kuzu_db import export_kuzu  # noqa: E402
 from twitchgraph.export.neo4j import NEO4J_FILES, export_neo4j  # noqa: E402
-from twitchgraph.export.query import README_QUERIES, run_query  # noqa: E402
+from twitchgraph.export.query import EXAMPLE_QUERIES, run_query  # noqa: E402
 from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graphio import GraphData, read_graph_dir  # noqa: E402
 
@@ -121,7 +121,7 @@ def test_same_data_loaded_into_kuzu_answers_the_readme_queries_alike(exported, t
     export_kuzu(data, tmp_path / "direct")
     login = data.logins[0]
     game = data.played["Target"].iloc[0]
-    for name, (_, cypher, defaults) in README_QUERIES.items():
+    for name, (_, cypher, defaults) in EXAMPLE_QUERIES.items():
         params = {**defaults, "login": login, "game": game, "genre": "Adventure",
                   "min_overlap": 10}
         params = {k: v for k, v in params.items() if f"${k}" in cypher}
@@ -155,9 +155,9 @@ def test_load_cypher_uses_constraints_merge_and_parameters(exported):
 def test_queries_cypher_holds_the_readme_queries_and_they_run(exported, tmp_path):
     data, out = exported
     statements = _statements((out / "queries.cypher").read_text())
-    assert statements == [q.strip() for _, q, _ in README_QUERIES.values()]
+    assert statements == [q.strip() for _, q, _ in EXAMPLE_QUERIES.values()]
     export_kuzu(data, tmp_path)
-    for statement, (_, _, defaults) in zip(statements, README_QUERIES.values(), strict=True):
+    for statement, (_, _, defaults) in zip(statements, EXAMPLE_QUERIES.values(), strict=True):
         params = {**defaults, "login": data.logins[0], "game": "Game 0-0"}
         params = {k: v for k, v in params.items() if f"${k}" in statement}
         run_query(tmp_path, statement, params)  # parses, binds and runs

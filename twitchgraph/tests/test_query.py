@@ -16,7 +16,7 @@ from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
 from twitchgraph.cli import app  # noqa: E402
 from twitchgraph.export.kuzu_db import export_kuzu  # noqa: E402
-from twitchgraph.export.query import README_QUERIES, parse_params, run_query  # noqa: E402
+from twitchgraph.export.query import EXAMPLE_QUERIES, parse_params, run_query  # noqa: E402
 from twitchgraph.graph.communities import communities_for_dir  # noqa: E402
 from twitchgraph.graphio import read_graph_dir  # noqa: E402
 
@@ -75,7 +75,7 @@ def _documented_commands() -> list[list[str]]:
 def test_docs_show_the_four_queries():
     commands = _documented_commands()
     assert len(commands) == 4
-    assert [c[3] for c in commands] == [q for _, q, _ in README_QUERIES.values()]
+    assert [c[3] for c in commands] == [q for _, q, _ in EXAMPLE_QUERIES.values()]
 
 
 def test_documented_queries_run_and_answer(graph_dir):

@@ -6,7 +6,7 @@ it through pyspark, over the partitioned Parquet dataset (`twitchgraph.store.dat
 the same few calls: materialise a query as a named table, define a view, fetch rows or a
 pandas frame, register a small pandas frame, drop what the build made.
 
-Spark is optional (``pip install 'streamscope[spark]'``, Java 17+); it is imported only
+Spark is optional (``pip install 'twitchgraph[spark]'``, Java 17+); it is imported only
 when asked for.
 """
 
@@ -117,7 +117,7 @@ def spark_session(master: str | None = None, *, app_name: str = "twitchgraph bui
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise EngineError("the Spark engine needs pyspark: pip install 'streamscope[spark]' "
+        raise EngineError("the Spark engine needs pyspark: pip install 'twitchgraph[spark]' "
                           "(and Java 17 or later)") from None
     remote = os.environ.get("SPARK_REMOTE")
     builder = SparkSession.builder.appName(app_name)

@@ -185,7 +185,7 @@ def build(
     memory_limit: str = MemoryOption,
     engine: EngineName = typer.Option(
         EngineName.duckdb, "--engine", help="Run the build on DuckDB (embedded) or Apache "
-        "Spark (pip install 'streamscope[spark]', Java 17+); the same SQL, the same answers."),
+        "Spark (pip install 'twitchgraph\\[spark]', Java 17+); the same SQL, the same answers."),
     dataset: Path | None = typer.Option(
         None, "--dataset", help="Read a partitioned dataset (`export-parquet --partitioned`, "
         "e.g. from several collector shards) instead of --db."),

@@ -13,8 +13,8 @@ Model (the original's Neo4j model, with the build's columns)::
 Multi-valued fields (social links, genres, …) are `STRING[]` lists, so Cypher can ask
 ``'Shooter' IN g.genres``. Tables are bulk-loaded with `COPY … FROM (LOAD FROM df …)`: the
 sub-query splits the ';'-joined fields in the database. Kùzu 0.11.3 is pinned: its fork
-`ladybug` 0.22.0 returns fewer two-hop recommendations than networkx finds (README); tests
-compare multi-hop answers with networkx.
+`ladybug` 0.22.0 returns fewer two-hop recommendations than networkx finds (see the docs'
+Cypher model page); tests compare multi-hop answers with networkx.
 """
 
 from __future__ import annotations

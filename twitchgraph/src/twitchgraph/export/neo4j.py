@@ -9,7 +9,7 @@ Two ways into Neo4j, from the same CSV files:
 - into a running database: ``load.cypher`` (constraints, then ``LOAD CSV`` + ``MERGE``), with
   the files' location passed as the ``$base`` parameter.
 
-`queries.cypher` holds the README queries with their parameters.
+`queries.cypher` holds the documented example queries with their parameters.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from twitchgraph.export.kuzu_db import (
     known_raids,
     played_and_games,
 )
-from twitchgraph.export.query import README_QUERIES
+from twitchgraph.export.query import EXAMPLE_QUERIES
 from twitchgraph.graphio import GraphData
 
 __all__ = ["NEO4J_FILES", "export_neo4j", "neo4j_header"]
@@ -193,10 +193,10 @@ def _load_relationships(name: str, start: str, rel: str, end: str, props) -> str
 
 
 def queries_cypher() -> str:
-    """The README queries, each after a comment naming it and its parameters."""
-    blocks = ["// twitchgraph: the README's example queries. Set the parameters first, e.g.\n"
+    """The example queries, each after a comment naming it and its parameters."""
+    blocks = ["// twitchgraph: the example queries of its docs. Set the parameters first, e.g.\n"
               "//   :param login => 'some_login'   (Neo4j Browser / cypher-shell)\n"]
-    for name, (title, cypher, defaults) in README_QUERIES.items():
+    for name, (title, cypher, defaults) in EXAMPLE_QUERIES.items():
         params = ", ".join(f"{k}: {v!r}" for k, v in defaults.items())
         blocks.append(f"// {name}: {title}\n// parameters: {{{params}}}\n{cypher};\n")
     return "\n".join(blocks)

@@ -16,14 +16,15 @@ from twitchgraph.errors import BadValue, TwitchgraphError
 from twitchgraph.export.cypher_guard import QueryRefused, check_query
 from twitchgraph.export.kuzu_db import connect
 
-__all__ = ["QueryFailed", "QueryRefused", "QueryResult", "README_QUERIES", "parse_params",
+__all__ = ["QueryFailed", "QueryRefused", "QueryResult", "EXAMPLE_QUERIES", "parse_params",
            "run_query"]
 
 
-# The README's example queries, shared by the README, queries.cypher (Neo4j) and the tests.
+# The example queries: shown as commands in docs/twitchgraph/guide/querying.md, written to
+# queries.cypher (Neo4j), and run by the tests against both.
 # Kùzu 0.11.3 returns NULL for an aggregate that follows a DISTINCT aggregate in the same
 # RETURN (e.g. `count(DISTINCT s), sum(x)`), so DISTINCT aggregates come last.
-README_QUERIES: dict[str, tuple[str, str, dict[str, Any]]] = {
+EXAMPLE_QUERIES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "neighbours": (
         "A streamer's neighbours with overlap > 50, strongest first",
         "MATCH (s:Streamer {login: $login})-[r:HAS_VIEWERSHIP_OVERLAPPED_WITH]-(n:Streamer)\n"
