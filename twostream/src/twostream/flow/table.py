@@ -1,9 +1,10 @@
 """The measured table of flow settings: speed and error of each TV-L1 preset, DIS and Farneback.
 
-One run of ``benchmarks/extract.py`` fills :data:`PRESET_TABLE`; the README and
-``twostream extract --help`` show it through :func:`format_flow_table`, so the three never
-disagree. Error is the endpoint error on moving pixels (reference motion > 1 px) against
-default TV-L1 at full size, not against ground truth (real footage has none). Kept apart from
+One run of ``benchmarks/extract.py`` fills :data:`PRESET_TABLE`; ``twostream extract --help``
+shows it through :func:`format_flow_table`, and the docs (``docs/twostream/guide/flow.md`` and
+``benchmarks.md``) carry the same text, which ``tests/test_flow_table.py`` checks. Error is
+the endpoint error on moving pixels (reference motion > 1 px) against default TV-L1 at full
+size, not against ground truth (real footage has none). Kept apart from
 :mod:`twostream.flow.methods` so the CLI can show it without importing OpenCV.
 """
 
@@ -56,7 +57,7 @@ PRESET_TABLE: tuple[FlowTiming, ...] = (
 
 
 def format_flow_table(rows: Iterable[FlowTiming]) -> str:
-    """The measured table as fixed-width text (README, ``extract --help`` and the benchmark)."""
+    """The measured table as fixed-width text (``extract --help``, the docs and the benchmark)."""
     head = ("setting", "ms/pair", "speed-up", "EPE mean", "EPE worst")
     body = [(r.option, f"{r.ms_per_pair:.0f}", f"{r.speedup:.1f}x", f"{r.epe_mean:.2f} px",
              f"{r.epe_worst:.2f} px") for r in rows]
