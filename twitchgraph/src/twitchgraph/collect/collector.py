@@ -10,8 +10,12 @@ One snapshot:
    (`run_collector`) through the spool (`twitchgraph.store.spool`), which commits into the store
    whenever its lock is free, so readers can use the store while the collector runs.
 
-A snapshot that finds no live stream, or whose chat side joined no channel, is stored as
-``failed`` with the reason, never as an empty ``complete`` one.
+A snapshot that finds no live stream, or whose chat side joined no channel or listened to
+no room (every connection down for its whole window), is stored as ``failed`` with the
+reason, never as an empty ``complete`` one. A snapshot holds only what chat delivered during
+it: a room whose connection was down the whole window contributes nothing and is stored as
+not listened (``listens.listened_s`` 0), and presence dies with the connection that saw it
+(`twitchgraph.twitch.chat`).
 
 `once=True` joins, listens and leaves. Otherwise (`every_s`) the collector stays joined between
 snapshots: presence is kept up to date from JOIN/PART, newly live channels are joined and ended
@@ -221,6 +225,8 @@ class Collector:
             finished = self.clock.now()
             listens = {c: (0.0, False) for c in wanted}
             listens.update({c: (v.listened_s, v.membership) for c, v in views.items()})
+            # A room not listened to holds no chatters (a snapshot holds what it heard).
+            views = {c: v for c, v in views.items() if v.listened_s > 0}
             helix_stats = _delta(self.helix.stats.as_dict(), helix_before)
             chat_stats = _delta(asdict(self.chat.stats), chat_before)
             raids = self.chat.take_raids()
@@ -276,10 +282,14 @@ class Collector:
             views = await self._listen_persistent(wanted)
         else:
             views = await self._listen_once(wanted)
+        why = f" ({self.chat.last_error})" if self.chat.last_error else ""
         if wanted and not self._confirmed:
-            why = f" ({self.chat.last_error})" if self.chat.last_error else ""
             raise CollectError(f"chat: not one of {len(wanted)} channel(s) could be "
                                f"joined on {self.chat.host}:{self.chat.port}{why}")
+        if wanted and not any(v.listened_s > 0 for v in views.values()):
+            raise CollectError(f"chat: no room was listened to, the connection to "
+                               f"{self.chat.host}:{self.chat.port} was down for the whole "
+                               f"window{why}")
         return streams, users, wanted, views
 
     async def _store_failed(self, exc: Exception, started: datetime, interval_s: float | None,
