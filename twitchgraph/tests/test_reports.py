@@ -115,3 +115,11 @@ def test_explore_keeps_a_login_called_nan(store, tmp_path):
     assert {"nan", "null"} <= set(t["degree"]["Id"])
     assert t["degree"].set_index("Id").loc["nan", "degree"] >= 1
     assert t["top_raids"][["Source", "Target"]].values.tolist() == [["nan", "null"]]
+
+
+def test_quality_page_shows_snapshots_set_aside_first(store, tmp_path):
+    error = "the raid a -> b has viewer count 10000000000, not a whole number from 0 to 2147483647"
+    page = write_quality_report(store, tmp_path / "q", set_aside=[("x.bad", error)])
+    html = page.read_text()
+    assert html.index("Snapshots set aside") < html.index("Failed snapshots")
+    assert error.replace(">", "&gt;") in html

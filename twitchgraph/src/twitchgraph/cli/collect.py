@@ -156,7 +156,8 @@ def status(
     the spool. Then the collector's run (snapshots complete / failed / missed against the
     schedule, Helix requests, 429s and rate-limit waits, chat connections and channels held)
     and the store (snapshots, the last one's counts, rooms seen only through message
-    senders). `report quality` is the deep view.
+    senders). `report quality` is the deep view. Exit code 1 when the collector is gone
+    (it stopped without finishing, e.g. killed).
 
     Example: twitchgraph status --db twitchgraph.duckdb
     """
@@ -171,9 +172,12 @@ def status(
         raise _fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
-        return
-    for line, style in status_lines(result):
-        _out.print(f"[{style}]{escape(line)}[/{style}]" if style else line, markup=bool(style))
+    else:
+        for line, style in status_lines(result):
+            _out.print(f"[{style}]{escape(line)}[/{style}]" if style else line,
+                       markup=bool(style))
+    if (result["collector"] or {}).get("died"):
+        raise typer.Exit(1)  # for scripts and monitors: the collection is not going on
 
 
 @app.command("import")

@@ -50,6 +50,7 @@ from twitchgraph.collect.options import CollectOptions
 from twitchgraph.collect.sharding import shard_of
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.store.db import (
+    BadSnapshot,
     SnapshotData,
     StoreBusy,
     StoreError,
@@ -258,7 +259,8 @@ class Collector:
             self._abort = True  # a Helix call still running in its thread stops at its next page
             log.warning("snapshot of %s interrupted and discarded", f"{started:%H:%M:%S}")
             raise
-        except (TwitchError, httpx.HTTPError, OSError, duckdb.Error, CollectError) as exc:
+        except (TwitchError, httpx.HTTPError, OSError, duckdb.Error, CollectError,
+                BadSnapshot) as exc:
             stats = {"helix": _delta(self.helix.stats.as_dict(), helix_before),
                      "chat": _delta(asdict(self.chat.stats), chat_before)}
             return await self._store_failed(exc, started, interval_s, stats)

@@ -199,6 +199,7 @@ async def _collect(db: Path, spool: Spool, helix: HelixClient, endpoints: Endpoi
                 "slots_missed": collector.slots_missed, "spooled": len(spool.pending()),
                 "last": asdict(last) if last else None,
                 "last_error": errors[-1].line() if errors else (spool.last_error or ""),
+                "spool_error": spool.last_error,
                 "chat": {"connections": chat.connected, "channels_held": len(chat.channels),
                          "channels_joined": chat.joined, "last_error": chat.last_error},
                 "helix": helix.stats.as_dict(),

@@ -1,6 +1,7 @@
 """Data-quality report on a store: is the collection complete enough to trust the graph?
 
-Sections: failed snapshots with their reasons (first), snapshots over time against the
+Sections: snapshots the collector's spool set aside because the store cannot hold them, and
+failed snapshots with their reasons (first), snapshots over time against the
 schedule (gaps, late and failed snapshots),
 duplicated streams within a snapshot, completeness per column and per enrichment source,
 chatters per snapshot, suspected bots, and rooms where only message senders could be seen
@@ -224,11 +225,24 @@ def _message_only_rooms(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def write_quality_report(
-    con: duckdb.DuckDBPyConnection, out_dir: str | Path, *, bot_channel_share: float = 0.10
+    con: duckdb.DuckDBPyConnection, out_dir: str | Path, *, bot_channel_share: float = 0.10,
+    set_aside: list[tuple[str, str]] | None = None,
 ) -> Path:
-    """Write ``quality.html`` and its figures to ``out_dir``; return the page's path."""
+    """Write ``quality.html`` and its figures to ``out_dir``; return the page's path.
+
+    `set_aside`: (file, error) of the spool's snapshots that could not be committed
+    (`Spool.set_aside`), shown first.
+    """
     t = quality_tables(con, bot_channel_share=bot_channel_share)
     report = HtmlReport("twitchgraph - data quality", Path(out_dir))
+
+    if set_aside:
+        report.heading("Snapshots set aside")
+        report.text(f"{len(set_aside)} snapshot(s) could not be committed because of their own "
+                    "data and were set aside in the spool (as .bad files); later snapshots "
+                    "went on. The real errors:")
+        report.table(pd.DataFrame(set_aside, columns=["file", "error"]),
+                     caption="Snapshots set aside")
 
     failures = t["failures"]
     report.heading("Failed snapshots")  # first: a collection that stores nothing says so

@@ -40,6 +40,7 @@ each raise `StoreError` and are left untouched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -57,11 +58,13 @@ import pandas as pd
 from twitchgraph.clock import utcnow
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.store.chatter_sources import SOURCES
+from twitchgraph.store.limits import COUNT_MAX, count_fits
 from twitchgraph.store.locks import collector_lock_path
 
 __all__ = [
     "SCHEMA_VERSION",
     "SOURCES",
+    "BadSnapshot",
     "SnapshotData",
     "StoreBusy",
     "StoreError",
@@ -125,6 +128,18 @@ class StoreError(TwitchgraphError):
 
 class StoreBusy(StoreError):
     """Another process holds the store's lock (a writer, or readers while we want to write)."""
+
+
+class BadSnapshot(StoreError):
+    """A snapshot whose own data cannot be stored (a value its column cannot hold); storing
+    it again can never work, unlike a busy store or a full disk."""
+
+
+# The DuckDB errors a snapshot's own values cause (a commit retried later fails the same way).
+DATA_ERRORS: tuple[type[Exception], ...] = (
+    duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException,
+    duckdb.ConstraintException, duckdb.TypeMismatchException,
+)
 
 
 @dataclass
@@ -361,8 +376,14 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -
     con.register(name, frame)
     try:
         yield name
-    finally:
-        con.unregister(name)
+    except BaseException:
+        # A failed statement leaves the transaction aborted, and DuckDB then refuses even
+        # unregister ("Current transaction is aborted"): the first error is the one to show.
+        # (A later register of the same name replaces what is left.)
+        with contextlib.suppress(duckdb.TransactionException):
+            con.unregister(name)
+        raise
+    con.unregister(name)
 
 
 def _insert_running(con: duckdb.DuckDBPyConnection, started_at: datetime,
@@ -426,7 +447,36 @@ def write_snapshot(
         import_key: (file_key, file_name) recorded in ``imports`` in the same transaction.
 
     On any error the transaction is rolled back: nothing of the snapshot is visible.
+
+    Raises:
+        BadSnapshot: a value the store cannot hold (a viewer count over INTEGER, a time
+            DuckDB cannot read), with the real error: committing it again cannot work.
     """
+    _check_counts(data)
+    try:
+        return _write_snapshot(con, data, snapshot_id, import_key)
+    except DATA_ERRORS as exc:
+        raise BadSnapshot(f"the snapshot of {data.started_at:%Y-%m-%d %H:%M:%S} cannot be "
+                          f"stored: {str(exc).splitlines()[0]}") from exc
+
+
+def _check_counts(data: SnapshotData) -> None:
+    """Refuse counts their INTEGER column cannot hold, naming the row (a spooled file may
+    come from a version that did not check them where they came in)."""
+    checks = [("stream", s.get("user_login"), s.get("viewer_count") or 0)
+              for s in data.streams]
+    checks += [("raid", f"{r.get('from_login')} -> {r.get('to_login')}", r.get("viewers") or 0)
+               for r in data.raids]
+    for kind, who, value in checks:
+        if not count_fits(value):
+            raise BadSnapshot(
+                f"the snapshot of {data.started_at:%Y-%m-%d %H:%M:%S} cannot be stored: the "
+                f"{kind} {who} has viewer count {str(value)[:40]}, not a whole number from 0 "
+                f"to {COUNT_MAX}")
+
+
+def _write_snapshot(con: duckdb.DuckDBPyConnection, data: SnapshotData,
+                    snapshot_id: int | None, import_key: tuple[str, str] | None) -> int:
     with _transaction(con):
         if snapshot_id is None:
             snapshot_id = _insert_running(con, data.started_at, data.interval_s)
