@@ -211,7 +211,12 @@ def open_store(
         path.parent.mkdir(parents=True, exist_ok=True)
     con = _connect(path, read_only=read_only, wait_s=wait_s)
     try:
-        version = _schema_version(con, path)
+        try:
+            version = _schema_version(con, path)
+            if version == SCHEMA_VERSION:
+                _check_tables(con, path)
+        except duckdb.Error as exc:  # a block that cannot be read: truncated, flipped bytes
+            raise damaged(path, str(exc).splitlines()[0]) from None
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path} was written by a newer twitchgraph (store schema "
                              f"{version}; this one knows up to {SCHEMA_VERSION}): upgrade "
@@ -305,19 +310,46 @@ def _connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyCo
                                 "s, try again when it is done") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
+        except duckdb.Error as exc:  # e.g. "Corrupt database file: computed checksum ..."
+            raise damaged(path, str(exc).splitlines()[0]) from None
     con.execute("SET TimeZone = 'UTC'")
     return con
 
 
-def _schema_version(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """The store's schema version; 0 for an empty DuckDB file (a new store)."""
-    tables = {r[0] for r in con.execute(
+def damaged(path: str | Path, what: str) -> StoreError:
+    """The one error for a store that cannot be read as one (every command opening it)."""
+    return StoreError(f"the store {path} is damaged ({what}): restore it from a backup, or "
+                      f"move it aside and start a new one with `twitchgraph collect`")
+
+
+_TABLES = ("snapshots", "streams", "chatters", "listens", "users", "snapshot_info", "imports",
+           "raids")
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
     ).fetchall()}
+
+
+def _check_tables(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    missing = [t for t in _TABLES if t not in _tables(con)]
+    if missing:
+        raise damaged(path, f"table(s) missing: {', '.join(missing)}")
+    # Read one row of each: a damaged block shows here, not in the middle of a build.
+    for table in _TABLES:
+        con.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
+
+
+def _schema_version(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """The store's schema version; 0 for an empty DuckDB file (a new store)."""
+    tables = _tables(con)
     if _META in tables:
         rows = con.execute(f"SELECT value FROM {_META} WHERE key = 'schema_version'").fetchall()
-        if rows:
-            return int(rows[0][0])
+        if not rows or not str(rows[0][0]).isascii() or not str(rows[0][0]).isdigit():
+            raise damaged(path, f"its schema version is {rows[0][0]!r}, not a number" if rows
+                          else "its schema version is missing")
+        return int(rows[0][0])
     if not tables:
         return 0
     columns = {r[0] for r in con.execute(
@@ -327,6 +359,8 @@ def _schema_version(con: duckdb.DuckDBPyConnection, path: Path) -> int:
         shown = ", ".join(sorted(tables)[:4]) + (", ..." if len(tables) > 4 else "")
         raise StoreError(f"{path} is a DuckDB file but not a twitchgraph store (its tables: "
                          f"{shown}): pass --db a store made by `twitchgraph collect`")
+    if "error" in columns:  # version 3 on: the meta table was there
+        raise damaged(path, f"its {_META} table is missing")
     # Stores from before versions were recorded: tell 1 from 2 by the columns added in 2.
     return 2 if "interval_s" in columns else 1
 
