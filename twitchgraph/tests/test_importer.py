@@ -196,7 +196,8 @@ def test_a_deeply_nested_file_is_skipped_and_named_and_the_rest_imported(tmp_pat
     report = import_json_dir(con, tmp_path)
     assert report.imported == ["a_good.json"]
     reasons = dict(report.bad)
-    assert reasons["deep.json"] == "JSON nested too deeply to read (no snapshot is nested like this)"
+    assert reasons["deep.json"] == ("JSON nested too deeply to read (no snapshot is nested "
+                                    "like this)")
     assert reasons["deep_lines.json"].startswith("JSON Lines: line 2: JSON nested too deeply")
     assert reasons["huge_count.json"] == ("streams[0].viewer_count 1e+30 is not a count from 0 to "
                                           "2147483647")
