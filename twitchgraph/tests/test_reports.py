@@ -123,3 +123,22 @@ def test_quality_page_shows_snapshots_set_aside_first(store, tmp_path):
     html = page.read_text()
     assert html.index("Snapshots set aside") < html.index("Failed snapshots")
     assert error.replace(">", "&gt;") in html
+
+
+def test_quality_page_flags_a_store_that_mixes_endpoints(tmp_path):
+    from datetime import UTC, datetime
+
+    from twitchgraph.store.db import SnapshotData, open_store, write_snapshot
+    from twitchgraph.twitch.endpoints import Endpoints
+
+    con = open_store(":memory:")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    write_snapshot(con, SnapshotData(started_at=at, finished_at=at, status="failed",
+                                     endpoints=Endpoints().collect_label()))
+    html = write_quality_report(con, tmp_path / "one").read_text()
+    assert "Snapshots from different endpoints" not in html
+    write_snapshot(con, SnapshotData(started_at=at, finished_at=at, status="failed",
+                                     endpoints="api=http://127.0.0.1:5/helix"))
+    html = write_quality_report(con, tmp_path / "two").read_text()
+    assert html.index("Snapshots from different endpoints") < html.index("Failed snapshots")
+    assert "api=http://127.0.0.1:5/helix" in html

@@ -22,6 +22,7 @@ runner = CliRunner()
 FIRST_SCHEMA_DROPS = ("ALTER TABLE snapshots DROP COLUMN interval_s",
                       "ALTER TABLE snapshots DROP COLUMN error",
                       "ALTER TABLE users DROP COLUMN fetched_at",
+                      "ALTER TABLE snapshot_info DROP COLUMN endpoints",
                       "DROP TABLE twitchgraph_meta")
 
 

@@ -123,6 +123,8 @@ class Collector:
         options: what to collect.
         clock: schedule and listening windows (the simulator may run it faster).
         on_progress: called with a dict (phase, pages, streams, channels_joined, users_seen).
+        endpoints: where it collects from (`Endpoints.collect_label`), stored with each
+            snapshot.
     """
 
     def __init__(
@@ -134,8 +136,10 @@ class Collector:
         options: CollectOptions,
         clock: Clock | None = None,
         on_progress: ProgressFn | None = None,
+        endpoints: str = "",
     ) -> None:
         self.store = store
+        self.endpoints = endpoints
         self.helix = helix
         self.chat = chat
         self.options = options
@@ -243,6 +247,7 @@ class Collector:
                 source="collect",
                 params=_params(self.options),
                 stats={"helix": helix_stats, "chat": chat_stats},
+                endpoints=self.endpoints,
             )
             try:
                 snapshot_id = await asyncio.to_thread(self._store, data)
@@ -301,7 +306,8 @@ class Collector:
         log.info("snapshot of %s failed: %s", f"{started:%H:%M:%S}", error)
         failed = SnapshotData(
             started_at=started, finished_at=self.clock.now(), interval_s=interval_s,
-            params=_params(self.options), status="failed", error=error, stats=stats)
+            params=_params(self.options), status="failed", error=error, stats=stats,
+            endpoints=self.endpoints)
         try:
             snapshot_id = await asyncio.to_thread(self._store, failed)
         except (CollectError, duckdb.Error) as store_exc:

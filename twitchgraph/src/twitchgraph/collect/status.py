@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from twitchgraph.clock import utcnow
-from twitchgraph.store.db import StoreError, open_store
+from twitchgraph.store.db import StoreError, open_store, snapshot_endpoints
 from twitchgraph.store.locks import collector_running, collector_state_path
 from twitchgraph.store.spool import Spool
+from twitchgraph.twitch.endpoints import is_twitch_label
 
 __all__ = ["collection_status", "status_lines"]
 
@@ -78,6 +79,7 @@ def _store_status(db: Path) -> dict[str, Any]:
                FROM snapshots s LEFT JOIN snapshot_info i USING (snapshot_id)
                WHERE s.status = 'complete' ORDER BY s.started_at DESC LIMIT 1""").fetchall()
         span = con.execute("SELECT min(started_at), max(started_at) FROM snapshots").fetchall()
+        endpoints = snapshot_endpoints(con)
     finally:
         con.close()
     out: dict[str, Any] = {
@@ -87,6 +89,9 @@ def _store_status(db: Path) -> dict[str, Any]:
         "last_snapshot_at": _iso(span[0][1]),
         "recent_failures": failures,
         "last_complete": None,
+        "endpoints": [{"endpoints": e, "snapshots": n, "twitch": is_twitch_label(e)}
+                      for e, n in endpoints],
+        "mixes_endpoints": len({is_twitch_label(e) for e, _ in endpoints}) > 1,
     }
     if last:
         sid, started, finished, stats, streams, rows, users, listened, message_only = last[0]
@@ -159,6 +164,11 @@ def status_lines(status: dict[str, Any]) -> list[tuple[str, str]]:
         lines.append((f"{len(set_aside)} snapshot(s) could not be committed and were set aside "
                       f"in {status['spool_dir']} (the rest went on):", "red"))
         lines.extend((f"  {item['file']}: {item['error']}", "red") for item in set_aside)
+    if store is not None and store.get("mixes_endpoints"):
+        lines.append(("the store mixes snapshots from Twitch and from other endpoints (the "
+                      "simulator?); a build cannot tell them apart:", "red"))
+        lines.extend((f"  {e['snapshots']} snapshot(s) from {e['endpoints']}", "red")
+                     for e in store["endpoints"])
     if run is not None and run["died"]:
         lines.append((f"collector (PID {run['pid']}) is gone: it stopped without finishing "
                       "(killed?); run `twitchgraph collect` again", "red"))

@@ -19,6 +19,8 @@ import pandas as pd
 from twitchgraph.build.bots import suspected_bots
 from twitchgraph.enrich.schema import readable_enrich_tables
 from twitchgraph.reports.html import HtmlReport, new_figure
+from twitchgraph.store.db import snapshot_endpoints
+from twitchgraph.twitch.endpoints import is_twitch_label
 
 __all__ = ["quality_tables", "write_quality_report"]
 
@@ -75,6 +77,15 @@ def quality_tables(
         "suspected_bots": suspected_bots(con, share=bot_channel_share),
         "message_only_rooms": _message_only_rooms(con),
     }
+
+
+def _endpoints(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """Snapshots per endpoints they were collected from, when Twitch's and others mix."""
+    rows = snapshot_endpoints(con)
+    if len({is_twitch_label(e) for e, _ in rows}) < 2:
+        return None
+    return pd.DataFrame([(e, n, is_twitch_label(e)) for e, n in rows],
+                        columns=["endpoints", "snapshots", "twitch"])
 
 
 def _failures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -235,6 +246,13 @@ def write_quality_report(
     """
     t = quality_tables(con, bot_channel_share=bot_channel_share)
     report = HtmlReport("twitchgraph - data quality", Path(out_dir))
+
+    mixed = _endpoints(con)
+    if mixed is not None:
+        report.heading("Snapshots from different endpoints")
+        report.text("The store mixes snapshots collected from Twitch and from other endpoints "
+                    "(the simulator?): a build cannot tell them apart.")
+        report.table(mixed, caption="Snapshots per endpoints")
 
     if set_aside:
         report.heading("Snapshots set aside")

@@ -18,8 +18,10 @@ tables and is the one place that creates and migrates them (`open_store`):
   Twitch sends none for rooms over 1,000 users).
 - ``users(user_id, login, display_name, broadcaster_type, description, created_at,
   profile_image_url, type, fetched_at)``: the latest profile per user id.
-- ``snapshot_info(snapshot_id, source, params, stats)``: how a snapshot was taken (JSON text);
-  ``stats.rows`` holds its row counts per table, written in the same transaction.
+- ``snapshot_info(snapshot_id, source, params, stats, endpoints)``: how a snapshot was taken
+  (JSON text); ``stats.rows`` holds its row counts per table, written in the same
+  transaction; ``endpoints`` where it was collected from (`Endpoints.collect_label`: Twitch,
+  or the simulator), NULL for imports and snapshots from before schema 5.
 - ``imports(file_key, file_name, snapshot_id, imported_at)``: JSON files already imported
   (dumps by `twitchgraph import`; the collector's spool files under ``spool:<name>``).
 - ``raids(snapshot_id, raided_at, from_login, from_name, to_login, viewers)``: every raid
@@ -59,7 +61,7 @@ from twitchgraph.clock import utcnow
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.store.chatter_sources import SOURCES
 from twitchgraph.store.limits import COUNT_MAX, count_fits
-from twitchgraph.store.locks import collector_lock_path
+from twitchgraph.store.locks import collector_lock_path, store_key
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -74,6 +76,7 @@ __all__ = [
     "open_store",
     "recover_stale",
     "registered",
+    "snapshot_endpoints",
     "start_snapshot",
     "upsert_users",
     "write_snapshot",
@@ -99,7 +102,7 @@ _DDL = (
         description VARCHAR, created_at TIMESTAMPTZ, profile_image_url VARCHAR, type VARCHAR,
         fetched_at TIMESTAMPTZ)""",
     """CREATE TABLE IF NOT EXISTS snapshot_info (
-        snapshot_id BIGINT, source VARCHAR, params VARCHAR, stats VARCHAR)""",
+        snapshot_id BIGINT, source VARCHAR, params VARCHAR, stats VARCHAR, endpoints VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS imports (
         file_key VARCHAR, file_name VARCHAR, snapshot_id BIGINT, imported_at TIMESTAMPTZ)""",
 )
@@ -109,7 +112,7 @@ _RAIDS_DDL = """CREATE TABLE IF NOT EXISTS raids (
 _DDL = (*_DDL, _RAIDS_DDL)
 _SEP = "\x1f"  # joins tags for the bulk insert; split back in SQL
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Version v -> v + 1: what changed (the line printed on migrating) and the statements.
 # Version 1 is the first released schema (no interval_s, fetched_at, error columns).
 _MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
@@ -118,6 +121,8 @@ _MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
          "ALTER TABLE users ADD COLUMN fetched_at TIMESTAMPTZ")),
     2: ("added snapshots.error", ("ALTER TABLE snapshots ADD COLUMN error VARCHAR",)),
     3: ("added the raids table", (_RAIDS_DDL,)),
+    4: ("added snapshot_info.endpoints (where each snapshot was collected from)",
+        ("ALTER TABLE snapshot_info ADD COLUMN endpoints VARCHAR",)),
 }
 _META = "twitchgraph_meta"
 
@@ -161,6 +166,7 @@ class SnapshotData:
         status: "complete", or "failed" for a snapshot that collected nothing usable (its
             rows are not stored, only its times, `error`, params and stats).
         error: why it failed.
+        endpoints: where it was collected from (`Endpoints.collect_label`); "" for imports.
     """
 
     started_at: datetime
@@ -176,6 +182,7 @@ class SnapshotData:
     stats: dict[str, Any] = field(default_factory=dict)
     status: str = "complete"
     error: str = ""
+    endpoints: str = ""
 
 
 def open_store(
@@ -248,7 +255,7 @@ def _collector_pid(path: Path) -> int | None:
 
 def write_wanted_path(path: str | Path) -> Path:
     """The note a waiting writer (the collector's commit) leaves for readers."""
-    return Path(f"{path}.write-wanted")
+    return Path(f"{store_key(path)}.write-wanted")
 
 
 def announce_write(path: str | Path, wanted: bool) -> None:
@@ -525,9 +532,11 @@ def _write_snapshot(con: duckdb.DuckDBPyConnection, data: SnapshotData,
         rows = {table: con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_id = ?",
                                    [snapshot_id]).fetchone()[0]
                 for table in ("streams", "chatters", "listens", "raids")}
-        con.execute("INSERT INTO snapshot_info VALUES (?, ?, ?, ?)",
+        con.execute("INSERT INTO snapshot_info (snapshot_id, source, params, stats, endpoints) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     [snapshot_id, data.source, json.dumps(data.params, default=str),
-                     json.dumps({**data.stats, "rows": rows}, default=str)])
+                     json.dumps({**data.stats, "rows": rows}, default=str),
+                     data.endpoints or None])
         if import_key is not None:
             con.execute("INSERT INTO imports VALUES (?, ?, ?, ?)",
                         [import_key[0], import_key[1], snapshot_id, utcnow()])
@@ -660,6 +669,14 @@ def upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]]
     """
     with _transaction(con):
         return _upsert_users(con, users, fetched_at or utcnow())
+
+
+def snapshot_endpoints(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """The endpoints the store's snapshots were collected from, with how many snapshots
+    each, most first (snapshots that do not record theirs left out)."""
+    return [(str(e), int(n)) for e, n in con.execute(
+        "SELECT endpoints, count(*) FROM snapshot_info WHERE endpoints IS NOT NULL "
+        "GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()]
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: str | Path) -> dict[str, int]:

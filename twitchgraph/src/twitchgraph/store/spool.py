@@ -42,6 +42,7 @@ from twitchgraph.store.db import (
     recover_stale,
     write_snapshot,
 )
+from twitchgraph.store.locks import store_key
 
 __all__ = ["Spool", "snapshot_from_json", "snapshot_to_json"]
 
@@ -78,7 +79,7 @@ class Spool:
 
     def __init__(self, db: str | Path, *, notify: Any = None) -> None:
         self.db = Path(db)
-        self.dir = Path(f"{self.db}.spool")
+        self.dir = Path(f"{store_key(db)}.spool")  # one spool per store, however it is named
         self.notify = notify
         self._lock = threading.Lock()  # one commit at a time (the schedule and a retry loop)
         self._last_error = ""
