@@ -262,3 +262,83 @@ def test_raids_are_kept_and_malformed_raid_tags_are_counted_and_skipped() -> Non
         assert "bigraider" not in views["small"].users
 
     run(scenario)
+
+
+# -- hostile lines (issue 27 item 3) ---------------------------------------------------------
+
+_RAID = ("@msg-id=raid;msg-param-login=raider;msg-param-displayName=Raider;"
+         "msg-param-viewerCount={count};tmi-sent-ts={ts} :tmi.twitch.tv USERNOTICE #{room}")
+# (what it is, the raw line, what it counts as: None = an ordinary line, kept)
+HOSTILE = [
+    ("a unicode digit as a raid's viewer count", _RAID.format(count="²", ts="", room="r1"),
+     "raids_malformed"),
+    ("a 30-digit viewer count", _RAID.format(count="9" * 30, ts="", room="r1"),
+     "raids_malformed"),
+    ("a viewer count over INTEGER", _RAID.format(count=2**31, ts="", room="r1"),
+     "raids_malformed"),
+    ("a 20-digit tmi-sent-ts", _RAID.format(count=5, ts="9" * 20, room="r2"), "raids_malformed"),
+    ("a tmi-sent-ts before 2011", _RAID.format(count=5, ts=1000, room="r2"), "raids_malformed"),
+    ("a tmi-sent-ts in arabic-indic digits", _RAID.format(count=5, ts="١٧٠٠٠٠٠٠٠٠٠٠٠", room="r2"),
+     "raids_malformed"),
+    ("a huge tmi-sent-ts on a message", "@tmi-sent-ts=99999999999999999999;login=ts_huge "
+     ":ts_huge!ts_huge@x PRIVMSG #r3 :hi", None),
+    ("invalid UTF-8", b"@login=\xff\xfe :bad!bad@x PRIVMSG #r3 :\xc3\x28", "malformed"),
+    ("a 10 KB message", ":talker!talker@x PRIVMSG #r4 :" + "x" * 10_000, None),
+    ("a 10 KB login", f":{'n' * 10_000}!n@x PRIVMSG #r4 :hi", "malformed"),
+    ("a line over the reader's 1 MiB limit", ":big!big@x PRIVMSG #r4 :" + "y" * (1 << 21),
+     "malformed"),
+    ("tags without values", "@login;display-name;badges :bare!bare@x PRIVMSG #r5 :hi", None),
+    ("a login in unicode digits", "@login=user² :u!u@x PRIVMSG #r5 :hi", "malformed"),
+    ("a JOIN from a login Twitch never issues", ":ünï!ünï@x JOIN #r5", "malformed"),
+    ("a NAMES list with one odd name", ":tmi 353 me = #r1 :late1 bad² late2", "malformed"),
+    ("duplicated tmi-sent-ts (real Twitch lines repeat it)",
+     "@tmi-sent-ts=1700000000000;msg-id=raid;msg-param-login=dup;msg-param-viewerCount=7;"
+     "tmi-sent-ts=1700000009999 :tmi.twitch.tv USERNOTICE #r2", None),
+    ("duplicated login tags", "@login=first;login=second :first!first@x PRIVMSG #r3 :hi", None),
+    ("an empty line", "", None),
+    ("only a tag marker", "@", None),
+]
+
+
+def test_hostile_lines_are_skipped_and_every_rooms_chatters_are_recorded_exactly() -> None:
+    rooms = {f"r{i}": [f"r{i}_a", f"r{i}_b", f"r{i}_c"] for i in range(1, 6)}
+
+    async def scenario(server: FakeChatServer) -> None:
+        server.rooms.update(rooms)
+        async with client(server) as chat:
+            await chat.join(list(rooms))
+            await until(lambda: chat.joined == 5 and chat.users_seen == 15)
+            for _what, line, _counts in HOSTILE:
+                raw = line if isinstance(line, bytes) else line.encode()
+                for writer in server.writers:
+                    writer.write(raw + b"\r\n")
+                    await writer.drain()
+            # a good line after every hostile one: the reader is still alive and in step
+            await server.send(":last!last@x PRIVMSG #r5 :still here")
+            await until(lambda: chat.stats.messages >= 5, timeout=10)
+            views = chat.observe(window_s=3600)
+            raids = chat.take_raids()
+            stats = chat.stats
+        assert stats.reconnects == 0 and server.connections == 1  # never dropped
+        want = sum(1 for *_, c in HOSTILE if c == "malformed")
+        assert stats.malformed == want, [w for w, _, c in HOSTILE if c == "malformed"]
+        assert stats.raids_malformed == sum(1 for *_, c in HOSTILE if c == "raids_malformed")
+        (raid,) = raids
+        assert (raid.from_login, raid.viewers) == ("dup", 7)
+        assert raid.at.timestamp() == 1_700_000_000  # the first of the repeated tags
+        expected = {room: dict.fromkeys(users, "names") for room, users in rooms.items()}
+        expected["r1"].update(late1="names", late2="names")
+        expected["r3"].update(ts_huge="message", first="message")
+        expected["r4"].update(talker="message")
+        expected["r5"].update(bare="message", last="message")
+        assert {room: views[room].users for room in rooms} == expected
+
+    run(scenario)
+
+
+def test_read_count_takes_ascii_digits_that_fit_only() -> None:
+    from twitchgraph.twitch.chat import read_count
+
+    assert read_count("0") == 0 and read_count("2147483647") == 2**31 - 1
+    for text in ("²", "١٢", "", "-1", "+1", " 1", "1.0", "2147483648", "9" * 30, "0x10"):
+        assert read_count(text) is None, text

@@ -76,12 +76,97 @@ def test_refused_credentials_fail_without_printing_the_secret(sim, tmp_path) -> 
     (["--once", "--every", "10m"], "either --once or --every"),
     (["--for", "1h"], "--for needs --every"),
     (["--every", "30s", "--window", "60s"], "must not be shorter than the listening window"),
+    (["--every", "30d"], "every must be positive and at most 7 days"),
+    (["--every", "1h", "--for", "99999d"], "--for: '99999d' is longer than the 366 days"),
+    (["--window", "2d", "--once"], "window must be from 0 to 24 hours"),
 ])
 def test_bad_options_are_one_line(tmp_path, args, message) -> None:
     result = runner.invoke(app, ["collect", "--db", str(tmp_path / "x.duckdb"), *args],
                            env=NO_CREDS)
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option", ["--top", "--min-viewers", "--channels-per-connection",
+                                    "--max-connections", "--joins-per-10s"])
+def test_counts_have_upper_bounds(tmp_path, option) -> None:
+    result = runner.invoke(app, ["collect", "--once", "--db", str(tmp_path / "x.duckdb"),
+                                 option, "99999999999999999999"], env=NO_CREDS)
+    text = " ".join(result.output.replace("│", " ").split())  # typer's box, unwrapped
+    assert result.exit_code == 2 and "less than or equal to" in text, text
+
+
+def test_a_symlink_to_the_store_cannot_get_a_second_collector_in(tmp_path) -> None:
+    from twitchgraph.collect.collector import CollectError
+    from twitchgraph.collect.run import collector_lock
+    from twitchgraph.store.locks import collector_running
+
+    db = tmp_path / "real.duckdb"
+    open_store(db).close()
+    link = tmp_path / "link.duckdb"
+    link.symlink_to(db)
+    with collector_lock(db):
+        with pytest.raises(CollectError, match="another collector is already running on"):
+            with collector_lock(link):
+                pass
+        assert collector_running(link) == os.getpid()  # status through the link sees it
+
+
+def test_sighup_is_ignored_while_collecting(caplog) -> None:
+    from twitchgraph.collect.signals import ignore_hangup
+
+    before = signal.getsignal(signal.SIGHUP)
+    with caplog.at_level("WARNING"), ignore_hangup():
+        os.kill(os.getpid(), signal.SIGHUP)  # would end the process with the default action
+        time.sleep(0.05)
+    assert "SIGHUP ignored: the collection goes on" in caplog.text
+    assert signal.getsignal(signal.SIGHUP) == before
+
+
+def test_snapshots_record_their_endpoints_and_a_store_does_not_mix_them_silently(
+        sim, tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from twitchgraph.store.db import SnapshotData, write_snapshot
+    from twitchgraph.twitch.endpoints import Endpoints
+
+    db = tmp_path / "real.duckdb"
+    con = open_store(db)
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    twitch = Endpoints().collect_label()
+    write_snapshot(con, SnapshotData(started_at=at, finished_at=at, endpoints=twitch))
+    con.close()
+    args = ["collect", "--once", "--db", str(db), "--top", "3", "--window", "0.5s",
+            "--joins-per-10s", "1000", "--env-file", str(empty_env_file(tmp_path))]
+    refused = runner.invoke(app, args, env=sim.env())
+    assert refused.exit_code == 1
+    lines = refused.output.splitlines()
+    sim_label = Endpoints.from_env(sim.env()).collect_label()
+    assert lines[0] == (f"collecting from endpoints that are not Twitch's: {sim_label} "
+                        "(TWITCH_API_URL, TWITCH_AUTH_URL or TWITCH_CHAT_HOST are set, e.g. by "
+                        "`sim serve`)")
+    assert (f"holds snapshots collected from other endpoints (1 from {twitch}); this run "
+            f"collects from {sim_label}: use another --db, or pass --mix-endpoints") \
+        in refused.output
+    mixed = runner.invoke(app, [*args, "--mix-endpoints"], env=sim.env())
+    assert mixed.exit_code == 0, mixed.output
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT endpoints FROM snapshot_info ORDER BY snapshot_id").fetchall() \
+        == [(twitch,), (sim_label,)]
+    con.close()
+    status = runner.invoke(app, ["status", "--db", str(db)])
+    assert status.output.splitlines()[:3] == [
+        "the store mixes snapshots from Twitch and from other endpoints (the simulator?); a "
+        "build cannot tell them apart:", f"  1 snapshot(s) from {sim_label}",
+        f"  1 snapshot(s) from {twitch}"]
+    # two simulator runs differ in their ports only: they may share a store
+    from twitchgraph.collect.run import _refuse_other_endpoints
+
+    sim_db = tmp_path / "sim.duckdb"
+    con = open_store(sim_db)
+    write_snapshot(con, SnapshotData(started_at=at, finished_at=at, endpoints=sim_label))
+    con.close()
+    _refuse_other_endpoints(sim_db, sim_label.replace(str(sim.chat_address[1]), "1"))
 
 
 def test_import_then_export_parquet(tmp_path) -> None:

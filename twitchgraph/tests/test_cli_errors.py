@@ -48,6 +48,11 @@ def paths(tmp_path_factory) -> dict[str, Path]:
         f.write('a,b\n1,2,3,4\n"unclosed\n')
     (broken / "graph.kuzu").write_text("not a database")
     (root / "binary.env").write_bytes(b"TWITCH_CLIENT_ID=\xff\xfe\x00\x81")
+    (root / "deep").mkdir()
+    (root / "deep" / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (root / "far").mkdir()
+    (root / "far" / "far.json").write_text('{"date_time": "9999-12-31T00:00:00Z", '
+                                           '"streams": []}')
     (root / "a_file").write_text("not a folder")
     (root / "a_folder").mkdir()
     return {"root": root, "store": store, "graph": graph, "negative": negative,
@@ -64,6 +69,14 @@ class Case:
 
 
 CASES = [
+    # import: a bad file is skipped and named (issue 27 items 4 and 5)
+    Case("import of a 100,000-deep nested JSON file",
+         lambda p: ["import", str(p["root"] / "deep"), "--db", str(p["root"] / "i.duckdb")],
+         "skipped deep.json: JSON nested too deeply to read"),
+    Case("import of a dump dated 9999-12-31",
+         lambda p: ["import", str(p["root"] / "far"), "--db", str(p["root"] / "i.duckdb")],
+         "skipped far.json: date_time 9999-12-31 00:00:00 is outside the sane range (2011-01-01 "
+         "to a day from now)"),
     # query: read-only in fact
     Case("query with two statements",
          lambda p: ["query", str(p["graph"]), "MATCH (s:Streamer) RETURN count(s); "

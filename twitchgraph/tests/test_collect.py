@@ -294,7 +294,7 @@ _CHILD = textwrap.dedent("""
         server = await FakeChatServer().start()
         fake = FakeTwitch([make_stream(i, 100_000 - i) for i in range(300)])
         for s in fake.streams:
-            server.rooms[s["user_login"]] = [f"v{s['id']}-{j}" for j in range(30)]
+            server.rooms[s["user_login"]] = [f"v{s['id']}_{j}" for j in range(30)]
         con = open_store(sys.argv[1])
         recover_stale(con)
         clock = FastClock(20)
@@ -450,6 +450,95 @@ def test_collector_against_the_simulator_survives_a_chat_drop_mid_window() -> No
         assert got <= expected | {channel}
         if membership[channel]:  # big rooms show only who spoke in those 3 s
             assert len(got & expected) >= 0.9 * len(expected), channel
+
+
+class ChatProxy:
+    """A TCP proxy on loopback between the collector and a chat server; `kill` cuts every
+    connection and refuses new ones, as a network outage would."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> ChatProxy:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def kill(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        await self.server.wait_closed()
+
+
+@pytest.mark.slow
+def test_chat_cut_mid_run_leaves_no_stale_chatter_in_later_snapshots() -> None:
+    """Issue 27 item 1: after the proxy to chat dies, no snapshot holds a chatter it did not
+    hear during its own window; one that heard nobody is failed, with the reason."""
+    from twitchgraph.clock import utcnow
+    from twitchgraph.sim import run_simulator
+
+    con = open_store(":memory:")
+    with run_simulator(channels=25, users=600, seed=12, time_scale=0,
+                       chat_joins_per_10s=1000, membership_interval_s=0.3) as sim:
+        endpoints, helix = _sim_clients(sim)
+        host, port = endpoints.chat_address()
+
+        async def scenario():
+            proxy = await ChatProxy(host, port).start()
+            chat = ChatClient(host="127.0.0.1", port=proxy.port, tls=False,
+                              joins_per_window=1000, reconnect_backoff_s=0.05,
+                              max_backoff_s=0.2, connect_timeout_s=1.0)
+            collector = Collector(con, helix=helix, chat=chat, options=CollectOptions(
+                window_s=1.5, every_s=2.5, for_s=9.0, fetch_users=False))
+            async with chat:
+                first = asyncio.Event()
+                task = asyncio.create_task(collector.run(on_snapshot=lambda _: first.set()))
+                await first.wait()
+                await asyncio.sleep(0.5)  # into the second snapshot's window
+                cut = utcnow()
+                await proxy.kill()
+                return await task, cut
+
+        summaries, cut = asyncio.run(scenario())
+        truth = {s["user_login"]: sim.chatters(s["user_login"]) for s in sim.live_streams()}
+    assert summaries[0].status == "complete" and summaries[0].chatters > 0
+    after = [s for s in summaries if s.started_at > cut]
+    assert len(after) >= 2
+    for summary in after:
+        assert summary.status == "failed", summary.line()
+        assert "no room was listened to" in summary.error
+    rows = con.execute(
+        """SELECT s.snapshot_id, s.started_at, count(c.user_login), max(l.listened_s)
+           FROM snapshots s LEFT JOIN chatters c USING (snapshot_id)
+           LEFT JOIN listens l USING (snapshot_id)
+           GROUP BY ALL ORDER BY 1""").fetchall()
+    for sid, started, chatters, listened in rows:
+        if started > cut:
+            assert chatters == 0 and not listened, (sid, chatters)
+    for channel, users in con.execute(
+            "SELECT channel_login, list(user_login) FROM chatters GROUP BY 1").fetchall():
+        assert set(users) <= truth[channel] | {channel}
 
 
 @pytest.mark.slow

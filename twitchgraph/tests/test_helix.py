@@ -244,3 +244,14 @@ def test_client_error_carries_status_and_url() -> None:
     text = str(info.value)
     assert "HTTP 400" in text and "https://api.test/helix/streams" in text
     assert "bad language" in text
+
+
+def test_a_viewer_count_the_store_cannot_hold_is_a_malformed_item() -> None:
+    streams = [make_stream(i, 100 - i) for i in range(4)]
+    streams[1]["viewer_count"] = 10**30  # over the store's INTEGER
+    streams[2]["viewer_count"] = 1e300  # JSON's largest numbers come back as floats
+    streams[3]["viewer_count"] = -5
+    client = FakeTwitch(streams).helix()
+    got = client.streams()
+    assert [s["user_login"] for s in got] == [streams[0]["user_login"]]
+    assert client.stats.malformed == 3

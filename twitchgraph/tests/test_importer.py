@@ -167,3 +167,37 @@ def test_a_bad_line_in_json_lines_names_the_line(tmp_path) -> None:
     report = import_json_dir(open_store(":memory:"), tmp_path)
     assert report.bad == [("x.json", "JSON Lines: line 2 is not valid JSON (Expecting property "
                                      "name enclosed in double quotes)")]
+
+
+def test_dates_outside_the_sane_range_are_refused_with_the_file_named(tmp_path) -> None:
+    """Issue 27 item 4: a dump dated 9999-12-31 made `evolve` overflow after all its work."""
+    _helix_file(tmp_path / "good.json", 0)
+    (tmp_path / "far.json").write_text('{"date_time": "9999-12-31T00:00:00Z", "streams": []}')
+    (tmp_path / "early.json").write_text('{"date_time": "2010-12-31T23:00:00Z", "streams": []}')
+    (tmp_path / "epoch.json").write_text('{"date_time": 0, "streams": []}')
+    con = open_store(":memory:")
+    report = import_json_dir(con, tmp_path)
+    assert report.imported == ["good.json"]
+    reasons = dict(report.bad)
+    assert reasons["far.json"] == ("date_time 9999-12-31 00:00:00 is outside the sane range "
+                                   "(2011-01-01 to a day from now)")
+    assert "1970-01-01 00:00:00 is outside the sane range" in reasons["epoch.json"]
+    assert "2010-12-31 23:00:00 is outside" in reasons["early.json"]
+
+
+def test_a_deeply_nested_file_is_skipped_and_named_and_the_rest_imported(tmp_path) -> None:
+    """Issue 27 item 5: one 100,000-deep file used to abort the whole import."""
+    _helix_file(tmp_path / "a_good.json", 0)
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "deep_lines.json").write_text('{"a": 1}\n' + "[" * 100_000 + "]" * 100_000)
+    (tmp_path / "huge_count.json").write_text(
+        '{"date_time": 1651485600, "streams": [{"user_login": "a", "viewer_count": 1e30}]}')
+    con = open_store(":memory:")
+    report = import_json_dir(con, tmp_path)
+    assert report.imported == ["a_good.json"]
+    reasons = dict(report.bad)
+    assert reasons["deep.json"] == ("JSON nested too deeply to read (no snapshot is nested "
+                                    "like this)")
+    assert reasons["deep_lines.json"].startswith("JSON Lines: line 2: JSON nested too deeply")
+    assert reasons["huge_count.json"] == ("streams[0].viewer_count 1e+30 is not a count from 0 to "
+                                          "2147483647")

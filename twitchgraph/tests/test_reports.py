@@ -115,3 +115,30 @@ def test_explore_keeps_a_login_called_nan(store, tmp_path):
     assert {"nan", "null"} <= set(t["degree"]["Id"])
     assert t["degree"].set_index("Id").loc["nan", "degree"] >= 1
     assert t["top_raids"][["Source", "Target"]].values.tolist() == [["nan", "null"]]
+
+
+def test_quality_page_shows_snapshots_set_aside_first(store, tmp_path):
+    error = "the raid a -> b has viewer count 10000000000, not a whole number from 0 to 2147483647"
+    page = write_quality_report(store, tmp_path / "q", set_aside=[("x.bad", error)])
+    html = page.read_text()
+    assert html.index("Snapshots set aside") < html.index("Failed snapshots")
+    assert error.replace(">", "&gt;") in html
+
+
+def test_quality_page_flags_a_store_that_mixes_endpoints(tmp_path):
+    from datetime import UTC, datetime
+
+    from twitchgraph.store.db import SnapshotData, open_store, write_snapshot
+    from twitchgraph.twitch.endpoints import Endpoints
+
+    con = open_store(":memory:")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    write_snapshot(con, SnapshotData(started_at=at, finished_at=at, status="failed",
+                                     endpoints=Endpoints().collect_label()))
+    html = write_quality_report(con, tmp_path / "one").read_text()
+    assert "Snapshots from different endpoints" not in html
+    write_snapshot(con, SnapshotData(started_at=at, finished_at=at, status="failed",
+                                     endpoints="api=http://127.0.0.1:5/helix"))
+    html = write_quality_report(con, tmp_path / "two").read_text()
+    assert html.index("Snapshots from different endpoints") < html.index("Failed snapshots")
+    assert "api=http://127.0.0.1:5/helix" in html

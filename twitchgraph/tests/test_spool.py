@@ -122,7 +122,33 @@ def test_a_damaged_spool_file_is_set_aside_and_the_rest_committed(tmp_path) -> N
     spool.put(_snapshot(0)).write_text("{not json")
     spool.put(_snapshot(5))
     assert list(spool.commit().values()) == [1]
-    assert [p.suffix for p in spool.dir.iterdir()] == [".bad"]
+    assert sorted(p.suffix for p in spool.dir.iterdir()) == [".bad", ".error"]
+    ((name, error),) = spool.set_aside()
+    assert name.endswith(".bad") and error.startswith("not a readable snapshot: JSONDecodeError")
+
+
+@pytest.mark.parametrize("raid, error", [
+    ({"viewers": 10**30}, "has viewer count 1000000000000000000000000000000, not a whole "
+     "number from 0 to 2147483647"),
+    ({"raided_at": "the day after tomorrow"}, "Conversion Error"),
+])
+def test_a_snapshot_the_store_cannot_hold_is_set_aside_with_the_real_error(
+        tmp_path, raid, error) -> None:
+    """Issue 27 item 2: it used to fail as "Current transaction is aborted", stay first in
+    line, and block every later snapshot."""
+    db = tmp_path / "s.duckdb"
+    open_store(db).close()
+    spool = Spool(db)
+    bad = _snapshot(0)
+    bad.raids = [{**bad.raids[0], **raid}]
+    spool.put(bad)
+    spool.put(_snapshot(5))
+    spool.put(_snapshot(10))
+    assert list(spool.commit().values()) == [1, 2]
+    assert spool.pending() == [] and spool.last_error == ""
+    ((_, why),) = spool.set_aside()
+    assert error in why and "transaction is aborted" not in why
+    assert _counts(db) == (2, 6, 24)
 
 
 def test_a_backlog_goes_in_over_several_short_holds(tmp_path) -> None:

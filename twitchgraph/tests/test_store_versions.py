@@ -22,6 +22,7 @@ runner = CliRunner()
 FIRST_SCHEMA_DROPS = ("ALTER TABLE snapshots DROP COLUMN interval_s",
                       "ALTER TABLE snapshots DROP COLUMN error",
                       "ALTER TABLE users DROP COLUMN fetched_at",
+                      "ALTER TABLE snapshot_info DROP COLUMN endpoints",
                       "DROP TABLE twitchgraph_meta")
 
 
@@ -195,3 +196,65 @@ def test_a_reader_waits_out_a_commit_but_not_a_long_writer(tmp_path):
         child.kill()
         child.wait()
         child.stdout.close()
+
+
+def _damage(path, how: str) -> None:
+    if how == "truncated":
+        size = path.stat().st_size
+        with open(path, "r+b") as handle:
+            handle.truncate(size // 3)
+    elif how == "flipped bytes":
+        data = bytearray(path.read_bytes())
+        for i in range(4096, len(data), 997):
+            data[i] ^= 0xFF
+        path.write_bytes(bytes(data))
+    else:
+        statement = {"schema_version='four'": "UPDATE twitchgraph_meta SET value = 'four'",
+                     "dropped meta table": "DROP TABLE twitchgraph_meta",
+                     "missing chatters table": "DROP TABLE chatters"}[how]
+        con = duckdb.connect(str(path))
+        con.execute(statement)
+        con.close()
+
+
+DAMAGE = {"truncated": "Could not read enough bytes",
+          "flipped bytes": "Corrupt database file",
+          "schema_version='four'": "its schema version is 'four', not a number",
+          "dropped meta table": "its twitchgraph_meta table is missing",
+          "missing chatters table": "table(s) missing: chatters"}
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_a_damaged_store_is_one_line_for_every_command_that_opens_it(tmp_path, how):
+    """Issue 27 item 5: each used to end in a traceback."""
+    from ._collect_fixtures import empty_env_file
+
+    path = tmp_path / "store.duckdb"
+    con = new_store(str(path))
+    sids = add_snapshots(con, 4)
+    add_live(con, sids, "alpha", viewers=300, chatters=users_named("u", 20))
+    con.close()
+    open_store(path).close()  # the current schema, with its meta table
+    _damage(path, how)
+    expected = f"the store {path} is damaged ("
+    for read_only in (True, False):
+        with pytest.raises(StoreError) as caught:
+            open_store(path, read_only=read_only)
+        assert str(caught.value).startswith(expected) and DAMAGE[how] in str(caught.value)
+        assert str(caught.value).endswith("restore it from a backup, or move it aside and "
+                                          "start a new one with `twitchgraph collect`")
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (dumps / "a.json").write_text('{"date_time": 1651485600, "streams": []}')
+    env = {"TWITCH_CLIENT_ID": "id", "TWITCH_CLIENT_SECRET": "secret"}
+    for args in (["status"], ["report", "quality", "--out", str(tmp_path / "r")],
+                 ["build", "--out", str(tmp_path / "g")],
+                 ["export-parquet", str(tmp_path / "pq")],
+                 ["evolve", "--out", str(tmp_path / "e")],
+                 ["import", str(dumps)],
+                 ["collect", "--once", "--env-file", str(empty_env_file(tmp_path))]):
+        result = runner.invoke(app, [*args, "--db", str(path)], env=env)
+        assert result.exit_code == 1, (args, result.output)
+        assert expected in result.output and DAMAGE[how] in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, (args, result.output)

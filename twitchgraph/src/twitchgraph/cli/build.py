@@ -273,13 +273,15 @@ def report(
              twitchgraph report explore --db twitchgraph.duckdb --graph graph/ --out reports/
     """
     from twitchgraph.reports import write_explore_report, write_quality_report
+    from twitchgraph.store.spool import Spool
 
     if db is None and (kind is ReportKind.quality or graph is None or DEFAULT_DB.exists()):
         db = DEFAULT_DB
     try:
         if kind is ReportKind.quality:
             with _store(db, memory_limit=memory_limit, read_only=True) as con:
-                page = write_quality_report(con, out, bot_channel_share=bot_channel_share)
+                page = write_quality_report(con, out, bot_channel_share=bot_channel_share,
+                                            set_aside=Spool(db).set_aside())
         elif db is None:
             page = write_explore_report(None, graph, out)
         else:

@@ -60,9 +60,9 @@ def collect(
     for_: str | None = typer.Option(None, "--for", help="With --every: stop after DURATION "
                                     "(e.g. 24h). Default: until Ctrl-C / SIGTERM."),
     db: Path = DbOption,
-    min_viewers: int = typer.Option(0, "--min-viewers", min=0,
+    min_viewers: int = typer.Option(0, "--min-viewers", min=0, max=2**31 - 1,
                                     help="Ignore streams with fewer viewers."),
-    top: int | None = typer.Option(None, "--top", min=1,
+    top: int | None = typer.Option(None, "--top", min=1, max=1_000_000,
                                    help="Only the N most viewed live channels."),
     language: str | None = typer.Option(None, "--language", help="Stream language, e.g. it."),
     game_id: list[str] = typer.Option([], "--game-id", help="Only this game/category id "
@@ -71,12 +71,17 @@ def collect(
                                "snapshot."),
     users: bool = typer.Option(True, "--users/--no-users", help="Fetch broadcaster profiles."),
     channels_per_connection: int = typer.Option(100, "--channels-per-connection", min=1,
+                                                max=10_000,
                                                 help="Chat channels one connection may hold."),
-    max_connections: int = typer.Option(10, "--max-connections", min=1,
+    max_connections: int = typer.Option(10, "--max-connections", min=1, max=1_000,
                                         help="Chat connections to open at most; more live "
                                         "channels than this allows are rotated through."),
-    joins_per_10s: int = typer.Option(20, "--joins-per-10s", min=1,
+    joins_per_10s: int = typer.Option(20, "--joins-per-10s", min=1, max=100_000,
                                       help="Chat JOIN rate limit."),
+    mix_endpoints: bool = typer.Option(
+        False, "--mix-endpoints", help="Add to a store that holds snapshots from other "
+        "endpoints (Twitch's in a simulator's store, or the other way round); refused "
+        "without it, as a build cannot tell them apart."),
     env_file: Path | None = EnvFileOption,
     shard: str | None = typer.Option(
         None, "--shard", help="K/N: of the live channels (after --top and the other "
@@ -88,10 +93,15 @@ def collect(
     """Snapshot live streams (Helix) and who is in their chat (anonymous IRC) into the store.
 
     Needs TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET in the environment, .env or --env-file.
+    `--env-file` reads the file `sim serve --env-file` writes, to collect from the simulator;
+    the first line says so whenever the endpoints are not Twitch's, and each snapshot
+    records where it came from. The first snapshot takes about one second per two channels
+    (Twitch's JOIN limit: 20 per 10 s).
 
     Prints one summary line per snapshot.
 
-    Ctrl-C / SIGTERM stop cleanly: the snapshot under way is discarded whole.
+    Ctrl-C / SIGTERM stop cleanly: the snapshot under way is discarded whole. SIGHUP (a
+    closed terminal) is ignored: the collection goes on.
 
     The store stays free for reading commands while this runs: each finished snapshot is
     spooled to DB.spool/ and committed whenever no reader holds the store. Exit code 1 when
@@ -128,7 +138,7 @@ def collect(
     try:
         with _logging(verbose):
             run = run_collector(db, options, dotenv_path=env_file, chat_limits=limits,
-                                console=_err)
+                                console=_err, mix_endpoints=mix_endpoints)
     except TwitchgraphError as exc:  # e.g. missing credentials, a malformed TWITCH_CHAT_HOST
         raise _fail(str(exc)) from None
     except OSError as exc:  # e.g. a --db whose folder is a file, an unreadable --env-file
@@ -156,7 +166,8 @@ def status(
     the spool. Then the collector's run (snapshots complete / failed / missed against the
     schedule, Helix requests, 429s and rate-limit waits, chat connections and channels held)
     and the store (snapshots, the last one's counts, rooms seen only through message
-    senders). `report quality` is the deep view.
+    senders). `report quality` is the deep view. Exit code 1 when the collector is gone
+    (it stopped without finishing, e.g. killed).
 
     Example: twitchgraph status --db twitchgraph.duckdb
     """
@@ -171,9 +182,12 @@ def status(
         raise _fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
-        return
-    for line, style in status_lines(result):
-        _out.print(f"[{style}]{escape(line)}[/{style}]" if style else line, markup=bool(style))
+    else:
+        for line, style in status_lines(result):
+            _out.print(f"[{style}]{escape(line)}[/{style}]" if style else line,
+                       markup=bool(style))
+    if (result["collector"] or {}).get("died"):
+        raise typer.Exit(1)  # for scripts and monitors: the collection is not going on
 
 
 @app.command("import")

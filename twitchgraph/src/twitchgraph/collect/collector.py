@@ -10,8 +10,12 @@ One snapshot:
    (`run_collector`) through the spool (`twitchgraph.store.spool`), which commits into the store
    whenever its lock is free, so readers can use the store while the collector runs.
 
-A snapshot that finds no live stream, or whose chat side joined no channel, is stored as
-``failed`` with the reason, never as an empty ``complete`` one.
+A snapshot that finds no live stream, or whose chat side joined no channel or listened to
+no room (every connection down for its whole window), is stored as ``failed`` with the
+reason, never as an empty ``complete`` one. A snapshot holds only what chat delivered during
+it: a room whose connection was down the whole window contributes nothing and is stored as
+not listened (``listens.listened_s`` 0), and presence dies with the connection that saw it
+(`twitchgraph.twitch.chat`).
 
 `once=True` joins, listens and leaves. Otherwise (`every_s`) the collector stays joined between
 snapshots: presence is kept up to date from JOIN/PART, newly live channels are joined and ended
@@ -46,6 +50,7 @@ from twitchgraph.collect.options import CollectOptions
 from twitchgraph.collect.sharding import shard_of
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.store.db import (
+    BadSnapshot,
     SnapshotData,
     StoreBusy,
     StoreError,
@@ -118,6 +123,8 @@ class Collector:
         options: what to collect.
         clock: schedule and listening windows (the simulator may run it faster).
         on_progress: called with a dict (phase, pages, streams, channels_joined, users_seen).
+        endpoints: where it collects from (`Endpoints.collect_label`), stored with each
+            snapshot.
     """
 
     def __init__(
@@ -129,8 +136,10 @@ class Collector:
         options: CollectOptions,
         clock: Clock | None = None,
         on_progress: ProgressFn | None = None,
+        endpoints: str = "",
     ) -> None:
         self.store = store
+        self.endpoints = endpoints
         self.helix = helix
         self.chat = chat
         self.options = options
@@ -221,6 +230,8 @@ class Collector:
             finished = self.clock.now()
             listens = {c: (0.0, False) for c in wanted}
             listens.update({c: (v.listened_s, v.membership) for c, v in views.items()})
+            # A room not listened to holds no chatters (a snapshot holds what it heard).
+            views = {c: v for c, v in views.items() if v.listened_s > 0}
             helix_stats = _delta(self.helix.stats.as_dict(), helix_before)
             chat_stats = _delta(asdict(self.chat.stats), chat_before)
             raids = self.chat.take_raids()
@@ -236,6 +247,7 @@ class Collector:
                 source="collect",
                 params=_params(self.options),
                 stats={"helix": helix_stats, "chat": chat_stats},
+                endpoints=self.endpoints,
             )
             try:
                 snapshot_id = await asyncio.to_thread(self._store, data)
@@ -252,7 +264,8 @@ class Collector:
             self._abort = True  # a Helix call still running in its thread stops at its next page
             log.warning("snapshot of %s interrupted and discarded", f"{started:%H:%M:%S}")
             raise
-        except (TwitchError, httpx.HTTPError, OSError, duckdb.Error, CollectError) as exc:
+        except (TwitchError, httpx.HTTPError, OSError, duckdb.Error, CollectError,
+                BadSnapshot) as exc:
             stats = {"helix": _delta(self.helix.stats.as_dict(), helix_before),
                      "chat": _delta(asdict(self.chat.stats), chat_before)}
             return await self._store_failed(exc, started, interval_s, stats)
@@ -276,10 +289,14 @@ class Collector:
             views = await self._listen_persistent(wanted)
         else:
             views = await self._listen_once(wanted)
+        why = f" ({self.chat.last_error})" if self.chat.last_error else ""
         if wanted and not self._confirmed:
-            why = f" ({self.chat.last_error})" if self.chat.last_error else ""
             raise CollectError(f"chat: not one of {len(wanted)} channel(s) could be "
                                f"joined on {self.chat.host}:{self.chat.port}{why}")
+        if wanted and not any(v.listened_s > 0 for v in views.values()):
+            raise CollectError(f"chat: no room was listened to, the connection to "
+                               f"{self.chat.host}:{self.chat.port} was down for the whole "
+                               f"window{why}")
         return streams, users, wanted, views
 
     async def _store_failed(self, exc: Exception, started: datetime, interval_s: float | None,
@@ -289,7 +306,8 @@ class Collector:
         log.info("snapshot of %s failed: %s", f"{started:%H:%M:%S}", error)
         failed = SnapshotData(
             started_at=started, finished_at=self.clock.now(), interval_s=interval_s,
-            params=_params(self.options), status="failed", error=error, stats=stats)
+            params=_params(self.options), status="failed", error=error, stats=stats,
+            endpoints=self.endpoints)
         try:
             snapshot_id = await asyncio.to_thread(self._store, failed)
         except (CollectError, duckdb.Error) as store_exc:

@@ -51,7 +51,8 @@ from typing import Any
 import duckdb
 
 from twitchgraph.errors import TwitchgraphError
-from twitchgraph.store.db import SnapshotData, write_snapshot
+from twitchgraph.store.db import BadSnapshot, SnapshotData, write_snapshot
+from twitchgraph.store.limits import COUNT_MAX, EARLIEST, time_is_sane
 
 __all__ = ["ImportReport", "import_json_dir", "parse_snapshot_doc", "parse_snapshot_file"]
 
@@ -97,6 +98,16 @@ def _plain(value: Any) -> Any:
 
 
 def _parse_time(value: Any, what: str) -> datetime:
+    """A snapshot time between 2011 (Twitch's start) and a day from now: a dump dated
+    9999-12-31 would otherwise stretch every time window of the build over 8,000 years."""
+    at = _read_time(value, what)
+    if not time_is_sane(at):
+        raise BadSnapshotFile(f"{what} {at:%Y-%m-%d %H:%M:%S} is outside the sane range "
+                              f"({EARLIEST:%Y-%m-%d} to a day from now)")
+    return at
+
+
+def _read_time(value: Any, what: str) -> datetime:
     value = _plain(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
@@ -106,9 +117,10 @@ def _parse_time(value: Any, what: str) -> datetime:
     if isinstance(value, str) and value.strip():
         try:
             parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
+            return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None
+                    else parsed.astimezone(UTC))
+        except (ValueError, OverflowError):  # OverflowError: 9999-12-31T23:59-01:00
             raise BadSnapshotFile(f"{what} is not an ISO 8601 time: {value!r}") from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     raise BadSnapshotFile(f"{what} is missing or not a time")
 
 
@@ -117,6 +129,8 @@ def _count(value: Any, what: str) -> int:
     value = _plain(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BadSnapshotFile(f"{what} is not a number")
+    if not 0 <= value <= COUNT_MAX:
+        raise BadSnapshotFile(f"{what} {value:g} is not a count from 0 to {COUNT_MAX}")
     return int(value)
 
 
@@ -161,6 +175,9 @@ def parse_snapshot_doc(doc: Any, where: str = "") -> SnapshotData:
         raise BadSnapshotFile(f"{where}: {exc}" if where else str(exc)) from None
 
 
+_TOO_DEEP = "JSON nested too deeply to read (no snapshot is nested like this)"
+
+
 def _documents(raw: bytes) -> list[tuple[int, Any, bool]]:
     """(index, document, several-in-file) for a JSON object, a JSON array or JSON Lines."""
     try:
@@ -169,6 +186,8 @@ def _documents(raw: bytes) -> list[tuple[int, Any, bool]]:
         raise BadSnapshotFile("not UTF-8 text") from None
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise BadSnapshotFile(_TOO_DEEP) from None
     except json.JSONDecodeError as exc:
         lines = [line for line in text.splitlines() if line.strip()]
         if exc.msg != "Extra data" or len(lines) < 2:
@@ -177,6 +196,8 @@ def _documents(raw: bytes) -> list[tuple[int, Any, bool]]:
         for number, line in enumerate(lines, 1):
             try:
                 docs.append(json.loads(line))
+            except RecursionError:
+                raise BadSnapshotFile(f"JSON Lines: line {number}: {_TOO_DEEP}") from None
             except json.JSONDecodeError as line_exc:
                 raise BadSnapshotFile(f"JSON Lines: line {number} is not valid JSON "
                                       f"({line_exc.msg})") from None
@@ -305,7 +326,7 @@ def import_json_dir(
                     write_snapshot(con, data, import_key=(doc_key, name)))
             report.imported.append(name)
             _tell(on_file, name, "imported")
-        except (OSError, ValueError, duckdb.Error) as exc:
+        except (OSError, ValueError, duckdb.Error, BadSnapshot) as exc:
             _bad(report, on_file, name, exc)
     return report
 
@@ -323,9 +344,10 @@ def _median_gap(times: Iterable[datetime]) -> float | None:
 
 def _bad(report: ImportReport, on_file: Callable[[str, str], None] | None, name: str,
          exc: Exception) -> None:
-    reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+    reason = (str(exc) if isinstance(exc, ValueError | TwitchgraphError)
+              else f"{type(exc).__name__}: {exc}")
     report.bad.append((name, reason))
-    log.warning("skipping %s: %s", name, reason)
+    log.info("skipping %s: %s", name, reason)  # the CLI names each skipped file
     _tell(on_file, name, "bad")
 
 

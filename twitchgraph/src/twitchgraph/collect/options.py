@@ -6,11 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from twitchgraph.errors import BadValue
+from twitchgraph.store.limits import COUNT_MAX
 
 __all__ = [
+    "MAX_EVERY_S",
+    "MAX_FOR_S",
+    "MAX_TOP",
+    "MAX_WINDOW_S",
     "ChatLimits",
     "CollectOptions",
 ]
+
+# Upper bounds: a mistyped value is refused, not run for 3e12 years (Twitch has about
+# 100,000 live channels at its peak).
+MAX_TOP = 1_000_000
+MAX_WINDOW_S = 86_400.0
+MAX_EVERY_S = 7 * 86_400.0
+MAX_FOR_S = 366 * 86_400.0  # as `parse_duration` allows
 
 
 @dataclass(frozen=True)
@@ -42,12 +54,16 @@ class CollectOptions:
     shard: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        if self.top is not None and self.top < 1:
-            raise BadValue("top must be at least 1")
-        if self.window_s < 0:
-            raise BadValue("window must not be negative")
-        if self.every_s is not None and self.every_s <= 0:
-            raise BadValue("every must be positive")
+        if self.top is not None and not 1 <= self.top <= MAX_TOP:
+            raise BadValue(f"top must be from 1 to {MAX_TOP:,}")
+        if not 0 <= self.min_viewers <= COUNT_MAX:
+            raise BadValue(f"min viewers must be from 0 to {COUNT_MAX:,}")
+        if not 0 <= self.window_s <= MAX_WINDOW_S:
+            raise BadValue(f"window must be from 0 to {MAX_WINDOW_S / 3600:g} hours")
+        if self.every_s is not None and not 0 < self.every_s <= MAX_EVERY_S:
+            raise BadValue(f"every must be positive and at most {MAX_EVERY_S / 86400:g} days")
+        if self.for_s is not None and not 0 <= self.for_s <= MAX_FOR_S:
+            raise BadValue(f"for must be from 0 to {MAX_FOR_S / 86400:g} days")
         if self.every_s is not None and self.every_s < self.window_s:
             raise BadValue(f"every ({self.every_s:g} s) must not be shorter than the "
                              f"listening window ({self.window_s:g} s)")

@@ -28,18 +28,23 @@ from twitchgraph.clock import Clock, utcnow
 from twitchgraph.collect.collector import CollectError, Collector, SnapshotSummary
 from twitchgraph.collect.options import ChatLimits, CollectOptions
 from twitchgraph.collect.progress import ConsoleProgress
-from twitchgraph.collect.signals import install_stop_handlers, remove_stop_handlers
+from twitchgraph.collect.signals import (
+    ignore_hangup,
+    install_stop_handlers,
+    remove_stop_handlers,
+)
 from twitchgraph.store.db import (
     StoreBusy,
     StoreError,
     open_store,
+    snapshot_endpoints,
 )
 from twitchgraph.store.locks import collector_lock_path, collector_state_path
 from twitchgraph.store.spool import Spool
 from twitchgraph.twitch.auth import AppTokenAuth
 from twitchgraph.twitch.chat import ChatClient
 from twitchgraph.twitch.credentials import load_credentials, read_env
-from twitchgraph.twitch.endpoints import Endpoints
+from twitchgraph.twitch.endpoints import Endpoints, is_twitch_label
 from twitchgraph.twitch.helix import HelixClient
 
 __all__ = [
@@ -89,6 +94,27 @@ def collector_lock(db: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _refuse_other_endpoints(db: Path, label: str) -> None:
+    """Refuse to add snapshots from Twitch to a store holding snapshots from elsewhere (the
+    simulator), or the other way round: a build could not tell them apart. (Two simulator
+    runs differ in their ports only, and may share a store.)"""
+    try:
+        con = open_store(db, read_only=True, wait_s=2.0)
+    except StoreBusy:
+        log.warning("cannot check which endpoints %s was collected from: the store is busy", db)
+        return
+    try:
+        others = [(e, n) for e, n in snapshot_endpoints(con)
+                  if is_twitch_label(e) != is_twitch_label(label)]
+    finally:
+        con.close()
+    if others:
+        shown = "; ".join(f"{n} from {e}" for e, n in others[:3])
+        raise CollectError(f"{db} holds snapshots collected from other endpoints ({shown}); "
+                           f"this run collects from {label}: use another --db, or pass "
+                           "--mix-endpoints to add them anyway")
+
+
 def _write_state(path: Path, state: Mapping[str, Any]) -> None:
     """Replace the state file whole (a reader never sees half of it)."""
     try:
@@ -108,32 +134,48 @@ def run_collector(
     console: Any = None,
     transport: httpx.BaseTransport | None = None,
     commit_wait_s: float = 30.0,
+    mix_endpoints: bool = False,
 ) -> CollectRun:
     """Collect into the store at `db` with credentials and endpoints from env / .env.
 
     The store is not held open: finished snapshots go through the spool and are committed
     whenever the store's lock is free, so reading commands run beside the collector.
     Prints one summary line per snapshot on `console` (a rich Console) and shows live
-    progress when it is a terminal. SIGINT/SIGTERM end the run cleanly. At the end it waits
-    up to `commit_wait_s` for the store to commit what is still spooled.
+    progress when it is a terminal. SIGINT/SIGTERM end the run cleanly (SIGHUP, a closed
+    terminal, is ignored: the collection goes on). At the end it waits up to `commit_wait_s`
+    for the store to commit what is still spooled.
+
+    Each snapshot records the endpoints it is collected from; the first line printed says
+    when they are not Twitch's (TWITCH_API_URL / TWITCH_CHAT_HOST set, e.g. by `sim serve`).
 
     Raises:
         MissingCredentials: TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET not set.
-        CollectError: another collector runs on `db`.
+        CollectError: another collector runs on `db`; the store holds snapshots collected
+            from other endpoints and `mix_endpoints` is False.
         StoreError: `db` is not a store this version can write (newer, foreign, not DuckDB).
     """
     values = read_env(env, dotenv_path)
     credentials = load_credentials(values, dotenv_path=None)
     endpoints = Endpoints.from_env(values)
+    label = endpoints.collect_label()
+    if not endpoints.collects_from_twitch:
+        line = (f"collecting from endpoints that are not Twitch's: {label} (TWITCH_API_URL, "
+                "TWITCH_AUTH_URL or TWITCH_CHAT_HOST are set, e.g. by `sim serve`)")
+        if console is not None:
+            console.print(line, style="yellow", highlight=False, soft_wrap=True)
+        else:
+            log.warning("%s", line)
     limits = chat_limits or ChatLimits()
     db = Path(db)
     notify = (lambda line: console.print(line, style="yellow")) if console is not None else None
-    with collector_lock(db):
+    with collector_lock(db), ignore_hangup():
         # Create or migrate the store now, so a file we cannot use is refused at once.
         try:
             open_store(db, wait_s=2.0, notify=notify).close()
         except StoreBusy:
             pass  # readers or a writer have it: the spool waits for them
+        if not mix_endpoints:
+            _refuse_other_endpoints(db, label)
         spool = Spool(db, notify=notify)
         with contextlib.suppress(StoreBusy):
             spool.commit(budget_s=math.inf)  # what a previous run left spooled
@@ -187,7 +229,7 @@ async def _collect(db: Path, spool: Spool, helix: HelixClient, endpoints: Endpoi
         join_window_s=limits.join_window_s,
     ) as chat:
         collector = Collector(spool, helix=helix, chat=chat, options=options, clock=clock,
-                              on_progress=progress)
+                              on_progress=progress, endpoints=endpoints.collect_label())
 
         def save_state() -> None:
             last = run.summaries[-1] if run.summaries else None
@@ -199,6 +241,7 @@ async def _collect(db: Path, spool: Spool, helix: HelixClient, endpoints: Endpoi
                 "slots_missed": collector.slots_missed, "spooled": len(spool.pending()),
                 "last": asdict(last) if last else None,
                 "last_error": errors[-1].line() if errors else (spool.last_error or ""),
+                "spool_error": spool.last_error,
                 "chat": {"connections": chat.connected, "channels_held": len(chat.channels),
                          "channels_joined": chat.joined, "last_error": chat.last_error},
                 "helix": helix.stats.as_dict(),

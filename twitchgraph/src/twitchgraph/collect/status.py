@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from twitchgraph.clock import utcnow
-from twitchgraph.store.db import StoreError, open_store
+from twitchgraph.store.db import StoreError, open_store, snapshot_endpoints
 from twitchgraph.store.locks import collector_running, collector_state_path
 from twitchgraph.store.spool import Spool
+from twitchgraph.twitch.endpoints import is_twitch_label
 
 __all__ = ["collection_status", "status_lines"]
 
@@ -36,7 +37,10 @@ def collection_status(db: str | Path, *, now: datetime | None = None) -> dict[st
                          "pass --db")
     result: dict[str, Any] = {"db": str(db), "now": now.isoformat()}
     result["store"] = _store_status(db) if db.exists() else None
-    result["spooled"] = len(Spool(db).pending())
+    spool = Spool(db)
+    result["spooled"] = len(spool.pending())
+    result["set_aside"] = [{"file": name, "error": error} for name, error in spool.set_aside()]
+    result["spool_dir"] = str(spool.dir)
     result["collector"] = _collector_status(db, state, now)
     store_failures = (result["store"] or {}).get("recent_failures", [])
     live_error = (state or {}).get("last_error") or ""
@@ -75,6 +79,7 @@ def _store_status(db: Path) -> dict[str, Any]:
                FROM snapshots s LEFT JOIN snapshot_info i USING (snapshot_id)
                WHERE s.status = 'complete' ORDER BY s.started_at DESC LIMIT 1""").fetchall()
         span = con.execute("SELECT min(started_at), max(started_at) FROM snapshots").fetchall()
+        endpoints = snapshot_endpoints(con)
     finally:
         con.close()
     out: dict[str, Any] = {
@@ -84,6 +89,9 @@ def _store_status(db: Path) -> dict[str, Any]:
         "last_snapshot_at": _iso(span[0][1]),
         "recent_failures": failures,
         "last_complete": None,
+        "endpoints": [{"endpoints": e, "snapshots": n, "twitch": is_twitch_label(e)}
+                      for e, n in endpoints],
+        "mixes_endpoints": len({is_twitch_label(e) for e, _ in endpoints}) > 1,
     }
     if last:
         sid, started, finished, stats, streams, rows, users, listened, message_only = last[0]
@@ -139,6 +147,7 @@ def _collector_status(db: Path, state: dict[str, Any] | None,
         "chat_last_error": chat.get("last_error") or "",
         "last": state.get("last"),
         "last_error": state.get("last_error") or "",
+        "spool_error": state.get("spool_error") or "",
     }
 
 
@@ -150,9 +159,19 @@ def status_lines(status: dict[str, Any]) -> list[tuple[str, str]]:
     """Human lines, failures first, each with a style (``red``, ``yellow`` or ``''``)."""
     lines: list[tuple[str, str]] = []
     store, run = status["store"], status["collector"]
+    set_aside = status.get("set_aside") or []
+    if set_aside:
+        lines.append((f"{len(set_aside)} snapshot(s) could not be committed and were set aside "
+                      f"in {status['spool_dir']} (the rest went on):", "red"))
+        lines.extend((f"  {item['file']}: {item['error']}", "red") for item in set_aside)
+    if store is not None and store.get("mixes_endpoints"):
+        lines.append(("the store mixes snapshots from Twitch and from other endpoints (the "
+                      "simulator?); a build cannot tell them apart:", "red"))
+        lines.extend((f"  {e['snapshots']} snapshot(s) from {e['endpoints']}", "red")
+                     for e in store["endpoints"])
     if run is not None and run["died"]:
-        lines.append((f"collector (PID {run['pid']}) stopped without finishing "
-                      "(killed?): run `twitchgraph collect` again", "red"))
+        lines.append((f"collector (PID {run['pid']}) is gone: it stopped without finishing "
+                      "(killed?); run `twitchgraph collect` again", "red"))
     failures = (store or {}).get("recent_failures", [])
     if failures:
         lines.append((f"{store['failed']} failed snapshot(s); most recent first:", "red"))
@@ -163,20 +182,32 @@ def status_lines(status: dict[str, Any]) -> list[tuple[str, str]]:
     if run is not None and run["missed"]:
         lines.append((f"{run['missed']} scheduled slot(s) missed this run", "yellow"))
     if status["spooled"]:
-        lines.append((f"{status['spooled']} snapshot(s) spooled, waiting for the store to be "
-                      "free (a reader or writer holds it)", "yellow"))
+        spooled = f"{status['spooled']} snapshot(s) spooled"
+        if run is not None and run.get("spool_error"):
+            why = f"not committed yet: {run['spool_error']}"
+        elif run is not None and run["running"]:
+            why = "waiting for the store to be free (a reader or writer holds its lock)"
+        else:
+            why = f"the next `twitchgraph collect --db {status['db']}` commits them"
+        lines.append((f"{spooled}, {why}", "yellow"))
     if run is not None:
         state = (f"running (PID {run['pid']})" if run["running"] else
-                 "stopped" if run["died"] else f"finished at {run['ended_at']}")
+                 "gone" if run["died"] else f"finished at {run['ended_at']}")
         every = f"every {run['every_s']:g} s" if run["every_s"] else "once"
         lines.append((f"collector: {state}, {every} since {run['started_at']}: "
                       f"{run['complete']} complete, {run['failed']} failed, {run['missed']} "
                       f"missed of {run['slots_due']} slot(s) due", ""))
         lines.append((f"helix: {run['helix_requests']} requests, {run['helix_429s']} x 429, "
                       f"{run['helix_rate_limit_wait_s']} s waiting for the rate limit", ""))
-        lines.append((f"chat: {run['chat_connections']} connection(s) up, "
-                      f"{run['chat_channels_held']} channel(s) held", ""))
-    if store is not None:
+        if run["running"]:
+            lines.append((f"chat: {run['chat_connections']} connection(s) up, "
+                          f"{run['chat_channels_held']} channel(s) held", ""))
+        else:  # the figures are the last the collector wrote, not what is up now
+            lines.append((f"chat: no connection (the collector is not running; it held "
+                          f"{run['chat_channels_held']} channel(s) at its last update)", ""))
+    if store is not None and not (store["complete"] or store["failed"]):
+        lines.append(("store: no snapshot yet", ""))
+    elif store is not None:
         lines.append((f"store: {store['complete']} complete, {store['failed']} failed "
                       f"snapshot(s) from {store['first_snapshot_at']} to "
                       f"{store['last_snapshot_at']}", ""))

@@ -1,6 +1,7 @@
 """Data-quality report on a store: is the collection complete enough to trust the graph?
 
-Sections: failed snapshots with their reasons (first), snapshots over time against the
+Sections: snapshots the collector's spool set aside because the store cannot hold them, and
+failed snapshots with their reasons (first), snapshots over time against the
 schedule (gaps, late and failed snapshots),
 duplicated streams within a snapshot, completeness per column and per enrichment source,
 chatters per snapshot, suspected bots, and rooms where only message senders could be seen
@@ -18,6 +19,8 @@ import pandas as pd
 from twitchgraph.build.bots import suspected_bots
 from twitchgraph.enrich.schema import readable_enrich_tables
 from twitchgraph.reports.html import HtmlReport, new_figure
+from twitchgraph.store.db import snapshot_endpoints
+from twitchgraph.twitch.endpoints import is_twitch_label
 
 __all__ = ["quality_tables", "write_quality_report"]
 
@@ -74,6 +77,15 @@ def quality_tables(
         "suspected_bots": suspected_bots(con, share=bot_channel_share),
         "message_only_rooms": _message_only_rooms(con),
     }
+
+
+def _endpoints(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """Snapshots per endpoints they were collected from, when Twitch's and others mix."""
+    rows = snapshot_endpoints(con)
+    if len({is_twitch_label(e) for e, _ in rows}) < 2:
+        return None
+    return pd.DataFrame([(e, n, is_twitch_label(e)) for e, n in rows],
+                        columns=["endpoints", "snapshots", "twitch"])
 
 
 def _failures(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -224,11 +236,31 @@ def _message_only_rooms(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def write_quality_report(
-    con: duckdb.DuckDBPyConnection, out_dir: str | Path, *, bot_channel_share: float = 0.10
+    con: duckdb.DuckDBPyConnection, out_dir: str | Path, *, bot_channel_share: float = 0.10,
+    set_aside: list[tuple[str, str]] | None = None,
 ) -> Path:
-    """Write ``quality.html`` and its figures to ``out_dir``; return the page's path."""
+    """Write ``quality.html`` and its figures to ``out_dir``; return the page's path.
+
+    `set_aside`: (file, error) of the spool's snapshots that could not be committed
+    (`Spool.set_aside`), shown first.
+    """
     t = quality_tables(con, bot_channel_share=bot_channel_share)
     report = HtmlReport("twitchgraph - data quality", Path(out_dir))
+
+    mixed = _endpoints(con)
+    if mixed is not None:
+        report.heading("Snapshots from different endpoints")
+        report.text("The store mixes snapshots collected from Twitch and from other endpoints "
+                    "(the simulator?): a build cannot tell them apart.")
+        report.table(mixed, caption="Snapshots per endpoints")
+
+    if set_aside:
+        report.heading("Snapshots set aside")
+        report.text(f"{len(set_aside)} snapshot(s) could not be committed because of their own "
+                    "data and were set aside in the spool (as .bad files); later snapshots "
+                    "went on. The real errors:")
+        report.table(pd.DataFrame(set_aside, columns=["file", "error"]),
+                     caption="Snapshots set aside")
 
     failures = t["failures"]
     report.heading("Failed snapshots")  # first: a collection that stores nothing says so

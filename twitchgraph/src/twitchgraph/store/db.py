@@ -18,8 +18,10 @@ tables and is the one place that creates and migrates them (`open_store`):
   Twitch sends none for rooms over 1,000 users).
 - ``users(user_id, login, display_name, broadcaster_type, description, created_at,
   profile_image_url, type, fetched_at)``: the latest profile per user id.
-- ``snapshot_info(snapshot_id, source, params, stats)``: how a snapshot was taken (JSON text);
-  ``stats.rows`` holds its row counts per table, written in the same transaction.
+- ``snapshot_info(snapshot_id, source, params, stats, endpoints)``: how a snapshot was taken
+  (JSON text); ``stats.rows`` holds its row counts per table, written in the same
+  transaction; ``endpoints`` where it was collected from (`Endpoints.collect_label`: Twitch,
+  or the simulator), NULL for imports and snapshots from before schema 5.
 - ``imports(file_key, file_name, snapshot_id, imported_at)``: JSON files already imported
   (dumps by `twitchgraph import`; the collector's spool files under ``spool:<name>``).
 - ``raids(snapshot_id, raided_at, from_login, from_name, to_login, viewers)``: every raid
@@ -40,6 +42,7 @@ each raise `StoreError` and are left untouched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -57,11 +60,13 @@ import pandas as pd
 from twitchgraph.clock import utcnow
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.store.chatter_sources import SOURCES
-from twitchgraph.store.locks import collector_lock_path
+from twitchgraph.store.limits import COUNT_MAX, count_fits
+from twitchgraph.store.locks import collector_lock_path, store_key
 
 __all__ = [
     "SCHEMA_VERSION",
     "SOURCES",
+    "BadSnapshot",
     "SnapshotData",
     "StoreBusy",
     "StoreError",
@@ -71,6 +76,7 @@ __all__ = [
     "open_store",
     "recover_stale",
     "registered",
+    "snapshot_endpoints",
     "start_snapshot",
     "upsert_users",
     "write_snapshot",
@@ -96,7 +102,7 @@ _DDL = (
         description VARCHAR, created_at TIMESTAMPTZ, profile_image_url VARCHAR, type VARCHAR,
         fetched_at TIMESTAMPTZ)""",
     """CREATE TABLE IF NOT EXISTS snapshot_info (
-        snapshot_id BIGINT, source VARCHAR, params VARCHAR, stats VARCHAR)""",
+        snapshot_id BIGINT, source VARCHAR, params VARCHAR, stats VARCHAR, endpoints VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS imports (
         file_key VARCHAR, file_name VARCHAR, snapshot_id BIGINT, imported_at TIMESTAMPTZ)""",
 )
@@ -106,7 +112,7 @@ _RAIDS_DDL = """CREATE TABLE IF NOT EXISTS raids (
 _DDL = (*_DDL, _RAIDS_DDL)
 _SEP = "\x1f"  # joins tags for the bulk insert; split back in SQL
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Version v -> v + 1: what changed (the line printed on migrating) and the statements.
 # Version 1 is the first released schema (no interval_s, fetched_at, error columns).
 _MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
@@ -115,6 +121,8 @@ _MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
          "ALTER TABLE users ADD COLUMN fetched_at TIMESTAMPTZ")),
     2: ("added snapshots.error", ("ALTER TABLE snapshots ADD COLUMN error VARCHAR",)),
     3: ("added the raids table", (_RAIDS_DDL,)),
+    4: ("added snapshot_info.endpoints (where each snapshot was collected from)",
+        ("ALTER TABLE snapshot_info ADD COLUMN endpoints VARCHAR",)),
 }
 _META = "twitchgraph_meta"
 
@@ -125,6 +133,18 @@ class StoreError(TwitchgraphError):
 
 class StoreBusy(StoreError):
     """Another process holds the store's lock (a writer, or readers while we want to write)."""
+
+
+class BadSnapshot(StoreError):
+    """A snapshot whose own data cannot be stored (a value its column cannot hold); storing
+    it again can never work, unlike a busy store or a full disk."""
+
+
+# The DuckDB errors a snapshot's own values cause (a commit retried later fails the same way).
+DATA_ERRORS: tuple[type[Exception], ...] = (
+    duckdb.ConversionException, duckdb.OutOfRangeException, duckdb.InvalidInputException,
+    duckdb.ConstraintException, duckdb.TypeMismatchException,
+)
 
 
 @dataclass
@@ -146,6 +166,7 @@ class SnapshotData:
         status: "complete", or "failed" for a snapshot that collected nothing usable (its
             rows are not stored, only its times, `error`, params and stats).
         error: why it failed.
+        endpoints: where it was collected from (`Endpoints.collect_label`); "" for imports.
     """
 
     started_at: datetime
@@ -161,6 +182,7 @@ class SnapshotData:
     stats: dict[str, Any] = field(default_factory=dict)
     status: str = "complete"
     error: str = ""
+    endpoints: str = ""
 
 
 def open_store(
@@ -196,7 +218,12 @@ def open_store(
         path.parent.mkdir(parents=True, exist_ok=True)
     con = _connect(path, read_only=read_only, wait_s=wait_s)
     try:
-        version = _schema_version(con, path)
+        try:
+            version = _schema_version(con, path)
+            if version == SCHEMA_VERSION:
+                _check_tables(con, path)
+        except duckdb.Error as exc:  # a block that cannot be read: truncated, flipped bytes
+            raise damaged(path, str(exc).splitlines()[0]) from None
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path} was written by a newer twitchgraph (store schema "
                              f"{version}; this one knows up to {SCHEMA_VERSION}): upgrade "
@@ -228,7 +255,7 @@ def _collector_pid(path: Path) -> int | None:
 
 def write_wanted_path(path: str | Path) -> Path:
     """The note a waiting writer (the collector's commit) leaves for readers."""
-    return Path(f"{path}.write-wanted")
+    return Path(f"{store_key(path)}.write-wanted")
 
 
 def announce_write(path: str | Path, wanted: bool) -> None:
@@ -290,19 +317,46 @@ def _connect(path: Path, *, read_only: bool, wait_s: float) -> duckdb.DuckDBPyCo
                                 "s, try again when it is done") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
+        except duckdb.Error as exc:  # e.g. "Corrupt database file: computed checksum ..."
+            raise damaged(path, str(exc).splitlines()[0]) from None
     con.execute("SET TimeZone = 'UTC'")
     return con
 
 
-def _schema_version(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """The store's schema version; 0 for an empty DuckDB file (a new store)."""
-    tables = {r[0] for r in con.execute(
+def damaged(path: str | Path, what: str) -> StoreError:
+    """The one error for a store that cannot be read as one (every command opening it)."""
+    return StoreError(f"the store {path} is damaged ({what}): restore it from a backup, or "
+                      f"move it aside and start a new one with `twitchgraph collect`")
+
+
+_TABLES = ("snapshots", "streams", "chatters", "listens", "users", "snapshot_info", "imports",
+           "raids")
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
     ).fetchall()}
+
+
+def _check_tables(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    missing = [t for t in _TABLES if t not in _tables(con)]
+    if missing:
+        raise damaged(path, f"table(s) missing: {', '.join(missing)}")
+    # Read one row of each: a damaged block shows here, not in the middle of a build.
+    for table in _TABLES:
+        con.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
+
+
+def _schema_version(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """The store's schema version; 0 for an empty DuckDB file (a new store)."""
+    tables = _tables(con)
     if _META in tables:
         rows = con.execute(f"SELECT value FROM {_META} WHERE key = 'schema_version'").fetchall()
-        if rows:
-            return int(rows[0][0])
+        if not rows or not str(rows[0][0]).isascii() or not str(rows[0][0]).isdigit():
+            raise damaged(path, f"its schema version is {rows[0][0]!r}, not a number" if rows
+                          else "its schema version is missing")
+        return int(rows[0][0])
     if not tables:
         return 0
     columns = {r[0] for r in con.execute(
@@ -312,6 +366,8 @@ def _schema_version(con: duckdb.DuckDBPyConnection, path: Path) -> int:
         shown = ", ".join(sorted(tables)[:4]) + (", ..." if len(tables) > 4 else "")
         raise StoreError(f"{path} is a DuckDB file but not a twitchgraph store (its tables: "
                          f"{shown}): pass --db a store made by `twitchgraph collect`")
+    if "error" in columns:  # version 3 on: the meta table was there
+        raise damaged(path, f"its {_META} table is missing")
     # Stores from before versions were recorded: tell 1 from 2 by the columns added in 2.
     return 2 if "interval_s" in columns else 1
 
@@ -361,8 +417,14 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -
     con.register(name, frame)
     try:
         yield name
-    finally:
-        con.unregister(name)
+    except BaseException:
+        # A failed statement leaves the transaction aborted, and DuckDB then refuses even
+        # unregister ("Current transaction is aborted"): the first error is the one to show.
+        # (A later register of the same name replaces what is left.)
+        with contextlib.suppress(duckdb.TransactionException):
+            con.unregister(name)
+        raise
+    con.unregister(name)
 
 
 def _insert_running(con: duckdb.DuckDBPyConnection, started_at: datetime,
@@ -426,7 +488,36 @@ def write_snapshot(
         import_key: (file_key, file_name) recorded in ``imports`` in the same transaction.
 
     On any error the transaction is rolled back: nothing of the snapshot is visible.
+
+    Raises:
+        BadSnapshot: a value the store cannot hold (a viewer count over INTEGER, a time
+            DuckDB cannot read), with the real error: committing it again cannot work.
     """
+    _check_counts(data)
+    try:
+        return _write_snapshot(con, data, snapshot_id, import_key)
+    except DATA_ERRORS as exc:
+        raise BadSnapshot(f"the snapshot of {data.started_at:%Y-%m-%d %H:%M:%S} cannot be "
+                          f"stored: {str(exc).splitlines()[0]}") from exc
+
+
+def _check_counts(data: SnapshotData) -> None:
+    """Refuse counts their INTEGER column cannot hold, naming the row (a spooled file may
+    come from a version that did not check them where they came in)."""
+    checks = [("stream", s.get("user_login"), s.get("viewer_count") or 0)
+              for s in data.streams]
+    checks += [("raid", f"{r.get('from_login')} -> {r.get('to_login')}", r.get("viewers") or 0)
+               for r in data.raids]
+    for kind, who, value in checks:
+        if not count_fits(value):
+            raise BadSnapshot(
+                f"the snapshot of {data.started_at:%Y-%m-%d %H:%M:%S} cannot be stored: the "
+                f"{kind} {who} has viewer count {str(value)[:40]}, not a whole number from 0 "
+                f"to {COUNT_MAX}")
+
+
+def _write_snapshot(con: duckdb.DuckDBPyConnection, data: SnapshotData,
+                    snapshot_id: int | None, import_key: tuple[str, str] | None) -> int:
     with _transaction(con):
         if snapshot_id is None:
             snapshot_id = _insert_running(con, data.started_at, data.interval_s)
@@ -441,9 +532,11 @@ def write_snapshot(
         rows = {table: con.execute(f"SELECT count(*) FROM {table} WHERE snapshot_id = ?",
                                    [snapshot_id]).fetchone()[0]
                 for table in ("streams", "chatters", "listens", "raids")}
-        con.execute("INSERT INTO snapshot_info VALUES (?, ?, ?, ?)",
+        con.execute("INSERT INTO snapshot_info (snapshot_id, source, params, stats, endpoints) "
+                    "VALUES (?, ?, ?, ?, ?)",
                     [snapshot_id, data.source, json.dumps(data.params, default=str),
-                     json.dumps({**data.stats, "rows": rows}, default=str)])
+                     json.dumps({**data.stats, "rows": rows}, default=str),
+                     data.endpoints or None])
         if import_key is not None:
             con.execute("INSERT INTO imports VALUES (?, ?, ?, ?)",
                         [import_key[0], import_key[1], snapshot_id, utcnow()])
@@ -576,6 +669,14 @@ def upsert_users(con: duckdb.DuckDBPyConnection, users: Iterable[dict[str, Any]]
     """
     with _transaction(con):
         return _upsert_users(con, users, fetched_at or utcnow())
+
+
+def snapshot_endpoints(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """The endpoints the store's snapshots were collected from, with how many snapshots
+    each, most first (snapshots that do not record theirs left out)."""
+    return [(str(e), int(n)) for e, n in con.execute(
+        "SELECT endpoints, count(*) FROM snapshot_info WHERE endpoints IS NOT NULL "
+        "GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()]
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: str | Path) -> dict[str, int]:

@@ -3,6 +3,9 @@
 ``<db>.collector.lock`` is flock-ed by the one collector running on the store, its PID
 inside; ``<db>.collector.json`` is the live state it keeps for `twitchgraph status`. Readers
 (status, the store's own busy messages) find both here without importing the collector.
+
+``<db>`` is the store's resolved path (`store_key`): a symlink to the store, or another
+spelling of its path, finds the same lock, so it cannot get a second collector in.
 """
 
 from __future__ import annotations
@@ -11,17 +14,22 @@ import fcntl
 import os
 from pathlib import Path
 
-__all__ = ["collector_lock_path", "collector_running", "collector_state_path"]
+__all__ = ["collector_lock_path", "collector_running", "collector_state_path", "store_key"]
+
+
+def store_key(path: str | Path) -> str:
+    """The store's path with every symlink resolved: what its side files are named after."""
+    return os.path.realpath(path)
 
 
 def collector_lock_path(path: str | Path) -> Path:
     """The file a running collector keeps locked, its PID inside (one collector per store)."""
-    return Path(f"{path}.collector.lock")
+    return Path(f"{store_key(path)}.collector.lock")
 
 
 def collector_state_path(db: str | Path) -> Path:
     """Where a collector keeps its live state for `twitchgraph status`."""
-    return Path(f"{db}.collector.json")
+    return Path(f"{store_key(db)}.collector.json")
 
 
 def collector_running(db: str | Path) -> int | None:

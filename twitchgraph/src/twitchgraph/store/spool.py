@@ -8,6 +8,12 @@ each, whenever the store's lock can be had. A reader holding the store for minut
 delays when snapshots become visible, never the collection. A file is deleted only after its
 transaction committed; its name is recorded in ``imports`` in that same transaction, so a
 crash between the two never stores a snapshot twice.
+
+Nothing can block the queue: a file that cannot be committed because of its own data (not
+readable as a snapshot, or a value the store cannot hold) is moved aside as ``<name>.bad``
+with the real error in ``<name>.bad.error`` (`Spool.set_aside`, shown first by `status` and
+the quality report), and the files after it go on. Only a held lock (`StoreBusy`) or an I/O
+error (a full disk) keeps a file waiting.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from typing import Any
 
 import duckdb
 
+from twitchgraph.atomic import write_text
 from twitchgraph.store.db import (
+    DATA_ERRORS,
+    BadSnapshot,
     SnapshotData,
     StoreBusy,
     announce_write,
@@ -33,6 +42,7 @@ from twitchgraph.store.db import (
     recover_stale,
     write_snapshot,
 )
+from twitchgraph.store.locks import store_key
 
 __all__ = ["Spool", "snapshot_from_json", "snapshot_to_json"]
 
@@ -69,7 +79,7 @@ class Spool:
 
     def __init__(self, db: str | Path, *, notify: Any = None) -> None:
         self.db = Path(db)
-        self.dir = Path(f"{self.db}.spool")
+        self.dir = Path(f"{store_key(db)}.spool")  # one spool per store, however it is named
         self.notify = notify
         self._lock = threading.Lock()  # one commit at a time (the schedule and a retry loop)
         self._last_error = ""
@@ -158,18 +168,47 @@ class Spool:
             return int(done[0][0])
         try:
             data = snapshot_from_json(path.read_text(encoding="utf-8"))
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             # Files are renamed into place whole, so this is damage from outside: set it
             # aside rather than block every later snapshot behind it.
-            path.rename(path.with_suffix(".bad"))
-            log.error("%s is not a readable snapshot (%s); moved aside as %s", path, exc,
-                      path.with_suffix(".bad").name)
+            self._set_aside(path, f"not a readable snapshot: {type(exc).__name__}: "
+                            f"{str(exc)[:300]}")
             return -1
-        snapshot_id = write_snapshot(con, data, import_key=(key, path.name))
+        try:
+            snapshot_id = write_snapshot(con, data, import_key=(key, path.name))
+        except BadSnapshot as exc:
+            self._set_aside(path, str(exc))
+            return -1
+        except DATA_ERRORS + (ValueError, TypeError, KeyError) as exc:
+            self._set_aside(path, f"cannot be stored: {str(exc).splitlines()[0][:300]}")
+            return -1
         path.unlink()
         return snapshot_id
+
+    def _set_aside(self, path: Path, error: str) -> None:
+        bad = path.with_suffix(".bad")
+        path.rename(bad)
+        write_text(_error_path(bad), error + "\n")
+        log.error("spooled snapshot %s set aside as %s: %s", path.name, bad.name, error)
+
+    def set_aside(self) -> list[tuple[str, str]]:
+        """Snapshots moved aside as ``.bad``, oldest first, each with why."""
+        if not self.dir.is_dir():
+            return []
+        out = []
+        for bad in sorted(self.dir.glob("*.bad")):
+            try:
+                error = _error_path(bad).read_text(encoding="utf-8").strip()
+            except OSError:
+                error = "not a readable snapshot"
+            out.append((bad.name, error))
+        return out
 
     @property
     def last_error(self) -> str:
         """The last commit error ('' once a commit succeeds)."""
         return self._last_error
+
+
+def _error_path(bad: Path) -> Path:
+    return bad.with_name(bad.name + ".error")

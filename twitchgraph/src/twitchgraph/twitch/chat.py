@@ -14,8 +14,20 @@ Raids arrive in the raided channel's room as ``USERNOTICE`` with ``msg-id=raid``
 every one is kept (`ChatClient.take_raids`), and one with missing or unreadable tags is
 counted in ``ChatStats.raids_malformed`` and skipped. The raider is not a chatter of the room.
 
+No line can stop a reader: numbers are read from ASCII digits only and must fit their column
+(`twitchgraph.store.limits`), timestamps must fall between 2011 and a day ahead, logins must
+be logins Twitch issues, and a line that is not UTF-8, over the reader's limit or otherwise
+unreadable is counted in ``ChatStats.malformed`` and skipped. A tag given twice (Twitch
+repeats ``tmi-sent-ts``) keeps its first value.
+
+Presence is valid only while the connection that saw it stays up: when a connection drops,
+every room it carried loses its presence until it is rejoined and NAMES arrives again, and
+the time it was down does not count as listened.
+
 `ChatClient.observe()` returns, per channel, the present users plus everyone seen within a
-window, how long the channel was listened to, and whether the room sent membership at all.
+window (and since the previous `observe`), how long the channel was listened to on a live
+connection, and whether the room sent membership at all. A room not listened to at all
+yields no users.
 
 Rules followed: at most `joins_per_window` JOINs per `join_window_s` (Twitch: 20 per 10 s,
 counted on real time), at most `channels_per_connection` channels per connection (several
@@ -37,11 +49,13 @@ from datetime import UTC, datetime, timedelta
 
 from twitchgraph.clock import Clock, SystemClock
 from twitchgraph.store.chatter_sources import RANK
+from twitchgraph.store.limits import COUNT_MAX, EARLIEST, latest
 from twitchgraph.twitch.endpoints import Endpoints
 from twitchgraph.twitch.retry import Backoff
 
 __all__ = [
-    "ChannelView", "ChatClient", "ChatStats", "IrcMessage", "Raid", "parse_line", "parse_raid",
+    "ChannelView", "ChatClient", "ChatStats", "IrcMessage", "Raid", "is_login", "parse_line",
+    "parse_raid", "read_count", "read_sent_ts",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,7 +108,7 @@ def parse_line(line: str) -> IrcMessage | None:
         raw, _, line = line.partition(" ")
         for item in raw[1:].split(";"):
             key, _, value = item.partition("=")
-            if key:
+            if key and key not in tags:  # a repeated tag keeps its first value
                 tags[key] = _unescape(value)
     line = line.lstrip(" ")
     if line.startswith(":"):
@@ -121,29 +135,58 @@ class Raid:
     viewers: int
 
 
-_LOGIN = re.compile(r"^[a-z0-9_]{1,25}$")
+_LOGIN = re.compile(r"[a-z0-9_]{1,25}")
+# ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then refuses.
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_NAME_MAX = 100  # a display name is a login with other capitals (or CJK), never longer
+
+
+def is_login(text: str) -> bool:
+    """True for a login Twitch would issue (lower case ASCII letters, digits, _; 1-25)."""
+    return _LOGIN.fullmatch(text) is not None
+
+
+def read_count(text: str, maximum: int = COUNT_MAX) -> int | None:
+    """`text` as a whole number from 0 to `maximum`, written in ASCII digits; else None."""
+    if _DIGITS.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if value <= maximum else None
+
+
+def read_sent_ts(text: str, received_at: datetime) -> datetime | None:
+    """A ``tmi-sent-ts`` (Unix milliseconds) as a time between 2011 and a day after
+    `received_at`; None when it is not one."""
+    ms = read_count(text, maximum=10**15)
+    if ms is None:
+        return None
+    at = datetime.fromtimestamp(ms / 1000, UTC)
+    return at if EARLIEST <= at <= latest(received_at) else None
 
 
 def parse_raid(message: IrcMessage, received_at: datetime) -> Raid | None:
     """The raid a ``USERNOTICE`` with ``msg-id=raid`` announces; None when a tag it needs is
     missing or unreadable (no raider login, a login Twitch would not issue, a viewer count
-    that is not a whole number >= 0).
+    that is not ASCII digits or does not fit the store's INTEGER, a ``tmi-sent-ts`` that is
+    not a time between 2011 and a day ahead).
 
-    The time is the ``tmi-sent-ts`` tag (Twitch's milliseconds) when present and readable,
-    else `received_at`.
+    The time is the ``tmi-sent-ts`` tag (Twitch's milliseconds) when present, else
+    `received_at`.
     """
     tags = message.tags
     login = tags.get("msg-param-login", "").strip().lower()
     channel = (message.params[0] if message.params else "").lstrip("#").lower()
-    count = tags.get("msg-param-viewerCount", "").strip()
-    if not _LOGIN.match(login) or not _LOGIN.match(channel) or not count.isdigit():
+    count = read_count(tags.get("msg-param-viewerCount", "").strip())
+    if not is_login(login) or not is_login(channel) or count is None:
         return None
-    at = received_at
+    at: datetime | None = received_at
     sent = tags.get("tmi-sent-ts", "")
-    if sent.isdigit():
-        at = datetime.fromtimestamp(int(sent) / 1000, UTC)
-    name = tags.get("msg-param-displayName", "").strip() or login
-    return Raid(at=at, from_login=login, from_name=name, to_login=channel, viewers=int(count))
+    if sent:
+        at = read_sent_ts(sent, received_at)
+        if at is None:
+            return None
+    name = tags.get("msg-param-displayName", "").strip()[:_NAME_MAX] or login
+    return Raid(at=at, from_login=login, from_name=name, to_login=channel, viewers=count)
 
 
 # -- state -----------------------------------------------------------------------------------
@@ -167,6 +210,8 @@ class ChatStats:
     messages: int = 0  # PRIVMSG / USERNOTICE seen
     raids: int = 0  # raid USERNOTICEs kept
     raids_malformed: int = 0  # raid USERNOTICEs skipped for missing or unreadable tags
+    malformed: int = 0  # other lines skipped: not UTF-8, too long, a login Twitch never issues
+    drops: int = 0  # connections lost (each clears the presence of the rooms it carried)
 
 
 @dataclass
@@ -178,6 +223,9 @@ class _Channel:
     seen: dict[str, tuple[datetime, str]] = field(default_factory=dict)  # login -> (t, source)
     membership: bool = False
     names_reset: bool = True  # the next NAMES list replaces presence (after a (re)join)
+    live_since: datetime | None = None  # our JOIN confirmed on a connection still up
+    # live spans closed by a drop since the last `observe()`: (from, to)
+    spans: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 @dataclass
@@ -227,6 +275,13 @@ async def _open_tcp(host: str, port: int, tls: bool
     return await asyncio.open_connection(host, port, ssl=context,
                                          server_hostname=host if tls else None,
                                          limit=1 << 20)
+
+
+def _seconds(start: datetime, end: datetime, floor: datetime | None, ceiling: datetime
+             ) -> float:
+    """Seconds of [start, end] that fall within [floor, ceiling] (no floor: from start)."""
+    start = max(start, floor) if floor is not None else start
+    return max(0.0, (min(end, ceiling) - start).total_seconds())
 
 
 # -- the client ------------------------------------------------------------------------------
@@ -431,19 +486,30 @@ class ChatClient:
     def observe(
         self, channels: Iterable[str] | None = None, *, window_s: float
     ) -> dict[str, ChannelView]:
-        """Per channel: present users plus users seen in the last `window_s` seconds.
+        """Per channel: present users plus users seen in the last `window_s` seconds (and
+        since the previous `observe`: a user belongs to one window only).
 
-        Also returns how long each channel was listened to since it was joined or last
-        observed, whichever is later; and restarts that count.
+        Also returns how long each channel was listened to on a live connection since it was
+        joined or last observed, whichever is later; and restarts that count. A channel not
+        listened to at all (its connection down the whole time) yields no users.
         """
         now = self._clock.now()
-        since = now - timedelta(seconds=window_s)
         names = self._where.keys() if channels is None else [c.lower() for c in channels]
         views: dict[str, ChannelView] = {}
         for name in names:
             state = self._channels.get(name)
             if state is None:
                 continue
+            since = now - timedelta(seconds=window_s)
+            if state.observed_at is not None:
+                since = max(since, state.observed_at)
+            spans = list(state.spans)
+            if state.live_since is not None:
+                spans.append((state.live_since, now))
+            floor = state.observed_at
+            listened = sum(_seconds(a, b, floor, now) for a, b in spans)
+            if not any(_seconds(a, b, since, now) for a, b in spans):
+                listened = 0.0  # live before the window, not in it: heard nothing of it
             users = dict(state.present)
             for login, (t, source) in list(state.seen.items()):
                 if t < since:
@@ -452,10 +518,9 @@ class ChatClient:
                     continue
                 if login not in users or RANK[source] < RANK[users[login]]:
                     users[login] = source
-            start = max((t for t in (state.joined_at, state.observed_at) if t), default=None)
-            listened = (now - start).total_seconds() if start else 0.0
-            state.observed_at = now
-            views[name] = ChannelView(users, max(0.0, listened), state.membership)
+            state.observed_at, state.spans = now, []
+            views[name] = ChannelView(users if listened > 0 else {}, listened,
+                                      state.membership)
         return views
 
     async def close(self) -> None:
@@ -520,6 +585,7 @@ class ChatClient:
                 failures += 1
                 reason = f"connection error: {exc}"
             conn.ready.clear()
+            self._lose(conn)
             await self._drop_writer(conn)
             if self._closing:
                 break
@@ -528,6 +594,21 @@ class ChatClient:
                 log.info("chat connection %d: server asked to reconnect", conn.index)
             else:
                 await self._pause(conn, failures, f"chat connection {conn.index} lost ({reason})")
+
+    def _lose(self, conn: _Connection) -> None:
+        """The connection is gone: its rooms' presence goes with it (what NAMES and JOIN
+        said is no longer known to hold), and their listening stops until rejoined."""
+        self.stats.drops += 1
+        now = self._clock.now()
+        for name in conn.channels:
+            state = self._channels.get(name)
+            if state is None:
+                continue
+            if state.live_since is not None:
+                state.spans.append((state.live_since, now))
+                state.live_since = None
+            state.present.clear()
+            state.names_reset = True
 
     async def _pause(self, conn: _Connection, failures: int, why: str) -> None:
         conn.failed.set()
@@ -611,20 +692,30 @@ class ChatClient:
             except TimeoutError:
                 return "idle timeout"
             except (ValueError, asyncio.LimitOverrunError):
-                continue  # a line over the limit: skip it
+                self.stats.malformed += 1  # a line over the limit: skip it
+                continue
             if not raw:
                 return "closed by server"
             self.stats.lines += 1
-            message = parse_line(raw.decode("utf-8", errors="replace"))
+            try:
+                message = parse_line(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                self.stats.malformed += 1
+                continue
             if message is None:
                 continue
             if message.command == "PING":
-                await self._write(conn, "PONG :" + (message.params[-1] if message.params
+                await self._write(conn, "PONG :" + (message.params[-1][:200] if message.params
                                                     else "tmi.twitch.tv"))
             elif message.command == "RECONNECT":
                 return "reconnect"
             else:
-                self._handle(message, conn)
+                try:
+                    self._handle(message, conn)
+                except Exception:  # noqa: BLE001 - one odd line must not end the reader
+                    self.stats.malformed += 1
+                    log.warning("skipped a chat line that could not be handled: %.200r", raw,
+                                exc_info=True)
 
     # -- membership bookkeeping --------------------------------------------------------------
 
@@ -643,6 +734,9 @@ class ChatClient:
             channel = self._channel(message.params[0] if message.params else "")
             login = (message.tags.get("login") or message.nick).lower()
             if channel is not None and login:
+                if not is_login(login):
+                    self.stats.malformed += 1
+                    return
                 self.stats.messages += 1
                 self._see(channel, login, "message")
         elif command == "JOIN":
@@ -651,16 +745,22 @@ class ChatClient:
             if channel is None or not login:
                 return
             if login == self.nick:
-                channel.joined_at = channel.joined_at or self._clock.now()
+                now = self._clock.now()
+                channel.joined_at = channel.joined_at or now
+                if channel.live_since is None:
+                    channel.live_since = now
                 if conn is not None:
                     conn.confirmed.add(channel.name)
+                return
+            if not is_login(login):
+                self.stats.malformed += 1
                 return
             channel.membership = True
             channel.present.setdefault(login, "join")
             self._see(channel, login, "join")
         elif command == "PART":
             channel = self._channel(message.params[0] if message.params else "")
-            if channel is not None and message.nick and message.nick != self.nick:
+            if channel is not None and is_login(message.nick) and message.nick != self.nick:
                 channel.membership = True
                 channel.present.pop(message.nick, None)
         elif command == "353" and len(message.params) >= 4:
@@ -670,12 +770,17 @@ class ChatClient:
             if channel.names_reset:
                 channel.present.clear()
                 channel.names_reset = False
+            odd = 0
             for login in message.params[3].split():
                 login = login.lstrip("@+").lower()
-                if login and login != self.nick:
+                if not is_login(login):
+                    odd += 1
+                elif login != self.nick:
                     channel.membership = True
                     channel.present[login] = "names"
                     self._see(channel, login, "names")
+            if odd:
+                self.stats.malformed += 1  # the line's good names are kept
         elif command == "NOTICE" and message.tags.get("msg-id") in (
             "msg_channel_suspended", "msg_channel_blocked", "tos_ban"
         ):

@@ -14,6 +14,9 @@ steam_store_url    STEAM_STORE_URL     https://store.steampowered.com
 steam_api_url      STEAM_API_URL       https://api.steampowered.com
 gql_url            TWITCH_GQL_URL      https://gql.twitch.tv/gql
 =================  ==================  ================================
+
+Each collected snapshot records `Endpoints.collect_label` (Helix, its token and chat), so a
+store can tell Twitch's snapshots from the simulator's.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from twitchgraph.errors import BadValue
 from twitchgraph.twitch.credentials import read_env
 
-__all__ = ["Endpoints"]
+__all__ = ["Endpoints", "is_twitch_label"]
 
 _URL_VARS = {
     "api_url": "TWITCH_API_URL",
@@ -35,6 +38,11 @@ _URL_VARS = {
     "gql_url": "TWITCH_GQL_URL",
 }
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def is_twitch_label(label: str) -> bool:
+    """True for the `Endpoints.collect_label` of Twitch's own endpoints."""
+    return label == Endpoints().collect_label()
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,18 @@ class Endpoints:
         endpoints = cls(**values)  # type: ignore[arg-type]
         endpoints.chat_address()  # validate early
         return endpoints
+
+    def collect_label(self) -> str:
+        """The endpoints a snapshot is collected from, as one line (stored with it)."""
+        scheme = "tls" if self.chat_tls else "tcp"
+        return f"api={self.api_url} auth={self.auth_url} chat={scheme}://{self.chat_host}"
+
+    @property
+    def collects_from_twitch(self) -> bool:
+        """True when Helix, its token and chat are Twitch's own (not the simulator's)."""
+        default = Endpoints()
+        return (self.api_url, self.auth_url, self.chat_host, self.chat_tls) == (
+            default.api_url, default.auth_url, default.chat_host, default.chat_tls)
 
     def chat_address(self) -> tuple[str, int]:
         """`chat_host` split into (host, port)."""

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from twitchgraph.clock import Clock, SystemClock
+from twitchgraph.store.limits import COUNT_MAX
 from twitchgraph.twitch.auth import AppTokenAuth
 from twitchgraph.twitch.errors import MalformedResponse
 from twitchgraph.twitch.retry import Backoff, ClosingClient, send_with_retries
@@ -316,6 +317,8 @@ class HelixClient(ClosingClient):
             viewers = raw["viewer_count"]
             if isinstance(viewers, bool) or not isinstance(viewers, int | float):
                 raise TypeError("viewer_count is not a number")
+            if not (0 <= viewers <= COUNT_MAX):  # also NaN: the store's column is INTEGER
+                raise ValueError(f"viewer_count {viewers!r} out of range")
             stream = {
                 "id": _text(raw["id"]),
                 "user_id": _text(raw["user_id"]),
@@ -332,7 +335,7 @@ class HelixClient(ClosingClient):
                 "is_mature": bool(raw["is_mature"]) if raw.get("is_mature") is not None
                 else None,
             }
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             self._skip_item("stream", raw, exc)
             return None
         return stream
