@@ -65,9 +65,9 @@ def test_an_end_sends_its_chatters_to_the_channels_they_are_seen_in_next():
     assert ends.loc["b", ["ends", "end_chatters", "end_retained"]].tolist() == [0, 0, 0.0]
     assert r.build["flows"] == {
         "median_spacing_minutes": 5.0, "gap_minutes": 10.0, "snapshot_pairs": 2,
-        "gaps_skipped": 0, "stream_ends": 1, "stream_ends_of_streamers": 1,
-        "end_chatters": 4, "end_chatters_retained": 3, "viewers_between_streamers": 4,
-        "viewers_outside_streamers": 0, "pairs": 2}
+        "gaps_skipped": 0, "stream_ends": 1, "end_chatters": 4, "stream_ends_of_streamers": 1,
+        "end_chatters_of_streamers": 4, "end_chatters_retained": 3,
+        "viewers_between_streamers": 4, "viewers_to_outside_streamers": 0, "pairs": 2}
 
 
 def test_a_gap_in_the_collection_is_no_stream_end_and_is_counted():
@@ -151,8 +151,10 @@ def test_streamers_outside_streamers_csv_are_only_counted():
     assert "small" not in set(r.streamers["login"])
     assert _rows(r.flows) == [("a", "b", 1, 1, _at(5), _at(5), "Directed")]
     f = r.build["flows"]
-    assert (f["stream_ends"], f["stream_ends_of_streamers"]) == (2, 1)
-    assert (f["viewers_between_streamers"], f["viewers_outside_streamers"]) == (1, 2)
+    assert (f["stream_ends"], f["end_chatters"]) == (2, 4)
+    assert (f["stream_ends_of_streamers"], f["end_chatters_of_streamers"]) == (1, 2)
+    # u2 went from a to small; small's own end (u3 to b) is counted, not followed
+    assert (f["viewers_between_streamers"], f["viewers_to_outside_streamers"]) == (1, 1)
     a = r.streamers.set_index("login").loc["a"]
     assert (a.ends, a.end_chatters, a.end_retained) == (1, 2, 1.0)  # small is live all the same
 

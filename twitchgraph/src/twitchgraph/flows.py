@@ -17,11 +17,16 @@ and the build's window (``_tg_window``), bot tables (``_tg_known_bots``, ``_tg_s
 ``_tg_uid``) and kept streamers (``_tg_kept``). The steps are apart so that each table can be
 made, or brought up to date, on its own:
 
-``_tg_fpairs``  (s, s2, s2_at)            consecutive snapshots, gaps left out
-``_tg_flive``   (snapshot_id, login)      who is live in each snapshot of the window
-``_tg_fends``   (a, s, s2, s2_at)         stream ends
-``_tg_fchat``   (a, s2, viewer)           the non-bot chatters of A in s, per end
-``_tg_fmoves``  (a, s2, s2_at, b, viewer) where each of them is in s'
+``_tg_fpairs``    (s, s2, s2_at)            consecutive snapshots, gaps left out
+``_tg_flive``     (snapshot_id, login)      who is live in each snapshot of the window
+``_tg_fends``     (a, s, s2, s2_at)         stream ends (of every channel)
+``_tg_fchat``     (a, s2, s2_at, viewer)    the non-bot chatters of A in s, per end
+``_tg_fmoves``    (a, s2, s2_at, b, viewer) where those of kept streamers' ends are in s'
+``_tg_fpair``     (a, b, viewers, ends, first_at, last_at)  the flow aggregate (kept b)
+``_tg_fretained`` (a, retained)             chatters of A's ends seen anywhere next
+
+Only the ends of kept streamers are followed into the next snapshot (the costly join); the
+ends of every channel and their chatters are counted.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ __all__ = [
     "FLOW_DEFINITION",
     "end_chatters",
     "end_moves",
+    "flow_aggregates",
     "flow_pairs",
     "flow_table",
     "flows_step",
@@ -52,10 +58,6 @@ FLOW_DEFINITION = (
     "first_at/last_at = time of s' (UTC)"
 )
 GAP_FACTOR = 2.0  # a spacing beyond this many median spacings is a gap in the collection
-
-
-def _count(engine: Any, table: str) -> int:
-    return int(engine.rows(f"SELECT count(*) FROM {table}")[0][0])
 
 
 def flow_pairs(engine: Any) -> dict[str, Any]:
@@ -132,13 +134,14 @@ def end_chatters(engine: Any, *, drop_suspected: bool) -> None:
 
 
 def end_moves(engine: Any) -> None:
-    """Create ``_tg_fmoves``: for each chatter of an end, each live channel (not the viewer's
-    own) they are seen in in the next snapshot."""
+    """Create ``_tg_fmoves``: for each chatter of a kept streamer's end, each live channel
+    (not the viewer's own) they are seen in in the next snapshot."""
     engine.table(
         "_tg_fmoves",
         """
         SELECT f.a, f.s2, f.s2_at, c.channel_login AS b, f.viewer
         FROM _tg_fchat f
+        JOIN _tg_kept k ON k.login = f.a
         JOIN chatters c ON c.snapshot_id = f.s2 AND c.user_login = f.viewer
         JOIN _tg_flive l ON l.snapshot_id = f.s2 AND l.login = c.channel_login
         WHERE c.channel_login <> f.viewer
@@ -146,27 +149,57 @@ def end_moves(engine: Any) -> None:
     )
 
 
+def flow_aggregates(engine: Any) -> None:
+    """Create ``_tg_fpair`` (per (a, b), b a kept streamer: viewers, ends, first and last
+    time) and ``_tg_fretained`` (per a: its end chatters seen in any live channel next).
+
+    Every column of ``_tg_fpair`` adds up over disjoint sets of ends (sums, counts, min,
+    max), so aggregates of two windows combine without the moves behind them."""
+    engine.table(
+        "_tg_fpair",
+        """
+        SELECT a, b, CAST(sum(n) AS BIGINT) AS viewers, count(*) AS ends,
+               min(s2_at) AS first_at, max(s2_at) AS last_at
+        FROM (
+            -- per end first: a count(DISTINCT s2) per pair costs several times more
+            SELECT m.a, m.b, m.s2, m.s2_at, count(*) AS n
+            FROM _tg_fmoves m JOIN _tg_kept k ON k.login = m.b
+            GROUP BY m.a, m.b, m.s2, m.s2_at
+        )
+        GROUP BY a, b
+        """,
+    )
+    engine.table(
+        "_tg_fretained",
+        "SELECT a, count(*) AS retained FROM (SELECT DISTINCT a, s2, viewer FROM _tg_fmoves) "
+        "GROUP BY a",
+    )
+
+
 def flow_table(engine: Any) -> pd.DataFrame:
-    """``flows.csv``: the moves between kept streamers, one row per (Source, Target)."""
+    """``flows.csv``: the flows between kept streamers, one row per (Source, Target)."""
     # Plain aggregates only, so the same SQL runs on every engine; times are formatted here.
     flows = engine.df(
         """
-        SELECT m.a AS "Source", m.b AS "Target", count(*) AS viewers,
-               count(DISTINCT m.s2) AS ends, min(m.s2_at) AS first_at, max(m.s2_at) AS last_at,
+        SELECT a AS "Source", b AS "Target", viewers, ends, first_at, last_at,
                'Directed' AS "Type"
-        FROM _tg_fmoves m
-        JOIN _tg_kept ka ON ka.login = m.a
-        JOIN _tg_kept kb ON kb.login = m.b
-        GROUP BY 1, 2
+        FROM _tg_fpair
         ORDER BY viewers DESC, ends DESC, "Source", "Target"
         """
     )
     for column in ("viewers", "ends"):
         flows[column] = flows[column].astype("int64")
     for column in ("first_at", "last_at"):
-        flows[column] = (pd.to_datetime(flows[column], utc=True)
-                         .dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        flows[column] = _iso(flows[column])
     return flows[FLOW_COLUMNS]
+
+
+def _iso(times: pd.Series) -> pd.Series:
+    """Times as ``2022-05-02T10:05:00Z``. They are snapshot times, a few hundred distinct
+    ones for up to millions of rows: each is formatted once."""
+    codes, uniques = pd.factorize(pd.to_datetime(times, utc=True))
+    text = pd.DatetimeIndex(uniques).strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(dtype=object)
+    return pd.Series(text[codes] if len(codes) else [], index=times.index, dtype=object)
 
 
 def streamer_end_figures(engine: Any) -> None:
@@ -177,46 +210,41 @@ def streamer_end_figures(engine: Any) -> None:
         "_tg_fstreamer",
         """
         WITH ends AS (SELECT a, count(*) AS n FROM _tg_fends GROUP BY 1),
-        chat AS (SELECT a, count(*) AS n FROM _tg_fchat GROUP BY 1),
-        kept AS (
-            SELECT a, count(*) AS n FROM (SELECT DISTINCT a, s2, viewer FROM _tg_fmoves)
-            GROUP BY 1
-        )
+        chat AS (SELECT a, count(*) AS n FROM _tg_fchat GROUP BY 1)
         SELECT k.login, coalesce(e.n, 0) AS ends, coalesce(c.n, 0) AS end_chatters,
                CASE WHEN coalesce(c.n, 0) = 0 THEN CAST(0 AS DOUBLE)
-                    ELSE round(CAST(coalesce(r.n, 0) AS DOUBLE) / c.n, 4) END AS end_retained
+                    ELSE round(CAST(coalesce(r.retained, 0) AS DOUBLE) / c.n, 4)
+               END AS end_retained
         FROM _tg_kept k
         LEFT JOIN ends e ON e.a = k.login
         LEFT JOIN chat c ON c.a = k.login
-        LEFT JOIN kept r ON r.a = k.login
+        LEFT JOIN _tg_fretained r ON r.a = k.login
         """,
     )
 
 
 def _totals(engine: Any) -> dict[str, int]:
-    """Counts over every channel, and the moves with either side outside the graph."""
-    ends, chatters = engine.rows(
-        "SELECT (SELECT count(*) FROM _tg_fends), (SELECT count(*) FROM _tg_fchat)")[0]
-    retained = _count(engine, "(SELECT DISTINCT a, s2, viewer FROM _tg_fmoves)")
-    moves, between = engine.rows(
+    """The ends of every channel and their chatters; of the streamers' ends, the chatters
+    seen again and the viewers that went to channels outside the graph."""
+    ends, chatters, streamer_ends, streamer_chatters, retained = engine.rows(
         """
-        SELECT count(*), sum(CASE WHEN ka.login IS NOT NULL AND kb.login IS NOT NULL
-                                  THEN 1 ELSE 0 END)
-        FROM _tg_fmoves m
-        LEFT JOIN _tg_kept ka ON ka.login = m.a
-        LEFT JOIN _tg_kept kb ON kb.login = m.b
+        SELECT (SELECT count(*) FROM _tg_fends), (SELECT count(*) FROM _tg_fchat),
+               (SELECT count(*) FROM _tg_fends e JOIN _tg_kept k ON k.login = e.a),
+               (SELECT count(*) FROM _tg_fchat f JOIN _tg_kept k ON k.login = f.a),
+               (SELECT sum(retained) FROM _tg_fretained)
         """
     )[0]
+    moves, between = engine.rows(
+        "SELECT (SELECT count(*) FROM _tg_fmoves), (SELECT sum(viewers) FROM _tg_fpair)")[0]
     moves, between = int(moves or 0), int(between or 0)
-    streamer_ends = int(engine.rows(
-        "SELECT count(*) FROM _tg_fends e JOIN _tg_kept k ON k.login = e.a")[0][0])
     return {
         "stream_ends": int(ends),
-        "stream_ends_of_streamers": streamer_ends,
         "end_chatters": int(chatters),
-        "end_chatters_retained": retained,
+        "stream_ends_of_streamers": int(streamer_ends),
+        "end_chatters_of_streamers": int(streamer_chatters),
+        "end_chatters_retained": int(retained or 0),
         "viewers_between_streamers": between,
-        "viewers_outside_streamers": moves - between,
+        "viewers_to_outside_streamers": moves - between,
     }
 
 
@@ -227,6 +255,7 @@ def flows_step(engine: Any, *, drop_suspected: bool, stats: dict) -> pd.DataFram
     stream_ends(engine)
     end_chatters(engine, drop_suspected=drop_suspected)
     end_moves(engine)
+    flow_aggregates(engine)
     flows = flow_table(engine)
     streamer_end_figures(engine)
     stats["flows"] = {**figures, **_totals(engine), "pairs": len(flows)}
