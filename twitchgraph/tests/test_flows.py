@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -172,3 +173,48 @@ def test_flows_csv_and_the_end_columns_are_written_and_read_back(tmp_path):
     assert _rows(back.flows) == [("a", "b", 1, 1, _at(5), _at(5), "Directed")]
     (out / "flows.csv").unlink()  # a GRAPH_DIR from before flows
     assert read_graph_dir(out).flows.columns.tolist() == FLOW_COLUMNS
+
+
+def test_flows_csv_is_exactly_what_the_simulator_did(tmp_path):
+    """Simulator -> store -> build: a snapshot every simulated minute, each holding exactly
+    who the simulator has live and in chat then (a collector that misses nothing), so
+    flows.csv must hold exactly the simulator's record of where each end's chatters went."""
+    from twitchgraph.sim.population import make_population
+    from twitchgraph.store import SnapshotData, open_store, write_snapshot
+
+    pop = make_population(channels=40, users=600, seed=5, live_fraction=0.6, start=T0)
+    con = open_store(":memory:")
+    minutes = 180
+    for m in range(minutes):
+        t = 60.0 * m
+        ch, viewers = pop.ranked_live(t)
+        at = T0 + timedelta(seconds=t)
+        write_snapshot(con, SnapshotData(
+            started_at=at, finished_at=at + timedelta(seconds=30), interval_s=60.0,
+            streams=pop.streams(ch, t, viewers),
+            chatters={pop.acc_login[c]: {pop.acc_login[a]: "names" for a in pop.chatters(c, t)}
+                      for c in ch.tolist()}))
+    # every bot of the world is listed: the simulator's record is of viewers only
+    (tmp_path / "bots.csv").write_text("login\n" + "\n".join(pop.bot_logins) + "\n")
+    import_bot_csv(con, tmp_path / "bots.csv")
+    r = build_graph(con, BuildParams(**OPEN))
+    assert len(r.streamers) == len(set(r.streamers["login"]))
+
+    # an end at t is seen between the minutes around it: (0, last minute]
+    record = pop.audience_after_ends(0.0, 60.0 * (minutes - 1))
+    expected: dict[tuple[str, str], list] = {}
+    for t, a, b, _viewer, _moved in record:
+        seen_at = _at(-(-t // 60))  # the first minute at or after the end
+        row = expected.setdefault((a, b), [0, set(), seen_at, seen_at])
+        row[0] += 1
+        row[1].add(t)
+        row[2], row[3] = min(row[2], seen_at), max(row[3], seen_at)
+    got = {(s, t): [v, e, f, last] for s, t, v, e, f, last, _ in _rows(r.flows)}
+    assert got == {pair: [n, len(ends), first, last]
+                   for pair, (n, ends, first, last) in expected.items()}
+    # the simulator's moves are in it (the rest were in both chats anyway)
+    assert len(got) >= 20 and sum(1 for row in record if row[4]) >= 300
+    ends = [t for t, c, _ in pop.ends_between(0.0, 60.0 * (minutes - 1))
+            if not pop.session(np.asarray([c]), 60.0 * -(-t // 60))[0][0]]
+    assert r.build["flows"]["stream_ends"] == len(ends) >= 10
+    assert r.build["flows"]["gaps_skipped"] == 0
