@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twitchgraph.bots import import_bot_csv
-from twitchgraph.build import build_graph
-from twitchgraph.build_params import BuildParams
+from twitchgraph.build.bots import import_bot_csv
+from twitchgraph.build.definition import build_graph
+from twitchgraph.build.params import BuildParams
 from twitchgraph.graphio import FLOW_COLUMNS, STREAMER_COLUMNS, read_graph_dir, write_graph_dir
 
 from ._build_fixtures import T0, new_store
@@ -180,7 +180,7 @@ def test_flows_csv_is_exactly_what_the_simulator_did(tmp_path):
     who the simulator has live and in chat then (a collector that misses nothing), so
     flows.csv must hold exactly the simulator's record of where each end's chatters went."""
     from twitchgraph.sim.population import make_population
-    from twitchgraph.store import SnapshotData, open_store, write_snapshot
+    from twitchgraph.store.db import SnapshotData, open_store, write_snapshot
 
     pop = make_population(channels=40, users=600, seed=5, live_fraction=0.6, start=T0)
     con = open_store(":memory:")

@@ -6,7 +6,7 @@ together and keeps the counts. An engine runs each step (`twitchgraph.build.engi
 written, or Spark after SQLGlot transpiles it. Parameters are inlined as literals and every
 tie is broken explicitly, so both engines give the same rows. The result is five tables
 (streamers, edges, played, games, raids) and the statistics that ``build.json`` records, so
-that any graph can be traced back to how it was made; plus flows (``twitchgraph.flows``):
+that any graph can be traced back to how it was made; plus flows (``twitchgraph.build.flows``):
 where the chatters of a stream go when it ends.
 
 Definitions (the original Italian-Twitch study's, parameterised):
@@ -32,7 +32,7 @@ Definitions (the original Italian-Twitch study's, parameterised):
   with the channel live in the first and not in the second; pairs further apart than twice
   the median spacing are gaps, skipped and counted), the non-bot chatters of the channel in
   the first seen in another live channel in the second, summed per (ended, destination)
-  pair of kept streamers (`twitchgraph.flows`).
+  pair of kept streamers (`twitchgraph.build.flows`).
 
 Examples
 --------
@@ -57,10 +57,10 @@ import pandas as pd
 from twitchgraph import __version__
 from twitchgraph.build.bots import known_bots_frame, suspected_bots_sql
 from twitchgraph.build.engines import DuckDBEngine, SparkEngine
+from twitchgraph.build.flows import FLOW_DEFINITION, flows_step
 from twitchgraph.build.params import BuildParams
 from twitchgraph.clock import as_utc
 from twitchgraph.errors import TwitchgraphError
-from twitchgraph.flows import FLOW_DEFINITION, flows_step
 from twitchgraph.graphio import (
     EDGE_COLUMNS,
     FLOW_COLUMNS,
