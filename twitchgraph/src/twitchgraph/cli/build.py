@@ -193,7 +193,7 @@ def build(
         "local[*]", "--spark-master", help="With --engine spark: the cluster's master URL, "
         "e.g. spark://host:7077 or yarn (Spark Connect: set SPARK_REMOTE=sc://host:15002)."),
 ) -> None:
-    """Build the streamer graph (streamers, edges, played, games, raids CSVs + build.json).
+    """Build the streamer graph (streamers, edges, played, games, raids, flows CSVs + build.json).
 
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
              twitchgraph build --engine spark --dataset /shared/dataset --out graph/
