@@ -46,6 +46,13 @@ the build's ~20 steps is a job with its own scheduling, shuffle files and checkp
 a cluster spreads and DuckDB never pays. Full scale was not run with Spark (at this load,
 about two hours of both cores shared with seven engineers).
 
+The flow step (flows.csv: every complete snapshot, not every 3rd, followed into the next)
+measured 2026-12-07, `--scale 0.1 --pandas-scale 0`, DuckDB, 2 cores shared with five other
+jobs (load average 9-11): build 50.3 s (write included), of which the flow step 20.3 s (40 %;
+39,708 stream ends, 604,553 flow pairs). Run apart under the same load, the step's share
+ranged from 31 % to 43 %: it reads all 382 snapshots' chatters twice where the rest of the
+build reads every third snapshot's once.
+
 Measured 2026-11-25 on this project's machine (2 cores shared with other jobs, 23 GiB RAM),
 `--scale 1 --pandas-scale 0.1`, DuckDB memory_limit 4GB:
 
@@ -87,6 +94,7 @@ GLOBAL_USERS = 200_000
 PARAMS = BuildParams(every_nth=3, min_live_minutes=60, min_viewer_mean=10,
                      min_chatter_mean=10, min_weight=10, weight="overlap",
                      min_game_minutes=30)
+FLOW_STEP = "audience flows at stream ends"  # the build's name for its flow step
 GAMES = ["Just Chatting", "Ashen Frontier", "Skyward Isles", "Pixel Farmstead", "Tidebreaker",
          "Rogue Circuit", "Cardbound", "Crimson Vanguard", "Music", "Art"]  # fmt: skip
 
@@ -221,6 +229,10 @@ def run_duckdb(db: Path, out: Path, threads: int, memory_limit: str) -> dict:
         "median_weight": float(result.edges["Weight"].median()) if len(result.edges) else None,
         "chatter_rows_used": result.build["chatter_rows"]["in_live_channels"],
         "removed_bots": result.build["removed_bots"],
+        "flow_pairs": len(result.flows),
+        "stream_ends": result.build["flows"]["stream_ends"],
+        "step_seconds": result.build["step_seconds"],
+        "flow_s": result.build["step_seconds"][FLOW_STEP],
     }
 
 
@@ -278,7 +290,7 @@ def _same_graph(a: Path, b: Path) -> str:
     import numpy as np
     import pandas as pd
 
-    for name in ("streamers.csv", "edges.csv", "played.csv"):
+    for name in ("streamers.csv", "edges.csv", "played.csv", "flows.csv"):
         x = pd.read_csv(a / name, keep_default_na=False)
         y = pd.read_csv(b / name, keep_default_na=False)
         if list(x.columns) != list(y.columns) or len(x) != len(y):
@@ -458,6 +470,9 @@ def main() -> None:
         else:
             print(f"| {scale:g} | | | twitchgraph build (DuckDB) | {d['seconds']:.1f} | "
                   f"{d['peak_rss_mib']:.0f} | {d['streamers']:,} | {d['edges']:,} |")  # fmt: skip
+            print(f"| {scale:g} | | | of which the flow step ({d['stream_ends']:,} stream ends, "
+                  f"{d['flow_pairs']:,} flow pairs) | {d['flow_s']:.1f} "
+                  f"({100 * d['flow_s'] / d['seconds']:.0f} % of build) | | | |")
         if "spark" in r:
             sp = r["spark"]
             if "failed" in sp:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from twitchgraph.graphio import RAID_COLUMNS, GraphData, write_graph_dir
+from twitchgraph.graphio import FLOW_COLUMNS, RAID_COLUMNS, GraphData, write_graph_dir
 
 LANGUAGES = ["it", "en", "es", "de", "fr", "pt", "ja", "ko"]
 GENRES = ["Shooter", "Role-playing (RPG)", "Strategy", "Sport", "Adventure", "Racing",
@@ -127,10 +127,44 @@ def planted_graph(
     raids = raids.groupby(["Source", "Target"], as_index=False).agg(
         raids=("raids", "sum"), viewers_total=("viewers_total", "sum"),
         first_at=("first_at", "min"), last_at=("last_at", "max"), Type=("Type", "first"))
+    flows = _flows(rng, logins, truth)
+    # The stream-end figures agree with the flows: each streamer's chatters at its ends are
+    # those that went somewhere, and as many again that went nowhere seen.
+    out = flows.groupby("Source").agg(viewers=("viewers", "sum"), ends=("ends", "max"))
+    sent = out["viewers"].reindex(logins).fillna(0).astype(int).to_numpy()
+    streamers["ends"] = out["ends"].reindex(logins).fillna(0).astype(int).to_numpy() + 2
+    streamers["end_chatters"] = 2 * sent
+    streamers["end_retained"] = np.where(sent > 0, 0.5, 0.0)
     build = {"params": {"min_overlap": 10.0, "fixture": True, "seed": seed},
              "counts": {"streamers": n, "edges": len(edges)}}
     return {"streamers": streamers, "edges": edges, "played": played, "games": games,
-            "raids": raids, "build": build, "truth": truth}
+            "raids": raids, "flows": flows, "build": build, "truth": truth}
+
+
+def _flows(rng: np.random.Generator, logins: list[str], truth: dict) -> pd.DataFrame:
+    """Flows, drawn after everything else: each planted streamer's audience goes to two of its
+    community and now and then one outside; the first streamer's goes to the second most."""
+    rows = []
+    for i, login in enumerate(logins):
+        if truth[login] < 0:
+            continue
+        peers = [x for x in logins if truth[x] == truth[login] and x != login]
+        others = [x for x in logins if truth[x] != truth[login] and truth[x] >= 0]
+        targets = [peers[int(k)] for k in rng.choice(len(peers), size=2, replace=False)]
+        if others and rng.random() < 0.3:
+            targets.append(others[int(rng.integers(0, len(others)))])
+        for target in targets:
+            if i == 0 and target == logins[1]:
+                continue
+            ends = int(rng.integers(1, 6))
+            rows.append((login, target, int(rng.integers(1, 40)), ends,
+                         f"2026-05-0{1 + i % 5}T2{ends % 4}:00:00Z", "2026-05-07T23:00:00Z",
+                         "Directed"))
+    rows.append((logins[0], logins[1], 250, 6, "2026-05-01T18:00:00Z", "2026-05-06T23:00:00Z",
+                 "Directed"))
+    flows = pd.DataFrame(rows, columns=FLOW_COLUMNS)
+    return flows.sort_values(["viewers", "ends", "Source", "Target"],
+                             ascending=[False, False, True, True]).reset_index(drop=True)
 
 
 def write_planted_graph_dir(path: Path, **kwargs) -> dict[str, str | int]:
@@ -139,5 +173,6 @@ def write_planted_graph_dir(path: Path, **kwargs) -> dict[str, str | int]:
     # The build's own writer, so the readers are tested on what `twitchgraph build` writes.
     write_graph_dir(GraphData(streamers=tables["streamers"], edges=tables["edges"],
                               played=tables["played"], games=tables["games"],
-                              build=tables["build"], raids=tables["raids"]), path)
+                              build=tables["build"], raids=tables["raids"],
+                              flows=tables["flows"]), path)
     return tables["truth"]

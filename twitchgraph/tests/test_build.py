@@ -275,7 +275,7 @@ def test_write_graph_dir(tmp_path, triangle):
         "filter": "min_viewer_mean", "value": 150, "before": 3, "after": 2
     }  # fmt: skip
     assert meta["outputs"] == {"streamers": 2, "edges": 1, "played": 2, "games": 1,
-                              "raids": 0}
+                              "raids": 0, "flows": 0}
     assert "removed_bots" in meta
 
 

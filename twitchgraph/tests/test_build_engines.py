@@ -27,7 +27,7 @@ from ._build_fixtures import T0
 
 PARAMS = BuildParams(every_nth=2, min_live_minutes=20, min_viewer_mean=5, min_chatter_mean=3,
               min_weight=10, min_game_minutes=20)
-GRAPH_FILES = ("streamers.csv", "edges.csv", "played.csv")
+GRAPH_FILES = ("streamers.csv", "edges.csv", "played.csv", "flows.csv")
 
 
 def _world(seed: int = 7) -> list[SnapshotData]:
@@ -107,6 +107,7 @@ def test_duckdb_reads_the_dataset_as_it_reads_the_store(store, tmp_path):
     edges = pd.read_csv(tmp_path / "store" / "edges.csv")
     streamers = pd.read_csv(tmp_path / "store" / "streamers.csv")
     assert len(edges) >= 5 and len(streamers) >= 6  # a graph worth comparing
+    assert len(pd.read_csv(tmp_path / "store" / "flows.csv")) >= 5
     assert "listedbot" not in streamers["login"].tolist()
 
 
@@ -157,7 +158,7 @@ def test_spark_builds_what_duckdb_builds_from_sharded_collectors(spark, tmp_path
     b = json.loads((tmp_path / "spark" / "build.json").read_text())
     assert (a["engine"], b["engine"]) == ("duckdb", "spark")
     for key in ("snapshots", "stream_rows", "chatter_rows", "removed_bots", "filters", "edges",
-                "played", "streamers", "snapshot_minutes"):
+                "played", "streamers", "snapshot_minutes", "flows"):
         assert a[key] == b[key], key
     assert a["snapshots"]["partial"] == 1 and a["snapshots"]["complete"] == len(world) - 1
     assert a["snapshots"]["partial_slots"][0]["shards_complete"] == 1

@@ -37,7 +37,8 @@ def test_networkx_reads_nodes_edges_and_attributes(exported):
     assert graph.is_directed()
     assert graph.number_of_nodes() == len(data.streamers)
     assert len(data.raids) > 0
-    assert graph.number_of_edges() == len(data.edges) + len(data.raids)
+    assert len(data.flows) > 0
+    assert graph.number_of_edges() == len(data.edges) + len(data.raids) + len(data.flows)
     kinds = {}
     for source, target, attrs in graph.edges(data=True):
         kinds.setdefault(attrs["kind"], []).append((source, target, attrs))
@@ -46,6 +47,12 @@ def test_networkx_reads_nodes_edges_and_attributes(exported):
     (got,) = [a for s, t, a in kinds["raid"] if (s, t) == (raid["Source"], raid["Target"])]
     assert got["raids"] == raid["raids"] and got["viewers_total"] == raid["viewers_total"]
     assert got["weight"] == raid["raids"] and got["first_at"] == raid["first_at"]
+    assert len(kinds["flow"]) == len(data.flows)
+    flow = data.flows.iloc[0]
+    (got,) = [a for s, t, a in kinds["flow"] if (s, t) == (flow["Source"], flow["Target"])]
+    assert (got["viewers"], got["ends"], got["weight"]) == (flow["viewers"], flow["ends"],
+                                                            flow["viewers"])
+    assert got["last_at"] == flow["last_at"]
     row = data.streamers.iloc[0]
     node = graph.nodes[row["Id"]]
     assert node["label"] == row["Label"]  # hostile label survives as text

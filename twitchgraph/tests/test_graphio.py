@@ -55,8 +55,9 @@ def test_write_streamers_keeps_build_columns_first(tmp_path):
     streamers = data.streamers.assign(size=1.0, community=0, extra="e", x=0.0, y=0.0)
     write_streamers(tmp_path, streamers)
     columns = list(pd.read_csv(tmp_path / "streamers.csv").columns)
-    assert columns[:12] == list(data.streamers.columns)
-    assert columns[12:] == ["community", "x", "y", "size", "extra"]
+    n = len(data.streamers.columns)  # the build's columns, the end figures included
+    assert columns[:n] == list(data.streamers.columns) and columns[n - 1] == "end_retained"
+    assert columns[n:] == ["community", "x", "y", "size", "extra"]
 
 
 def test_undirected_collapse_and_graph_conversions():

@@ -188,3 +188,24 @@ def test_raids_are_raided_relationships_with_their_counts(graph_dir, data):
     rows = run_query(graph_dir, "MATCH (a:Streamer {login: $a})-[r:RAIDED]->(b:Streamer "
                      "{login: $b}) RETURN r.raids", {"a": first, "b": second}).rows
     assert rows[0][0] >= 2
+
+
+def test_flows_are_flowed_to_relationships_and_answer_the_readme_query(graph_dir, data):
+    assert len(data.flows) > 10
+    got = run_query(graph_dir, "MATCH (a:Streamer)-[f:FLOWED_TO]->(b:Streamer) "
+                    "RETURN a.login, b.login, f.viewers, f.`ends`").rows
+    expected = [[r.Source, r.Target, r.viewers, r.ends] for r in data.flows.itertuples()]
+    assert sorted(got) == sorted(expected)
+    first = data.logins[0]
+    _, cypher, defaults = EXAMPLE_QUERIES["flow_destinations"]
+    rows = run_query(graph_dir, cypher, {**defaults, "login": first}).rows
+    mine = data.flows[data.flows.Source == first].sort_values(
+        ["viewers", "Target"], ascending=[False, True])
+    chatters = data.streamers.set_index("Id").loc[first, "end_chatters"]
+    assert [r[0] for r in rows] == mine["Target"].tolist()
+    assert [r[2] for r in rows] == mine["viewers"].tolist()
+    assert rows[0][4] == pytest.approx(100.0 * mine["viewers"].iloc[0] / chatters)
+    ends = run_query(graph_dir, "MATCH (s:Streamer {login: $l}) RETURN s.`ends`, s.end_chatters, "
+                     "s.end_retained", {"l": first}).rows
+    assert ends == [data.streamers.set_index("Id").loc[
+        first, ["ends", "end_chatters", "end_retained"]].tolist()]

@@ -52,6 +52,7 @@ def test_headers_follow_neo4j_admin_format(exported):
     assert "neo4j-admin database import full" in script
     assert "--nodes=Streamer=streamers.csv" in script and "--array-delimiter=';'" in script
     assert "--relationships=RAIDED=raids.csv" in script
+    assert "--relationships=FLOWED_TO=flows.csv" in script
     assert _header(out / "raids.csv") == [":START_ID(Streamer)", ":END_ID(Streamer)",
                                           "raids:long", "viewers_total:long", ":TYPE"]
     assert sorted(p.name for p in out.iterdir()) == sorted(NEO4J_FILES)
@@ -102,6 +103,13 @@ def test_files_parse_back_to_the_same_data(exported):
                     strict=True)) == list(zip(data.raids["Source"], data.raids["Target"],
                                               data.raids["raids"], data.raids["viewers_total"],
                                               strict=True))
+    flows, kinds = _read_neo4j_csv(out / "flows.csv")
+    assert kinds["viewers"] == "long" and kinds["ends"] == "long"
+    assert set(flows["TYPE"]) == {"FLOWED_TO"} and len(flows) == len(data.flows) > 0
+    assert list(zip(flows["START_ID"], flows["END_ID"], flows["viewers"], flows["ends"],
+                    strict=True)) == list(zip(data.flows["Source"], data.flows["Target"],
+                                              data.flows["viewers"], data.flows["ends"],
+                                              strict=True))
 
 
 def test_same_data_loaded_into_kuzu_answers_the_readme_queries_alike(exported, tmp_path):
@@ -110,12 +118,14 @@ def test_same_data_loaded_into_kuzu_answers_the_readme_queries_alike(exported, t
     games, _ = _read_neo4j_csv(out / "games.csv")
     overlaps, _ = _read_neo4j_csv(out / "overlaps.csv")
     played, _ = _read_neo4j_csv(out / "played.csv")
+    flows, _ = _read_neo4j_csv(out / "flows.csv")
     back = GraphData(
         streamers=streamers.rename(columns={"login": "Id", "name": "Label"}),
         edges=overlaps.rename(columns={"START_ID": "Source", "END_ID": "Target",
                                        "weight": "Weight"}),
         played=played.rename(columns={"START_ID": "Source", "END_ID": "Target"}),
         games=games.rename(columns={"name": "Id"}),
+        flows=flows.rename(columns={"START_ID": "Source", "END_ID": "Target"}),
     )
     export_kuzu(back, tmp_path / "from_neo4j")
     export_kuzu(data, tmp_path / "direct")
@@ -141,8 +151,9 @@ def test_load_cypher_uses_constraints_merge_and_parameters(exported):
     statements = _statements((out / "load.cypher").read_text())
     assert sum(s.startswith("CREATE CONSTRAINT") for s in statements) == 2
     loads = [s for s in statements if s.startswith("LOAD CSV")]
-    assert len(loads) == 5
+    assert len(loads) == 6
     assert any("raids.csv" in s and "MERGE (a)-[r:RAIDED]->(b)" in s for s in loads)
+    assert any("flows.csv" in s and "MERGE (a)-[r:FLOWED_TO]->(b)" in s for s in loads)
     for statement in loads:
         assert "$base +" in statement and "MERGE" in statement
         file = re.search(r"\$base \+ '([^']+)'", statement)[1]

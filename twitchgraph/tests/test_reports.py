@@ -81,9 +81,23 @@ def test_explore_with_store_and_graph(store, tmp_path):
         "Source,Target,raids,viewers_total,first_at,last_at,Type\n"
         "ch1,ch2,1,30,2022-05-02T10:01:00Z,2022-05-02T10:01:00Z,Directed\n"
         "ch3,ch0,2,300,2022-05-02T10:02:00Z,2022-05-02T10:07:00Z,Directed\n")
+    (graph / "flows.csv").write_text(
+        "Source,Target,viewers,ends,first_at,last_at,Type\n"
+        "ch1,ch2,10,1,2022-05-02T10:05:00Z,2022-05-02T10:05:00Z,Directed\n"
+        "ch3,ch2,30,2,2022-05-02T10:05:00Z,2022-05-02T10:10:00Z,Directed\n")
+    streamers = pd.read_csv(graph / "streamers.csv", keep_default_na=False)
+    streamers["end_chatters"] = streamers["login"].map({"ch1": 40}).fillna(0).astype(int)
+    streamers.to_csv(graph / "streamers.csv", index=False)
     t = explore_tables(store, graph)
     assert t["top_raids"][["Source", "Target", "viewers_total"]].values.tolist() == [
         ["ch3", "ch0", 300], ["ch1", "ch2", 30]]
+    flows = t["top_flows"]
+    assert flows[["Source", "Target", "viewers"]].values.tolist() == [
+        ["ch3", "ch2", 30], ["ch1", "ch2", 10]]
+    # ch1's ends had 40 chatters, 10 went to ch2; ch2 gained 40 at ends, 30 from ch3;
+    # ch3 had no chatters at its ends in streamers.csv: no share of them
+    assert flows["share_of_arrivals_pct"].tolist() == [75.0, 25.0]
+    assert flows["share_of_ends_pct"].iloc[1] == 25.0 and pd.isna(flows["share_of_ends_pct"][0])
     degree = t["degree"].set_index("Id")["degree"]
     assert degree["ch0"] == 1 and degree["ch1"] == 1 and degree["ch5"] == 0  # via "shared"
     assert t["languages"].set_index("language").loc["it", "streamers"] == 11  # ch0..ch9 + big
@@ -93,6 +107,7 @@ def test_explore_with_store_and_graph(store, tmp_path):
     assert len(_embedded_pngs(html)) == 7
     assert "min_weight=0" in html
     assert html.index("Top raid flows") > html.index("Top edges")
+    assert html.index("Top flows at stream ends") > html.index("Top raid flows")
 
 
 def test_explore_needs_an_input(tmp_path):

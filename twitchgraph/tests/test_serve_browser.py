@@ -166,6 +166,30 @@ def test_raids_are_shown_on_the_map_and_the_streamer_page(server, page):
     assert page.errors == [] and page.csp == []
 
 
+def test_flows_are_shown_on_the_map_and_the_streamer_page(server, page):
+    url, data = server
+    _open_map(page, url + "/#flows=1")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__map.flows") is True and page.is_checked("#flows-layer")
+    drawn = page.evaluate("window.__map.graph.filterEdges((e, a) => a.flow).length")
+    assert drawn == len(page.evaluate("fetch('/map.json').then(r => r.json())")["flows"]) > 0
+    first, second = data.logins[0], data.logins[1]
+    page.goto(f"{url}/streamer/{first}")
+    assert page.text_content("#flows-out-title") == f"When {EVIL} ends, its viewers go to"
+    rows = page.evaluate("Array.from(document.querySelectorAll('#flows-out tr')).slice(1)"
+                         ".map(tr => Array.from(tr.cells).map(c => c.textContent))")
+    label = data.streamers.set_index("Id").loc[second, "Label"]
+    assert rows[0][:2] == [label, "250"] and rows[0][2].endswith(" %") and rows[0][3] == "6"
+    page.click("#flows-out a >> nth=0")
+    page.wait_for_load_state()
+    assert page.url.endswith(f"/streamer/{second}")
+    into = page.evaluate("Array.from(document.querySelectorAll('#flows-in tr')).slice(1)"
+                         ".map(tr => tr.cells[0].textContent)")
+    assert into[0] == EVIL
+    assert page.evaluate("window.__pwned") is None
+    assert page.errors == [] and page.csp == []
+
+
 def test_hostile_names_stay_inert_on_every_page(server, page):
     url, data = server
     evil = data.logins[0]

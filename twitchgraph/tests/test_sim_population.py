@@ -166,3 +166,26 @@ def test_raids_come_at_session_ends_mostly_within_communities_and_toward_big_aud
     # raided channels are the big ones: their typical audience beats the average channel's
     raided = np.asarray([g for _, _, g, _ in raids])
     assert np.median(pop.ch_base[raided]) > 3 * np.median(pop.ch_base)
+
+
+def test_stream_ends_send_some_chatters_on_and_the_record_says_where(pop):
+    hours = 4 * 3600.0
+    ends = [(t, c, k) for t, c, k in pop.ends_between(0.0, hours)
+            if len(pop.end_moves(c, k, t)[0])]
+    assert len(ends) >= 10
+    bot0 = pop.n_channels + pop.n_viewers
+    record = pop.audience_after_ends(0.0, hours)
+    # pure: the same interval, split or not, gives the same record
+    assert record == pop.audience_after_ends(0.0, hours / 2) + pop.audience_after_ends(
+        hours / 2, hours)
+    moved = {(t, a, b, v) for t, a, b, v, m in record if m}
+    for t, c, k in ends[:10]:
+        movers, dest = pop.end_moves(c, k, t)
+        last = 60.0 * (np.ceil(t / 60.0) - 1)
+        # movers come from the last minute's own audience; each sits in its destination's
+        # chat from the next minute on, and the record says so
+        assert set(movers.tolist()) <= set(pop.chatters(c, last).tolist())
+        assert (movers < bot0).all() and c not in dest
+        for v, b in zip(movers.tolist(), dest.tolist(), strict=True):
+            assert v in pop.chatters(b, last + 60.0)
+            assert (t, pop.acc_login[c], pop.acc_login[b], pop.acc_login[v]) in moved

@@ -77,6 +77,27 @@ def test_payload_has_communities_colours_and_games(map_file):
     assert any(n["games"] for n in payload["nodes"])
 
 
+def test_payload_flows_are_each_streamers_largest_with_their_shares(map_file):
+    data = read_graph_dir(map_file.parent)
+    payload = map_payload(data, top_flows=2)
+    logins = [n["key"] for n in payload["nodes"]]
+    got = {(logins[s], logins[t]): (v, e, so, sa) for s, t, v, e, so, sa in payload["flows"]}
+    flows = data.flows.sort_values(["viewers", "ends", "Source", "Target"],
+                                   ascending=[False, False, True, True])
+    wanted = set()
+    for column in ("Source", "Target"):
+        for _, group in flows.groupby(column, sort=False):
+            wanted |= set(zip(group["Source"].head(2), group["Target"].head(2), strict=True))
+    assert set(got) == wanted and len(got) < len(data.flows)
+    chatters = data.streamers.set_index("Id")["end_chatters"]
+    arrivals = data.flows.groupby("Target")["viewers"].sum()
+    first, second = data.logins[0], data.logins[1]
+    viewers, ends, of_ends, of_arrivals = got[(first, second)]
+    assert (viewers, ends) == (250, 6)
+    assert of_ends == pytest.approx(250 / chatters[first], abs=1e-3)
+    assert of_arrivals == pytest.approx(250 / arrivals[second], abs=1e-3)
+
+
 @pytest.fixture(scope="module")
 def page(map_file):
     if CHROMIUM is None:
@@ -265,6 +286,35 @@ def test_raid_layer_is_off_by_default_and_draws_raids_as_arrows(page):
     assert any(t.startswith("raided " + label) and "2×" in t for t in page.evaluate(
         "Array.from(document.querySelectorAll('#panel-raids li')).map(li => li.textContent)"))
     page.click("#raids-layer")
+    assert page.evaluate("window.__map.graph.size") == overlaps
+    assert page.errors == []
+
+
+@pytest.mark.slow
+def test_flow_layer_is_off_by_default_and_the_panel_says_where_viewers_go(page):
+    data = read_graph_dir(Path(page.url.removeprefix("file://")).parent)
+    overlaps = page.evaluate("window.__map.graph.size")
+    assert page.evaluate("window.__map.flows") is False
+    assert not page.is_checked("#flows-layer") and page.is_visible("#flows-layer")
+    page.click("#flows-layer")
+    drawn = page.evaluate("window.__map.graph.filterEdges((e, a) => a.flow)"
+                          ".map(e => [window.__map.graph.source(e), window.__map.graph.target(e),"
+                          " window.__map.graph.isDirected(e)])")
+    payload = map_payload(data)
+    logins = [n["key"] for n in payload["nodes"]]
+    assert sorted(map(tuple, drawn)) == sorted(
+        (logins[f[0]], logins[f[1]], True) for f in payload["flows"])
+    first, second = data.logins[0], data.logins[1]
+    page.evaluate(f"window.__map.select({json.dumps(first)})")
+    labels = data.streamers.set_index("Id")["Label"]
+    assert page.text_content("#panel-flows-out-title") == (
+        f"When {labels[first]} ends, its viewers go to")
+    going = page.evaluate(
+        "Array.from(document.querySelectorAll('#panel-flows-out li')).map(li => li.textContent)")
+    share = round(100 * 250 / data.streamers.set_index("Id").loc[first, "end_chatters"], 1)
+    assert going[0].startswith(f"{labels[second]} — 250 viewers, {share:g} %")
+    assert going[0].endswith("(6 ends)")
+    page.click("#flows-layer")
     assert page.evaluate("window.__map.graph.size") == overlaps
     assert page.errors == []
 

@@ -75,6 +75,7 @@ def test_map_page_links_its_code_and_carries_the_graph_as_inert_json(served):
     assert data["nodes"][0]["label"] == EVIL
     assert data == client.get("/map.json").json()
     assert len(data["raids"]) == len(rebuilder.state.graph.raids) > 0
+    assert data["flows"] and data["flows"][0][2] == 250  # the largest: first -> second
 
 
 def test_streamer_page_and_its_json_twin(served):
@@ -97,6 +98,32 @@ def test_streamer_page_and_its_json_twin(served):
     assert 'href="javascript:' not in page.text  # a javascript: link is shown as text only
     assert "javascript:alert(1)" in page.text
     assert f'/streamer/{data.logins[1]}"' in page.text  # raids out link to the raided
+
+
+def test_streamer_says_where_its_viewers_go_and_come_from(served):
+    client, rebuilder = served
+    data = rebuilder.state.graph
+    first, second = data.logins[0], data.logins[1]
+    facts = client.get(f"/streamer/{first}.json").json()
+    streamers = data.streamers.set_index("Id")
+    mine = data.flows[data.flows.Source == first].sort_values("viewers", ascending=False)
+    assert [(f["login"], f["viewers"], f["ends"]) for f in facts["flows_out"]] == list(
+        zip(mine["Target"], mine["viewers"], mine["ends"], strict=True))
+    assert facts["flows_out"][0]["share"] == round(
+        100 * 250 / streamers.loc[first, "end_chatters"], 1)
+    assert facts["facts"]["end_chatters"] == streamers.loc[first, "end_chatters"]
+    into = client.get(f"/streamer/{second}.json").json()["flows_in"]
+    arrivals = data.flows[data.flows.Target == second]
+    assert {f["login"] for f in into} == set(arrivals["Source"])
+    assert into[0]["login"] == first
+    assert into[0]["share"] == round(100 * 250 / arrivals["viewers"].sum(), 1)
+    assert sum(f["share"] for f in into) == pytest.approx(100, abs=0.1 * len(into))
+    page = client.get(f"/streamer/{first}").text
+    # the hostile name is escaped in the headings too
+    assert "When &lt;script&gt;window.__pwned=1&lt;/script&gt;" in page
+    assert "its viewers go to" in page and "'s viewers come from" in page
+    assert f'/streamer/{second}"' in page.split('id="flows-out"')[1].split("</table>")[0]
+    assert f"{facts['flows_out'][0]['share']:.1f} %" in page
 
 
 def test_unknown_streamer_is_a_404_that_echoes_escaped(served):

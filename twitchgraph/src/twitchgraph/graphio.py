@@ -2,7 +2,8 @@
 
 A GRAPH_DIR holds `streamers.csv` (one row per streamer, Gephi's `Id, Label` first),
 `edges.csv` (streamer -> streamer, shared-viewer overlap), `played.csv` (streamer -> game,
-minutes played), `games.csv` (game metadata), `raids.csv` (raider -> raided streamer, optional:
+minutes played), `games.csv` (game metadata), `raids.csv` (raider -> raided streamer) and
+`flows.csv` (streamer that ended -> streamer its chatters were seen in next; both optional:
 older builds have none) and `build.json` (build parameters). Communities
 and the layout add `community`, `x`, `y` and `size` columns to `streamers.csv`.
 
@@ -28,6 +29,7 @@ from twitchgraph.errors import TwitchgraphError
 
 __all__ = [
     "EDGE_COLUMNS",
+    "FLOW_COLUMNS",
     "GAME_COLUMNS",
     "GRAPH_FILES",
     "PLAYED_COLUMNS",
@@ -50,13 +52,18 @@ logger = logging.getLogger(__name__)
 STREAMER_COLUMNS = [
     "Id", "Label", "login", "language", "minutes_live", "viewer_mean", "viewer_peak",
     "chatter_mean", "chatters_total", "main_game", "broadcaster_type", "social_links",
+    "ends", "end_chatters", "end_retained",
 ]
+# The stream-end figures came with flows.csv: an older streamers.csv lacks them.
+END_COLUMNS = ["ends", "end_chatters", "end_retained"]
 ADDED_STREAMER_COLUMNS = ["community", "x", "y", "size"]
 # Every file `twitchgraph build` writes, build.json (written last) included.
-GRAPH_FILES = ("streamers.csv", "edges.csv", "played.csv", "games.csv", "raids.csv", "build.json")
+GRAPH_FILES = ("streamers.csv", "edges.csv", "played.csv", "games.csv", "raids.csv", "flows.csv",
+               "build.json")
 EDGE_COLUMNS = ["Source", "Target", "Weight", "shared", "overlap", "jaccard", "Type"]
 PLAYED_COLUMNS = ["Source", "Target", "minutes_played"]
 RAID_COLUMNS = ["Source", "Target", "raids", "viewers_total", "first_at", "last_at", "Type"]
+FLOW_COLUMNS = ["Source", "Target", "viewers", "ends", "first_at", "last_at", "Type"]
 GAME_COLUMNS = [
     "Id", "Label", "game_id", "igdb_id", "genres", "themes", "release_date", "developers",
     "publishers", "steam_appid", "steam_match", "steam_match_score", "categories", "tags",
@@ -68,14 +75,16 @@ _STRING_COLUMNS = {
     "edges.csv": ["Source", "Target", "Type"],
     "played.csv": ["Source", "Target"],
     "raids.csv": ["Source", "Target", "first_at", "last_at", "Type"],
+    "flows.csv": ["Source", "Target", "first_at", "last_at", "Type"],
     "games.csv": ["Id", "Label", "game_id", "igdb_id", "genres", "themes", "release_date",
                   "developers", "publishers", "steam_appid", "steam_match", "categories", "tags"],
 }
 _REQUIRED = {
-    "streamers.csv": STREAMER_COLUMNS,
+    "streamers.csv": [c for c in STREAMER_COLUMNS if c not in END_COLUMNS],
     "edges.csv": ["Source", "Target", "Weight"],
     "played.csv": PLAYED_COLUMNS,
     "raids.csv": RAID_COLUMNS,
+    "flows.csv": FLOW_COLUMNS,
     "games.csv": ["Id", "Label"],
 }
 
@@ -89,9 +98,9 @@ class GraphData:
     """The tables of one GRAPH_DIR, as `twitchgraph build` makes them and `read_graph_dir` reads.
 
     `streamers` is indexed by nothing in particular; `streamers["Id"]` holds the login.
-    Optional tables (`played`, `games`, `raids`) are empty frames with the expected columns when the
-    file is absent. `build` is the record of how the graph was made (``build.json``: parameters
-    and statistics).
+    Optional tables (`played`, `games`, `raids`, `flows`) are empty frames with the expected
+    columns when the file is absent. `build` is the record of how the graph was made
+    (``build.json``: parameters and statistics).
     """
 
     streamers: pd.DataFrame
@@ -101,6 +110,7 @@ class GraphData:
     build: dict = field(default_factory=dict)
     path: Path | None = None
     raids: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RAID_COLUMNS))
+    flows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FLOW_COLUMNS))
 
     @property
     def logins(self) -> list[str]:
@@ -158,6 +168,7 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
     played = _read_csv(root, "played.csv", required=False)
     games = _read_csv(root, "games.csv", required=False)
     raids = _read_csv(root, "raids.csv", required=False)
+    flows = _read_csv(root, "flows.csv", required=False)
     if streamers["Id"].duplicated().any():
         dupes = streamers.loc[streamers["Id"].duplicated(), "Id"].head(3).tolist()
         raise GraphDirError(f"{root / 'streamers.csv'} repeats Id {dupes}; rebuild it.")
@@ -167,13 +178,10 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
         logger.warning("dropping %d edges whose endpoints are not in streamers.csv",
                        int(dangling.sum()))
         edges = edges.loc[~dangling].reset_index(drop=True)
-    if raids is None:
-        raids = pd.DataFrame(columns=RAID_COLUMNS)
-    else:
-        # The build writes only raids between its streamers; a hand-trimmed streamers.csv
-        # (or an older one) leaves raids that cannot be drawn.
-        raids = raids.loc[raids["Source"].isin(known) & raids["Target"].isin(known)]
-        raids = raids.reset_index(drop=True)
+    # The build writes only raids and flows between its streamers; a hand-trimmed
+    # streamers.csv (or an older one) leaves some that cannot be drawn.
+    raids = _between(raids, known, RAID_COLUMNS)
+    flows = _between(flows, known, FLOW_COLUMNS)
     return GraphData(
         streamers=streamers,
         edges=edges,
@@ -182,7 +190,15 @@ def read_graph_dir(path: str | os.PathLike) -> GraphData:
         build=read_build_record(root),
         path=root,
         raids=raids,
+        flows=flows,
     )
+
+
+def _between(frame: pd.DataFrame | None, known: set[str], columns: list[str]) -> pd.DataFrame:
+    if frame is None:
+        return pd.DataFrame(columns=columns)
+    frame = frame.loc[frame["Source"].isin(known) & frame["Target"].isin(known)]
+    return frame.reset_index(drop=True)
 
 
 def _write_atomic(target: Path, write: Callable[[str], object]) -> None:
@@ -220,7 +236,7 @@ def write_graph_dir(data: GraphData, out_dir: str | os.PathLike) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "build.json").unlink(missing_ok=True)
     tables = {"streamers": data.streamers, "edges": data.edges, "played": data.played,
-              "games": data.games, "raids": data.raids}
+              "games": data.games, "raids": data.raids, "flows": data.flows}
     for name, frame in tables.items():
         write_csv(frame, out / f"{name}.csv")
     record = {**data.build, "outputs": {name: len(frame) for name, frame in tables.items()}}

@@ -6,7 +6,8 @@ together and keeps the counts. An engine runs each step (`twitchgraph.build.engi
 written, or Spark after SQLGlot transpiles it. Parameters are inlined as literals and every
 tie is broken explicitly, so both engines give the same rows. The result is five tables
 (streamers, edges, played, games, raids) and the statistics that ``build.json`` records, so
-that any graph can be traced back to how it was made.
+that any graph can be traced back to how it was made; plus flows (``twitchgraph.build.flows``):
+where the chatters of a stream go when it ends.
 
 Definitions (the original Italian-Twitch study's, parameterised):
 
@@ -26,7 +27,12 @@ Definitions (the original Italian-Twitch study's, parameterised):
   viewer mean, chatter mean;
 * raids: every raid stored with a complete snapshot of the window (all of them, not every
   ``every_nth``: a raid is an event, not a sample) between two kept streamers, summed per
-  (raider, raided) pair; raids with either side not kept are only counted.
+  (raider, raided) pair; raids with either side not kept are only counted;
+* flows: per stream end (two consecutive complete snapshots of the window, again all of them,
+  with the channel live in the first and not in the second; pairs further apart than twice
+  the median spacing are gaps, skipped and counted), the non-bot chatters of the channel in
+  the first seen in another live channel in the second, summed per (ended, destination)
+  pair of kept streamers (`twitchgraph.build.flows`).
 
 Examples
 --------
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -50,11 +57,13 @@ import pandas as pd
 from twitchgraph import __version__
 from twitchgraph.build.bots import known_bots_frame, suspected_bots_sql
 from twitchgraph.build.engines import DuckDBEngine, SparkEngine
+from twitchgraph.build.flows import FLOW_DEFINITION, flows_step
 from twitchgraph.build.params import BuildParams
 from twitchgraph.clock import as_utc
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import (
     EDGE_COLUMNS,
+    FLOW_COLUMNS,
     GAME_COLUMNS,
     PLAYED_COLUMNS,
     RAID_COLUMNS,
@@ -84,6 +93,9 @@ DEFINITIONS = {
     "thresholds": "a value is kept when it reaches the threshold (>=)",
     "raids": "raids of the window's complete snapshots between kept streamers, per "
              "(raider, raided): count, summed viewers, first and last time (UTC)",
+    "flows": FLOW_DEFINITION,
+    "ends, end_chatters, end_retained": "a streamer's stream ends (as flows), the chatters "
+             "at them, the share of those seen in any live channel in the next snapshot",
 }
 _MAX_LISTED = 200  # removed bot logins listed per rule in build.json
 
@@ -613,10 +625,12 @@ def _streamers_frame(engine: Engine) -> pd.DataFrame:
                k.viewer_peak, round(k.chatter_mean, 4) AS chatter_mean,
                k.chatters_total, k.main_game,
                u.bt AS broadcaster_type,
-               coalesce(links.social_links, '') AS social_links
+               coalesce(links.social_links, '') AS social_links,
+               f.ends, f.end_chatters, f.end_retained
         FROM _tg_kept k
         LEFT JOIN u ON u.login = k.login
         LEFT JOIN links ON links.login = k.login
+        LEFT JOIN _tg_fstreamer f ON f.login = k.login
         ORDER BY k.viewer_mean DESC, k.login
         """
     )
@@ -641,8 +655,9 @@ def build_graph(
 
     Returns
     -------
-    GraphData with the streamers, edges, played, games and raids tables; its ``build`` holds
-    the parameters and statistics that ``build.json`` records.
+    GraphData with the streamers, edges, played, games, raids and flows tables; its ``build``
+    holds the parameters and statistics that ``build.json`` records (``step_seconds``: the
+    wall time of each step).
 
     Raises
     ------
@@ -658,7 +673,16 @@ def build_graph(
         "parameters": params.as_record(),
         "warnings": [],  # a filter that emptied a whole table
     }
-    def report(step: str) -> None:
+    timings = stats["step_seconds"] = {}
+    clock = {"step": None, "at": time.perf_counter()}
+
+    def report(step: str | None) -> None:
+        now = time.perf_counter()
+        if clock["step"] is not None:
+            timings[clock["step"]] = round(now - clock["at"], 3)
+        clock.update(step=step, at=now)
+        if step is None:
+            return
         logger.debug("build: %s", step)
         if progress is not None:
             progress(step)
@@ -682,14 +706,18 @@ def build_graph(
         games = _games(con, played)
         report("raids")
         raids = _raids(con, stats)
+        report("audience flows at stream ends")
+        flows = flows_step(con, drop_suspected=params.drop_suspected, stats=stats)
+        report("streamers table")
         streamers = _streamers_frame(con)
+        report(None)
     finally:
         con.cleanup()
     stats["games"] = {"count": len(games)}
     stats["engine"] = con.name
     logger.info(
-        "built graph: %d streamers, %d edges, %d played edges, %d games",
-        len(streamers), len(edges), len(played), len(games),
+        "built graph: %d streamers, %d edges, %d played edges, %d games, %d flow pairs",
+        len(streamers), len(edges), len(played), len(games), len(flows),
     )  # fmt: skip
     return GraphData(
         streamers=streamers[STREAMER_COLUMNS],
@@ -698,5 +726,6 @@ def build_graph(
         games=games,
         build=stats,
         raids=raids[RAID_COLUMNS],
+        flows=flows[FLOW_COLUMNS],
     )
 

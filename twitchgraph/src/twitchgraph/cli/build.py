@@ -193,7 +193,7 @@ def build(
         "local[*]", "--spark-master", help="With --engine spark: the cluster's master URL, "
         "e.g. spark://host:7077 or yarn (Spark Connect: set SPARK_REMOTE=sc://host:15002)."),
 ) -> None:
-    """Build the streamer graph (streamers, edges, played, games, raids CSVs + build.json).
+    """Build the streamer graph (streamers, edges, played, games, raids, flows CSVs + build.json).
 
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
              twitchgraph build --engine spark --dataset /shared/dataset --out graph/
@@ -238,12 +238,17 @@ def build(
     _out.print(
         f"{len(result.streamers)} streamers, {len(result.edges)} edges, "
         f"{len(result.played)} played edges, {len(result.games)} games, "
-        f"{len(result.raids)} raid pairs -> {out} "
+        f"{len(result.raids)} raid pairs, {len(result.flows)} flow pairs -> {out} "
         f"(bots removed: " + ", ".join(f"{k} {v['users']}" for k, v in removed.items()) + ")"
         + ("; warning: a filter emptied a table, see below" if warnings else "")
     )
     for warning in result.build["warnings"]:
         _err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
+    gaps = result.build["flows"]["gaps_skipped"]
+    if gaps:
+        _err.print(f"{gaps} gap(s) in the collection (snapshots over "
+                   f"{result.build['flows']['gap_minutes']:g} min apart) are not counted as "
+                   "stream ends in flows.csv")
     partial = result.build["snapshots"].get("partial")
     if partial:
         _err.print(f"{partial} slot(s) left out: not every collector shard completed them "

@@ -116,7 +116,7 @@ def _db(data: GraphData, out: Path) -> Exported:
     r = export_kuzu(data, out)
     return Exported("db", r.path, f"db: wrote Kùzu database {r.path} ({r.streamers} streamers, "
                     f"{r.games} games, {r.overlaps} overlaps, {r.played} played, "
-                    f"{r.raids} raid pairs)")
+                    f"{r.raids} raid pairs, {r.flows} flow pairs)")
 
 
 def _neo4j(data: GraphData, out: Path) -> Exported:

@@ -4,8 +4,9 @@ Gephi opens the file as the finished map: `viz:position` from the ForceAtlas2 la
 `viz:size` from mean viewers, `viz:color` by community, every streamers.csv column as a node
 attribute and every edges.csv column as an edge attribute (edges keep their direction,
 weighted by `Weight`). Raids (raids.csv) are edges too, raider -> raided, weighted by their
-number of raids; the edge attribute `kind` tells ``overlap`` from ``raid`` (filter on it in
-Gephi to see either graph).
+number of raids, and so are flows (flows.csv), the streamer that ended -> where its chatters
+were seen next, weighted by viewers; the edge attribute `kind` tells ``overlap``, ``raid``
+and ``flow`` apart (filter on it in Gephi to see one graph).
 
 The file is streamed row by row. networkx's writer (which reads these files back in the
 tests) first builds the whole XML tree: on a 30,000-streamer, 480,000-edge graph that took
@@ -27,7 +28,7 @@ import pandas as pd
 from twitchgraph import __version__
 from twitchgraph.atomic import atomic_open
 from twitchgraph.export import require_columns
-from twitchgraph.export.kuzu_db import known_raids
+from twitchgraph.export.kuzu_db import known_flows, known_raids
 from twitchgraph.export.mapview import map_view
 from twitchgraph.graphio import GraphData
 
@@ -92,12 +93,16 @@ def _attvalues(row: tuple, columns: list[str], types: dict, ids: dict, indent: s
 
 
 def _edges_with_kind(data: GraphData) -> pd.DataFrame:
-    """Overlap edges and raid edges in one table, told apart by `kind`."""
+    """Overlap, raid and flow edges in one table, told apart by `kind`."""
     edges = data.edges.assign(kind="overlap")
     raids = known_raids(data)
     if len(raids):
         raids = raids.assign(kind="raid", Weight=raids["raids"].astype(float))
         edges = pd.concat([edges, raids], ignore_index=True)
+    flows = known_flows(data)
+    if len(flows):
+        flows = flows.assign(kind="flow", Weight=flows["viewers"].astype(float))
+        edges = pd.concat([edges, flows], ignore_index=True)
     return edges.reset_index(drop=True)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from twitchgraph.atomic import write_text
 from twitchgraph.export import require_columns
 from twitchgraph.export.mapview import map_view
+from twitchgraph.graph.flow_shares import flow_shares
 from twitchgraph.graphio import GraphData
 
 __all__ = ["bundle_versions", "export_html", "map_payload", "safe_json"]
@@ -73,9 +74,12 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def map_payload(data: GraphData, *, top_games: int = 5, title: str = "") -> dict[str, Any]:
+def map_payload(data: GraphData, *, top_games: int = 5, title: str = "",
+                top_flows: int = 5) -> dict[str, Any]:
     """The JSON the page reads: nodes, edges (as index pairs), raids (raider and raided index,
-    raids, viewers), legend, frame, metadata.
+    raids, viewers), flows (ended and next index, viewers, ends, share of the ended one's end
+    chatters, share of the next one's arrivals; each streamer's `top_flows` largest out and
+    in), legend, frame, metadata.
 
     Each node has its `community` and its legend `group` (the community, or -1 for "other",
     see `export.mapview`); `communities` are the legend's entries; `meta.frame` is the box the
@@ -125,12 +129,27 @@ def map_payload(data: GraphData, *, top_games: int = 5, title: str = "") -> dict
         "nodes": nodes,
         "edges": edges,
         "raids": raids,
+        "flows": _flows(data, index, top_flows),
         "communities": [{"id": e.id, "color": e.color, "size": e.size, "name": e.name}
                         for e in view.legend],
         "meta": {"title": title or "twitchgraph map", "bundle": bundle_versions(),
                  "communities": int(streamers["community"].nunique()),
                  "frame": {"x": [xmin, xmax], "y": [ymin, ymax]}},
     }
+
+
+def _flows(data: GraphData, index: dict[str, int], top: int) -> list[list[Any]]:
+    """Each streamer's `top` largest flows out and in (a build has up to millions of small
+    ones; the map and the panels show the largest)."""
+    flows = flow_shares(data)
+    flows = flows[flows["Source"].isin(index) & flows["Target"].isin(index)]
+    flows = flows.sort_values(["viewers", "ends", "Source", "Target"],
+                              ascending=[False, False, True, True])
+    keep = flows.groupby("Source").head(top).index.union(flows.groupby("Target").head(top).index)
+    flows = flows.loc[flows.index.isin(keep)]
+    return [[index[s], index[t], int(v), int(e), _num(so), _num(sa)] for s, t, v, e, so, sa in
+            zip(flows["Source"], flows["Target"], flows["viewers"], flows["ends"],
+                flows["share_of_ends"], flows["share_of_arrivals"], strict=True)]
 
 
 def render_html(payload: dict[str, Any]) -> str:

@@ -3,12 +3,14 @@
 Model (the original's Neo4j model, with the build's columns)::
 
     (:Streamer {login, name, language, viewer_mean, viewer_peak, minutes_live, chatter_mean,
-                chatters_total, main_game, broadcaster_type, social_links, community, x, y, size})
+                chatters_total, main_game, broadcaster_type, social_links, ends, end_chatters,
+                end_retained, community, x, y, size})
     (:Game {name, game_id, igdb_id, developers, publishers, release_date, genres, themes,
             categories, tags, steam_appid, steam_match, steam_match_score})
     (:Streamer)-[:HAS_VIEWERSHIP_OVERLAPPED_WITH {overlap, shared, jaccard, weight}]->(:Streamer)
     (:Streamer)-[:PLAYED {minutes_played}]->(:Game)
     (:Streamer)-[:RAIDED {raids, viewers_total}]->(:Streamer)   (raider -> raided, raids.csv)
+    (:Streamer)-[:FLOWED_TO {viewers, ends}]->(:Streamer)  (ended -> seen next, flows.csv)
 
 Multi-valued fields (social links, genres, …) are `STRING[]` lists, so Cypher can ask
 ``'Shooter' IN g.genres``. Tables are bulk-loaded with `COPY … FROM (LOAD FROM df …)`: the
@@ -35,7 +37,7 @@ from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import GraphData
 
 __all__ = ["DB_NAME", "DatabaseMissing", "DatabaseUnreadable", "KuzuExport", "connect",
-           "export_kuzu", "known_raids", "played_and_games", "remove_db"]
+           "export_kuzu", "known_flows", "known_raids", "played_and_games", "remove_db"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,9 @@ STREAMER_PROPS = [
     ("main_game", "STRING", "main_game"),
     ("broadcaster_type", "STRING", "broadcaster_type"),
     ("social_links", "STRING[]", "social_links"),
+    ("ends", "INT64", "ends"),
+    ("end_chatters", "INT64", "end_chatters"),
+    ("end_retained", "DOUBLE", "end_retained"),
     ("community", "INT64", "community"),
     ("x", "DOUBLE", "x"),
     ("y", "DOUBLE", "y"),
@@ -82,6 +87,7 @@ OVERLAP_PROPS = [
 ]
 PLAYED_PROPS = [("minutes_played", "DOUBLE", "minutes_played")]
 RAID_PROPS = [("raids", "INT64", "raids"), ("viewers_total", "INT64", "viewers_total")]
+FLOW_PROPS = [("viewers", "INT64", "viewers"), ("ends", "INT64", "ends")]
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ class KuzuExport:
     overlaps: int
     played: int
     raids: int = 0
+    flows: int = 0
 
 
 def _frame(table: pd.DataFrame, props: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -120,6 +127,7 @@ def _missing(value: object) -> bool:
 def _projection(props: list[tuple[str, str, str]], prefix: list[str] | None = None) -> str:
     parts = list(prefix or [])
     for name, kind, _ in props:
+        name = f"`{name}`"
         if kind == "STRING[]":
             parts.append(f"CASE WHEN {name} = '' THEN CAST([] AS STRING[]) "
                          f"ELSE string_split({name}, ';') END")
@@ -131,7 +139,8 @@ def _projection(props: list[tuple[str, str, str]], prefix: list[str] | None = No
 
 
 def _schema(props: list[tuple[str, str, str]]) -> str:
-    return ", ".join(f"{name} {kind}" for name, kind, _ in props)
+    # Quoted: `ends` is a Cypher keyword (ENDS WITH) in Kùzu's grammar.
+    return ", ".join(f"`{name}` {kind}" for name, kind, _ in props)
 
 
 def _create_schema(con: kuzu.Connection) -> None:
@@ -141,6 +150,7 @@ def _create_schema(con: kuzu.Connection) -> None:
                 f"{_schema(OVERLAP_PROPS)})")
     con.execute(f"CREATE REL TABLE PLAYED(FROM Streamer TO Game, {_schema(PLAYED_PROPS)})")
     con.execute(f"CREATE REL TABLE RAIDED(FROM Streamer TO Streamer, {_schema(RAID_PROPS)})")
+    con.execute(f"CREATE REL TABLE FLOWED_TO(FROM Streamer TO Streamer, {_schema(FLOW_PROPS)})")
 
 
 def _copy(con: kuzu.Connection, table: str, frame: pd.DataFrame, projection: str) -> None:
@@ -166,8 +176,17 @@ def played_and_games(data: GraphData) -> tuple[pd.DataFrame, pd.DataFrame]:
 def known_raids(data: GraphData) -> pd.DataFrame:
     """The raids whose raider and raided are both streamers of `data` (a trimmed streamers
     table leaves others, which no relationship could hold)."""
+    return _between_streamers(data, data.raids)
+
+
+def known_flows(data: GraphData) -> pd.DataFrame:
+    """The flows whose both ends are streamers of `data` (as `known_raids`)."""
+    return _between_streamers(data, data.flows)
+
+
+def _between_streamers(data: GraphData, table: pd.DataFrame) -> pd.DataFrame:
     known = set(data.logins)
-    return data.raids[data.raids["Source"].isin(known) & data.raids["Target"].isin(known)]
+    return table[table["Source"].isin(known) & table["Target"].isin(known)]
 
 
 def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
@@ -192,6 +211,8 @@ def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
                           + PLAYED_PROPS)
     raids = _frame(known_raids(data), [("src", "STRING", "Source"),
                                        ("dst", "STRING", "Target")] + RAID_PROPS)
+    flows = _frame(known_flows(data), [("src", "STRING", "Source"),
+                                       ("dst", "STRING", "Target")] + FLOW_PROPS)
 
     db = kuzu.Database(str(staging))
     con = kuzu.Connection(db)
@@ -203,6 +224,7 @@ def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
               _projection(OVERLAP_PROPS, prefix=["src", "dst"]))
         _copy(con, "PLAYED", played_frame, _projection(PLAYED_PROPS, prefix=["src", "dst"]))
         _copy(con, "RAIDED", raids, _projection(RAID_PROPS, prefix=["src", "dst"]))
+        _copy(con, "FLOWED_TO", flows, _projection(FLOW_PROPS, prefix=["src", "dst"]))
     finally:
         # Close explicitly: leaving it to the garbage collector has crashed Kùzu at exit.
         con.close()
@@ -211,7 +233,8 @@ def export_kuzu(data: GraphData, out_dir: str | os.PathLike) -> KuzuExport:
     os.replace(staging, target)
     logger.info("wrote %s", target)
     return KuzuExport(path=target, streamers=len(streamers), games=len(games),
-                      overlaps=len(overlaps), played=len(played_frame), raids=len(raids))
+                      overlaps=len(overlaps), played=len(played_frame), raids=len(raids),
+                      flows=len(flows))
 
 
 def remove_db(path: Path) -> None:

@@ -23,11 +23,13 @@ import pandas as pd
 
 from twitchgraph.atomic import atomic_open, write_text
 from twitchgraph.export.kuzu_db import (
+    FLOW_PROPS,
     GAME_PROPS,
     OVERLAP_PROPS,
     PLAYED_PROPS,
     RAID_PROPS,
     STREAMER_PROPS,
+    known_flows,
     known_raids,
     played_and_games,
 )
@@ -41,6 +43,7 @@ logger = logging.getLogger(__name__)
 REL_OVERLAP = "HAS_VIEWERSHIP_OVERLAPPED_WITH"
 REL_PLAYED = "PLAYED"
 REL_RAIDED = "RAIDED"
+REL_FLOWED = "FLOWED_TO"
 # The export, one row a file: node files (file, label, properties; the first property is the
 # key), then relationship files (file, start label, type, end label, properties). The CSV
 # headers, import.sh and load.cypher are all made from these two tables.
@@ -49,6 +52,7 @@ RELATIONSHIP_FILES = (
     ("overlaps.csv", "Streamer", REL_OVERLAP, "Streamer", OVERLAP_PROPS),
     ("played.csv", "Streamer", REL_PLAYED, "Game", PLAYED_PROPS),
     ("raids.csv", "Streamer", REL_RAIDED, "Streamer", RAID_PROPS),
+    ("flows.csv", "Streamer", REL_FLOWED, "Streamer", FLOW_PROPS),
 )
 NEO4J_FILES = (*(f[0] for f in NODE_FILES), *(f[0] for f in RELATIONSHIP_FILES),
                "import.sh", "load.cypher", "queries.cypher")
@@ -106,7 +110,8 @@ def export_neo4j(data: GraphData, out_dir: str | os.PathLike) -> Path:
     played, games = played_and_games(data)
 
     tables = {"streamers.csv": data.streamers, "games.csv": games, "overlaps.csv": data.edges,
-              "played.csv": played, "raids.csv": known_raids(data)}
+              "played.csv": played, "raids.csv": known_raids(data),
+              "flows.csv": known_flows(data)}
     for name, label, props in NODE_FILES:
         header = [f"{props[0][0]}:ID({label})"]
         header += [neo4j_header(n, k) for n, k, _ in props[1:]] + [":LABEL"]
@@ -150,7 +155,7 @@ def _set_clause(var: str, props, *, skip_first: bool) -> str:
             value = f"CASE coalesce({column}, '') WHEN '' THEN [] ELSE split({column}, ';') END"
         else:
             value = column
-        parts.append(f"{var}.{name} = {value}")
+        parts.append(f"{var}.`{name}` = {value}")
     return ",\n    ".join(parts)
 
 

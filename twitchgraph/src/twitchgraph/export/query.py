@@ -61,6 +61,15 @@ EXAMPLE_QUERIES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "LIMIT $limit",
         {"login": "", "min_overlap": 20, "limit": 10},
     ),
+    "flow_destinations": (
+        "Top destinations of a streamer's audience: where its chatters are seen when it ends",
+        "MATCH (s:Streamer {login: $login})-[f:FLOWED_TO]->(d:Streamer)\n"
+        "RETURN d.login AS login, d.name AS name, f.viewers AS viewers,\n"
+        "       f.`ends` AS stream_ends, 100.0 * f.viewers / s.end_chatters AS percent\n"
+        "ORDER BY viewers DESC, login\n"
+        "LIMIT $limit",
+        {"login": "", "limit": 10},
+    ),
 }
 
 

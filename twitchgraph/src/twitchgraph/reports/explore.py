@@ -1,9 +1,9 @@
 """Exploration report: what the collected data and the built graph look like.
 
 Distributions (viewers, chatters, minutes live, degree, edge weights), activity by hour of
-day, top games and languages, top edges, top raid flows. Store-based sections need ``con``;
-graph-based sections need a GRAPH_DIR written by ``twitchgraph build``. Either may be
-missing; the page says which sections it left out.
+day, top games and languages, top edges, top raid flows, top flows at stream ends.
+Store-based sections need ``con``; graph-based sections need a GRAPH_DIR written by
+``twitchgraph build``. Either may be missing; the page says which sections it left out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from twitchgraph.errors import BadValue
-from twitchgraph.graphio import read_build_record, read_graph_dir
+from twitchgraph.graph.flow_shares import flow_shares
+from twitchgraph.graphio import GraphData, read_build_record, read_graph_dir
 from twitchgraph.reports.html import HtmlReport, new_figure
 
 __all__ = ["explore_tables", "write_explore_report"]
@@ -86,7 +87,17 @@ def explore_tables(
             t["top_raids"] = g.raids.sort_values(
                 ["viewers_total", "raids", "Source", "Target"],
                 ascending=[False, False, True, True]).head(30)
+        t["top_flows"] = _top_flows(g)
     return t
+
+
+def _top_flows(g: GraphData) -> pd.DataFrame:
+    """The 30 flows that moved the most viewers, with their shares in percent."""
+    flows = flow_shares(g).sort_values(["viewers", "ends", "Source", "Target"],
+                                       ascending=[False, False, True, True]).head(30)
+    for column in ("share_of_ends", "share_of_arrivals"):
+        flows[f"{column}_pct"] = (100 * flows.pop(column)).round(1)
+    return flows.drop(columns=["Type"]).reset_index(drop=True)
 
 
 def _hist(report: HtmlReport, name: str, values: pd.Series, xlabel: str, *, log: bool) -> None:
@@ -179,4 +190,14 @@ def write_explore_report(
         else:
             report.table(t["top_raids"], caption="Raids sending the most viewers "
                          "(raider -> raided)")
+    if "top_flows" in t:
+        report.heading("Top flows at stream ends")
+        if t["top_flows"].empty:
+            report.text("No flow between two streamers of the graph (flows.csv is empty or "
+                        "absent: a build from before flows).", note=True)
+        else:
+            report.table(t["top_flows"], caption="Where chatters are seen when a stream ends "
+                         "(ended -> next), summed over the ends; share_of_ends_pct: of the "
+                         "chatters at Source's ends, share_of_arrivals_pct: of those Target "
+                         "gained at others' ends")
     return report.write("explore")

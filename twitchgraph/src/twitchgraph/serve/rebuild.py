@@ -101,6 +101,7 @@ class RebuildState:
             "streamers": None if g is None else len(g.streamers),
             "edges": None if g is None else len(g.edges),
             "raid_pairs": None if g is None else len(g.raids),
+            "flow_pairs": None if g is None else len(g.flows),
             "windows": [] if self.timeline is None else list(self.timeline.windows),
             "timeline_error": self.timeline_error,
             "params": self.params,

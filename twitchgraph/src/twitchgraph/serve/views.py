@@ -3,7 +3,9 @@
 Pages, each with a JSON twin at the same URL plus ``.json``:
 
 - ``/``: the map (the offline map's sigma.js page and script), state in the URL's hash;
-- ``/streamer/{login}``: top overlaps, raids in and out, games played, community;
+- ``/streamer/{login}``: top overlaps, raids in and out, where its viewers go when it ends and
+  where the viewers it gains come from (flows, with counts and shares), games played,
+  community;
 - ``/status``: the facts of `twitchgraph status` and of the server's own rebuilds;
 - ``/download/map.png`` and ``/download/map.gexf``: the map as the page shows it (``hide``:
   legend groups left out, ``t``: a window of the time slider).
@@ -36,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from twitchgraph.graph.flow_shares import flows_of
 from twitchgraph.graphio import GraphData
 from twitchgraph.serve.rebuild import Rebuilder
 
@@ -101,6 +104,15 @@ def streamer_facts(data: GraphData, login: str, *, top: int = _TOP) -> dict[str,
     columns = ["login", "name", "raids", "viewers_total", "first_at", "last_at"]
     raids_out = raids_out.assign(name=raids_out["login"].map(labels))[columns]
     raids_in = raids_in.assign(name=raids_in["login"].map(labels))[columns]
+    flows = flows_of(data, key, top=top)
+    # going: share of the chatters at this streamer's ends; coming: share of its arrivals
+    flows_out = flows["out"].rename(columns={"Target": "login", "share_of_ends": "share"})
+    flows_in = flows["in"].rename(columns={"Source": "login", "share_of_arrivals": "share"})
+    columns = ["login", "name", "viewers", "share", "ends", "first_at", "last_at"]
+    flows_out = flows_out.assign(name=flows_out["login"].map(labels),
+                                 share=(100 * flows_out["share"]).round(1))[columns]
+    flows_in = flows_in.assign(name=flows_in["login"].map(labels),
+                               share=(100 * flows_in["share"]).round(1))[columns]
     games = data.played[data.played["Source"] == key].sort_values(
         "minutes_played", ascending=False).rename(columns={"Target": "game"})
     community = _clean(row.get("community")) if "community" in row.index else None
@@ -110,11 +122,14 @@ def streamer_facts(data: GraphData, login: str, *, top: int = _TOP) -> dict[str,
         "community": community,
         "facts": {k: _clean(row.get(k)) for k in (
             "viewer_mean", "viewer_peak", "chatter_mean", "chatters_total", "minutes_live",
-            "language", "main_game", "broadcaster_type")},
+            "language", "main_game", "broadcaster_type", "ends", "end_chatters",
+            "end_retained")},
         "social_links": [u for u in str(row.get("social_links") or "").split(";") if u],
         "overlaps": _records(overlaps[["login", "name", "weight", "shared"]]),
         "raids_out": _records(raids_out.sort_values("viewers_total", ascending=False)),
         "raids_in": _records(raids_in.sort_values("viewers_total", ascending=False)),
+        "flows_out": _records(flows_out),
+        "flows_in": _records(flows_in),
         "games": _records(games[["game", "minutes_played"]]),
     }
 
@@ -297,7 +312,8 @@ def served_map(data_json: str) -> str:
 def view_of(data: GraphData, *, hide: set[int], window: int | None,
             timeline: Any = None) -> GraphData:
     """The part of `data` the map shows: streamers of legend groups not in `hide` and, for a
-    window of `timeline`, only those in that window's graph; their edges, raids and games."""
+    window of `timeline`, only those in that window's graph; their edges, raids, flows and
+    games."""
     from twitchgraph.export.mapview import map_view
 
     keep = ~pd.Series(map_view(data).group).isin(hide).to_numpy()
@@ -311,7 +327,8 @@ def view_of(data: GraphData, *, hide: set[int], window: int | None,
 
     return GraphData(streamers=streamers, edges=both(data.edges),
                      played=data.played[data.played["Source"].isin(kept)],
-                     games=data.games, build=data.build, raids=both(data.raids))
+                     games=data.games, build=data.build, raids=both(data.raids),
+                     flows=both(data.flows))
 
 
 def _render_download(view: GraphData, kind: str) -> bytes:

@@ -16,6 +16,11 @@ Shape (all drawn from one ``seed``):
 - At the end of a session a channel may raid (`raids_between`): it sends its viewers to a live
   channel picked in proportion to audience, with channels of its own community weighted
   ``raid_home_weight`` times more, so most raids stay within the planted communities.
+- At the end of every session, ``follow_share`` of the chatters of its last minute move on: each
+  to a channel live in the next minute, picked as a raid's target is (by audience, its own
+  community ``follow_home_weight`` times more), whose chat they sit in for ``stay_s``. Who
+  went where is recorded by `audience_after_ends`: for each end, every chatter of the last
+  minute and the live channels they are in in the next one, moved there or already there.
 
 Times are simulated seconds since ``start`` (see `AcceleratedClock.elapsed`). Accounts share one
 index space: channels ``[0, C)``, viewers ``[C, C + U)``, bots after them.
@@ -24,6 +29,7 @@ index space: channels ``[0, C)``, viewers ``[C, C + U)``, bots after them.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -131,6 +137,9 @@ class Population:
     pool_acc: np.ndarray
     pool_loyalty: np.ndarray
     churn_s: float = 900.0
+    follow_share: float = 0.4
+    follow_home_weight: float = 8.0
+    stay_s: float = 1800.0
     game_ids: list[str] = field(default_factory=list)
     igdb_ids: list[int | None] = field(default_factory=list)
     steam_appids: list[int | None] = field(default_factory=list)
@@ -138,6 +147,9 @@ class Population:
     _id_index: dict[str, int] = field(default_factory=dict, repr=False)
     _cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _moves: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False)
+    _arrivals: dict[int, dict[int, np.ndarray]] = field(default_factory=dict, repr=False)
 
     # ----- lookups -------------------------------------------------------------------------
     @property
@@ -242,6 +254,27 @@ class Population:
         1); the raid brings the raider's viewer count just before the end. A pure function of
         the seed: the same interval gives the same raids.
         """
+        out: list[tuple[float, int, int, int]] = []
+        for t, c, k in self.ends_between(t0, t1):
+            if uniform(self.seed, 40, c, k)[0] >= share:
+                continue
+            viewers = int(self.viewer_counts(np.asarray([c]), t - 1.0)[0])
+            live = self.live_channels(t)
+            live = live[live != c]
+            if viewers <= 0 or len(live) == 0:
+                continue
+            weight = self.viewer_counts(live, t).astype(np.float64) * np.where(
+                self.acc_community[live] == self.acc_community[c], home_weight, 1.0)
+            if weight.sum() <= 0:
+                continue
+            pick = uniform(self.seed, 41, c, k)[0] * weight.sum()
+            target = int(live[min(len(live) - 1, int(np.searchsorted(np.cumsum(weight),
+                                                                     pick, side="right")))])
+            out.append((t, int(c), target, viewers))
+        return sorted(out)
+
+    def ends_between(self, t0: float, t1: float) -> list[tuple[float, int, int]]:
+        """Session ends in ``(t0, t1]``: (time, channel, session index), in time order."""
         if t1 <= t0:
             return []
         ch = np.arange(self.n_channels)
@@ -250,26 +283,83 @@ class Population:
         # Session k ends at k * period - phase + live_len.
         k_lo = np.floor((t0 + phase - live_len) / period).astype(np.int64) + 1
         k_hi = np.floor((t1 + phase - live_len) / period).astype(np.int64)
-        out: list[tuple[float, int, int, int]] = []
-        for c in ch[(k_hi >= k_lo) & (duty < 1.0)].tolist():
-            for k in range(int(k_lo[c]), int(k_hi[c]) + 1):
-                if uniform(self.seed, 40, c, k)[0] >= share:
-                    continue
-                t = float(k * period[c] - phase[c] + live_len[c])
-                viewers = int(self.viewer_counts(np.asarray([c]), t - 1.0)[0])
-                live = self.live_channels(t)
-                live = live[live != c]
-                if viewers <= 0 or len(live) == 0:
-                    continue
-                weight = self.viewer_counts(live, t).astype(np.float64) * np.where(
-                    self.acc_community[live] == self.acc_community[c], home_weight, 1.0)
-                if weight.sum() <= 0:
-                    continue
-                pick = uniform(self.seed, 41, c, k)[0] * weight.sum()
-                target = int(live[min(len(live) - 1, int(np.searchsorted(np.cumsum(weight),
-                                                                         pick, side="right")))])
-                out.append((t, int(c), target, viewers))
+        out = [
+            (float(k * period[c] - phase[c] + live_len[c]), int(c), int(k))
+            for c in ch[(k_hi >= k_lo) & (duty < 1.0)].tolist()
+            for k in range(int(k_lo[c]), int(k_hi[c]) + 1)
+        ]
         return sorted(out)
+
+    def end_moves(self, c: int, k: int, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(viewers, destinations): whom the simulator sends on when session k of channel c
+        ends at time t, and where. Movers are drawn among the chatters of the session's last
+        minute (its own audience, not those sent to it); each goes to a channel live in the
+        next minute, picked by audience with its community `follow_home_weight` times more."""
+        with self._cache_lock:
+            hit = self._moves.get((c, k))
+        if hit is not None:
+            return hit
+        last, after = _minutes_around(t)
+        viewers = self._audience(c, last * 60.0)
+        movers = viewers[uniform(self.seed, 50, c, k, viewers) < self.follow_share]
+        live = self.live_channels(after * 60.0)
+        live = live[live != c]
+        weight = self.viewer_counts(live, after * 60.0).astype(np.float64) * np.where(
+            self.acc_community[live] == self.acc_community[c], self.follow_home_weight, 1.0)
+        if len(movers) == 0 or weight.sum() <= 0:
+            out = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+        else:
+            pick = uniform(self.seed, 51, c, k, movers) * weight.sum()
+            at = np.searchsorted(np.cumsum(weight), pick, side="right").clip(0, len(live) - 1)
+            out = (movers.astype(np.int64), live[at].astype(np.int64))
+        with self._cache_lock:
+            if len(self._moves) > 20_000:
+                self._moves.clear()
+            self._moves[(c, k)] = out
+        return out
+
+    def _arrived(self, minute: int) -> dict[int, np.ndarray]:
+        """Viewers sent to each channel by stream ends, present in minute `minute` (those
+        sent at an end in ``(60 minute - stay_s, 60 minute]``)."""
+        with self._cache_lock:
+            hit = self._arrivals.get(minute)
+        if hit is not None:
+            return hit
+        tm = minute * 60.0
+        parts: dict[int, list[np.ndarray]] = {}
+        for t, c, k in self.ends_between(tm - self.stay_s, tm):
+            viewers, dest = self.end_moves(c, k, t)
+            for b in np.unique(dest).tolist():
+                parts.setdefault(b, []).append(viewers[dest == b])
+        out = {b: np.unique(np.concatenate(v)) for b, v in parts.items()}
+        with self._cache_lock:
+            if len(self._arrivals) > 20_000:
+                self._arrivals.clear()
+            self._arrivals[minute] = out
+        return out
+
+    def audience_after_ends(self, t0: float, t1: float) -> list[tuple[float, str, str, str, bool]]:
+        """Who went where at the stream ends in ``(t0, t1]``: (end time, channel that ended,
+        live channel, viewer, moved by the simulator), one row per viewer (not bots) in the
+        chat of the ended channel's last minute and each live channel whose chat they are in
+        in the next minute, in time order. Minute-by-minute snapshots see exactly these."""
+        out = []
+        bot0 = self.n_channels + self.n_viewers
+        for t, c, k in self.ends_between(t0, t1):
+            last, after = _minutes_around(t)
+            if self.session(np.asarray([c]), after * 60.0)[0][0]:
+                continue  # back within the minute: no snapshot can see this end
+            before = self.chatters(c, last * 60.0)
+            before = before[before < bot0]
+            movers, dest = self.end_moves(c, k, t)
+            sent = set(zip(movers.tolist(), dest.tolist(), strict=True))
+            for b in self.live_channels(after * 60.0).tolist():
+                if b == c:
+                    continue
+                for v in np.intersect1d(before, self.chatters(b, after * 60.0)).tolist():
+                    out.append((t, self.acc_login[c], self.acc_login[b], self.acc_login[v],
+                                (v, b) in sent))
+        return out
 
     def stream(self, c: int, t: float, viewers: int | None = None) -> dict | None:
         """The Helix stream object of channel ``c`` at sim time t, or None when offline."""
@@ -299,18 +389,10 @@ class Population:
         if not live[0]:
             out = np.empty(0, dtype=np.int64)
         else:
-            lo, hi = self.pool_ptr[c], self.pool_ptr[c + 1]
-            members = self.pool_acc[lo:hi]
-            v = int(self.viewer_counts(np.asarray([c]), tm)[0])
-            k = min(len(members), int(round(v * self.ch_chat_ratio[c])))
-            if k > 0:
-                offset = uniform(self.seed, 21, members) * self.churn_s
-                epoch = np.floor((tm + offset) / self.churn_s).astype(np.int64)
-                score = self.pool_loyalty[lo:hi] + 0.6 * uniform(self.seed, 22, c, members, epoch)
-                top = np.argpartition(-score, k - 1)[:k] if k < len(members) else slice(None)
-                present = members[top]
-            else:
-                present = np.empty(0, dtype=np.int64)
+            present = self._audience(c, tm)
+            arrived = self._arrived(key[1]).get(c)
+            if arrived is not None:
+                present = np.union1d(present, arrived)
             bots = np.arange(len(self.bot_logins))
             in_room = uniform(self.seed, 23, bots, c) < self.bot_share
             bot_acc = self.n_channels + self.n_viewers + bots[in_room]
@@ -320,6 +402,21 @@ class Population:
                 self._cache.clear()
             self._cache[key] = out
         return out
+
+    def _audience(self, c: int, tm: float) -> np.ndarray:
+        """Viewers of c's own audience pool in chat at minute start tm (no bots, none sent
+        by other channels' ends); c is taken to be live."""
+        lo, hi = self.pool_ptr[c], self.pool_ptr[c + 1]
+        members = self.pool_acc[lo:hi]
+        v = int(self.viewer_counts(np.asarray([c]), tm)[0])
+        k = min(len(members), int(round(v * self.ch_chat_ratio[c])))
+        if k <= 0:
+            return np.empty(0, dtype=np.int64)
+        offset = uniform(self.seed, 21, members) * self.churn_s
+        epoch = np.floor((tm + offset) / self.churn_s).astype(np.int64)
+        score = self.pool_loyalty[lo:hi] + 0.6 * uniform(self.seed, 22, c, members, epoch)
+        top = np.argpartition(-score, k - 1)[:k] if k < len(members) else slice(None)
+        return np.sort(members[top].astype(np.int64))
 
     def room_size(self, c: int, t: float) -> int:
         """Users in the room as Twitch counts them for the membership cap: the viewer count."""
@@ -406,6 +503,13 @@ class Population:
                 for i, g in enumerate(GAMES)
             },
         }
+
+
+def _minutes_around(t: float) -> tuple[int, int]:
+    """The last minute a stream ending at t is live in, and the first minute after it (chat
+    presence changes once a minute, at minute starts)."""
+    after = math.ceil(t / 60.0)
+    return after - 1, after
 
 
 def _make_logins(rng: np.random.Generator, n: int) -> list[str]:

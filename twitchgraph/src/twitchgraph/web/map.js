@@ -7,7 +7,7 @@
   var Graph = window.graphology.Graph;
   var Sigma = window.Sigma;
 
-  // Mixed and multi: raids (directed) may join two streamers an overlap already links.
+  // Mixed and multi: raids and flows (directed) may join two streamers an overlap links.
   var graph = new Graph({ type: "mixed", multi: true, allowSelfLoops: false });
   var byLogin = Object.create(null);
   DATA.nodes.forEach(function (n) {
@@ -153,7 +153,7 @@
     var list = document.getElementById("panel-neighbours");
     clear(list);
     var neighbours = [];
-    graph.forEachEdge(key, function (edge, attrs, s, t) { if (!attrs.raid) neighbours.push([s === key ? t : s, attrs.weight]); });
+    graph.forEachEdge(key, function (edge, attrs, s, t) { if (!attrs.raid && !attrs.flow) neighbours.push([s === key ? t : s, attrs.weight]); });
     neighbours.sort(function (a, b) { return b[1] - a[1]; });
     neighbours.slice(0, 10).forEach(function (pair) {
       var li = el("li");
@@ -165,6 +165,7 @@
     });
     if (!neighbours.length) list.appendChild(el("li", "none"));
     showRaidsOf(key);
+    showFlowsOf(key, n);
     var games = document.getElementById("panel-games");
     clear(games);
     (n.games || []).forEach(function (g) { games.appendChild(el("li", g[0] + " — " + fmt(g[1]) + " min")); });
@@ -306,8 +307,55 @@
     raidBox.addEventListener("change", function () { showRaids(raidBox.checked); });
   }
 
+  // ----- flows: where chatters are seen when a stream ends; a layer of arrows, off by default,
+  // and two panel lists with counts and shares -----
+  var flowEdges = [];
+  function showFlows(on) {
+    flowEdges.forEach(function (e) { if (graph.hasEdge(e)) graph.dropEdge(e); });
+    flowEdges = [];
+    if (on) (DATA.flows || []).forEach(function (f) {
+      flowEdges.push(graph.addDirectedEdge(DATA.nodes[f[0]].key, DATA.nodes[f[1]].key, {
+        flow: true, type: "arrow", weight: f[2], size: 0.5 + Math.min(4, Math.sqrt(f[2]) / 3),
+        color: "#4cc9f0" }));
+    });
+    document.getElementById("flows-layer").checked = !!on;
+    window.__map.flows = !!on;
+    renderer.refresh();
+  }
+  function pct(x) { return x === null || x === undefined ? "" : ", " + fmt(Math.round(1000 * x) / 10) + " %"; }
+  function showFlowsOf(key, n) {
+    var label = n.label || n.key;
+    var out = document.getElementById("panel-flows-out"), into = document.getElementById("panel-flows-in");
+    if (!out || !into) return;
+    document.getElementById("panel-flows-out-title").textContent = "When " + label + " ends, its viewers go to";
+    document.getElementById("panel-flows-in-title").textContent = label + "'s viewers come from";
+    clear(out);
+    clear(into);
+    (DATA.flows || []).forEach(function (f) {
+      var s = DATA.nodes[f[0]].key, t = DATA.nodes[f[1]].key;
+      if (s !== key && t !== key) return;
+      var other = s === key ? t : s;
+      var li = el("li");
+      var name = el("span", graph.getNodeAttribute(other, "label"), "link");
+      name.addEventListener("click", function () { select(other); focusNode(other); });
+      li.appendChild(name);
+      // going: share of the chatters at this streamer's ends; coming: share of its arrivals
+      li.appendChild(document.createTextNode(" — " + f[2] + " viewers" + pct(s === key ? f[4] : f[5]) +
+        " (" + f[3] + (f[3] === 1 ? " end)" : " ends)")));
+      (s === key ? out : into).appendChild(li);
+    });
+    if (!out.firstChild) out.appendChild(el("li", "none"));
+    if (!into.firstChild) into.appendChild(el("li", "none"));
+  }
+  var flowBox = document.getElementById("flows-layer");
+  if (flowBox) {
+    flowBox.parentNode.hidden = !(DATA.flows || []).length;
+    flowBox.addEventListener("change", function () { showFlows(flowBox.checked); });
+  }
+
   // Handle for tests and the console.
   window.__map = { renderer: renderer, graph: graph, search: search, select: select,
     zoomToCommunity: zoomToCommunity, home: home, goHome: goHome, selected: null, focused: null,
-    hovered: null, showRaids: showRaids, raids: false, ready: true };
+    hovered: null, showRaids: showRaids, raids: false, showFlows: showFlows, flows: false,
+    ready: true };
 })();

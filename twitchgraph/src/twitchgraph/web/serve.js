@@ -1,5 +1,5 @@
 // twitchgraph serve: keeps the map's state in the URL's hash (selected streamer, hidden
-// communities, raid layer, camera), so a view can be shared and reloaded, and links the
+// communities, raid and flow layers, camera), so a view can be shared and reloaded, and links the
 // selected streamer to their page. Loaded after map.js, which exposes window.__map.
 (function () {
   "use strict";
@@ -60,6 +60,7 @@
       q: params.get("q") || "",
       hide: (params.get("hide") || "").split(",").filter(function (x) { return x !== ""; }),
       raids: params.get("raids") === "1",
+      flows: params.get("flows") === "1",
       cam: (params.get("cam") || "").split(",").map(Number),
       t: params.has("t") ? Number(params.get("t")) : null,
     };
@@ -70,6 +71,7 @@
     var hidden = boxes().filter(function (b) { return !b.checked; }).map(function (b) { return b.dataset.community; });
     if (hidden.length) params.set("hide", hidden.join(","));
     if (map.raids) params.set("raids", "1");
+    if (map.flows) params.set("flows", "1");
     if (map.window !== null && map.window !== undefined) params.set("t", String(map.window));
     var c = map.renderer.getCamera().getState();
     params.set("cam", [c.x, c.y, c.ratio].map(function (v) { return Math.round(v * 10000) / 10000; }).join(","));
@@ -96,6 +98,7 @@
       if (b.checked !== want) { b.checked = want; b.dispatchEvent(new Event("change")); }
     });
     if (state.raids !== map.raids) map.showRaids(state.raids);
+    if (state.flows !== map.flows) map.showFlows(state.flows);
     if (T && state.t !== null && isFinite(state.t)) showWindow(Math.max(0, Math.min(state.t, T.windows.length)));
     if (state.q) map.search(state.q);
     if (state.cam.length === 3 && state.cam.every(isFinite)) {
