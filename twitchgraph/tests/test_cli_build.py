@@ -80,6 +80,7 @@ def test_bots_import(db, tmp_path):
     assert "line 3" in r.output
 
 
+@pytest.mark.slow
 def test_reports(db, tmp_path):
     r = _run("report", "quality", "--db", str(db), "--out", str(tmp_path / "rep"))
     assert r.exit_code == 0, r.output
@@ -142,6 +143,7 @@ def test_build_passes_every_option_through(db, tmp_path):
     assert meta["removed_bots"]["suspected"]["users"] == 10
 
 
+@pytest.mark.slow
 def test_a_store_locked_by_another_process_is_one_line(db, tmp_path):
     with store_held_by_another_process(db):
         for args in (["build", "--out", str(tmp_path / "g")],

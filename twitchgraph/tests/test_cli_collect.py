@@ -228,6 +228,7 @@ def test_export_parquet_to_a_file_is_one_line(tmp_path) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_import_and_export_name_a_store_locked_by_another_process(tmp_path) -> None:
     db = tmp_path / "tg.duckdb"
     (tmp_path / "dumps").mkdir()

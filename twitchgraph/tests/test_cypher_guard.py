@@ -208,6 +208,7 @@ def _files(root: Path) -> set[Path]:
     return {p for p in root.rglob("*")}
 
 
+@pytest.mark.slow
 def test_fuzzed_and_hostile_queries_never_crash_or_write(fuzz_graph):
     root, graph = fuzz_graph
     outside, home = root / "outside", root / "home"

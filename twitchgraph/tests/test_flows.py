@@ -175,6 +175,7 @@ def test_flows_csv_and_the_end_columns_are_written_and_read_back(tmp_path):
     assert read_graph_dir(out).flows.columns.tolist() == FLOW_COLUMNS
 
 
+@pytest.mark.slow
 def test_flows_csv_is_exactly_what_the_simulator_did(tmp_path):
     """Simulator -> store -> build: a snapshot every simulated minute, each holding exactly
     who the simulator has live and in chat then (a collector that misses nothing), so

@@ -168,6 +168,7 @@ def test_raids_come_at_session_ends_mostly_within_communities_and_toward_big_aud
     assert np.median(pop.ch_base[raided]) > 3 * np.median(pop.ch_base)
 
 
+@pytest.mark.slow
 def test_stream_ends_send_some_chatters_on_and_the_record_says_where(pop):
     hours = 4 * 3600.0
     ends = [(t, c, k) for t, c, k in pop.ends_between(0.0, hours)

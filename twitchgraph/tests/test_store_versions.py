@@ -136,6 +136,7 @@ def test_newer_foreign_and_non_duckdb_files_are_one_line_and_untouched(tmp_path)
         assert _digest(path) == before, path
 
 
+@pytest.mark.slow
 def test_reading_commands_open_read_only_and_create_no_table(tmp_path):
     db = tmp_path / "s.duckdb"
     con = new_store(str(db))
@@ -165,6 +166,7 @@ def test_reading_commands_open_read_only_and_create_no_table(tmp_path):
     assert _tables(db) == before
 
 
+@pytest.mark.slow
 def test_a_reader_waits_out_a_commit_but_not_a_long_writer(tmp_path):
     import subprocess
     import sys

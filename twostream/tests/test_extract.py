@@ -197,6 +197,7 @@ def test_rerun_skips_complete_clips_and_redoes_half_written_ones(tmp_path, synth
     assert _tree(out) == _tree(extracted_dataset.out_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracted_dataset,
                                                workers):
@@ -323,6 +324,7 @@ def test_rerun_pads_clips_extracted_before_the_flow_copy_existed(tmp_path, synth
     assert _tree(out) == _tree(extracted_dataset.out_dir)
 
 
+@pytest.mark.slow
 def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
         tmp_path, synth_dataset, extracted_dataset, monkeypatch):
     import errno
@@ -389,6 +391,7 @@ def interrupt_extract(out, *args: str) -> tuple[int, int]:
     return done_at_interrupt, done
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, synth_dataset):
     out = tmp_path / "out"
     _, done = interrupt_extract(out, str(synth_dataset.videos_dir),

@@ -83,6 +83,7 @@ def test_motion_classes_flow_their_way(torch_extracted, synth_dataset):
         assert moving.mean() > 0.03 and np.sign(fx[moving].mean()) == sign
 
 
+@pytest.mark.slow
 def test_bad_clips_are_reported_and_a_rerun_resumes(tmp_path, synth_dataset, torch_extracted):
     videos, splits = tmp_path / "videos", tmp_path / "splits"
     for cls in synth_dataset.classes:
@@ -137,6 +138,7 @@ def test_a_clip_cut_short_is_kept_when_enough_frames_decode(tmp_path, synth_data
     assert not list(out.rglob("*.partial-*"))
 
 
+@pytest.mark.slow
 def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
         tmp_path, synth_dataset, torch_extracted, monkeypatch):
     import errno
@@ -177,6 +179,7 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
     assert all(ours[k] == theirs[k] for k in ours if "flow_" not in k)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, synth_dataset):
     out = tmp_path / "out"
     _, done = interrupt_extract(out, str(synth_dataset.videos_dir),

@@ -85,6 +85,7 @@ def test_average_and_weighted():
     assert weighted_fusion(s2, t2, np.array([1, 0])) <= 0.45
 
 
+@pytest.mark.slow
 def test_svm_learns_which_stream_to_trust():
     rng = np.random.default_rng(1)
     y = np.repeat(np.arange(4), 30)
