@@ -1,8 +1,9 @@
 """From stored snapshots to a streamer graph: filters, bot removal, weighted edges.
 
 All the work is SQL, written once in DuckDB's dialect, over the store's tables (a store, or
-the partitioned dataset of several collector shards); Python only strings the steps
-together and keeps the counts. An engine runs each step (`twitchgraph.build.engines`): DuckDB as
+the partitioned dataset of several collector shards). The steps are listed in order in
+``BUILD_STEPS``, each with its name and the tables it reads and creates (as a dbt model names
+its sources); Python only strings them together and keeps the counts. An engine runs each step (`twitchgraph.build.engines`): DuckDB as
 written, or Spark after SQLGlot transpiles it. Parameters are inlined as literals and every
 tie is broken explicitly, so both engines give the same rows. The result is five tables
 (streamers, edges, played, games, raids) and the statistics that ``build.json`` records, so
@@ -48,6 +49,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,8 +76,11 @@ from twitchgraph.graphio import (
 Engine = DuckDBEngine | SparkEngine
 
 __all__ = [
+    "BUILD_STEPS",
     "BuildError",
     "BuildParams",
+    "BuildState",
+    "Step",
     "build_graph",
 ]
 
@@ -104,6 +109,43 @@ class BuildError(TwitchgraphError, ValueError):
     """The build cannot produce a graph; the message names the step and the counts."""
 
 
+@dataclass
+class BuildState:
+    """What the steps hand on besides their tables.
+
+    Attributes: the engine that runs the SQL, the parameters, the statistics that
+    ``build.json`` records, the minutes one used snapshot stands for (set by the first step),
+    and the finished tables (``streamers``, ``edges``, ``played``, ``games``, ``raids``,
+    ``flows``).
+    """
+
+    engine: Engine
+    params: BuildParams
+    stats: dict[str, Any]
+    snapshot_minutes: float = 0.0
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the build, in the dbt style: a name, what it reads, what it makes.
+
+    Attributes
+    ----------
+    name : the progress line, and the step's key in ``build.json``'s ``step_seconds``.
+    run : the function; it creates its tables on ``state.engine``.
+    reads : the store's tables and the earlier steps' tables its SQL reads.
+    creates : the temporary (``_tg_``) tables it leaves for later steps.
+    returns : the finished tables it puts in ``state.frames``.
+    """
+
+    name: str
+    run: Callable[[BuildState], None]
+    reads: tuple[str, ...]
+    creates: tuple[str, ...] = ()
+    returns: tuple[str, ...] = ()
+
+
 def _lit(value: Any) -> str:
     """A Python value as a SQL literal: the build's SQL is inlined, then run on any engine."""
     if value is None:
@@ -126,8 +168,10 @@ def _count(engine: Engine, table: str) -> int:
     return int(_scalar(engine, f"SELECT count(*) FROM {table}"))
 
 
-def _select_snapshots(engine: Engine, p: BuildParams, stats: dict) -> float:
-    """Create ``_tg_sel`` (snapshot_id, started_at) and return the minutes one stands for."""
+def _select_snapshots(state: BuildState) -> None:
+    """Create ``_tg_window`` (the window's complete snapshots, numbered) and ``_tg_sel``
+    (snapshot_id, started_at: every ``every_nth`` of them); set the minutes one stands for."""
+    engine, p, stats = state.engine, state.params, state.stats
     total = _count(engine, "snapshots")
     if total == 0:
         raise BuildError("the store has no snapshots: run `twitchgraph collect` first")
@@ -192,7 +236,7 @@ def _select_snapshots(engine: Engine, p: BuildParams, stats: dict) -> float:
     _partial_slots(engine, stats)
     stats["snapshot_minutes"] = float(step)
     stats["snapshot_minutes_measured"] = None if measured is None else float(measured)
-    return float(step)
+    state.snapshot_minutes = float(step)
 
 
 def _partial_slots(engine: Engine, stats: dict) -> None:
@@ -209,8 +253,9 @@ def _partial_slots(engine: Engine, stats: dict) -> None:
         ]
 
 
-def _live_streams(engine: Engine, p: BuildParams, stats: dict) -> None:
+def _live_streams(state: BuildState) -> None:
     """Create ``_tg_live``: one row per (snapshot, live channel) of the used snapshots."""
+    engine, p, stats = state.engine, state.params, state.stats
     engine.table(
         "_tg_rows",
         """
@@ -261,7 +306,7 @@ def _live_streams(engine: Engine, p: BuildParams, stats: dict) -> None:
         )
 
 
-def _chatters(engine: Engine, p: BuildParams, stats: dict) -> None:
+def _chatters(state: BuildState) -> None:
     """Create ``_tg_chat`` (snapshot_id, cid, uid): non-bot chatters of live channels.
 
     Viewers get integer ids (``_tg_uid``) once their bots are gone: every later step
@@ -270,6 +315,7 @@ def _chatters(engine: Engine, p: BuildParams, stats: dict) -> None:
     Relies on the store's contract for ``chatters``: logins lower case, one row per
     (snapshot, channel, user). Not re-checking it here makes this step three times faster.
     """
+    engine, p, stats = state.engine, state.params, state.stats
     engine.table(
         "_tg_chat_raw",
         """
@@ -376,6 +422,15 @@ def _suspected_bots(engine: Engine, p: BuildParams) -> tuple[dict, list[str]] | 
     return {"users": int(users), "chatter_rows": int(rows)}, logins
 
 
+def _streamers(state: BuildState) -> None:
+    """Create ``_tg_streamers`` (one row per streamer seen live in the window) and, through
+    the thresholds, ``_tg_kept``: the graph's streamers."""
+    _streamer_stats(state.engine, state.snapshot_minutes)
+    state.stats["streamers"] = {"seen": _count(state.engine, "_tg_streamers")}
+    _apply_thresholds(state.engine, state.params, state.stats)
+    state.stats["streamers"]["kept"] = _count(state.engine, "_tg_kept")
+
+
 def _streamer_stats(engine: Engine, step: float) -> None:
     """Create ``_tg_streamers``: one row per streamer seen live in the window."""
     engine.table(
@@ -447,8 +502,9 @@ def _apply_thresholds(engine: Engine, p: BuildParams, stats: dict) -> None:
         before = after
 
 
-def _edges(engine: Engine, p: BuildParams, stats: dict) -> pd.DataFrame:
+def _edges(state: BuildState) -> None:
     """Weighted, directed streamer-streamer edges by a self-join on chatters per user."""
+    engine, p, stats = state.engine, state.params, state.stats
     # Integer ids (cid, uid) keep the self-join and its hash tables small.
     engine.table("_tg_sid", "SELECT login, cid AS sid, viewer_mean FROM _tg_kept")
     engine.table(
@@ -500,7 +556,15 @@ def _edges(engine: Engine, p: BuildParams, stats: dict) -> pd.DataFrame:
         stats["warnings"].append(f"min_weight={p.min_weight} left no edge ({candidates} "
                                  "candidate pairs before, 0 after): lower --min-weight")
     edges["shared"] = edges["shared"].astype("int64")
-    return edges
+    state.frames["edges"] = edges
+
+
+def _played_and_games(state: BuildState) -> None:
+    """The streamer-game edges (minutes played) and the games they name, with their
+    enrichment."""
+    state.frames["played"] = played = _played(
+        state.engine, state.params, state.snapshot_minutes, state.stats)
+    state.frames["games"] = _games(state.engine, played)
 
 
 def _played(engine: Engine, p: BuildParams, step: float, stats: dict) -> pd.DataFrame:
@@ -567,8 +631,18 @@ def _games(engine: Engine, played: pd.DataFrame) -> pd.DataFrame:
     return games[GAME_COLUMNS]
 
 
-def _raids(engine: Engine, stats: dict) -> pd.DataFrame:
+def _raids(state: BuildState) -> None:
     """Raids between kept streamers in the window, one row per (raider, raided)."""
+    state.frames["raids"] = _raid_table(state.engine, state.stats)
+
+
+def _flows(state: BuildState) -> None:
+    """Where the chatters of a stream go when it ends (`twitchgraph.build.flows`)."""
+    state.frames["flows"] = flows_step(
+        state.engine, drop_suspected=state.params.drop_suspected, stats=state.stats)
+
+
+def _raid_table(engine: Engine, stats: dict) -> pd.DataFrame:
     if not engine.has_table("raids"):  # a dataset written before raids were recorded
         stats["raids"] = {"in_window": 0, "between_streamers": 0, "outside_streamers": 0,
                           "pairs": 0}
@@ -605,8 +679,9 @@ def _raids(engine: Engine, stats: dict) -> pd.DataFrame:
     return raids[RAID_COLUMNS]
 
 
-def _streamers_frame(engine: Engine) -> pd.DataFrame:
-    return engine.df(
+def _streamers_table(state: BuildState) -> None:
+    """``streamers.csv``: the kept streamers, their figures, profiles and stream ends."""
+    state.frames["streamers"] = state.engine.df(
         """
         WITH u AS (
             SELECT lower(login) AS login, arg_max(broadcaster_type, fetched_at) AS bt,
@@ -634,6 +709,38 @@ def _streamers_frame(engine: Engine) -> pd.DataFrame:
         ORDER BY k.viewer_mean DESC, k.login
         """
     )
+
+
+# The build, in order. Each step reads only the store and earlier steps' tables
+# (tests/test_build_steps.py checks every name here against the SQL each step runs).
+_FLOW_TABLES = ("_tg_fpairs", "_tg_flive", "_tg_fends", "_tg_fbots", "_tg_fchat", "_tg_fmoves",
+                "_tg_fpair", "_tg_fretained", "_tg_fstreamer")
+BUILD_STEPS: tuple[Step, ...] = (
+    Step("selecting snapshots", _select_snapshots,
+         reads=("snapshots",), creates=("_tg_window", "_tg_sel")),
+    Step("reading live streams", _live_streams,
+         reads=("streams", "_tg_sel"), creates=("_tg_rows", "_tg_dedup", "_tg_live")),
+    Step("removing bots from chatters", _chatters,
+         reads=("chatters", "bots", "_tg_live"),
+         creates=("_tg_chat_raw", "_tg_known_bots", "_tg_uid", "_tg_chat_all", "_tg_suspected",
+                  "_tg_chat")),
+    Step("streamer statistics", _streamers,
+         reads=("_tg_chat", "_tg_live"), creates=("_tg_streamers", "_tg_kept")),
+    Step("pairs of streamers sharing chatters", _edges,
+         reads=("_tg_kept", "_tg_chat"), creates=("_tg_sid", "_tg_su", "_tg_pairs"),
+         returns=("edges",)),
+    Step("games", _played_and_games,
+         reads=("_tg_live", "_tg_kept", "games", "igdb_games", "game_matches", "steam_details"),
+         creates=("_tg_game_names",), returns=("played", "games")),
+    Step("raids", _raids,
+         reads=("raids", "_tg_window", "_tg_kept"), creates=("_tg_raids",), returns=("raids",)),
+    Step("audience flows at stream ends", _flows,
+         reads=("streams", "chatters", "_tg_window", "_tg_known_bots", "_tg_suspected",
+                "_tg_uid", "_tg_kept"),
+         creates=_FLOW_TABLES, returns=("flows",)),
+    Step("streamers table", _streamers_table,
+         reads=("_tg_kept", "users", "social_links", "_tg_fstreamer"), returns=("streamers",)),
+)
 
 
 def build_graph(
@@ -687,32 +794,17 @@ def build_graph(
         if progress is not None:
             progress(step)
 
+    state = BuildState(engine=con, params=params, stats=stats)
     try:
-        report("selecting snapshots")
-        step = _select_snapshots(con, params, stats)
-        report("reading live streams")
-        _live_streams(con, params, stats)
-        report("removing bots from chatters")
-        _chatters(con, params, stats)
-        report("streamer statistics")
-        _streamer_stats(con, step)
-        stats["streamers"] = {"seen": _count(con, "_tg_streamers")}
-        _apply_thresholds(con, params, stats)
-        stats["streamers"]["kept"] = _count(con, "_tg_kept")
-        report("pairs of streamers sharing chatters")
-        edges = _edges(con, params, stats)
-        report("games")
-        played = _played(con, params, step, stats)
-        games = _games(con, played)
-        report("raids")
-        raids = _raids(con, stats)
-        report("audience flows at stream ends")
-        flows = flows_step(con, drop_suspected=params.drop_suspected, stats=stats)
-        report("streamers table")
-        streamers = _streamers_frame(con)
+        for step in BUILD_STEPS:
+            report(step.name)
+            step.run(state)
         report(None)
     finally:
         con.cleanup()
+    frames = state.frames
+    streamers, edges, played, games, raids, flows = (
+        frames[name] for name in ("streamers", "edges", "played", "games", "raids", "flows"))
     stats["games"] = {"count": len(games)}
     stats["engine"] = con.name
     logger.info(
