@@ -3,9 +3,10 @@
 All the work is SQL, written once in DuckDB's dialect, over the store's tables (a store, or
 the partitioned dataset of several collector shards). The steps are listed in order in
 ``BUILD_STEPS``, each with its name and the tables it reads and creates (as a dbt model names
-its sources); Python only strings them together and keeps the counts. An engine runs each step (`twitchgraph.build.engines`): DuckDB as
-written, or Spark after SQLGlot transpiles it. Parameters are inlined as literals and every
-tie is broken explicitly, so both engines give the same rows. The result is five tables
+its sources); Python only strings them together and keeps the counts. An engine runs each
+step (`twitchgraph.build.engines`): DuckDB as written, or Spark after SQLGlot transpiles it.
+Parameters are inlined as literals and every tie is broken explicitly, so both engines give
+the same rows. The result is five tables
 (streamers, edges, played, games, raids) and the statistics that ``build.json`` records, so
 that any graph can be traced back to how it was made; plus flows (``twitchgraph.build.flows``):
 where the chatters of a stream go when it ends.
