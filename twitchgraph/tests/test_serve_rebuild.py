@@ -119,6 +119,7 @@ def test_a_window_kept_under_other_parameters_or_bots_is_built_again(tmp_path):
     con.close()
     assert rebuilder.rebuild_now()
     assert (rebuilder.state.windows_reused, rebuilder.state.windows_computed) == (0, 2)
+    assert rebuilder.state.aggregates == "aggregates built from scratch: new bots"
     day1 = rebuilder.state.timeline.edges[0]
     fresh = evolve_store(db, window=DAY, build_params=replace(OPEN, min_weight=50)).edges[0]
     assert sorted(day1["Weight"]) == sorted(fresh["Weight"])
@@ -232,6 +233,9 @@ def test_rebuilds_keep_places_and_ids_and_status_shows_the_steps(tmp_path):
         assert (server["windows_reused"], server["windows_computed"]) == (1, 1)
         page = client.get("/status").text
         assert "1 reused, 1 built" in page
+        # every_nth 1: the new snapshot is used and folded into the aggregates.
+        assert server["aggregates"] == "aggregates: 1 new snapshot folded in, 4 kept"
+        assert server["aggregates"] in page
         assert rebuilder.rebuild_now()
         page = client.get("/status").text
         assert "nothing new" in page and "2 reused, 0 built" in page

@@ -14,13 +14,16 @@ A rebuild does only what the store's news asks for:
 - nothing new (the same complete snapshots, bots, raids, profiles and game data, the same
   options): the current graph stays, at the cost of one look at the store
   (`store_fingerprint`);
+- the build: its heavy parts are kept in serve's own DuckDB file and only the snapshots
+  new since the last rebuild are folded in (`serve.aggregates`);
 - windows: each window's result is kept in serve's folder (`serve.windows`), so only the
   windows that gained snapshots are built again;
 - the map keeps its places: the layout starts from the current graph's positions and only
   refines them, and communities take the ids (and so the colours) of the current graph's
   communities they share most members with.
 
-`/status` shows each step's seconds and how many windows were reused or built.
+`/status` shows each step's seconds, how many windows were reused or built, and what the
+aggregates did (folded in k snapshots, or started again and why).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from twitchgraph.build.params import BuildParams
 from twitchgraph.clock import utcnow
 from twitchgraph.errors import TwitchgraphError
 from twitchgraph.graphio import GraphData, read_graph_dir
+from twitchgraph.serve.aggregates import IncrementalBuild, covers
 
 __all__ = ["Rebuilder", "RebuildState", "rebuild_graph", "store_fingerprint"]
 
@@ -84,6 +88,7 @@ def rebuild_graph(
     previous: GraphData | None = None,
     previous_layout: pd.DataFrame | None = None,
     refine_iterations: int = 50,
+    incremental: Any = None,
 ) -> Path:
     """Build the graph of the store at `db` into the new folder `out_dir`, with communities
     and a layout; returns `out_dir`. `timings` gets the seconds of each step.
@@ -91,7 +96,9 @@ def rebuild_graph(
     With a `previous` graph, communities take its ids (`communities.keep_ids`); with its
     `previous_layout` (Id, x, y: ForceAtlas2's balanced positions, which this writes as
     ``layout.csv``), the layout starts from them for at most `refine_iterations` iterations
-    instead of `layout_iterations` from the communities' places.
+    instead of `layout_iterations` from the communities' places. With `incremental` (a
+    `serve.aggregates.IncrementalBuild`), the build folds in only the snapshots new since
+    its last call, where its aggregates cover the parameters (`aggregates.covers`).
 
     Raises BuildError (nothing to build), StoreError (the store cannot be read).
     """
@@ -103,9 +110,15 @@ def rebuild_graph(
 
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
+    from twitchgraph.store.db import SCHEMA_VERSION
+
+    params = build_params or BuildParams()
     con = open_store(db, read_only=True)
     try:
-        result = build_graph(con, build_params or BuildParams())
+        if incremental is not None and not covers(params):
+            result = incremental.build(con, params, schema_version=SCHEMA_VERSION)
+        else:
+            result = build_graph(con, params)
     finally:
         con.close()  # before the slow steps: the collector's next commit need not wait
     out = write_graph_dir(result, out_dir)
@@ -144,6 +157,7 @@ class RebuildState:
     windows_reused: int = 0  # last rebuild: windows taken from serve's folder
     windows_computed: int = 0  # ... and windows built
     unchanged: bool = False  # last rebuild found nothing new and kept the graph
+    aggregates: str = ""  # what the incremental build did, or why it was not used
 
     def as_dict(self) -> dict[str, Any]:
         g = self.graph
@@ -164,6 +178,7 @@ class RebuildState:
             "windows_reused": self.windows_reused,
             "windows_computed": self.windows_computed,
             "unchanged": self.unchanged,
+            "aggregates": self.aggregates,
             "timeline_error": self.timeline_error,
             "params": self.params,
         }
@@ -200,6 +215,7 @@ class Rebuilder:
         self._thread: threading.Thread | None = None
         self._built_from: dict[str, Any] | None = None  # fingerprint + options of the graph
         self._layout: pd.DataFrame | None = None  # the graph's balanced positions
+        self._incremental = IncrementalBuild(self.root / "aggregates.duckdb")
 
     def _options_record(self) -> dict[str, Any]:
         return {**{k: v for k, v in self.options.items() if k != "build_params"},
@@ -249,8 +265,15 @@ class Rebuilder:
                         or self.state.timeline_error):
                     self._kept(steps, started)
                     return True
-                rebuild_graph(self.db, folder, timings=steps, previous=self.state.graph,
-                              previous_layout=self._layout, **self.options)
+                why = covers(self.options["build_params"])
+                self._incremental.note = ""
+                try:
+                    rebuild_graph(self.db, folder, timings=steps, previous=self.state.graph,
+                                  previous_layout=self._layout, incremental=self._incremental,
+                                  **self.options)
+                finally:
+                    self.state.aggregates = (f"aggregates not used: {why}" if why
+                                             else self._incremental.note)
                 graph = read_graph_dir(folder)
                 t0 = time.perf_counter()
                 timeline = self._timeline()
