@@ -28,26 +28,29 @@ Run: .venv/bin/python benchmarks/serve.py [--days 7] [--scale S] [--workdir DIR]
      [--browser]
 
 Measured 2026-12-07 on this project's machine, 2 cores shared with the lead and about five
-other helpers' jobs (load average 10.4 at the start, 12.8 at the end), default options
+other helpers' jobs (load average 11.2 at the start, 12.2 at the end), default options
 (`every_nth` 3, `--min-weight` 10), one day windows; the store: 14 days (the last half),
 24 snapshots a day, 600 channels: 324 snapshots, 658,909 chatter rows, 192 streamers and
-732 edges after the build:
+732 edges after the build (`--days 14 --per-day 24 --streamers 600`):
 
 | measure                             | here    | target    |
-| T1 first rebuild                    | 22.60 s |           |
-| T2 after one new snapshot           | 4.71 s  |           |
-| T3 nothing new                      | 0.17 s  |           |
-| T2 / T1                             | 0.208   | <= 0.25   |
-| T3 / T1                             | 0.0075  | <= 0.10   |
+| T1 first rebuild                    | 16.93 s |           |
+| T2 after one new snapshot           | 3.01 s  |           |
+| T3 nothing new                      | 0.10 s  |           |
+| T2 / T1                             | 0.178   | <= 0.25   |
+| T3 / T1                             | 0.0059  | <= 0.10   |
 | median movement (share of extent)   | 0.32 %  | <= 5 %    |
 | ids kept (communities >= 3)         | 100 %   | >= 90 %   |
 
-T1: check 0.16, build 3.04, communities 0.20, layout 0.54, 14 windows 17.43 s. Shares of T2:
-build 55.7 %, the one window that gained the snapshot 26.6 %, communities 6.9 %, layout
-5.9 % (a 50-iteration refinement from the last positions), check 3.3 %. With 7 days (48
-snapshots a day, same channels) T2 / T1 is 0.34 (11.0 / 3.7 s): the whole-store build is a
-fixed part of T2 and T1 has fewer windows to save; making that build incremental (issue 25
-item 2) is what brings T2 down at every length.
+T1: check 0.20, build 4.24 (the aggregates made from all snapshots), communities 0.31,
+layout 0.35, 14 windows 10.23 s. Shares of T2: build 38.0 % (one snapshot folded into the
+aggregates, then the graph finished from them), the one window that gained the snapshot
+36.3 % (built in full: the aggregates do not cover windows yet), communities 9.8 %, layout
+9.0 % (a 50-iteration refinement from the last positions), check 4.1 %. With 7 days (48
+snapshots a day, same channels; load 13.4) T2 / T1 is 0.266 (2.48 / 9.32 s): fewer windows
+for T1 to build, while T2 still builds one whole window; T3 / T1 0.015, movement 0.27 %,
+ids kept 100 %. Before the aggregates (the build in full every time) T2 / T1 was 0.21 at
+14 days and 0.34 at 7.
 
 Measured 2026-12-01 on this project's machine (2 cores shared with seven other engineers'
 test runs: `benchmarks/build.py`'s build took 167 s here against its unloaded 34 s), scale 1,
