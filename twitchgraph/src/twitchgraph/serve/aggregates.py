@@ -27,9 +27,13 @@ another schema; `IncrementalBuild.note` says which. Not used (a full build inste
 window (`since`/`until`), for ``drop_suspected`` (the heuristic flags users over all
 snapshots at once), or while the build has parts these tables do not cover yet (`covers`).
 
-Flows (flows.csv, coming with issue 24) fit the same mould: per used snapshot, the stream
-ends and where their chatters are seen next; they need the next used snapshot, so a batch
-would fold the ends of its first snapshot's predecessor as well.
+Flows (flows.csv and the streamers' end figures) are still the build's flow step over every
+complete snapshot, in full, at each rebuild. Folding them in is the next step: their
+per-pair aggregates add up over disjoint sets of ends (`build.flows.flow_aggregates`), so
+a batch folds the ends between its first snapshot's predecessor and its last snapshot; but
+the gap rule (twice the median spacing) is global, so the ends must be kept per snapshot
+pair with their spacing and filtered when finishing, and the ends of every channel (not only
+kept streamers') followed, as a streamer can be kept later.
 """
 
 from __future__ import annotations
@@ -53,10 +57,11 @@ logger = logging.getLogger(__name__)
 FORMAT = 1  # bump when the tables change
 # The build's outputs these tables cover; a build with more (flows.csv) is not replaced.
 _COVERED_FILES = {"streamers.csv", "edges.csv", "played.csv", "games.csv", "raids.csv",
-                  "build.json"}
+                  "flows.csv", "build.json"}
 _COVERED_STREAMER_COLUMNS = [
     "Id", "Label", "login", "language", "minutes_live", "viewer_mean", "viewer_peak",
     "chatter_mean", "chatters_total", "main_game", "broadcaster_type", "social_links",
+    "ends", "end_chatters", "end_retained",
 ]
 
 _DDL = (
@@ -112,6 +117,7 @@ class IncrementalBuild:
         from twitchgraph.build.engines import DuckDBEngine
         from twitchgraph.graphio import (
             EDGE_COLUMNS,
+            FLOW_COLUMNS,
             PLAYED_COLUMNS,
             RAID_COLUMNS,
             STREAMER_COLUMNS,
@@ -148,12 +154,12 @@ class IncrementalBuild:
         finally:
             engine.cleanup()
             agg.close()
-        streamers, edges, played, games, raids = graph
+        streamers, edges, played, games, raids, flows = graph
         stats["games"] = {"count": len(games)}
         stats["engine"] = "duckdb (incremental)"
         return GraphData(streamers=streamers[STREAMER_COLUMNS], edges=edges[EDGE_COLUMNS],
                          played=played[PLAYED_COLUMNS], games=games, build=stats,
-                         raids=raids[RAID_COLUMNS])
+                         raids=raids[RAID_COLUMNS], flows=flows[FLOW_COLUMNS])
 
     def _new_snapshots(self, agg, used: pd.DataFrame, key: str) -> pd.DataFrame:
         """The used snapshots not folded in yet; empties the tables (and says why in `note`)
@@ -287,9 +293,12 @@ class IncrementalBuild:
     def _finish(self, engine, agg, params: BuildParams, step: float,
                 stats: dict) -> tuple[pd.DataFrame, ...]:
         """The graph from the tables: thresholds, played, games, raids and the streamers'
-        facts by the build's own steps; the edges from ``pairs``."""
+        facts by the build's own steps; the edges from ``pairs``; flows by the build's flow
+        step over the store."""
         from twitchgraph.build import definition as d
+        from twitchgraph.build.bots import known_bots_frame
         from twitchgraph.build.engines import DuckDBEngine
+        from twitchgraph.build.flows import flows_step
 
         folded = int(agg.execute("SELECT count(*) FROM live").fetchone()[0])
         if folded == 0:
@@ -338,8 +347,13 @@ class IncrementalBuild:
         engine.view("_tg_live", "SELECT game_name, game_id FROM _tg_game_ids, range(n)")
         games = d._games(engine, played)
         raids = d._raids(engine, stats)
+        # The flow step reads the bot list as the build's chatter step leaves it.
+        listed = ([r[0] for r in engine.rows("SELECT DISTINCT lower(login) FROM bots")]
+                  if engine.has_table("bots") else [])
+        engine.register("_tg_known_bots", known_bots_frame(listed))
+        flows = flows_step(engine, drop_suspected=params.drop_suspected, stats=stats)
         streamers = d._streamers_frame(engine)
-        return streamers, edges, played, games, raids
+        return streamers, edges, played, games, raids, flows
 
 
 def _edges(engine, params: BuildParams, stats: dict) -> pd.DataFrame:
