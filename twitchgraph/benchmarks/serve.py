@@ -27,30 +27,31 @@ under 2 s, a slider step under 200 ms.
 Run: .venv/bin/python benchmarks/serve.py [--days 7] [--scale S] [--workdir DIR] [--reuse]
      [--browser]
 
-Measured 2026-12-07 on this project's machine, 2 cores shared with the lead and about five
-other helpers' jobs (load average 11.2 at the start, 12.2 at the end), default options
-(`every_nth` 3, `--min-weight` 10), one day windows; the store: 14 days (the last half),
-24 snapshots a day, 600 channels: 324 snapshots, 658,909 chatter rows, 192 streamers and
-732 edges after the build (`--days 14 --per-day 24 --streamers 600`):
+Measured 2026-12-07 on this project's machine, 2 cores shared with the lead and other
+helpers' jobs (load average 6.4 at the start, 6.5 at the end), after flows.csv joined the
+build; default options (`every_nth` 3, `--min-weight` 10), one day windows; the store: 14
+days (the last half), 24 snapshots a day, 600 channels: 324 snapshots, 658,909 chatter rows,
+192 streamers and 732 edges after the build (`--days 14 --per-day 24 --streamers 600`):
 
 | measure                             | here    | target    |
-| T1 first rebuild                    | 16.93 s |           |
-| T2 after one new snapshot           | 3.01 s  |           |
-| T3 nothing new                      | 0.10 s  |           |
-| T2 / T1                             | 0.178   | <= 0.25   |
-| T3 / T1                             | 0.0059  | <= 0.10   |
+| T1 first rebuild                    | 8.46 s  |           |
+| T2 after one new snapshot           | 1.82 s  |           |
+| T3 nothing new                      | 0.12 s  |           |
+| T2 / T1                             | 0.215   | <= 0.25   |
+| T3 / T1                             | 0.014   | <= 0.10   |
 | median movement (share of extent)   | 0.32 %  | <= 5 %    |
 | ids kept (communities >= 3)         | 100 %   | >= 90 %   |
 
-T1: check 0.20, build 4.24 (the aggregates made from all snapshots), communities 0.31,
-layout 0.35, 14 windows 10.23 s. Shares of T2: build 38.0 % (one snapshot folded into the
-aggregates, then the graph finished from them), the one window that gained the snapshot
-36.3 % (built in full: the aggregates do not cover windows yet), communities 9.8 %, layout
-9.0 % (a 50-iteration refinement from the last positions), check 4.1 %. With 7 days (48
-snapshots a day, same channels; load 13.4) T2 / T1 is 0.266 (2.48 / 9.32 s): fewer windows
-for T1 to build, while T2 still builds one whole window; T3 / T1 0.015, movement 0.27 %,
-ids kept 100 %. Before the aggregates (the build in full every time) T2 / T1 was 0.21 at
-14 days and 0.34 at 7.
+T1: check 0.14, build 1.48 (the aggregates made from all snapshots), communities 0.13,
+layout 0.18, 14 windows 5.93 s. Shares of T2: build 46.6 % (one snapshot folded into the
+aggregates, the graph finished from them, and flows in full), the one window that gained
+the snapshot 33.6 % (built in full: the aggregates do not cover windows yet), communities
+9.2 %, layout 3.9 % (a 50-iteration refinement from the last positions), check 5.4 %.
+With 7 days (`--days 7`: 48 snapshots a day, same channels) T2 / T1 is 0.294
+(1.50 / 5.09 s), above the target: T1 has half the windows to build while T2 still builds one
+whole window and the flows in full; T3 / T1 0.018, movement 0.27 %, ids kept 100 %.
+Earlier the same day, before flows and at load 10-13: with the aggregates 0.178 (14 days)
+and 0.266 (7 days); with the build in full every time 0.21 and 0.34.
 
 Measured 2026-12-01 on this project's machine (2 cores shared with seven other engineers'
 test runs: `benchmarks/build.py`'s build took 167 s here against its unloaded 34 s), scale 1,
