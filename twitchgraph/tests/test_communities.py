@@ -96,3 +96,53 @@ def test_communities_for_dir_writes_both_tables(tmp_path):
     table = pd.read_csv(tmp_path / "communities.csv")
     assert table["size"].sum() == len(streamers)
     assert {p.name for p in written} == {"streamers.csv", "communities.csv"}
+
+
+def _reference_table(data, membership, contribution_of, top=5):
+    """community_table's per-community loop as first written: the reference."""
+    from twitchgraph.graph.communities import _mode_and_share
+
+    frame = data.streamers.copy()
+    frame["community"] = frame["Id"].map(membership)
+    frame["_viewers"] = pd.to_numeric(frame.get("viewer_mean"), errors="coerce").fillna(0.0)
+    rows = []
+    for community, members in frame.groupby("community", sort=True):
+        ranked = members.sort_values(["_viewers", "Id"], ascending=[False, True])
+        language, language_share = _mode_and_share(members.get("language", pd.Series([])))
+        game, game_share = _mode_and_share(members.get("main_game", pd.Series([])))
+        rows.append({
+            "community": int(community), "size": len(members),
+            "modularity_contribution": contribution_of[int(community)],
+            "top_streamers": ";".join(ranked["Id"].head(top)),
+            "dominant_language": language, "language_share": round(language_share, 3),
+            "main_game": game, "main_game_share": round(game_share, 3),
+            "viewer_mean_total": round(float(members["_viewers"].sum()), 2),
+        })
+    return pd.DataFrame(rows)
+
+
+def test_community_table_equals_the_per_community_reference():
+    import numpy as np
+
+    from twitchgraph.graph.communities import community_table
+    from twitchgraph.graphio import GraphData
+
+    rng = np.random.default_rng(3)
+    n = 300
+    logins = [f"s{i:03d}" for i in range(n)]
+    streamers = pd.DataFrame({
+        "Id": logins,
+        "viewer_mean": rng.choice([5.0, 10.0, 12.5, 40.0], n),  # ties in the ranking
+        "language": rng.choice(["it", "en", "", "de"], n),
+        "main_game": rng.choice(["Chess", "Art", "", "Music"], n),
+    })
+    edges = pd.DataFrame({"Source": logins[:100:2], "Target": logins[1:100:2],
+                          "Weight": rng.uniform(10, 60, 50)})
+    data = GraphData(streamers=streamers, edges=edges)
+    # A few big communities, and many single streamers as on a sparse graph.
+    membership = {login: (i % 7 if i < 140 else i) for i, login in enumerate(logins)}
+    table = community_table(data, membership, top=3)
+    expected = _reference_table(data, membership,
+                                dict(zip(table["community"], table["modularity_contribution"],
+                                         strict=True)), top=3)
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)

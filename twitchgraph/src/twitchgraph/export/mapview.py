@@ -78,7 +78,9 @@ def map_view(
     if min_size is None:
         min_size = max(3, round(0.005 * len(community)))
     shown = shown_communities(community[main], min_size=min_size, max_shown=max_shown)
-    colors = dict(zip(shown, community_colors(len(shown)), strict=True))
+    # By id, not by rank: a community that keeps its id across rebuilds keeps its colour.
+    palette = community_colors(max(shown) + 1) if shown else []
+    colors = {c: palette[c] for c in shown}
     group = np.where(np.isin(community, shown), community, OTHER)
     color = np.array([colors.get(int(g), OTHER_COLOR) for g in group], dtype=object)
     names = _community_names(streamers)

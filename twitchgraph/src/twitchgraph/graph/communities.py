@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import igraph as ig
@@ -41,6 +41,7 @@ __all__ = [
     "communities_for_dir",
     "community_table",
     "find_communities",
+    "keep_ids",
     "shown_communities",
 ]
 
@@ -212,23 +213,88 @@ def community_table(
     frame = data.streamers.copy()
     frame["community"] = frame["Id"].map(membership)
     frame["_viewers"] = pd.to_numeric(frame.get("viewer_mean"), errors="coerce").fillna(0.0)
-    rows = []
-    for community, members in frame.groupby("community", sort=True):
-        ranked = members.sort_values(["_viewers", "Id"], ascending=[False, True])
-        language, language_share = _mode_and_share(members.get("language", pd.Series([])))
-        game, game_share = _mode_and_share(members.get("main_game", pd.Series([])))
-        rows.append({
-            "community": int(community),
-            "size": len(members),
-            "modularity_contribution": round(float(contribution[int(community)]), 6),
-            "top_streamers": ";".join(ranked["Id"].head(top)),
-            "dominant_language": language,
-            "language_share": round(language_share, 3),
-            "main_game": game,
-            "main_game_share": round(game_share, 3),
-            "viewer_mean_total": round(float(members["_viewers"].sum()), 2),
-        })
-    return pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=_TABLE_COLUMNS)
+    # Whole-table operations, not a loop over communities: most communities of a sparse
+    # graph are single streamers, and a pandas step per community cost seconds.
+    ranked = frame.sort_values(["community", "_viewers", "Id"], ascending=[True, False, True])
+    by = ranked.groupby("community", sort=True)
+    table = pd.DataFrame({
+        "size": by.size(),
+        "top_streamers": by.head(top).groupby("community", sort=True)["Id"].agg(";".join),
+        "viewer_mean_total": by["_viewers"].sum().astype(float).round(2),
+    })
+    for column, prefix in (("language", "dominant_language"), ("main_game", "main_game")):
+        mode, share = _modes(frame, column)
+        table[prefix] = mode.reindex(table.index).fillna("")
+        table[f"{prefix.replace('dominant_', '')}_share"] = (
+            share.reindex(table.index).fillna(0.0).round(3))
+    table.index = table.index.astype(int)
+    table["community"] = table.index
+    table["modularity_contribution"] = [round(float(contribution[c]), 6) for c in table.index]
+    return table.reset_index(drop=True)[_TABLE_COLUMNS]
+
+
+_TABLE_COLUMNS = ["community", "size", "modularity_contribution", "top_streamers",
+                  "dominant_language", "language_share", "main_game", "main_game_share",
+                  "viewer_mean_total"]
+
+
+def _modes(frame: pd.DataFrame, column: str) -> tuple[pd.Series, pd.Series]:
+    """Per community, the most common non-empty value of `column` (ties: alphabetical) and
+    the share of members with it among those with a value (as `_mode_and_share`)."""
+    if column not in frame:
+        empty = pd.Series(dtype=object)
+        return empty, pd.Series(dtype=float)
+    values = frame[["community", column]]
+    text = values[column].astype(str)
+    values = values[text != ""].assign(_text=text[text != ""])
+    denominator = values.groupby("community").size()
+    counted = values.dropna(subset=[column])
+    counts = counted.groupby(["community", "_text"]).size().rename("n").reset_index()
+    counts = counts.sort_values(["community", "n", "_text"], ascending=[True, False, True])
+    best = counts.drop_duplicates("community").set_index("community")
+    return best["_text"], best["n"] / denominator.reindex(best.index)
+
+
+def keep_ids(membership: dict[str, int], previous: dict[str, int]) -> dict[str, int]:
+    """`membership` with its communities renumbered to match `previous` ones: ids (and so
+    colours) persist from one graph to the next.
+
+    Pairs (community, previous community) are taken by most shared members first (ties: the
+    larger community, then the smaller ids), each side at most once; a community matched
+    this way takes its previous id, the others the smallest ids left, largest first.
+
+    Examples
+    --------
+    >>> keep_ids({"a": 0, "b": 0, "c": 1, "d": 2}, {"a": 7, "b": 7, "c": 0})
+    {'a': 7, 'b': 7, 'c': 0, 'd': 1}
+    """
+    groups = _members(membership)
+    shared: dict[tuple[int, int], int] = {}
+    for login, c in membership.items():
+        p = previous.get(login)
+        if p is not None:
+            shared[(c, p)] = shared.get((c, p), 0) + 1
+    new_id: dict[int, int] = {}
+    taken: set[int] = set()
+    for (c, p), _n in sorted(shared.items(),
+                             key=lambda kv: (-kv[1], -len(groups[kv[0][0]]), kv[0])):
+        if c not in new_id and p not in taken:
+            new_id[c] = p
+            taken.add(p)
+    free = (i for i in range(len(groups) + len(taken)) if i not in taken)
+    for c in sorted(groups, key=lambda c: (-len(groups[c]), c)):
+        if c not in new_id:
+            new_id[c] = next(free)
+    return {login: new_id[c] for login, c in membership.items()}
+
+
+def _members(membership: dict[str, int]) -> dict[int, list[str]]:
+    groups: dict[int, list[str]] = {}
+    for login, c in membership.items():
+        groups.setdefault(c, []).append(login)
+    return groups
 
 
 def communities_for_dir(
@@ -236,11 +302,20 @@ def communities_for_dir(
     *,
     resolution: float = 1.0,
     seed: int = 0,
+    previous: dict[str, int] | None = None,
 ) -> tuple[CommunityResult, list[Path]]:
     """Find communities of a GRAPH_DIR and write them: `community` in streamers.csv and
-    communities.csv. Returns the result and the files written."""
+    communities.csv. Returns the result and the files written.
+
+    With `previous` (login -> community id of an earlier graph), the ids are matched to its
+    communities (`keep_ids`), so a community keeps its id and colour across rebuilds.
+    """
     data = read_graph_dir(path)
     result = find_communities(data, resolution=resolution, seed=seed)
+    if previous:
+        membership = keep_ids(result.membership, previous)
+        result = replace(result, membership=membership,
+                         table=community_table(data, membership, top=5))
     data.streamers["community"] = data.streamers["Id"].map(result.membership).astype(int)
     written = [write_streamers(path, data.streamers)]
     target = Path(path) / "communities.csv"

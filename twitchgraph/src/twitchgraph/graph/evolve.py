@@ -11,6 +11,11 @@ networks"). From the matches:
 - each community carries a lineage id: it inherits its best match's lineage when it is also
   that predecessor's best successor, and gets a new one otherwise;
 - a streamer present in both windows whose lineage changed has moved.
+
+A window's result (`WindowResult`) depends only on the snapshots inside it, the bot lists and
+the parameters, so a closed window never needs building twice: `evolve_store` takes a
+`WindowCache` (serve keeps one on disk) and builds only the windows whose snapshots or bots
+changed since the result was kept (`window_fingerprint`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -34,10 +39,13 @@ __all__ = [
     "Evolution",
     "EvolveError",
     "Transition",
+    "WindowCache",
+    "WindowResult",
     "evolve_store",
     "match_communities",
     "parse_window",
     "track_communities",
+    "window_fingerprint",
     "write_evolution",
 ]
 
@@ -115,6 +123,28 @@ class Transition:
 
 
 @dataclass
+class WindowResult:
+    """One window's graph as the slider and the trends need it: membership (login ->
+    community id; empty when the build kept nothing), modularity and the built edges."""
+
+    membership: dict[str, int]
+    modularity: float
+    edges: pd.DataFrame
+
+
+class WindowCache(Protocol):
+    """Where `evolve_store` keeps window results between calls. An implementation is bound to
+    one set of build parameters, resolution and seed, and returns a result only when it was
+    kept for the same bounds and the same `fingerprint` (see `window_fingerprint`)."""
+
+    def get(self, since: datetime, until: datetime,
+            fingerprint: list[Any]) -> WindowResult | None: ...
+
+    def put(self, since: datetime, until: datetime, fingerprint: list[Any],
+            result: WindowResult) -> None: ...
+
+
+@dataclass
 class Evolution:
     """Per-window communities with lineage ids, transitions, and summary tables."""
 
@@ -126,6 +156,8 @@ class Evolution:
     modularity: list[float] = field(default_factory=list)
     # per window, the built edges (Source, Target, Weight, ...); empty when not kept
     edges: list[pd.DataFrame] = field(default_factory=list)
+    reused: int = 0  # windows taken from a WindowCache
+    computed: int = 0  # windows built
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -259,6 +291,46 @@ def _window_bounds(con, window: timedelta) -> list[tuple[datetime, datetime]]:
     return bounds
 
 
+def window_fingerprint(con, since: datetime, until: datetime) -> list[Any]:
+    """What a window's result depends on in the store, besides the parameters: its complete
+    snapshots (how many, the largest id, the sum of ids) and the imported bot list.
+
+    Snapshots are written whole and never change once complete (`store.db`), so a window
+    whose fingerprint is unchanged builds to the same graph.
+    """
+    count, top, total = con.execute(
+        "SELECT count(*), max(snapshot_id), sum(snapshot_id) FROM snapshots "
+        "WHERE status = 'complete' AND started_at >= ? AND started_at < ?",
+        [since, until]).fetchone()
+    return [int(count), None if top is None else int(top), None if total is None else
+            int(total), _bots_digest(con)]
+
+
+def _bots_digest(con) -> str:
+    has_bots = con.execute("SELECT count(*) FROM information_schema.tables "
+                           "WHERE table_name = 'bots'").fetchone()[0]
+    if not has_bots:
+        return ""
+    row = con.execute("SELECT count(*), md5(coalesce(string_agg(DISTINCT lower(login), ',' "
+                      "ORDER BY lower(login)), '')) FROM bots").fetchone()
+    return f"{row[0]}:{row[1]}"
+
+
+def _window_result(con, params: BuildParams, since: datetime, until: datetime, label: str, *,
+                   resolution: float, seed: int) -> WindowResult:
+    from twitchgraph.build.definition import BuildError, build_graph
+
+    try:
+        result = build_graph(con, replace(params, since=since, until=until))
+    except BuildError as exc:
+        logger.info("window %s: no graph (%s)", label, exc)
+        return WindowResult({}, 0.0, pd.DataFrame(columns=["Source", "Target", "Weight"]))
+    found = find_communities(result, resolution=resolution, seed=seed)
+    logger.info("window %s: %d streamers, %d communities", label, len(found.membership),
+                len(found.table))
+    return WindowResult(found.membership, found.modularity, result.edges)
+
+
 def _label(start: datetime, window: timedelta) -> str:
     if window % timedelta(days=1) == timedelta(0):
         return start.strftime("%Y-%m-%d")
@@ -273,16 +345,19 @@ def evolve_store(
     seed: int = 0,
     min_jaccard: float = 0.3,
     build_params: BuildParams | None = None,
+    cache: WindowCache | None = None,
 ) -> Evolution:
     """Build one graph per window from the store at `db`, find communities, track them.
 
-    Windows where the build keeps no streamer count as empty (every community dies).
+    Windows where the build keeps no streamer count as empty (every community dies). With a
+    `cache`, a window whose snapshots and bots are unchanged is taken from it instead of
+    built (the counts are in `Evolution.reused` and `Evolution.computed`).
     """
-    from twitchgraph.build.definition import BuildError, build_graph
     from twitchgraph.store.db import open_store
 
     params = build_params or BuildParams()
     con = open_store(db, read_only=True)
+    reused = 0
     try:
         bounds = _window_bounds(con, window)
         if len(bounds) > 1000:
@@ -290,20 +365,18 @@ def evolve_store(
         labels, memberships, modularity, edges = [], [], [], []
         for since, until in bounds:
             labels.append(_label(since, window))
-            try:
-                result = build_graph(con, replace(params, since=since, until=until))
-            except BuildError as exc:
-                logger.info("window %s: no graph (%s)", labels[-1], exc)
-                memberships.append({})
-                modularity.append(0.0)
-                edges.append(pd.DataFrame(columns=["Source", "Target", "Weight"]))
-                continue
-            found = find_communities(result, resolution=resolution, seed=seed)
+            fingerprint = None if cache is None else window_fingerprint(con, since, until)
+            found = None if cache is None else cache.get(since, until, fingerprint)
+            if found is None:
+                found = _window_result(con, params, since, until, labels[-1],
+                                       resolution=resolution, seed=seed)
+                if cache is not None:
+                    cache.put(since, until, fingerprint, found)
+            else:
+                reused += 1
             memberships.append(found.membership)
             modularity.append(found.modularity)
-            edges.append(result.edges)
-            logger.info("window %s: %d streamers, %d communities", labels[-1],
-                        len(found.membership), len(found.table))
+            edges.append(found.edges)
     finally:
         con.close()
     if sum(bool(m) for m in memberships) == 0:
@@ -311,6 +384,7 @@ def evolve_store(
     evolution = track_communities(labels, memberships, min_jaccard=min_jaccard,
                                   modularity=modularity)
     evolution.edges = edges
+    evolution.reused, evolution.computed = reused, len(bounds) - reused
     return evolution
 
 

@@ -21,7 +21,16 @@ repulsion), so the way to a fast layout is fewer iterations, not cheaper ones:
   50 iterations (FA2's adaptive speed keeps some graphs swinging in place for ever). On the
   benchmark's 3,000-streamer graph that is 200 iterations from random positions and 110
   from community-seeded ones, to a layout as good by the benchmark's measures (edge lengths
-  inside vs between communities, neighbourhood preservation) as 1,000 iterations.
+  inside vs between communities, neighbourhood preservation) as 1,000 iterations;
+- streamers without an edge are not simulated: pushed by repulsion alone they drift for a
+  long time, cost each iteration as much as the others, and on a sparse graph (most
+  streamers without an edge at the default minimum weight) they are most of the nodes and
+  dominate the measure of convergence. They go on a ring around the map instead, biggest
+  first, or keep their earlier place;
+- a layout can start from an earlier one's positions (`initial`, as `serve` does on each
+  rebuild): a streamer already placed starts where it was, a new one near its heaviest
+  placed neighbours (at the edge when it has none), and a short run refines the map without
+  scrambling it.
 
 The `fa2` engine runs ForceAtlas2 with `fa2`'s own force kernels (`fa2.fa2util`) in a loop of
 ours, which is what lets it stop on convergence and start from the seeded positions cheaply.
@@ -164,6 +173,7 @@ def forceatlas2_layout(
     settings: ForceAtlas2Settings | None = None,
     engine: str = "fa2",
     progress: Callable[[int], None] | None = None,
+    initial: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Lay the streamer graph out with ForceAtlas2.
 
@@ -180,11 +190,19 @@ def forceatlas2_layout(
     engine : "fa2" (Barnes-Hut, default) or "networkx" (O(n²) reference).
     progress : called with the number of iterations done, for a progress bar; called with
         `iterations` when the run stops early.
+    initial : earlier positions (columns Id, x, y; best an earlier run's
+        ``attrs["balanced"]``) to start from instead of the communities' places or random
+        ones; streamers missing from it start near their heaviest neighbours in it, or at
+        its edge when they have none there. The result is turned, scaled and moved to fit
+        `initial` best, so the map stays in place.
 
     Returns
     -------
     DataFrame with columns Id, x, y, size (one row per streamer, in `data.streamers` order);
-    ``.attrs["iterations"]`` is the number of iterations run.
+    ``.attrs["iterations"]`` is the number of iterations run, ``.attrs["balanced"]`` the
+    positions where ForceAtlas2 left them (n x 2), before they were spread out for display:
+    the best `initial` of a later layout of the same streamers (the spreading moves
+    neighbours apart unevenly, and a run started from it would first undo that).
 
     Examples
     --------
@@ -209,24 +227,51 @@ def forceatlas2_layout(
     u, v, w = _edge_arrays(data)
     mass = 1.0 + np.bincount(np.r_[u, v], minlength=n)  # as Gephi: 1 + neighbours
     community = _communities(data) if settings.start == "communities" else None
-    if community is None:
+    placed = None if initial is None else _placed(data.logins, initial)
+    warm = None if placed is None else _warm_start(placed, u, v, w, rng)
+    # Streamers without an edge feel only repulsion and gravity: simulating them costs
+    # an iteration as much as the others and they settle last. They are placed apart.
+    linked = np.zeros(n, dtype=bool)
+    linked[u] = linked[v] = True
+    if not linked.any():
+        linked[:] = True
+    keep = np.flatnonzero(linked)
+    index = np.full(n, -1)
+    index[keep] = np.arange(len(keep))
+    lu, lv, lmass = index[u], index[v], mass[keep]
+    if community is not None and pd.Series(community[keep]).nunique() > len(keep) / 2:
+        community = None  # mostly loners: nothing to seed from
+    if warm is not None:
+        community = None
+        start = warm[keep] - warm[keep].mean(axis=0)
+        start *= _balance_scale(start, lu, lv, w, lmass, settings)
+    elif community is None:
         # Gephi starts from random positions in a square about as wide as the final map.
-        start = rng.uniform(-1.0, 1.0, size=(n, 2)) * max(10.0, np.sqrt(n) * 10.0)
+        m = len(keep)
+        start = rng.uniform(-1.0, 1.0, size=(m, 2)) * max(10.0, np.sqrt(m) * 10.0)
     else:
-        start = _seeded_start(community, u, v, w, mass, rng, settings, engine)
-    positions, done, engine = _force_layout(u, v, w, start, mass, settings, iterations, engine,
-                                            progress, seed=seed)
+        start = _seeded_start(community[keep], lu, lv, w, lmass, rng, settings, engine)
+    found, done, engine = _force_layout(lu, lv, w, start, lmass, settings, iterations,
+                                        engine, progress, seed=seed)
+    if warm is not None:
+        found = _align(found, placed[keep])
+        positions = warm.copy()  # loners stay where they were, or start at the edge
+    else:
+        positions = _ring(found, sizes, linked, data.logins)
+    positions[keep] = found
+    balanced = positions.copy()
     if progress is not None and done < iterations:
         progress(iterations)
     if settings.prevent_overlap:
         positions = remove_overlaps(make_room(positions, sizes), sizes,
                                     max_iter=overlap_iters)
+    kind = "warm" if placed is not None else "random" if community is None else "community"
     logger.info("ForceAtlas2 (%s, %s start): %d nodes, %d of at most %d iterations, %s",
-                engine, "random" if community is None else "community", n, done, iterations,
-                asdict(settings))
+                engine, kind, n, done, iterations, asdict(settings))
     frame = pd.DataFrame({"Id": data.logins, "x": positions[:, 0], "y": positions[:, 1],
                           "size": np.round(sizes, 3)})
     frame.attrs["iterations"] = done
+    frame.attrs["balanced"] = balanced
     return frame
 
 
@@ -235,8 +280,6 @@ def _communities(data: GraphData) -> np.ndarray | None:
     values = pd.to_numeric(column, errors="coerce") if column is not None else None
     if values is None or values.isna().any():
         logger.info("no communities in streamers.csv: ForceAtlas2 starts from random positions")
-        return None
-    if values.nunique() > len(values) / 2:  # mostly loners: nothing to seed from
         return None
     return values.to_numpy(int)
 
@@ -269,6 +312,117 @@ def _seeded_start(community, u, v, w, mass, rng, settings, engine) -> np.ndarray
     angle = rng.uniform(0.0, 2 * np.pi, n)
     distance = np.sqrt(rng.uniform(0.0, 1.0, n)) * radius[member_of]
     return centres[member_of] + np.c_[np.cos(angle), np.sin(angle)] * distance[:, None]
+
+
+def _ring(found: np.ndarray, sizes: np.ndarray, linked: np.ndarray,
+          logins: list[str]) -> np.ndarray:
+    """Positions with the streamers without an edge on a ring around the others' layout
+    (`found`), biggest first, spread by the golden angle."""
+    positions = np.zeros((len(linked), 2))
+    loners = np.flatnonzero(~linked)
+    if len(loners) == 0:
+        return positions
+    order = sorted(loners.tolist(), key=lambda i: (-sizes[i], logins[i]))
+    centre = found.mean(axis=0)
+    reach = max(float(np.linalg.norm(found - centre, axis=1).max()), 10.0)
+    k = np.arange(len(order))
+    radius = reach * (1.1 + 0.4 * np.sqrt((k + 0.5) / len(order)))
+    angle = k * np.pi * (3 - np.sqrt(5))
+    positions[order] = centre + radius[:, None] * np.c_[np.cos(angle), np.sin(angle)]
+    return positions
+
+
+def _placed(logins: list[str], initial: pd.DataFrame) -> np.ndarray | None:
+    """Earlier positions per streamer (NaN where it had none), or None when none had one."""
+    known = initial.dropna(subset=["x", "y"]).drop_duplicates("Id").set_index("Id")
+    xy = known.reindex(logins)[["x", "y"]].to_numpy(float)
+    return None if np.isnan(xy).all() else xy
+
+
+def _warm_start(placed: np.ndarray, u, v, w, rng) -> np.ndarray:
+    """Start positions from earlier ones: new streamers near their heaviest placed neighbours
+    (the weighted mean of up to three), or on a ring just outside the map when they have
+    none; a small jitter keeps two newcomers with the same neighbours apart."""
+    start = placed.copy()
+    known = ~np.isnan(placed[:, 0])
+    centre = placed[known].mean(axis=0)
+    reach = float(np.linalg.norm(placed[known] - centre, axis=1).max()) if known.any() else 0.0
+    reach = max(reach, 10.0)
+    new = np.flatnonzero(~known)
+    if len(new) == 0:
+        return start
+    neighbours: dict[int, list[tuple[float, int]]] = {}
+    for a, b, weight in zip(u.tolist(), v.tolist(), w.tolist(), strict=True):
+        if known[b] and not known[a]:
+            neighbours.setdefault(a, []).append((weight, b))
+        if known[a] and not known[b]:
+            neighbours.setdefault(b, []).append((weight, a))
+    jitter = 0.02 * reach
+    for i in new.tolist():
+        heaviest = sorted(neighbours.get(i, []), key=lambda t: (-t[0], t[1]))[:3]
+        if heaviest:
+            weights = np.array([t[0] for t in heaviest]) + 1e-9
+            spot = np.average(placed[[t[1] for t in heaviest]], axis=0, weights=weights)
+            start[i] = spot + rng.normal(0.0, jitter, 2)
+        else:
+            angle = rng.uniform(0.0, 2 * np.pi)
+            start[i] = centre + 1.05 * reach * np.array([np.cos(angle), np.sin(angle)])
+    return start
+
+
+def _balance_scale(positions: np.ndarray, u, v, w, mass, settings) -> float:
+    """The factor that brings `positions` (a finished map, spread out for display) to the
+    size at which ForceAtlas2's forces balance for this shape, so a warm start is refined
+    instead of first collapsing or exploding.
+
+    At a balanced state the forces' virial vanishes: Σ x·F = 0. Around the centroid, for a
+    layout scaled by c: the attraction gives -c² Σ w^influence d², the repulsion
+    +k_r Σ_pairs m_i m_j (independent of c), the gravity -c g Σ m |x| (or -c² k_r g Σ m |x|²
+    when strong). The positive root of that quadratic is the factor (1 for LinLog, whose
+    attraction is not a power of the distance).
+    """
+    if settings.linlog or len(positions) < 2:
+        return 1.0
+    centred = positions - positions.mean(axis=0)
+    distance = np.linalg.norm(centred, axis=1)
+    weight = np.power(w, settings.edge_weight_influence)
+    quadratic = float(np.sum(weight * np.sum(np.square(centred[u] - centred[v]), axis=1)))
+    total, squares = float(mass.sum()), float(np.square(mass).sum())
+    constant = settings.scaling * (total * total - squares) / 2
+    if settings.strong_gravity:
+        quadratic += settings.scaling * settings.gravity * float(np.sum(mass * distance ** 2))
+        linear = 0.0
+    else:
+        linear = settings.gravity * float(np.sum(mass * distance))
+    if quadratic <= 0:
+        return constant / linear if linear > 0 else 1.0
+    return (-linear + math.sqrt(linear * linear + 4 * quadratic * constant)) / (2 * quadratic)
+
+
+def _align(positions: np.ndarray, placed: np.ndarray) -> np.ndarray:
+    """`positions` turned, scaled and moved to fit the earlier ones best (least squares over
+    the streamers that had a place; Umeyama 1991, without reflection).
+
+    ForceAtlas2 settles at its own scale, while the earlier map was spread out afterwards
+    (`make_room`, `remove_overlaps`) and may drift or turn as a whole while refining: none
+    of that is a streamer changing place, so it is taken out.
+    """
+    known = ~np.isnan(placed[:, 0])
+    if known.sum() < 3:
+        return positions
+    a, b = positions[known], placed[known]
+    ca, cb = a.mean(axis=0), b.mean(axis=0)
+    a0, b0 = a - ca, b - cb
+    spread = float(np.sum(np.square(a0)))
+    if spread <= 0:
+        return positions
+    u, s, vt = np.linalg.svd(a0.T @ b0)
+    d = np.sign(np.linalg.det(u @ vt)) or 1.0
+    s[-1] *= d
+    u[:, -1] *= d
+    rotation = u @ vt
+    scale = float(s.sum()) / spread
+    return (positions - ca) @ rotation * scale + cb
 
 
 def _radius(positions: np.ndarray) -> float:
@@ -388,11 +542,13 @@ def layout_for_dir(
     settings: ForceAtlas2Settings | None = None,
     engine: str = "fa2",
     progress: Callable[[int], None] | None = None,
+    initial: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, Path]:
-    """Lay out a GRAPH_DIR and write `x`, `y`, `size` into its streamers.csv."""
+    """Lay out a GRAPH_DIR and write `x`, `y`, `size` into its streamers.csv (`initial`: see
+    `forceatlas2_layout`)."""
     data = read_graph_dir(path)
     positions = forceatlas2_layout(data, iterations=iterations, seed=seed, settings=settings,
-                                   engine=engine, progress=progress)
+                                   engine=engine, progress=progress, initial=initial)
     streamers = data.streamers.drop(columns=["x", "y", "size"], errors="ignore")
     streamers = streamers.merge(positions, on="Id", how="left")
     return positions, write_streamers(path, streamers)

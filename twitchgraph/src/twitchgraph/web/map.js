@@ -103,7 +103,10 @@
   var viewWidth = renderer.getContainer().offsetWidth;
   var panelWidth = document.getElementById("controls").offsetWidth + 24;
   if (viewWidth > 2 * panelWidth) {
-    home = { x: 0.5 - panelWidth / viewWidth / 2, y: 0.5, ratio: 1 + panelWidth / viewWidth, angle: 0 };
+    // A frame as wide as the screen must fit in the width the panel leaves; the shift that
+    // centres it there is half the panel, in the camera's units at that ratio.
+    var share = panelWidth / viewWidth, ratio = 1 / (1 - share);
+    home = { x: 0.5 - share / 2 * ratio, y: 0.5, ratio: ratio, angle: 0 };
   }
   renderer.getCamera().setState(home);
   function goHome() {
