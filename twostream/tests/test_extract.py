@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from twostream.decode import decode_video
 from twostream.errors import DatasetError
-from twostream.extract.dataset import extract_clip, extract_dataset
+from twostream.extract.dataset import ForeignDataError, extract_clip, extract_dataset
 from twostream.extract.settings import ExtractSettings, SettingsMismatchError
 from twostream.flow.presets import TVL1_PRESETS
 from twostream.synth import make_synthetic_dataset, render_motion_clip, write_avi
@@ -184,9 +185,10 @@ def test_rerun_skips_complete_clips_and_redoes_half_written_ones(tmp_path, synth
     shutil.copytree(extracted_dataset.out_dir, out)
     rawframes = out / "rawframes" / "motion_right"
     victim = rawframes / Path(synth_dataset.clips["motion_right"][0]).stem
-    # A clip whose marker is gone (never completed) and a leftover temporary folder.
-    (victim / ".complete.json").unlink()
+    # A finished clip that lost a flow file and a frame since (issue 23 item 4), and a
+    # leftover temporary folder.
     (victim / "flow_x_00007.jpg").unlink()
+    (victim / "img_00003.jpg").unlink()
     leftover = rawframes / f".{victim.name}.partial-12345"
     leftover.mkdir()
     (leftover / "img_00001.jpg").write_bytes(b"half")
@@ -195,6 +197,50 @@ def test_rerun_skips_complete_clips_and_redoes_half_written_ones(tmp_path, synth
     assert (summary.extracted_now, summary.already_done) == (1, 19)
     assert not leftover.exists()
     assert _tree(out) == _tree(extracted_dataset.out_dir)
+
+
+def test_a_clip_folder_without_a_marker_is_foreign_and_left_alone(tmp_path, synth_dataset,
+                                                                  extracted_dataset):
+    # Atomic commits never leave a clip folder without its marker: one that has none was
+    # made by something else, and is replaced only with force (issue 23 item 1).
+    out = tmp_path / "out"
+    shutil.copytree(extracted_dataset.out_dir, out)
+    victim = out / "rawframes" / "motion_right" / Path(synth_dataset.clips["motion_right"][0]).stem
+    (victim / ".complete.json").unlink()
+    (victim / "notes.txt").write_text("mine")
+    before = _tree(out)
+    with pytest.raises(ForeignDataError, match=rf"1 clip folder\(s\) twostream did not make .*"
+                       rf"motion_right/{re.escape(victim.name)}.*--force"):
+        extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
+                        workers=1, progress=False)
+    assert _tree(out) == before
+    summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
+                              workers=1, progress=False, force=True)
+    assert (summary.extracted_now, summary.already_done) == (1, 19)
+    assert _tree(out) == _tree(extracted_dataset.out_dir)
+
+
+def test_lists_and_classes_it_did_not_write_are_never_overwritten(tmp_path, synth_dataset,
+                                                                  extracted_dataset):
+    out = tmp_path / "out"
+    shutil.copytree(extracted_dataset.out_dir, out)
+    # Its own files, rewritten on a rerun: also in a folder extracted before the ownership
+    # record existed (the report names them).
+    (out / ".twostream-extract.json").unlink()
+    extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST, workers=1,
+                    progress=False)
+    assert _tree(out) == _tree(extracted_dataset.out_dir)
+    for name in ("classes.txt", "hmdb51_val_split_2_rawframes.txt"):
+        edited = out / name
+        edited.write_text("written by someone else\n")
+        before = _tree(out)
+        with pytest.raises(ForeignDataError, match=rf"1 file\(s\) it did not write \({name}\)"):
+            extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
+                            workers=1, progress=False)
+        assert _tree(out) == before
+        extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
+                        workers=1, progress=False, force=True)
+        assert _tree(out) == _tree(extracted_dataset.out_dir)
 
 
 @pytest.mark.slow

@@ -249,3 +249,41 @@ def test_mmaction2_folder_trains_evaluates_and_predicts(mm_folder, synth_dataset
     result = json.loads(r.output)
     assert result["fusion"] == "average"  # `fuse` was never run on these runs
     assert sorted(d["label"] for d in result["top"]) == synth_dataset.classes
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every file and folder under ``root``: its bytes (folders: b"<dir>")."""
+    return {str(p.relative_to(root)): b"<dir>" if p.is_dir() else p.read_bytes()
+            for p in sorted(root.rglob("*"))}
+
+
+def test_extract_into_an_mmaction2_folder_refuses_and_leaves_it_byte_identical(
+        mm_folder, synth_dataset, tmp_path):
+    # data/hmdb51 as MMAction2's tools leave it, with the videos beside: the command a user
+    # would try, `extract data/hmdb51/videos data/hmdb51/annotations data/hmdb51`, once
+    # replaced every denseflow clip folder and the lists (issue 23 item 1).
+    root = tmp_path / "data" / "hmdb51"
+    shutil.copytree(mm_folder, root)
+    shutil.copytree(synth_dataset.videos_dir, root / "videos")
+    clip_dirs = sorted((root / "rawframes").glob("*/*"))
+    assert len(clip_dirs) == 20
+    for clip_dir in clip_dirs:  # denseflow's: one fewer flow image than frames, no marker
+        n = len(list(clip_dir.glob("img_*.jpg")))
+        assert len(list(clip_dir.glob("flow_x_*.jpg"))) == n - 1
+        assert not (clip_dir / ".complete.json").exists()
+    (clip_dirs[0] / "notes.txt").write_text("a file of the user's")
+    before = _files(root)
+    first = [f"{d.parent.name}/{d.name}" for d in clip_dirs[:3]]
+    _one_red_line(_run("extract", root / "videos", root / "annotations", root, "--short-side",
+                       "0", "--tvl1-preset", "fast", "--workers", "1", "--no-progress"),
+                  "20 clip folder(s) twostream did not make", *first, "--force", "another OUT",
+                  "hmdb51_train_split_1_rawframes.txt")
+    assert _files(root) == before
+    # Only MMAction2's lists in an OUT: refused the same way.
+    lists_only = tmp_path / "lists-only"
+    lists_only.mkdir()
+    shutil.copy(root / "hmdb51_val_split_3_rawframes.txt", lists_only)
+    _one_red_line(_run("extract", root / "videos", root / "annotations", lists_only,
+                       "--workers", "1", "--no-progress"),
+                  "1 file(s) it did not write (hmdb51_val_split_3_rawframes.txt)", "--force")
+    assert [p.name for p in lists_only.iterdir()] == ["hmdb51_val_split_3_rawframes.txt"]

@@ -101,7 +101,9 @@ def extract(
                                           "pairs per flow batch (default: 64 on CUDA; on CPU "
                                           "1 at 340x256, where batches do not pay)."),
     force: bool = typer.Option(False, "--force", help="Redo clips OUT_DIR holds from a run "
-                               "with other settings (without it such clips stop the run)."),
+                               "with other settings, and replace clip folders, lists and "
+                               "classes.txt twostream did not make, e.g. MMAction2's (without "
+                               "it either stops the run before anything is touched)."),
 ) -> None:
     """Extract RGB frames and optical flow from HMDB51-format videos, MMAction2 layout.
 
@@ -111,7 +113,9 @@ def extract(
 
     Resumable: a rerun skips finished clips. Bad clips are skipped, listed in extract_report.json.
     Every clip records the settings it was made with; a rerun with other settings stops and
-    names the difference (--force redoes those clips).
+    names the difference (--force redoes those clips). Extract touches only what it made: clip
+    folders, lists or classes.txt in OUT_DIR that something else made (MMAction2's rawframes)
+    stop it before anything is touched; train on such a folder as it is, or write elsewhere.
 
     Example: twostream extract hmdb51/videos hmdb51/splits hmdb51/out --workers 2
 

@@ -8,6 +8,11 @@ Output under ``OUT``::
     classes.txt                                            label order
     hmdb51_{train,val}_split_{k}_rawframes.txt             "<class>/<stem> <total_frames> <label>"
     extract_report.json                                    failures, missing/unlisted clips, speed
+    .twostream-extract.json                                the files above extract wrote (hashes)
+
+Extract touches only what it made: a clip folder without twostream's completion marker (made by
+MMAction2's denseflow, say), or a list or ``classes.txt`` whose content extract did not write,
+stops the run before anything is touched (:class:`ForeignDataError`); ``force`` replaces them.
 
 Each clip is written into a hidden sibling folder and renamed into place when complete (with a
 ``.complete.json`` marker holding its frame count and the settings used), so killing the run at
@@ -27,6 +32,7 @@ sampling (:mod:`twostream.datasets`) reads flow 1..n-1 only.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -59,10 +65,11 @@ from twostream.extract.clip_folder import (
 from twostream.extract.settings import ExtractSettings, SettingsMismatchError, settings_difference
 from twostream.extract.workers import init_worker, stop_workers, worker_count
 from twostream.flow.methods import iter_flow, quantize_flow
-from twostream.splits import load_splits, write_classes
+from twostream.splits import load_splits
 
 __all__ = [
     "DiskFullError",
+    "ForeignDataError",
     "ExtractSummary",
     "extract_clip",
     "extract_dataset",
@@ -71,10 +78,20 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 REPORT = "extract_report.json"
+CLASSES = "classes.txt"
+# The lists and classes.txt extract wrote in OUT, as {"files": {name: [sha256, ...]}}: a file
+# is extract's to replace only while its content is one it wrote.
+OWNED = ".twostream-extract.json"
+FOREIGN_SHOWN = 3  # foreign clip folders named in the error; the rest are counted
 
 
 class DiskFullError(TwostreamError):
     """The disk filled up: the run stopped, keeping the clips finished so far."""
+
+
+class ForeignDataError(TwostreamError):
+    """OUT holds clip folders or lists that twostream did not make; replacing them needs
+    ``force``."""
 
 
 def extract_clip(
@@ -167,26 +184,124 @@ def _stem(clip: str) -> str:
     return Path(clip).stem
 
 
+def _clip_whole(clip_dir: Path, total_frames: int) -> bool:
+    """Whether a finished clip folder still holds every frame and flow image its marker
+    counts (a file deleted since is redone, not trained on with a hole)."""
+    try:
+        names = set(os.listdir(clip_dir))
+    except OSError:
+        return False
+    wanted = [f"img_{i:05d}.jpg" for i in range(1, total_frames + 1)]
+    if total_frames >= 2:
+        wanted += [f"flow_{a}_{i:05d}.jpg" for a in "xy" for i in range(1, total_frames + 1)]
+    return names.issuperset(wanted)
+
+
+@dataclass
+class _Plan:
+    """What each clip needs before any is touched."""
+
+    total_frames: dict[str, int] = field(default_factory=dict)  # done with these settings
+    todo: list[tuple[str, str, str]] = field(default_factory=list)  # (video, clip dir, key)
+    other_settings: list[tuple[str, list[str]]] = field(default_factory=list)  # key, diff
+    foreign: list[str] = field(default_factory=list)  # clip folders without twostream's marker
+    incomplete: list[str] = field(default_factory=list)  # finished clips missing a file
+
+
 def _plan(used: list[tuple[str, str]], videos_dir: Path, rawframes: Path,
-          settings: dict[str, Any]) -> tuple[dict[str, int], list[tuple[str, str, str]],
-                                             list[tuple[str, list[str]]]]:
+          settings: dict[str, Any]) -> _Plan:
     """What each clip needs: the frame counts of clips already done with ``settings``, the
-    ``(video, clip folder, key)`` jobs still to do, and the clips made with other settings
-    (with how they differ)."""
-    total_frames: dict[str, int] = {}
-    todo: list[tuple[str, str, str]] = []
-    other_settings: list[tuple[str, list[str]]] = []
+    jobs still to do, the clips made with other settings (with how they differ), the clip
+    folders twostream did not make, and finished clips that lost a file since."""
+    plan = _Plan()
     for cls, clip in used:
         key, clip_dir = f"{cls}/{clip}", rawframes / cls / _stem(clip)
         marker = read_marker(clip_dir)
-        if marker is not None and marker.get("settings") == settings:
-            total_frames[key] = int(marker["total_frames"])
-            pad_flow(clip_dir, total_frames[key])  # clips extracted before the padding existed
-            continue
-        if marker is not None:
-            other_settings.append((key, settings_difference(marker.get("settings"), settings)))
-        todo.append((str(videos_dir / cls / clip), str(clip_dir), key))
-    return total_frames, todo, other_settings
+        if marker is None and clip_dir.exists():
+            plan.foreign.append(f"{cls}/{_stem(clip)}")
+        elif marker is not None and marker.get("settings") == settings:
+            n = int(marker["total_frames"])
+            pad_flow(clip_dir, n)  # clips extracted before the padding existed
+            if _clip_whole(clip_dir, n):
+                plan.total_frames[key] = n
+                continue
+            plan.incomplete.append(key)
+        elif marker is not None:
+            plan.other_settings.append(
+                (key, settings_difference(marker.get("settings"), settings)))
+        plan.todo.append((str(videos_dir / cls / clip), str(clip_dir), key))
+    return plan
+
+
+def _digest(text: str | bytes) -> str:
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+def _owned(out: Path) -> dict[str, list[str]]:
+    """The hashes of each file extract wrote in ``out``. Folders extracted before the record
+    existed have an ``extract_report.json``: the files it names, and ``classes.txt``, are
+    extract's as they are."""
+    try:
+        files = json.loads((out / OWNED).read_text(encoding="utf-8"))["files"]
+        return {str(k): list(v) for k, v in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    try:
+        report = json.loads((out / REPORT).read_text(encoding="utf-8"))
+        names = [*report.get("annotation_files", []), CLASSES]
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {n: [_digest((out / n).read_bytes())] for n in names if (out / n).is_file()}
+
+
+def _foreign_files(out: Path, names: list[str]) -> list[str]:
+    """The files of ``names`` in ``out`` whose content extract did not write."""
+    owned = _owned(out)
+    return [n for n in names if (out / n).is_file()
+            and _digest((out / n).read_bytes()) not in owned.get(n, [])]
+
+
+def _write_owned(out: Path, texts: dict[str, str]) -> None:
+    """Write ``texts`` (file name -> content) into ``out``, recording their hashes first, so a
+    kill between the record and a file leaves either content recognised as extract's."""
+    owned = _owned(out)
+    for name, text in texts.items():
+        owned[name] = sorted({*owned.get(name, []), _digest(text)})
+    write_text_atomic(out / OWNED, json.dumps({"files": owned}, indent=2, sort_keys=True) + "\n")
+    for name, text in texts.items():
+        write_text_atomic(out / name, text)
+    for name, text in texts.items():
+        owned[name] = [_digest(text)]
+    write_text_atomic(out / OWNED, json.dumps({"files": owned}, indent=2, sort_keys=True) + "\n")
+
+
+def _list_names(splits) -> list[str]:
+    return [f"hmdb51_{name}_split_{k}_rawframes.txt"
+            for k in sorted(splits.entries) for name in ("train", "val")]
+
+
+def _refuse_foreign(out: Path, foreign_clips: list[str], foreign_files: list[str],
+                    force: bool) -> None:
+    """Stop before touching anything when ``out`` holds clip folders or lists that twostream
+    did not make (MMAction2's rawframes, say), unless ``force`` (then they are replaced)."""
+    if not foreign_clips and not foreign_files:
+        return
+    what = []
+    if foreign_clips:
+        shown = ", ".join(foreign_clips[:FOREIGN_SHOWN])
+        more = ", ..." if len(foreign_clips) > FOREIGN_SHOWN else ""
+        what.append(f"{len(foreign_clips)} clip folder(s) twostream did not make under "
+                    f"{out / 'rawframes'} ({shown}{more})")
+    if foreign_files:
+        what.append(f"{len(foreign_files)} file(s) it did not write ({', '.join(foreign_files)})")
+    if not force:
+        raise ForeignDataError(
+            f"{out} holds {' and '.join(what)}: extract would replace them; write into another "
+            f"OUT, or pass --force to replace them (rawframes made by MMAction2's tools train "
+            f"as they are: `twostream train {out} --stream ...`)"
+        )
+    logger.warning("--force: replacing %s", " and ".join(what))
 
 
 def extract_dataset(
@@ -223,8 +338,10 @@ def extract_dataset(
         only); the workers decode and write
         JPEGs meanwhile (:mod:`twostream.extract.batched`).
     force:
-        Redo clips that ``out_dir`` holds from a run with other settings. Without it such
-        clips stop the run before anything is touched (:class:`SettingsMismatchError`).
+        Redo clips that ``out_dir`` holds from a run with other settings, and replace clip
+        folders, lists and ``classes.txt`` that twostream did not make. Without it either
+        stops the run before anything is touched (:class:`SettingsMismatchError`,
+        :class:`ForeignDataError`).
 
     Clips whose complete output with the same settings exists are skipped; bad clips are
     skipped and reported. Only clips extracted whole are listed in the annotation files.
@@ -235,6 +352,8 @@ def extract_dataset(
         ``videos_dir`` or ``splits_dir`` is missing or holds nothing usable.
     SettingsMismatchError
         ``out_dir`` holds clips made with other settings and ``force`` is off.
+    ForeignDataError
+        ``out_dir`` holds clip folders or lists twostream did not make and ``force`` is off.
     OptionError
         Bad options.
     """
@@ -257,11 +376,17 @@ def extract_dataset(
                              missing=splits.missing, unlisted=splits.unlisted,
                              bad_lines=splits.bad_lines,
                              classes_without_splits=splits.without_splits)
-    total_frames, todo, other_settings = _plan(used, videos_dir, rawframes, wanted)
-    _refuse_other_settings(out, other_settings, force)
+    plan = _plan(used, videos_dir, rawframes, wanted)
+    total_frames, todo = plan.total_frames, plan.todo
+    _refuse_foreign(out, plan.foreign, _foreign_files(out, [CLASSES, *_list_names(splits)]),
+                    force)
+    _refuse_other_settings(out, plan.other_settings, force)
+    if plan.incomplete:
+        logger.warning("%d finished clip(s) lost a frame or flow file since, e.g. %s: "
+                       "redoing them", len(plan.incomplete), plan.incomplete[0])
     with writing(out):
         rawframes.mkdir(parents=True, exist_ok=True)
-        write_classes(splits.classes, out / "classes.txt")
+        _write_owned(out, {CLASSES: "".join(f"{c}\n" for c in splits.classes)})
     summary.already_done = len(total_frames)
     if summary.already_done:
         logger.info("%d clips already extracted, %d to do", summary.already_done, len(todo))
@@ -392,16 +517,14 @@ def _disk_full(out: Path, result: ClipResult, total_frames: dict[str, int],
 
 def _write_annotations(out: Path, splits, total_frames: dict[str, int]) -> list[str]:
     """MMAction2 rawframe lists per split; only clips extracted whole are listed."""
-    written = []
+    texts = {}
     for k in sorted(splits.entries):
         for name, flag in (("train", 1), ("val", 2)):
-            lines = [
+            texts[f"hmdb51_{name}_split_{k}_rawframes.txt"] = "".join(
                 f"{e.class_name}/{_stem(e.clip)} {total_frames[e.key]} "
                 f"{splits.label(e.class_name)}\n"
                 for e in splits.subset(k, flag)
                 if e.key in total_frames
-            ]
-            path = out / f"hmdb51_{name}_split_{k}_rawframes.txt"
-            write_text_atomic(path, "".join(lines))
-            written.append(path.name)
-    return written
+            )
+    _write_owned(out, texts)
+    return list(texts)
