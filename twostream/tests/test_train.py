@@ -122,7 +122,7 @@ def test_a_kill_while_saving_keeps_the_last_checkpoint_and_metrics(raw, tmp_path
     assert sorted(after) == sorted(before)  # no temporary file left behind
     # run.json now records --epochs 2, and metrics.csv (with its plot) epoch 2's row, written
     # before the checkpoint; the checkpoint is the first epoch's, whole.
-    assert json.loads(after.pop("run.json"))["train_config"]["epochs"] == 2
+    assert json.loads(after.pop("run.json"))["train_configs"]["1"]["epochs"] == 2
     ckpt = checkpoint_path(out, 1).name
     assert after[ckpt] == before[ckpt]
     assert [r["epoch"] for r in _metrics(out)] == ["1", "2"]
@@ -191,7 +191,8 @@ def test_resume_reuses_the_runs_settings_and_refuses_changes(raw, tmp_path):
     assert (config.stream, config.crop, config.new_length, config.epochs) == (
         "temporal", 32, 4, 3)
     assert config.rawframes == str(raw) and config.resume
-    with pytest.raises(TwostreamError, match=r"crop=32, not 40; new_length=4, not 2"):
+    with pytest.raises(TwostreamError, match=r"split 1 was trained with crop=32, not 40; "
+                       r"split 1 was trained with new_length=4, not 2"):
         train_mod.resume_config(out, {"crop": 40, "new_length": 2})
     other = tmp_path / "other"
     shutil.copytree(raw, other)
@@ -201,7 +202,7 @@ def test_resume_reuses_the_runs_settings_and_refuses_changes(raw, tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(raw, moved)
     run = json.loads((out / "run.json").read_text())
-    run["rawframes"] = run["train_config"]["rawframes"] = str(tmp_path / "gone")
+    run["rawframes"] = run["train_configs"]["1"]["rawframes"] = str(tmp_path / "gone")
     (out / "run.json").write_text(json.dumps(run))
     with pytest.raises(TwostreamError, match="is gone: .*gone; if it moved, pass its new place"):
         train_mod.resume_config(out, {})
@@ -209,6 +210,56 @@ def test_resume_reuses_the_runs_settings_and_refuses_changes(raw, tmp_path):
     (moved / "classes.txt").write_text("a\nb\n")
     with pytest.raises(TwostreamError, match="lists 2 classes, the run was trained on 6"):
         train_mod.resume_config(out, {"rawframes": str(moved)})
+
+
+def test_each_split_is_its_own_run_and_resumes_with_its_own_settings(raw, tmp_path):
+    # Issue 23 item 2: split 2 trained into split 1's folder with other settings once
+    # overwrote the run's one train_config, and `--resume --split 1` went on with split 2's.
+    out = tmp_path / "run"
+    main(_config(raw, out, split="1", epochs=1, batch_size=4))
+    first = json.loads((out / "run.json").read_text())["train_configs"]["1"]
+    main(_config(raw, out, split="2", epochs=1, batch_size=8, flip=False, lr=0.05))
+    records = json.loads((out / "run.json").read_text())["train_configs"]
+    assert records["1"] == first and "train_config" not in records
+    assert (records["2"]["batch_size"], records["2"]["flip"], records["2"]["lr"]) == (8, False,
+                                                                                      0.05)
+    configs = train_mod.resume_configs(out, {"split": "1", "epochs": 2})
+    assert list(configs) == [1]
+    assert (configs[1].batch_size, configs[1].flip, configs[1].lr) == (4, True, 0.01)
+    main(configs)
+    ckpt = torch.load(checkpoint_path(out, 1), weights_only=True)
+    assert ckpt["epoch"] == 1
+    assert {k: ckpt["config"][k] for k in ("batch_size", "flip", "lr", "epochs")} == {
+        "batch_size": 4, "flip": True, "lr": 0.01, "epochs": 2}
+    after = json.loads((out / "run.json").read_text())["train_configs"]
+    assert after["2"] == records["2"] and after["1"] == {**first, "epochs": 2}
+    with pytest.raises(TwostreamError, match=r"split 1 was trained with batch_size=4, not 8"):
+        train_mod.resume_configs(out, {"split": "1", "batch_size": 8})
+    # Without --split: every split the run holds, each with its own settings.
+    configs = train_mod.resume_configs(out, {})
+    assert {k: (c.batch_size, c.lr) for k, c in configs.items()} == {1: (4, 0.01),
+                                                                     2: (8, 0.05)}
+    with pytest.raises(TwostreamError, match="split 2 was trained with lr=0.05, not 0.01"):
+        train_mod.resume_configs(out, {"lr": 0.01})
+
+
+def test_a_run_folder_from_before_per_split_records_resumes_each_split_as_trained(raw,
+                                                                                tmp_path):
+    out = tmp_path / "run"
+    main(_config(raw, out, split="1", epochs=1, batch_size=4))
+    main(_config(raw, out, split="2", epochs=1, batch_size=8, lr=0.05))
+    # run.json as older versions left it: one train_config, the last split's.
+    run = json.loads((out / "run.json").read_text())
+    legacy = {**{k: v for k, v in run.items() if k != "train_configs"},
+              "train_config": run["train_configs"]["2"]}
+    (out / "run.json").write_text(json.dumps(legacy, indent=2))
+    config = train_mod.resume_config(out, {"split": "1"})  # from its checkpoint
+    assert (config.batch_size, config.lr) == (4, 0.01)
+    main(_config(raw, out, split="3", epochs=1, batch_size=2))
+    records = json.loads((out / "run.json").read_text())
+    assert "train_config" not in records
+    assert {k: r["batch_size"] for k, r in records["train_configs"].items()} == {
+        "1": 4, "2": 8, "3": 2}
 
 
 def test_curves_use_whole_epochs_from_1_and_a_log_loss_axis():

@@ -71,7 +71,10 @@ class RunRecord:
         rawframes: the rawframes folder trained on (absolute).
         extract_settings: how those rawframes were extracted (``ExtractSettings.record``), or
             ``"unknown"`` for rawframes made by other tools.
-        train_config: the training options ``train --resume`` reuses (a plain dict).
+        train_config: the training options of the whole run, in run folders written before
+            each split kept its own (``train_configs``); read, never written any more.
+        train_configs: each split's own training options (a plain dict per split, keyed
+            ``"1"``, ``"2"``, ``"3"``): what ``train --resume --split k`` continues with.
         extra: keys this version does not know, kept as read so a rewrite loses nothing.
 
     Only ``stream`` and ``classes`` are required; a key left ``None`` is absent from the file
@@ -90,11 +93,16 @@ class RunRecord:
     rawframes: str | None = None
     extract_settings: dict[str, Any] | str | None = None
     train_config: dict[str, Any] | None = None
+    train_configs: dict[str, dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def train_settings(self) -> dict[str, Any] | None:
-        """The training options ``train --resume`` continues with (``None`` in runs from
-        before run.json kept them: the checkpoint has them)."""
+    def train_settings(self, split: int | None = None) -> dict[str, Any] | None:
+        """The training options split ``split`` was trained with (``train --resume`` continues
+        with them); without ``split``, or for a split run.json keeps none of its own, the whole
+        run's from before splits kept their own (``None`` in runs from before run.json kept
+        any: each checkpoint has its split's)."""
+        if split is not None and self.train_configs and str(split) in self.train_configs:
+            return self.train_configs[str(split)]
         return self.train_config
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,7 +110,7 @@ class RunRecord:
         known = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                  if f.name != "extra" and getattr(self, f.name) is not None}
         ordered = ("stream", "arch", "crop", "new_length", "bound", "in_chans", "drop_rate",
-                   "classes", "rawframes", "extract_settings", "train_config")
+                   "classes", "rawframes", "extract_settings", "train_config", "train_configs")
         return {**{k: known[k] for k in ordered if k in known}, **self.extra}
 
     @classmethod

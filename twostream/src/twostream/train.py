@@ -24,6 +24,9 @@ iteration, cross-entropy; on CUDA, mixed precision (:func:`twostream.device.amp_
 bfloat16 autocast where the GPU supports it, else float16 with a ``GradScaler``.
 
 ``--split all`` trains splits 1, 2, 3 in turn into the same folder (files carry the split).
+Each split is its own run: ``run.json`` keeps each split's training settings
+(``train_configs``), ``--resume`` continues each split with its own, and training another split
+into the folder leaves the first split's record as it was.
 Validation after each epoch uses a cheap protocol (``val_segments`` evenly spaced views per
 test clip, centre crop); ``twostream evaluate`` applies the full 25-view protocol.
 
@@ -40,6 +43,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +89,7 @@ __all__ = [
     "evaluate",
     "main",
     "resume_config",
+    "resume_configs",
     "train_one_epoch",
 ]
 
@@ -404,56 +409,95 @@ _FIXED_ON_RESUME = ("rawframes", "stream", "arch", "weights", "crop", "new_lengt
                     "seed", "lr", "batch_size", "momentum", "weight_decay", "flip")
 
 
-def resume_config(out: str | Path, given: dict[str, Any]) -> TrainConfig:
-    """The config to continue the run in ``out``: the run's own settings, updated by the
-    options in ``given`` that may change (``epochs``, ``split``, ``device``, ``workers``,
+def _own_settings(out: Path, run: RunRecord) -> dict[int, dict[str, Any]]:
+    """Each trained split's own training settings: run.json's record of the split, else (run
+    folders from before splits kept their own) its checkpoint's config."""
+    own: dict[int, dict[str, Any]] = {}
+    for k in (1, 2, 3):
+        if run.train_configs and str(k) in run.train_configs:
+            own[k] = dict(run.train_configs[str(k)])
+        elif checkpoint_path(out, k).is_file():
+            own[k] = dict(load_checkpoint(checkpoint_path(out, k))["config"])
+    return own
+
+
+def resume_configs(out: str | Path, given: dict[str, Any]) -> dict[int, TrainConfig]:
+    """The config of each split to continue in ``out``: that split's own settings, updated by
+    the options in ``given`` that may change (``epochs``, ``device``, ``workers``,
     ``val_segments``, ...).
 
+    The splits are ``given["split"]``, else those the run's splits were asked for (``--split
+    all`` killed during split 2 goes on to split 3). A split not trained yet starts from the
+    settings of the run's first split, and ``given`` may change any of them.
+
     Raises:
-        TwostreamError: nothing to resume in ``out``, or ``given`` changes a setting the run
-            must keep (the message names it), or the rawframes folder's class list differs.
+        TwostreamError: nothing to resume in ``out``, or ``given`` changes a setting a split
+            must keep (the message names the split and the setting), or the rawframes folder
+            is gone or its class list differs.
     """
     out = Path(out)
     if not (out / RUN_JSON).is_file():
         raise TwostreamError(f"nothing to resume in {out} (no run.json); drop --resume to "
                              "start a new run there")
     run = load_run(out)
-    stored = run.train_settings()
-    if stored is None:  # runs from before run.json kept it: the checkpoint has it
-        splits = trained_splits(out)
-        if not splits:
-            raise TwostreamError(f"nothing to resume in {out} (no checkpoint); drop --resume "
-                                 "to start a new run there")
-        stored = load_checkpoint(checkpoint_path(out, splits[0]))["config"]
+    own = _own_settings(out, run)
+    base = own[min(own)] if own else run.train_settings()
+    if base is None:
+        raise TwostreamError(f"nothing to resume in {out} (no checkpoint); drop --resume "
+                             "to start a new run there")
+    if "split" in given:
+        splits = parse_splits(given["split"])
+    else:
+        asked = {k for settings in (own.values() or [base])
+                 for k in parse_splits(settings.get("split", "1"))}
+        splits = sorted(asked | set(own))
     conflicts = []
-    for key in _FIXED_ON_RESUME:
-        if key not in given or key not in stored:
-            continue
-        old, new = stored[key], given[key]
-        if key == "rawframes":
-            if Path(new).resolve() == Path(old).resolve() or not Path(old).exists():
-                continue  # the same folder, or the run's folder moved here
-        if old != new:
-            conflicts.append(f"{key}={old!r}, not {new!r}")
+    for k in splits:
+        stored = own.get(k)
+        for key in _FIXED_ON_RESUME if stored is not None else ():
+            if key not in given or key not in stored:
+                continue
+            old, new = stored[key], given[key]
+            if key == "rawframes":
+                if Path(new).resolve() == Path(old).resolve() or not Path(old).exists():
+                    continue  # the same folder, or the run's folder moved here
+            if old != new:
+                conflicts.append(f"split {k} was trained with {key}={old!r}, not {new!r}")
     if conflicts:
         raise TwostreamError(
-            f"cannot resume {out}: it was trained with {'; '.join(conflicts)}; drop those "
-            "options to keep the run's values, or start a new run in another --out"
+            f"cannot resume {out}: {'; '.join(conflicts)}; drop those options to keep each "
+            "split's own values, or start a new run in another --out"
         )
     fields = {f for f in TrainConfig.__dataclass_fields__}
-    merged = {**stored, **given, "out": str(out), "resume": True}
-    config = TrainConfig(**{k: v for k, v in merged.items() if k in fields})
-    if "rawframes" not in given and not Path(config.rawframes).is_dir():
-        raise TwostreamError(f"the rawframes folder {out} was trained on is gone: "
-                             f"{config.rawframes}; if it moved, pass its new place as RAWFRAMES")
-    classes = read_class_list(config.rawframes)
-    if classes != run.classes:
-        raise TwostreamError(
-            f"cannot resume {out}: {Path(config.rawframes) / 'classes.txt'} lists "
-            f"{len(classes)} classes, the run was trained on {len(run.classes)} (or in "
-            "another order); pass the rawframes folder the run was trained on"
-        )
-    return config
+    configs = {}
+    for k in splits:
+        merged = {**own.get(k, base), **given, "out": str(out), "resume": True}
+        if "split" in given:
+            merged["split"] = str(k)
+        configs[k] = TrainConfig(**{n: v for n, v in merged.items() if n in fields})
+    for config in configs.values():
+        if "rawframes" not in given and not Path(config.rawframes).is_dir():
+            raise TwostreamError(
+                f"the rawframes folder {out} was trained on is gone: {config.rawframes}; if it "
+                "moved, pass its new place as RAWFRAMES")
+        classes = read_class_list(config.rawframes)
+        if classes != run.classes:
+            raise TwostreamError(
+                f"cannot resume {out}: {Path(config.rawframes) / 'classes.txt'} lists "
+                f"{len(classes)} classes, the run was trained on {len(run.classes)} (or in "
+                "another order); pass the rawframes folder the run was trained on"
+            )
+    return configs
+
+
+def resume_config(out: str | Path, given: dict[str, Any]) -> TrainConfig:
+    """:func:`resume_configs` for a run that continues one split (``given["split"]``, or a
+    run that trained one): that split's config."""
+    configs = resume_configs(out, given)
+    if len(configs) != 1:
+        raise OptionError(f"{out} continues splits {', '.join(map(str, configs))}, each with "
+                          "its own settings: use resume_configs, or give one split")
+    return next(iter(configs.values()))
 
 
 def _bound(config: TrainConfig) -> float:
@@ -462,7 +506,8 @@ def _bound(config: TrainConfig) -> float:
     return float(read_extract_settings(config.rawframes).get("bound", 20.0))
 
 
-def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> None:
+def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int, split: int) -> None:
+    """Write run.json with ``split``'s own training settings, keeping the other splits'."""
     path = Path(config.out) / RUN_JSON
     run = RunRecord(
         stream=config.stream, arch=config.arch, crop=config.crop,
@@ -472,9 +517,9 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
         # "unknown" for rawframes made by other tools (MMAction2's denseflow): predict then
         # asks for --flow/--short-side/--bound rather than guess how to treat a new video.
         extract_settings=read_extract_settings(config.rawframes) or "unknown",
-        # What `train --resume` reuses so the user need not retype it.
-        train_config={k: v for k, v in asdict(config).items() if k not in _SESSION_KEYS},
     )
+    # What `train --resume --split k` reuses so the user need not retype it: split k's own.
+    own = {str(split): {k: v for k, v in asdict(config).items() if k not in _SESSION_KEYS}}
     if path.exists():
         old = load_run(config.out)
         for key in ("stream", "arch", "in_chans", "classes"):
@@ -483,6 +528,11 @@ def _write_run_json(config: TrainConfig, classes: list[str], in_chans: int) -> N
                     f"{path} belongs to a run with another {key} ({getattr(old, key)!r}); "
                     "choose another --out"
                 )
+        # The other splits' records stay as they are (a folder from before splits kept their
+        # own gets them from their checkpoints; its one train_config is then dropped).
+        own = {**{str(k): v for k, v in _own_settings(Path(config.out), old).items()}, **own}
+        run.extra = old.extra
+    run.train_configs = dict(sorted(own.items()))
     if run.extract_settings == "unknown":
         logger.warning("%s does not record how its frames and flow were extracted (no "
                        "extract_report.json): run.json says 'unknown', and predict will ask "
@@ -571,7 +621,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
     if info.main:
         with writing(out):
             out.mkdir(parents=True, exist_ok=True)
-            _write_run_json(config, classes, ds_train.in_chans)
+            _write_run_json(config, classes, ds_train.in_chans, split)
 
     sampler, loader, val_loader, expected = _loaders(config, ds_train, ds_val, info, device)
     torch.manual_seed(config.seed)
@@ -685,35 +735,46 @@ def _check_crop(config: TrainConfig, clips: list) -> None:
             )
 
 
-def main(config: TrainConfig) -> dict[int, dict[str, Any]]:
+def main(config: TrainConfig | Mapping[int, TrainConfig]) -> dict[int, dict[str, Any]]:
     """Train ``config.stream`` on each requested split; returns the last metrics row per split.
+
+    ``config`` is one config for every split it asks for, or (as :func:`resume_configs`
+    gives) each split's own config.
 
     Raises:
         DatasetError: missing rawframes folder, class list or annotation list, or an empty
             training list (before any training starts).
         ValueError: bad options, or an existing checkpoint without ``resume``.
     """
-    config.check()
-    splits = config.splits()
-    resolve_device(config.device)  # `--device cuda` without a GPU fails before any reading
-    out = Path(config.out)
-    if config.resume and not trained_splits(out) and not (out / RUN_JSON).is_file():
+    if isinstance(config, TrainConfig):
+        config.check()
+        per_split = {k: config for k in config.splits()}
+    else:
+        per_split = dict(config)
+    if not per_split:
+        raise OptionError("no split to train")
+    first = next(iter(per_split.values()))
+    for cfg in per_split.values():
+        cfg.check()
+        resolve_device(cfg.device)  # `--device cuda` without a GPU fails before any reading
+    out = Path(first.out)
+    if first.resume and not trained_splits(out) and not (out / RUN_JSON).is_file():
         raise TwostreamError(f"nothing to resume in {out} (no run.json, no checkpoint); "
                              "drop --resume to start a new run there")
     # Check every split's inputs before training any of them.
-    classes = read_class_list(config.rawframes)
-    for split in splits:
-        train_list = annotation_path(config.rawframes, split, "train")
+    for split, cfg in per_split.items():
+        classes = read_class_list(cfg.rawframes)
+        train_list = annotation_path(cfg.rawframes, split, "train")
         train_clips = read_annotations(train_list, classes)
         if not train_clips:
             raise DatasetError(f"training list is empty: {train_list}")
-        read_annotations(annotation_path(config.rawframes, split, "val"), classes)  # must exist
-    _check_crop(config, train_clips)
-    info = _init_distributed(resolve_device(config.device).type)
-    device = resolve_device(config.device, info.local_rank)
+        read_annotations(annotation_path(cfg.rawframes, split, "val"), classes)  # must exist
+        _check_crop(cfg, train_clips)
+    info = _init_distributed(resolve_device(first.device).type)
+    device = resolve_device(first.device, info.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     results = {}
-    for split in splits:
-        results[split] = _train_split(config, split, info, device)
+    for split, cfg in per_split.items():
+        results[split] = _train_split(cfg, split, info, device)
     return results

@@ -67,9 +67,9 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     val_segments: int = typer.Option(3, "--val-segments", help="Views per test clip for the "
                                      "quick test accuracy after each epoch (0: none)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out with its "
-                                "own settings; options given again must match them, except "
-                                "--epochs (the schedule is stretched), --split, --device, "
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out, each split "
+                                "with its own settings; options given again must match them, "
+                                "except --epochs (the schedule is stretched), --split, --device, "
                                 "--workers and --val-segments."),
 ) -> None:
     """Train the spatial or the temporal stream on HMDB51 split(s).
@@ -84,7 +84,7 @@ def train(
     Continue it (after Ctrl-C or a kill), or train it on to 8 epochs: twostream train --resume
     --out runs/temporal --epochs 8
     """
-    from twostream.train import TrainConfig, main, resume_config
+    from twostream.train import TrainConfig, main, resume_configs
 
     _logging()
     options = dict(
@@ -98,7 +98,7 @@ def train(
              if v is not None and getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}
     try:
         if resume:
-            config = resume_config(out, given)
+            config = resume_configs(out, given)  # each split with its own settings
         elif rawframes is None or stream is None:
             raise fail("RAWFRAMES and --stream are required (unless --resume continues a run)")
         else:
@@ -114,7 +114,8 @@ def train(
             typer.echo(f"split {k}: train acc {row['train_acc']:.1%}, test clip acc "
                        f"{row['val_video_acc']:.1%} after epoch {row['epoch']}")
         else:
-            typer.echo(f"split {k}: already trained {config.epochs} epoch(s); nothing to do")
+            epochs = (config[k] if isinstance(config, dict) else config).epochs
+            typer.echo(f"split {k}: already trained {epochs} epoch(s); nothing to do")
     typer.echo(f"run folder: {out}")
 
 
