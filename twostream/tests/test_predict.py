@@ -98,3 +98,50 @@ def test_undecodable_video_is_one_clear_error(runs, tmp_path):
     bad.write_bytes(b"RIFF\x00\x00\x00\x00AVI garbage")
     with pytest.raises(VideoDecodeError, match="broken.avi"):
         predict_video(bad, *runs)
+
+
+# Non-default settings of three methods, as a user types them to `twostream extract`.
+EXTRACTIONS = {
+    "tvl1 fast-third, short side 32": ["--flow", "tvl1", "--tvl1-preset", "fast-third",
+                                       "--short-side", "32"],
+    "tvl1-torch fast, 3 warps": ["--flow", "tvl1-torch", "--tvl1-preset", "fast",
+                                 "--tvl1-warps", "3", "--short-side", "0", "--device", "cpu"],
+    "dis at half scale, bound 15": ["--flow", "dis", "--flow-scale", "0.5", "--bound", "15",
+                                    "--short-side", "0", "--jpeg-quality", "90"],
+}
+
+
+@pytest.mark.parametrize("options", EXTRACTIONS.values(), ids=EXTRACTIONS.keys())
+def test_predict_extracts_a_video_byte_for_byte_as_extract_did(synth_dataset, tmp_path,
+                                                                 options):
+    # Issue 23 item 3: predict once dropped the TV-L1 parameters of tvl1-torch runs.
+    from typer.testing import CliRunner
+
+    from twostream.cli import app
+    from twostream.datasets import read_extract_settings
+    from twostream.predict import extract_as_trained
+    from twostream.runs import RunRecord
+
+    videos, splits = tmp_path / "videos", tmp_path / "splits"
+    cls = "motion_left"
+    shutil.copytree(synth_dataset.videos_dir / cls, videos / cls)
+    for k in (1, 2, 3):
+        name = f"{cls}_test_split{k}.txt"
+        shutil.copy(synth_dataset.splits_dir / name, splits.mkdir(exist_ok=True) or splits / name)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["extract", str(videos), str(splits), str(out), "--workers", "1",
+                                 "--no-progress", *options])
+    assert r.exit_code == 0, r.output
+    # What train records in run.json, and predict reads back.
+    run = RunRecord(stream="temporal", classes=[cls],
+                    extract_settings=read_extract_settings(out))
+    for video in sorted(videos.glob(f"{cls}/*.avi"))[:2]:
+        clip = tmp_path / "predict" / video.stem
+        n, settings = extract_as_trained(video, clip, [run])
+        assert settings.record() == run.extract_settings
+        made = out / "rawframes" / cls / video.stem
+        names = sorted(p.name for p in made.glob("*.jpg"))
+        assert n == 8 and len(names) == 8 * 3
+        assert sorted(p.name for p in clip.glob("*.jpg")) == names
+        for name in names:
+            assert (clip / name).read_bytes() == (made / name).read_bytes(), (video.name, name)

@@ -28,7 +28,7 @@ from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, lo
 from twostream.options import check_test_options
 from twostream.runs import RunRecord, load_stream_model, trained_splits
 
-__all__ = ["predict_video", "video_scores"]
+__all__ = ["extract_as_trained", "predict_video", "video_scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +67,38 @@ def _extract_settings(
             logger.warning("--%s %s overrides the %s the training frames were extracted with",
                            key.replace("_", "-"), value, settings[key])
         settings[key] = value
-    if settings["flow"] != "tvl1":
+    # Every TV-L1 method keeps the parameters (preset, --tvl1-*) the run was extracted with;
+    # --flow-scale is in the record whenever it was not 1.
+    if not str(settings["flow"]).startswith("tvl1"):
         settings["tvl1"] = None
     elif not settings.get("tvl1"):
         settings["tvl1"] = ExtractSettings().record()["tvl1"]
-    return ExtractSettings.from_record(settings)
+    if settings["flow"] == "tvl1-torch" and flow is not None and recorded is not None:
+        settings.pop("flow_scale", None)  # another method given: it runs at full size
+    try:
+        result = ExtractSettings.from_record(settings)
+    except TypeError as exc:  # a damaged record, e.g. an unknown TV-L1 parameter
+        raise DatasetError(f"the runs' extraction settings are damaged ({exc}); retrain, or "
+                           "pass --flow, --short-side and --bound") from None
+    result.check()
+    return result
+
+
+def extract_as_trained(
+    video: str | Path, clip_dir: str | Path, runs: list[RunRecord], *,
+    flow: str | None = None, short_side: int | None = None, bound: float | None = None,
+) -> tuple[int, ExtractSettings]:
+    """Extract ``video``'s frames and flow into ``clip_dir`` exactly as the training rawframes
+    of ``runs`` were (the first run recording its settings wins; ``flow``, ``short_side`` and
+    ``bound`` override them): the same code as ``twostream extract`` with the same method,
+    TV-L1 parameters, preset, flow scale, bound and JPEG quality. Returns the frame count and
+    the settings used.
+
+    ``tvl1-torch`` runs here on the CPU, one clip at a time; it gives the bytes that
+    extraction on the CPU gave (a GPU's float rounding may differ in the last bit).
+    """
+    settings = _extract_settings(runs, flow=flow, short_side=short_side, bound=bound)
+    return extract_clip(video, clip_dir, settings), settings
 
 
 @torch.inference_mode()
@@ -147,9 +174,11 @@ def predict_video(
         raise FusionError(f"--fusion {fusion} uses what `twostream fuse` learns on the training "
                           f"clips, and it was never run on these runs for split {split}: run "
                           f"`twostream fuse {spatial_run} {temporal_run} --split {split}` first")
-    settings = _extract_settings([t_run, s_run], flow=flow, short_side=short_side, bound=bound)
+    # Refuse bad --flow/--bound before the models load.
+    _extract_settings([t_run, s_run], flow=flow, short_side=short_side, bound=bound)
     with tempfile.TemporaryDirectory(prefix="twostream-predict-") as tmp:
-        n = extract_clip(video, Path(tmp) / "rawframes" / "video" / "clip", settings)
+        n, _ = extract_as_trained(video, Path(tmp) / "rawframes" / "video" / "clip",
+                                  [t_run, s_run], flow=flow, short_side=short_side, bound=bound)
         probs = []
         for run_dir in (spatial_run, temporal_run):
             model, run = load_stream_model(run_dir, split, dev)
