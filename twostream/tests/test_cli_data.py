@@ -143,8 +143,16 @@ def test_extract_exits_1_when_every_clip_is_bad(tmp_path):
 
 
 @pytest.mark.parametrize("option, value, needle", [
-    ("--short-side", "3", "--short-side must be 0 (native size) or at least 16"),
+    ("--short-side", "3", "--short-side must be 0 (native size) or 16-2160"),
     ("--short-side", "-1", "--short-side"),
+    # Once tried to allocate 40 GB per frame in every worker (issue 23 item 5).
+    ("--short-side", "100000", "--short-side must be 0 (native size) or 16-2160"),
+    # nan once wrote all-zero flow and NaN into the report (issue 23 item 4).
+    ("--bound", "nan", "--bound must be a positive number of px, got nan"),
+    ("--bound", "inf", "--bound must be a positive number of px, got inf"),
+    ("--tvl1-lambda", "inf", "--tvl1-lambda must be positive, got inf"),
+    ("--tvl1-epsilon", "nan", "--tvl1-epsilon must be positive, got nan"),
+    ("--flow-scale", "nan", "--flow-scale must be in (0, 1]"),
     ("--tvl1-nscales", "0", "--tvl1-nscales must be at least 1"),
     ("--tvl1-tau", "0", "--tvl1-tau must be in (0, 0.25]"),
     ("--tvl1-theta", "0", "--tvl1-theta must be positive"),
@@ -153,7 +161,7 @@ def test_extract_exits_1_when_every_clip_is_bad(tmp_path):
     ("--tvl1-inner-iterations", "0", "--tvl1-inner-iterations"),
     ("--jpeg-quality", "0", "--jpeg-quality must be 1-100"),
     ("--workers", "0", "--workers must be at least 1"),
-    ("--bound", "0", "bound must be positive"),
+    ("--bound", "0", "--bound must be a positive number of px, got 0.0"),
 ])
 def test_extract_option_out_of_range_is_one_line_before_any_work(tmp_path, synth_dataset,
                                                                   option, value, needle):
@@ -189,3 +197,69 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch, error):
     result = runner.invoke(app, ["synth", str(tmp_path / "d")])
     assert result.exception is error
     assert "Error:" not in result.output
+
+
+# Options the chosen method would ignore, once accepted without a word (issue 23 item 4).
+IGNORED = [
+    (["--flow", "farneback", "--device", "cuda"], "--device cuda runs --flow tvl1-torch only"),
+    (["--flow", "dis", "--tvl1-warps", "3"], "--tvl1-warps set TV-L1's parameters, which --flow "
+     "dis does not use"),
+    (["--flow", "farneback", "--tvl1-preset", "fast"], "--tvl1-preset set TV-L1's parameters"),
+    (["--flow", "dis", "--flow-batch", "8"], "--flow-batch batches --flow tvl1-torch only"),
+    (["--flow", "tvl1-torch", "--tvl1-preset", "fast-third"],
+     "fast-third computes flow on frames shrunk to a third, which tvl1-torch does not do"),
+]
+
+
+@pytest.mark.parametrize("options, needle", IGNORED, ids=[" ".join(o) for o, _ in IGNORED])
+def test_extract_refuses_options_the_method_ignores(tmp_path, synth_dataset, options, needle):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["extract", str(synth_dataset.videos_dir),
+                                 str(synth_dataset.splits_dir), str(out), *options,
+                                 "--no-progress"])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], lines
+    assert not out.exists()
+
+
+SYNTH_BAD = [
+    (["--seed", "-1"], "seed must be 0 or more, got -1"),
+    (["--fps", "-5"], "fps must be 1-120, got -5"),
+    (["--fps", "1000000000"], "fps must be 1-120"),
+    (["--width", "100000"], "width and height must be at most 1920, got 100000x120"),
+    (["--frames", "100000"], "rendered whole in memory"),
+]
+
+
+@pytest.mark.parametrize("options, needle", SYNTH_BAD, ids=[" ".join(o) for o, _ in SYNTH_BAD])
+def test_synth_option_out_of_range_is_one_red_line(tmp_path, options, needle):
+    result = runner.invoke(app, ["synth", str(tmp_path / "d"), *options])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == f"Error: {needle}" or (
+        needle in result.stderr and len(result.stderr.strip().splitlines()) == 1), result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_failed_synth_leaves_nothing_behind_and_reruns(tmp_path, monkeypatch):
+    # A failure half-way once left a half-written folder that blocked the rerun.
+    import twostream.synth
+
+    real, calls = twostream.synth.write_avi, []
+
+    def fails_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("killed half-way")
+        real(*args, **kwargs)
+
+    args = ["synth", str(tmp_path / "d"), "--classes", "2", "--clips-per-class", "2",
+            "--width", "32", "--height", "32", "--frames", "2"]
+    monkeypatch.setattr(twostream.synth, "write_avi", fails_on_the_third)
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, RuntimeError)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(twostream.synth, "write_avi", real)
+    assert runner.invoke(app, args).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+    assert len(list((tmp_path / "d" / "videos").rglob("*.avi"))) == 4

@@ -38,7 +38,8 @@ def trained(extracted_dataset, tmp_path_factory):
     for stream in ("spatial", "temporal"):
         r = _run("train", raw, "--stream", stream, "--out", out / stream, "--arch", "resnet18",
                  "--weights", "none", "--epochs", "1", "--batch-size", "4", "--crop", "32",
-                 "--workers", "0", "--device", "cpu", "--val-segments", "1")
+                 "--workers", "0", "--device", "cpu", "--val-segments", "1",
+                 "--new-length", "5")  # the clips have 8 frames, 7 flow fields
         assert r.exit_code == 0, r.output
         assert "split 1: train acc" in r.output
     return raw, out
@@ -128,6 +129,8 @@ def _damaged_run(src, dst, what: str):
     elif what == "empty checkpoint":
         ckpt = b""
     (dst / "checkpoint_split1.pt").write_bytes(ckpt)
+    if what == "broken fusion model":
+        (dst / "fusion_model.json").write_text('{"temporal_run": ')
     if what == "broken run.json":
         (dst / "run.json").write_text('{"stream": "spatial", ')
     elif what == "moved rawframes":
@@ -168,6 +171,24 @@ BAD_OPTIONS = [
     (["predict", "{video}", "--spatial", "{run}", "--temporal", "{temporal}"],
      "truncated checkpoint", ["checkpoint_split1.pt", "unreadable"]),
     (["export", "{run}", "{tmp}/x.onnx"], "empty checkpoint", ["checkpoint_split1.pt"]),
+    # Issue 23 items 4 and 5: silent accepts and tracebacks, now one line each.
+    (["train", "{raw}", "--stream", "spatial", "--lr", "inf"], None,
+     ["--lr must be a finite number, got inf"]),
+    (["train", "{raw}", "--stream", "spatial", "--lr", "nan"], None, ["--lr must be a finite"]),
+    (["train", "{raw}", "--stream", "temporal", "--new-length", "8"], None,
+     ["--new-length 8 is longer than the flow of", "(8 frames, 7 flow fields)",
+      "the shortest clip of split 1", "--new-length 7 or less"]),
+    (["train", "{raw}", "--stream", "temporal", "--new-length", "1000"], None,
+     ["--new-length must be 1-64"]),
+    (["predict", "{video}", "--spatial", "{run}", "--temporal", "{temporal}", "--bound", "0"],
+     None, ["--bound must be a positive number of px"]),
+    (["predict", "{video}", "--spatial", "{run}", "--temporal", "{temporal}", "--flow",
+      "bogus"], None, ["unknown flow method 'bogus'"]),
+    (["predict", "{video}", "--spatial", "{run}", "--temporal", "{temporal}"],
+     "broken fusion model", ["fusion_model.json is unreadable", "twostream fuse"]),
+    (["evaluate", "{run}", "--rawframes", "{empty}"], None,
+     ["split 1: the test list", "hmdb51_val_split_1_rawframes.txt is empty"]),
+
     (["export", "{run}", "{tmp}/x.onnx", "--split", "4"], None, ["--split"]),
 ]
 
@@ -187,7 +208,11 @@ def test_bad_option_or_damaged_file_is_one_red_line(trained, synth_dataset, tmp_
         shutil.copytree(raw, other)
         classes = (other / "classes.txt").read_text().splitlines()
         (other / "classes.txt").write_text("\n".join(classes[:-1]) + "\n")
+    if "{empty}" in args:  # the same rawframes with an empty test list
+        shutil.copytree(raw, tmp_path / "empty")
+        (tmp_path / "empty" / "hmdb51_val_split_1_rawframes.txt").write_text("")
     values = dict(raw=raw, run=run, temporal=out / "temporal", other=other, tmp=tmp_path,
+                  empty=tmp_path / "empty",
                   video=next((synth_dataset.videos_dir / synth_dataset.classes[0]).iterdir()))
     full = [a.format(**values) for a in args]
     if full[0] == "train":
@@ -306,7 +331,7 @@ def test_demo_pipeline_on_a_tiny_dataset(tmp_path):
     from twostream.fusion import fuse_split
 
     lines: list[str] = []
-    cfg = DemoConfig(classes=4, clips_per_class=4, width=48, height=32, frames=10, crop=32,
+    cfg = DemoConfig(classes=4, clips_per_class=4, width=48, height=32, frames=11, crop=32,
                      epochs=1, batch_size=4)
     result = run_demo(tmp_path, cfg, echo=lines.append)
     text = "\n".join(lines)

@@ -49,6 +49,22 @@ def test_lists_and_classes(raw, tmp_path):
         read_annotations(odd)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-8-sig"])
+def test_lists_and_class_files_in_any_usual_encoding_read_alike(raw, tmp_path, encoding):
+    # UTF-16 was a traceback and a UTF-8 BOM a puzzling '\ufeff...' (issue 23 item 5).
+    root = tmp_path / "raw"
+    (root / "annotations").mkdir(parents=True)
+    lst = annotation_path(raw, 1, "train")
+    (root / lst.name).write_bytes(lst.read_text().replace("\n", "\r\n").encode(encoding))
+    assert read_annotations(root / lst.name) == read_annotations(lst)
+    classes = read_class_list(raw)
+    index = "".join(f"{i + 1} {c}\r\n" for i, c in enumerate(classes))
+    (root / "annotations" / "classInd.txt").write_bytes(index.encode(encoding))
+    assert read_class_list(root) == classes
+    (root / "classes.txt").write_bytes("".join(f"{c}\n" for c in classes).encode(encoding))
+    assert read_class_list(root) == classes
+
+
 def test_missing_inputs_name_the_thing(tmp_path):
     with pytest.raises(DatasetError, match="nowhere"):
         read_class_list(tmp_path / "nowhere")

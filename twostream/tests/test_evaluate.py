@@ -94,6 +94,44 @@ def test_unreadable_test_clips_are_skipped_and_listed(trained, tmp_path):
     assert first not in load_scores(run, 1)["name"].tolist()
 
 
+def test_no_readable_test_clip_is_one_clear_error(trained, tmp_path):
+    # Once a traceback (issue 23 item 5); the result set of the run stays as it was.
+    root, out = trained
+    raw, run = tmp_path / "raw", tmp_path / "run"
+    shutil.copytree(root, raw)
+    shutil.copytree(out, run)
+    before = sorted(p.name for p in run.iterdir())
+    lines = (raw / "hmdb51_val_split_1_rawframes.txt").read_text().splitlines()
+    for line in lines:
+        for f in (raw / "rawframes" / line.split()[0]).glob("flow_*.jpg"):
+            f.write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(DatasetError, match=rf"split 1: none of the {len(lines)} test clips of "
+                       r".*hmdb51_val_split_1_rawframes.txt could be read \(e.g. .*: unreadable "
+                       r"frame\); extract them again"):
+        evaluate_run(run, splits=[1], segments=2, score_train=False, rawframes=raw,
+                     device="cpu", progress=False)
+    (raw / "hmdb51_val_split_1_rawframes.txt").write_text("")
+    with pytest.raises(DatasetError, match="the test list .* is empty: nothing to evaluate"):
+        evaluate_run(run, splits=[1], segments=2, score_train=False, rawframes=raw,
+                     device="cpu", progress=False)
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_truncated_scores_are_one_clear_error_in_fuse(evaluated, tmp_path):
+    from twostream.fusion import fuse_runs
+
+    path = evaluated / "scores_split1.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DatasetError, match=r"scores_split1.npz is unreadable \(truncated"):
+        load_scores(evaluated, 1)
+    spatial = tmp_path / "spatial"  # the same scores posing as the spatial stream's
+    shutil.copytree(evaluated, spatial)
+    run = json.loads((spatial / "run.json").read_text())
+    (spatial / "run.json").write_text(json.dumps({**run, "stream": "spatial"}))
+    with pytest.raises(TwostreamError, match="scores_split1.npz is unreadable"):
+        fuse_runs(spatial, evaluated, splits=[1], out=tmp_path / "fusion")
+
+
 def test_not_a_run(tmp_path):
     with pytest.raises(DatasetError, match="no run.json"):
         evaluate_run(tmp_path, device="cpu")

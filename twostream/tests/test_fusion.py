@@ -195,9 +195,27 @@ def test_saved_fusion_reproduces_what_fuse_scored(runs, tmp_path):
         apply_svm(learned["svm"], s["scores"], t_scores),
         svm_fusion(s_tr["scores"], t_tr["scores"], s_tr["label"], s["scores"], t_scores),
         rtol=1e-6)
-    # Learned with another temporal run: not used.
-    assert load_fusion(s_run, tmp_path, 1) is None
+    # Learned with another temporal run: refused as stale (issue 23 item 4); the same run
+    # moved elsewhere (the same checkpoints) is the same fusion.
+    with pytest.raises(FusionError, match=f"learned with the temporal run {t_run.resolve()}, "
+                       f"not {tmp_path}: rerun `twostream fuse"):
+        load_fusion(s_run, tmp_path, 1)
+    moved = tmp_path / "moved"
+    shutil.copytree(t_run, moved)
+    assert load_fusion(s_run, moved, 1) == learned
     assert load_fusion(s_run, t_run, 2) is None
+
+
+@pytest.mark.parametrize("text", ['{"temporal_run": ', "[]", '{"splits": {"1": 3}}', "\xff"])
+def test_a_damaged_fusion_model_is_one_clear_error_and_fuse_rewrites_it(runs, tmp_path, text):
+    s_run, t_run = tmp_path / "copy" / "s", tmp_path / "copy" / "t"
+    shutil.copytree(runs[0], s_run)
+    shutil.copytree(runs[1], t_run)
+    (s_run / "fusion_model.json").write_bytes(text.encode("latin-1"))
+    with pytest.raises(FusionError, match="fusion_model.json is (unreadable|damaged)"):
+        load_fusion(s_run, t_run, 1)
+    fuse_runs(s_run, t_run, out=tmp_path)
+    assert load_fusion(s_run, t_run, 1)["best"] in ("average", "weighted", "svm")
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -229,7 +229,8 @@ def test_mmaction2_folder_trains_evaluates_and_predicts(mm_folder, synth_dataset
     for stream in ("spatial", "temporal"):
         r = _run("train", mm_folder, "--stream", stream, "--out", tmp_path / stream, "--arch",
                  "resnet18", "--weights", "none", "--epochs", "1", "--batch-size", "4",
-                 "--crop", "32", "--workers", "0", "--device", "cpu", "--val-segments", "1")
+                 "--crop", "32", "--workers", "0", "--device", "cpu", "--val-segments", "1",
+                 "--new-length", "5")
         assert r.exit_code == 0, r.output
         assert "predict will ask for --flow, --short-side and --bound" in caplog.text
         run = json.loads((tmp_path / stream / "run.json").read_text())

@@ -24,8 +24,8 @@ def runs(extracted_dataset, tmp_path_factory):
     for stream in ("spatial", "temporal"):
         main(TrainConfig(rawframes=str(extracted_dataset.out_dir), stream=stream,
                          out=str(out / stream), arch="resnet18", weights="none", epochs=1,
-                         batch_size=4, crop=32, workers=0, device="cpu", val_segments=0,
-                         progress=False))
+                         batch_size=4, crop=32, new_length=5, workers=0, device="cpu",
+                         val_segments=0, progress=False))
         evaluate_run(out / stream, splits=[1], segments=5, train_segments=1, device="cpu",
                      progress=False)
     return out / "spatial", out / "temporal"

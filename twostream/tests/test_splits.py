@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from twostream.errors import DatasetError
@@ -128,3 +130,45 @@ def test_class_folders_without_split_files_stay_out_of_the_class_list(hmdb, capl
     assert splits.empty_classes(2, 1) == ["brush_hair", "clap"]
     assert "split 2 has no train clip of 2 class(es): brush_hair, clap" in caplog.text
     assert "split 2 has no test clip of 1 class(es): brush_hair" in caplog.text
+
+
+def test_a_clip_flagged_train_and_test_is_refused_naming_both_lines(hmdb):
+    # Once put in both lists: a leak, unreported (issue 23 item 4).
+    videos, splits = hmdb
+    (splits / "brush_hair_test_split2.txt").write_text(
+        f"{BRUSH[0]} 1 \n{BRUSH[1]} 2 \n{BRUSH[0]} 2 \n")
+    with pytest.raises(DatasetError, match=rf"brush_hair_test_split2.txt:3: {re.escape(BRUSH[0])} "
+                       r"is flagged 2 \(test\) here and 1 \(train\) on line 1"):
+        load_splits(splits, videos)
+    # The same flag twice is one entry.
+    (splits / "brush_hair_test_split2.txt").write_text(
+        f"{BRUSH[0]} 1 \n{BRUSH[1]} 2 \n{BRUSH[0]} 1 \n")
+    entries = load_splits(splits, videos).entries[2]
+    assert [e.clip for e in entries if e.class_name == "brush_hair"] == sorted(BRUSH[:2])
+
+
+def test_two_videos_with_one_stem_are_refused_naming_both(hmdb):
+    videos, splits = hmdb
+    twin = CLAP[0].replace(".avi", ".mp4")
+    (videos / "clap" / twin).write_bytes(b"x")
+    with open(splits / "clap_test_split2.txt", "a") as f:
+        f.write(f"{twin} 1\n")
+    with pytest.raises(DatasetError, match=rf"clap/{re.escape(CLAP[0])} and clap/"
+                       rf"{re.escape(twin)} would share one clip folder"):
+        load_splits(splits, videos)
+    # Unused (flag 0), it writes no folder: no clash.
+    (splits / "clap_test_split2.txt").write_text(
+        "".join(f"{c} 2\n" for c in CLAP) + f"{twin} 0\n")
+    load_splits(splits, videos)
+
+
+def test_names_mmaction2_lists_cannot_carry_are_warned_about_with_the_fix(hmdb, caplog):
+    videos, splits = hmdb
+    (videos / "brush hair").mkdir()
+    (videos / "brush hair" / "a.avi").write_bytes(b"x")
+    (videos / "brush hair" / "b c.avi").write_bytes(b"x")
+    (splits / "brush hair_test_split1.txt").write_text("a.avi 1\nb c.avi 2\n")
+    with caplog.at_level("WARNING", logger="twostream"):
+        load_splits(splits, videos)
+    assert "2 class or clip name(s) hold whitespace, e.g. 'brush hair'" in caplog.text
+    assert "MMAction2 cannot" in caplog.text and "rename" in caplog.text

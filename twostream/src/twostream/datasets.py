@@ -49,6 +49,7 @@ from PIL import Image
 
 from twostream.errors import DatasetError
 from twostream.flow.methods import dequantize_flow
+from twostream.textfiles import read_text
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -94,7 +95,7 @@ def read_class_list(root: str | Path) -> list[str]:
         raise DatasetError(f"rawframes folder not found: {root} (run `twostream extract` first)")
     path = root / "classes.txt"
     if path.is_file():
-        classes = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        classes = [line.strip() for line in read_text(path).splitlines()]
         return [c for c in classes if c]
     index = root / "annotations" / "classInd.txt"
     if index.is_file():
@@ -112,7 +113,7 @@ def read_class_list(root: str | Path) -> list[str]:
 
 def _read_class_index(path: Path) -> list[str]:
     ids: dict[int, str] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
@@ -153,7 +154,7 @@ def read_annotations(path: str | Path, classes: Sequence[str] | None = None) -> 
     if not path.is_file():
         raise DatasetError(f"annotation list not found: {path} (run `twostream extract` first)")
     clips = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.rsplit(maxsplit=2)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -216,9 +217,13 @@ def load_scores(run_dir: str | Path, split: int, subset: str = "test") -> dict[s
             f"(run `twostream evaluate {run_dir}` first)"
         )
     record = load_evaluation(run_dir, split)
-    with np.load(path, allow_pickle=False) as z:
-        scores = {k: z[k] for k in ("name", "label", "scores")}
-        meta = json.loads(str(z["evaluation"])) if "evaluation" in z else {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            scores = {k: z[k] for k in ("name", "label", "scores")}
+            meta = json.loads(str(z["evaluation"])) if "evaluation" in z else {}
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{path} is unreadable (truncated or damaged: {exc}): run "
+                           f"`twostream evaluate {run_dir} --split {split}` again") from None
     if meta.get("id") != record["id"]:
         raise DatasetError(
             f"{path.name} and eval_split{split}.json in {run_dir} come from different "
@@ -330,8 +335,16 @@ def evaluate_run(
         model, run = load_stream_model(run_dir, split, dev)
         test_clips = read_annotations(annotation_path(root, split, "val"), run.classes)
         common = dict(device=dev, batch_size=batch_size, workers=workers, progress=progress)
+        val = annotation_path(root, split, "val")
+        if not test_clips:
+            raise DatasetError(f"split {split}: the test list {val} is empty: nothing to "
+                               "evaluate")
         scored = score_clips(model, root, test_clips, run, segments=segments, crops=crops,
                              **common)
+        if not scored["names"]:
+            name, reason = scored["skipped"][0]
+            raise DatasetError(f"split {split}: none of the {len(test_clips)} test clips of {val} "
+                               f"could be read (e.g. {name}: {reason}); extract them again")
         train_scored = None
         if score_train:
             train_clips = read_annotations(annotation_path(root, split, "train"), run.classes)

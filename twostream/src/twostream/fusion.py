@@ -232,24 +232,34 @@ def load_fusion(
             trained on since), or by an older twostream that did not record them.
     """
     path = fusion_model_path(spatial_run)
+    redo = f"rerun `twostream fuse {spatial_run} {temporal_run} --split {split}`"
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    if saved.get("temporal_run") != str(Path(temporal_run).resolve()):
-        logger.warning("%s was learned with the temporal run %s, not %s: ignored", path,
-                       saved.get("temporal_run"), Path(temporal_run).resolve())
-        return None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise FusionError(f"{path} is unreadable or not valid JSON ({exc}): {redo}, or pass "
+                          "--fusion average") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("splits"), dict):
+        raise FusionError(f"{path} is damaged (no learned splits): {redo}, or pass "
+                          "--fusion average")
     learned = saved["splits"].get(str(split))
     if learned is None:
         return None
-    redo = f"rerun `twostream fuse {spatial_run} {temporal_run} --split {split}`"
+    if not isinstance(learned, dict):
+        raise FusionError(f"{path} is damaged (split {split}): {redo}")
     recorded = learned.get("checkpoints")
     if not isinstance(recorded, dict):
         raise FusionError(f"{path} records no checkpoints (an older twostream wrote it): {redo}")
+    # Learned with another temporal run: stale unless that run only moved here (the same
+    # checkpoints, so the same scores).
+    other = saved.get("temporal_run") != str(Path(temporal_run).resolve())
     now = _checkpoint_hashes(spatial_run, temporal_run, split)
     for stream, run in (("spatial", spatial_run), ("temporal", temporal_run)):
         if recorded.get(stream) != now[stream]:
+            if other:
+                raise FusionError(f"{path} was learned with the temporal run "
+                                  f"{saved.get('temporal_run')}, not {run}: {redo}")
             raise FusionError(f"{path} was learned from another {checkpoint_path(run, split).name} "
                               f"than the one now in {run} (trained on since?): {redo}")
     return learned
@@ -270,10 +280,13 @@ def _save_fusion(spatial_run: str | Path, temporal_run: str | Path,
     path = fusion_model_path(spatial_run)
     temporal = str(Path(temporal_run).resolve())
     saved = {"temporal_run": temporal, "splits": {}}
-    if path.is_file():
+    try:
         old = json.loads(path.read_text(encoding="utf-8"))
-        if old.get("temporal_run") == temporal:
-            saved["splits"] = old.get("splits", {})
+    except (OSError, UnicodeDecodeError, ValueError):  # none yet, or damaged: start anew
+        old = None
+    if isinstance(old, dict) and old.get("temporal_run") == temporal and isinstance(
+            old.get("splits"), dict):
+        saved["splits"] = old["splits"]
     saved["splits"].update({str(k): v for k, v in learned.items()})
     write_text_atomic(path, json.dumps(saved, indent=2))
     return path

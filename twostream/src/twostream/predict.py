@@ -58,14 +58,14 @@ def _extract_settings(
                 "bound 20: --flow tvl1 --bound 20)"
             )
     settings = {**ExtractSettings().record(), **(recorded or {})}
+    overrides = []
     for key, value in given.items():
         if value is None:
             continue
         if key == "short_side" and value == 0:
             value = None
         if recorded is not None and value != settings[key]:
-            logger.warning("--%s %s overrides the %s the training frames were extracted with",
-                           key.replace("_", "-"), value, settings[key])
+            overrides.append((key.replace("_", "-"), value, settings[key]))
         settings[key] = value
     # Every TV-L1 method keeps the parameters (preset, --tvl1-*) the run was extracted with;
     # --flow-scale is in the record whenever it was not 1.
@@ -80,7 +80,10 @@ def _extract_settings(
     except TypeError as exc:  # a damaged record, e.g. an unknown TV-L1 parameter
         raise DatasetError(f"the runs' extraction settings are damaged ({exc}); retrain, or "
                            "pass --flow, --short-side and --bound") from None
-    result.check()
+    result.check()  # a bad --flow or --bound: one line, before any warning
+    for option, value, was in overrides:
+        logger.warning("--%s %s overrides the %s the training frames were extracted with",
+                       option, value, was)
     return result
 
 

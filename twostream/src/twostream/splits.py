@@ -13,7 +13,6 @@ cannot be parsed) are collected in :class:`Splits` and logged, never raised: one
 
 from __future__ import annotations
 
-import codecs
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from twostream.atomic import write_text_atomic
 from twostream.errors import DatasetError
+from twostream.textfiles import read_text
 
 __all__ = [
     "SplitEntry",
@@ -122,26 +122,6 @@ def write_classes(classes: list[str], path: str | os.PathLike[str]) -> None:
     write_text_atomic(path, "".join(f"{c}\n" for c in classes))
 
 
-def _decode(raw: bytes) -> str:
-    """Text of a split file: UTF-16 (with or without a BOM), UTF-8 (with or without a BOM),
-    else Latin-1."""
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16")  # the BOM picks the byte order and is dropped
-    # UTF-16 without a BOM (as Windows editors save "Unicode"): ASCII names put a NUL in
-    # every other byte, on the odd positions for little-endian.
-    if len(raw) >= 4 and raw.count(0) * 3 >= len(raw):
-        odd = raw[1::2].count(0) >= raw[0::2].count(0)
-        try:
-            return raw.decode("utf-16-le" if odd else "utf-16-be")
-        except UnicodeDecodeError:
-            pass
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")  # never fails; names stay byte-identical to the disk's
-    return text.removeprefix("\ufeff")
-
-
 def parse_split_file(path: str | os.PathLike[str]) -> tuple[list[tuple[str, int]], list[str]]:
     """Parse one ``<class>_test_split<k>.txt``.
 
@@ -150,10 +130,15 @@ def parse_split_file(path: str | os.PathLike[str]) -> tuple[list[tuple[str, int]
     spaces, tabs, CRLF/CR line ends and blank lines are accepted. The flag is the last
     whitespace-separated field, so a name with inner spaces survives.
     """
-    path = Path(path)
-    pairs: list[tuple[str, int]] = []
+    numbered, bad = _parse_numbered(Path(path))
+    return [(clip, flag) for _, clip, flag in numbered], bad
+
+
+def _parse_numbered(path: Path) -> tuple[list[tuple[int, str, int]], list[str]]:
+    """:func:`parse_split_file` with each pair's line number: ``(line, clip, flag)``."""
+    pairs: list[tuple[int, str, int]] = []
     bad: list[str] = []
-    for i, line in enumerate(_decode(path.read_bytes()).splitlines(), start=1):
+    for i, line in enumerate(read_text(path).splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
@@ -161,8 +146,59 @@ def parse_split_file(path: str | os.PathLike[str]) -> tuple[list[tuple[str, int]
         if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
             bad.append(f"{path.name}:{i}: {line}")
             continue
-        pairs.append((parts[0].strip(), int(parts[1])))
+        pairs.append((i, parts[0].strip(), int(parts[1])))
     return pairs, bad
+
+
+def _refuse_two_flags(path: Path, numbered: list[tuple[int, str, int]]
+                      ) -> list[tuple[int, str, int]]:
+    """The pairs of one split file, each clip once; a clip given two flags (train and test:
+    a leak) is a :class:`DatasetError` naming both lines."""
+    first: dict[str, tuple[int, int]] = {}
+    unique = []
+    for line, clip, flag in numbered:
+        if clip in first:
+            line0, flag0 = first[clip]
+            if flag0 != flag:
+                raise DatasetError(
+                    f"{path}:{line}: {clip} is flagged {flag} ({FLAGS[flag]}) here and {flag0} "
+                    f"({FLAGS[flag0]}) on line {line0}: a clip in both the training and the "
+                    "test list would leak; keep one line"
+                )
+            continue
+        first[clip] = (line, flag)
+        unique.append((line, clip, flag))
+    return unique
+
+
+def _refuse_shared_stems(entries: dict[int, list[SplitEntry]]) -> None:
+    """Two videos of one class with one stem (``a.avi``, ``a.mp4``) would share one clip
+    folder and be listed twice: a :class:`DatasetError` naming both."""
+    seen: dict[tuple[str, str], str] = {}
+    for es in entries.values():
+        for e in es:
+            if not e.flag:
+                continue
+            key = (e.class_name, Path(e.clip).stem)
+            other = seen.setdefault(key, e.clip)
+            if other != e.clip:
+                raise DatasetError(
+                    f"{e.class_name}/{other} and {e.class_name}/{e.clip} would share one clip "
+                    f"folder ({e.class_name}/{key[1]}): rename or remove one of them"
+                )
+
+
+def _warn_unlistable_names(classes: list[str], entries: dict[int, list[SplitEntry]]) -> None:
+    """MMAction2 splits list lines on whitespace: a class or clip name with a space gives
+    lists it cannot parse (twostream's own reader can)."""
+    names = [c for c in classes if any(ch.isspace() for ch in c)]
+    names += sorted({e.key for es in entries.values() for e in es if e.flag
+                     and any(ch.isspace() for ch in Path(e.clip).stem)})
+    if names:
+        logger.warning(
+            "%d class or clip name(s) hold whitespace, e.g. %r: twostream reads the lists, "
+            "MMAction2 cannot (it splits lines on whitespace); to use them there, rename the "
+            "folders and videos with '_' for spaces and extract again", len(names), names[0])
 
 
 def load_splits(
@@ -171,7 +207,8 @@ def load_splits(
     """Read every split file in ``splits_dir`` and check it against ``videos_dir``.
 
     Raises :class:`DatasetError` when a folder is missing, ``videos_dir`` has no class
-    folders, or ``splits_dir`` has no ``<class>_test_split<k>.txt`` file. Everything else
+    folders, ``splits_dir`` has no ``<class>_test_split<k>.txt`` file, a split file gives one
+    clip two flags (``file:line``), or two videos of a class share a stem. Everything else
     (missing clips, unlisted clips, bad lines, split files for unknown classes, class folders
     without split files, classes with no train or test clip in a split) is reported in the
     result and logged as a warning.
@@ -201,9 +238,9 @@ def load_splits(
     missing: set[str] = set()
     per_split: dict[int, list[SplitEntry]] = defaultdict(list)
     for cls, k, path in split_files:
-        pairs, bad = parse_split_file(path)
+        numbered, bad = _parse_numbered(path)
         result.bad_lines.extend(bad)
-        for clip, flag in pairs:
+        for _, clip, flag in _refuse_two_flags(path, numbered):
             named.add((cls, clip))
             if clip not in on_disk.get(cls, ()):
                 missing.add(f"{cls}/{clip}")
@@ -212,6 +249,8 @@ def load_splits(
     result.entries = {
         k: sorted(es, key=lambda e: (e.class_name, e.clip)) for k, es in sorted(per_split.items())
     }
+    _refuse_shared_stems(result.entries)
+    _warn_unlistable_names(classes, result.entries)
     result.missing = sorted(missing)
     result.unlisted = sorted(
         f"{c}/{clip}" for c in classes for clip in on_disk[c] if (c, clip) not in named

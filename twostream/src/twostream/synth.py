@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SYNTH_RECORD = "synth.json"
+MAX_SIDE = 1920  # px: a synthetic clip is rendered whole in memory
+MAX_FPS = 120
+MAX_PIXELS = 50_000_000  # width x height x frames of one clip: 150 MB of RGB
 
 _COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (200, 40, 40),
@@ -297,7 +301,11 @@ def make_synthetic_dataset(
     seed:
         Everything random derives from it: the same arguments give the same bytes.
     width, height, frames, fps:
-        Video geometry (width and height even, >= 32) and length (>= 2 frames).
+        Video geometry (width and height even, 32..1920), length (>= 2 frames, width x height
+        x frames at most 50 million) and frame rate (1..120).
+
+    The dataset is written into a hidden sibling folder and renamed into place, so a failure
+    leaves nothing behind.
 
     Examples
     --------
@@ -313,8 +321,17 @@ def make_synthetic_dataset(
         )
     if width < 32 or height < 32 or width % 2 or height % 2:
         raise OptionError(f"width and height must be even and >= 32, got {width}x{height}")
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise OptionError(f"width and height must be at most {MAX_SIDE}, got {width}x{height}")
     if frames < 2:
         raise OptionError(f"frames must be >= 2, got {frames}")
+    if width * height * frames > MAX_PIXELS:
+        raise OptionError(f"a clip of {frames} frames of {width}x{height} is rendered whole in "
+                          f"memory: keep width x height x frames at most {MAX_PIXELS:,}")
+    if not 1 <= fps <= MAX_FPS:
+        raise OptionError(f"fps must be 1-{MAX_FPS}, got {fps}")
+    if seed < 0:
+        raise OptionError(f"seed must be 0 or more, got {seed}")
     names = class_names(classes)
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -322,12 +339,34 @@ def make_synthetic_dataset(
         # with new ones.
         raise TwostreamError(f"{out} is not empty: synth writes a whole new dataset; choose "
                              "a new folder or empty this one")
+    # Written aside and renamed into place: a failure or a kill leaves no half-written
+    # folder to block the rerun.
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "splits").mkdir(parents=True)
+    try:
+        info = _write_dataset(tmp, names, clips_per_class=clips_per_class, seed=seed,
+                              width=width, height=height, frames=frames, fps=fps)
+        with writing(out):
+            if out.is_dir():
+                out.rmdir()  # empty: checked above
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    info.out_dir, info.videos_dir, info.splits_dir = out, out / "videos", out / "splits"
+    logger.info("wrote %d classes x %d clips to %s", classes, clips_per_class, out)
+    return info
+
+
+def _write_dataset(out: Path, names: list[str], *, clips_per_class: int, seed: int,
+                   width: int, height: int, frames: int, fps: int) -> SynthInfo:
     info = SynthInfo(
         out_dir=out, videos_dir=out / "videos", splits_dir=out / "splits", classes=names,
         seed=seed, width=width, height=height, frames=frames, fps=fps,
     )
-    with writing(out):
-        info.splits_dir.mkdir(parents=True, exist_ok=True)
     for ci, cls in enumerate(names):
         kind, sub = cls.split("_", 1)
         info.kinds[cls] = kind
@@ -354,7 +393,6 @@ def make_synthetic_dataset(
     record = {"classes": names, "clips_per_class": clips_per_class, "seed": seed,
               "width": width, "height": height, "frames": frames, "fps": fps}
     write_text_atomic(out / SYNTH_RECORD, json.dumps(record, indent=2) + "\n")
-    logger.info("wrote %d classes x %d clips to %s", classes, clips_per_class, out)
     return info
 
 

@@ -96,6 +96,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MIN_CROP = 32
+MAX_NEW_LENGTH = 64
 METRIC_FIELDS = [
     "split", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_frame_acc",
     "val_video_acc", "skipped", "seconds",
@@ -137,13 +138,22 @@ class TrainConfig:
         self.splits()
         if self.stream not in ("spatial", "temporal"):
             raise OptionError(f"--stream must be spatial or temporal, got {self.stream!r}")
+        for name, value in (("--lr", self.lr), ("--momentum", self.momentum),
+                            ("--weight-decay", self.weight_decay), ("--dropout", self.drop_rate),
+                            ("--bound", self.bound)):
+            if value is not None and not math.isfinite(value):  # inf gave NaN weights
+                raise OptionError(f"{name} must be a finite number, got {value}")
         limits = [
             ("--epochs", self.epochs, self.epochs >= 1, "at least 1"),
             ("--batch-size", self.batch_size, self.batch_size >= 1, "at least 1"),
             ("--lr", self.lr, self.lr > 0, "positive"),
+            ("--momentum", self.momentum, 0 <= self.momentum < 1, "in [0, 1)"),
+            ("--weight-decay", self.weight_decay, self.weight_decay >= 0, "0 or more"),
             # ResNets downsample 32x: below that the last blocks see less than one pixel.
             ("--crop", self.crop, self.crop >= MIN_CROP, f"at least {MIN_CROP}"),
-            ("--new-length", self.new_length, self.new_length >= 1, "at least 1"),
+            # 2 L input channels, and L flow images read per sample.
+            ("--new-length", self.new_length, 1 <= self.new_length <= MAX_NEW_LENGTH,
+             f"1-{MAX_NEW_LENGTH}"),
             ("--dropout", self.drop_rate, 0 <= self.drop_rate < 1, "in [0, 1)"),
             ("--workers", self.workers, self.workers >= 0, "0 or more"),
             ("--val-segments", self.val_segments, self.val_segments >= 0, "0 or more"),
@@ -735,6 +745,21 @@ def _check_crop(config: TrainConfig, clips: list) -> None:
             )
 
 
+def _check_new_length(config: TrainConfig, split: int, clips: list) -> None:
+    """Refuse a temporal stack longer than a clip's flow (it would repeat the last field)."""
+    usable = [c for c in clips if c.num_frames >= 2]  # the others are skipped and reported
+    if config.stream != "temporal" or not usable:
+        return
+    shortest = min(usable, key=lambda c: c.num_frames)
+    fields = shortest.num_frames - 1
+    if config.new_length > fields:
+        raise OptionError(
+            f"--new-length {config.new_length} is longer than the flow of {shortest.name} "
+            f"({shortest.num_frames} frames, {fields} flow fields), the shortest clip of split "
+            f"{split}: use --new-length {max(fields, 1)} or less"
+        )
+
+
 def main(config: TrainConfig | Mapping[int, TrainConfig]) -> dict[int, dict[str, Any]]:
     """Train ``config.stream`` on each requested split; returns the last metrics row per split.
 
@@ -768,8 +793,9 @@ def main(config: TrainConfig | Mapping[int, TrainConfig]) -> dict[int, dict[str,
         train_clips = read_annotations(train_list, classes)
         if not train_clips:
             raise DatasetError(f"training list is empty: {train_list}")
-        read_annotations(annotation_path(cfg.rawframes, split, "val"), classes)  # must exist
+        val_clips = read_annotations(annotation_path(cfg.rawframes, split, "val"), classes)
         _check_crop(cfg, train_clips)
+        _check_new_length(cfg, split, train_clips + val_clips)
     info = _init_distributed(resolve_device(first.device).type)
     device = resolve_device(first.device, info.local_rank)
     if device.type == "cuda":

@@ -64,6 +64,30 @@ def synth(
     )
 
 
+def _refuse_ignored_options(flow: str, *, tvl1_preset: str, device: str,
+                            flow_batch: int | None, tvl1_options: dict[str, float | None]) -> None:
+    """Refuse options that ``flow`` would ignore: the user meant something else."""
+    from twostream.errors import OptionError
+
+    if not flow.startswith("tvl1"):
+        given = [name for name, value in tvl1_options.items() if value is not None]
+        given += ["--tvl1-preset"] if tvl1_preset != "default" else []
+        if given:
+            raise OptionError(f"{', '.join(given)} set TV-L1's parameters, which --flow {flow} "
+                              "does not use: drop them, or pick --flow tvl1 or tvl1-torch")
+    if flow != "tvl1-torch":
+        if device not in (DEFAULT_DEVICE, "cpu"):
+            raise OptionError(f"--device {device} runs --flow tvl1-torch only; --flow {flow} "
+                              "runs on the CPU, one process per core: drop --device, or pick "
+                              "--flow tvl1-torch")
+        if flow_batch is not None:
+            raise OptionError(f"--flow-batch batches --flow tvl1-torch only, not --flow {flow}: "
+                              "drop it, or pick --flow tvl1-torch")
+    elif tvl1_preset == "fast-third":
+        raise OptionError("--tvl1-preset fast-third computes flow on frames shrunk to a third, "
+                          "which tvl1-torch does not do: use --tvl1-preset fast, or --flow tvl1")
+
+
 @app.command(epilog=_flow_table_epilog())
 def extract(
     videos_dir: Path = typer.Argument(..., help="HMDB51 videos: <videos>/<class>/<clip>.avi."),
@@ -137,6 +161,15 @@ def extract(
     try:
         settings = ExtractSettings(flow=flow, short_side=short_side or None, bound=bound,
                                    tvl1=params, jpeg_quality=jpeg_quality, flow_scale=flow_scale)
+        settings.check()
+        _refuse_ignored_options(flow, tvl1_preset=tvl1_preset, device=device,
+                                flow_batch=flow_batch, tvl1_options={
+                                    "--tvl1-tau": tau, "--tvl1-lambda": lambda_,
+                                    "--tvl1-theta": theta, "--tvl1-nscales": nscales,
+                                    "--tvl1-warps": warps, "--tvl1-epsilon": epsilon,
+                                    "--tvl1-inner-iterations": inner_iterations,
+                                    "--tvl1-outer-iterations": outer_iterations,
+                                    "--tvl1-scale-step": scale_step})
         summary = extract_dataset(videos_dir, splits_dir, out_dir, settings, workers=workers,
                                   progress=progress, device=device, flow_batch=flow_batch,
                                   force=force)

@@ -4,6 +4,7 @@ recorded in each clip's completion marker (and in a run, for predict)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +12,18 @@ from twostream.errors import OptionError, TwostreamError
 from twostream.flow.methods import FLOW_METHODS
 from twostream.flow.presets import TVL1Params
 
-__all__ = ["MIN_SHORT_SIDE", "ExtractSettings", "SettingsMismatchError", "settings_difference"]
+__all__ = [
+    "MAX_SHORT_SIDE",
+    "MIN_SHORT_SIDE",
+    "ExtractSettings",
+    "SettingsMismatchError",
+    "settings_difference",
+]
 
 MIN_SHORT_SIDE = 16  # DIS refuses smaller frames
+# Frames of 4K video; each worker holds a few frames and their flow at this size (a short
+# side of 100000 once tried to allocate 40 GB per frame in every worker).
+MAX_SHORT_SIDE = 2160
 
 
 @dataclass(frozen=True)
@@ -40,17 +50,19 @@ class ExtractSettings:
         if self.flow not in FLOW_METHODS:
             raise OptionError(f"unknown flow method {self.flow!r}; allowed: "
                               f"{', '.join(FLOW_METHODS)}")
-        if not 0.0 < self.flow_scale <= 1.0:
+        if not math.isfinite(self.flow_scale) or not 0.0 < self.flow_scale <= 1.0:
             raise OptionError(f"--flow-scale must be in (0, 1], got {self.flow_scale}")
         if self.flow == "tvl1-torch" and self.flow_scale != 1.0:
             raise OptionError("--flow-scale works with tvl1, dis and farneback, not tvl1-torch "
                               "(run tvl1-torch at full size, or pick another --flow)")
-        if self.bound <= 0:
-            raise OptionError(f"bound must be positive, got {self.bound}")
-        if self.short_side is not None and self.short_side < MIN_SHORT_SIDE:
-            raise OptionError(f"--short-side must be 0 (native size) or at least "
-                              f"{MIN_SHORT_SIDE} (smaller frames break optical flow), got "
-                              f"{self.short_side}")
+        if not math.isfinite(self.bound) or self.bound <= 0:
+            # nan once gave all-zero flow and NaN (invalid JSON) in the report.
+            raise OptionError(f"--bound must be a positive number of px, got {self.bound}")
+        if self.short_side is not None and not (
+                MIN_SHORT_SIDE <= self.short_side <= MAX_SHORT_SIDE):
+            raise OptionError(f"--short-side must be 0 (native size) or {MIN_SHORT_SIDE}-"
+                              f"{MAX_SHORT_SIDE} (smaller frames break optical flow, larger "
+                              f"ones exhaust memory), got {self.short_side}")
         if not 1 <= self.jpeg_quality <= 100:
             raise OptionError(f"--jpeg-quality must be 1-100, got {self.jpeg_quality}")
         if self.tvl1 is not None:

@@ -8,6 +8,7 @@ Shared by the OpenCV flow (:mod:`twostream.flow.methods`) and the PyTorch one
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -69,7 +70,7 @@ class TVL1Params:
              self.median_filtering >= 1 and self.median_filtering % 2 == 1, "odd and positive"),
         ]
         for name, value, ok, allowed in ranges:
-            if not ok:
+            if not ok or not math.isfinite(value):
                 raise OptionError(f"--tvl1-{name} must be {allowed}, got {value}")
 
     def create(self) -> cv2.optflow.DualTVL1OpticalFlow:
