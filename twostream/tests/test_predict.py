@@ -119,7 +119,8 @@ def test_predict_extracts_a_video_byte_for_byte_as_extract_did(synth_dataset, tm
 
     from twostream.cli import app
     from twostream.datasets import read_extract_settings
-    from twostream.predict import extract_as_trained
+    from twostream.extract.dataset import extract_clip
+    from twostream.predict import settings_as_trained
     from twostream.runs import RunRecord
 
     videos, splits = tmp_path / "videos", tmp_path / "splits"
@@ -137,7 +138,8 @@ def test_predict_extracts_a_video_byte_for_byte_as_extract_did(synth_dataset, tm
                     extract_settings=read_extract_settings(out))
     for video in sorted(videos.glob(f"{cls}/*.avi"))[:2]:
         clip = tmp_path / "predict" / video.stem
-        n, settings = extract_as_trained(video, clip, [run])
+        settings = settings_as_trained([run])  # then predict_video runs exactly this:
+        n = extract_clip(video, clip, settings)
         assert settings.record() == run.extract_settings
         made = out / "rawframes" / cls / video.stem
         names = sorted(p.name for p in made.glob("*.jpg"))

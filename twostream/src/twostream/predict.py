@@ -28,7 +28,7 @@ from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, lo
 from twostream.options import check_test_options
 from twostream.runs import RunRecord, load_stream_model, trained_splits
 
-__all__ = ["extract_as_trained", "predict_video", "video_scores"]
+__all__ = ["predict_video", "settings_as_trained", "video_scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,21 +87,24 @@ def _extract_settings(
     return result
 
 
-def extract_as_trained(
-    video: str | Path, clip_dir: str | Path, runs: list[RunRecord], *,
-    flow: str | None = None, short_side: int | None = None, bound: float | None = None,
-) -> tuple[int, ExtractSettings]:
-    """Extract ``video``'s frames and flow into ``clip_dir`` exactly as the training rawframes
-    of ``runs`` were (the first run recording its settings wins; ``flow``, ``short_side`` and
-    ``bound`` override them): the same code as ``twostream extract`` with the same method,
-    TV-L1 parameters, preset, flow scale, bound and JPEG quality. Returns the frame count and
-    the settings used.
+def settings_as_trained(
+    runs: list[RunRecord], *, flow: str | None = None, short_side: int | None = None,
+    bound: float | None = None,
+) -> ExtractSettings:
+    """How :func:`predict_video` extracts a new video: exactly as the training rawframes of
+    ``runs`` were (the first run recording its settings wins; ``flow``, ``short_side`` and
+    ``bound`` override them), with the same method, TV-L1 parameters, preset, flow scale,
+    bound and JPEG quality, through the code ``twostream extract`` runs
+    (:func:`~twostream.extract.dataset.extract_clip`).
 
-    ``tvl1-torch`` runs here on the CPU, one clip at a time; it gives the bytes that
-    extraction on the CPU gave (a GPU's float rounding may differ in the last bit).
+    ``tvl1-torch`` runs there on the CPU, one clip at a time; it gives the bytes extraction on
+    the CPU gave (a GPU's float rounding may differ in the last bit).
+
+    Raises:
+        DatasetError: the runs record no settings and one of the three is not given.
+        OptionError: a given value is out of range (``--flow bogus``, ``--bound 0``).
     """
-    settings = _extract_settings(runs, flow=flow, short_side=short_side, bound=bound)
-    return extract_clip(video, clip_dir, settings), settings
+    return _extract_settings(runs, flow=flow, short_side=short_side, bound=bound)
 
 
 @torch.inference_mode()
@@ -177,11 +180,10 @@ def predict_video(
         raise FusionError(f"--fusion {fusion} uses what `twostream fuse` learns on the training "
                           f"clips, and it was never run on these runs for split {split}: run "
                           f"`twostream fuse {spatial_run} {temporal_run} --split {split}` first")
-    # Refuse bad --flow/--bound before the models load.
-    _extract_settings([t_run, s_run], flow=flow, short_side=short_side, bound=bound)
+    settings = settings_as_trained([t_run, s_run], flow=flow, short_side=short_side,
+                                   bound=bound)
     with tempfile.TemporaryDirectory(prefix="twostream-predict-") as tmp:
-        n, _ = extract_as_trained(video, Path(tmp) / "rawframes" / "video" / "clip",
-                                  [t_run, s_run], flow=flow, short_side=short_side, bound=bound)
+        n = extract_clip(video, Path(tmp) / "rawframes" / "video" / "clip", settings)
         probs = []
         for run_dir in (spatial_run, temporal_run):
             model, run = load_stream_model(run_dir, split, dev)
