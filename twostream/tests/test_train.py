@@ -243,6 +243,7 @@ def test_each_split_is_its_own_run_and_resumes_with_its_own_settings(raw, tmp_pa
         train_mod.resume_configs(out, {"lr": 0.01})
 
 
+@pytest.mark.slow
 def test_a_run_folder_from_before_per_split_records_resumes_each_split_as_trained(raw,
                                                                                 tmp_path):
     out = tmp_path / "run"
