@@ -42,10 +42,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
+
+try:  # faster; Pillow reads the JPEGs where OpenCV is absent (benchmarks/gpu_check.py)
+    import cv2
+except ImportError:
+    cv2 = None
 
 from twostream.errors import DatasetError
 from twostream.flow.methods import dequantize_flow
@@ -259,7 +263,11 @@ def flow_stack_views(
 
 
 def _read_jpeg(path: Path, mode: str) -> np.ndarray:
-    # OpenCV decodes these JPEGs ~1.4-1.8x faster than Pillow (benchmarks/train_throughput.py).
+    # OpenCV decodes these JPEGs ~1.4-1.8x faster than Pillow (benchmarks/train_throughput.py);
+    # both use libjpeg(-turbo), and give the same pixels on twostream's JPEGs.
+    if cv2 is None:
+        with Image.open(path) as img:  # OSError when missing or corrupt, as below
+            return np.asarray(img.convert(mode))
     flag = cv2.IMREAD_GRAYSCALE if mode == "L" else cv2.IMREAD_COLOR
     img = cv2.imread(str(path), flag)
     if img is None:  # OpenCV signals a missing or corrupt file by returning None

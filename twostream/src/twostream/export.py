@@ -28,9 +28,11 @@ logger = logging.getLogger(__name__)
 
 
 def export_onnx(
-    run_dir: str | Path, out: str | Path, *, split: int | None = None, opset: int = 17
+    run_dir: str | Path, out: str | Path, *, split: int | None = None, opset: int = 17,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Write ``out`` (ONNX) from ``run_dir``'s checkpoint of ``split`` (default: the first).
+    """Write ``out`` (ONNX) from ``run_dir``'s checkpoint of ``split`` (default: the first),
+    traced with the model loaded on ``device`` (the graph is the same on any device).
 
     Returns ``{"path", "split", "input_shape", "classes"}``; the class list is also stored
     in the model's metadata (``classes``, one per line).
@@ -40,7 +42,7 @@ def export_onnx(
     if split is None:
         found = trained_splits(run_dir)
         split = found[0] if found else 1
-    model, run = load_stream_model(run_dir, split, "cpu")
+    model, run = load_stream_model(run_dir, split, device)
     shape = (1, run.in_chans, run.crop, run.crop)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Written aside and renamed: a full disk or a kill never leaves a partial .onnx at OUT.
@@ -57,10 +59,11 @@ def export_onnx(
 def _write_onnx(model: torch.nn.Module, run: RunRecord, shape: tuple[int, ...],
                 path: Path, opset: int) -> None:
     """The ONNX graph of ``model`` with the run's classes, stream and arch as metadata."""
+    example = torch.zeros(shape, device=next(model.parameters()).device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
         torch.onnx.export(
-            model, (torch.zeros(shape),), str(path), dynamo=False, opset_version=opset,
+            model, (example,), str(path), dynamo=False, opset_version=opset,
             input_names=["input"], output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         )

@@ -22,11 +22,13 @@ import torch
 from twostream.datasets import Clip, RawframeDataset
 from twostream.device import DEFAULT_DEVICE, resolve_device
 from twostream.errors import DatasetError, TwostreamError
-from twostream.extract.dataset import extract_clip
 from twostream.extract.settings import ExtractSettings
 from twostream.fusion import FUSIONS, FusionError, apply_fusion, load_fusion, load_run_pair
 from twostream.options import check_test_options
 from twostream.runs import RunRecord, load_stream_model, trained_splits
+
+# extract_clip (PyAV, OpenCV) is imported where a video is extracted: video_scores runs on
+# machines with torch, NumPy and Pillow only (benchmarks/gpu_check.py).
 
 __all__ = ["predict_video", "settings_as_trained", "video_scores"]
 
@@ -183,6 +185,8 @@ def predict_video(
     settings = settings_as_trained([t_run, s_run], flow=flow, short_side=short_side,
                                    bound=bound)
     with tempfile.TemporaryDirectory(prefix="twostream-predict-") as tmp:
+        from twostream.extract.dataset import extract_clip
+
         n = extract_clip(video, Path(tmp) / "rawframes" / "video" / "clip", settings)
         probs = []
         for run_dir in (spatial_run, temporal_run):

@@ -48,10 +48,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
@@ -734,10 +734,11 @@ def _check_crop(config: TrainConfig, clips: list) -> None:
     time (a 10000 px crop runs out of memory minutes later) and invents no detail."""
     for clip in clips[:1]:
         frame = Path(config.rawframes) / "rawframes" / clip.name / "img_00001.jpg"
-        img = cv2.imread(str(frame), cv2.IMREAD_GRAYSCALE)
-        if img is None:
+        try:
+            with Image.open(frame) as img:  # reads the header only
+                w, h = img.size
+        except OSError:
             continue  # unreadable clips are skipped and reported later
-        h, w = img.shape
         if config.crop > min(h, w):
             raise TwostreamError(
                 f"--crop {config.crop} is larger than the frames ({w}x{h} in {clip.name}): "

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-import cv2
 import numpy as np
 
 from twostream.flow.presets import TVL1Params
+
+# cv2 is imported where it is used: tvl1_torch and datasets import this package on machines
+# without OpenCV (benchmarks/gpu_check.py's check runs with torch, NumPy and Pillow only).
 
 __all__ = [
     "FLOW_METHODS",
@@ -31,6 +33,8 @@ FLOW_METHODS = ("tvl1", "tvl1-torch", "dis", "farneback")
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
     if frame.ndim == 2:
         return frame if frame.dtype == np.uint8 else np.clip(frame, 0, 255).astype(np.uint8)
     if frame.ndim == 3 and frame.shape[2] == 3:
@@ -39,6 +43,8 @@ def _grey(frame: np.ndarray) -> np.ndarray:
 
 
 def _pair_fn(method: str, tvl1: TVL1Params | None):
+    import cv2
+
     if method == "tvl1":
         algo = (tvl1 or TVL1Params()).create()
         return lambda a, b: algo.calc(a, b, None)
@@ -57,6 +63,8 @@ def _scaled_flow(frames: Iterable[np.ndarray], scale: float, **kwargs) -> Iterat
     """:func:`iter_flow` on frames shrunk by ``scale`` (area interpolation), brought back to
     full size: resized bilinearly and its displacements divided by ``scale`` (they were
     measured in small pixels)."""
+    import cv2
+
     size = None
 
     def shrunk():
@@ -136,6 +144,7 @@ def compute_flow(
 
     Examples
     --------
+    >>> import cv2
     >>> rng = np.random.default_rng(0)
     >>> img = cv2.GaussianBlur(rng.integers(0, 256, (48, 64), dtype=np.uint8), (5, 5), 0)
     >>> flow = compute_flow(np.stack([img, np.roll(img, 2, axis=1)]), method="dis")

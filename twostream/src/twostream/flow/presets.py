@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-
-import cv2
+from typing import TYPE_CHECKING
 
 from twostream.errors import OptionError
+
+if TYPE_CHECKING:
+    import cv2
 
 __all__ = ["PRESET_SCALES", "TVL1Params", "TVL1_PRESETS"]
 
@@ -74,6 +76,8 @@ class TVL1Params:
                 raise OptionError(f"--tvl1-{name} must be {allowed}, got {value}")
 
     def create(self) -> cv2.optflow.DualTVL1OpticalFlow:
+        import cv2  # here, not above: tvl1_torch reads these parameters without OpenCV
+
         return cv2.optflow.DualTVL1OpticalFlow_create(
             tau=self.tau,
             lambda_=self.lambda_,
