@@ -161,3 +161,27 @@ def test_training_stack_equals_the_test_stack_when_nothing_is_random(raw):
     test = RawframeDataset(raw, clips, train=False, segments=1, **common)
     for i in range(len(clips)):
         torch.testing.assert_close(train[i][0], test[i][0][0], atol=1e-4, rtol=0)
+
+
+def test_jpegs_read_with_pillow_where_opencv_is_absent_give_the_same_pixels(tmp_path, monkeypatch):
+    import cv2
+
+    from twostream import datasets
+
+    rng = np.random.default_rng(0)
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), (5, 5), 0)
+    cv2.imwrite(str(tmp_path / "img.jpg"), rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(tmp_path / "flow.jpg"), rgb[..., 0], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    with_cv2 = [datasets._read_jpeg(tmp_path / n, m) for n, m in (("img.jpg", "RGB"),
+                                                                   ("flow.jpg", "L"))]
+    monkeypatch.setattr(datasets, "cv2", None)
+    with_pillow = [datasets._read_jpeg(tmp_path / n, m) for n, m in (("img.jpg", "RGB"),
+                                                                      ("flow.jpg", "L"))]
+    for a, b in zip(with_cv2, with_pillow, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(OSError):
+        datasets._read_jpeg(tmp_path / "missing.jpg", "L")
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(OSError):
+        datasets._read_jpeg(tmp_path / "bad.jpg", "RGB")
