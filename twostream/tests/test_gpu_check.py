@@ -117,3 +117,18 @@ def test_compare_fails_on_another_top1_or_a_score_off_by_more_than_the_tolerance
     gc._compare("evaluate", "x", tie, cpu, close)
     assert close.ok and close.rows[0]["value"] == "3/3"
     assert "FAIL" in other.table() and "FAIL" not in close.table()
+
+
+@pytest.mark.slow
+def test_onnx_step_exports_and_matches_onnxruntime_where_onnx_is_installed(
+    bundle: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    gc = _gpu_check()
+    report = gc.Report()
+    gc.check_onnx(bundle, torch.device("cpu"), tmp_path, report)
+    assert report.ok and len(report.rows) == 2
+    assert (tmp_path / "temporal.onnx").stat().st_size > 0
+    assert report.rows[1]["value"] <= 1e-3  # onnxruntime's logits vs torch's
