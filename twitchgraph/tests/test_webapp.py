@@ -27,6 +27,7 @@ from twitchgraph.serve.rebuild import Rebuilder  # noqa: E402
 from twitchgraph.serve.views import CSP, served_map  # noqa: E402
 from twitchgraph.store.db import open_store  # noqa: E402
 
+LOCAL = "http://127.0.0.1:8000"  # what a browser on this machine sends as Host
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 OPEN = BuildParams(every_nth=1, min_live_minutes=0, min_viewer_mean=0, min_chatter_mean=0,
                    min_weight=0)
@@ -56,7 +57,7 @@ def served(tmp_path_factory):
     rebuilder = Rebuilder(db, root / "graphs", every_s=None, build_params=OPEN,
                           layout_iterations=20)
     rebuilder.state.graph = read_graph_dir(graph)
-    with TestClient(create_app(rebuilder, start=False)) as client:
+    with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
         yield client, rebuilder
 
 
@@ -173,7 +174,7 @@ def test_rebuild_from_the_store_and_a_failure_keeps_the_last_graph(tmp_path):
     db = small_store(tmp_path / "s.duckdb")
     rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
                           layout_iterations=20)
-    with TestClient(create_app(rebuilder, start=False)) as client:
+    with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
         assert client.get("/").status_code == 503  # no graph yet
         assert client.get("/map.json").status_code == 503
         assert rebuilder.rebuild_now()
@@ -228,7 +229,7 @@ def test_rebuilds_run_while_a_collector_writes_the_same_store(tmp_path):
             while not (db.exists() and rebuilder.rebuild_now()):
                 assert time.monotonic() < deadline, rebuilder.state.last_error
                 time.sleep(0.2)
-            with TestClient(create_app(rebuilder, start=False)) as client:
+            with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
                 seen = set()
                 while proc.poll() is None:  # rebuild over and over while it collects
                     assert rebuilder.rebuild_now(), rebuilder.state.last_error
@@ -262,7 +263,7 @@ def test_windows_give_the_slider_its_lineages_and_streamers_their_trends(tmp_pat
     rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
                           layout_iterations=20, window=timedelta(days=1))
     assert rebuilder.rebuild_now()
-    with TestClient(create_app(rebuilder, start=False)) as client:
+    with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
         data = client.get("/map.json").json()
         timeline = data["timeline"]
         assert timeline["windows"] == ["2022-05-02", "2022-05-03"]
@@ -298,3 +299,78 @@ def test_downloads_export_the_view_as_png_and_gexf(served):
     assert client.get("/download/map.gexf").status_code == 200
     assert client.get("/download/map.exe").status_code == 404
     assert client.get("/download/map.png?hide=x").status_code == 400
+
+
+def test_a_foreign_host_header_is_refused(served):
+    """DNS rebinding: a page on evil.example whose name now points at 127.0.0.1 sends
+    Host: evil.example; only this server's own names are answered."""
+    client, _ = served
+    for host in ("localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST"):
+        assert client.get("/status.json", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example",
+                 "[::2]:8000", "", "localhost@evil.example"):
+        r = client.get("/map.json", headers={"Host": host})
+        assert r.status_code == 400, host
+        assert r.text.startswith("bad Host header") and "evil" not in r.text
+        assert r.headers["content-security-policy"] == CSP
+    # A redirect after a refused Host is never sent, and the redirect itself is relative.
+    assert client.get("/status/", headers={"Host": "evil.example"}).status_code == 400
+    r = client.get("/status/?x=1", headers={"Host": "evil.example:8000"},
+                   follow_redirects=False)
+    assert r.status_code == 400
+    r = client.get("/status/?x=1", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/status?x=1"
+    for path in ("//evil.example/status/", "/nothing/", "/streamer/"):
+        r = client.get(f"{LOCAL}{path}", follow_redirects=False)
+        assert r.status_code == 404 and "location" not in r.headers, path
+
+
+def test_allowed_hosts_add_names_and_wildcards(tmp_path):
+    from twitchgraph.serve.app import TrustedHosts
+
+    guard = TrustedHosts(lambda *a: None, allowed=["127.0.0.1", "Graph.Lan", "*.example.org",
+                                                     "[fe80::1]", "0.0.0.0"])
+    assert guard.allows("graph.lan:8000") and guard.allows("a.b.example.org")
+    assert guard.allows("[fe80::1]:80") and guard.allows("0.0.0.0:8000")
+    assert not guard.allows("example.org") and not guard.allows("graph.lan.evil")
+    assert not guard.allows("localhost")  # only what it was given (create_app adds LOCAL_HOSTS)
+    assert TrustedHosts(lambda *a: None, allowed=["*"]).allows("anything")
+    rebuilder = Rebuilder(tmp_path / "none.duckdb", tmp_path / "graphs", every_s=None)
+    app = create_app(rebuilder, start=False, allowed_hosts=["graph.lan"])
+    with TestClient(app, base_url="http://graph.lan:8000") as client:
+        assert client.get("/static/map.css").status_code == 200
+    with TestClient(app, base_url="http://testserver") as client:
+        assert client.get("/static/map.css").status_code == 400
+
+
+def test_an_empty_login_is_a_404(served):
+    client, _ = served
+    r = client.get("/streamer/.json")
+    assert r.status_code == 404 and r.json() == {"error": "no login given: /streamer/LOGIN"}
+    assert client.get("/streamer/%20").status_code == 404
+
+
+def test_serve_refuses_a_folder_as_db_and_a_port_in_use(tmp_path):
+    import socket
+
+    from twitchgraph.cli import app
+
+    runner = CliRunner()
+    (tmp_path / "folder.duckdb").mkdir()
+    result = runner.invoke(app, ["serve", "--db", str(tmp_path / "folder.duckdb")])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: --db {tmp_path / 'folder.duckdb'} is a folder: pass the store's file "
+        "(e.g. twitchgraph.duckdb)"]
+    db = small_store(tmp_path / "s.duckdb")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--db", str(db), "--port", str(port),
+                                     "--graph-dir", str(tmp_path / "served")])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""  # no "serving" line before the bind failed
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port}: "
+                                                   "Address already in use"), result.stderr

@@ -181,6 +181,9 @@ async def streamer_page(request: Request) -> Response:
     login = request.path_params["login"]
     wants_json = login.endswith(".json")
     login = login.removesuffix(".json")
+    if not login.strip():
+        return (as_json({"error": "no login given: /streamer/LOGIN"}, 404) if wants_json
+                else Response("not found", status_code=404, headers=_HEADERS))
     data = _graph(request)
     if data is None:
         return (as_json(_no_graph(rebuilder), 503) if wants_json
