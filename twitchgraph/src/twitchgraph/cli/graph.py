@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from twitchgraph.cli._app import DbOption, app, check_out_dir
+from twitchgraph.cli._app import DbOption, app, check_graph_dir_writable, check_out_dir
 from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import out as _out
@@ -39,6 +39,7 @@ def communities(
     """
     from twitchgraph.graph.communities import communities_for_dir
 
+    check_graph_dir_writable(graph_dir, "streamers.csv and communities.csv")
     try:
         result, written = communities_for_dir(graph_dir, resolution=resolution, seed=seed)
     except TwitchgraphError as exc:
@@ -82,6 +83,7 @@ def layout(
 
     from twitchgraph.graph.layout import ForceAtlas2Settings, layout_for_dir
 
+    check_graph_dir_writable(graph_dir, "streamers.csv")
     try:
         settings = ForceAtlas2Settings(
             scaling=scaling, gravity=gravity, strong_gravity=strong_gravity, linlog=linlog,
