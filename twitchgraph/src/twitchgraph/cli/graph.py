@@ -132,8 +132,10 @@ def export(
 def query(
     graph_dir: Path = GraphDirArg,
     cypher: str = typer.Argument(..., help="A Cypher query; use $name for parameters."),
-    param: list[str] = typer.Option([], "--param", "-p", help="name=value (name:str=value "
-                                    "keeps a string); repeat for several."),
+    param: list[str] = typer.Option([], "--param", "-p", help="name=value: a number only when "
+                                    "written as a plain decimal (50), else a string; "
+                                    "name:str=…, name:float=…, name:int=…, name:bool=…, "
+                                    "name:json=… give the type. Repeat for several."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
 ) -> None:
     """Run Cypher on GRAPH_DIR's embedded database (made by `export --to db`).
