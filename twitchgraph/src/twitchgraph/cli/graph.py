@@ -244,6 +244,9 @@ def demo(
 
     Example: twitchgraph demo --out demo-output/twitchgraph
     """
+    if not (channels <= 100_000 and users <= 10_000_000 and snapshots <= 1_000):
+        raise _fail(f"demo: at most 100,000 --channels, 10,000,000 --users and 1,000 "
+                    f"--snapshots, got {channels:,}, {users:,} and {snapshots:,}")
     check_out_dir(out)  # before loading the simulator
     from twitchgraph.demo import DemoConfig, DemoError, run_demo
 

@@ -68,6 +68,7 @@ def serve(
     from twitchgraph.build.params import BuildParams
     from twitchgraph.durations import parse_duration
     from twitchgraph.graph.evolve import parse_window
+    from twitchgraph.graph.layout import MAX_ITERATIONS
     from twitchgraph.serve.app import create_app
     from twitchgraph.serve.rebuild import Rebuilder
 
@@ -89,6 +90,9 @@ def serve(
     except OSError as exc:
         raise _fail(f"cannot use {root} for the rebuilt graphs: {exc.strerror or exc}; pass "
                     "--graph-dir a folder you may write") from None
+    if layout_iterations > MAX_ITERATIONS:
+        raise _fail(f"--layout-iterations must be at most {MAX_ITERATIONS:,}, got "
+                    f"{layout_iterations}")
     try:
         params = BuildParams(every_nth=every_nth, language=language,
                              min_live_minutes=min_live_minutes, min_viewer_mean=min_viewer_mean,

@@ -55,6 +55,7 @@ from twitchgraph.errors import BadValue
 from twitchgraph.graphio import GraphData, read_graph_dir, undirected_edges, write_streamers
 
 __all__ = [
+    "MAX_ITERATIONS",
     "ForceAtlas2Settings",
     "forceatlas2_layout",
     "layout_for_dir",
@@ -67,6 +68,8 @@ logger = logging.getLogger(__name__)
 
 ENGINES = ("fa2", "networkx")
 STARTS = ("communities", "random")
+# The convergence check stops a run long before this; beyond it a typo runs for days.
+MAX_ITERATIONS = 100_000
 CHECK_EVERY = 10  # iterations between two convergence checks
 PATIENCE = 5  # checks without a new low in movement before calling the run converged
 
@@ -213,8 +216,8 @@ def forceatlas2_layout(
     >>> list(pos.columns)
     ['Id', 'x', 'y', 'size']
     """
-    if iterations < 1:
-        raise BadValue(f"iterations must be >= 1, got {iterations}")
+    if not 1 <= iterations <= MAX_ITERATIONS:
+        raise BadValue(f"iterations must be between 1 and {MAX_ITERATIONS:,}, got {iterations}")
     if engine not in ENGINES:
         raise BadValue(f"engine must be one of {ENGINES}, got {engine!r}")
     settings = settings or ForceAtlas2Settings()
