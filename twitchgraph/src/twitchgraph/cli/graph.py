@@ -225,6 +225,9 @@ def evolve(
         table.add_row(row.window, str(row.streamers), str(row.communities), str(row.births),
                       str(row.deaths), str(row.splits), str(row.merges), str(row.moved))
     _out.print(table)
+    for row in result.summary.itertuples():  # empty windows and what bridged them
+        if row.note:
+            _out.print(f"{row.window}: {row.note}")
     _out.print(f"wrote {', '.join(str(p) for p in written)}")
 
 
