@@ -374,3 +374,93 @@ def test_serve_refuses_a_folder_as_db_and_a_port_in_use(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port}: "
                                                    "Address already in use"), result.stderr
+
+
+def test_the_slider_bridges_an_empty_window_and_says_why_it_is_empty(tmp_path):
+    """Issue 27: a day without a snapshot broke every lineage on the slider, its legend kept
+    the first window's colours, and the empty day showed an empty map with no word."""
+    from datetime import timedelta
+
+    from _build_fixtures import T0
+
+    db = small_store(tmp_path / "s.duckdb")
+    con = open_store(db)
+    day3 = add_snapshots(con, 2, start=T0 + timedelta(days=2), first_id=3)
+    add_live(con, day3, "a", viewers=300, chatters=users_named("u", 10))
+    add_live(con, day3, "b", viewers=200, chatters=users_named("u", 10, start=5))
+    add_live(con, day3, "c", viewers=100, chatters=users_named("u", 4))
+    con.close()
+    rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
+                          layout_iterations=20, window=timedelta(days=1))
+    assert rebuilder.rebuild_now()
+    with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
+        timeline = client.get("/map.json").json()["timeline"]
+        assert timeline["windows"] == ["2022-05-02", "2022-05-03", "2022-05-04"]
+        assert timeline["notes"] == ["", "no graph: no complete snapshot in this window", ""]
+        first, gap, third = timeline["lineage"]
+        assert first == third and set(gap) == {-1}  # the same lineages after the gap
+        # Each window's legend: its own lineages, largest first, in the slider's colours.
+        assert timeline["legends"][1] == []
+        assert [e[0] for e in timeline["legends"][0]] == [e[0] for e in timeline["legends"][2]]
+        assert sum(e[1] for e in timeline["legends"][0]) == sum(v >= 0 for v in first)
+        assert all(str(e[0]) in timeline["colors"] for e in timeline["legends"][0])
+        history = client.get("/streamer/a.json").json()["history"]
+        assert [h["note"] for h in history] == ["", "no graph in this window", ""]
+        assert history[0]["community"] == history[2]["community"] is not None
+        assert "no graph in this window" in client.get("/streamer/a").text
+
+
+def test_a_far_dated_snapshot_keeps_the_rebuild_and_names_the_date(tmp_path):
+    """Issue 27: a snapshot dated 9999-12-31 made every rebuild fail with OverflowError."""
+    from datetime import UTC, datetime, timedelta
+
+    db = small_store(tmp_path / "s.duckdb")
+    con = open_store(db)
+    far = datetime(9999, 12, 31, 12, tzinfo=UTC)
+    con.execute("INSERT INTO snapshots VALUES (9, ?, ?, 'failed', 600, 'x')", [far, far])
+    con.execute("INSERT INTO snapshots VALUES (10, ?, ?, 'complete', 600, NULL)", [far, far])
+    con.close()
+    rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
+                          layout_iterations=20, window=timedelta(minutes=30))
+    assert rebuilder.rebuild_now(), rebuilder.state.last_error
+    assert rebuilder.state.timeline is None
+    assert "dated outside 2011-01-01 .. now plus a day" in rebuilder.state.timeline_error
+    assert "9999-12-31" in rebuilder.state.timeline_error
+
+
+def test_the_status_page_shows_no_error_in_red(served):
+    client, rebuilder = served
+    page = client.get("/status").text
+    assert re.search(r"<th>last error</th><td>none</td>", page)
+    assert 'class="red">none' not in page
+    rebuilder.state.last_error = "the store is busy"
+    rebuilder.state.timeline_error = "no window has a graph"
+    try:
+        page = client.get("/status").text
+    finally:
+        rebuilder.state.last_error = rebuilder.state.timeline_error = ""
+    assert '<td class="red">the store is busy</td>' in page
+    assert '<td class="yellow">no window has a graph</td>' in page
+
+
+def test_streamer_pages_round_numbers_for_people(served):
+    client, rebuilder = served
+    data = rebuilder.state.graph
+    login = data.logins[3]
+    before = data.streamers.loc[3, "viewer_mean"]
+    data.streamers.loc[3, "viewer_mean"] = 42.54545454545455  # issue 27's raw float
+    try:
+        exact = client.get(f"/streamer/{login}.json").json()
+        page = client.get(f"/streamer/{login}").text
+    finally:
+        data.streamers.loc[3, "viewer_mean"] = before
+    assert "42.54545454545455" not in page and "<td>42.5</td>" in page
+    facts = re.search(r'<table id="facts">(.*?)</table>', page, re.DOTALL)[1]
+    cells = re.findall(r"<td>(.*?)</td>", facts)
+    numbers = [c for c in cells if re.fullmatch(r"[0-9.,]+", c)]
+    assert numbers and all(re.fullmatch(r"[0-9]{1,3}(,[0-9]{3})*(\.[0-9]{1,2})?", c)
+                           for c in numbers), numbers
+    viewer_mean = exact["facts"]["viewer_mean"]
+    assert f"{viewer_mean:,.1f}" in cells or f"{viewer_mean:,.2f}" in cells
+    assert not re.search(r"\d\.\d{3,}", page)  # no raw float anywhere on the page
+    assert viewer_mean == 42.54545454545455  # the JSON twin keeps the exact value
