@@ -464,3 +464,32 @@ def test_streamer_pages_round_numbers_for_people(served):
     assert f"{viewer_mean:,.1f}" in cells or f"{viewer_mean:,.2f}" in cells
     assert not re.search(r"\d\.\d{3,}", page)  # no raw float anywhere on the page
     assert viewer_mean == 42.54545454545455  # the JSON twin keeps the exact value
+
+
+def test_the_wait_page_gives_the_exact_options_for_a_short_trial(tmp_path):
+    """Issue 27: with the simulator, the defaults give no map for hours and only the 503 page
+    said so; it now gives the options to restart with."""
+    import shlex
+
+    import typer
+
+    from twitchgraph.cli import app
+
+    db = small_store(tmp_path / "s db.duckdb")
+    rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, layout_iterations=20)
+    assert not rebuilder.rebuild_now()  # the defaults: 2 snapshots are far from 60 minutes
+    with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
+        page = client.get("/")
+        assert page.status_code == 503
+        command = client.get("/map.json").json()["short_trial"]
+    assert command == (f"twitchgraph serve --db '{db}' --every-nth 1 --min-live-minutes 1 "
+                       "--min-viewer-mean 1 --min-chatter-mean 1 --window 2m "
+                       "--rebuild-every 30s")
+    assert f"<code>{command.replace(chr(39), '&#39;')}</code>" in page.text
+    # Every option is one of serve's, and the trial's thresholds build this store's graph.
+    args = shlex.split(command)[2:]
+    typer.main.get_command(app).commands["serve"].make_context("serve", list(args))
+    trial = Rebuilder(db, tmp_path / "trial", every_s=None, layout_iterations=20,
+                      build_params=replace(BuildParams(), every_nth=1, min_live_minutes=1,
+                                           min_viewer_mean=1, min_chatter_mean=1))
+    assert trial.rebuild_now(), trial.state.last_error

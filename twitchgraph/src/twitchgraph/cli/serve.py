@@ -117,7 +117,9 @@ def serve(
     _out.print(f"twitchgraph serve: http://{host if ':' not in host else f'[{host}]'}:{port}/ "
                f"over {db}, rebuilding every {rebuild_every} (SIGHUP: now); Ctrl-C stops")
     signal.signal(signal.SIGHUP, lambda *_: rebuilder.request())
-    server = uvicorn.Server(uvicorn.Config(app_, log_level="warning"))
+    # A browser's keep-alive connection must not hold Ctrl-C up for ever.
+    server = uvicorn.Server(uvicorn.Config(app_, log_level="warning",
+                                           timeout_graceful_shutdown=5))
     try:
         server.run(sockets=[listener])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on

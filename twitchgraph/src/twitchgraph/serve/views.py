@@ -183,7 +183,7 @@ async def map_page(request: Request) -> Response:
 
     payload = await asyncio.to_thread(request.app.state.payloads.get)
     if payload is None:
-        return page("serve_wait.html", 503, state=_rebuilder(request).state.as_dict())
+        return _wait_page(_rebuilder(request))
     return HTMLResponse(served_map(safe_json(payload)), headers=_HEADERS)
 
 
@@ -205,7 +205,7 @@ async def streamer_page(request: Request) -> Response:
     data = _graph(request)
     if data is None:
         return (as_json(_no_graph(rebuilder), 503) if wants_json
-                else page("serve_wait.html", 503, state=rebuilder.state.as_dict()))
+                else _wait_page(rebuilder))
     facts = streamer_facts(data, login)
     if facts is not None and rebuilder.state.timeline is not None:
         facts.update(_history(rebuilder.state.timeline, facts["login"],
@@ -370,7 +370,26 @@ def _render_download(view: GraphData, kind: str) -> bytes:
 
 def _no_graph(rebuilder: Rebuilder) -> dict[str, Any]:
     return {"error": "no graph yet: the first build is running or failed (see /status)",
-            "server": rebuilder.state.as_dict()}
+            "server": rebuilder.state.as_dict(), "short_trial": trial_command(rebuilder)}
+
+
+def trial_command(rebuilder: Rebuilder) -> str:
+    """`twitchgraph serve` with the options a few minutes of snapshots need (the simulator,
+    a first try): the defaults (every 3rd snapshot, 60 minutes live, 1-day windows) suit
+    days of collection and build nothing from minutes."""
+    import shlex
+
+    return (f"twitchgraph serve --db {shlex.quote(str(rebuilder.db))} {TRIAL_OPTIONS}")
+
+
+# Measured with `sim serve` and `collect --every 1m --window 20s`: a map within 5 minutes.
+TRIAL_OPTIONS = ("--every-nth 1 --min-live-minutes 1 --min-viewer-mean 1 --min-chatter-mean 1 "
+                 "--window 2m --rebuild-every 30s")
+
+
+def _wait_page(rebuilder: Rebuilder) -> Response:
+    return page("serve_wait.html", 503, state=rebuilder.state.as_dict(),
+                trial=trial_command(rebuilder))
 
 
 class PayloadCache:
