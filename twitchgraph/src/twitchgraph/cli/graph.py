@@ -141,7 +141,7 @@ def query(
     """Run Cypher on GRAPH_DIR's embedded database (made by `export --to db`).
 
     Example: twitchgraph query graph/ 'MATCH (s:Streamer {login: $login})
-    -[r:HAS_VIEWERSHIP_OVERLAPPED_WITH]-(n:Streamer)
+    -\\[r:HAS_VIEWERSHIP_OVERLAPPED_WITH]-(n:Streamer)
     RETURN n.login AS login, r.overlap AS overlap ORDER BY overlap DESC' --param login=zeta
     """
     from twitchgraph.export.kuzu_db import DB_NAME
