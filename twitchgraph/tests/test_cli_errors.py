@@ -232,6 +232,18 @@ CASES = [
     Case("sim serve --channels 10**20",
          lambda p: ["sim", "serve", "--channels", "99999999999999999999"],
          "at most 100,000 channels and 10,000,000 users"),
+    # query parameters: a number only when written as one, and one that fits
+    Case("query --param beyond 64 bits",
+         lambda p: ["query", str(p["graph"]), "RETURN $n", "--param",
+                    "n=99999999999999999999"],
+         "parameter 'n=99999999999999999999': 99999999999999999999 does not fit a 64-bit "
+         "integer"),
+    Case("query --param with an unknown type",
+         lambda p: ["query", str(p["graph"]), "RETURN $n", "--param", "n:date=3"],
+         "the type after ':' is one of str, int, float, bool, json"),
+    # serve
+    Case("serve --db a folder", lambda p: ["serve", "--db", str(p["folder"])],
+         "is a folder: pass the store's file (e.g. twitchgraph.duckdb)"),
     # messages that name the file
     Case("report explore on a broken CSV",
          lambda p: ["report", "explore", "--graph", str(p["broken"]), "--out",

@@ -493,3 +493,16 @@ def test_the_wait_page_gives_the_exact_options_for_a_short_trial(tmp_path):
                       build_params=replace(BuildParams(), every_nth=1, min_live_minutes=1,
                                            min_viewer_mean=1, min_chatter_mean=1))
     assert trial.rebuild_now(), trial.state.last_error
+
+
+def test_the_docs_five_minute_block_uses_the_wait_pages_options():
+    """The collecting guide's five-minute block and serve's waiting page give one set of
+    options (measured once, kept in `views.TRIAL_OPTIONS`)."""
+    from twitchgraph.serve.views import TRIAL_OPTIONS
+
+    guide = Path(__file__).resolve().parents[2] / "docs/twitchgraph/guide/collecting.md"
+    block = guide.read_text(encoding="utf-8").split("## A first map in five minutes", 1)[1]
+    block = block.split("```", 2)[1].replace("\\\n", " ")
+    serve = next(line for line in block.splitlines() if line.startswith("twitchgraph serve"))
+    assert " ".join(serve.split("#")[0].split()) == f"twitchgraph serve --db trial.duckdb " \
+                                                    f"{TRIAL_OPTIONS}"
