@@ -101,8 +101,8 @@ def _command_section(cmd: Any, path: list[str], parent: Any) -> list[str]:
     out.append(f"{level} `{name}`\n")
     pieces = cmd.collect_usage_pieces(ctx)
     out.append(_fence(f"{name} {' '.join(pieces)}"))
-    if cmd.help:
-        out.append(_fence(cmd.help))
+    if cmd.help:  # as --help prints it: Rich's "\\[" is a literal bracket
+        out.append(_fence(cmd.help.replace("\\[", "[")))
     rows = [r for r in (_param_row(p, ctx) for p in cmd.get_params(ctx)) if r]
     if rows:
         out.append("| argument / option | description |")

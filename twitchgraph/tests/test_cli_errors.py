@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +58,39 @@ def paths(tmp_path_factory) -> dict[str, Path]:
                                            '"streams": []}')
     (root / "a_file").write_text("not a folder")
     (root / "a_folder").mkdir()
-    return {"root": root, "store": store, "graph": graph, "negative": negative,
+    locked_graph = root / "locked_graph"
+    write_planted_graph_dir(locked_graph, communities=2, size=6, seed=4)
+    unlocks = [u for u in (_lock(root / "locked"), _lock(locked_graph)) if u is not None]
+    extra = {"locked": root / "locked", "locked_graph": locked_graph} if len(unlocks) == 2 else {}
+    yield {**extra, "root": root, "store": store, "graph": graph, "negative": negative,
             "broken": broken, "binary_env": root / "binary.env", "file": root / "a_file",
             "folder": root / "a_folder"}
+    for unlock in unlocks:
+        unlock()
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError:
+        return False
+    return True
+
+
+def _lock(folder: Path):
+    """Make `folder` unwritable (chmod; as root, which ignores modes, `chattr +i`); returns
+    the undo, or None when neither works here."""
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o555)
+    if not _writable(folder):
+        return lambda: folder.chmod(0o755)
+    folder.chmod(0o755)
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)],
+                                                 capture_output=True).returncode == 0:
+        if not _writable(folder):
+            return lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    return None
 
 
 @dataclass
@@ -66,6 +99,7 @@ class Case:
     args: Callable[[dict[str, Path]], list[str]]
     expected: str  # in the one error line
     code: int = 1
+    needs: str = ""  # a path of the fixture some machines cannot make (an unwritable folder)
 
 
 CASES = [
@@ -109,6 +143,18 @@ CASES = [
          "is not a folder: pass a folder"),
     Case("demo --out a file", lambda p: ["demo", "--out", str(p["file"])],
          "is not a folder: pass a folder"),
+    # unwritable output folders, found before any work
+    Case("evolve --out an unwritable folder",
+         lambda p: ["evolve", "--db", str(p["store"]), "--out", str(p["locked"] / "evolve")],
+         "cannot write to --out", needs="locked"),
+    Case("evolve --out an unwritable existing folder",
+         lambda p: ["evolve", "--db", str(p["store"]), "--out", str(p["locked"])],
+         "; pass a folder you can write", needs="locked"),
+    Case("communities on an unwritable GRAPH_DIR",
+         lambda p: ["communities", str(p["locked_graph"])],
+         "this command writes streamers.csv and communities.csv there", needs="locked_graph"),
+    Case("layout on an unwritable GRAPH_DIR", lambda p: ["layout", str(p["locked_graph"])],
+         "cannot write to GRAPH_DIR", needs="locked_graph"),
     # values out of range
     Case("sim serve --port 99999", lambda p: ["sim", "serve", "--port", "99999"],
          "--port 99999 is not a port: use 0-65535"),
@@ -159,6 +205,45 @@ CASES = [
          lambda p: ["build", "--db", str(p["store"]), "--out", str(p["root"] / "neg"),
                     "--min-weight", "-5"],
          "min_weight must be a finite number >= 0, got -5.0"),
+    # upper bounds on counts (issue 27)
+    Case("build --every-nth 10**20",
+         lambda p: ["build", "--db", str(p["store"]), "--out", str(p["root"] / "nth"),
+                    "--every-nth", "99999999999999999999"],
+         "every_nth must be between 1 and 100,000 (every k-th snapshot), got "
+         "99999999999999999999"),
+    Case("evolve --every-nth 10**20",
+         lambda p: ["evolve", "--db", str(p["store"]), "--out", str(p["root"] / "nth-evolve"),
+                    "--every-nth", "99999999999999999999"],
+         "every_nth must be between 1 and 100,000"),
+    Case("serve --every-nth 10**20",
+         lambda p: ["serve", "--db", str(p["store"]), "--graph-dir", str(p["root"] / "nth-s"),
+                    "--every-nth", "99999999999999999999"],
+         "every_nth must be between 1 and 100,000"),
+    Case("serve --layout-iterations 10**20",
+         lambda p: ["serve", "--db", str(p["store"]), "--graph-dir", str(p["root"] / "it-s"),
+                    "--layout-iterations", "99999999999999999999"],
+         "--layout-iterations must be at most 100,000, got 99999999999999999999"),
+    Case("layout --iterations 10**20",
+         lambda p: ["layout", str(p["negative"]), "--iterations", "99999999999999999999"],
+         "iterations must be between 1 and 100,000, got 99999999999999999999"),
+    Case("demo --users 10**20",
+         lambda p: ["demo", "--out", str(p["root"] / "demo"), "--users", "99999999999999999999"],
+         "demo: at most 100,000 --channels, 10,000,000 --users and 1,000 --snapshots"),
+    Case("sim serve --channels 10**20",
+         lambda p: ["sim", "serve", "--channels", "99999999999999999999"],
+         "at most 100,000 channels and 10,000,000 users"),
+    # query parameters: a number only when written as one, and one that fits
+    Case("query --param beyond 64 bits",
+         lambda p: ["query", str(p["graph"]), "RETURN $n", "--param",
+                    "n=99999999999999999999"],
+         "parameter 'n=99999999999999999999': 99999999999999999999 does not fit a 64-bit "
+         "integer"),
+    Case("query --param with an unknown type",
+         lambda p: ["query", str(p["graph"]), "RETURN $n", "--param", "n:date=3"],
+         "the type after ':' is one of str, int, float, bool, json"),
+    # serve
+    Case("serve --db a folder", lambda p: ["serve", "--db", str(p["folder"])],
+         "is a folder: pass the store's file (e.g. twitchgraph.duckdb)"),
     # messages that name the file
     Case("report explore on a broken CSV",
          lambda p: ["report", "explore", "--graph", str(p["broken"]), "--out",
@@ -184,6 +269,8 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_each_failure_is_one_line_with_its_exit_code(case, paths):
+    if case.needs and case.needs not in paths:
+        pytest.skip(f"cannot make {case.needs} here")
     result = runner.invoke(app, case.args(paths))
     assert result.exit_code == case.code, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), \
@@ -269,3 +356,34 @@ def test_export_removes_the_outputs_a_rebuild_made_stale_and_says_which(tmp_path
     assert (graph / OUTPUTS["gexf"]).exists() and not list(graph.glob("graph.kuzu*"))
     result = runner.invoke(app, ["query", str(graph), "RETURN 1"])
     assert result.exit_code == 1 and "--to db" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["build", "report", "evolve", "communities"])
+def test_ctrl_c_exits_130_also_inside_a_duckdb_query(command, paths, monkeypatch):
+    """DuckDB turns Ctrl-C during a query into InterruptException ("Query interrupted"),
+    which used to leave `build` and `report` with exit 1."""
+    import duckdb
+
+    def interrupted(*args, **kwargs):
+        raise duckdb.InterruptException("INTERRUPT Error: Query interrupted")
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = str(paths["root"] / f"interrupted-{command}")
+    if command == "build":
+        monkeypatch.setattr("twitchgraph.build.definition.build_graph", interrupted)
+        args = ["build", "--db", str(paths["store"]), "--out", out]
+    elif command == "report":
+        monkeypatch.setattr("twitchgraph.reports.write_quality_report", interrupted)
+        args = ["report", "quality", "--db", str(paths["store"]), "--out", out]
+    elif command == "evolve":
+        monkeypatch.setattr("twitchgraph.graph.evolve.evolve_store", ctrl_c)
+        args = ["evolve", "--db", str(paths["store"]), "--out", out]
+    else:
+        monkeypatch.setattr("twitchgraph.graph.communities.communities_for_dir", ctrl_c)
+        args = ["communities", str(paths["graph"])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip().splitlines()[-1] == "interrupted"
+    assert "Traceback" not in result.output and "Query interrupted" not in result.output

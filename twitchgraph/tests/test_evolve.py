@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from twitchgraph.build.params import BuildParams
 from twitchgraph.cli import app
 from twitchgraph.graph.evolve import (
+    EvolveError,
     evolve_store,
     match_communities,
     parse_window,
@@ -149,3 +150,75 @@ def test_cli_evolve_names_a_store_locked_by_another_process(tmp_path):
         assert result.exit_code == 1, result.output
         assert f"cannot open the store {db}" in result.output.replace("\n", "")
         assert "Traceback" not in result.output
+
+
+def test_lineages_bridge_an_empty_window():
+    """Issue 27: a window without a snapshot made every community die and be born again."""
+    a = {f"a{i}": 0 for i in range(6)}
+    b = {f"b{i}": 1 for i in range(6)}
+    evo = track_communities(["d0", "d1", "d2", "d3"], [{**a, **b}, {}, {}, {**a, **b}],
+                            notes=["", "no complete snapshot in this window", "x", ""])
+    assert evo.lineages[3] == evo.lineages[0] == {0: 0, 1: 1}
+    gap1, gap2, back = evo.transitions
+    assert gap1.gap and gap2.gap and not back.gap and back.previous == 0
+    assert back.births == [] and back.deaths == [] and back.moved == []
+    assert evo.events.empty
+    summary = evo.summary
+    assert summary["births"].tolist() == [2, 0, 0, 0]
+    assert summary["deaths"].tolist() == [0, 0, 0, 0]
+    assert summary["note"].tolist() == [
+        "", "no graph: no complete snapshot in this window", "no graph: x",
+        "compared with d0, across 2 empty windows"]
+    # A community that changed across the gap is matched with the last graph before it.
+    after = {**{f"a{i}": 5 for i in range(6)}, **{f"b{i}": 5 for i in range(6)}}
+    merged = track_communities(["d0", "d1", "d2"], [{**a, **b}, {}, after])
+    (_, t) = merged.transitions
+    assert t.merges == {5: [0, 1]} and t.previous == 0
+    assert merged.events["event"].tolist() == ["merge"]
+    # Windows before the first graph: everything in the first graph is born, nothing dies.
+    late = track_communities(["d0", "d1"], [{}, a])
+    assert late.transitions[0].births == [0] and late.transitions[0].deaths == []
+
+
+def test_evolve_store_says_why_a_window_is_empty_and_bridges_it(tmp_path):
+    a = [f"a{i}" for i in range(6)]
+    b = [f"b{i}" for i in range(6)]
+    path = tmp_path / "gap.duckdb"
+    _store_with_days(path, [{"A": a, "B": b}, {}, {"A": a, "B": b}])
+    # Day 2 has snapshots but no stream; drop them so it has none at all.
+    con = open_store(path)
+    con.execute("DELETE FROM snapshots WHERE started_at >= ? AND started_at < ?",
+                [DAY0 + timedelta(days=1), DAY0 + timedelta(days=2)])
+    con.close()
+    evo = evolve_store(path, window=timedelta(days=1), build_params=LOW)
+    assert evo.windows == ["2022-05-02", "2022-05-03", "2022-05-04"]
+    assert evo.notes[1] == "no complete snapshot in this window"
+    assert evo.lineages[2] == evo.lineages[0]
+    assert evo.summary["deaths"].sum() == 0 and evo.summary["births"].tolist() == [2, 0, 0]
+    result = CliRunner().invoke(app, [
+        "evolve", "--db", str(path), "--window", "1d", "--out", str(tmp_path / "ev"),
+        "--min-live-minutes", "0", "--min-viewer-mean", "1", "--min-chatter-mean", "1"])
+    assert result.exit_code == 0, result.output
+    assert "no graph: no complete snapshot in this window" in result.output
+    assert "compared with 2022-05-02, across 1 empty window" in result.output
+
+
+def test_far_dates_are_refused_before_any_window_is_built(store, tmp_path):
+    """Issue 27: a dump dated 9999-12-31 made evolve raise OverflowError after 90 s."""
+    con = open_store(store)
+    far = datetime(9999, 12, 31, 12, tzinfo=UTC)
+    con.execute("INSERT INTO snapshots VALUES (99, ?, ?, 'complete', 3600, NULL)", [far, far])
+    con.close()
+    with pytest.raises(EvolveError, match=r"1 complete snapshot\(s\) dated outside "
+                       r"2011-01-01 \.\. now plus a day \(it spans 2022-05-02 \.\. 9999-12-31\)"):
+        evolve_store(store, window=timedelta(minutes=30), build_params=LOW)
+    result = CliRunner().invoke(app, ["evolve", "--db", str(store), "--window", "30m",
+                                      "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.count("\n") == 1 and "9999-12-31" in result.stderr
+
+
+def test_too_many_windows_are_refused_before_any_is_built(store):
+    with pytest.raises(EvolveError, match=r"^1,621 windows of 0:01:00 from 2022-05-02 to "
+                       r"2022-05-03: at most 1,000, choose a longer --window"):
+        evolve_store(store, window=timedelta(minutes=1), build_params=LOW)

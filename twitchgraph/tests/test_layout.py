@@ -145,3 +145,46 @@ def test_layout_for_dir_writes_positions(tmp_path):
     streamers = pd.read_csv(target)
     assert {"x", "y", "size"} <= set(streamers.columns)
     assert np.allclose(streamers["x"], positions["x"])
+
+
+@pytest.mark.parametrize("start", ["communities", "random"])
+def test_separate_components_are_packed_side_by_side(start):
+    """Issue 27: with --start communities, separate components drifted hundreds of times
+    their own width apart (each community a dot on the map)."""
+    import scipy.sparse as sp
+    from _graph_fixtures import planted_graph
+    from scipy.sparse.csgraph import connected_components
+
+    from twitchgraph.graph.communities import find_communities
+    from twitchgraph.graphio import undirected_edges
+
+    tables = planted_graph(communities=5, size=20, p_in=0.4, p_out=0.0, seed=1, loners=30)
+    data = GraphData(streamers=tables["streamers"], edges=tables["edges"])
+    found = find_communities(data, seed=0)
+    data.streamers["community"] = data.streamers["Id"].map(found.membership)
+    pos = forceatlas2_layout(data, iterations=200, seed=0,
+                             settings=ForceAtlas2Settings(start=start))
+    xy, size = pos[["x", "y"]].to_numpy(), pos["size"].to_numpy()
+    index = {login: i for i, login in enumerate(pos["Id"])}
+    und = undirected_edges(data.edges)
+    u, v = und["u"].map(index).to_numpy(), und["v"].map(index).to_numpy()
+    n = len(xy)
+    k, label = connected_components(sp.coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)),
+                                    directed=False)
+    assert k == 5 + 30
+    members = np.bincount(label)
+    groups = [c for c in range(k) if members[c] > 1]  # the loners ring the map instead
+    assert len(groups) == 5
+    boxes = [(xy[label == c] - size[label == c, None]).min(axis=0).tolist()
+             + (xy[label == c] + size[label == c, None]).max(axis=0).tolist() for c in groups]
+    # No two components' boxes overlap...
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            ax0, ay0, ax1, ay1 = boxes[a]
+            bx0, by0, bx1, by1 = boxes[b]
+            assert ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0, (a, b)
+    # ...and together they fill their part of the map: at most 3 times their own area.
+    area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in boxes)
+    linked = np.isin(label, groups)
+    whole = np.ptp(xy[linked, 0]) * np.ptp(xy[linked, 1])
+    assert whole < 3 * area

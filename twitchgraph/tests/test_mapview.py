@@ -66,8 +66,10 @@ def test_legend_lists_the_real_communities_then_one_other(laid_out):
     other = view.legend[-1]
     assert other.size == LONERS and other.color == OTHER_COLOR
     # 9 communities: 7 singletons, the pair and the triangle (big enough to be shown, were it
-    # not a component of its own far from the graph).
-    assert other.name == "other: 9 small communities, 7 isolated streamers"
+    # not a component of its own far from the graph); each streamer is counted once (issue 27:
+    # "389 small communities, 350 isolated streamers" counted the isolated ones twice).
+    assert other.name == "other: 2 small communities (5 streamers), 7 isolated streamers"
+    assert other.size == 5 + 7
     assert sum(e.size for e in view.legend) == len(data.streamers)
     # Each shown community has one colour of its own, none of them grey.
     colours = [e.color for e in shown]

@@ -59,7 +59,7 @@ def test_legend_lists_the_communities_and_one_other(graph_dir):
         colours = [h.get_markerfacecolor() for h in legend.legend_handles]
     finally:
         plt.close(fig)
-    assert len(texts) == 5 and texts[-1].startswith("other: 10 small communities")
+    assert len(texts) == 5 and texts[-1].startswith(f"other: {LONERS} isolated streamers")
     assert texts[-1].endswith(f"· {LONERS}")
     assert colours == [*community_colors(4), OTHER_COLOR]
     # A community is named after its biggest streamers.

@@ -35,12 +35,38 @@ def graph_dir(tmp_path_factory):
 
 def test_parse_params_types():
     params = parse_params(["a=5", "b=2.5", "c=true", "d=zeta", "e:str=007", "f=[1, 2]",
-                           "g=null", "h=x=y"])
-    assert params == {"a": 5, "b": 2.5, "c": True, "d": "zeta", "e": "007", "f": [1, 2],
-                      "g": None, "h": "x=y"}
-    for bad in ("novalue", "=5", "1a=3", "a:int=3"):
+                           "g=null", "h=x=y", "i=-3", "j=.5"])
+    assert params == {"a": 5, "b": 2.5, "c": "true", "d": "zeta", "e": "007", "f": [1, 2],
+                      "g": "null", "h": "x=y", "i": -3, "j": 0.5}
+    for bad in ("novalue", "=5", "1a=3", "a:date=3", "a:int=3.5", "a:bool=yes",
+                "a=99999999999999999999", "a:json={"):
         with pytest.raises(ValueError):
             parse_params([bad])
+
+
+@pytest.mark.parametrize(("pair", "value"), [
+    # issue 27: these silently matched nothing as a float, NULL or a bool
+    ("login=infinity", "infinity"), ("login=inf", "inf"), ("login=nan", "nan"),
+    ("login=NaN", "NaN"), ("login=null", "null"), ("login=true", "true"),
+    ("login=False", "False"), ("login=1e3", "1e3"), ("login=0x10", "0x10"),
+    ("login=1_000", "1_000"), ("login=²", "²"), ("login=٣", "٣"), ("login= 5", " 5"),
+    ("login={}", "{}"),
+    # the README's --param min_overlap=50 keeps working: plain decimals are numbers
+    ("min_overlap=50", 50), ("x=+7", 7), ("x=2.", 2.0), ("x=9223372036854775807", 2**63 - 1),
+    # and a type asks for the rest
+    ("x:float=infinity", float("inf")), ("x:float=1e3", 1000.0), ("x:int= 12", 12),
+    ("x:bool=TRUE", True), ("x:json=null", None), ("x:str=50", "50"),
+])
+def test_a_param_is_a_number_only_when_written_as_a_plain_decimal(pair, value):
+    (got,) = parse_params([pair]).values()
+    assert got == value and type(got) is type(value)
+
+
+def test_a_word_param_reaches_the_query_as_a_string(graph_dir):
+    from twitchgraph.export.query import run_query
+
+    rows = run_query(graph_dir, "RETURN $login AS v", parse_params(["login=infinity"])).rows
+    assert rows == [["infinity"]]
 
 
 def test_run_query_returns_columns_rows_and_lists(graph_dir):

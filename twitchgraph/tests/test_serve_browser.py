@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,6 +29,8 @@ CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
                "--disable-component-update", "--disable-sync", "--no-first-run"]
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 pytestmark = pytest.mark.slow
+SERVED: dict = {}  # the server fixture's rebuilder, for tests that swap its timeline
+SHOTS = Path(tempfile.gettempdir()) / "twitchgraph-screenshots"  # for a person to look at
 
 
 def _free_port() -> int:
@@ -61,6 +64,7 @@ def server(tmp_path_factory):
     rebuilder = Rebuilder(db, root / "graphs", every_s=None, build_params=OPEN)
     rebuilder.state.graph = read_graph_dir(graph)
     rebuilder.state.timeline = _two_windows(rebuilder.state.graph)
+    SERVED["rebuilder"] = rebuilder
     port = _free_port()
     config = uvicorn.Config(create_app(rebuilder, start=False), host="127.0.0.1", port=port,
                             log_level="warning")
@@ -234,3 +238,75 @@ def test_time_slider_shows_each_windows_communities_and_is_kept_in_the_url(serve
     page.fill("#time-slider", "2")  # back to the whole period
     assert page.evaluate(f"window.__map.renderer.getNodeDisplayData({gone!r}).hidden") is False
     assert page.errors == [] and page.csp == []
+
+
+def test_the_panels_close_button_is_not_under_the_top_bar(server, page):
+    """Issue 27: the streamer panel's close button sat under serve's top bar."""
+    url, data = server
+    _open_map(page, f"{url}/#q={data.logins[2]}")
+    page.wait_for_timeout(500)
+    assert page.is_visible("#panel")
+    close = page.locator("#panel-close").bounding_box()
+    nav = page.locator("#serve-nav").bounding_box()
+    assert close["y"] >= nav["y"] + nav["height"] or close["x"] + close["width"] <= nav["x"]
+    centre = (close["x"] + close["width"] / 2, close["y"] + close["height"] / 2)
+    on_top = page.evaluate(f"document.elementFromPoint({centre[0]}, {centre[1]}).id")
+    assert on_top == "panel-close"
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "serve-panel.png"))
+    page.click("#panel-close")
+    page.wait_for_timeout(200)
+    assert not page.is_visible("#panel")
+    assert page.errors == [] and page.csp == []
+
+
+def test_the_slider_legend_follows_the_window_and_an_empty_window_says_why(server, page):
+    """Issue 27: the legend kept the whole period's colours, and an empty window was an empty
+    map with no word of why."""
+    from twitchgraph.graph.evolve import track_communities
+
+    url, data = server
+    rebuilder = SERVED["rebuilder"]
+    kept = rebuilder.state.timeline
+    community = dict(zip(data.streamers["Id"], data.streamers["community"], strict=True))
+    day1 = {k: int(c) for k, c in community.items()}
+    day3 = {k: (0 if c in (0, 1) else int(c)) for k, c in community.items() if c != 3}
+    gap = track_communities(["2026-05-01", "2026-05-02", "2026-05-03"], [day1, {}, day3],
+                            notes=["", "no complete snapshot in this window", ""])
+    gap.edges = [data.edges, data.edges.iloc[:0], data.edges]
+    rebuilder.state.timeline = gap
+    try:
+        _open_map(page, url + "/#t=1")
+        page.wait_for_timeout(300)
+        assert page.text_content("#time-label") == "2026-05-02"
+        assert page.text_content("#time-note") == "no graph: no complete snapshot in this window"
+        assert page.is_visible("#time-note") and not page.is_visible("#legend")
+        assert page.text_content("#time-legend") == ("no graph: no complete snapshot in this "
+                                                      "window")
+        page.fill("#time-slider", "2")
+        page.wait_for_timeout(300)
+        assert not page.is_visible("#time-note")
+        entries = page.evaluate(
+            "Array.from(document.querySelectorAll('#time-legend li')).map(li => "
+            "[li.dataset.lineage, getComputedStyle(li.querySelector('.swatch'))"
+            ".backgroundColor])")
+        a = next(k for k, c in community.items() if c == 0)
+        colour = page.evaluate(f"window.__map.graph.getNodeAttribute({a!r}, 'color')")
+        lineage = str(gap.lineages[2][day3[a]])
+        assert lineage == str(gap.lineages[0][day1[a]])  # carried over the empty day
+        shown = dict(entries)
+        assert len(shown) == len(set(gap.lineages[2].values()))  # only this window's
+        assert shown[lineage] == _css_rgb(colour)  # in the colour the map draws it
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "serve-slider.png"))
+        page.fill("#time-slider", "3")  # the whole period: the full legend again
+        page.wait_for_timeout(200)
+        assert page.is_visible("#legend") and not page.is_visible("#time-legend")
+        assert page.errors == [] and page.csp == []
+    finally:
+        rebuilder.state.timeline = kept
+
+
+def _css_rgb(hex_color: str) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"

@@ -227,7 +227,9 @@ def test_rebuilds_keep_places_and_ids_and_status_shows_the_steps(tmp_path):
     both = before.index.intersection(after.index)
     assert len(both) == 6 and "z0" in after.index
     assert (before.loc[both, "community"] == after.loc[both, "community"]).all()
-    with TestClient(create_app(rebuilder, start=False)) as client:
+    # The Host a browser on this machine sends: serve answers no other (issue 27 item 7).
+    with TestClient(create_app(rebuilder, start=False),
+                    base_url="http://127.0.0.1:8000") as client:
         server = client.get("/status.json").json()["server"]
         assert {"check", "build", "communities", "layout", "windows"} <= set(server["steps"])
         assert (server["windows_reused"], server["windows_computed"]) == (1, 1)

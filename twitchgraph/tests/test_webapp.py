@@ -27,6 +27,7 @@ from twitchgraph.serve.rebuild import Rebuilder  # noqa: E402
 from twitchgraph.serve.views import CSP, served_map  # noqa: E402
 from twitchgraph.store.db import open_store  # noqa: E402
 
+LOCAL = "http://127.0.0.1:8000"  # what a browser on this machine sends as Host
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 OPEN = BuildParams(every_nth=1, min_live_minutes=0, min_viewer_mean=0, min_chatter_mean=0,
                    min_weight=0)
@@ -56,7 +57,7 @@ def served(tmp_path_factory):
     rebuilder = Rebuilder(db, root / "graphs", every_s=None, build_params=OPEN,
                           layout_iterations=20)
     rebuilder.state.graph = read_graph_dir(graph)
-    with TestClient(create_app(rebuilder, start=False)) as client:
+    with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
         yield client, rebuilder
 
 
@@ -173,7 +174,7 @@ def test_rebuild_from_the_store_and_a_failure_keeps_the_last_graph(tmp_path):
     db = small_store(tmp_path / "s.duckdb")
     rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
                           layout_iterations=20)
-    with TestClient(create_app(rebuilder, start=False)) as client:
+    with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
         assert client.get("/").status_code == 503  # no graph yet
         assert client.get("/map.json").status_code == 503
         assert rebuilder.rebuild_now()
@@ -228,7 +229,7 @@ def test_rebuilds_run_while_a_collector_writes_the_same_store(tmp_path):
             while not (db.exists() and rebuilder.rebuild_now()):
                 assert time.monotonic() < deadline, rebuilder.state.last_error
                 time.sleep(0.2)
-            with TestClient(create_app(rebuilder, start=False)) as client:
+            with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
                 seen = set()
                 while proc.poll() is None:  # rebuild over and over while it collects
                     assert rebuilder.rebuild_now(), rebuilder.state.last_error
@@ -262,7 +263,7 @@ def test_windows_give_the_slider_its_lineages_and_streamers_their_trends(tmp_pat
     rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
                           layout_iterations=20, window=timedelta(days=1))
     assert rebuilder.rebuild_now()
-    with TestClient(create_app(rebuilder, start=False)) as client:
+    with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
         data = client.get("/map.json").json()
         timeline = data["timeline"]
         assert timeline["windows"] == ["2022-05-02", "2022-05-03"]
@@ -298,3 +299,210 @@ def test_downloads_export_the_view_as_png_and_gexf(served):
     assert client.get("/download/map.gexf").status_code == 200
     assert client.get("/download/map.exe").status_code == 404
     assert client.get("/download/map.png?hide=x").status_code == 400
+
+
+def test_a_foreign_host_header_is_refused(served):
+    """DNS rebinding: a page on evil.example whose name now points at 127.0.0.1 sends
+    Host: evil.example; only this server's own names are answered."""
+    client, _ = served
+    for host in ("localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST"):
+        assert client.get("/status.json", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example",
+                 "[::2]:8000", "", "localhost@evil.example"):
+        r = client.get("/map.json", headers={"Host": host})
+        assert r.status_code == 400, host
+        assert r.text.startswith("bad Host header") and "evil" not in r.text
+        assert r.headers["content-security-policy"] == CSP
+    # A redirect after a refused Host is never sent, and the redirect itself is relative.
+    assert client.get("/status/", headers={"Host": "evil.example"}).status_code == 400
+    r = client.get("/status/?x=1", headers={"Host": "evil.example:8000"},
+                   follow_redirects=False)
+    assert r.status_code == 400
+    r = client.get("/status/?x=1", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/status?x=1"
+    for path in ("//evil.example/status/", "/nothing/", "/streamer/"):
+        r = client.get(f"{LOCAL}{path}", follow_redirects=False)
+        assert r.status_code == 404 and "location" not in r.headers, path
+
+
+def test_allowed_hosts_add_names_and_wildcards(tmp_path):
+    from twitchgraph.serve.app import TrustedHosts
+
+    guard = TrustedHosts(lambda *a: None, allowed=["127.0.0.1", "Graph.Lan", "*.example.org",
+                                                     "[fe80::1]", "0.0.0.0"])
+    assert guard.allows("graph.lan:8000") and guard.allows("a.b.example.org")
+    assert guard.allows("[fe80::1]:80") and guard.allows("0.0.0.0:8000")
+    assert not guard.allows("example.org") and not guard.allows("graph.lan.evil")
+    assert not guard.allows("localhost")  # only what it was given (create_app adds LOCAL_HOSTS)
+    assert TrustedHosts(lambda *a: None, allowed=["*"]).allows("anything")
+    rebuilder = Rebuilder(tmp_path / "none.duckdb", tmp_path / "graphs", every_s=None)
+    app = create_app(rebuilder, start=False, allowed_hosts=["graph.lan"])
+    with TestClient(app, base_url="http://graph.lan:8000") as client:
+        assert client.get("/static/map.css").status_code == 200
+    with TestClient(app, base_url="http://testserver") as client:
+        assert client.get("/static/map.css").status_code == 400
+
+
+def test_an_empty_login_is_a_404(served):
+    client, _ = served
+    r = client.get("/streamer/.json")
+    assert r.status_code == 404 and r.json() == {"error": "no login given: /streamer/LOGIN"}
+    assert client.get("/streamer/%20").status_code == 404
+
+
+def test_serve_refuses_a_folder_as_db_and_a_port_in_use(tmp_path):
+    import socket
+
+    from twitchgraph.cli import app
+
+    runner = CliRunner()
+    (tmp_path / "folder.duckdb").mkdir()
+    result = runner.invoke(app, ["serve", "--db", str(tmp_path / "folder.duckdb")])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: --db {tmp_path / 'folder.duckdb'} is a folder: pass the store's file "
+        "(e.g. twitchgraph.duckdb)"]
+    db = small_store(tmp_path / "s.duckdb")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--db", str(db), "--port", str(port),
+                                     "--graph-dir", str(tmp_path / "served")])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""  # no "serving" line before the bind failed
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port}: "
+                                                   "Address already in use"), result.stderr
+
+
+def test_the_slider_bridges_an_empty_window_and_says_why_it_is_empty(tmp_path):
+    """Issue 27: a day without a snapshot broke every lineage on the slider, its legend kept
+    the first window's colours, and the empty day showed an empty map with no word."""
+    from datetime import timedelta
+
+    from _build_fixtures import T0
+
+    db = small_store(tmp_path / "s.duckdb")
+    con = open_store(db)
+    day3 = add_snapshots(con, 2, start=T0 + timedelta(days=2), first_id=3)
+    add_live(con, day3, "a", viewers=300, chatters=users_named("u", 10))
+    add_live(con, day3, "b", viewers=200, chatters=users_named("u", 10, start=5))
+    add_live(con, day3, "c", viewers=100, chatters=users_named("u", 4))
+    con.close()
+    rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
+                          layout_iterations=20, window=timedelta(days=1))
+    assert rebuilder.rebuild_now()
+    with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
+        timeline = client.get("/map.json").json()["timeline"]
+        assert timeline["windows"] == ["2022-05-02", "2022-05-03", "2022-05-04"]
+        assert timeline["notes"] == ["", "no graph: no complete snapshot in this window", ""]
+        first, gap, third = timeline["lineage"]
+        assert first == third and set(gap) == {-1}  # the same lineages after the gap
+        # Each window's legend: its own lineages, largest first, in the slider's colours.
+        assert timeline["legends"][1] == []
+        assert [e[0] for e in timeline["legends"][0]] == [e[0] for e in timeline["legends"][2]]
+        assert sum(e[1] for e in timeline["legends"][0]) == sum(v >= 0 for v in first)
+        assert all(str(e[0]) in timeline["colors"] for e in timeline["legends"][0])
+        history = client.get("/streamer/a.json").json()["history"]
+        assert [h["note"] for h in history] == ["", "no graph in this window", ""]
+        assert history[0]["community"] == history[2]["community"] is not None
+        assert "no graph in this window" in client.get("/streamer/a").text
+
+
+def test_a_far_dated_snapshot_keeps_the_rebuild_and_names_the_date(tmp_path):
+    """Issue 27: a snapshot dated 9999-12-31 made every rebuild fail with OverflowError."""
+    from datetime import UTC, datetime, timedelta
+
+    db = small_store(tmp_path / "s.duckdb")
+    con = open_store(db)
+    far = datetime(9999, 12, 31, 12, tzinfo=UTC)
+    con.execute("INSERT INTO snapshots VALUES (9, ?, ?, 'failed', 600, 'x')", [far, far])
+    con.execute("INSERT INTO snapshots VALUES (10, ?, ?, 'complete', 600, NULL)", [far, far])
+    con.close()
+    rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, build_params=OPEN,
+                          layout_iterations=20, window=timedelta(minutes=30))
+    assert rebuilder.rebuild_now(), rebuilder.state.last_error
+    assert rebuilder.state.timeline is None
+    assert "dated outside 2011-01-01 .. now plus a day" in rebuilder.state.timeline_error
+    assert "9999-12-31" in rebuilder.state.timeline_error
+
+
+def test_the_status_page_shows_no_error_in_red(served):
+    client, rebuilder = served
+    page = client.get("/status").text
+    assert re.search(r"<th>last error</th><td>none</td>", page)
+    assert 'class="red">none' not in page
+    rebuilder.state.last_error = "the store is busy"
+    rebuilder.state.timeline_error = "no window has a graph"
+    try:
+        page = client.get("/status").text
+    finally:
+        rebuilder.state.last_error = rebuilder.state.timeline_error = ""
+    assert '<td class="red">the store is busy</td>' in page
+    assert '<td class="yellow">no window has a graph</td>' in page
+
+
+def test_streamer_pages_round_numbers_for_people(served):
+    client, rebuilder = served
+    data = rebuilder.state.graph
+    login = data.logins[3]
+    before = data.streamers.loc[3, "viewer_mean"]
+    data.streamers.loc[3, "viewer_mean"] = 42.54545454545455  # issue 27's raw float
+    try:
+        exact = client.get(f"/streamer/{login}.json").json()
+        page = client.get(f"/streamer/{login}").text
+    finally:
+        data.streamers.loc[3, "viewer_mean"] = before
+    assert "42.54545454545455" not in page and "<td>42.5</td>" in page
+    facts = re.search(r'<table id="facts">(.*?)</table>', page, re.DOTALL)[1]
+    cells = re.findall(r"<td>(.*?)</td>", facts)
+    numbers = [c for c in cells if re.fullmatch(r"[0-9.,]+", c)]
+    assert numbers and all(re.fullmatch(r"[0-9]{1,3}(,[0-9]{3})*(\.[0-9]{1,2})?", c)
+                           for c in numbers), numbers
+    viewer_mean = exact["facts"]["viewer_mean"]
+    assert f"{viewer_mean:,.1f}" in cells or f"{viewer_mean:,.2f}" in cells
+    assert not re.search(r"\d\.\d{3,}", page)  # no raw float anywhere on the page
+    assert viewer_mean == 42.54545454545455  # the JSON twin keeps the exact value
+
+
+def test_the_wait_page_gives_the_exact_options_for_a_short_trial(tmp_path):
+    """Issue 27: with the simulator, the defaults give no map for hours and only the 503 page
+    said so; it now gives the options to restart with."""
+    import shlex
+
+    import typer
+
+    from twitchgraph.cli import app
+
+    db = small_store(tmp_path / "s db.duckdb")
+    rebuilder = Rebuilder(db, tmp_path / "graphs", every_s=None, layout_iterations=20)
+    assert not rebuilder.rebuild_now()  # the defaults: 2 snapshots are far from 60 minutes
+    with TestClient(create_app(rebuilder, start=False), base_url=LOCAL) as client:
+        page = client.get("/")
+        assert page.status_code == 503
+        command = client.get("/map.json").json()["short_trial"]
+    assert command == (f"twitchgraph serve --db '{db}' --every-nth 1 --min-live-minutes 1 "
+                       "--min-viewer-mean 1 --min-chatter-mean 1 --window 2m "
+                       "--rebuild-every 30s")
+    assert f"<code>{command.replace(chr(39), '&#39;')}</code>" in page.text
+    # Every option is one of serve's, and the trial's thresholds build this store's graph.
+    args = shlex.split(command)[2:]
+    typer.main.get_command(app).commands["serve"].make_context("serve", list(args))
+    trial = Rebuilder(db, tmp_path / "trial", every_s=None, layout_iterations=20,
+                      build_params=replace(BuildParams(), every_nth=1, min_live_minutes=1,
+                                           min_viewer_mean=1, min_chatter_mean=1))
+    assert trial.rebuild_now(), trial.state.last_error
+
+
+def test_the_docs_five_minute_block_uses_the_wait_pages_options():
+    """The collecting guide's five-minute block and serve's waiting page give one set of
+    options (measured once, kept in `views.TRIAL_OPTIONS`)."""
+    from twitchgraph.serve.views import TRIAL_OPTIONS
+
+    guide = Path(__file__).resolve().parents[2] / "docs/twitchgraph/guide/collecting.md"
+    block = guide.read_text(encoding="utf-8").split("## A first map in five minutes", 1)[1]
+    block = block.split("```", 2)[1].replace("\\\n", " ")
+    serve = next(line for line in block.splitlines() if line.startswith("twitchgraph serve"))
+    assert " ".join(serve.split("#")[0].split()) == f"twitchgraph serve --db trial.duckdb " \
+                                                    f"{TRIAL_OPTIONS}"

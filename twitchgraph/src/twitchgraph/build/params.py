@@ -11,9 +11,12 @@ from typing import Any
 from twitchgraph.clock import as_utc
 from twitchgraph.errors import BadValue
 
-__all__ = ["WEIGHTS", "BuildParams"]
+__all__ = ["MAX_EVERY_NTH", "WEIGHTS", "BuildParams"]
 
 WEIGHTS = ("overlap", "jaccard", "shared")
+# A year of 5-minute snapshots is 105,120: a larger step keeps one snapshot whatever it is,
+# and counts minutes live as k times the interval (3.3e19 minutes at k = 10**20).
+MAX_EVERY_NTH = 100_000
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,9 @@ class BuildParams:
     bot_min_channels: int = 3
 
     def __post_init__(self) -> None:
-        if self.every_nth < 1:
-            raise BadValue(f"every_nth must be 1 or more, got {self.every_nth}")
+        if not 1 <= self.every_nth <= MAX_EVERY_NTH:
+            raise BadValue(f"every_nth must be between 1 and {MAX_EVERY_NTH:,} (every k-th "
+                           f"snapshot), got {self.every_nth}")
         if self.weight not in WEIGHTS:
             raise BadValue(f"weight must be one of {', '.join(WEIGHTS)}, got {self.weight!r}")
         for name in ("min_live_minutes", "min_viewer_mean", "min_chatter_mean", "min_weight",

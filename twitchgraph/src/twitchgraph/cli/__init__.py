@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twitchgraph.cli._app import app
+from twitchgraph.cli._app import app, exit_130_on_interrupt
 
 # Importing registers the commands; `--help` lists them in this order, the pipeline's.
 # isort: off
@@ -12,6 +12,8 @@ from twitchgraph.cli import graph as _graph  # noqa: F401,E402  (communities, la
 from twitchgraph.cli import sim as _sim  # noqa: F401,E402  (sim serve)
 from twitchgraph.cli import serve as _serve  # noqa: F401,E402  (serve)
 # isort: on
+
+exit_130_on_interrupt(app)
 
 __all__ = ["app", "main"]
 

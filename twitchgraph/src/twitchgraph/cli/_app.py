@@ -3,8 +3,12 @@ store-reading command groups share: the `--db` option, the consoles and the one-
 
 from __future__ import annotations
 
+import functools
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -65,12 +69,65 @@ def open_store_or_exit(db: Path, *, read_only: bool = False) -> duckdb.DuckDBPyC
 
 
 def check_out_dir(out: Path, option: str = "--out") -> None:
-    """Refuse, before any work, an output folder that is a file (or lies under one)."""
+    """Refuse, before any work, an output folder that is a file (or lies under one) or that
+    cannot be written; the folder is created if missing."""
     clash = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if clash is not None:
         where = "" if clash == out else f" ({clash} is a file)"
         raise fail(f"{option} {out} is not a folder{where}: pass a folder, which is created "
                    "if missing")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _probe_write(out)
+    except OSError as exc:
+        raise fail(f"cannot write to {option} {out}: {exc.strerror or exc}; pass a folder "
+                   "you can write") from None
+
+
+def check_graph_dir_writable(graph_dir: Path, writes: str) -> None:
+    """Refuse, before any work, a GRAPH_DIR the command could read but not write back to
+    (a missing one is left to the reader, which says what a GRAPH_DIR is)."""
+    if not graph_dir.is_dir():
+        return
+    try:
+        _probe_write(graph_dir)
+    except OSError as exc:
+        raise fail(f"cannot write to GRAPH_DIR {graph_dir}: {exc.strerror or exc}; this "
+                   f"command writes {writes} there") from None
+
+
+def _probe_write(folder: Path) -> None:
+    # Trying is the only sure test: os.access says yes to root on a read-only or immutable
+    # folder.
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".twitchgraph-probe-")
+    os.close(fd)
+    os.unlink(probe)
+
+
+def exit_130_on_interrupt(group: typer.Typer) -> None:
+    """Make Ctrl-C exit 130 in every command of `group`, also when it lands in a DuckDB
+    query (DuckDB turns it into InterruptException, which would otherwise be an error)."""
+    for info in group.registered_commands:
+        if info.callback is not None and not getattr(info.callback, "_exits_130", False):
+            info.callback = _interruptible(info.callback)
+    for sub in group.registered_groups:
+        if isinstance(sub.typer_instance, typer.Typer):
+            exit_130_on_interrupt(sub.typer_instance)
+
+
+def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import duckdb
+
+        try:
+            return command(*args, **kwargs)
+        except (KeyboardInterrupt, duckdb.InterruptException):
+            err.print("interrupted")
+            raise typer.Exit(130) from None  # what shells expect after Ctrl-C
+
+    run._exits_130 = True  # type: ignore[attr-defined]
+    return run
 
 
 EnvFileOption = typer.Option(

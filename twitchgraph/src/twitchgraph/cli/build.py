@@ -196,7 +196,7 @@ def build(
     """Build the streamer graph (streamers, edges, played, games, raids, flows CSVs + build.json).
 
     Example: twitchgraph build --db twitchgraph.duckdb --out graph/ --language it --every-nth 3
-             twitchgraph build --engine spark --dataset /shared/dataset --out graph/
+             twitchgraph build --engine spark --dataset dataset/ --out graph/
     """
     from twitchgraph.build.definition import build_graph
     from twitchgraph.graphio import write_graph_dir

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from twitchgraph.cli._app import DbOption, app, check_out_dir
+from twitchgraph.cli._app import DbOption, app, check_graph_dir_writable, check_out_dir
 from twitchgraph.cli._app import err as _err
 from twitchgraph.cli._app import fail as _fail
 from twitchgraph.cli._app import out as _out
@@ -39,6 +39,7 @@ def communities(
     """
     from twitchgraph.graph.communities import communities_for_dir
 
+    check_graph_dir_writable(graph_dir, "streamers.csv and communities.csv")
     try:
         result, written = communities_for_dir(graph_dir, resolution=resolution, seed=seed)
     except TwitchgraphError as exc:
@@ -82,6 +83,7 @@ def layout(
 
     from twitchgraph.graph.layout import ForceAtlas2Settings, layout_for_dir
 
+    check_graph_dir_writable(graph_dir, "streamers.csv")
     try:
         settings = ForceAtlas2Settings(
             scaling=scaling, gravity=gravity, strong_gravity=strong_gravity, linlog=linlog,
@@ -130,14 +132,17 @@ def export(
 def query(
     graph_dir: Path = GraphDirArg,
     cypher: str = typer.Argument(..., help="A Cypher query; use $name for parameters."),
-    param: list[str] = typer.Option([], "--param", "-p", help="name=value (name:str=value "
-                                    "keeps a string); repeat for several."),
+    param: list[str] = typer.Option([], "--param", "-p", help="name=value: a number only when "
+                                    "written as a plain decimal (50), else a string; "
+                                    "name:str=…, name:float=…, name:int=…, name:bool=…, "
+                                    "name:json=… give the type. Repeat for several."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
 ) -> None:
     """Run Cypher on GRAPH_DIR's embedded database (made by `export --to db`).
 
-    Example: twitchgraph query graph/ "MATCH (s:Streamer {login: $login})-[r]-(n:Streamer)
-    RETURN n.login, r.overlap ORDER BY r.overlap DESC" --param login=zeta
+    Example: twitchgraph query graph/ 'MATCH (s:Streamer {login: $login})
+    -\\[r:HAS_VIEWERSHIP_OVERLAPPED_WITH]-(n:Streamer)
+    RETURN n.login AS login, r.overlap AS overlap ORDER BY overlap DESC' --param login=zeta
     """
     from twitchgraph.export.kuzu_db import DB_NAME
     from twitchgraph.export.query import parse_params, run_query
@@ -221,6 +226,9 @@ def evolve(
         table.add_row(row.window, str(row.streamers), str(row.communities), str(row.births),
                       str(row.deaths), str(row.splits), str(row.merges), str(row.moved))
     _out.print(table)
+    for row in result.summary.itertuples():  # empty windows and what bridged them
+        if row.note:
+            _out.print(f"{row.window}: {row.note}")
     _out.print(f"wrote {', '.join(str(p) for p in written)}")
 
 
@@ -240,6 +248,9 @@ def demo(
 
     Example: twitchgraph demo --out demo-output/twitchgraph
     """
+    if not (channels <= 100_000 and users <= 10_000_000 and snapshots <= 1_000):
+        raise _fail(f"demo: at most 100,000 --channels, 10,000,000 --users and 1,000 "
+                    f"--snapshots, got {channels:,}, {users:,} and {snapshots:,}")
     check_out_dir(out)  # before loading the simulator
     from twitchgraph.demo import DemoConfig, DemoError, run_demo
 

@@ -11,6 +11,7 @@ import typer
 
 from twitchgraph.cli._app import app
 from twitchgraph.errors import TwitchgraphError
+from twitchgraph.sim.config import FAULTS  # names only: the simulator loads in the command
 
 sim_app = typer.Typer(
     help="A simulated Twitch on loopback (id service, Helix, chat, IGDB, Steam, GQL) for tests "
@@ -47,7 +48,7 @@ def serve(
     users: int = typer.Option(5000, help="Viewer accounts (bots come on top)."),
     seed: int = typer.Option(0, help="Seed of the world; the same seed gives the same world."),
     time_scale: float = typer.Option(1.0, help="Simulated seconds per real second."),
-    faults: str = typer.Option("", help="Comma-separated faults, e.g. duplicate_pages,slow."),
+    faults: str = typer.Option("", help="Comma-separated faults: " + ", ".join(FAULTS) + "."),
     port: int = typer.Option(0, help="HTTP port (0 = any free port)."),
     chat_port: int = typer.Option(0, help="Chat (IRC) port (0 = any free port)."),
     helix_points_per_minute: int = typer.Option(800, help="Helix rate-limit bucket."),
@@ -59,12 +60,9 @@ def serve(
 ) -> None:
     """Serve a simulated Twitch on 127.0.0.1 until Ctrl-C, printing the variables to export.
 
-    Example:
-
-        twitchgraph sim serve --channels 300 --seed 1 --faults duplicate_pages,loop_cursor
+    Example: twitchgraph sim serve --channels 300 --seed 1 --faults duplicate_pages,loop_cursor
     """
     from twitchgraph.sim import start_simulator  # the simulator loads only for this command
-    from twitchgraph.sim.config import FAULTS
 
     if not 0 < time_scale < math.inf:
         raise _fail(f"sim serve: --time-scale must be a number > 0 (1 = real time), got "
@@ -91,12 +89,18 @@ def serve(
         raise _fail(f"sim serve: cannot listen ({exc.strerror or exc}); choose another --port "
                     "or --chat-port, or 0 for any free port") from None
     stop = threading.Event()
+    stopped_by: list[int] = []
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     in_main = threading.current_thread() is threading.main_thread()
+
+    def on_signal(number: int, _frame: object) -> None:
+        stopped_by.append(number)
+        stop.set()
+
     try:
         if in_main:
             for s in previous:
-                signal.signal(s, lambda *_: stop.set())
+                signal.signal(s, on_signal)
         env = sim.env()
         if ground_truth is not None:
             sim.write_ground_truth(ground_truth)
@@ -125,3 +129,5 @@ def serve(
     typer.echo(f"# stopped after {stats['http_requests']} HTTP requests "
                f"({stats['http_429']} x 429), {stats['chat_connections']} chat connections",
                err=True)
+    if signal.SIGINT in stopped_by:
+        raise typer.Exit(130)  # what shells expect after Ctrl-C

@@ -142,11 +142,18 @@ def _community_names(streamers: pd.DataFrame) -> dict[int, str]:
 
 def _other_name(community: np.ndarray, data: GraphData, streamers: pd.DataFrame,
                 others: np.ndarray) -> str:
+    """"other: N small communities (K streamers), M isolated streamers", each streamer
+    counted once: an isolated streamer is a community of its own, counted only as isolated."""
     src, dst = _index_edges(data, streamers)
     linked = np.zeros(len(streamers), dtype=bool)
     linked[src] = linked[dst] = True
     isolated = int((others & ~linked).sum())
-    k = len(np.unique(community))
-    text = f"other: {k} small communit{'y' if k == 1 else 'ies'}"
-    return text + (f", {isolated} isolated streamer{'' if isolated == 1 else 's'}"
-                   if isolated else "")
+    in_small = linked[others]
+    k, members = len(np.unique(community[in_small])), int(in_small.sum())
+    parts = []
+    if k:
+        parts.append(f"{k} small communit{'y' if k == 1 else 'ies'} ({members} "
+                     f"streamer{'' if members == 1 else 's'})")
+    if isolated:
+        parts.append(f"{isolated} isolated streamer{'' if isolated == 1 else 's'}")
+    return "other: " + ", ".join(parts)

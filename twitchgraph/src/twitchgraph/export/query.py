@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,18 +85,46 @@ class QueryResult:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
-def _coerce(value: str) -> Any:
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "null":
-        return None
-    for kind in (int, float):
+# A plain decimal number, ASCII digits only: the only untyped value that becomes a number.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_INT64 = (-(2**63), 2**63 - 1)
+_KINDS = ("str", "int", "float", "bool", "json")
+
+
+def _int(value: str, pair: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise BadValue(f"parameter {pair!r}: {value!r} is not an integer") from None
+    if not _INT64[0] <= number <= _INT64[1]:
+        raise BadValue(f"parameter {pair!r}: {value} does not fit a 64-bit integer")
+    return number
+
+
+def _typed(value: str, kind: str, pair: str) -> Any:
+    if kind == "str":
+        return value
+    if kind == "int":
+        return _int(value, pair)
+    if kind == "float":
         try:
-            return kind(value)
+            return float(value)  # here inf and nan are asked for
         except ValueError:
-            pass
-    if value[:1] in "[{":
+            raise BadValue(f"parameter {pair!r}: {value!r} is not a number") from None
+    if kind == "bool":
+        if value.lower() not in ("true", "false"):
+            raise BadValue(f"parameter {pair!r}: a bool is true or false")
+        return value.lower() == "true"
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise BadValue(f"parameter {pair!r}: not JSON ({exc.msg})") from None
+
+
+def _untyped(value: str, pair: str) -> Any:
+    if _DECIMAL.fullmatch(value):
+        return _int(value, pair) if re.fullmatch(r"[+-]?[0-9]+", value) else float(value)
+    if value[:1] == "[":  # a list, e.g. genres=["RPG"]
         try:
             return json.loads(value)
         except json.JSONDecodeError:
@@ -106,11 +135,16 @@ def _coerce(value: str) -> Any:
 def parse_params(pairs: list[str] | None) -> dict[str, Any]:
     """Parse ``name=value`` pairs into query parameters.
 
-    Values become int, float, bool, null or JSON lists/objects when they read as such, and
-    strings otherwise; ``name:str=value`` keeps the value a string (for a login like "1234").
+    A value is a number only when written as a plain decimal number (``50``, ``-2.5``), a
+    list when written as a JSON list, and a string otherwise: ``infinity``, ``nan``, ``null``,
+    ``true`` and ``1e3`` stay strings (a login may be any of them). A type after the name
+    says otherwise: ``name:str=007``, ``name:int=…``, ``name:float=inf``, ``name:bool=true``,
+    ``name:json=null``.
 
     >>> parse_params(["login=zeta", "min_overlap=50", "id:str=007", "genres=[\\"RPG\\"]"])
     {'login': 'zeta', 'min_overlap': 50, 'id': '007', 'genres': ['RPG']}
+    >>> parse_params(["login=infinity", "x=null", "y:float=inf", "z:bool=true"])
+    {'login': 'infinity', 'x': 'null', 'y': inf, 'z': True}
     """
     params: dict[str, Any] = {}
     for pair in pairs or []:
@@ -120,9 +154,10 @@ def parse_params(pairs: list[str] | None) -> dict[str, Any]:
         name, _, kind = name.partition(":")
         if not name.isidentifier():
             raise BadValue(f"parameter name {name!r} is not an identifier")
-        if kind not in ("", "str"):
-            raise BadValue(f"parameter {pair!r}: the only type suffix is ':str'")
-        params[name] = value if kind == "str" else _coerce(value)
+        if kind and kind not in _KINDS:
+            raise BadValue(f"parameter {pair!r}: the type after ':' is one of "
+                           f"{', '.join(_KINDS)}")
+        params[name] = _typed(value, kind, pair) if kind else _untyped(value, pair)
     return params
 
 

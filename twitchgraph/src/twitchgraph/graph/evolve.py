@@ -16,6 +16,15 @@ A window's result (`WindowResult`) depends only on the snapshots inside it, the 
 the parameters, so a closed window never needs building twice: `evolve_store` takes a
 `WindowCache` (serve keeps one on disk) and builds only the windows whose snapshots or bots
 changed since the result was kept (`window_fingerprint`).
+
+A window without a graph (no complete snapshot in it, or none of its streamers kept by the
+build's thresholds) is a gap, not the end of every community: lineages carry over it, the
+next window with a graph is compared with the last one before the gap, and the gap keeps the
+reason it is empty (`Evolution.notes`).
+
+Windows are placed between 2011 (Twitch's start) and a day after now; a store holding
+snapshots dated outside that range is refused with the dates, as is a window length that
+would cut the store into more than `MAX_WINDOWS` windows, before any graph is built.
 """
 
 from __future__ import annotations
@@ -30,12 +39,15 @@ from typing import Any, Protocol
 import pandas as pd
 
 from twitchgraph.build.params import BuildParams
+from twitchgraph.clock import utcnow
 from twitchgraph.durations import parse_duration
 from twitchgraph.errors import BadValue, TwitchgraphError
 from twitchgraph.graph.communities import find_communities
 from twitchgraph.graphio import write_csv
 
 __all__ = [
+    "EARLIEST",
+    "MAX_WINDOWS",
     "Evolution",
     "EvolveError",
     "Transition",
@@ -50,6 +62,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+EARLIEST = datetime(2011, 1, 1, tzinfo=UTC)  # Twitch went live in June 2011
+MAX_WINDOWS = 1000
 
 
 class EvolveError(TwitchgraphError, ValueError):
@@ -120,16 +135,22 @@ class Transition:
     splits: dict[int, list[int]]
     merges: dict[int, list[int]]
     moved: list[tuple[str, int, int]]  # login, lineage before, lineage after
+    # The window compared with: the last one before with a graph (None: there is none).
+    # Windows between it and this one are empty, and lineages carry over them.
+    previous: int | None = None
+    gap: bool = False  # this window has no graph: nothing happened in it
 
 
 @dataclass
 class WindowResult:
     """One window's graph as the slider and the trends need it: membership (login ->
-    community id; empty when the build kept nothing), modularity and the built edges."""
+    community id; empty when the build kept nothing), modularity, the built edges, and why
+    the window is empty ("" when it has a graph)."""
 
     membership: dict[str, int]
     modularity: float
     edges: pd.DataFrame
+    note: str = ""
 
 
 class WindowCache(Protocol):
@@ -158,6 +179,21 @@ class Evolution:
     edges: list[pd.DataFrame] = field(default_factory=list)
     reused: int = 0  # windows taken from a WindowCache
     computed: int = 0  # windows built
+    # per window, why it has no graph ("" when it has one)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, i: int) -> str:
+        """What the summary says of window `i`: why it is empty, or what it was compared with
+        when windows before it were empty."""
+        if not self.memberships[i]:
+            why = self.notes[i] if i < len(self.notes) and self.notes[i] else "no streamer"
+            return f"no graph: {why}"
+        t = self.transitions[i - 1] if i > 0 else None
+        if t is not None and t.previous is not None and t.previous < i - 1:
+            skipped = i - 1 - t.previous
+            return (f"compared with {self.windows[t.previous]}, across {skipped} empty "
+                    f"window{'' if skipped == 1 else 's'}")
+        return ""
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -174,6 +210,7 @@ class Evolution:
                 "splits": len(t.splits) if t else 0,
                 "merges": len(t.merges) if t else 0,
                 "moved": len(t.moved) if t else 0,
+                "note": self.note(i),
             })
         return pd.DataFrame(rows)
 
@@ -181,8 +218,9 @@ class Evolution:
     def events(self) -> pd.DataFrame:
         rows: list[dict[str, Any]] = []
         for i, t in enumerate(self.transitions):
-            before, after = self.lineages[i], self.lineages[i + 1]
-            size_b, size_a = self.sizes[i], self.sizes[i + 1]
+            was = t.previous if t.previous is not None else i
+            before, after = self.lineages[was], self.lineages[i + 1]
+            size_b, size_a = self.sizes[was], self.sizes[i + 1]
             for c in t.births:
                 rows.append({"window": t.window, "event": "birth", "from": "",
                              "to": f"L{after[c]}", "size": size_a[c]})
@@ -211,6 +249,7 @@ def track_communities(
     *,
     min_jaccard: float = 0.3,
     modularity: list[float] | None = None,
+    notes: list[str] | None = None,
 ) -> Evolution:
     """Match communities between consecutive windows and give them lineage ids.
 
@@ -219,10 +258,19 @@ def track_communities(
     windows : window labels, in time order.
     memberships : per window, login -> community id (an empty dict for an empty window).
     min_jaccard : the Jaccard of members two communities need to match.
+    notes : per window, why it is empty ("" for a window with a graph).
 
     Returns
     -------
-    Evolution with transitions (births, deaths, splits, merges, moved streamers).
+    Evolution with transitions (births, deaths, splits, merges, moved streamers). An empty
+    window is a gap: its transition is empty, and the next window with a graph is matched
+    with the last one before the gap, so lineages carry over it.
+
+    Examples
+    --------
+    >>> evo = track_communities(["d0", "d1", "d2"], [{"a": 0, "b": 0}, {}, {"a": 4, "b": 4}])
+    >>> evo.lineages, evo.transitions[1].births, evo.transitions[1].previous
+    ([{0: 0}, {}, {4: 0}], [], 0)
     """
     if len(windows) != len(memberships):
         raise ValueError("need one membership per window")
@@ -230,15 +278,16 @@ def track_communities(
     lineages: list[dict[int, int]] = []
     sizes = [{c: len(m) for c, m in _groups(members).items()} for members in memberships]
     transitions: list[Transition] = []
+    last: int | None = None  # the last window with a graph
     for i, members in enumerate(memberships):
-        if i == 0:
-            lineage = {}
-            for c in sorted(sizes[0]):
-                lineage[c] = next_lineage
-                next_lineage += 1
-            lineages.append(lineage)
+        if not members:
+            lineages.append({})
+            if i > 0:
+                transitions.append(Transition(window=windows[i], matches=[], births=[],
+                                              deaths=[], splits={}, merges={}, moved=[],
+                                              previous=last, gap=True))
             continue
-        previous = memberships[i - 1]
+        previous = memberships[last] if last is not None else {}
         matches = match_communities(previous, members, min_jaccard=min_jaccard)
         succ: dict[int, list[tuple[int, float]]] = {}
         pred: dict[int, list[tuple[int, float]]] = {}
@@ -246,33 +295,40 @@ def track_communities(
             succ.setdefault(a, []).append((b, j))
             pred.setdefault(b, []).append((a, j))
         best_succ = {a: max(v, key=lambda x: (x[1], -x[0]))[0] for a, v in succ.items()}
+        before = lineages[last] if last is not None else {}
         lineage = {}
         for c in sorted(sizes[i]):
             if c in pred:
                 a = max(pred[c], key=lambda x: (x[1], -x[0]))[0]
                 if best_succ[a] == c:
-                    lineage[c] = lineages[i - 1][a]
+                    lineage[c] = before[a]
                     continue
             lineage[c] = next_lineage
             next_lineage += 1
         lineages.append(lineage)
-        before = lineages[i - 1]
-        moved = sorted(
-            (login, before[previous[login]], lineage[members[login]])
-            for login in previous.keys() & members.keys()
-            if before[previous[login]] != lineage[members[login]]
-        )
-        transitions.append(Transition(
-            window=windows[i],
-            matches=matches,
-            births=sorted(c for c in sizes[i] if c not in pred),
-            deaths=sorted(a for a in sizes[i - 1] if a not in succ),
-            splits={a: sorted(b for b, _ in v) for a, v in sorted(succ.items()) if len(v) > 1},
-            merges={b: sorted(a for a, _ in v) for b, v in sorted(pred.items()) if len(v) > 1},
-            moved=moved,
-        ))
+        if i > 0:
+            moved = sorted(
+                (login, before[previous[login]], lineage[members[login]])
+                for login in previous.keys() & members.keys()
+                if before[previous[login]] != lineage[members[login]]
+            )
+            transitions.append(Transition(
+                window=windows[i],
+                matches=matches,
+                births=sorted(c for c in sizes[i] if c not in pred),
+                deaths=sorted(a for a in sizes[last] if a not in succ) if last is not None
+                else [],
+                splits={a: sorted(b for b, _ in v) for a, v in sorted(succ.items())
+                        if len(v) > 1},
+                merges={b: sorted(a for a, _ in v) for b, v in sorted(pred.items())
+                        if len(v) > 1},
+                moved=moved,
+                previous=last,
+            ))
+        last = i
     return Evolution(windows=windows, memberships=memberships, lineages=lineages,
-                     transitions=transitions, sizes=sizes, modularity=modularity or [])
+                     transitions=transitions, sizes=sizes, modularity=modularity or [],
+                     notes=list(notes) if notes is not None else [""] * len(windows))
 
 
 def _window_bounds(con, window: timedelta) -> list[tuple[datetime, datetime]]:
@@ -281,14 +337,24 @@ def _window_bounds(con, window: timedelta) -> list[tuple[datetime, datetime]]:
     if row is None or row[0] is None:
         raise EvolveError("the store has no complete snapshot: collect some first")
     first, last = (t.astimezone(UTC) for t in row)
+    latest = utcnow() + timedelta(days=1)
+    if first < EARLIEST or last > latest:
+        outside = con.execute(
+            "SELECT count(*) FROM snapshots WHERE status = 'complete' AND (started_at < ? OR "
+            "started_at > ?)", [EARLIEST, latest]).fetchone()[0]
+        raise EvolveError(
+            f"the store holds {outside} complete snapshot(s) dated outside "
+            f"{EARLIEST:%Y-%m-%d} .. now plus a day (it spans {first:%Y-%m-%d} .. "
+            f"{last:%Y-%m-%d}): a wrong clock or a bad import; windows over them would be "
+            "meaningless, so collect or import into a store without them")
     # Align windows to multiples of their length since the epoch: 1d windows start at 00:00 UTC.
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     start = epoch + window * ((first - epoch) // window)
-    bounds = []
-    while start <= last:
-        bounds.append((start, start + window))
-        start += window
-    return bounds
+    count = (last - start) // window + 1  # counted before any is made
+    if count > MAX_WINDOWS:
+        raise EvolveError(f"{count:,} windows of {window} from {first:%Y-%m-%d} to "
+                          f"{last:%Y-%m-%d}: at most {MAX_WINDOWS:,}, choose a longer --window")
+    return [(start + k * window, start + (k + 1) * window) for k in range(count)]
 
 
 def window_fingerprint(con, since: datetime, until: datetime) -> list[Any]:
@@ -320,11 +386,17 @@ def _window_result(con, params: BuildParams, since: datetime, until: datetime, l
                    resolution: float, seed: int) -> WindowResult:
     from twitchgraph.build.definition import BuildError, build_graph
 
+    snapshots = con.execute(
+        "SELECT count(*) FROM snapshots WHERE status = 'complete' AND started_at >= ? "
+        "AND started_at < ?", [since, until]).fetchone()[0]
     try:
+        if not snapshots:
+            raise BuildError("no complete snapshot in this window")
         result = build_graph(con, replace(params, since=since, until=until))
     except BuildError as exc:
         logger.info("window %s: no graph (%s)", label, exc)
-        return WindowResult({}, 0.0, pd.DataFrame(columns=["Source", "Target", "Weight"]))
+        return WindowResult({}, 0.0, pd.DataFrame(columns=["Source", "Target", "Weight"]),
+                            note=str(exc).splitlines()[0] if str(exc) else "no streamer")
     found = find_communities(result, resolution=resolution, seed=seed)
     logger.info("window %s: %d streamers, %d communities", label, len(found.membership),
                 len(found.table))
@@ -349,9 +421,10 @@ def evolve_store(
 ) -> Evolution:
     """Build one graph per window from the store at `db`, find communities, track them.
 
-    Windows where the build keeps no streamer count as empty (every community dies). With a
-    `cache`, a window whose snapshots and bots are unchanged is taken from it instead of
-    built (the counts are in `Evolution.reused` and `Evolution.computed`).
+    Windows where the build keeps no streamer are empty, with the reason in
+    `Evolution.notes`; lineages carry over them (see `track_communities`). With a `cache`, a
+    window whose snapshots and bots are unchanged is taken from it instead of built (the
+    counts are in `Evolution.reused` and `Evolution.computed`).
     """
     from twitchgraph.store.db import open_store
 
@@ -360,9 +433,7 @@ def evolve_store(
     reused = 0
     try:
         bounds = _window_bounds(con, window)
-        if len(bounds) > 1000:
-            raise EvolveError(f"{len(bounds)} windows of {window}: choose a longer --window")
-        labels, memberships, modularity, edges = [], [], [], []
+        labels, memberships, modularity, edges, notes = [], [], [], [], []
         for since, until in bounds:
             labels.append(_label(since, window))
             fingerprint = None if cache is None else window_fingerprint(con, since, until)
@@ -374,6 +445,7 @@ def evolve_store(
                     cache.put(since, until, fingerprint, found)
             else:
                 reused += 1
+            notes.append(found.note)
             memberships.append(found.membership)
             modularity.append(found.modularity)
             edges.append(found.edges)
@@ -382,7 +454,7 @@ def evolve_store(
     if sum(bool(m) for m in memberships) == 0:
         raise EvolveError("no window has a graph: lower the build thresholds or collect more")
     evolution = track_communities(labels, memberships, min_jaccard=min_jaccard,
-                                  modularity=modularity)
+                                  modularity=modularity, notes=notes)
     evolution.edges = edges
     evolution.reused, evolution.computed = reused, len(bounds) - reused
     return evolution
@@ -410,16 +482,25 @@ def plot_evolution(evolution: Evolution, path: str | os.PathLike) -> Path:
 
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(evolution.windows)), 5), dpi=120)
     for i, t in enumerate(evolution.transitions):
-        before, after = evolution.lineages[i], evolution.lineages[i + 1]
-        for a, b, j in t.matches:
-            ax.plot([i, i + 1], [before[a], after[b]], color="0.5", alpha=0.3 + 0.7 * j,
-                    linewidth=1 + 3 * j, zorder=1)
+        if t.gap or t.previous is None:
+            continue
+        was = t.previous
+        before, after = evolution.lineages[was], evolution.lineages[i + 1]
+        for a, b, j in t.matches:  # dashed across empty windows
+            ax.plot([was, i + 1], [before[a], after[b]], color="0.5", alpha=0.3 + 0.7 * j,
+                    linewidth=1 + 3 * j, zorder=1, linestyle="-" if was == i else "--")
+    for i, members in enumerate(evolution.memberships):
+        if not members:
+            ax.axvspan(i - 0.4, i + 0.4, color="0.92", zorder=0)
     for i, sizes in enumerate(evolution.sizes):
         for c, size in sizes.items():
             ax.scatter(i, evolution.lineages[i][c], s=20 + 8 * size, zorder=2,
                        color=f"C{evolution.lineages[i][c] % 10}")
     ticks = []
     for i, window in enumerate(evolution.windows):
+        if not evolution.memberships[i]:
+            ticks.append(f"{window}\nno graph")
+            continue
         if i == 0:
             ticks.append(window)
             continue

@@ -9,6 +9,11 @@ influence, dissuade hubs, prevent overlap and jitter tolerance.
 
 Like Gephi users do, prevent-overlap runs as a final phase after the main run (with it on from
 the start, anti-collision slows the convergence of the global shape); see `remove_overlaps`.
+Separate components of linked streamers are packed side by side (`pack_components`), as
+Gephi's and graphviz's `pack` do, whatever the start: nothing but gravity holds them together
+in ForceAtlas2, and from the communities' places they drifted hundreds of times their own
+width apart. Streamers without an edge then ring the packed map (below); a warm start keeps
+the earlier, already packed, places.
 
 Speed (`benchmarks/graph.py`): most of an iteration is Barnes-Hut (building the tree and the
 repulsion), so the way to a fast layout is fewer iterations, not cheaper ones:
@@ -55,11 +60,13 @@ from twitchgraph.errors import BadValue
 from twitchgraph.graphio import GraphData, read_graph_dir, undirected_edges, write_streamers
 
 __all__ = [
+    "MAX_ITERATIONS",
     "ForceAtlas2Settings",
     "forceatlas2_layout",
     "layout_for_dir",
     "make_room",
     "node_sizes",
+    "pack_components",
     "remove_overlaps",
 ]
 
@@ -67,6 +74,8 @@ logger = logging.getLogger(__name__)
 
 ENGINES = ("fa2", "networkx")
 STARTS = ("communities", "random")
+# The convergence check stops a run long before this; beyond it a typo runs for days.
+MAX_ITERATIONS = 100_000
 CHECK_EVERY = 10  # iterations between two convergence checks
 PATIENCE = 5  # checks without a new low in movement before calling the run converged
 
@@ -213,8 +222,8 @@ def forceatlas2_layout(
     >>> list(pos.columns)
     ['Id', 'x', 'y', 'size']
     """
-    if iterations < 1:
-        raise BadValue(f"iterations must be >= 1, got {iterations}")
+    if not 1 <= iterations <= MAX_ITERATIONS:
+        raise BadValue(f"iterations must be between 1 and {MAX_ITERATIONS:,}, got {iterations}")
     if engine not in ENGINES:
         raise BadValue(f"engine must be one of {ENGINES}, got {engine!r}")
     settings = settings or ForceAtlas2Settings()
@@ -254,9 +263,12 @@ def forceatlas2_layout(
     found, done, engine = _force_layout(lu, lv, w, start, lmass, settings, iterations,
                                         engine, progress, seed=seed)
     if warm is not None:
+        # No packing: the earlier map was packed, and its places are what a warm start keeps.
         found = _align(found, placed[keep])
         positions = warm.copy()  # loners stay where they were, or start at the edge
     else:
+        # Separate components side by side (loners then ring the packed map).
+        found = pack_components(found, sizes[keep], lu, lv)
         positions = _ring(found, sizes, linked, data.logins)
     positions[keep] = found
     balanced = positions.copy()
@@ -265,6 +277,13 @@ def forceatlas2_layout(
     if settings.prevent_overlap:
         positions = remove_overlaps(make_room(positions, sizes), sizes,
                                     max_iter=overlap_iters)
+        # Discs grown apart can make packed components collide: pack them again (whole
+        # components move, none is scrambled), the loners ringing them.
+        if _components_collide(positions[keep], sizes[keep], lu, lv):
+            packed = pack_components(positions[keep], sizes[keep], lu, lv)
+            positions = _ring(packed, sizes, linked, data.logins)
+            positions[keep] = packed
+            positions = remove_overlaps(positions, sizes, max_iter=overlap_iters)
     kind = "warm" if placed is not None else "random" if community is None else "community"
     logger.info("ForceAtlas2 (%s, %s start): %d nodes, %d of at most %d iterations, %s",
                 engine, kind, n, done, iterations, asdict(settings))
@@ -596,3 +615,83 @@ def remove_overlaps(
         np.add.at(move, j, -push)
         xy += move
     return xy
+
+
+def _components_collide(xy: np.ndarray, radius: np.ndarray, u: np.ndarray,
+                        v: np.ndarray) -> bool:
+    """Whether the boxes (discs included) of two connected components overlap."""
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(xy)
+    if n < 2:
+        return False
+    k, label = connected_components(sp.coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n)),
+                                    directed=False)
+    if k < 2:
+        return False
+    lo = np.full((k, 2), np.inf)
+    hi = np.full((k, 2), -np.inf)
+    np.minimum.at(lo, label, xy - radius[:, None])
+    np.maximum.at(hi, label, xy + radius[:, None])
+    apart = ((hi[:, None, :] <= lo[None, :, :]) | (hi[None, :, :] <= lo[:, None, :])).any(axis=2)
+    return bool((~apart)[np.triu_indices(k, 1)].any())
+
+
+def pack_components(
+    positions: np.ndarray,
+    sizes: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    *,
+    gap: float | None = None,
+) -> np.ndarray:
+    """Place the connected components side by side, each keeping its own shape.
+
+    Shelf packing, as graphviz's ``pack`` in array mode: components' boxes (discs included)
+    go largest first into rows about as wide as the square root of 4/3 of their total area, with
+    `gap` between them (default: the largest disc's diameter); the packing is centred on 0.
+    Components' relative places from ForceAtlas2 carry no meaning (no edge links them), so
+    only their distances change. Deterministic.
+
+    Examples
+    --------
+    >>> xy = np.array([[0.0, 0.0], [1.0, 0.0], [1e5, 0.0]])
+    >>> packed = pack_components(xy, np.array([0.5, 0.5, 0.5]), np.array([0]), np.array([1]))
+    >>> float(np.ptp(packed[:, 0])) < 5
+    True
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    xy = np.asarray(positions, dtype=float)
+    n = len(xy)
+    if n < 2:
+        return xy.copy()
+    radius = np.asarray(sizes, dtype=float)
+    adjacency = sp.coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
+    k, label = connected_components(adjacency, directed=False)
+    if k < 2:
+        return xy.copy()
+    gap = 2 * float(radius.max()) if gap is None else gap
+    lo = np.full((k, 2), np.inf)
+    hi = np.full((k, 2), -np.inf)
+    np.minimum.at(lo, label, xy - radius[:, None])
+    np.maximum.at(hi, label, xy + radius[:, None])
+    extent = hi - lo + gap
+    count = np.bincount(label, minlength=k)
+    # Tallest first (ties: more streamers, then the lowest index), so rows stay even.
+    order = sorted(range(k), key=lambda c: (-extent[c, 1], -count[c], c))
+    # Rows a little wider than a square: screens are landscape.
+    width = max(float(extent[:, 0].max()),
+                math.sqrt(4 / 3 * float(np.prod(extent, axis=1).sum())))
+    corner = np.zeros((k, 2))  # each box's top-left corner in the packing
+    x = y = row_height = 0.0
+    for c in order:
+        if x > 0 and x + extent[c, 0] > width:
+            x, y, row_height = 0.0, y - row_height, 0.0
+        corner[c] = (x, y)
+        x += extent[c, 0]
+        row_height = max(row_height, float(extent[c, 1]))
+    # A box's top-left corner is (lo_x, hi_y) in its own coordinates.
+    shift = corner - np.c_[lo[:, 0], hi[:, 1]]
+    packed = xy + shift[label]
+    return packed - (packed.min(axis=0) + packed.max(axis=0)) / 2

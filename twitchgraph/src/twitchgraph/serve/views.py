@@ -134,10 +134,28 @@ def streamer_facts(data: GraphData, login: str, *, top: int = _TOP) -> dict[str,
     }
 
 
+def for_people(value: Any) -> Any:
+    """A number as a page shows it: whole numbers with thousands separators, others to one
+    decimal (two below 10); anything else unchanged. The JSON twins keep the exact values.
+
+    >>> for_people(42.54545454545455), for_people(1234567), for_people(3.14159), for_people("it")
+    ('42.5', '1,234,567', '3.14', 'it')
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return "–"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
 @functools.cache
 def _templates() -> Environment:
-    return Environment(loader=PackageLoader("twitchgraph", "web"),
-                       autoescape=select_autoescape(default=True, default_for_string=True))
+    env = Environment(loader=PackageLoader("twitchgraph", "web"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["num"] = for_people
+    return env
 
 
 def page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -165,7 +183,7 @@ async def map_page(request: Request) -> Response:
 
     payload = await asyncio.to_thread(request.app.state.payloads.get)
     if payload is None:
-        return page("serve_wait.html", 503, state=_rebuilder(request).state.as_dict())
+        return _wait_page(_rebuilder(request))
     return HTMLResponse(served_map(safe_json(payload)), headers=_HEADERS)
 
 
@@ -181,10 +199,13 @@ async def streamer_page(request: Request) -> Response:
     login = request.path_params["login"]
     wants_json = login.endswith(".json")
     login = login.removesuffix(".json")
+    if not login.strip():
+        return (as_json({"error": "no login given: /streamer/LOGIN"}, 404) if wants_json
+                else Response("not found", status_code=404, headers=_HEADERS))
     data = _graph(request)
     if data is None:
         return (as_json(_no_graph(rebuilder), 503) if wants_json
-                else page("serve_wait.html", 503, state=rebuilder.state.as_dict()))
+                else _wait_page(rebuilder))
     facts = streamer_facts(data, login)
     if facts is not None and rebuilder.state.timeline is not None:
         facts.update(_history(rebuilder.state.timeline, facts["login"],
@@ -349,7 +370,26 @@ def _render_download(view: GraphData, kind: str) -> bytes:
 
 def _no_graph(rebuilder: Rebuilder) -> dict[str, Any]:
     return {"error": "no graph yet: the first build is running or failed (see /status)",
-            "server": rebuilder.state.as_dict()}
+            "server": rebuilder.state.as_dict(), "short_trial": trial_command(rebuilder)}
+
+
+def trial_command(rebuilder: Rebuilder) -> str:
+    """`twitchgraph serve` with the options a few minutes of snapshots need (the simulator,
+    a first try): the defaults (every 3rd snapshot, 60 minutes live, 1-day windows) suit
+    days of collection and build nothing from minutes."""
+    import shlex
+
+    return (f"twitchgraph serve --db {shlex.quote(str(rebuilder.db))} {TRIAL_OPTIONS}")
+
+
+# Measured with `sim serve` and `collect --every 1m --window 20s`: a map within 5 minutes.
+TRIAL_OPTIONS = ("--every-nth 1 --min-live-minutes 1 --min-viewer-mean 1 --min-chatter-mean 1 "
+                 "--window 2m --rebuild-every 30s")
+
+
+def _wait_page(rebuilder: Rebuilder) -> Response:
+    return page("serve_wait.html", 503, state=rebuilder.state.as_dict(),
+                trial=trial_command(rebuilder))
 
 
 class PayloadCache:
@@ -373,20 +413,25 @@ class PayloadCache:
                 return last[2]
             payload = map_payload(data, title="twitchgraph live map")
             if timeline is not None:
-                payload["timeline"] = timeline_payload(timeline,
-                                                       [n["key"] for n in payload["nodes"]])
+                payload["timeline"] = timeline_payload(timeline, payload["nodes"])
             self._last = (data, timeline, payload)
             return payload
 
 
-def timeline_payload(evolution: Any, logins: list[str]) -> dict[str, Any]:
+def timeline_payload(evolution: Any, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The time slider's data: per window, each node's community lineage (-1: not in the
-    graph of that window), and one colour per lineage, kept as the community moves.
+    graph of that window), one colour per lineage, kept as the community moves, each window's
+    own legend, and why a window is empty.
 
-    Lineages are coloured largest first (summed over windows), with the maps' palette.
+    Lineages are coloured largest first (summed over windows), with the maps' palette. A
+    window's legend lists the lineages it shows, largest first: [lineage, members, name]
+    (the name: its three biggest streamers by mean viewers). Lineages carry over empty
+    windows (`evolve.track_communities`), which `notes` explains ("" for a window with a
+    graph).
     """
     from twitchgraph.export import community_colors
 
+    logins = [n["key"] for n in nodes]
     per_window = []
     totals: dict[int, int] = {}
     for members, lineage in zip(evolution.memberships, evolution.lineages, strict=True):
@@ -397,8 +442,25 @@ def timeline_payload(evolution: Any, logins: list[str]) -> dict[str, Any]:
         per_window.append(row)
     order = sorted(totals, key=lambda lin: (-totals[lin], lin))
     colors = dict(zip(order, community_colors(len(order)), strict=True))
+    viewers = [n.get("viewer_mean") or 0.0 for n in nodes]
+    legends = []
+    for row in per_window:
+        members: dict[int, list[int]] = {}
+        for i, lin in enumerate(row):
+            if lin >= 0:
+                members.setdefault(lin, []).append(i)
+        legend = []
+        for lin, idx in sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            top = sorted(idx, key=lambda i: (-viewers[i], logins[i]))[:3]
+            legend.append([lin, len(idx), ", ".join(nodes[i]["label"] or logins[i]
+                                                    for i in top)])
+        legends.append(legend)
+    notes = list(getattr(evolution, "notes", None) or [""] * len(evolution.windows))
+    notes = [f"no graph: {n or 'no streamer'}" if not m else ""
+             for n, m in zip(notes, evolution.memberships, strict=True)]
     return {"windows": list(evolution.windows), "lineage": per_window,
-            "colors": {str(lin): color for lin, color in colors.items()}}
+            "colors": {str(lin): color for lin, color in colors.items()},
+            "legends": legends, "notes": notes}
 
 
 def _history(evolution: Any, login: str, partners: list[str]) -> dict[str, Any]:
@@ -410,7 +472,8 @@ def _history(evolution: Any, login: str, partners: list[str]) -> dict[str, Any]:
                                                strict=True):
         c = members.get(login)
         history.append({"window": window, "community": None if c is None else f"L{lineage[c]}",
-                        "size": None if c is None else sizes[c]})
+                        "size": None if c is None else sizes[c],
+                        "note": "" if members else "no graph in this window"})
     trends: dict[str, list[float | None]] = {p: [] for p in partners}
     for edges in evolution.edges:
         mine = edges[(edges["Source"] == login) | (edges["Target"] == login)]

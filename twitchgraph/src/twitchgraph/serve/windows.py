@@ -76,7 +76,8 @@ class DiskWindowCache:
         if edges.empty:
             edges = pd.DataFrame(columns=["Source", "Target", "Weight"])
         return WindowResult(membership={k: int(v) for k, v in record["membership"].items()},
-                            modularity=float(record["modularity"]), edges=edges)
+                            modularity=float(record["modularity"]), edges=edges,
+                            note=str(record.get("note", "")))
 
     def put(self, since: datetime, until: datetime, fingerprint: list[Any],
             result: WindowResult) -> None:
@@ -84,7 +85,7 @@ class DiskWindowCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         record = {"key": self.key, "since": since.isoformat(), "until": until.isoformat(),
                   "fingerprint": fingerprint, "membership": result.membership,
-                  "modularity": result.modularity,
+                  "modularity": result.modularity, "note": result.note,
                   "edges": _columns(result.edges)}
         write_text(self._path(since, until), json.dumps(record))
 

@@ -42,6 +42,10 @@ from twitchgraph.sim.catalog import GAMES, IGDB_GENRES, IGDB_THEMES, Game
 
 __all__ = ["Population", "igdb_record", "make_population", "to_rfc3339", "uniform"]
 
+# Bounds that keep a typo from allocating for ever: ~100,000 live channels is all of Twitch.
+MAX_CHANNELS = 100_000
+MAX_USERS = 10_000_000
+
 logger = logging.getLogger(__name__)
 
 _LANGS = ("en", "es", "de", "fr", "pt", "it", "ja", "ko", "ru", "pl")
@@ -597,6 +601,9 @@ def make_population(
     """
     if channels < 1 or users < 1:
         raise BadValue(f"channels and users must be >= 1, got {channels} and {users}")
+    if channels > MAX_CHANNELS or users > MAX_USERS:
+        raise BadValue(f"at most {MAX_CHANNELS:,} channels and {MAX_USERS:,} users (all of "
+                       f"Twitch's live channels at peak), got {channels} and {users}")
     if not 0 < live_fraction <= 1:
         raise BadValue(f"live_fraction must be in (0, 1], got {live_fraction}")
     if not 0 <= home_share <= 1:

@@ -28,9 +28,45 @@
     if (slider) {
       slider.value = String(all ? T.windows.length : w);
       document.getElementById("time-label").textContent = all ? "whole period" : T.windows[w];
+      var note = all ? "" : ((T.notes || [])[w] || "");
+      var noteBox = document.getElementById("time-note");
+      noteBox.textContent = note;
+      noteBox.hidden = !note;
+      windowLegend(all ? null : w);
     }
     map.window = all ? null : w;
     map.sliderMs = performance.now() - t0;
+  }
+  // The legend follows the window: its own lineages, in the colours the map shows them in.
+  var mainLegend = document.getElementById("legend");
+  var legendTitle = mainLegend.previousElementSibling;
+  while (legendTitle && legendTitle.tagName !== "H2") legendTitle = legendTitle.previousElementSibling;
+  var legendActions = document.getElementById("legend-actions");
+  var timeLegend = document.createElement("ul");
+  timeLegend.id = "time-legend"; timeLegend.hidden = true;
+  mainLegend.parentNode.insertBefore(timeLegend, mainLegend.nextSibling);
+  function windowLegend(w) {
+    var on = w !== null;
+    mainLegend.hidden = on; legendActions.hidden = on; timeLegend.hidden = !on;
+    if (legendTitle) legendTitle.textContent = on ? "Communities in " + T.windows[w] : "Communities";
+    while (timeLegend.firstChild) timeLegend.removeChild(timeLegend.firstChild);
+    if (!on) return;
+    var entries = (T.legends || [])[w] || [];
+    entries.forEach(function (e) {
+      var li = document.createElement("li");
+      li.dataset.lineage = String(e[0]);
+      var swatch = document.createElement("span");
+      swatch.className = "swatch"; swatch.style.background = T.colors[String(e[0])];
+      var name = document.createElement("span");
+      name.className = "name"; name.textContent = "L" + e[0] + " · " + e[1] + " · " + e[2];
+      li.appendChild(swatch); li.appendChild(name);
+      timeLegend.appendChild(li);
+    });
+    if (!entries.length) {
+      var empty = document.createElement("li");
+      empty.textContent = (T.notes || [])[w] || "no graph in this window";
+      timeLegend.appendChild(empty);
+    }
   }
   if (T && T.windows.length) {
     var box = document.createElement("div");
@@ -48,6 +84,9 @@
     label.appendChild(name);
     box.appendChild(label);
     box.appendChild(slider);
+    var why = document.createElement("p");  // an empty window says why it is empty
+    why.id = "time-note"; why.className = "yellow"; why.hidden = true;
+    box.appendChild(why);
     var summary = document.getElementById("summary");
     summary.parentNode.insertBefore(box, summary.nextSibling);
   }
