@@ -139,7 +139,7 @@ class IncrementalBuild:
                 agg.execute(ddl)
             # The build's own selection: every_nth over the complete snapshots in time order.
             selected = d.BuildState(engine=engine, params=params, stats=stats)
-            d._select_snapshots(selected)
+            d.select_snapshots(selected)
             step = selected.snapshot_minutes
             used = engine.df("SELECT snapshot_id, started_at FROM _tg_sel "
                              "ORDER BY started_at, snapshot_id")
@@ -206,11 +206,11 @@ class IncrementalBuild:
         scratch = d.BuildState(engine=engine, params=params,
                                stats={"snapshots": {"used": len(new)}, "warnings": []})
         try:
-            d._live_streams(scratch)
+            d.live_streams(scratch)
         except d.BuildError:  # no live stream (in the language) in these snapshots
             _insert_used(agg, new)
             return
-        d._chatters(scratch)
+        d.chatters_without_bots(scratch)
         delta = {
             "live": engine.df("""
                 WITH chat AS (SELECT snapshot_id, cid, count(*) AS n FROM _tg_chat GROUP BY 1, 2)
@@ -309,7 +309,7 @@ class IncrementalBuild:
                                "stream: check the collector's streams table")
         mine = DuckDBEngine(agg)
         try:
-            # _tg_streamers as the build's _streamer_stats makes it, from the sums.
+            # _tg_streamers as the build's streamer statistics step makes it, from the sums.
             mine.table("_tg_streamers", f"""
                 WITH main_language AS (
                     SELECT login, language FROM (
@@ -323,7 +323,7 @@ class IncrementalBuild:
                 ),
                 totals AS (SELECT login, count(*) AS chatters_total FROM presence GROUP BY 1)
                 SELECT l.login, l.label, ml.language,
-                       l.n * {d._lit(float(step))} AS minutes_live,
+                       l.n * {d.sql_literal(float(step))} AS minutes_live,
                        CAST(l.viewers AS DOUBLE) / l.n AS viewer_mean,
                        l.peak AS viewer_peak,
                        CAST(l.chat AS DOUBLE) / l.n AS chatter_mean,
@@ -334,12 +334,12 @@ class IncrementalBuild:
                 LEFT JOIN main_game mg USING (login)
                 LEFT JOIN totals t USING (login)""")
             stats["streamers"] = {"seen": folded}
-            d._apply_thresholds(mine, params, stats)
-            stats["streamers"]["kept"] = d._count(mine, "_tg_kept")
+            d.apply_thresholds(mine, params, stats)
+            stats["streamers"]["kept"] = int(mine.rows("SELECT count(*) FROM _tg_kept")[0][0])
             edges = _edges(mine, params, stats)
-            # The build's _played over the live rows of each (streamer, game), unfolded.
+            # The build's played_edges over the live rows of each (streamer, game), unfolded.
             mine.view("_tg_live", "SELECT login, game_name FROM games, range(n)")
-            played = d._played(mine, params, step, stats)
+            played = d.played_edges(mine, params, step, stats)
             kept = mine.df("SELECT * FROM _tg_kept")
             game_ids = agg.execute("SELECT game_name, game_id, n FROM game_ids").df()
         finally:
@@ -348,22 +348,22 @@ class IncrementalBuild:
         engine.table("_tg_kept", "SELECT * FROM _tg_kept_frame")
         engine.register("_tg_game_ids", game_ids)
         engine.view("_tg_live", "SELECT game_name, game_id FROM _tg_game_ids, range(n)")
-        games = d._games(engine, played)
-        raids = d._raid_table(engine, stats)
+        games = d.game_table(engine, played)
+        raids = d.raid_table(engine, stats)
         # The flow step reads the bot list as the build's chatter step leaves it.
         listed = ([r[0] for r in engine.rows("SELECT DISTINCT lower(login) FROM bots")]
                   if engine.has_table("bots") else [])
         engine.register("_tg_known_bots", known_bots_frame(listed))
         flows = flows_step(engine, drop_suspected=params.drop_suspected, stats=stats)
         final = d.BuildState(engine=engine, params=params, stats=stats)
-        d._streamers_table(final)
+        d.streamers_table(final)
         streamers = final.frames["streamers"]
         return streamers, edges, played, games, raids, flows
 
 
 def _edges(engine, params: BuildParams, stats: dict) -> pd.DataFrame:
-    """The build's _edges, from ``pairs`` instead of a self-join of the chatters."""
-    from twitchgraph.build.definition import _lit
+    """The build's edges step, from ``pairs`` instead of a self-join of the chatters."""
+    from twitchgraph.build.definition import sql_literal
 
     engine.table("_tg_pairs", """
         SELECT p.a, p.b, p.shared FROM pairs p
@@ -389,7 +389,7 @@ def _edges(engine, params: BuildParams, stats: dict) -> pd.DataFrame:
         FROM w
         JOIN _tg_kept ia ON ia.login = w.a
         JOIN _tg_kept ib ON ib.login = w.b
-        WHERE w.{params.weight} >= {_lit(float(params.min_weight))} - 1e-9
+        WHERE w.{params.weight} >= {sql_literal(float(params.min_weight))} - 1e-9
         ORDER BY "Weight" DESC, "Source", "Target"
         """)
     stats["edges"] = {"candidate_pairs": candidates, "filter": "min_weight",
