@@ -744,7 +744,7 @@ def streamers_table(state: BuildState) -> None:
 # The build, in order. Each step reads only the store and earlier steps' tables
 # (tests/test_build_steps.py checks every name here against the SQL each step runs).
 _FLOW_TABLES = ("_tg_fpairs", "_tg_flive", "_tg_fends", "_tg_fbots", "_tg_fchat", "_tg_fmoves",
-                "_tg_fpair", "_tg_fretained", "_tg_fstreamer")
+                "_tg_fend", "_tg_fdest", "_tg_fpair", "_tg_fstreamer")
 BUILD_STEPS: tuple[Step, ...] = (
     Step("selecting snapshots", select_snapshots,
          reads=("snapshots",), creates=("_tg_window", "_tg_sel")),
