@@ -27,14 +27,15 @@ CHANNELS = [f"ch{i}" for i in range(14)]
 GAMES = ["Chess", "Art", "", None, "Music"]
 
 
-def _snapshots(con, first_id: int, n: int, *, start=None, seed: int = 0) -> None:
-    """`n` snapshots 10 minutes apart: random channels live, chatters from pools shared by
+def _snapshots(con, first_id: int, n: int, *, start=None, seed: int = 0,
+               minutes: int = 10) -> None:
+    """`n` snapshots `minutes` apart: random channels live, chatters from pools shared by
     neighbouring channels, a duplicate stream row, bots, a streamer in their own chat."""
     rng = np.random.default_rng(seed + first_id)
     start = start or T0 + timedelta(minutes=10 * (first_id - 1))
     for k in range(n):
         sid = first_id + k
-        at = start + timedelta(minutes=10 * k)
+        at = start + timedelta(minutes=minutes * k)
         con.execute("INSERT INTO snapshots (snapshot_id, started_at, finished_at, status, "
                     "interval_s) VALUES (?, ?, ?, 'complete', 600)",
                     [sid, at, at + timedelta(minutes=1)])
@@ -70,6 +71,10 @@ def _same(full, got) -> None:
         b = getattr(got, name).reset_index(drop=True)
         pd.testing.assert_frame_equal(b, a, check_dtype=False, check_exact=False, rtol=1e-9,
                                       atol=1e-9, obj=name)
+    # the streamers' end figures: counts exact
+    for column in ("ends", "end_chatters"):
+        assert got.streamers[column].astype(int).tolist() == full.streamers[column].tolist()
+    assert got.build["flows"] == full.build["flows"]
 
 
 def _both(db: Path, incremental: IncrementalBuild, params: BuildParams):
@@ -103,6 +108,46 @@ def test_incremental_equals_a_full_build_after_each_batch(tmp_path):
         full, got = _both(db, incremental, params)
         assert "other build parameters" in incremental.note
         _same(full, got)
+
+
+def _late_channel(con, first_id: int, n: int, viewers: int) -> None:
+    """A channel "late" live in every other snapshot of ``first_id .. first_id + n - 1``
+    (so that its streams end), with `viewers` viewers and chatters the others share."""
+    for sid in range(first_id, first_id + n, 2):
+        at = con.execute("SELECT started_at FROM snapshots WHERE snapshot_id = ?",
+                         [sid]).fetchone()[0]
+        con.execute("INSERT INTO streams VALUES (?, 's-late', 'u-late', 'late', 'Late', "
+                    "'g-Chess', 'Chess', 'title', ?, ?, 'it', [], false)", [sid, viewers, at])
+        con.executemany("INSERT INTO chatters VALUES (?, 'late', ?, 'names')",
+                        [[sid, f"w{j}"] for j in range(sid % 7, 60, 3)])
+
+
+def test_flows_follow_a_new_median_spacing_and_a_streamer_kept_later(tmp_path):
+    """A 25 minute pause is a gap while snapshots come every 10 minutes, and no gap once
+    most come every 15; a channel under the thresholds at first is kept later, with the ends
+    it had before."""
+    db = tmp_path / "s.duckdb"
+    open_store(db).close()
+    incremental = IncrementalBuild(tmp_path / "aggregates.duckdb")
+    params = replace(PARAMS, every_nth=1, min_viewer_mean=20)
+    batches = [(1, 6, T0, 10, 1), (7, 1, T0 + timedelta(minutes=75), 10, 1),
+               (8, 8, T0 + timedelta(minutes=90), 15, 2000)]
+    gaps = []
+    for first, n, start, minutes, viewers in batches:
+        con = open_store(db)
+        _snapshots(con, first, n, start=start, minutes=minutes)
+        _late_channel(con, first, n, viewers)
+        con.close()
+        full, got = _both(db, incremental, params)
+        _same(full, got)
+        gaps.append(full.build["flows"]["gaps_skipped"])
+        kept = set(full.streamers["login"])
+        assert ("late" in kept) == (viewers > 1)
+    assert gaps == [0, 1, 0]
+    late = full.streamers.set_index("login").loc["late"]
+    # live in 1, 3, 5, 7, 8, 10, 12, 14: three of its ends came before it was kept
+    assert late["ends"] == 7 and late["end_chatters"] > 0
+    assert incremental.note == "aggregates: 8 new snapshots folded in, 7 kept"
 
 
 def test_a_past_snapshot_or_new_bots_start_the_aggregates_again(tmp_path):

@@ -36,6 +36,13 @@ Definitions (the original Italian-Twitch study's, parameterised):
   the first seen in another live channel in the second, summed per (ended, destination)
   pair of kept streamers (`twitchgraph.build.flows`).
 
+Some steps and helpers are public, for `twitchgraph.serve.aggregates`, which folds new
+snapshots into sums kept in its own file and runs them over new snapshots only
+(`select_snapshots`, `live_streams`, `chatters_without_bots`) or over tables it makes from its
+sums under the names these read (`apply_thresholds`, `played_edges`, `game_table`,
+`raid_table`, `streamers_table`), so that the build stays the one definition. Each docstring
+names the tables it reads and makes.
+
 Examples
 --------
 >>> from twitchgraph.build.definition import BuildParams, build_graph        # doctest: +SKIP
@@ -78,11 +85,21 @@ Engine = DuckDBEngine | SparkEngine
 
 __all__ = [
     "BUILD_STEPS",
+    "DEFINITIONS",
     "BuildError",
     "BuildParams",
     "BuildState",
     "Step",
+    "apply_thresholds",
     "build_graph",
+    "chatters_without_bots",
+    "game_table",
+    "live_streams",
+    "played_edges",
+    "raid_table",
+    "select_snapshots",
+    "sql_literal",
+    "streamers_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -147,7 +164,7 @@ class Step:
     returns: tuple[str, ...] = ()
 
 
-def _lit(value: Any) -> str:
+def sql_literal(value: Any) -> str:
     """A Python value as a SQL literal: the build's SQL is inlined, then run on any engine."""
     if value is None:
         return "NULL"
@@ -169,7 +186,7 @@ def _count(engine: Engine, table: str) -> int:
     return int(_scalar(engine, f"SELECT count(*) FROM {table}"))
 
 
-def _select_snapshots(state: BuildState) -> None:
+def select_snapshots(state: BuildState) -> None:
     """Create ``_tg_window`` (the window's complete snapshots, numbered) and ``_tg_sel``
     (snapshot_id, started_at: every ``every_nth`` of them); set the minutes one stands for."""
     engine, p, stats = state.engine, state.params, state.stats
@@ -178,7 +195,7 @@ def _select_snapshots(state: BuildState) -> None:
         raise BuildError("the store has no snapshots: run `twitchgraph collect` first")
     complete = _count(engine, "snapshots WHERE status = 'complete'")
     window = "".join(
-        f" AND started_at {op} {_lit(value)}"
+        f" AND started_at {op} {sql_literal(value)}"
         for op, value in ((">=", p.since), ("<", p.until)) if value is not None
     )
     engine.table(
@@ -254,8 +271,9 @@ def _partial_slots(engine: Engine, stats: dict) -> None:
         ]
 
 
-def _live_streams(state: BuildState) -> None:
-    """Create ``_tg_live``: one row per (snapshot, live channel) of the used snapshots."""
+def live_streams(state: BuildState) -> None:
+    """Create ``_tg_live``: one row per (snapshot, live channel) of the used snapshots
+    (``_tg_sel``), from the store's ``streams``: duplicates and other languages gone."""
     engine, p, stats = state.engine, state.params, state.stats
     engine.table(
         "_tg_rows",
@@ -290,7 +308,8 @@ def _live_streams(state: BuildState) -> None:
     )
     dedup = _count(engine, "_tg_dedup")
     language = (
-        "" if p.language is None else f" WHERE lower(language) = lower({_lit(p.language)})"
+        "" if p.language is None
+        else f" WHERE lower(language) = lower({sql_literal(p.language)})"
     )
     # cid: an integer per channel, so that the chatter tables carry no channel strings
     engine.table(
@@ -307,8 +326,9 @@ def _live_streams(state: BuildState) -> None:
         )
 
 
-def _chatters(state: BuildState) -> None:
-    """Create ``_tg_chat`` (snapshot_id, cid, uid): non-bot chatters of live channels.
+def chatters_without_bots(state: BuildState) -> None:
+    """Create ``_tg_chat`` (snapshot_id, cid, uid): non-bot chatters of live channels, from
+    the store's ``chatters`` and ``bots`` and the live channels of ``_tg_live``.
 
     Viewers get integer ids (``_tg_uid``) once their bots are gone: every later step
     groups and joins integers, not strings.
@@ -428,7 +448,7 @@ def _streamers(state: BuildState) -> None:
     the thresholds, ``_tg_kept``: the graph's streamers."""
     _streamer_stats(state.engine, state.snapshot_minutes)
     state.stats["streamers"] = {"seen": _count(state.engine, "_tg_streamers")}
-    _apply_thresholds(state.engine, state.params, state.stats)
+    apply_thresholds(state.engine, state.params, state.stats)
     state.stats["streamers"]["kept"] = _count(state.engine, "_tg_kept")
 
 
@@ -464,7 +484,7 @@ def _streamer_stats(engine: Engine, step: float) -> None:
         SELECT l.login, l.cid,
                arg_max(l.user_name, l.snapshot_at) AS label,
                any_value(ml.language) AS language,
-               count(*) * {_lit(float(step))} AS minutes_live,
+               count(*) * {sql_literal(float(step))} AS minutes_live,
                avg(l.viewer_count) AS viewer_mean,
                max(l.viewer_count) AS viewer_peak,
                avg(coalesce(ps.n, 0)) AS chatter_mean,
@@ -480,7 +500,7 @@ def _streamer_stats(engine: Engine, step: float) -> None:
     )
 
 
-def _apply_thresholds(engine: Engine, p: BuildParams, stats: dict) -> None:
+def apply_thresholds(engine: Engine, p: BuildParams, stats: dict) -> None:
     """Filter ``_tg_streamers`` into ``_tg_kept``, counting before and after each filter."""
     filters = stats["filters"] = []
     kept: list[str] = []
@@ -491,7 +511,7 @@ def _apply_thresholds(engine: Engine, p: BuildParams, stats: dict) -> None:
         ("min_chatter_mean", "chatter_mean", p.min_chatter_mean),
     ):
         # A tiny tolerance so a mean of exactly the threshold is not lost to float rounding.
-        kept.append(f"{column} >= {_lit(float(value))} - 1e-9")
+        kept.append(f"{column} >= {sql_literal(float(value))} - 1e-9")
         engine.table("_tg_kept", "SELECT * FROM _tg_streamers WHERE " + " AND ".join(kept))
         after = _count(engine, "_tg_kept")
         filters.append({"filter": name, "value": value, "before": before, "after": after})
@@ -541,7 +561,7 @@ def _edges(state: BuildState) -> None:
         FROM w
         JOIN _tg_sid ia ON ia.sid = w.a
         JOIN _tg_sid ib ON ib.sid = w.b
-        WHERE w.{p.weight} >= {_lit(float(p.min_weight))} - 1e-9
+        WHERE w.{p.weight} >= {sql_literal(float(p.min_weight))} - 1e-9
         ORDER BY "Weight" DESC, "Source", "Target"
         """
     )
@@ -563,16 +583,19 @@ def _edges(state: BuildState) -> None:
 def _played_and_games(state: BuildState) -> None:
     """The streamer-game edges (minutes played) and the games they name, with their
     enrichment."""
-    state.frames["played"] = played = _played(
+    state.frames["played"] = played = played_edges(
         state.engine, state.params, state.snapshot_minutes, state.stats)
-    state.frames["games"] = _games(state.engine, played)
+    state.frames["games"] = game_table(state.engine, played)
 
 
-def _played(engine: Engine, p: BuildParams, step: float, stats: dict) -> pd.DataFrame:
+def played_edges(engine: Engine, p: BuildParams, step: float, stats: dict) -> pd.DataFrame:
+    """``played.csv``: the minutes each kept streamer (``_tg_kept``) played each game, one
+    live row of ``_tg_live`` (login, game_name) standing for `step` minutes; edges under
+    ``min_game_minutes`` dropped and counted in ``stats["played"]``."""
     played = engine.df(
         f"""
         SELECT l.login AS "Source", l.game_name AS "Target",
-               count(*) * {_lit(float(step))} AS minutes_played
+               count(*) * {sql_literal(float(step))} AS minutes_played
         FROM _tg_live l JOIN _tg_kept k ON k.login = l.login
         WHERE coalesce(l.game_name, '') <> ''
         GROUP BY 1, 2
@@ -597,7 +620,9 @@ def _played(engine: Engine, p: BuildParams, step: float, stats: dict) -> pd.Data
     return played
 
 
-def _games(engine: Engine, played: pd.DataFrame) -> pd.DataFrame:
+def game_table(engine: Engine, played: pd.DataFrame) -> pd.DataFrame:
+    """``games.csv``: the games `played` names, each with the game id ``_tg_live``
+    (game_name, game_id) shows most often, and the store's enrichment of it."""
     engine.register("_tg_game_names", pd.DataFrame({"name": sorted(played["Target"].unique())}))
     games = engine.df(
         """
@@ -634,7 +659,7 @@ def _games(engine: Engine, played: pd.DataFrame) -> pd.DataFrame:
 
 def _raids(state: BuildState) -> None:
     """Raids between kept streamers in the window, one row per (raider, raided)."""
-    state.frames["raids"] = _raid_table(state.engine, state.stats)
+    state.frames["raids"] = raid_table(state.engine, state.stats)
 
 
 def _flows(state: BuildState) -> None:
@@ -643,7 +668,10 @@ def _flows(state: BuildState) -> None:
         state.engine, drop_suspected=state.params.drop_suspected, stats=state.stats)
 
 
-def _raid_table(engine: Engine, stats: dict) -> pd.DataFrame:
+def raid_table(engine: Engine, stats: dict) -> pd.DataFrame:
+    """``raids.csv``: the store's raids of the window's snapshots (``_tg_window``) between
+    kept streamers (``_tg_kept``), one row per (raider, raided); counted in
+    ``stats["raids"]``."""
     if not engine.has_table("raids"):  # a dataset written before raids were recorded
         stats["raids"] = {"in_window": 0, "between_streamers": 0, "outside_streamers": 0,
                           "pairs": 0}
@@ -680,8 +708,9 @@ def _raid_table(engine: Engine, stats: dict) -> pd.DataFrame:
     return raids[RAID_COLUMNS]
 
 
-def _streamers_table(state: BuildState) -> None:
-    """``streamers.csv``: the kept streamers, their figures, profiles and stream ends."""
+def streamers_table(state: BuildState) -> None:
+    """``streamers.csv``: the kept streamers (``_tg_kept``), their figures, profiles (the
+    store's ``users`` and ``social_links``) and stream ends (``_tg_fstreamer``)."""
     state.frames["streamers"] = state.engine.df(
         """
         WITH u AS (
@@ -715,13 +744,13 @@ def _streamers_table(state: BuildState) -> None:
 # The build, in order. Each step reads only the store and earlier steps' tables
 # (tests/test_build_steps.py checks every name here against the SQL each step runs).
 _FLOW_TABLES = ("_tg_fpairs", "_tg_flive", "_tg_fends", "_tg_fbots", "_tg_fchat", "_tg_fmoves",
-                "_tg_fpair", "_tg_fretained", "_tg_fstreamer")
+                "_tg_fend", "_tg_fdest", "_tg_fpair", "_tg_fstreamer")
 BUILD_STEPS: tuple[Step, ...] = (
-    Step("selecting snapshots", _select_snapshots,
+    Step("selecting snapshots", select_snapshots,
          reads=("snapshots",), creates=("_tg_window", "_tg_sel")),
-    Step("reading live streams", _live_streams,
+    Step("reading live streams", live_streams,
          reads=("streams", "_tg_sel"), creates=("_tg_rows", "_tg_dedup", "_tg_live")),
-    Step("removing bots from chatters", _chatters,
+    Step("removing bots from chatters", chatters_without_bots,
          reads=("chatters", "bots", "_tg_live"),
          creates=("_tg_chat_raw", "_tg_known_bots", "_tg_uid", "_tg_chat_all", "_tg_suspected",
                   "_tg_chat")),
@@ -739,7 +768,7 @@ BUILD_STEPS: tuple[Step, ...] = (
          reads=("streams", "chatters", "_tg_window", "_tg_known_bots", "_tg_suspected",
                 "_tg_uid", "_tg_kept"),
          creates=_FLOW_TABLES, returns=("flows",)),
-    Step("streamers table", _streamers_table,
+    Step("streamers table", streamers_table,
          reads=("_tg_kept", "users", "social_links", "_tg_fstreamer"), returns=("streamers",)),
 )
 

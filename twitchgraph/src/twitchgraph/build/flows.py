@@ -22,16 +22,22 @@ made, or brought up to date, on its own:
 ``_tg_fends``     (a, s, s2, s2_at)         stream ends (of every channel)
 ``_tg_fchat``     (a, s2, s2_at, viewer)    the non-bot chatters of A in s, per end
 ``_tg_fmoves``    (a, s2, s2_at, b, viewer) where those of kept streamers' ends are in s'
+``_tg_fend``      (a, s2, s2_at, chatters, retained)  per end: its chatters, and those of
+                                            them seen in any live channel next
+``_tg_fdest``     (a, s2, s2_at, b, viewers)  per end and live channel: the viewers it got
 ``_tg_fpair``     (a, b, viewers, ends, first_at, last_at)  the flow aggregate (kept b)
-``_tg_fretained`` (a, retained)             chatters of A's ends seen anywhere next
+``_tg_fstreamer`` (login, ends, end_chatters, end_retained)  per kept streamer
 
 Only the ends of kept streamers are followed into the next snapshot (the costly join); the
-ends of every channel and their chatters are counted.
+ends of every channel and their chatters are counted. Everything after ``_tg_fend`` and
+``_tg_fdest`` is made from those two alone, per end: `twitchgraph.serve.aggregates` keeps
+them for every channel, snapshot pair by snapshot pair, and finishes with the same steps.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -41,13 +47,18 @@ from twitchgraph.graphio import FLOW_COLUMNS
 __all__ = [
     "FLOW_DEFINITION",
     "end_chatters",
+    "end_figures",
     "end_moves",
     "flow_aggregates",
     "flow_pairs",
     "flow_table",
+    "flow_totals",
     "flows_step",
+    "gap_rule",
+    "spacing_figures",
     "stream_ends",
     "streamer_end_figures",
+    "window_spacing",
 ]
 
 FLOW_DEFINITION = (
@@ -60,16 +71,40 @@ FLOW_DEFINITION = (
 GAP_FACTOR = 2.0  # a spacing beyond this many median spacings is a gap in the collection
 
 
-def flow_pairs(engine: Any) -> dict[str, Any]:
-    """Create ``_tg_fpairs``: each complete snapshot of the window and the next one, gaps
-    left out; return the spacing figures (median, gap threshold, pairs, gaps skipped)."""
+def gap_rule(spacing: Sequence[float]) -> tuple[float | None, list[bool]]:
+    """The median of `spacing` (seconds from each complete snapshot to the next) and, for
+    each, whether it is a gap (more than ``GAP_FACTOR`` median spacings)."""
+    median = statistics.median(spacing) if spacing else None
+    # A pair with no spacing at all (two snapshots in the same second) is no gap either.
+    return median, [median is not None and s > GAP_FACTOR * median for s in spacing]
+
+
+def spacing_figures(spacing: Sequence[float]) -> dict[str, Any]:
+    """What ``build.json`` says of the spacing: median, gap threshold, pairs, gaps skipped."""
+    median, gap = gap_rule(spacing)
+    return {
+        "median_spacing_minutes": None if median is None else round(median / 60.0, 4),
+        "gap_minutes": None if median is None else round(GAP_FACTOR * median / 60.0, 4),
+        "snapshot_pairs": len(spacing) - sum(gap),
+        "gaps_skipped": sum(gap),
+    }
+
+
+def window_spacing(engine: Any) -> list[tuple[int, float]]:
+    """Each complete snapshot of ``_tg_window`` but the last (its rn) and the seconds from it
+    to the next."""
     times = [(int(rn), at) for rn, at in engine.rows(
         "SELECT rn, started_at FROM _tg_window ORDER BY rn")]
-    spacing = [((b[1] - a[1]).total_seconds(), a[0])
-               for a, b in zip(times, times[1:], strict=False)]
-    median = statistics.median(s for s, _ in spacing) if spacing else None
-    # A pair with no spacing at all (two snapshots in the same second) is no gap either.
-    gaps = [rn for s, rn in spacing if median is not None and s > GAP_FACTOR * median]
+    return [(a[0], (b[1] - a[1]).total_seconds())
+            for a, b in zip(times, times[1:], strict=False)]
+
+
+def flow_pairs(engine: Any, *, skip_gaps: bool = True) -> dict[str, Any]:
+    """Create ``_tg_fpairs``: each complete snapshot of the window and the next one, gaps
+    left out unless `skip_gaps` is false; return the spacing figures (`spacing_figures`)."""
+    spacing = window_spacing(engine)
+    _, gap = gap_rule([s for _, s in spacing])
+    gaps = [rn for (rn, _), g in zip(spacing, gap, strict=True) if g and skip_gaps]
     skip = f" AND a.rn NOT IN ({', '.join(map(str, gaps))})" if gaps else ""
     engine.table(
         "_tg_fpairs",
@@ -79,12 +114,7 @@ def flow_pairs(engine: Any) -> dict[str, Any]:
         WHERE TRUE{skip}
         """,
     )
-    return {
-        "median_spacing_minutes": None if median is None else round(median / 60.0, 4),
-        "gap_minutes": None if median is None else round(GAP_FACTOR * median / 60.0, 4),
-        "snapshot_pairs": len(spacing) - len(gaps),
-        "gaps_skipped": len(gaps),
-    }
+    return spacing_figures([s for _, s in spacing])
 
 
 def stream_ends(engine: Any) -> None:
@@ -133,15 +163,17 @@ def end_chatters(engine: Any, *, drop_suspected: bool) -> None:
     )
 
 
-def end_moves(engine: Any) -> None:
-    """Create ``_tg_fmoves``: for each chatter of a kept streamer's end, each live channel
-    (not the viewer's own) they are seen in in the next snapshot."""
+def end_moves(engine: Any, *, every_channel: bool = False) -> None:
+    """Create ``_tg_fmoves``: for each chatter of a kept streamer's end (of every channel's
+    end when `every_channel`), each live channel (not the viewer's own) they are seen in in
+    the next snapshot."""
+    kept = "" if every_channel else "JOIN _tg_kept k ON k.login = f.a"
     engine.table(
         "_tg_fmoves",
-        """
+        f"""
         SELECT f.a, f.s2, f.s2_at, c.channel_login AS b, f.viewer
         FROM _tg_fchat f
-        JOIN _tg_kept k ON k.login = f.a
+        {kept}
         JOIN chatters c ON c.snapshot_id = f.s2 AND c.user_login = f.viewer
         JOIN _tg_flive l ON l.snapshot_id = f.s2 AND l.login = c.channel_login
         WHERE c.channel_login <> f.viewer
@@ -149,30 +181,43 @@ def end_moves(engine: Any) -> None:
     )
 
 
-def flow_aggregates(engine: Any) -> None:
-    """Create ``_tg_fpair`` (per (a, b), b a kept streamer: viewers, ends, first and last
-    time) and ``_tg_fretained`` (per a: its end chatters seen in any live channel next).
+def end_figures(engine: Any) -> None:
+    """Create ``_tg_fend`` (per end: its chatters, and how many of them were seen in any live
+    channel next; 0 for an end not followed) and ``_tg_fdest`` (per end and live channel of
+    the next snapshot: the viewers it got).
 
-    Every column of ``_tg_fpair`` adds up over disjoint sets of ends (sums, counts, min,
-    max), so aggregates of two windows combine without the moves behind them."""
+    Each row stands for one end, whatever the window and the kept streamers, so rows of
+    disjoint sets of snapshot pairs can be kept and put together."""
     engine.table(
-        "_tg_fpair",
+        "_tg_fend",
         """
-        SELECT a, b, CAST(sum(n) AS BIGINT) AS viewers, count(*) AS ends,
-               min(s2_at) AS first_at, max(s2_at) AS last_at
-        FROM (
-            -- per end first: a count(DISTINCT s2) per pair costs several times more
-            SELECT m.a, m.b, m.s2, m.s2_at, count(*) AS n
-            FROM _tg_fmoves m JOIN _tg_kept k ON k.login = m.b
-            GROUP BY m.a, m.b, m.s2, m.s2_at
-        )
-        GROUP BY a, b
+        WITH chat AS (SELECT a, s2, count(*) AS n FROM _tg_fchat GROUP BY 1, 2),
+        kept AS (SELECT a, s2, count(DISTINCT viewer) AS n FROM _tg_fmoves GROUP BY 1, 2)
+        SELECT e.a, e.s2, e.s2_at, coalesce(c.n, 0) AS chatters, coalesce(k.n, 0) AS retained
+        FROM _tg_fends e
+        LEFT JOIN chat c ON c.a = e.a AND c.s2 = e.s2
+        LEFT JOIN kept k ON k.a = e.a AND k.s2 = e.s2
         """,
     )
     engine.table(
-        "_tg_fretained",
-        "SELECT a, count(*) AS retained FROM (SELECT DISTINCT a, s2, viewer FROM _tg_fmoves) "
-        "GROUP BY a",
+        "_tg_fdest",
+        "SELECT a, s2, s2_at, b, count(*) AS viewers FROM _tg_fmoves GROUP BY a, s2, s2_at, b",
+    )
+
+
+def flow_aggregates(engine: Any) -> None:
+    """Create ``_tg_fpair`` (per (a, b), b a kept streamer: viewers, ends, first and last
+    time) from ``_tg_fdest``, a kept streamer's ends only."""
+    engine.table(
+        "_tg_fpair",
+        """
+        SELECT d.a, d.b, CAST(sum(d.viewers) AS BIGINT) AS viewers, count(*) AS ends,
+               min(d.s2_at) AS first_at, max(d.s2_at) AS last_at
+        FROM _tg_fdest d
+        JOIN _tg_kept ka ON ka.login = d.a
+        JOIN _tg_kept kb ON kb.login = d.b
+        GROUP BY d.a, d.b
+        """,
     )
 
 
@@ -209,39 +254,42 @@ def streamer_end_figures(engine: Any) -> None:
     engine.table(
         "_tg_fstreamer",
         """
-        WITH ends AS (SELECT a, count(*) AS n FROM _tg_fends GROUP BY 1),
-        chat AS (SELECT a, count(*) AS n FROM _tg_fchat GROUP BY 1)
-        SELECT k.login, coalesce(e.n, 0) AS ends, coalesce(c.n, 0) AS end_chatters,
-               CASE WHEN coalesce(c.n, 0) = 0 THEN CAST(0 AS DOUBLE)
-                    ELSE round(CAST(coalesce(r.retained, 0) AS DOUBLE) / c.n, 4)
+        WITH e AS (
+            SELECT a, count(*) AS ends, sum(chatters) AS chatters, sum(retained) AS retained
+            FROM _tg_fend GROUP BY 1
+        )
+        SELECT k.login, coalesce(e.ends, 0) AS ends,
+               CAST(coalesce(e.chatters, 0) AS BIGINT) AS end_chatters,
+               CASE WHEN coalesce(e.chatters, 0) = 0 THEN CAST(0 AS DOUBLE)
+                    ELSE round(CAST(e.retained AS DOUBLE) / e.chatters, 4)
                END AS end_retained
         FROM _tg_kept k
-        LEFT JOIN ends e ON e.a = k.login
-        LEFT JOIN chat c ON c.a = k.login
-        LEFT JOIN _tg_fretained r ON r.a = k.login
+        LEFT JOIN e ON e.a = k.login
         """,
     )
 
 
-def _totals(engine: Any) -> dict[str, int]:
+def flow_totals(engine: Any) -> dict[str, int]:
     """The ends of every channel and their chatters; of the streamers' ends, the chatters
-    seen again and the viewers that went to channels outside the graph."""
+    seen again and the viewers that went to channels outside the graph (from ``_tg_fend``,
+    ``_tg_fdest``, ``_tg_fpair`` and ``_tg_kept``)."""
     ends, chatters, streamer_ends, streamer_chatters, retained = engine.rows(
         """
-        SELECT (SELECT count(*) FROM _tg_fends), (SELECT count(*) FROM _tg_fchat),
-               (SELECT count(*) FROM _tg_fends e JOIN _tg_kept k ON k.login = e.a),
-               (SELECT count(*) FROM _tg_fchat f JOIN _tg_kept k ON k.login = f.a),
-               (SELECT sum(retained) FROM _tg_fretained)
+        SELECT (SELECT count(*) FROM _tg_fend), (SELECT sum(chatters) FROM _tg_fend),
+               (SELECT count(*) FROM _tg_fend e JOIN _tg_kept k ON k.login = e.a),
+               (SELECT sum(e.chatters) FROM _tg_fend e JOIN _tg_kept k ON k.login = e.a),
+               (SELECT sum(e.retained) FROM _tg_fend e JOIN _tg_kept k ON k.login = e.a)
         """
     )[0]
     moves, between = engine.rows(
-        "SELECT (SELECT count(*) FROM _tg_fmoves), (SELECT sum(viewers) FROM _tg_fpair)")[0]
+        "SELECT (SELECT sum(d.viewers) FROM _tg_fdest d JOIN _tg_kept k ON k.login = d.a), "
+        "(SELECT sum(viewers) FROM _tg_fpair)")[0]
     moves, between = int(moves or 0), int(between or 0)
     return {
         "stream_ends": int(ends),
-        "end_chatters": int(chatters),
+        "end_chatters": int(chatters or 0),
         "stream_ends_of_streamers": int(streamer_ends),
-        "end_chatters_of_streamers": int(streamer_chatters),
+        "end_chatters_of_streamers": int(streamer_chatters or 0),
         "end_chatters_retained": int(retained or 0),
         "viewers_between_streamers": between,
         "viewers_to_outside_streamers": moves - between,
@@ -255,8 +303,9 @@ def flows_step(engine: Any, *, drop_suspected: bool, stats: dict) -> pd.DataFram
     stream_ends(engine)
     end_chatters(engine, drop_suspected=drop_suspected)
     end_moves(engine)
+    end_figures(engine)
     flow_aggregates(engine)
     flows = flow_table(engine)
     streamer_end_figures(engine)
-    stats["flows"] = {**figures, **_totals(engine), "pairs": len(flows)}
+    stats["flows"] = {**figures, **flow_totals(engine), "pairs": len(flows)}
     return flows

@@ -11,6 +11,10 @@ snapshots already seen:
   id, how many live snapshots;
 - ``presence``: which (non-bot) users were ever in which streamer's chat;
 - ``pairs``: per pair of streamers, how many users were in both chats (the edges' counts);
+- ``fends``, ``fdests``: per stream end of every channel (two consecutive complete snapshots,
+  every one of them, whatever ``every_nth``), its chatters and those seen anywhere next, and
+  the viewers it sent to each live channel; ``fpairs``: every pair of consecutive complete
+  snapshots and their spacing in seconds; ``fwindow``: the complete snapshots folded in;
 - ``used``: the snapshots folded in, and ``meta``: what they were folded under.
 
 Each rebuild folds in only the used snapshots committed since the last one, then finishes
@@ -27,13 +31,13 @@ another schema; `IncrementalBuild.note` says which. Not used (a full build inste
 window (`since`/`until`), for ``drop_suspected`` (the heuristic flags users over all
 snapshots at once), or while the build has parts these tables do not cover yet (`covers`).
 
-Flows (flows.csv and the streamers' end figures) are still the build's flow step over every
-complete snapshot, in full, at each rebuild. Folding them in is the next step: their
-per-pair aggregates add up over disjoint sets of ends (`build.flows.flow_aggregates`), so
-a batch folds the ends between its first snapshot's predecessor and its last snapshot; but
-the gap rule (twice the median spacing) is global, so the ends must be kept per snapshot
-pair with their spacing and filtered when finishing, and the ends of every channel (not only
-kept streamers') followed, as a streamer can be kept later.
+Flows (flows.csv and the streamers' end figures) are folded in the same way: a batch of
+complete snapshots brings the pairs from the last one folded in to its own last, and the
+build's flow steps (`twitchgraph.build.flows`) run over these pairs alone, following the ends
+of every channel (a streamer can be kept later) and no gap left out. The gap rule (twice
+the median spacing of all pairs) is applied when finishing, from ``fpairs``' spacings, so a
+new median only changes which pairs count, without reading chatters again; the build's
+finishing flow steps then run over the ends of the pairs that count.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ __all__ = ["IncrementalBuild", "covers"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the tables change
+FORMAT = 2  # bump when the tables change
 # The build's outputs these tables cover; a build with more (flows.csv) is not replaced.
 _COVERED_FILES = {"streamers.csv", "edges.csv", "played.csv", "games.csv", "raids.csv",
                   "flows.csv", "build.json"}
@@ -75,8 +79,15 @@ _DDL = (
     "CREATE TABLE IF NOT EXISTS game_ids (game_name VARCHAR, game_id VARCHAR, n BIGINT)",
     "CREATE TABLE IF NOT EXISTS presence (login VARCHAR, viewer VARCHAR)",
     "CREATE TABLE IF NOT EXISTS pairs (a VARCHAR, b VARCHAR, shared BIGINT)",
+    "CREATE TABLE IF NOT EXISTS fwindow (snapshot_id BIGINT, started_at TIMESTAMPTZ)",
+    "CREATE TABLE IF NOT EXISTS fpairs (s BIGINT, s2 BIGINT, s2_at TIMESTAMPTZ, spacing DOUBLE)",
+    """CREATE TABLE IF NOT EXISTS fends (a VARCHAR, s2 BIGINT, s2_at TIMESTAMPTZ,
+        chatters BIGINT, retained BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS fdests (a VARCHAR, s2 BIGINT, s2_at TIMESTAMPTZ, b VARCHAR,
+        viewers BIGINT)""",
 )
-_TABLES = ("meta", "used", "live", "langs", "games", "game_ids", "presence", "pairs")
+_TABLES = ("meta", "used", "live", "langs", "games", "game_ids", "presence", "pairs",
+           "fwindow", "fpairs", "fends", "fdests")
 
 
 def covers(params: BuildParams) -> str:
@@ -139,17 +150,25 @@ class IncrementalBuild:
                 agg.execute(ddl)
             # The build's own selection: every_nth over the complete snapshots in time order.
             selected = d.BuildState(engine=engine, params=params, stats=stats)
-            d._select_snapshots(selected)
+            d.select_snapshots(selected)
             step = selected.snapshot_minutes
             used = engine.df("SELECT snapshot_id, started_at FROM _tg_sel "
                              "ORDER BY started_at, snapshot_id")
+            window = engine.df("SELECT snapshot_id, started_at FROM _tg_window ORDER BY rn")
             key = _key(params, schema_version, _bots(engine))
-            new = self._new_snapshots(agg, used, key)
+            new, pairs = self._new_snapshots(agg, used, window, key)
             self.timings["select"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             if len(new):
                 self._fold(engine, agg, params, new)
             self.timings["fold"] = time.perf_counter() - t1
+            t1 = time.perf_counter()
+            if len(pairs):
+                self._fold_flows(engine, agg, pairs)
+            # the raids step reads the whole window
+            engine.register("_tg_window_all", window)
+            engine.table("_tg_window", "SELECT snapshot_id FROM _tg_window_all")
+            self.timings["fold flows"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             graph = self._finish(engine, agg, params, step, stats)
             self.timings["finish"] = time.perf_counter() - t2
@@ -163,12 +182,17 @@ class IncrementalBuild:
                          played=played[PLAYED_COLUMNS], games=games, build=stats,
                          raids=raids[RAID_COLUMNS], flows=flows[FLOW_COLUMNS])
 
-    def _new_snapshots(self, agg, used: pd.DataFrame, key: str) -> pd.DataFrame:
-        """The used snapshots not folded in yet; empties the tables (and says why in `note`)
-        when what was folded is not a prefix of `used` or was folded under another key."""
+    def _new_snapshots(self, agg, used: pd.DataFrame, window: pd.DataFrame,
+                       key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The used snapshots not folded in yet, and the complete snapshots of `window` whose
+        flows are not (with the last one folded in before them, if any); empties the tables
+        (and says why in `note`) when what was folded is not a prefix of `used` and
+        `window` or was folded under another key."""
         row = agg.execute("SELECT key FROM meta").fetchone()
         done = agg.execute("SELECT snapshot_id FROM used ORDER BY started_at, snapshot_id"
                            ).df()["snapshot_id"].tolist()
+        flowed = agg.execute("SELECT snapshot_id FROM fwindow ORDER BY started_at, snapshot_id"
+                             ).df()["snapshot_id"].tolist()
         why = ""
         if row is None:
             why = "first build" if not done else "no key"
@@ -179,20 +203,23 @@ class IncrementalBuild:
             why = {"bots": "new bots", "params": "other build parameters",
                    "schema": "another store schema", "format": "a new aggregates format"
                    }.get(changed[0], changed[0]) if changed else "another key"
-        elif used["snapshot_id"].tolist()[:len(done)] != done:
+        elif (used["snapshot_id"].tolist()[:len(done)] != done
+              or window["snapshot_id"].tolist()[:len(flowed)] != flowed):
             why = "snapshots changed before the last one folded in (every_nth shifts)"
         if why:
             for table in _TABLES:
                 agg.execute(f"DELETE FROM {table}")
             agg.execute("INSERT INTO meta VALUES (?)", [key])
-            done = []
+            done, flowed = [], []
             self.note = f"aggregates built from scratch: {why}"
         new = used.iloc[len(done):]
+        pairs = (window.iloc[max(len(flowed) - 1, 0):] if len(window) > len(flowed)
+                 else window.iloc[:0])
         if not why:
             self.note = (f"aggregates: {len(new)} new snapshot{'' if len(new) == 1 else 's'} "
                          f"folded in, {len(done)} kept")
         logger.info("%s", self.note)
-        return new
+        return new, pairs
 
     def _fold(self, engine, agg, params: BuildParams, new: pd.DataFrame) -> None:
         """Fold the used snapshots `new` into the tables: the build's own steps select their
@@ -206,11 +233,11 @@ class IncrementalBuild:
         scratch = d.BuildState(engine=engine, params=params,
                                stats={"snapshots": {"used": len(new)}, "warnings": []})
         try:
-            d._live_streams(scratch)
+            d.live_streams(scratch)
         except d.BuildError:  # no live stream (in the language) in these snapshots
             _insert_used(agg, new)
             return
-        d._chatters(scratch)
+        d.chatters_without_bots(scratch)
         delta = {
             "live": engine.df("""
                 WITH chat AS (SELECT snapshot_id, cid, count(*) AS n FROM _tg_chat GROUP BY 1, 2)
@@ -293,15 +320,55 @@ class IncrementalBuild:
             for name in delta:
                 agg.unregister(f"d_{name}")
 
+    def _fold_flows(self, engine, agg, window: pd.DataFrame) -> None:
+        """Fold in the stream ends between consecutive snapshots of `window` (complete
+        snapshots in time order; its first is already folded in when flows were before):
+        the build's flow steps over these pairs only, every channel's ends followed, no gap
+        left out (the gap rule is applied when finishing)."""
+        from twitchgraph.build import flows as f
+        from twitchgraph.build.bots import known_bots_frame
+
+        folded = int(agg.execute("SELECT count(*) FROM fwindow").fetchone()[0])
+        fresh = window.iloc[1:] if folded else window
+        frames: dict[str, pd.DataFrame] = {"fwindow": fresh[["snapshot_id", "started_at"]]}
+        if len(window) > 1:
+            engine.register("_tg_fwindow", window.assign(rn=range(len(window))))
+            engine.table("_tg_window", "SELECT snapshot_id, started_at, rn FROM _tg_fwindow")
+            spacing = [s for _, s in f.window_spacing(engine)]
+            f.flow_pairs(engine, skip_gaps=False)
+            f.stream_ends(engine)
+            listed = ([r[0] for r in engine.rows("SELECT DISTINCT lower(login) FROM bots")]
+                      if engine.has_table("bots") else [])
+            engine.register("_tg_known_bots", known_bots_frame(listed))
+            f.end_chatters(engine, drop_suspected=False)
+            f.end_moves(engine, every_channel=True)
+            f.end_figures(engine)
+            after = window.iloc[1:].reset_index(drop=True)
+            frames["fpairs"] = pd.DataFrame({
+                "s": window["snapshot_id"].iloc[:-1].reset_index(drop=True),
+                "s2": after["snapshot_id"], "s2_at": after["started_at"], "spacing": spacing})
+            frames["fends"] = engine.df(
+                "SELECT a, s2, s2_at, chatters, retained FROM _tg_fend")
+            frames["fdests"] = engine.df("SELECT a, s2, s2_at, b, viewers FROM _tg_fdest")
+        agg.execute("BEGIN")
+        try:
+            for table, frame in frames.items():
+                agg.register("d_flow", frame)
+                agg.execute(f"INSERT INTO {table} SELECT * FROM d_flow")
+                agg.unregister("d_flow")
+            agg.execute("COMMIT")
+        except BaseException:
+            agg.execute("ROLLBACK")
+            raise
+
     def _finish(self, engine, agg, params: BuildParams, step: float,
                 stats: dict) -> tuple[pd.DataFrame, ...]:
         """The graph from the tables: thresholds, played, games, raids and the streamers'
-        facts by the build's own steps; the edges from ``pairs``; flows by the build's flow
-        step over the store."""
+        facts by the build's own steps; the edges from ``pairs``; flows by the build's
+        finishing flow steps over the ends of the pairs that are no gap."""
         from twitchgraph.build import definition as d
-        from twitchgraph.build.bots import known_bots_frame
+        from twitchgraph.build import flows as f
         from twitchgraph.build.engines import DuckDBEngine
-        from twitchgraph.build.flows import flows_step
 
         folded = int(agg.execute("SELECT count(*) FROM live").fetchone()[0])
         if folded == 0:
@@ -309,7 +376,7 @@ class IncrementalBuild:
                                "stream: check the collector's streams table")
         mine = DuckDBEngine(agg)
         try:
-            # _tg_streamers as the build's _streamer_stats makes it, from the sums.
+            # _tg_streamers as the build's streamer statistics step makes it, from the sums.
             mine.table("_tg_streamers", f"""
                 WITH main_language AS (
                     SELECT login, language FROM (
@@ -323,7 +390,7 @@ class IncrementalBuild:
                 ),
                 totals AS (SELECT login, count(*) AS chatters_total FROM presence GROUP BY 1)
                 SELECT l.login, l.label, ml.language,
-                       l.n * {d._lit(float(step))} AS minutes_live,
+                       l.n * {d.sql_literal(float(step))} AS minutes_live,
                        CAST(l.viewers AS DOUBLE) / l.n AS viewer_mean,
                        l.peak AS viewer_peak,
                        CAST(l.chat AS DOUBLE) / l.n AS chatter_mean,
@@ -334,36 +401,44 @@ class IncrementalBuild:
                 LEFT JOIN main_game mg USING (login)
                 LEFT JOIN totals t USING (login)""")
             stats["streamers"] = {"seen": folded}
-            d._apply_thresholds(mine, params, stats)
-            stats["streamers"]["kept"] = d._count(mine, "_tg_kept")
+            d.apply_thresholds(mine, params, stats)
+            stats["streamers"]["kept"] = int(mine.rows("SELECT count(*) FROM _tg_kept")[0][0])
             edges = _edges(mine, params, stats)
-            # The build's _played over the live rows of each (streamer, game), unfolded.
+            # The build's played_edges over the live rows of each (streamer, game), unfolded.
             mine.view("_tg_live", "SELECT login, game_name FROM games, range(n)")
-            played = d._played(mine, params, step, stats)
+            played = d.played_edges(mine, params, step, stats)
             kept = mine.df("SELECT * FROM _tg_kept")
             game_ids = agg.execute("SELECT game_name, game_id, n FROM game_ids").df()
+            # The gap rule over all pairs; only then the ends of the pairs that count.
+            spaced = agg.execute("SELECT s2, spacing FROM fpairs").df()
+            _, gap = f.gap_rule(spaced["spacing"].tolist())
+            mine.register("_tg_fcount", spaced.loc[[not g for g in gap], ["s2"]])
+            for name, table in (("_tg_fend", "fends"), ("_tg_fdest", "fdests")):
+                mine.view(name, f"SELECT * FROM {table} WHERE s2 IN (SELECT s2 FROM _tg_fcount)")
+            f.flow_aggregates(mine)
+            flows = f.flow_table(mine)
+            f.streamer_end_figures(mine)
+            stats["flows"] = {**f.spacing_figures(spaced["spacing"].tolist()),
+                              **f.flow_totals(mine), "pairs": len(flows)}
+            ends = mine.df("SELECT * FROM _tg_fstreamer")
         finally:
             mine.cleanup()
         engine.register("_tg_kept_frame", kept)
         engine.table("_tg_kept", "SELECT * FROM _tg_kept_frame")
         engine.register("_tg_game_ids", game_ids)
         engine.view("_tg_live", "SELECT game_name, game_id FROM _tg_game_ids, range(n)")
-        games = d._games(engine, played)
-        raids = d._raid_table(engine, stats)
-        # The flow step reads the bot list as the build's chatter step leaves it.
-        listed = ([r[0] for r in engine.rows("SELECT DISTINCT lower(login) FROM bots")]
-                  if engine.has_table("bots") else [])
-        engine.register("_tg_known_bots", known_bots_frame(listed))
-        flows = flows_step(engine, drop_suspected=params.drop_suspected, stats=stats)
+        games = d.game_table(engine, played)
+        raids = d.raid_table(engine, stats)
+        engine.register("_tg_fstreamer", ends)
         final = d.BuildState(engine=engine, params=params, stats=stats)
-        d._streamers_table(final)
+        d.streamers_table(final)
         streamers = final.frames["streamers"]
         return streamers, edges, played, games, raids, flows
 
 
 def _edges(engine, params: BuildParams, stats: dict) -> pd.DataFrame:
-    """The build's _edges, from ``pairs`` instead of a self-join of the chatters."""
-    from twitchgraph.build.definition import _lit
+    """The build's edges step, from ``pairs`` instead of a self-join of the chatters."""
+    from twitchgraph.build.definition import sql_literal
 
     engine.table("_tg_pairs", """
         SELECT p.a, p.b, p.shared FROM pairs p
@@ -389,7 +464,7 @@ def _edges(engine, params: BuildParams, stats: dict) -> pd.DataFrame:
         FROM w
         JOIN _tg_kept ia ON ia.login = w.a
         JOIN _tg_kept ib ON ib.login = w.b
-        WHERE w.{params.weight} >= {_lit(float(params.min_weight))} - 1e-9
+        WHERE w.{params.weight} >= {sql_literal(float(params.min_weight))} - 1e-9
         ORDER BY "Weight" DESC, "Source", "Target"
         """)
     stats["edges"] = {"candidate_pairs": candidates, "filter": "min_weight",
