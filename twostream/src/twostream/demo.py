@@ -34,8 +34,8 @@ DEMO_RECORD = "demo_config.json"
 
 @dataclass
 class DemoConfig:
-    """Sizes of the demo. With the defaults it took about 18 minutes on 2 CPU cores shared with
-    other jobs (load average 6-14), measured 2026-12-07 (`twostream demo --help` says the same)."""
+    """Sizes of the demo. With the defaults it took about 70 seconds on 2 idle CPU cores (load
+    average 1.1), measured 2026-12-07 (`twostream demo --help` says the same)."""
 
     classes: int = 6
     clips_per_class: int = 12
