@@ -39,9 +39,9 @@ Definitions (the original Italian-Twitch study's, parameterised):
 Some steps and helpers are public, for `twitchgraph.serve.aggregates`, which folds new
 snapshots into sums kept in its own file and runs them over new snapshots only
 (`select_snapshots`, `live_streams`, `chatters_without_bots`) or over tables it makes from its
-sums under the names these read (`apply_thresholds`, `played_edges`, `game_table`,
-`raid_table`, `streamers_table`), so that the build stays the one definition. Each docstring
-names the tables it reads and makes.
+sums under the names these read (`apply_thresholds`, `kept_edges`, `played_edges`,
+`game_table`, `raid_table`, `streamers_table`), so that the build stays the one definition.
+Each docstring names the tables it reads and makes.
 
 Examples
 --------
@@ -94,6 +94,7 @@ __all__ = [
     "build_graph",
     "chatters_without_bots",
     "game_table",
+    "kept_edges",
     "live_streams",
     "played_edges",
     "raid_table",
@@ -525,9 +526,10 @@ def apply_thresholds(engine: Engine, p: BuildParams, stats: dict) -> None:
 
 def _edges(state: BuildState) -> None:
     """Weighted, directed streamer-streamer edges by a self-join on chatters per user."""
-    engine, p, stats = state.engine, state.params, state.stats
+    engine = state.engine
     # Integer ids (cid, uid) keep the self-join and its hash tables small.
-    engine.table("_tg_sid", "SELECT login, cid AS sid, viewer_mean FROM _tg_kept")
+    engine.table("_tg_sid", "SELECT login, cid AS sid, viewer_mean, chatters_total AS n "
+                 "FROM _tg_kept")
     engine.table(
         "_tg_su",
         "SELECT DISTINCT cid AS sid, uid FROM _tg_chat WHERE cid IN (SELECT sid FROM _tg_sid)",
@@ -540,27 +542,34 @@ def _edges(state: BuildState) -> None:
         GROUP BY 1, 2
         """,
     )
+    state.frames["edges"] = kept_edges(engine, state.params, state.stats)
+
+
+def kept_edges(engine: Engine, p: BuildParams, stats: dict) -> pd.DataFrame:
+    """``edges.csv`` from ``_tg_pairs`` (a, b, shared: the chatters two streamers share) and
+    ``_tg_sid`` (sid, login, viewer_mean, n: a streamer's id in the pairs, and |S|): the
+    weights, the direction, and the edges under ``min_weight`` dropped and counted in
+    ``stats["edges"]``."""
     candidates = _count(engine, "_tg_pairs")
     edges = engine.df(
         f"""
-        WITH sizes AS (SELECT sid, count(*) AS n FROM _tg_su GROUP BY 1),
-        w AS (
+        WITH w AS (
             SELECT pr.a, pr.b, pr.shared,
                    100 * CAST(pr.shared AS DOUBLE) / least(sa.n, sb.n) AS overlap,
                    100 * CAST(pr.shared AS DOUBLE) / (sa.n + sb.n - pr.shared) AS jaccard
             FROM _tg_pairs pr
-            JOIN sizes sa ON sa.sid = pr.a
-            JOIN sizes sb ON sb.sid = pr.b
+            JOIN _tg_sid sa ON sa.sid = pr.a
+            JOIN _tg_sid sb ON sb.sid = pr.b
         )
-        SELECT CASE WHEN ia.viewer_mean >= ib.viewer_mean THEN ia.login ELSE ib.login END
+        SELECT CASE WHEN sa.viewer_mean >= sb.viewer_mean THEN sa.login ELSE sb.login END
                    AS "Source",
-               CASE WHEN ia.viewer_mean >= ib.viewer_mean THEN ib.login ELSE ia.login END
+               CASE WHEN sa.viewer_mean >= sb.viewer_mean THEN sb.login ELSE sa.login END
                    AS "Target",
                CAST(w.{p.weight} AS DOUBLE) AS "Weight",
                w.shared, w.overlap, w.jaccard, 'Directed' AS "Type"
         FROM w
-        JOIN _tg_sid ia ON ia.sid = w.a
-        JOIN _tg_sid ib ON ib.sid = w.b
+        JOIN _tg_sid sa ON sa.sid = w.a
+        JOIN _tg_sid sb ON sb.sid = w.b
         WHERE w.{p.weight} >= {sql_literal(float(p.min_weight))} - 1e-9
         ORDER BY "Weight" DESC, "Source", "Target"
         """
@@ -577,7 +586,7 @@ def _edges(state: BuildState) -> None:
         stats["warnings"].append(f"min_weight={p.min_weight} left no edge ({candidates} "
                                  "candidate pairs before, 0 after): lower --min-weight")
     edges["shared"] = edges["shared"].astype("int64")
-    state.frames["edges"] = edges
+    return edges
 
 
 def _played_and_games(state: BuildState) -> None:

@@ -403,7 +403,13 @@ class IncrementalBuild:
             stats["streamers"] = {"seen": folded}
             d.apply_thresholds(mine, params, stats)
             stats["streamers"]["kept"] = int(mine.rows("SELECT count(*) FROM _tg_kept")[0][0])
-            edges = _edges(mine, params, stats)
+            # The build's kept_edges over the stored pair counts instead of a self-join.
+            mine.view("_tg_sid", "SELECT login AS sid, login, viewer_mean, "
+                      "chatters_total AS n FROM _tg_kept")
+            mine.table("_tg_pairs", """
+                SELECT p.a, p.b, p.shared FROM pairs p
+                JOIN _tg_kept ka ON ka.login = p.a JOIN _tg_kept kb ON kb.login = p.b""")
+            edges = d.kept_edges(mine, params, stats)
             # The build's played_edges over the live rows of each (streamer, game), unfolded.
             mine.view("_tg_live", "SELECT login, game_name FROM games, range(n)")
             played = d.played_edges(mine, params, step, stats)
@@ -434,47 +440,6 @@ class IncrementalBuild:
         d.streamers_table(final)
         streamers = final.frames["streamers"]
         return streamers, edges, played, games, raids, flows
-
-
-def _edges(engine, params: BuildParams, stats: dict) -> pd.DataFrame:
-    """The build's edges step, from ``pairs`` instead of a self-join of the chatters."""
-    from twitchgraph.build.definition import sql_literal
-
-    engine.table("_tg_pairs", """
-        SELECT p.a, p.b, p.shared FROM pairs p
-        JOIN _tg_kept ka ON ka.login = p.a JOIN _tg_kept kb ON kb.login = p.b""")
-    candidates = int(engine.rows("SELECT count(*) FROM _tg_pairs")[0][0])
-    edges = engine.df(f"""
-        WITH w AS (
-            SELECT pr.a, pr.b, pr.shared,
-                   100 * CAST(pr.shared AS DOUBLE) / least(sa.chatters_total,
-                                                           sb.chatters_total) AS overlap,
-                   100 * CAST(pr.shared AS DOUBLE) / (sa.chatters_total + sb.chatters_total
-                                                      - pr.shared) AS jaccard
-            FROM _tg_pairs pr
-            JOIN _tg_kept sa ON sa.login = pr.a
-            JOIN _tg_kept sb ON sb.login = pr.b
-        )
-        SELECT CASE WHEN ia.viewer_mean >= ib.viewer_mean THEN ia.login ELSE ib.login END
-                   AS "Source",
-               CASE WHEN ia.viewer_mean >= ib.viewer_mean THEN ib.login ELSE ia.login END
-                   AS "Target",
-               CAST(w.{params.weight} AS DOUBLE) AS "Weight",
-               w.shared, w.overlap, w.jaccard, 'Directed' AS "Type"
-        FROM w
-        JOIN _tg_kept ia ON ia.login = w.a
-        JOIN _tg_kept ib ON ib.login = w.b
-        WHERE w.{params.weight} >= {sql_literal(float(params.min_weight))} - 1e-9
-        ORDER BY "Weight" DESC, "Source", "Target"
-        """)
-    stats["edges"] = {"candidate_pairs": candidates, "filter": "min_weight",
-                      "weight": params.weight, "value": params.min_weight,
-                      "before": candidates, "after": len(edges)}
-    if edges.empty and candidates:
-        stats["warnings"].append(f"min_weight={params.min_weight} left no edge ({candidates} "
-                                 "candidate pairs before, 0 after): lower --min-weight")
-    edges["shared"] = edges["shared"].astype("int64")
-    return edges
 
 
 def _insert_used(agg, new: pd.DataFrame) -> None:
