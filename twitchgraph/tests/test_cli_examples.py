@@ -79,8 +79,9 @@ def test_every_command_has_an_example():
 
 
 @pytest.fixture(scope="session")
-def workspace(tmp_path_factory):
-    """A small demo's store and graph, laid out as the examples name them."""
+def template(tmp_path_factory):
+    """A small demo's store, graph and sharded dataset, laid out as the examples name them,
+    and a simulator for the commands that talk to Twitch."""
     from twitchgraph.demo import DemoConfig, run_demo
     from twitchgraph.sim import run_simulator
     from twitchgraph.store.db import open_store
@@ -107,9 +108,25 @@ def workspace(tmp_path_factory):
     (work / "dumps" / "snapshot.json").write_text(json.dumps({
         "pippo": {"chatters": ["alice", "carl"], "game_name": "Chess", "viewer_count": 50,
                   "date_time": at}}))
+    # The dataset the Spark example reads, made here rather than by the export-parquet
+    # example, so that no example depends on another having run first.
+    made = CliRunner().invoke(app, ["export-parquet", "--partitioned", str(work / "dataset"),
+                                    "--db", str(work / "shard1.duckdb")])
+    assert made.exit_code == 0, made.output
     with run_simulator(channels=40, users=800, seed=2, time_scale=60.0,
                        chat_joins_per_10s=1000) as sim:
         yield work, sim.env()
+
+
+@pytest.fixture
+def workspace(template, tmp_path):
+    """A copy of the template for one example: examples write (a build replaces graph/, an
+    import adds to the store), and under pytest-xdist any subset of them may run in any
+    order."""
+    work, sim_env = template
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    return copy, sim_env
 
 
 def _port_free(port: int) -> bool:
