@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 DOCS_STAMP := $(VENV)/.installed-docs
 # pytest-xdist: one worker per core (the tests depend on no order, port or core count).
-PYTEST := $(BIN)/python -m pytest -n auto
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadgroup
 
 .PHONY: demo test test-fast test-twostream test-twitchgraph lint docs install system-deps \
 	check-installs clean

@@ -31,7 +31,9 @@ from typer.testing import CliRunner
 
 from twitchgraph.cli import app
 
-pytestmark = pytest.mark.slow
+# One pytest-xdist worker runs this file (make test uses --dist loadgroup): the demo store
+# behind every example is made once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cli_examples")]
 LONG_RUNNING = {"collect", "serve", "sim serve"}
 # Full size or a JVM: left to the slow suite's patience, but still run as written.
 HEAVY = {"demo", "build --engine spark"}

@@ -14,6 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# One pytest-xdist worker runs this whole file (make test uses --dist loadgroup), so
+# the session's bundle are made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("gpu_check")
+
 PROJECT = Path(__file__).resolve().parents[1]
 SCRIPT = PROJECT / "benchmarks" / "gpu_check.py"
 # What a machine with only Python, torch, torchvision, NumPy and Pillow lacks and twostream

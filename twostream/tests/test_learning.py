@@ -21,6 +21,10 @@ from twostream.evaluate import evaluate_run  # noqa: E402
 from twostream.fusion import fuse_runs  # noqa: E402
 from twostream.train import TrainConfig, main  # noqa: E402
 
+# One pytest-xdist worker runs this whole file (make test uses --dist loadgroup), so
+# the module's trained runs are made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("learning")
+
 # 3 test clips per class in split 1, i.e. 9 per group; chance within a group is 1/3.
 CHANCE = 1 / 3
 
