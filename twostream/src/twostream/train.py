@@ -97,6 +97,7 @@ logger = logging.getLogger(__name__)
 
 MIN_CROP = 32
 MAX_NEW_LENGTH = 64
+CURVES_EVERY_S = 30.0  # curves.png is redrawn at most this often, and after the last epoch
 METRIC_FIELDS = [
     "split", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_frame_acc",
     "val_video_acc", "skipped", "seconds",
@@ -658,6 +659,7 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
                                     lr_scheduler, scaler, config.epochs * len(loader))
 
     last: dict[str, Any] = {}
+    drawn_at = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)
@@ -683,10 +685,15 @@ def _train_split(config: TrainConfig, split: int, info: _Dist, device: torch.dev
             _append_metrics(out / METRICS, last)
             _save_atomic(_checkpoint(model_without_ddp, optimizer, lr_scheduler, scaler, epoch,
                                      config), ckpt_file)
-            _plot_curves(out / METRICS, out / CURVES,
-                         f"{config.stream} stream, {config.arch}: {config.crop} px crops, "
-                         f"random in training, centre on {config.val_segments} views per "
-                         "test clip")
+            # Drawing costs ~0.6 s: on short epochs (small sets, fast GPUs) it would be a
+            # third of the run, so it waits CURVES_EVERY_S, except after the last epoch.
+            if (epoch + 1 == config.epochs
+                    or time.perf_counter() - drawn_at >= CURVES_EVERY_S):
+                _plot_curves(out / METRICS, out / CURVES,
+                             f"{config.stream} stream, {config.arch}: {config.crop} px crops, "
+                             f"random in training, centre on {config.val_segments} views per "
+                             "test clip")
+                drawn_at = time.perf_counter()
             logger.info(
                 "split %d epoch %d: loss %.3f acc %.3f | test clip acc %.3f (%.1fs)",
                 split, epoch + 1, last["train_loss"], last["train_acc"], last["val_video_acc"],
