@@ -7,6 +7,7 @@ there is no Java to run it.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from twitchgraph.store.dataset import export_partitioned, open_dataset
 from twitchgraph.store.db import SnapshotData, open_store, upsert_users, write_snapshot
 
 from ._build_fixtures import T0
+from ._examples import SPARK_EXAMPLE, help_examples
 
 PARAMS = BuildParams(every_nth=2, min_live_minutes=20, min_viewer_mean=5, min_chatter_mean=3,
               min_weight=10, min_game_minutes=20)
@@ -122,13 +124,14 @@ def spark():
     session.stop()
 
 
-@pytest.mark.slow
-def test_spark_builds_what_duckdb_builds_from_sharded_collectors(spark, tmp_path):
-    """One Spark build (they cost tens of seconds): two shards' stores, one killed before
-    the last slot, a bot list and profiles; both engines through the CLI."""
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    """A Parquet dataset written by two shards' collectors, one killed before the last slot,
+    with a bot list and profiles; returns (its folder, the complete snapshots)."""
+    root = tmp_path_factory.mktemp("sharded")
     world = [s for s in _world(seed=11) if s.status == "complete"]
     for shard in (1, 2):
-        con = open_store(tmp_path / f"shard{shard}.duckdb")
+        con = open_store(root / f"shard{shard}.duckdb")
         for k, data in enumerate(world):
             if shard == 2 and k == len(world) - 1:
                 break  # shard 2 was killed before the last slot
@@ -140,11 +143,18 @@ def test_spark_builds_what_duckdb_builds_from_sharded_collectors(spark, tmp_path
         if shard == 1:
             upsert_users(con, [{"id": "u1", "login": "ch01", "display_name": "Ch One",
                                 "broadcaster_type": "partner"}])
-            (tmp_path / "bots.csv").write_text("login\nlistedbot\n")
-            import_bot_csv(con, tmp_path / "bots.csv")
-        export_partitioned(con, tmp_path / "ds", writer=f"shard{shard}")
+            (root / "bots.csv").write_text("login\nlistedbot\n")
+            import_bot_csv(con, root / "bots.csv")
+        export_partitioned(con, root / "ds", writer=f"shard{shard}")
         con.close()
-    args = ["--dataset", str(tmp_path / "ds"), "--every-nth", "2", "--min-live-minutes", "20",
+    return root / "ds", world
+
+
+@pytest.mark.slow
+def test_spark_builds_what_duckdb_builds_from_sharded_collectors(spark, sharded, tmp_path):
+    """One Spark build (they cost tens of seconds), both engines through the CLI."""
+    dataset, world = sharded
+    args = ["--dataset", str(dataset), "--every-nth", "2", "--min-live-minutes", "20",
             "--min-viewer-mean", "5", "--min-chatter-mean", "3", "--min-game-minutes", "20"]
     runner = CliRunner()
     duck = runner.invoke(app, ["build", "--out", str(tmp_path / "duckdb"), *args])
@@ -165,3 +175,20 @@ def test_spark_builds_what_duckdb_builds_from_sharded_collectors(spark, tmp_path
     assert a["removed_bots"]["list"]["users"] == 1
     streamers = pd.read_csv(tmp_path / "spark" / "streamers.csv").set_index("login")
     assert streamers.loc["ch01", "broadcaster_type"] == "partner"
+
+
+@pytest.mark.slow
+def test_the_spark_help_example_runs_as_written(spark, sharded, tmp_path, monkeypatch):
+    """`build --help`'s Spark example, in a folder laid out as it expects (the rest of the help
+    examples run in test_cli_examples; this one shares the session above)."""
+    lines = [line for _, line in help_examples() if line.startswith(SPARK_EXAMPLE)]
+    assert len(lines) == 1, lines
+    args = shlex.split(lines[0])
+    shutil.copytree(sharded[0], tmp_path / "dataset")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args[1:])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    built = json.loads((tmp_path / "graph" / "build.json").read_text())
+    assert built["engine"] == "spark"
+    assert (tmp_path / "graph" / "edges.csv").is_file()

@@ -1,13 +1,13 @@
 """Every `Example:` line of every `twitchgraph` command's help runs as written, against a small
 demo store (issue 27: the `query --help` example failed, "Variable r is not in scope").
 
-The examples are taken from the help itself (click's text of each command), split into
-commands (a line starting with ``twitchgraph`` starts one, other lines continue it) and
-parsed as a shell would (`shlex`). They run in a folder laid out as the examples expect:
-``twitchgraph.duckdb`` (the demo's store), ``shard1.duckdb``, ``graph/``, ``dumps/``,
-``twitchinsights_bots.csv``, and a simulator's variables in the environment (``enrich``,
-``collect``). Commands that run until stopped (``collect --every``, ``serve``, ``sim serve``)
-run in a subprocess until they show they work, then get Ctrl-C and must exit 130.
+The examples are taken from the help itself (``_examples.help_examples``) and parsed as a
+shell would (`shlex`); the Spark one runs in ``test_build_engines``, beside its Spark
+session. They run in a folder laid out as the examples expect: ``twitchgraph.duckdb`` (the
+demo's store), ``shard1.duckdb``, ``graph/``, ``dumps/``, ``twitchinsights_bots.csv``, and a
+simulator's variables in the environment (``enrich``, ``collect``). Commands that run until
+stopped (``collect --every``, ``serve``, ``sim serve``) run in a subprocess until they show
+they work, then get Ctrl-C and must exit 130.
 """
 
 from __future__ import annotations
@@ -26,51 +26,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from twitchgraph.cli import app
 
-# One pytest-xdist worker runs this file (make test uses --dist loadgroup): the demo store
-# behind every example is made once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cli_examples")]
+from ._examples import SPARK_EXAMPLE, help_examples
+
+pytestmark = pytest.mark.slow
 LONG_RUNNING = {"collect", "serve", "sim serve"}
-# Full size or a JVM: left to the slow suite's patience, but still run as written.
-HEAVY = {"demo", "build --engine spark"}
-
-
-def help_examples() -> list[tuple[str, str]]:
-    """(command path, example command line) for every example, as `--help` prints it (rich
-    markup rendered: the text a reader copies)."""
-    found: list[tuple[str, str]] = []
-
-    def walk(command, path: list[str]) -> None:
-        if hasattr(command, "commands"):  # a group (Typer's own copy of Click's Group)
-            for name, sub in command.commands.items():
-                walk(sub, [*path, name])
-            return
-        if "Example:" not in (command.help or ""):
-            return
-        shown = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "1000"}).output
-        lines, current = [], None
-        for raw in shown.split("Example:", 1)[1].splitlines():
-            line = raw.strip()
-            if not line or line.startswith(("╭", "│", "╰")):
-                if current is not None:
-                    break
-                continue
-            if line.startswith("twitchgraph "):
-                current = [line]
-                lines.append(current)
-            elif current is not None:
-                current.append(line)
-        found.extend((" ".join(path), " ".join(parts)) for parts in lines)
-
-    walk(typer.main.get_command(app), [])
-    return found
 
 
 EXAMPLES = help_examples()
+# The Spark example runs in test_build_engines, in the Spark session that file starts anyway.
+HERE = [(c, line) for c, line in EXAMPLES if not line.startswith(SPARK_EXAMPLE)]
 
 
 def test_every_command_has_an_example():
@@ -82,7 +50,7 @@ def test_every_command_has_an_example():
 
 @pytest.fixture(scope="session")
 def template(tmp_path_factory):
-    """A small demo's store, graph and sharded dataset, laid out as the examples name them,
+    """A small demo's store and graph, laid out as the examples name them,
     and a simulator for the commands that talk to Twitch."""
     from twitchgraph.demo import DemoConfig, run_demo
     from twitchgraph.sim import run_simulator
@@ -110,11 +78,6 @@ def template(tmp_path_factory):
     (work / "dumps" / "snapshot.json").write_text(json.dumps({
         "pippo": {"chatters": ["alice", "carl"], "game_name": "Chess", "viewer_count": 50,
                   "date_time": at}}))
-    # The dataset the Spark example reads, made here rather than by the export-parquet
-    # example, so that no example depends on another having run first.
-    made = CliRunner().invoke(app, ["export-parquet", "--partitioned", str(work / "dataset"),
-                                    "--db", str(work / "shard1.duckdb")])
-    assert made.exit_code == 0, made.output
     with run_simulator(channels=40, users=800, seed=2, time_scale=60.0,
                        chat_joins_per_10s=1000) as sim:
         yield work, sim.env()
@@ -164,15 +127,12 @@ def _until_up(args: list[str], cwd: Path, env: dict[str, str], ready, timeout: f
     return code, out.read_text()
 
 
-@pytest.mark.parametrize(("command", "line"), EXAMPLES,
-                         ids=[f"{c}: {line[12:60]}" for c, line in EXAMPLES])
+@pytest.mark.parametrize(("command", "line"), HERE,
+                         ids=[f"{c}: {line[12:60]}" for c, line in HERE])
 def test_the_help_example_runs_as_written(command, line, workspace, monkeypatch):
     work, sim_env = workspace
     args = shlex.split(line)
     assert args[0] == "twitchgraph"
-    heavy = next((h for h in HEAVY if line.startswith(f"twitchgraph {h}")), None)
-    if heavy == "build --engine spark" and shutil.which("java") is None:
-        pytest.skip("Spark needs Java 17+")
     if command in LONG_RUNNING:
         if command == "serve":
             if not _port_free(8000):
@@ -188,18 +148,6 @@ def test_the_help_example_runs_as_written(command, line, workspace, monkeypatch)
                                      lambda text: (fresh / "twitchgraph.duckdb").exists())
         assert code == 130, output
         assert "Traceback" not in output and "error:" not in output, output
-        return
-    if heavy == "build --engine spark":
-        # Its own process, as a user runs it: a Spark session (and its JVM) is process-wide
-        # state, which other tests in the same pytest-xdist worker may have started and
-        # stopped before.
-        done = subprocess.run(
-            [sys.executable, "-c", "from twitchgraph.cli import main; main()", *args[1:]],
-            cwd=work, env={**os.environ, **sim_env}, capture_output=True, text=True,
-            timeout=600)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "Traceback" not in done.stdout + done.stderr
-        assert (work / "graph" / "edges.csv").is_file()
         return
     monkeypatch.chdir(work)
     for key, value in sim_env.items():  # enrich and the like talk to the simulator

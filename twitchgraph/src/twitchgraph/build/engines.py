@@ -166,7 +166,10 @@ class SparkEngine:
         self.spark = spark
         self._cached: dict[str, Any] = {}
         self._views: list[str] = []
-        root = Path(dataset)
+        # Absolute: Spark resolves a relative path against its JVM's working directory, the
+        # one the session started in, while Python reads the manifest from its own (they
+        # differ for a reused session, e.g. in a notebook that changed directory).
+        root = Path(dataset).absolute()
         read_manifest(root)
         for table, folder in dataset_tables(root).items():
             name = f"ds_{table}" if table in SNAPSHOT_TABLES else table
