@@ -8,8 +8,15 @@ PIP := $(BIN)/python -m pip install -q -c constraints.txt
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 DOCS_STAMP := $(VENV)/.installed-docs
-# pytest-xdist: one worker per core (the tests depend on no order, port or core count).
-PYTEST := $(BIN)/python -m pytest -n auto --dist loadgroup
+# pytest-xdist (the tests depend on no order, port or core count). --dist loadfile hands each
+# test file to one worker whole, so a file's expensive module fixture (trained runs, the GPU
+# check's bundle, the examples' demo store) is made once. (--dist loadgroup would group by
+# xdist_group marks, but xdist 3.8 cannot rename pytest 9's node ids, so it groups nothing.)
+PYTEST := $(BIN)/python -m pytest --dist loadfile
+# twostream's tests keep the cores busy: one worker per core. twitchgraph's spend about half
+# their time waiting (sockets, subprocesses, the simulator's clock): two workers per core.
+TS_WORKERS := -n auto
+TG_WORKERS = -n $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
 
 .PHONY: demo test test-fast test-twostream test-twitchgraph lint docs install system-deps \
 	check-installs clean
@@ -56,19 +63,19 @@ lint: $(STAMP)
 
 # Each project runs its own suite from its own folder (its own pytest settings and rootdir).
 test-twostream: $(STAMP) lint
-	cd twostream && $(PYTEST)
+	cd twostream && $(PYTEST) $(TS_WORKERS)
 
 test-twitchgraph: $(STAMP) $(SPARK_STAMP) system-deps lint
-	cd twitchgraph && $(PYTEST)
+	cd twitchgraph && $(PYTEST) $(TG_WORKERS)
 
 test: $(STAMP) $(SPARK_STAMP) system-deps lint docs
-	cd twostream && $(PYTEST)
-	cd twitchgraph && $(PYTEST)
+	cd twostream && $(PYTEST) $(TS_WORKERS)
+	cd twitchgraph && $(PYTEST) $(TG_WORKERS)
 
 # The quick check for contributors: everything not marked slow, both projects, in ~90 s.
 test-fast: $(STAMP) lint
-	cd twostream && $(PYTEST) -m "not slow" -q
-	cd twitchgraph && $(PYTEST) -m "not slow" -q
+	cd twostream && $(PYTEST) $(TS_WORKERS) -m "not slow" -q
+	cd twitchgraph && $(PYTEST) $(TG_WORKERS) -m "not slow" -q
 
 # The docs site, strictly: a warning (a broken link, a page outside the nav) fails the build.
 docs: $(DOCS_STAMP)
