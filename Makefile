@@ -17,7 +17,11 @@ DOCS_STAMP := $(VENV)/.installed-docs
 PYTEST := $(BIN)/python -m pytest --dist loadfile
 # twostream's tests keep the cores busy: one worker per core. twitchgraph's spend about half
 # their time waiting (sockets, subprocesses, the simulator's clock): two workers per core.
-TS_WORKERS := -n auto
+# twostream starts its files with slow tests first (its conftest orders them; xdist would
+# otherwise start the files with most tests first), so the long ones do not run alone at the
+# end. twitchgraph keeps xdist's order: its slow tests are timing-sensitive, and starting
+# them all at once loads the machine more than they allow for.
+TS_WORKERS := -n auto --no-loadscope-reorder
 TG_WORKERS = -n $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
 
 .PHONY: demo test test-fast test-twostream test-twitchgraph lint docs install system-deps \

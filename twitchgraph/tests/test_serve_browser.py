@@ -138,7 +138,12 @@ def test_map_runs_under_the_csp_searches_and_keeps_state_in_the_url(server, page
     # The shared URL opens the same view.
     other = page.context.browser.new_page(viewport={"width": 1000, "height": 800})
     _open_map(other, shared)
-    other.wait_for_timeout(700)
+    wanted = float(parse_qs(urlsplit(shared).fragment)["cam"][0].split(",")[2])
+    # The camera glides to the shared view: wait for it to arrive (a fixed pause was too
+    # short on a loaded machine), then check it is exactly there.
+    other.wait_for_function(
+        f"Math.abs(window.__map.renderer.getCamera().getState().ratio - {wanted}) < 1e-3",
+        timeout=15_000)
     assert other.evaluate("window.__map.selected") == login
     assert other.evaluate("window.__map.raids") is True
     assert other.is_checked("#legend li:nth-child(2) input[type=checkbox]") is False
@@ -147,7 +152,6 @@ def test_map_runs_under_the_csp_searches_and_keeps_state_in_the_url(server, page
                             "return m.renderer.getNodeDisplayData(n).hidden; })()")
     assert hidden is True
     camera = other.evaluate("window.__map.renderer.getCamera().getState().ratio")
-    wanted = float(parse_qs(urlsplit(shared).fragment)["cam"][0].split(",")[2])
     assert camera == pytest.approx(wanted, abs=1e-3)
     other.close()
 

@@ -404,22 +404,32 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
     assert _tree(out) == _tree(extracted_dataset.out_dir)
 
 
-# Loaded first by every interpreter of the run (the CLI and its spawned workers): each clip
-# folder, once committed, holds its worker for a second. Without it the 20 tiny clips could
-# all finish between the first one and the Ctrl-C on a loaded machine, and there would be
-# nothing left to interrupt.
+# Loaded first by every interpreter of the run (the CLI and its spawned workers). Each clip
+# folder, once committed, holds its process for a second: without it the 20 tiny clips could
+# all finish between the first one and the Ctrl-C on a loaded machine, leaving nothing to
+# interrupt. clip_folder is patched before extraction's modules import its commit_clip, and
+# it is light to import, so the workers start no slower. A worker ignores Ctrl-C from its
+# first instruction, as init_worker makes it do a moment later: a Ctrl-C while a worker is
+# still starting is not what these tests are about.
 SLOW_COMMITS = """
+import signal
+import sys
 import time
-from twostream.extract import batched, dataset
 
-def _slow(commit):
-    def commit_then_wait(*args, **kwargs):
-        commit(*args, **kwargs)
-        time.sleep(1.0)
-    return commit_then_wait
+if "--multiprocessing-fork" in sys.argv:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-dataset.commit_clip = _slow(dataset.commit_clip)
-batched.commit_clip = _slow(batched.commit_clip)
+from twostream.extract import clip_folder
+
+_commit = clip_folder.commit_clip
+
+
+def commit_then_wait(*args, **kwargs):
+    _commit(*args, **kwargs)
+    time.sleep(1.0)
+
+
+clip_folder.commit_clip = commit_then_wait
 """
 
 
