@@ -102,7 +102,9 @@ def test_no_secret_or_token_in_output_logs_or_database(tmp_path) -> None:
         db = tmp_path / "tg.duckdb"
         try:
             result = CliRunner().invoke(app, [
-                "collect", "--every", "2s", "--for", "3s", "--window", "1s", "--db", str(db),
+                # Three slots, two of which must run: on a loaded machine the first, with its
+                # retries, once outlasted a 2 s slot and the second was missed.
+                "collect", "--every", "3s", "--for", "8s", "--window", "1s", "--db", str(db),
                 "--joins-per-10s", "1000", "-v", "--env-file", str(empty_env_file(tmp_path))],
                 env=sim.env())
         finally:
