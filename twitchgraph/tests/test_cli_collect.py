@@ -123,6 +123,38 @@ def test_sighup_is_ignored_while_collecting(caplog) -> None:
     assert signal.getsignal(signal.SIGHUP) == before
 
 
+def test_ctrl_c_while_the_collector_starts_is_an_interrupt(sim, tmp_path, monkeypatch) -> None:
+    """Ctrl-C between the store's creation and the first snapshot (a CI run of the help
+    example sent it there) stops the run as an interrupt, so the CLI exits 130: asyncio.run's
+    own handler used to cancel the collector's task, and the run ended as if nothing had
+    completed (exit 1)."""
+    import twitchgraph.collect.run as collect_run
+    from twitchgraph.collect.options import CollectOptions
+
+    write_state = collect_run._write_state
+    sent = []
+
+    def ctrl_c_on_first_state(path, state) -> None:
+        write_state(path, state)
+        if not sent:  # the collector's first state: written before anything awaits
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(collect_run, "_write_state", ctrl_c_on_first_state)
+    # A suite started in the background inherits SIGINT ignored; a terminal's Ctrl-C is not.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        run = collect_run.run_collector(
+            tmp_path / "tg.duckdb", CollectOptions(window_s=1.0, every_s=3600.0),
+            env=sim.env(), dotenv_path=None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sent
+    assert run.interrupted == "SIGINT" and run.summaries == []
+    state = json.loads(collect_run.collector_state_path(tmp_path / "tg.duckdb").read_text())
+    assert state["running"] is False
+
+
 def test_snapshots_record_their_endpoints_and_a_store_does_not_mix_them_silently(
         sim, tmp_path) -> None:
     from datetime import UTC, datetime

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -208,11 +209,46 @@ def run_collector(
 async def _collect(db: Path, spool: Spool, helix: HelixClient, endpoints: Endpoints,
                    options: CollectOptions, clock: Clock | None, limits: ChatLimits,
                    console: Any) -> CollectRun:
-    progress = ConsoleProgress(console) if console is not None and console.is_terminal else None
     stop = asyncio.Event()
     run = CollectRun()
-    state_path = collector_state_path(db)
     began = utcnow()
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    collecting: list[asyncio.Task] = []  # the collector's task, once it runs
+
+    def interrupt(name: str) -> None:
+        if not stop.is_set():
+            run.interrupted = name
+            stop.set()
+            # The snapshot under way is discarded whole; before the collector runs (chat
+            # still connecting) there is none, and the setup itself stops.
+            (collecting[0] if collecting else main).cancel()
+
+    # Taken before the first await. asyncio.run's own Ctrl-C handler cancels this task
+    # wherever it is; taken late, a Ctrl-C while the chat connected cancelled the
+    # collector's task instead, and the run ended as if nothing had completed (exit 1,
+    # not 130).
+    installed = install_stop_handlers(loop, interrupt)
+    try:
+        await _collect_until_stopped(db, spool, helix, endpoints, options, clock, limits,
+                                     console, run, stop, began, collecting)
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise
+    finally:
+        remove_stop_handlers(loop, installed)
+    if stop.is_set() and console is not None:
+        console.print("stopped: the snapshot under way (if any) was discarded", style="yellow")
+    return run
+
+
+async def _collect_until_stopped(db: Path, spool: Spool, helix: HelixClient,
+                                 endpoints: Endpoints, options: CollectOptions,
+                                 clock: Clock | None, limits: ChatLimits, console: Any,
+                                 run: CollectRun, stop: asyncio.Event, began: datetime,
+                                 collecting: list[asyncio.Task]) -> None:
+    progress = ConsoleProgress(console) if console is not None and console.is_terminal else None
+    state_path = collector_state_path(db)
 
     def show(summary: SnapshotSummary) -> None:
         if progress is not None:
@@ -271,27 +307,16 @@ async def _collect(db: Path, spool: Spool, helix: HelixClient, endpoints: Endpoi
 
         save_state()
         task = asyncio.create_task(collector.run(stop, on_snapshot=keep))
+        collecting.append(task)
         committer = asyncio.create_task(commit_when_free())
-        loop = asyncio.get_running_loop()
-
-        def interrupt(name: str) -> None:
-            if not stop.is_set():
-                run.interrupted = name
-                stop.set()
-                task.cancel()  # the snapshot under way is discarded whole
-
-        installed = install_stop_handlers(loop, interrupt)
         try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])  # a cancelled collector is an interrupt, not an error
+            if not task.cancelled():
+                task.result()
         finally:
             committer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await committer
-            remove_stop_handlers(loop, installed)
             if progress is not None:
                 progress.stop()
         run.slots_missed = collector.slots_missed
-    if stop.is_set() and console is not None:
-        console.print("stopped: the snapshot under way (if any) was discarded", style="yellow")
-    return run
