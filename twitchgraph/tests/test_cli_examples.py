@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -59,10 +59,13 @@ def template(tmp_path_factory):
     root = tmp_path_factory.mktemp("examples")
     demo = root / "demo"
     # Eight snapshots 10 simulated minutes apart: 80 minutes, over the default 60 minutes
-    # live, so the examples' default thresholds keep streamers.
+    # live, so the examples' default thresholds keep streamers. They fall within one UTC day
+    # (yesterday from 01:00), as `evolve --window 1d` needs: started now, a run after 22:40
+    # UTC split them over two days, neither with a graph.
+    day = datetime.now(UTC).replace(hour=1, minute=0, second=0, microsecond=0)
     run_demo(demo, config=DemoConfig(channels=40, users=800, seed=2, snapshots=8,
-                                     time_scale=300.0, window_s=120.0,
-                                     layout_iterations=100), echo=lambda _line: None)
+                                     time_scale=300.0, window_s=120.0, layout_iterations=100,
+                                     start=day - timedelta(days=1)), echo=lambda _line: None)
     work = root / "work"
     work.mkdir()
     shutil.copy(demo / "demo.duckdb", work / "twitchgraph.duckdb")

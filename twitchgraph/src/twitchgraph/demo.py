@@ -19,6 +19,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,7 @@ class DemoConfig:
     build : parameters of `twitchgraph.build.definition.build_graph`.
     resolution : modularity resolution of the communities.
     layout_iterations : ForceAtlas2 iterations.
+    start : simulated time of the first snapshot (UTC); None for now.
     """
 
     channels: int = 200
@@ -76,6 +78,7 @@ class DemoConfig:
     build: BuildParams = field(default_factory=_demo_build)
     resolution: float = 1.0
     layout_iterations: int = 500
+    start: datetime | None = None
 
 
 @dataclass
@@ -120,7 +123,7 @@ def run_demo(
         channels=cfg.channels, users=cfg.users, seed=cfg.seed, time_scale=cfg.time_scale,
         # Relaxed limits: the demo is not rate-limited by a shared service.
         helix_points_per_minute=100_000, chat_joins_per_10s=100_000, igdb_requests_per_s=1000,
-        membership_interval_s=0.3,
+        membership_interval_s=0.3, start=cfg.start,
     ) as sim:
         echo(f"simulated Twitch on {sim.http_url} (chat {sim.chat_address[0]}:"
              f"{sim.chat_address[1]}): {cfg.channels} channels, {cfg.users} users, time x"
