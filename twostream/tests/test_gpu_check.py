@@ -40,7 +40,7 @@ def _gpu_check():
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("gpu-check") / "bundle"
-    _gpu_check().make_bundle(out, epochs=3, pairs=2, echo=lambda *a, **k: None)
+    _gpu_check().make_bundle(out, epochs=1, pairs=2, echo=lambda *a, **k: None)
     return out
 
 
