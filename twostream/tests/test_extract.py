@@ -263,7 +263,7 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
     )
     try:
         deadline = time.monotonic() + 60
-        while len(list(out.glob("rawframes/*/*/.complete.json"))) < 3:
+        while len(finished_clips(out)) < 3:
             assert proc.poll() is None, "extraction ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.005)
@@ -276,7 +276,7 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
     # The workers die with the run (PR_SET_PDEATHSIG), but a busy machine may let one finish
     # its last rename first: count the finished clips once they are all gone.
     _wait_gone(workers)
-    done_before = len(list(out.glob("rawframes/*/*/.complete.json")))
+    done_before = len(finished_clips(out))
     assert 3 <= done_before < 20
     assert not (out / "hmdb51_train_split_1_rawframes.txt").exists()
     summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
@@ -286,6 +286,15 @@ def test_killed_run_resumes_to_the_same_output(tmp_path, synth_dataset, extracte
     assert not list(out.glob("rawframes/*/.*partial*"))
     # Same files, same bytes, same annotation lists as the uninterrupted run.
     assert _tree(out) == _tree(extracted_dataset.out_dir)
+
+
+
+def finished_clips(out: Path) -> list[Path]:
+    """The markers of clips committed under ``out``. Not those in the hidden folders clips are
+    made in: a run stopped between the marker and the rename leaves one there, not finished
+    (pathlib's ``*`` matches hidden names)."""
+    return [m for m in out.glob("rawframes/*/*/.complete.json")
+            if not m.parent.name.startswith(".")]
 
 
 def _children(pid: int) -> list[int]:
@@ -395,7 +404,7 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
     assert "disk full while writing" in msg and "3/20 clips are extracted and kept" in msg
     assert "the 17 left need about" in msg and "GB more" in msg and "rerun" in msg
     assert len(writes) == 3 * 22 + 6  # nothing was tried after the first failure
-    assert len(list(out.glob("rawframes/*/*/.complete.json"))) == 3
+    assert len(finished_clips(out)) == 3
     assert len(_annotations(out, "train", 1)) + len(_annotations(out, "val", 1)) == 3
     monkeypatch.setattr(clip_folder, "write_jpeg", real_write)
     summary = extract_dataset(synth_dataset.videos_dir, synth_dataset.splits_dir, out, FAST,
@@ -452,11 +461,11 @@ def interrupt_extract(out, *args: str) -> tuple[int, int]:
     )
     try:
         deadline = time.monotonic() + 120
-        while not list(out.glob("rawframes/*/*/.complete.json")):
+        while not finished_clips(out):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        done_at_interrupt = len(list(out.glob("rawframes/*/*/.complete.json")))
+        done_at_interrupt = len(finished_clips(out))
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         _, stderr = proc.communicate(timeout=120)
     finally:
@@ -466,7 +475,7 @@ def interrupt_extract(out, *args: str) -> tuple[int, int]:
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("Error: interrupted:"), stderr
     assert "rerun the same command to resume" in stderr and "Traceback" not in stderr, stderr
-    done = len(list(out.glob("rawframes/*/*/.complete.json")))
+    done = len(finished_clips(out))
     # The workers stopped with the run: at most the jobs they held when Ctrl-C came finished
     # after it (one running per worker, and the pool's queue of workers + 1 already handed
     # out), none of the clips still waiting.

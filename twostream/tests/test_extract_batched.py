@@ -18,7 +18,12 @@ pytest.importorskip("torch")
 from typer.testing import CliRunner  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_extract import _annotations, _copy_dataset, interrupt_extract  # noqa: E402
+from test_extract import (  # noqa: E402
+    _annotations,
+    _copy_dataset,
+    finished_clips,
+    interrupt_extract,
+)
 
 from twostream import device  # noqa: E402
 from twostream.cli import app  # noqa: E402
@@ -167,7 +172,7 @@ def test_disk_full_stops_at_the_first_failure_and_keeps_finished_clips(
     # Nothing was tried after the first failure but the jobs already under way (decoding the
     # 5th clip, the 4th clip's flow): not one write per clip left.
     assert len(writes) == 4 * 8 + 3 * 14 + 2
-    assert len(list(out.glob("rawframes/*/*/.complete.json"))) == 3
+    assert len(finished_clips(out)) == 3
     assert len(_annotations(out, "train", 1)) + len(_annotations(out, "val", 1)) == 3
     assert not list(out.rglob("*.partial-*"))
     monkeypatch.setattr(clip_folder, "write_jpeg", real_write)
