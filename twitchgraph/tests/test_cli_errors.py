@@ -387,3 +387,41 @@ def test_ctrl_c_exits_130_also_inside_a_duckdb_query(command, paths, monkeypatch
     assert result.exit_code == 130, result.output
     assert result.stderr.strip().splitlines()[-1] == "interrupted"
     assert "Traceback" not in result.output and "Query interrupted" not in result.output
+
+
+def test_a_real_ctrl_c_inside_a_duckdb_query_exits_130(monkeypatch):
+    """A real SIGINT while DuckDB runs a query: DuckDB 2.0 raises a plain RuntimeError "Query
+    interrupted" in its place, and a collector pressed there (the store's migration) ended
+    with a traceback and exit 1."""
+    import signal
+    import threading
+
+    import duckdb
+    import typer
+
+    from twitchgraph.cli._app import exit_130_on_interrupt
+
+    demo = typer.Typer()
+
+    @demo.command()
+    def count() -> None:
+        con = duckdb.connect()
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        # About a minute uninterrupted on one core.
+        con.execute("SELECT count(*) FROM range(20000000000) t(i) WHERE i % 7 = 3").fetchall()
+
+    @demo.command()
+    def other() -> None:  # two commands, so `count` is a subcommand as in the real app
+        pass
+
+    exit_130_on_interrupt(demo)
+    # A suite started in the background inherits SIGINT ignored; a terminal's Ctrl-C is not.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = runner.invoke(demo, ["count"])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip().splitlines()[-1] == "interrupted"
+    assert "Traceback" not in result.output

@@ -3,10 +3,12 @@ store-reading command groups share: the `--db` option, the consoles and the one-
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +108,8 @@ def _probe_write(folder: Path) -> None:
 
 def exit_130_on_interrupt(group: typer.Typer) -> None:
     """Make Ctrl-C exit 130 in every command of `group`, also when it lands in a DuckDB
-    query (DuckDB turns it into InterruptException, which would otherwise be an error)."""
+    query (DuckDB turns it into InterruptException, or in 2.0 into a RuntimeError "Query
+    interrupted", which would otherwise be an error with a traceback)."""
     for info in group.registered_commands:
         if info.callback is not None and not getattr(info.callback, "_exits_130", False):
             info.callback = _interruptible(info.callback)
@@ -120,14 +123,48 @@ def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         import duckdb
 
-        try:
-            return command(*args, **kwargs)
-        except (KeyboardInterrupt, duckdb.InterruptException):
-            err.print("interrupted")
-            raise typer.Exit(130) from None  # what shells expect after Ctrl-C
+        with _noting_ctrl_c() as pressed:
+            try:
+                return command(*args, **kwargs)
+            except (KeyboardInterrupt, duckdb.InterruptException):
+                pass
+            except typer.Exit:
+                raise
+            except Exception:
+                if not pressed:
+                    raise
+        err.print("interrupted")
+        raise typer.Exit(130) from None  # what shells expect after Ctrl-C
 
     run._exits_130 = True  # type: ignore[attr-defined]
     return run
+
+
+@contextlib.contextmanager
+def _noting_ctrl_c() -> Iterator[list[int]]:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is noted in the list yielded, so that an
+    exception a library raised in its place (DuckDB's "Query interrupted") reads as one.
+    Where SIGINT is ignored (a background job) or not ours to take (not the main thread),
+    nothing changes."""
+    pressed: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        pressed.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        taken = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if taken:
+            signal.signal(signal.SIGINT, note)
+    except ValueError:  # not the main thread
+        taken = False
+    try:
+        yield pressed
+    finally:
+        # Put Python's own back, unless the command changed it meanwhile (asyncio's stop
+        # handlers give back the default themselves).
+        if taken and signal.getsignal(signal.SIGINT) is note:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 EnvFileOption = typer.Option(
