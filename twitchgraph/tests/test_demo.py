@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-from sklearn.metrics import normalized_mutual_info_score
 
 from twitchgraph.demo import DemoConfig, run_demo
 
@@ -25,6 +24,8 @@ def test_demo_recovers_the_planted_communities(tmp_path):
     found = dict(zip(streamers["Id"], streamers["community"], strict=True))
     known = [x for x in found if x in truth]
     assert len(known) == len(found) >= 30
+    from sklearn.metrics import normalized_mutual_info_score  # slow to import
+
     nmi = normalized_mutual_info_score([truth[x] for x in known], [found[x] for x in known])
     assert nmi >= 0.8
     assert nmi == pytest.approx(result.nmi)

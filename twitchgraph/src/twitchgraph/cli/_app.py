@@ -128,8 +128,11 @@ def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
                 return command(*args, **kwargs)
             except (KeyboardInterrupt, duckdb.InterruptException):
                 pass
-            except typer.Exit:
-                raise
+            except typer.Exit as done:
+                # A failure the Ctrl-C caused (e.g. a store that could not open, "Query
+                # interrupted") has said why already; it still ends as an interrupt.
+                if not pressed or done.exit_code in (0, 130):
+                    raise
             except Exception:
                 if not pressed:
                     raise
