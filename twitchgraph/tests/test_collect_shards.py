@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -62,6 +63,10 @@ def test_three_shards_collect_what_one_collector_collects(tmp_path):
 
         threads = [threading.Thread(target=collect, args=(name, *args))
                    for name, args in runs.items()]
+        # Each collector takes the first grid slot after its own start: start them just after
+        # a slot began, so that all take the same one even when a loaded machine starts the
+        # last of them seconds after the first (a 4 s grid: up to ~3.8 s).
+        time.sleep(4.0 - time.time() % 4.0 + 0.1)
         for thread in threads:
             thread.start()
         for thread in threads:
