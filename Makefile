@@ -37,9 +37,12 @@ NICE := nice -n 10
 .PHONY: demo test test-fast test-twostream test-twitchgraph suite-twostream suite-twitchgraph \
 	lint docs install system-deps check-installs clean
 
-$(STAMP): constraints.txt twostream/pyproject.toml twitchgraph/pyproject.toml
+# The venv, and uv in it (with pip, the one installer a new venv has).
+$(BIN)/uv:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	test -x $(BIN)/uv || $(BIN)/python -m pip install -q -c constraints.txt uv
+	$(BIN)/python -m pip install -q -c constraints.txt uv
+
+$(STAMP): $(BIN)/uv constraints.txt twostream/pyproject.toml twitchgraph/pyproject.toml
 	$(PIP) -e './twostream[dev]' -e './twitchgraph[dev]'
 	touch $(STAMP)
 
@@ -48,10 +51,8 @@ install: $(STAMP)
 # What `make test` adds: the Spark engine's extra and the docs' tools (`make demo` stays
 # without them). On a fresh clone it is one install with the above: uv resolves and compiles
 # site-packages once (59 s here, where three installs took 78 s).
-$(TEST_STAMP): constraints.txt twostream/pyproject.toml twitchgraph/pyproject.toml \
+$(TEST_STAMP): $(BIN)/uv constraints.txt twostream/pyproject.toml twitchgraph/pyproject.toml \
 		docs/requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	test -x $(BIN)/uv || $(BIN)/python -m pip install -q -c constraints.txt uv
 	$(PIP) -e './twostream[dev]' -e './twitchgraph[dev,spark]' -r docs/requirements.txt
 	touch $(STAMP) $(TEST_STAMP)
 
