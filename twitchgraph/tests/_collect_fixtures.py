@@ -390,3 +390,15 @@ def empty_env_file(folder: Path) -> Path:
     path = folder / "empty.env"
     path.write_text("")
     return path
+
+
+@contextlib.contextmanager
+def terminal_ctrl_c() -> Iterator[None]:
+    """Ctrl-C as a terminal's foreground job has it (Python's own SIGINT handler), for tests
+    that send SIGINT to themselves: a suite started in the background inherits SIGINT
+    ignored. The previous handler comes back after."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -17,7 +17,12 @@ from twitchgraph.cli import app
 from twitchgraph.sim import run_simulator
 from twitchgraph.store.db import open_store
 
-from ._collect_fixtures import empty_env_file, make_stream, store_held_by_another_process
+from ._collect_fixtures import (
+    empty_env_file,
+    make_stream,
+    store_held_by_another_process,
+    terminal_ctrl_c,
+)
 
 runner = CliRunner()
 NO_CREDS = {"TWITCH_CLIENT_ID": "", "TWITCH_CLIENT_SECRET": ""}
@@ -141,14 +146,10 @@ def test_ctrl_c_while_the_collector_starts_is_an_interrupt(sim, tmp_path, monkey
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(collect_run, "_write_state", ctrl_c_on_first_state)
-    # A suite started in the background inherits SIGINT ignored; a terminal's Ctrl-C is not.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    with terminal_ctrl_c():
         run = collect_run.run_collector(
             tmp_path / "tg.duckdb", CollectOptions(window_s=1.0, every_s=3600.0),
             env=sim.env(), dotenv_path=None)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     assert sent
     assert run.interrupted == "SIGINT" and run.summaries == []
     state = json.loads(collect_run.collector_state_path(tmp_path / "tg.duckdb").read_text())

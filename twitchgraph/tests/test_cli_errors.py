@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _build_fixtures import add_live, add_snapshots, new_store, users_named  # noqa: E402
+from _collect_fixtures import terminal_ctrl_c  # noqa: E402
 from _graph_fixtures import write_planted_graph_dir  # noqa: E402
 
 from twitchgraph.cli import app  # noqa: E402
@@ -415,13 +416,9 @@ def test_a_real_ctrl_c_inside_a_duckdb_query_exits_130(monkeypatch):
         pass
 
     exit_130_on_interrupt(demo)
-    # A suite started in the background inherits SIGINT ignored; a terminal's Ctrl-C is not.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
+    with terminal_ctrl_c():
         result = runner.invoke(demo, ["count"])
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    finally:
-        signal.signal(signal.SIGINT, previous)
     assert result.exit_code == 130, result.output
     assert result.stderr.strip().splitlines()[-1] == "interrupted"
     assert "Traceback" not in result.output
